@@ -28,7 +28,7 @@ import numpy as np
 
 from tinydancer_duck.errors import InvalidArgument
 
-__all__ = ["MODES", "FastGRNNParams", "init_params", "step", "forward", "normalize_random_state"]
+__all__ = ["MODES", "FastGRNNParams", "forward", "init_params", "normalize_random_state", "step"]
 
 #: Rows per chunk in :func:`step`: 1024 x 64 float32 is 256 KiB, so the pre-activation stays in L2 for the gate
 #: math (measured best of 1K-16K rows on this machine).
