@@ -139,10 +139,28 @@ def split_words(texts: pa.Array, max_chars: int) -> pa.Array:
     return pc.utf8_split_whitespace(spaced)
 
 
-def _max_bytes(texts: pa.Array) -> int:
+def flat_words(texts: pa.Array, max_chars: int) -> tuple[pa.Array, np.ndarray]:
+    """All words of n texts in order, without empty strings.
+
+    returns : (words, Arrow string array of length m; parents, intp array of shape (m,), the text of each word)
+    """
+    nested = split_words(texts, max_chars)
+    words = pc.list_flatten(nested)
+    parents = pc.list_parent_indices(nested).to_numpy().astype(np.intp, copy=False)
+    # utf8_split_whitespace yields "" around leading/trailing spaces (which the punctuation padding adds).
+    nonempty = np.diff(_offsets(words)) > 0
+    if not nonempty.all():
+        words, parents = words.filter(pa.array(nonempty)), parents[nonempty]
+    return words, parents
+
+
+def _offsets(texts: pa.Array) -> np.ndarray:
     offsets_type = np.int64 if pa.types.is_large_string(texts.type) else np.int32
-    offsets = np.frombuffer(texts.buffers()[1], dtype=offsets_type)[texts.offset : texts.offset + len(texts) + 1]
-    return int(np.diff(offsets).max())
+    return np.frombuffer(texts.buffers()[1], dtype=offsets_type)[texts.offset : texts.offset + len(texts) + 1]
+
+
+def _max_bytes(texts: pa.Array) -> int:
+    return int(np.diff(_offsets(texts)).max())
 
 
 def truncate(
@@ -194,9 +212,7 @@ class Tokenizer:
             NULL, empty and whitespace-only texts have count 0.
         """
         n = len(texts)
-        words = split_words(texts, max_tokens * CHARS_PER_TOKEN)
-        flat = pc.list_flatten(words)
-        parents = pc.list_parent_indices(words).to_numpy().astype(np.intp, copy=False)
+        flat, parents = flat_words(texts, max_tokens * CHARS_PER_TOKEN)
         found = pc.index_in(flat, value_set=self.vocab.words)
         unknown = found.is_null().to_numpy(zero_copy_only=False)
         pos = found.fill_null(0).to_numpy()

@@ -24,13 +24,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from tinydancer_duck._wordpiece import CACHE_LIMIT, CHARS_PER_TOKEN, Tokenizer, as_string_array, split_words, truncate
+from tinydancer_duck._wordpiece import CACHE_LIMIT, CHARS_PER_TOKEN, Tokenizer, as_string_array, flat_words, truncate
 from tinydancer_duck.errors import InvalidArgument, ModelError
 from tinydancer_duck.vectors import embedding_matrix, l2_normalize, segment_sum
 
-__all__ = ["Embedder", "StaticEmbedder", "OnnxEmbedder", "HashingEmbedder", "make_embedder", "embedding_matrix"]
+__all__ = ["Embedder", "HashingEmbedder", "OnnxEmbedder", "StaticEmbedder", "embedding_matrix", "make_embedder"]
 
 Texts = pa.Array | pa.ChunkedArray | Sequence[str | None]
 
@@ -126,9 +125,8 @@ class HashingEmbedder:
         out = np.empty((len(arr), self.dim), dtype=np.float32)
         for start in range(0, len(arr), CHUNK):
             chunk = arr.slice(start, CHUNK)
-            words = split_words(chunk, self.max_tokens * CHARS_PER_TOKEN)
-            encoded = pc.list_flatten(words).dictionary_encode()
-            parents = pc.list_parent_indices(words).to_numpy().astype(np.intp, copy=False)
+            words, parents = flat_words(chunk, self.max_tokens * CHARS_PER_TOKEN)
+            encoded = words.dictionary_encode()
             ids, parents, counts = truncate(encoded.indices.to_numpy(), parents, len(chunk), self.max_tokens)
             uniques = encoded.dictionary.to_pylist()
             table = np.stack([self.word_vector(w) for w in uniques]) if uniques else np.zeros((1, self.dim), "f4")
@@ -178,8 +176,9 @@ class OnnxEmbedder:
     def embed(self, texts: Texts) -> np.ndarray:
         arr = as_string_array(texts)
         out = np.zeros((len(arr), self.dim), dtype=np.float32)
-        keys = [None if t is None else hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in
-                arr.to_pylist()]
+        keys = [
+            None if t is None else hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in arr.to_pylist()
+        ]
         missing: dict[bytes, list[int]] = {}
         with self._lock:
             for i, key in enumerate(keys):
@@ -204,7 +203,7 @@ class OnnxEmbedder:
 
     def _run(self, texts: pa.Array) -> np.ndarray:
         """Model forward pass for m texts; float32 (m, 384) unit rows (zero rows for texts without tokens)."""
-        ids, parents, counts = self.tokenizer.tokenize(texts, ONNX_MAX_LENGTH - 2)
+        ids, _parents, counts = self.tokenizer.tokenize(texts, ONNX_MAX_LENGTH - 2)
         vocab = self.tokenizer.vocab
         starts = np.cumsum(counts) - counts
         out = np.zeros((len(counts), self.dim), dtype=np.float32)
