@@ -196,9 +196,9 @@ def train(x: Any, y: Any, *, task: str = "multiclass", n_classes: int, hidden_di
           progress: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
     """Train FastGRNN + linear head on x (n, d) or (n, T, d) float, y as described in the module docstring.
 
-    Validation: explicit (x_val, y_val), else a seeded ``validation_fraction`` of the rows (0 disables it and early
-    stopping). Training stops after ``patience`` epochs without a lower validation loss (None: run all epochs) and
-    keeps the best epoch's weights. ``progress(epoch, epochs, metrics)`` is called after each epoch.
+    Validation: explicit (x_val, y_val), else a seeded ``validation_fraction`` of the rows. Training stops after
+    ``patience`` epochs without a lower validation loss (None: run all epochs) and keeps the best epoch's weights.
+    With no validation set (fraction 0, no x_val) every epoch runs and the lowest-training-loss epoch is kept. ``progress(epoch, epochs, metrics)`` is called after each epoch.
     Raises InvalidArgument for bad arguments, ModelError if the weights stop being finite.
     """
     started = time.perf_counter()
