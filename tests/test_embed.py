@@ -108,6 +108,7 @@ def test_accents_are_stripped_and_punctuation_split() -> None:
     ids, parents, counts = tok.tokenize(pa.array(["Café naïve", "cafe naive", "a,b"]), 512)
     assert ids[parents == 0].tolist() == ids[parents == 1].tolist()
     assert [tok.vocab.tokens[i] for i in ids[parents == 2]] == ["a", ",", "b"]
+    assert counts.tolist() == [len(ids[parents == 0])] * 2 + [3]
 
 
 def test_batch_boundaries_do_not_change_results(embedder) -> None:
