@@ -131,6 +131,11 @@ def test_one_megabyte_text_is_truncated(embedder) -> None:
     np.testing.assert_allclose(tail_ignored[0], tail_ignored[1], atol=1e-5)
 
 
+def test_single_string_is_rejected(embedder) -> None:
+    with pytest.raises(InvalidArgument, match="texts"):
+        embedder.embed("one text")
+
+
 def test_unknown_kind_names_embedder() -> None:
     with pytest.raises(InvalidArgument, match="embedder") as info:
         make_embedder("bert")

@@ -26,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tinydancer_duck.errors import InvalidArgument
+
 VOCAB_PATH = Path(__file__).resolve().parent / "data" / "bert-base-uncased-vocab.txt"
 #: Characters kept per allowed token before splitting; generous, since a token is at least one character.
 CHARS_PER_TOKEN = 32
@@ -119,6 +121,8 @@ def as_string_array(texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) ->
     """Normalize the accepted text inputs to one Arrow string (or large_string) array."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
+    if isinstance(texts, (str, bytes)):
+        raise InvalidArgument("texts", texts, "expected a sequence or Arrow array of strings, not one string")
     if not isinstance(texts, pa.Array):
         texts = pa.array(list(texts), type=pa.string())
     if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
