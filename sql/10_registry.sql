@@ -1,0 +1,29 @@
+-- Agent registry: the seed's names and named parameters over the _td_* UDFs (udfs/registry.py).
+
+CREATE OR REPLACE MACRO ruvector_register_agent(name, agent_type, capabilities, cost_per_1k_tokens := NULL,
+        cost_per_call := NULL, cost_per_second := NULL, avg_latency_ms := NULL, quality_score := NULL,
+        metadata := NULL) AS
+    _td_register_agent(name::VARCHAR, agent_type::VARCHAR, capabilities::VARCHAR[], cost_per_1k_tokens::DOUBLE,
+        cost_per_call::DOUBLE, cost_per_second::DOUBLE, avg_latency_ms::DOUBLE, quality_score::DOUBLE,
+        metadata::VARCHAR);
+
+CREATE OR REPLACE MACRO ruvector_register_agent_full(config) AS _td_register_agent_full(config::VARCHAR);
+
+CREATE OR REPLACE MACRO ruvector_list_agents() AS TABLE
+    SELECT unnest(agents, max_depth := 2) FROM (SELECT _td_list_agents() AS agents);
+
+CREATE OR REPLACE MACRO ruvector_get_agent(name) AS _td_get_agent(name::VARCHAR);
+
+CREATE OR REPLACE MACRO ruvector_remove_agent(name) AS _td_remove_agent(name::VARCHAR);
+
+CREATE OR REPLACE MACRO ruvector_set_agent_active(name, is_active) AS
+    _td_set_agent_active(name::VARCHAR, is_active::BOOLEAN);
+
+CREATE OR REPLACE MACRO ruvector_clear_agents() AS _td_clear_agents();
+
+CREATE OR REPLACE MACRO ruvector_find_agents_by_capability(capability, "limit" := 10) AS TABLE
+    SELECT unnest(found, max_depth := 2)
+    FROM (SELECT _td_find_agents_by_capability(capability::VARCHAR, "limit"::BIGINT) AS found);
+
+CREATE OR REPLACE MACRO ruvector_update_agent_metrics(name, latency_ms, success, quality := NULL) AS
+    _td_update_agent_metrics(name::VARCHAR, latency_ms::DOUBLE, success::BOOLEAN, quality::DOUBLE);

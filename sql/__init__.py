@@ -1,0 +1,1 @@
+"""The SQL surface: *.sql files run in name order at connect()."""

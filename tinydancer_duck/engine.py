@@ -1,0 +1,166 @@
+"""The Python API: one Engine per store, the same code the SQL functions call.
+
+>>> engine = Engine("/tmp/store")
+>>> engine.register_agent("gpt-4", "llm", ["reasoning", "code"], cost_per_1k_tokens=0.03, avg_latency_ms=2500,
+...                       quality_score=0.95)
+>>> engine.route(["Write a Python function"], optimize_for="cost")   # a pyarrow Table, one row per request
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .agents import AgentSnapshot
+from .costs import tokens_from_bytes
+from .embed import Embedder, make_embedder
+from .errors import InvalidArgument
+from .options import RouteOptions
+from .registry import Registry, config_columns
+from .router import Requests, route
+from .settings import DEFAULT_SETTINGS, Settings
+from .store import Store
+from .vectors import embedding_matrix
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+class Engine:
+    """Agents, embedder and router over one LanceDB store.
+
+    store : directory of the LanceDB store (default ``$TINYDANCER_HOME``, else ``~/.tinydancer``).
+    embedder : "static" (default), "onnx", "hashing", or any object with the Embedder protocol.
+    """
+
+    def __init__(self, store: str | Path | None = None, *, embedder: str | Embedder = "static",
+                 settings: Settings | None = None) -> None:
+        self.embedder = make_embedder(embedder) if isinstance(embedder, str) else embedder
+        self.settings = settings or DEFAULT_SETTINGS
+        self.store = Store(store, embedder_identity=self.embedder.identity, dim=self.embedder.dim)
+        self.registry = Registry(self.store, self.embedder, self.settings)
+        self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
+
+    @property
+    def dim(self) -> int:
+        return self.embedder.dim
+
+    # -- registry -----------------------------------------------------------------------------------------------
+    def register_agent(self, name: str, agent_type: str, capabilities: Sequence[str], *,
+                       cost_per_1k_tokens: float | None = None, cost_per_call: float | None = None,
+                       cost_per_second: float | None = None, avg_latency_ms: float | None = None,
+                       quality_score: float | None = None, metadata: str | Mapping[str, Any] | None = None,
+                       **more: Any) -> bool:
+        """Register or replace one agent (see :meth:`register_agents` for the other fields)."""
+        fields = dict(name=name, agent_type=agent_type, capabilities=capabilities,
+                      cost_per_1k_tokens=cost_per_1k_tokens, cost_per_call=cost_per_call,
+                      cost_per_second=cost_per_second, avg_latency_ms=avg_latency_ms,
+                      quality_score=quality_score, metadata=metadata, **more)
+        return self.register_agents([fields]) == 1
+
+    def register_agents(self, agents: pa.Table | Sequence[Mapping[str, Any]] | Any) -> int:
+        """Register or replace many agents in one write: an Arrow table, a polars frame or a list of dicts.
+
+        Fields: name, agent_type, capabilities, cost_per_1k_tokens, cost_per_call, cost_per_second,
+        avg_output_tokens, avg_latency_ms, p99_latency_ms, quality_score, success_rate, metadata, active.
+        """
+        if hasattr(agents, "to_arrow") and not isinstance(agents, pa.Table):
+            agents = agents.to_arrow()
+        if isinstance(agents, pa.Table):
+            columns = {name: agents[name] for name in agents.column_names}
+        else:
+            rows = list(agents)
+            keys = {key for row in rows for key in row}
+            columns = {key: [row.get(key) for row in rows] for key in keys}
+        if "name" not in columns:
+            raise InvalidArgument("name", None, "is required")
+        return self.registry.register(columns)
+
+    def register_agent_full(self, config: str | Mapping[str, Any]) -> bool:
+        """Register one agent from a JSON config (text or dict) with any of the agent fields."""
+        import json
+
+        text = json.dumps(config) if isinstance(config, Mapping) else config
+        return self.registry.register(config_columns([text])) == 1
+
+    def list_agents(self) -> pa.Table:
+        return self.registry.table()
+
+    def get_agent(self, name: str) -> dict[str, Any] | None:
+        row = self.registry.get([name]).to_pylist()[0]
+        return row if row["name"] is not None else None
+
+    def remove_agent(self, name: str) -> bool:
+        return self.registry.remove([name]) == 1
+
+    def set_agent_active(self, name: str, is_active: bool) -> bool:
+        return self.registry.set_active([name], [is_active]) == 1
+
+    def clear_agents(self) -> int:
+        return self.registry.clear()
+
+    def find_agents_by_capability(self, capability: str, limit: int = 10) -> pa.Table:
+        return self.registry.find_by_capability(capability, limit)
+
+    def update_agent_metrics(self, name: str, latency_ms: float, success: bool, quality: float | None = None) -> bool:
+        return self.registry.update_metrics([name], [latency_ms], [success], [quality]) == 1
+
+    # -- embedding and routing ----------------------------------------------------------------------------------
+    def embed(self, texts: Any) -> np.ndarray:
+        """float32 (n, D) unit rows; zero rows for NULL/blank texts."""
+        return self.embedder.embed(texts)
+
+    def requests(self, requests: Any) -> Requests:
+        """A :class:`Requests` batch from texts (list or Arrow strings) or embeddings (numpy (n, D) or Arrow lists)."""
+        if isinstance(requests, str):
+            requests = [requests]
+        if isinstance(requests, pa.ChunkedArray):
+            requests = requests.combine_chunks() if requests.num_chunks != 1 else requests.chunk(0)
+        if isinstance(requests, np.ndarray) or (isinstance(requests, pa.Array) and (
+                pa.types.is_list(requests.type) or pa.types.is_large_list(requests.type)
+                or pa.types.is_fixed_size_list(requests.type))):
+            x, valid = embedding_matrix(requests, self.dim, argument="request")
+            tokens = np.full(len(valid), self.settings.input_tokens_for_embeddings)
+            return Requests(x, valid, tokens)
+        if not isinstance(requests, pa.Array):
+            try:
+                requests = pa.array(list(requests), pa.string())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+                raise InvalidArgument("request", requests, "must be text or an embedding") from None
+        if not (pa.types.is_string(requests.type) or pa.types.is_large_string(requests.type)):
+            raise InvalidArgument("request", str(requests.type), "must be text or an embedding")
+        x = self.embedder.embed(requests)
+        valid = np.abs(x).max(axis=1, initial=0.0) > 0
+        tokens = tokens_from_bytes(pc.binary_length(requests).fill_null(0).to_numpy(zero_copy_only=False),
+                                   self.settings)
+        return Requests(x, valid, tokens)
+
+    def route_struct(self, requests: Any, **options: Any) -> pa.StructArray:
+        """The ruvector_route STRUCT for every request (the SQL functions call this)."""
+        batch = self.requests(requests)
+        snapshot: AgentSnapshot = self.registry.snapshot()
+        decided = route(batch, RouteOptions.build(len(batch), **options), snapshot, self.settings)
+        return decided.to_arrow(snapshot)
+
+    def route(self, requests: Any, *, optimize_for: Any = "balanced", required_capabilities: Any = None,
+              max_cost: Any = None, max_latency_ms: Any = None, min_quality: Any = None,
+              excluded_agents: Any = None, budget_remaining: Any = None) -> pa.Table:
+        """Route every request; one row per request: agent_name (NULL when none fits), confidence,
+        estimated_cost, estimated_latency_ms, candidates, reasoning. ``pl.from_arrow`` gives a polars frame."""
+        struct = self.route_struct(requests, optimize_for=optimize_for,
+                                   required_capabilities=required_capabilities, max_cost=max_cost,
+                                   max_latency_ms=max_latency_ms, min_quality=min_quality,
+                                   excluded_agents=excluded_agents, budget_remaining=budget_remaining)
+        return pa.Table.from_struct_array(struct)
+
+    # -- SQL ----------------------------------------------------------------------------------------------------
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with every ruvector_* function bound to this engine."""
+        from .connect import connect_engine
+
+        return connect_engine(self)

@@ -1,0 +1,107 @@
+"""Routing options as per-request columns, validated once at the boundary.
+
+SQL hands every argument over as a column (usually a constant repeated), Python callers pass scalars; both become
+one :class:`RouteOptions` of n rows so the router never branches on where a request came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import InvalidArgument
+from .validate import as_float_column, check_no_nan, check_nonnegative, check_unit_interval
+
+OBJECTIVE_NAMES = ("cost", "latency", "quality", "balanced", "quality_per_dollar")
+
+
+@dataclass(frozen=True)
+class RouteOptions:
+    """Constraints and objective for n requests.
+
+    objective : int8 (n,), an index into OBJECTIVE_NAMES.
+    max_cost, max_latency_ms, min_quality, budget_remaining : float64 (n,), NaN where unconstrained.
+    required_capabilities, excluded_agents : list<string> Arrow arrays of length n, or None when unused.
+    """
+
+    objective: np.ndarray
+    max_cost: np.ndarray
+    max_latency_ms: np.ndarray
+    min_quality: np.ndarray
+    budget_remaining: np.ndarray
+    required_capabilities: pa.ListArray | None
+    excluded_agents: pa.ListArray | None
+
+    @classmethod
+    def build(cls, n: int, *, optimize_for: Any = "balanced", required_capabilities: Any = None,
+              max_cost: Any = None, max_latency_ms: Any = None, min_quality: Any = None,
+              excluded_agents: Any = None, budget_remaining: Any = None) -> RouteOptions:
+        """Columns from scalars (broadcast) or columns of length n; raises InvalidArgument naming the argument."""
+        costs = as_float_column("max_cost", max_cost, n)
+        check_nonnegative("max_cost", costs)
+        latency = as_float_column("max_latency_ms", max_latency_ms, n)
+        check_nonnegative("max_latency_ms", latency)
+        quality = as_float_column("min_quality", min_quality, n)
+        check_unit_interval("min_quality", quality)
+        budget = as_float_column("budget_remaining", budget_remaining, n)
+        check_no_nan("budget_remaining", budget, np.isinf(budget))  # a negative budget means overspent: allowed
+        return cls(
+            objective=objective_codes(optimize_for, n),
+            max_cost=costs,
+            max_latency_ms=latency,
+            min_quality=quality,
+            budget_remaining=budget,
+            required_capabilities=string_lists("required_capabilities", required_capabilities, n),
+            excluded_agents=string_lists("excluded_agents", excluded_agents, n),
+        )
+
+
+def objective_codes(optimize_for: Any, n: int) -> np.ndarray:
+    """int8 (n,) objective indices; NULL means 'balanced'; an unknown name is an error naming it."""
+    if isinstance(optimize_for, (pa.Array, pa.ChunkedArray)):
+        values = optimize_for
+    else:
+        values = pa.array([optimize_for] * n if optimize_for is None or isinstance(optimize_for, str)
+                          else list(optimize_for), pa.string())
+    if len(values) != n:
+        raise InvalidArgument("optimize_for", f"{len(values)} values", f"expected {n}")
+    values = values.cast(pa.string())
+    lowered = pc.utf8_trim_whitespace(pc.utf8_lower(values)).fill_null("balanced")
+    codes = pc.index_in(lowered, value_set=pa.array(OBJECTIVE_NAMES))
+    if codes.null_count:
+        bad = values.filter(codes.is_null())[0].as_py()
+        raise InvalidArgument("optimize_for", bad, f"must be one of {', '.join(OBJECTIVE_NAMES)}")
+    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int8)
+
+
+def string_lists(argument: str, values: Any, n: int) -> pa.ListArray | None:
+    """A list<string> column of length n from None, one list (broadcast) or a column of lists."""
+    if values is None:
+        return None
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    if isinstance(values, pa.Array):
+        if pa.types.is_null(values.type):
+            return None
+        if not (pa.types.is_list(values.type) or pa.types.is_large_list(values.type)):
+            raise InvalidArgument(argument, str(values.type), "must be a list of strings")
+        column = values.cast(pa.list_(pa.string()))
+    elif isinstance(values, str):
+        raise InvalidArgument(argument, values, "must be a list of strings, e.g. ['code']")
+    else:
+        items = list(values)
+        if all(isinstance(v, str) for v in items):
+            items = [items] * n  # one list for every request
+        try:
+            column = pa.array(items, pa.list_(pa.string()))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            raise InvalidArgument(argument, values, "must be a list of strings") from None
+    if len(column) != n:
+        raise InvalidArgument(argument, f"{len(column)} values", f"expected {n}")
+    if column.null_count == n:
+        return None
+    return column

@@ -1,0 +1,32 @@
+"""Engine settings: the numbers routing assumes when a request or an agent leaves them out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Defaults and tuning knobs, fixed for the life of an Engine.
+
+    bytes_per_token:   tokens_in = ceil(utf-8 bytes / bytes_per_token); ~4 bytes a token for English text.
+    input_tokens_for_embeddings: tokens_in assumed when a request arrives as an embedding (its text is unknown).
+    default_output_tokens: tokens_out for an agent registered without avg_output_tokens.
+    default_latency_ms, default_quality: used when an agent is registered without them.
+    confidence_temperature: softmax temperature over candidate scores in [0, 1]; 0.1 turns a 0.1 score lead
+        into ~e times the odds.
+    balanced_weights: (cost, latency, quality) weights of the balanced objective.
+    latency_ewma_alpha: weight of one new observation in the running latency and quality averages.
+    """
+
+    bytes_per_token: float = 4.0
+    input_tokens_for_embeddings: float = 0.0
+    default_output_tokens: float = 256.0
+    default_latency_ms: float = 1000.0
+    default_quality: float = 0.5
+    confidence_temperature: float = 0.1
+    balanced_weights: tuple[float, float, float] = (0.3, 0.3, 0.4)
+    latency_ewma_alpha: float = 0.1
+
+
+DEFAULT_SETTINGS = Settings()

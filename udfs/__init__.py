@@ -1,0 +1,36 @@
+"""DuckDB adapters: Arrow batch in -> engine call -> Arrow array out. No routing logic lives here.
+
+Every UDF is declared once, with its SQL parameter and return types, in the module of its SQL area; the public
+``ruvector_*`` names are SQL macros in ``sql/`` that call these ``_td_*`` functions with named parameters and
+defaults (DuckDB Python UDFs have neither).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._spec import UDF, arrow_sql_type, one_chunk
+from . import embed, registry, routing
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from tinydancer_duck.engine import Engine
+
+__all__ = ["UDF", "arrow_sql_type", "one_chunk", "register_udfs", "all_udfs"]
+
+AREAS = (registry, embed, routing)
+
+
+def all_udfs(engine: Engine) -> list[UDF]:
+    return [udf for area in AREAS for udf in area.udfs(engine)]
+
+
+def register_udfs(con: duckdb.DuckDBPyConnection, engine: Engine) -> None:
+    """Register every UDF on ``con``, bound to ``engine``; a second call on the same connection is a no-op."""
+    existing = {row[0] for row in con.execute(
+        "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_name LIKE '\\_td\\_%' ESCAPE '\\'"
+    ).fetchall()}
+    for udf in all_udfs(engine):
+        if udf.name not in existing:
+            udf.register(con)

@@ -1,0 +1,60 @@
+"""One declaration per UDF: name, kernel, SQL parameter and return types, side effects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class UDF:
+    """A vectorized (Arrow) DuckDB function. NULL rows are always passed through to the kernel."""
+
+    name: str
+    fn: Callable[..., pa.Array]
+    params: Sequence[str]
+    returns: str
+    side_effects: bool = False
+
+    def register(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.create_function(self.name, self.fn, list(self.params), self.returns, type="arrow",
+                            null_handling="special", side_effects=self.side_effects)
+
+
+def one_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """DuckDB hands each argument over as a ChunkedArray of one chunk; take the Array without copying."""
+    if isinstance(column, pa.ChunkedArray):
+        return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return column
+
+
+_SCALARS = {
+    pa.string(): "VARCHAR",
+    pa.large_string(): "VARCHAR",
+    pa.float64(): "DOUBLE",
+    pa.float32(): "FLOAT",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.bool_(): "BOOLEAN",
+    pa.large_binary(): "BLOB",
+    pa.binary(): "BLOB",
+}
+
+
+def arrow_sql_type(typ: pa.DataType) -> str:
+    """The DuckDB type name of an Arrow type, so SQL return types are derived from the store's schemas."""
+    if typ in _SCALARS:
+        return _SCALARS[typ]
+    if pa.types.is_timestamp(typ):
+        return "TIMESTAMP WITH TIME ZONE" if typ.tz else "TIMESTAMP"
+    if pa.types.is_fixed_size_list(typ):
+        return f"{arrow_sql_type(typ.value_type)}[{typ.list_size}]"
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        return f"{arrow_sql_type(typ.value_type)}[]"
+    if pa.types.is_struct(typ):
+        fields = ", ".join(f'"{f.name}" {arrow_sql_type(f.type)}' for f in typ)
+        return f"STRUCT({fields})"
+    raise TypeError(f"no DuckDB type for {typ}")
