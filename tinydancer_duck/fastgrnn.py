@@ -132,8 +132,9 @@ class FastGRNNParams:
         return _sigmoid_scalar(float(self.arrays["nu_raw"]))
 
     def replace(self, **arrays: np.ndarray) -> FastGRNNParams:
-        """A new cell with some arrays replaced (same mode)."""
-        return FastGRNNParams(self.mode, {**self.arrays, **arrays})
+        """A new cell with some arrays replaced (same mode, same dtype: new arrays are cast to it)."""
+        new = {k: np.asarray(v, dtype=self.dtype) for k, v in arrays.items()}
+        return FastGRNNParams(self.mode, {**self.arrays, **new})
 
     def astype(self, dtype: Any) -> FastGRNNParams:
         """The same cell with every array cast to ``dtype`` (float32 or float64)."""
