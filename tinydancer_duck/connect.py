@@ -30,7 +30,7 @@ def connect_engine(engine) -> duckdb.DuckDBPyConnection:  # noqa: ANN001 - Engin
     con = duckdb.connect(":memory:")
     register_udfs(con, engine)
     for script in sql_scripts():
-        con.execute(script)
+        con.execute(script).fetchall()
     return con
 
 

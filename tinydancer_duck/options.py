@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InvalidArgument
-from .validate import as_float_column, check_no_nan, check_nonnegative, check_unit_interval
+from .validate import as_float_column, check_nonnegative, check_unit_interval
 
 OBJECTIVE_NAMES = ("cost", "latency", "quality", "balanced", "quality_per_dollar")
 
@@ -47,8 +47,7 @@ class RouteOptions:
         check_nonnegative("max_latency_ms", latency)
         quality = as_float_column("min_quality", min_quality, n)
         check_unit_interval("min_quality", quality)
-        budget = as_float_column("budget_remaining", budget_remaining, n)
-        check_no_nan("budget_remaining", budget, np.isinf(budget))  # a negative budget means overspent: allowed
+        budget = as_float_column("budget_remaining", budget_remaining, n)  # negative means overspent: allowed
         return cls(
             objective=objective_codes(optimize_for, n),
             max_cost=costs,

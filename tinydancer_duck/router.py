@@ -39,7 +39,7 @@ Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Settings], np
 
 def _ratio_to_min(values: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     """min over the row's candidates / value, in (0, 1]; (n, A)."""
-    best = np.where(candidate, values, np.inf).min(axis=1, keepdims=True)
+    best = np.where(candidate, values, np.inf).min(axis=1, keepdims=True, initial=np.inf)
     best = np.where(np.isfinite(best), best, 0.0)
     return (best + _TINY) / (values + _TINY)
 
@@ -64,7 +64,7 @@ def _balanced(cost, latency, quality, candidate, settings):
 
 def _quality_per_dollar(cost, latency, quality, candidate, settings):
     value = quality / (cost + 1e-9)
-    best = np.where(candidate, value, 0.0).max(axis=1, keepdims=True)
+    best = np.where(candidate, value, 0.0).max(axis=1, keepdims=True, initial=0.0)
     return value / np.where(best > 0, best, 1.0)
 
 

@@ -1,6 +1,7 @@
 """The LanceDB store: the only module that talks to LanceDB.
 
-Four tables, schemas defined once here (DESIGN §4): ``agents``, ``routes``, ``models``, ``usage``. The embedding
+Four tables, schemas defined once here (DESIGN §4): ``agents``, ``routes``, ``models``, ``usage``, plus
+``route_examples`` (a semantic route's example utterances, several vectors per route). The embedding
 dimension and the identity of the embedder that made the vectors are part of the ``agents``/``routes`` schemas, so a
 store refuses vectors from another embedder instead of silently mixing spaces.
 
@@ -26,7 +27,7 @@ from .errors import StoreError
 T = TypeVar("T")
 
 IDENTITY_KEY = b"tinydancer.embedder"
-TABLES = ("agents", "routes", "models", "usage")
+TABLES = ("agents", "routes", "models", "usage", "route_examples")
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
@@ -65,6 +66,19 @@ def routes_schema(dim: int, identity: str) -> pa.Schema:
             pa.field("priority", pa.int32()),
             pa.field("min_similarity", pa.float64()),
             pa.field("conditions", pa.string()),
+            pa.field("created_at", _TIMESTAMP),
+        ],
+        metadata={IDENTITY_KEY: identity.encode()},
+    )
+
+
+def route_examples_schema(dim: int, identity: str) -> pa.Schema:
+    """Example utterances of semantic routes: a route scores as the max over its own and its examples' vectors."""
+    return pa.schema(
+        [
+            pa.field("route", pa.string(), nullable=False),
+            pa.field("text", pa.string()),
+            pa.field("embedding", pa.list_(pa.float32(), dim)),
             pa.field("created_at", _TIMESTAMP),
         ],
         metadata={IDENTITY_KEY: identity.encode()},
@@ -136,6 +150,7 @@ class Store:
             "routes": routes_schema(dim, embedder_identity),
             "models": MODELS_SCHEMA,
             "usage": USAGE_SCHEMA,
+            "route_examples": route_examples_schema(dim, embedder_identity),
         }
         self._lock = threading.RLock()
         self._tables: dict[str, Any] = {}
@@ -156,9 +171,12 @@ class Store:
                 return handle
             schema = self._schemas[name]
             try:
-                handle = self._db.create_table(name, schema=schema, exist_ok=True)
-            except Exception as exc:
-                raise StoreError(f"cannot open table {name!r} in {self.path}: {exc}") from exc
+                handle = self._db.open_table(name)
+            except Exception:  # noqa: BLE001 - LanceDB signals "no such table" with several exception types
+                try:
+                    handle = self._db.create_table(name, schema=schema, exist_ok=True)
+                except Exception as exc:
+                    raise StoreError(f"cannot open table {name!r} in {self.path}: {exc}") from exc
             self._check_schema(name, handle.schema, schema)
             self._tables[name] = handle
             return handle

@@ -1,7 +1,8 @@
 """Argument checks shared by every entry point (SQL, Python, CLI), run once at the boundary.
 
 Each check takes the argument's name so the error says which argument was wrong and with what value.
-Checks work on whole columns: a NULL (NaN from Arrow) is allowed unless the check says otherwise.
+Checks work on whole columns. :func:`as_float_column` rejects NaN and infinities the caller passed, so in the
+columns it returns NaN means "NULL / not given", which every later check allows unless it says otherwise.
 """
 
 from __future__ import annotations
@@ -16,49 +17,51 @@ from .errors import InvalidArgument
 
 
 def as_float_column(argument: str, values: Any, n: int) -> np.ndarray:
-    """Return float64 (n,) from a scalar, sequence, numpy or Arrow column; NULL becomes NaN."""
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
-                or pa.types.is_decimal(values.type) or pa.types.is_null(values.type)):
-            raise InvalidArgument(argument, str(values.type), "expected a number")
-        column = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    elif values is None:
-        column = np.full(n, np.nan)
-    else:
+    """Return float64 (n,) from a scalar, sequence, numpy or Arrow column; NULL/None becomes NaN.
+
+    A NaN or infinity the caller really passed is an error here, so afterwards NaN means only "not given".
+    """
+    if values is None:
+        return np.full(n, np.nan)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not isinstance(values, pa.Array):
+        if isinstance(values, (str, bytes)):
+            raise InvalidArgument(argument, values, "expected a number")
+        items = values.tolist() if isinstance(values, np.ndarray) else values
+        if not isinstance(items, (list, tuple)):
+            items = [items] * n
         try:
-            column = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
+            values = pa.array(items, from_pandas=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
             raise InvalidArgument(argument, values, "expected a number") from None
-        if column.ndim == 0:
-            column = np.full(n, float(column))
-    if column.shape != (n,):
-        raise InvalidArgument(argument, f"{column.shape[0]} values", f"expected {n}")
-    return np.asarray(column, dtype=np.float64)
-
-
-def check_no_nan(argument: str, column: np.ndarray, present: np.ndarray) -> None:
-    """Reject NaN/inf among values the caller did pass (present=True)."""
-    bad = present & ~np.isfinite(column)
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+            or pa.types.is_decimal(values.type) or pa.types.is_null(values.type)):
+        bad = values.drop_null()[0].as_py() if len(values.drop_null()) else str(values.type)
+        raise InvalidArgument(argument, bad, "expected a number")
+    if len(values) != n:
+        raise InvalidArgument(argument, f"{len(values)} values", f"expected {n}")
+    column = np.array(values.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    given = ~np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    bad = given & ~np.isfinite(column)
     if bad.any():
         raise InvalidArgument(argument, float(column[bad][0]), "must be a finite number")
+    column[~given] = np.nan
+    return column
 
 
 def check_nonnegative(argument: str, column: np.ndarray, *, required: bool = False) -> None:
-    """Finite and >= 0 where present; NULL allowed unless required."""
-    present = ~np.isnan(column) if not required else np.ones(column.shape, bool)
+    """>= 0 where given (NaN = not given); with ``required``, a missing value is an error too."""
     if required and np.isnan(column).any():
         raise InvalidArgument(argument, None, "is required")
-    check_no_nan(argument, column, present | np.isinf(column))
-    bad = present & (column < 0)
+    bad = column < 0
     if bad.any():
         raise InvalidArgument(argument, float(column[bad][0]), "must be >= 0")
 
 
 def check_unit_interval(argument: str, column: np.ndarray) -> None:
-    """Finite and within [0, 1] where present."""
-    present = ~np.isnan(column)
-    check_no_nan(argument, column, present | np.isinf(column))
-    bad = present & ((column < 0) | (column > 1))
+    """Within [0, 1] where given (NaN = not given)."""
+    bad = (column < 0) | (column > 1)
     if bad.any():
         raise InvalidArgument(argument, float(column[bad][0]), "must be within [0, 1]")
 

@@ -1,0 +1,236 @@
+"""ruvector_route: the seed examples, each objective's winner, each constraint, NULL rows, embeddings, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import rows
+
+import tinydancer_duck as td
+from tinydancer_duck.options import OBJECTIVE_NAMES
+from tinydancer_duck.router import CONSTRAINTS, OBJECTIVES
+
+SEED_CONSTRAINED = """
+SELECT * FROM ruvector_route(
+request := 'Analyze this complex legal document',
+required_capabilities := ARRAY['reasoning', 'analysis'],
+max_cost := 0.10,
+max_latency_ms := 5000,
+min_quality := 0.90
+);"""
+
+SEED_COST = """
+SELECT * FROM ruvector_route(
+request := 'Write a Python function to calculate Fibonacci numbers',
+optimize_for := 'cost' -- or 'latency', 'quality', 'balanced'
+);"""
+
+SEED_BUDGET = """
+SELECT * FROM ruvector_route(
+request := 'Summarize this article',
+budget_remaining := 10.00,
+optimize_for := 'quality_per_dollar'
+);"""
+
+
+def test_seed_constrained_route_picks_gpt4(seed_con):
+    (decision,) = rows(seed_con, SEED_CONSTRAINED)
+    assert decision["agent_name"] == "gpt-4"
+    assert decision["candidates"] == 1 and decision["confidence"] == 1.0
+    tokens_in = math.ceil(len("Analyze this complex legal document") / 4)
+    assert decision["estimated_cost"] == pytest.approx(0.03 * (tokens_in + 256) / 1000)
+    assert decision["estimated_latency_ms"] == 2500
+    assert "claude-3-haiku (required_capabilities)" in decision["reasoning"]
+
+
+def test_seed_cost_route_does_not_pick_the_most_expensive(seed_con):
+    (decision,) = rows(seed_con, SEED_COST)
+    assert decision["agent_name"] == "claude-3-haiku"
+    assert 0 < decision["confidence"] <= 1 and decision["reasoning"].startswith("claude-3-haiku best by cost")
+
+
+def test_seed_budget_route_runs(seed_con):
+    (decision,) = rows(seed_con, SEED_BUDGET)
+    assert decision["agent_name"] == "claude-3-haiku"  # best quality per dollar
+    assert decision["estimated_cost"] <= 10.0
+
+
+def test_objectives_are_one_table():
+    assert tuple(OBJECTIVES) == OBJECTIVE_NAMES
+
+
+@pytest.fixture
+def fleet(engine):
+    """Four agents with identical capabilities, so only the objective separates them.
+
+    per-request cost with 100 tokens in + 100 out: cheap 0.0002, fast 0.0105, best 0.04, value 0.002.
+    """
+    common = {"agent_type": "llm", "capabilities": ["general help"], "avg_output_tokens": 100}
+    engine.register_agents([
+        {"name": "cheap", "cost_per_1k_tokens": 0.001, "avg_latency_ms": 3000, "quality_score": 0.5, **common},
+        {"name": "fast", "cost_per_call": 0.01, "cost_per_1k_tokens": 0.0025, "avg_latency_ms": 50,
+         "quality_score": 0.6, **common},
+        {"name": "best", "cost_per_1k_tokens": 0.2, "avg_latency_ms": 2000, "quality_score": 0.99, **common},
+        {"name": "value", "cost_per_1k_tokens": 0.01, "avg_latency_ms": 800, "quality_score": 0.9, **common},
+    ])
+    return engine
+
+
+REQUEST = "help me " * 50  # 400 bytes: 100 tokens in
+
+
+@pytest.mark.parametrize(("objective", "winner"), [
+    ("cost", "cheap"), ("latency", "fast"), ("quality", "best"), ("quality_per_dollar", "cheap"),
+])
+def test_each_objective_picks_its_winner(fleet, objective, winner):
+    decision = fleet.route([REQUEST], optimize_for=objective).to_pylist()[0]
+    assert decision["agent_name"] == winner
+
+
+def test_estimated_cost_adds_every_price_component(fleet):
+    fleet.register_agent("all-in", "api", ["general help"], cost_per_1k_tokens=0.002, cost_per_call=0.003,
+                         cost_per_second=0.004, avg_latency_ms=1500, avg_output_tokens=100)
+    decision = fleet.route([REQUEST], optimize_for="cost", excluded_agents=["cheap", "fast", "best", "value"])
+    assert decision["estimated_cost"][0].as_py() == pytest.approx(0.002 * 200 / 1000 + 0.003 + 0.004 * 1.5)
+
+
+def test_balanced_and_quality_per_dollar_follow_the_formulas(fleet):
+    cost = np.array([0.0002, 0.0105, 0.04, 0.002])
+    latency = np.array([3000, 50, 2000, 800.0])
+    quality = np.array([0.5, 0.6, 0.99, 0.9])
+    balanced = 0.3 * cost.min() / cost + 0.3 * latency.min() / latency + 0.4 * quality
+    names = ["cheap", "fast", "best", "value"]
+    decision = fleet.route([REQUEST], optimize_for="balanced").to_pylist()[0]
+    assert decision["agent_name"] == names[int(np.argmax(balanced))]
+    # confidence: the winner's softmax weight over scores m * term at temperature 0.1 (m is the same for all four)
+    request, capability = fleet.embed([REQUEST, "general help"])
+    match = max(0.0, float(request @ capability))
+    weights = np.exp(match * (balanced - balanced.max()) / 0.1)
+    assert decision["confidence"] == pytest.approx(1 / weights.sum(), rel=1e-5)
+
+
+@pytest.mark.parametrize(("options", "removed"), [
+    ({"max_cost": 0.01}, {"fast": "max_cost", "best": "max_cost"}),
+    ({"max_latency_ms": 1000}, {"cheap": "max_latency_ms", "best": "max_latency_ms"}),
+    ({"min_quality": 0.9}, {"cheap": "min_quality", "fast": "min_quality"}),
+    ({"excluded_agents": ["best", "nobody"]}, {"best": "excluded_agents"}),
+    ({"budget_remaining": 0.003}, {"fast": "budget_remaining", "best": "budget_remaining"}),
+    ({"required_capabilities": ["general help"]}, {}),
+])
+def test_each_constraint_removes_exactly_whom_it_should(fleet, options, removed):
+    decision = fleet.route([REQUEST], optimize_for="quality", **options).to_pylist()[0]
+    assert decision["candidates"] == 4 - len(removed)
+    for name, why in removed.items():
+        assert f"{name} ({why})" in decision["reasoning"]
+    survivors = {"cheap": 0.5, "fast": 0.6, "best": 0.99, "value": 0.9}
+    for name in removed:
+        survivors.pop(name)
+    assert decision["agent_name"] == max(survivors, key=survivors.get)
+
+
+def test_required_capabilities_and_inactive_agents(fleet):
+    fleet.register_agent("coder", "tool", ["code", "general help"], cost_per_call=0.5, quality_score=0.7)
+    decision = fleet.route([REQUEST], required_capabilities=["code"]).to_pylist()[0]
+    assert decision["agent_name"] == "coder" and decision["candidates"] == 1
+    fleet.set_agent_active("coder", False)
+    decision = fleet.route([REQUEST], required_capabilities=["code"]).to_pylist()[0]
+    assert decision["agent_name"] is None
+    assert decision["reasoning"].startswith("no agent: required_capabilities removed the last candidate")
+    assert "coder (inactive)" in decision["reasoning"]
+
+
+def test_no_candidate_names_the_constraint_that_emptied_the_set(fleet):
+    decision = fleet.route([REQUEST], min_quality=0.95, max_cost=0.001).to_pylist()[0]
+    assert decision["agent_name"] is None and decision["confidence"] is None
+    assert decision["reasoning"].startswith("no agent: max_cost removed the last candidate")
+    assert "best (max_cost)" in decision["reasoning"] and "cheap (min_quality)" in decision["reasoning"]
+
+
+def test_no_agents_registered(engine):
+    decision = engine.route(["hello"]).to_pylist()[0]
+    assert decision["agent_name"] is None and decision["reasoning"] == "no agent: no agents are registered"
+
+
+def test_parquet_log_with_null_and_empty_rows(seed_con, tmp_path):
+    n = 10_000
+    texts = [f"debug the failing unit test number {i}" if i % 2 else f"write a short poem about {i}"
+             for i in range(n)]
+    texts[17], texts[4096], texts[9999] = None, "", "   "
+    pq.write_table(pa.table({"id": np.arange(n), "request": texts}), tmp_path / "log.parquet")
+    routed = rows(seed_con, f"SELECT id, ruvector_route(request) AS r FROM '{tmp_path / 'log.parquet'}' ORDER BY id")
+    assert len(routed) == n
+    for i in (17, 4096, 9999):
+        assert routed[i]["r"]["agent_name"] is None
+        assert routed[i]["r"]["reasoning"] == "no agent: the request is NULL or empty"
+    others = [r for r in routed if r["id"] not in (17, 4096, 9999)]
+    assert all(r["r"]["agent_name"] is not None and 0 < r["r"]["confidence"] <= 1 for r in others)
+    debugging = {r["r"]["agent_name"] for r in others if r["id"] % 2}
+    assert debugging == {"code-specialist"}
+
+
+def test_sql_batches_equal_one_python_call(seed_con, engine):
+    texts = [f"request {i}: {'fix this bug' if i % 3 else 'summarize the report'}" for i in range(5000)]
+    seed_con.execute("CREATE TABLE log AS SELECT * FROM (SELECT unnest(?) AS request, "
+                     "unnest(range(5000)) AS id)", [texts])
+    from_sql = [r["r"] for r in rows(seed_con, "SELECT id, ruvector_route(request, 'cost') AS r FROM log ORDER BY id")]
+    from_python = engine.route(texts, optimize_for="cost").to_pylist()
+    assert from_sql == from_python
+
+
+def test_per_row_objectives_and_constraints(seed_con):
+    result = rows(seed_con, """
+        SELECT o, ruvector_route('Write a Python function to calculate Fibonacci numbers', optimize_for := o,
+                                 max_cost := c).agent_name AS agent
+        FROM (VALUES ('cost', NULL), ('latency', NULL), ('quality', 0.0009)) v(o, c) ORDER BY o""")
+    assert [(r["o"], r["agent"]) for r in result] == [
+        ("cost", "claude-3-haiku"), ("latency", "code-specialist"), ("quality", "claude-3-haiku")]
+
+
+def test_route_accepts_an_embedding(seed_con, engine):
+    # 'quality' does not depend on tokens_in, which an embedding cannot tell, so text and vector agree exactly
+    by_text = rows(seed_con, "SELECT * FROM ruvector_route('debug my failing tests', 'quality')")[0]
+    by_vector = rows(seed_con, "SELECT * FROM ruvector_route(ruvector_embed('debug my failing tests'), 'quality')")[0]
+    by_list = rows(seed_con,
+                   "SELECT * FROM ruvector_route(ruvector_embed('debug my failing tests')::DOUBLE[], 'quality')")[0]
+    assert by_vector["agent_name"] == by_list["agent_name"] == by_text["agent_name"] == "code-specialist"
+    assert by_vector["confidence"] == pytest.approx(by_text["confidence"], rel=1e-5)
+    python = engine.route(engine.embed(["debug my failing tests"])).to_pylist()[0]
+    assert python["agent_name"] == "code-specialist"
+
+
+def test_ruvector_embed_is_a_unit_vector_of_the_embedder_dimension(con, engine):
+    vector = con.execute("SELECT ruvector_embed('How do I reset my password?')").fetchone()[0]
+    assert len(vector) == engine.dim and sum(v * v for v in vector) == pytest.approx(1.0, abs=1e-4)
+    assert con.execute("SELECT ruvector_embed(NULL)").fetchone()[0] is None
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    ("ruvector_route('hi', optimize_for := 'cheapest')", "invalid optimize_for='cheapest'"),
+    ("ruvector_route('hi', max_cost := -1)", "invalid max_cost=-1.0"),
+    ("ruvector_route('hi', max_cost := 'NaN'::DOUBLE)", "invalid max_cost=nan"),
+    ("ruvector_route('hi', min_quality := 1.2)", "invalid min_quality=1.2"),
+    ("ruvector_route('hi', max_latency_ms := -3)", "invalid max_latency_ms=-3.0"),
+    ("ruvector_route([0.1, 0.2, 0.3])", "invalid request='length 3'"),
+])
+def test_bad_route_arguments_name_the_argument(seed_con, call, message):
+    with pytest.raises(duckdb.Error, match=message.replace("(", r"\(").replace("[", r"\[")):
+        seed_con.execute(f"SELECT * FROM {call}").fetchall()
+
+
+def test_python_route_errors(fleet):
+    with pytest.raises(td.InvalidArgument) as caught:
+        fleet.route(["hi"], optimize_for="fastest")
+    assert caught.value.argument == "optimize_for" and caught.value.value == "fastest"
+    with pytest.raises(td.InvalidArgument, match="required_capabilities"):
+        fleet.route(["hi"], required_capabilities="code")
+    with pytest.raises(td.InvalidArgument, match="request"):
+        fleet.route(np.ones((2, 7), np.float32))
+
+
+def test_constraint_names_are_stable():
+    assert CONSTRAINTS[0] == "inactive" and "budget_remaining" in CONSTRAINTS

@@ -1,0 +1,93 @@
+"""The `tinydancer` command: a thin shell over the library; errors become one clean line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .errors import TinydancerError
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=None,
+                        help="LanceDB store directory (default: $TINYDANCER_HOME, else ~/.tinydancer)")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.store, rows=args.rows)
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from .connect import connect
+
+    con = connect(args.store)
+    result = con.sql(args.query)
+    if result is not None:
+        result.show(max_rows=args.max_rows, max_width=args.max_width)
+    return 0
+
+
+def _route(args: argparse.Namespace) -> int:
+    from .engine import Engine
+
+    table = Engine(args.store).route(args.requests, optimize_for=args.optimize_for,
+                                     required_capabilities=args.require or None, max_cost=args.max_cost,
+                                     max_latency_ms=args.max_latency_ms, min_quality=args.min_quality)
+    for request, row in zip(args.requests, table.to_pylist()):
+        agent = row["agent_name"] or "(none)"
+        cost = "" if row["estimated_cost"] is None else f"  ${row['estimated_cost']:.6f}"
+        print(f"{request!r} -> {agent}{cost}\n    {row['reasoning']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinydancer", description="Route AI requests to agents with DuckDB SQL.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="register sample agents and route a Parquet log of real requests in SQL",
+                               description="Register agents on a fresh temporary store (or --store), write a Parquet "
+                                           "log of real requests and route it in one SQL query under two objectives.")
+    _store_option(demo)
+    demo.add_argument("--rows", type=int, default=3000, help="requests in the generated log (default 3000)")
+    demo.set_defaults(run=_demo)
+
+    sql = commands.add_parser("sql", help="run one SQL statement with every ruvector_* function available",
+                              description="Run SQL on an in-memory DuckDB connected to the store.")
+    _store_option(sql)
+    sql.add_argument("query", help="the SQL to run, e.g. \"SELECT * FROM ruvector_list_agents()\"")
+    sql.add_argument("--max-rows", type=int, default=40, help="rows to print (default 40)")
+    sql.add_argument("--max-width", type=int, default=160, help="characters per printed line (default 160)")
+    sql.set_defaults(run=_sql)
+
+    route = commands.add_parser("route", help="route one or more requests with the store's agents",
+                                description="Route requests given on the command line and print each decision.")
+    _store_option(route)
+    route.add_argument("requests", nargs="+", help="request texts")
+    route.add_argument("--optimize-for", default="balanced",
+                       help="cost, latency, quality, balanced (default) or quality_per_dollar")
+    route.add_argument("--require", action="append", default=[], metavar="CAPABILITY",
+                       help="a required capability (repeatable)")
+    route.add_argument("--max-cost", type=float, default=None, help="max estimated dollars per request")
+    route.add_argument("--max-latency-ms", type=float, default=None, help="max average latency in ms")
+    route.add_argument("--min-quality", type=float, default=None, help="min quality score in [0, 1]")
+    route.set_defaults(run=_route)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except TinydancerError as exc:
+        print(f"tinydancer: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
