@@ -23,6 +23,7 @@ from .errors import InvalidArgument
 from .options import RouteOptions
 from .registry import Registry, config_columns
 from .router import Requests, route
+from .semantic import SemanticRoutes
 from .settings import DEFAULT_SETTINGS, Settings
 from .store import Store
 from .vectors import embedding_matrix
@@ -44,6 +45,7 @@ class Engine:
         self.settings = settings or DEFAULT_SETTINGS
         self.store = Store(store, embedder_identity=self.embedder.identity, dim=self.embedder.dim)
         self.registry = Registry(self.store, self.embedder, self.settings)
+        self.routes = SemanticRoutes(self.store, self.embedder, self.settings)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
 
     @property

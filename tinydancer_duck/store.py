@@ -85,6 +85,19 @@ def route_examples_schema(dim: int, identity: str) -> pa.Schema:
     )
 
 
+def route_examples_schema(dim: int, identity: str) -> pa.Schema:
+    """Example utterances of semantic routes: a route scores as the max over its own and its examples' vectors."""
+    return pa.schema(
+        [
+            pa.field("route", pa.string(), nullable=False),
+            pa.field("text", pa.string()),
+            pa.field("embedding", pa.list_(pa.float32(), dim)),
+            pa.field("created_at", _TIMESTAMP),
+        ],
+        metadata={IDENTITY_KEY: identity.encode()},
+    )
+
+
 MODELS_SCHEMA = pa.schema(
     [
         pa.field("name", pa.string(), nullable=False),
@@ -150,6 +163,7 @@ class Store:
             "routes": routes_schema(dim, embedder_identity),
             "models": MODELS_SCHEMA,
             "usage": USAGE_SCHEMA,
+            "route_examples": route_examples_schema(dim, embedder_identity),
             "route_examples": route_examples_schema(dim, embedder_identity),
         }
         self._lock = threading.RLock()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._spec import UDF, arrow_sql_type, one_chunk
-from . import embed, registry, routing
+from . import embed, registry, routing, semantic
 
 if TYPE_CHECKING:
     import duckdb
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["UDF", "arrow_sql_type", "one_chunk", "register_udfs", "all_udfs"]
 
-AREAS = (registry, embed, routing)
+AREAS = (registry, embed, routing, semantic)
 
 
 def all_udfs(engine: Engine) -> list[UDF]:
