@@ -1,0 +1,175 @@
+"""Fit semantic routes' ``min_similarity`` thresholds from labeled examples, and report how well they route.
+
+Examples are (query, route label) pairs; a NULL label means "no route should match" (out of scope). With S the
+(n, R) route scores, a prediction is the most similar route whose score reaches its threshold, else none.
+Thresholds are fitted by exact coordinate ascent on accuracy (in-scope and out-of-scope examples weigh the same):
+for one route r, holding the others fixed, only rows where r beats every other passing route depend on θ_r
+(they go to r if S[i, r] >= θ_r, else to the best other passing route or none), so the best θ_r comes from one
+sort of those rows' scores and two cumulative sums. Among equally good thresholds the middle one is taken, placed
+halfway between neighbouring scores. Sweeps over all routes repeat until nothing changes (at most
+:data:`MAX_SWEEPS`); accuracy never decreases. Conditions, rate limits and priorities are not part of the fit
+(the fitted model is pure similarity); the report is computed with the same rule. A route that no example labels
+and no example reaches keeps its stored threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from .errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from .semantic import SemanticRoutes
+
+MAX_SWEEPS = 8
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """Per-route metrics (``routes``: route_name, min_similarity, support, predicted, precision, recall, f1) and
+    overall accuracy, in-scope accuracy and out-of-scope recall/precision over the labeled examples."""
+
+    routes: pa.Table
+    accuracy: float
+    in_scope_accuracy: float
+    out_of_scope_recall: float
+    out_of_scope_precision: float
+    examples: int
+
+    def to_arrow(self) -> pa.Table:
+        """One row per route with the overall figures repeated on every row (what ruvector_fit_routes returns)."""
+        n = self.routes.num_rows
+        table = self.routes
+        for name in ("accuracy", "in_scope_accuracy", "out_of_scope_recall", "out_of_scope_precision"):
+            table = table.append_column(name, pa.array([getattr(self, name)] * n, pa.float64()))
+        return table.append_column("examples", pa.array([self.examples] * n, pa.int64()))
+
+
+def predict(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """int64 (n,): the most similar route whose score reaches its threshold, -1 if none."""
+    passing = np.where(scores >= thresholds, scores, -np.inf)
+    best = np.argmax(passing, axis=1)
+    return np.where(np.isfinite(passing[np.arange(len(scores)), best]), best, -1)
+
+
+def fit_thresholds(scores: np.ndarray, labels: np.ndarray, initial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinate ascent (module docstring).
+
+    scores : float32 (n, R); labels : int64 (n,), -1 = no route; initial : float (R,) stored thresholds (-inf none)
+    returns : (thresholds float64 (R,) within [-1, 1], fitted bool (R,): routes the examples determined)
+    """
+    n, r = scores.shape
+    theta = np.full(r, -1.0)  # cosine >= -1: everything passes
+    fitted = np.zeros(r, bool)
+    rows = np.arange(n)
+    for _ in range(MAX_SWEEPS):
+        changed = False
+        for j in range(r):
+            passing = np.where(scores >= theta, scores, -np.inf)
+            passing[:, j] = -np.inf
+            other = np.argmax(passing, axis=1)
+            other_score = passing[rows, other]
+            other = np.where(np.isfinite(other_score), other, -1)
+            depends = scores[:, j] > other_score
+            if not depends.any():
+                continue
+            fitted[j] = True
+            s = scores[depends, j].astype(np.float64)
+            order = np.argsort(s, kind="stable")
+            s = s[order]
+            ok_pass = (labels[depends] == j)[order]
+            ok_fail = (labels[depends] == other[depends])[order]
+            # θ just above the first t scores: those t rows fail, the rest pass; t = 0..m
+            correct = np.r_[0, np.cumsum(ok_fail)] + np.r_[np.cumsum(ok_pass[::-1])[::-1], 0]
+            best = np.flatnonzero(correct == correct.max())
+            t = int(best[len(best) // 2])
+            value = -1.0 if t == 0 else (min(1.0, s[-1] + _EPS) if t == len(s) else 0.5 * (s[t - 1] + s[t]))
+            if t > 0 and t < len(s) and s[t - 1] == s[t]:
+                value = float(s[t])  # equal neighbours cannot be split; keep both passing
+            if value != theta[j]:
+                changed = True
+                theta[j] = value
+        if not changed:
+            break
+    out = np.where(fitted, theta, initial)
+    return np.clip(np.where(np.isfinite(out), out, np.nan), -1.0, 1.0), fitted
+
+
+def evaluate(predicted: np.ndarray, labels: np.ndarray, names: list[str], thresholds: np.ndarray) -> FitReport:
+    """Per-route precision/recall/F1 and overall figures for predictions against labels (-1 = no route)."""
+    r = len(names)
+    support = np.bincount(labels[labels >= 0], minlength=r)
+    count = np.bincount(predicted[predicted >= 0], minlength=r)
+    hits = np.bincount(predicted[(predicted == labels) & (labels >= 0)], minlength=r)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(count > 0, hits / np.maximum(count, 1), np.nan)
+        recall = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
+        f1 = np.where((hits > 0), 2 * precision * recall / (precision + recall), np.where(support + count > 0, 0.0,
+                                                                                          np.nan))
+    oos = labels < 0
+    rejected = predicted < 0
+
+    def ratio(num: int, den: int) -> float:
+        return float(num / den) if den else float("nan")
+
+    table = pa.table({
+        "route_name": pa.array(names, pa.string()),
+        "min_similarity": pa.array(thresholds, pa.float64(), from_pandas=True),
+        "support": pa.array(support, pa.int64()),
+        "predicted": pa.array(count, pa.int64()),
+        "precision": pa.array(precision, pa.float64(), from_pandas=True),
+        "recall": pa.array(recall, pa.float64(), from_pandas=True),
+        "f1": pa.array(f1, pa.float64(), from_pandas=True),
+    })
+    return FitReport(
+        routes=table,
+        accuracy=ratio(int((predicted == labels).sum()), len(labels)),
+        in_scope_accuracy=ratio(int(((predicted == labels) & ~oos).sum()), int((~oos).sum())),
+        out_of_scope_recall=ratio(int((rejected & oos).sum()), int(oos.sum())),
+        out_of_scope_precision=ratio(int((rejected & oos).sum()), int(rejected.sum())),
+        examples=len(labels),
+    )
+
+
+def route_labels(labels: Any, index: dict[str, int]) -> np.ndarray:
+    """int64 (n,) route index per label; NULL -> -1; an unknown route name is an error naming it."""
+    values = labels.to_pylist() if isinstance(labels, (pa.Array, pa.ChunkedArray)) else list(labels)
+    out = np.empty(len(values), np.int64)
+    for i, label in enumerate(values):
+        if label is None:
+            out[i] = -1
+        elif label in index:
+            out[i] = index[label]
+        else:
+            raise InvalidArgument("route_column", label, "names no existing route")
+    return out
+
+
+def fit_routes(routes: SemanticRoutes, queries: Any, labels: Any, *, persist: bool = True) -> FitReport:
+    """Fit and (when persist) store every route's min_similarity from labeled queries; report on the same data."""
+    from .semantic import route_scores
+
+    snap = routes.snapshot()
+    if snap.size == 0:
+        raise InvalidArgument("routes", 0, "create routes before fitting them")
+    x, valid = routes.queries(queries)
+    y = route_labels(labels, snap.index)
+    if len(y) != len(valid):
+        raise InvalidArgument("route_column", f"{len(y)} labels", f"expected one per query ({len(valid)})")
+    x, y = x[valid], y[valid]
+    if len(y) == 0:
+        raise InvalidArgument("source", "no usable examples", "need at least one non-empty query")
+    scores = np.concatenate([route_scores(x[lo:lo + 4096], snap.vectors, snap.starts)
+                             for lo in range(0, len(x), 4096)]) if len(x) else np.zeros((0, snap.size))
+    initial = np.where(np.isfinite(snap.threshold), snap.threshold, -np.inf).astype(np.float64)
+    thresholds, fitted = fit_thresholds(scores, y, initial)
+    names = snap.names.to_pylist()
+    if persist:
+        routes.set_thresholds({names[j]: float(thresholds[j]) for j in np.flatnonzero(fitted)})
+    effective = np.where(np.isnan(thresholds), -np.inf, thresholds)
+    return evaluate(predict(scores, effective), y, names, thresholds)
