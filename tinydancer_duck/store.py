@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
 import lancedb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import StoreError
 
@@ -295,3 +296,27 @@ class Store:
             self.table(name).delete("true")
         except Exception as exc:
             raise StoreError(f"cannot clear {name!r}: {exc}") from exc
+
+    # -- models -------------------------------------------------------------------------------------------------
+    def save_model(self, row: Mapping[str, Any]) -> int:
+        """Append one ``models`` row as the next version of its name (1 for a new name); returns that version.
+
+        row : name, kind, weights (bytes), labels (list of str), metrics (JSON text); version and created_at are
+        set here. Versions are assigned under this Store's lock; two processes saving one name at the same moment
+        may pick the same version (the newer created_at then wins as "newest").
+        """
+        with self._lock:
+            models = self.read("models")
+            same = models.filter(pc.equal(models["name"], pa.scalar(row["name"], pa.string())))
+            version = 1 + int(pc.max(same["version"]).as_py() or 0) if same.num_rows else 1
+            table = pa.table({
+                "name": [row["name"]],
+                "version": pa.array([version], pa.int64()),
+                "kind": [row["kind"]],
+                "weights": pa.array([row["weights"]], pa.large_binary()),
+                "labels": pa.array([list(row["labels"])], pa.list_(pa.string())),
+                "metrics": [row.get("metrics")],
+                "created_at": pa.array([datetime.now(timezone.utc)], _TIMESTAMP),
+            })
+            self.append("models", table)
+        return version
