@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .agents import AgentSnapshot
+from .classifier_store import Classifiers
 from .costs import tokens_from_bytes
 from .embed import Embedder, make_embedder
 from .errors import InvalidArgument
@@ -46,6 +47,7 @@ class Engine:
         self.store = Store(store, embedder_identity=self.embedder.identity, dim=self.embedder.dim)
         self.registry = Registry(self.store, self.embedder, self.settings)
         self.routes = SemanticRoutes(self.store, self.embedder, self.settings)
+        self.classifier = Classifiers(self.store, self.embedder, self.settings)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
 
     @property
