@@ -36,8 +36,11 @@ CREATE OR REPLACE MACRO ruvector_semantic_route(query, top_k := 3, ts := NULL, u
         user_tier := user_tier) AS matches);
 
 -- source: a table or view name, or a file DuckDB can scan (Parquet/CSV/JSON path); a NULL label = no route.
-CREATE OR REPLACE MACRO ruvector_fit_routes(source, text_column := 'text', route_column := 'route') AS TABLE
+-- out_of_scope_weight: weight of one out-of-scope example in the fitted accuracy (in-scope examples weigh 1).
+CREATE OR REPLACE MACRO ruvector_fit_routes(source, text_column := 'text', route_column := 'route',
+        out_of_scope_weight := 1.0) AS TABLE
     SELECT unnest(report, recursive := true) FROM (
         SELECT _td_fit_routes(list({'query': struct_extract(s, text_column)::VARCHAR,
-                                    'route': struct_extract(s, route_column)::VARCHAR})) AS report
+                                    'route': struct_extract(s, route_column)::VARCHAR}),
+            out_of_scope_weight::DOUBLE) AS report
         FROM query_table(source) s);

@@ -506,12 +506,12 @@ class SemanticRoutes:
         return scores, eligible, choice
 
     # -- fitting ------------------------------------------------------------------------------------------------
-    def fit(self, queries: Any, labels: Any, *, persist: bool = True) -> Any:
-        """Learn every route's min_similarity from labeled examples (label NULL = no route); see
-        :func:`tinydancer_duck.semantic_fit.fit_thresholds`. Returns a :class:`~tinydancer_duck.semantic_fit.FitReport`."""
+    def fit(self, queries: Any, labels: Any, *, persist: bool = True, out_of_scope_weight: float = 1.0) -> Any:
+        """Learn every route's min_similarity from labeled queries (label NULL = no route) and store it (persist);
+        returns a :class:`~tinydancer_duck.semantic_fit.FitReport` (see :mod:`tinydancer_duck.semantic_fit`)."""
         from .semantic_fit import fit_routes
 
-        return fit_routes(self, queries, labels, persist=persist)
+        return fit_routes(self, queries, labels, persist=persist, out_of_scope_weight=out_of_scope_weight)
 
 
 # -- argument helpers -------------------------------------------------------------------------------------------

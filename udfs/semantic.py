@@ -54,14 +54,15 @@ def udfs(engine: Engine) -> list[UDF]:
     def semantic_route(query, top_k, ts, user_tier) -> pa.Array:
         return routes.match(one_chunk(query), one_chunk(top_k), ts=one_chunk(ts), user_tier=one_chunk(user_tier))
 
-    def fit_routes(examples: pa.ChunkedArray) -> pa.Array:
-        rows = one_chunk(examples)
+    def fit_routes(examples: pa.ChunkedArray, out_of_scope_weight: pa.ChunkedArray) -> pa.Array:
+        rows, weights = one_chunk(examples), one_chunk(out_of_scope_weight).to_pylist()
         out = []
-        for value in rows:  # one aggregated list per call (the macro groups the whole source)
+        for value, weight in zip(rows, weights):  # one aggregated list per call (the macro groups the whole source)
             pairs = value.values if value.is_valid else None
             if pairs is None or len(pairs) == 0:
                 raise InvalidArgument("source", "no rows", "need labeled examples to fit")
-            report = routes.fit(pairs.field("query"), pairs.field("route"))
+            report = routes.fit(pairs.field("query"), pairs.field("route"),
+                                out_of_scope_weight=1.0 if weight is None else weight)
             out.append(report.to_arrow().select(FIT_TYPE.names).to_pylist())
         return pa.array(out, pa.list_(FIT_TYPE))
 
@@ -75,6 +76,6 @@ def udfs(engine: Engine) -> list[UDF]:
             side_effects=True),
         UDF("_td_semantic_route_text", semantic_route, ["VARCHAR", "BIGINT", "BIGINT", "VARCHAR"], match_sql),
         UDF("_td_semantic_route_vector", semantic_route, ["FLOAT[]", "BIGINT", "BIGINT", "VARCHAR"], match_sql),
-        UDF("_td_fit_routes", fit_routes, [f"{arrow_sql_type(EXAMPLE_TYPE)}[]"], f"{arrow_sql_type(FIT_TYPE)}[]",
+        UDF("_td_fit_routes", fit_routes, [f"{arrow_sql_type(EXAMPLE_TYPE)}[]", "DOUBLE"], f"{arrow_sql_type(FIT_TYPE)}[]",
             side_effects=True),
     ]
