@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .agents import AgentSnapshot
+from .agents import AgentSnapshot, build_snapshot
 from .classifier_store import Classifiers
 from .costs import tokens_from_bytes
 from .embed import Embedder, make_embedder
@@ -49,6 +49,7 @@ class Engine:
         self.routes = SemanticRoutes(self.store, self.embedder, self.settings)
         self.classifier = Classifiers(self.store, self.embedder, self.settings)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
+        self._no_agents = build_snapshot(self.store.read("agents").schema.empty_table(), self.settings, self.dim)
 
     @property
     def dim(self) -> int:
@@ -147,7 +148,9 @@ class Engine:
     def route_struct(self, requests: Any, **options: Any) -> pa.StructArray:
         """The ruvector_route STRUCT for every request (the SQL functions call this)."""
         batch = self.requests(requests)
-        snapshot: AgentSnapshot = self.registry.snapshot()
+        # A batch without one usable request needs no agents (and no store read): SQL folds constant arguments by
+        # evaluating both the text and the embedding branch of ruvector_route, one of them on a NULL.
+        snapshot: AgentSnapshot = self.registry.snapshot() if batch.valid.any() else self._no_agents
         decided = route(batch, RouteOptions.build(len(batch), **options), snapshot, self.settings)
         return decided.to_arrow(snapshot)
 

@@ -213,10 +213,14 @@ def explain(valid: np.ndarray, objective: np.ndarray, winner: np.ndarray, no_sig
     n = len(valid)
     if n == 0:
         return pa.array([], pa.string())
-    key = np.column_stack([valid, objective, winner + 1, no_signal, n_candidates, reasons]).astype(np.int32)
-    distinct, inverse = np.unique(key, axis=0, return_inverse=True)
+    key = np.ascontiguousarray(
+        np.column_stack([valid, objective, winner + 1, no_signal, n_candidates, reasons]), dtype=np.int32)
     names = snapshot.name_list()
-    texts = [_reason(row, names) for row in distinct]
+    if (key == key[0]).all():  # the usual batch: one situation for every row
+        return pa.array([_reason(key[0], names)], pa.string()).take(pa.array(np.zeros(n, np.int64)))
+    rows_as_bytes = key.view(np.dtype((np.void, key.itemsize * key.shape[1]))).reshape(n)
+    _, first, inverse = np.unique(rows_as_bytes, return_index=True, return_inverse=True)
+    texts = [_reason(key[i], names) for i in first]
     return pa.array(texts, pa.string()).take(pa.array(inverse.reshape(-1), pa.int64()))
 
 

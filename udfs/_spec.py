@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+
+from tinydancer_duck.blas import single_threaded_blas
 
 
 @dataclass(frozen=True)
@@ -20,8 +23,19 @@ class UDF:
     side_effects: bool = False
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
-        con.create_function(self.name, self.fn, list(self.params), self.returns, type="arrow",
-                            null_handling="special", side_effects=self.side_effects)
+        con.create_function(self.name, _with_single_threaded_blas(self.fn), list(self.params), self.returns,
+                            type="arrow", null_handling="special", side_effects=self.side_effects)
+
+
+def _with_single_threaded_blas(fn: Callable[..., pa.Array]) -> Callable[..., pa.Array]:
+    """The same function, run with BLAS at one thread (see tinydancer_duck.blas for the measurement)."""
+
+    @functools.wraps(fn)
+    def call(*columns: pa.ChunkedArray) -> pa.Array:
+        with single_threaded_blas():
+            return fn(*columns)
+
+    return call
 
 
 def one_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
