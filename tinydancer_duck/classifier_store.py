@@ -144,7 +144,8 @@ class Classifiers:
                 rows = rows.filter(pc.equal(rows["version"], version))
             if rows.num_rows == 0:
                 return None
-            row = rows.take(pc.sort_indices(rows["version"], "descending").slice(0, 1)).to_pylist()[0]
+            newest = pc.sort_indices(rows, sort_keys=[("version", "descending")]).slice(0, 1)
+            row = rows.take(newest).to_pylist()[0]
             return _row_model(row, f"{name!r} version {row['version']}")
 
         model = self.store.snapshot("models", f"classifier:{name}:{version}", build)
