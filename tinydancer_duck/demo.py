@@ -96,7 +96,7 @@ def run_demo(store: str | Path | None = None, *, rows: int = 3000, echo: Callabl
         echo(f"\nwrote {n} real requests (CLINC150) to {log.name}; routing them in one SQL query:")
         echo("  " + " ".join(ROUTE_LOG_SQL.split()))
         started = time.perf_counter()
-        routed = con.execute(ROUTE_LOG_SQL, [str(log)]).to_arrow_table()
+        routed = con.sql(ROUTE_LOG_SQL, params=[str(log)]).to_arrow_table()
         seconds = time.perf_counter() - started
         echo(f"  {routed.num_rows} rows x 2 objectives in {seconds:.2f} s "
              f"({2 * routed.num_rows / seconds:,.0f} decisions/s)\n")
