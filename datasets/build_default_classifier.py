@@ -4,7 +4,8 @@ Run: PYTHONPATH=. python datasets/build_default_classifier.py [--tune] [--check]
 
 - Embeds CLINC150 ``train`` and ``val`` (datasets/clinc150_train_val.json) with the default static embedder.
 - Trains FastGRNN (one step from h = 0) + linear head with :func:`tinydancer_duck.classifier_store.fit` on ``train``
-  (a seeded 10% of train is held out for early stopping), with the fixed hyperparameters below, BLAS pinned to one
+  (a seeded 10% of train is held out for early stopping, then the model is refit on all of train for the best
+  epoch count), with the fixed hyperparameters below, BLAS pinned to one
   thread and a fixed random_state, so every run writes the same bytes (``--check`` rebuilds in memory and compares
   with the file on disk instead of writing).
 - Reports CLINC150 ``val`` accuracy of the model and of a plain softmax-regression (linear) head on the same
@@ -30,7 +31,7 @@ from tinydancer_duck.embed import make_embedder
 DATA = Path(__file__).resolve().parent / "clinc150_train_val.json"
 SEED = 0
 #: Chosen by --tune on a held-out 10% of CLINC150 train (see the commit message for the table).
-HIDDEN_DIM, EPOCHS, LEARNING_RATE, WEIGHT_DECAY, BATCH_SIZE, PATIENCE = 256, 100, 1e-3, 0.05, 128, 10
+HIDDEN_DIM, EPOCHS, LEARNING_RATE, WEIGHT_DECAY, BATCH_SIZE, PATIENCE = 256, 100, 1e-3, 0.2, 128, 10
 LINEAR_LR, LINEAR_EPOCHS = 0.03, 30
 
 
@@ -103,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         model, report = fit(x_tr, tr_label, identity=embedder.identity, hidden_dim=HIDDEN_DIM, epochs=EPOCHS,
                             learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY, batch_size=BATCH_SIZE,
                             patience=PATIENCE, random_state=SEED)
+        # Refit on all of train for the early-stopped number of epochs (the linear baseline also sees all of it).
+        model, full = fit(x_tr, tr_label, identity=embedder.identity, hidden_dim=HIDDEN_DIM,
+                          epochs=report["best_epoch"], learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY,
+                          batch_size=BATCH_SIZE, validation_fraction=0.0, patience=None, random_state=SEED)
         seconds = time.perf_counter() - started
         classes = list(model.labels)
         y_va = np.searchsorted(classes, va_label)
@@ -114,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
                "linear_baseline_val_accuracy": round(lin_acc, 6), "hidden_dim": HIDDEN_DIM,
                "learning_rate": LEARNING_RATE, "weight_decay": WEIGHT_DECAY, "batch_size": BATCH_SIZE,
                "epochs": EPOCHS, "epochs_run": report["epochs_run"], "best_epoch": report["best_epoch"],
-               "random_state": SEED, "train_accuracy": round(report["train_accuracy"], 6),
+               "random_state": SEED, "train_accuracy": round(full["train_accuracy"], 6),
                "early_stopping_accuracy": round(report["validation_accuracy"], 6)}
     data = model.to_bytes(metrics)
-    print(f"FastGRNN hidden {HIDDEN_DIM}: CLINC150 val accuracy {val_acc:.4f} (train {report['train_accuracy']:.4f}, "
-          f"epochs {report['epochs_run']}, best {report['best_epoch']}, {seconds:.1f} s)")
+    print(f"FastGRNN hidden {HIDDEN_DIM}: CLINC150 val accuracy {val_acc:.4f} (train {full['train_accuracy']:.4f}, "
+          f"early stopping: {report['epochs_run']} epochs, best {report['best_epoch']}; refit {seconds:.1f} s)")
     print(f"linear softmax baseline (lr {LINEAR_LR}, {LINEAR_EPOCHS} epochs): CLINC150 val accuracy {lin_acc:.4f}")
     print(f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
     if args.check:
