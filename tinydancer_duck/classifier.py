@@ -35,6 +35,8 @@ from .fastgrnn import FastGRNNParams, step
 __all__ = ["CLASSIFY_FIELDS", "CLASSIFY_TYPE", "TOP_K", "RouteClassifier", "capabilities_arrow", "capability_match",
            "classification_arrow", "top_classes"]
 
+#: The weights that multiply the input x, per FastGRNN mode (input_scale is folded into them).
+_INPUT_WEIGHTS = {"full": ("W",), "lowrank": ("W2",), "separate": ("W_z", "W_h")}
 #: Classifications returned per row by ``ruvector_classify_request`` (the top 5 of C, sorted).
 TOP_K = 5
 FORMAT = "tinydancer.route_classifier/1"
@@ -81,6 +83,9 @@ class RouteClassifier:
         object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
         object.__setattr__(self, "_label_array", pa.array(self.labels, pa.string()))
         object.__setattr__(self, "_head_t", np.ascontiguousarray(w.T))
+        # Fold input_scale into the input weights once: (s x) W^T = x (s W)^T, and no (n, D) scaled copy per batch.
+        scaled = {k: self.cell[k] * np.float32(self.input_scale) for k in _INPUT_WEIGHTS[self.cell.mode]}
+        object.__setattr__(self, "_cell_scaled", self.cell.replace(**scaled) if self.input_scale != 1.0 else self.cell)
 
     @property
     def dim(self) -> int:
@@ -110,10 +115,7 @@ class RouteClassifier:
         """float32 (n, C) logits for float32 x of shape (n, D)."""
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise InvalidArgument("embedding", x.shape, f"expected shape (n, {self.dim})")
-        x = np.asarray(x, dtype=np.float32)
-        if self.input_scale != 1.0:
-            x = x * np.float32(self.input_scale)
-        h = step(x, None, self.cell)
+        h = step(x, None, self._cell_scaled)  # type: ignore[attr-defined]
         out = h @ self._head_t  # type: ignore[attr-defined]
         out += self.head_bias
         return out
@@ -137,7 +139,7 @@ class RouteClassifier:
 
     def classify(self, x: np.ndarray, top_k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
         """The ``top_k`` most probable classes per row: (class index intp (n, k), probability float32 (n, k)),
-        sorted by probability descending (ties: lower class index first). k = min(top_k, C)."""
+        sorted by probability descending. k = min(top_k, C)."""
         return top_classes(self.probabilities(x), top_k)
 
     def classify_capabilities(self, x: np.ndarray, threshold: float | np.ndarray = 0.5
@@ -193,11 +195,11 @@ def top_classes(probs: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
     n, c = probs.shape
     k = min(int(top_k), c)
     if k < c:
-        part = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+        part = np.argpartition(probs, c - k, axis=1)[:, c - k:]
     else:
         part = np.broadcast_to(np.arange(c), (n, c))
     picked = np.take_along_axis(probs, part, axis=1)
-    order = np.lexsort((part, -picked), axis=1) if n else np.zeros((0, k), np.intp)
+    order = np.argsort(-picked, axis=1, kind="stable")
     index = np.take_along_axis(part, order, axis=1)
     return index, np.take_along_axis(picked, order, axis=1)
 
