@@ -17,6 +17,10 @@ class Settings:
         into ~e times the odds.
     balanced_weights: (cost, latency, quality) weights of the balanced objective.
     latency_ewma_alpha: weight of one new observation in the running latency and quality averages.
+    breaker_failures, breaker_window_s: an agent's circuit opens at its breaker_failures-th failure within
+        breaker_window_s seconds (tinydancer_duck/health.py).
+    breaker_cooldown_s: an open circuit turns half-open (lets probe requests through) after this many seconds.
+    breaker_recovery_successes: consecutive successful probes that close a half-open circuit.
     """
 
     bytes_per_token: float = 4.0
@@ -27,6 +31,10 @@ class Settings:
     confidence_temperature: float = 0.1
     balanced_weights: tuple[float, float, float] = (0.3, 0.3, 0.4)
     latency_ewma_alpha: float = 0.1
+    breaker_failures: int = 5
+    breaker_window_s: float = 60.0
+    breaker_cooldown_s: float = 30.0
+    breaker_recovery_successes: int = 2
 
 
 DEFAULT_SETTINGS = Settings()

@@ -28,7 +28,7 @@ from .errors import StoreError
 T = TypeVar("T")
 
 IDENTITY_KEY = b"tinydancer.embedder"
-TABLES = ("agents", "routes", "models", "usage", "route_examples")
+TABLES = ("agents", "routes", "models", "usage", "route_examples", "budgets")
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
@@ -127,6 +127,18 @@ USAGE_SCHEMA = pa.schema(
     ]
 )
 
+#: Spending limits (tinydancer_duck/budget.py): one row per (scope, agent); scope 'global' has agent ''.
+#: period is 'day', 'week' or 'month' (calendar periods in UTC).
+BUDGETS_SCHEMA = pa.schema(
+    [
+        pa.field("scope", pa.string(), nullable=False),
+        pa.field("agent", pa.string(), nullable=False),
+        pa.field("amount", pa.float64()),
+        pa.field("period", pa.string()),
+        pa.field("created_at", _TIMESTAMP),
+    ]
+)
+
 
 def default_store_path() -> Path:
     """``$TINYDANCER_HOME`` if set, else ``~/.tinydancer``."""
@@ -164,6 +176,7 @@ class Store:
             "routes": routes_schema(dim, embedder_identity),
             "models": MODELS_SCHEMA,
             "usage": USAGE_SCHEMA,
+            "budgets": BUDGETS_SCHEMA,
             "route_examples": route_examples_schema(dim, embedder_identity),
             "route_examples": route_examples_schema(dim, embedder_identity),
         }
