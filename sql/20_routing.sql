@@ -24,3 +24,32 @@ CREATE OR REPLACE MACRO ruvector_route(request, optimize_for := 'balanced', requ
         required_capabilities := required_capabilities, max_cost := max_cost, max_latency_ms := max_latency_ms,
         min_quality := min_quality, excluded_agents := excluded_agents, budget_remaining := budget_remaining)
         AS decision);
+
+-- Multi-agent plans: the scalar gives STRUCT(strategy, steps, total_cost, total_latency_ms, reasoning) per row; the
+-- table form gives one row per step of one request.
+CREATE OR REPLACE MACRO ruvector_route_multi(request, num_agents := 3, strategy := 'pipeline',
+        optimize_for := 'balanced', required_capabilities := NULL, max_cost := NULL, max_latency_ms := NULL,
+        min_quality := NULL, excluded_agents := NULL, budget_remaining := NULL) AS
+    CASE WHEN typeof(request) LIKE '%]'
+    THEN _td_route_multi_vector(try_cast(request AS FLOAT[]), num_agents::BIGINT, strategy::VARCHAR,
+        optimize_for::VARCHAR, required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE,
+        min_quality::DOUBLE, excluded_agents::VARCHAR[], budget_remaining::DOUBLE)
+    ELSE _td_route_multi_text(try_cast(request AS VARCHAR), num_agents::BIGINT, strategy::VARCHAR,
+        optimize_for::VARCHAR, required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE,
+        min_quality::DOUBLE, excluded_agents::VARCHAR[], budget_remaining::DOUBLE)
+    END;
+
+CREATE OR REPLACE MACRO ruvector_route_multi(request, num_agents := 3, strategy := 'pipeline',
+        optimize_for := 'balanced', required_capabilities := NULL, max_cost := NULL, max_latency_ms := NULL,
+        min_quality := NULL, excluded_agents := NULL, budget_remaining := NULL) AS TABLE
+    SELECT unnest(plan.steps, max_depth := 2) FROM (SELECT ruvector_route_multi(request, num_agents := num_agents,
+        strategy := strategy, optimize_for := optimize_for, required_capabilities := required_capabilities,
+        max_cost := max_cost, max_latency_ms := max_latency_ms, min_quality := min_quality,
+        excluded_agents := excluded_agents, budget_remaining := budget_remaining) AS plan);
+
+-- A whole batch decided together: 'total_cost' (cheapest feasible per request), any ruvector_route objective, or
+-- budget := B (most total expected quality within B; the lambda used is a column). Over a table:
+--   SELECT * FROM ruvector_batch_route((SELECT list(request) FROM 'log.parquet'), budget := 50)
+CREATE OR REPLACE MACRO ruvector_batch_route(requests, optimize_for := 'total_cost', budget := NULL) AS TABLE
+    SELECT unnest(decided, max_depth := 2)
+    FROM (SELECT _td_batch_route(requests::VARCHAR[], optimize_for::VARCHAR, budget::DOUBLE) AS decided);

@@ -6,6 +6,7 @@ Python. Agents are sorted by name, which makes tie-breaks deterministic (the alp
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,8 @@ class AgentSnapshot:
 
     capability_embedding : float32 (A, D), L2-normalized (a zero row for an agent with no capabilities).
     has_capability : bool (K, A) over ``capability_vocab`` (K distinct capability names across agents).
+    capability_vectors : float32 (K, D), the embedding of each capability name alone (to rank which capabilities a
+        request needs); zero rows when the snapshot was built without an embedder.
     output_tokens, latency_ms, quality : with the Settings defaults filled in for NULLs.
     """
 
@@ -31,6 +34,7 @@ class AgentSnapshot:
     active: np.ndarray
     capability_vocab: pa.Array
     has_capability: np.ndarray
+    capability_vectors: np.ndarray
     capability_embedding: np.ndarray
     cost_per_1k_tokens: np.ndarray
     cost_per_call: np.ndarray
@@ -49,8 +53,12 @@ class AgentSnapshot:
         return self.names.to_pylist()
 
 
-def build_snapshot(table: pa.Table, settings: Settings, dim: int) -> AgentSnapshot:
-    """Turn the ``agents`` Arrow table into an :class:`AgentSnapshot` (sorted by name)."""
+def build_snapshot(table: pa.Table, settings: Settings, dim: int,
+                   embed: Callable[[list[str]], np.ndarray] | None = None) -> AgentSnapshot:
+    """Turn the ``agents`` Arrow table into an :class:`AgentSnapshot` (sorted by name).
+
+    embed : the embedder's ``embed``, used once per snapshot for the capability names.
+    """
     if table.num_rows:
         table = table.take(pc.sort_indices(table["name"]))
     table = table.combine_chunks()
@@ -77,6 +85,8 @@ def build_snapshot(table: pa.Table, settings: Settings, dim: int) -> AgentSnapsh
         else np.zeros(0, bool),
         capability_vocab=vocab,
         has_capability=has,
+        capability_vectors=embed([capability_text([c]) for c in vocab.to_pylist()]) if embed and len(vocab)
+        else np.zeros((len(vocab), dim), np.float32),
         capability_embedding=embedding,
         cost_per_1k_tokens=column("cost_per_1k_tokens", 0.0),
         cost_per_call=column("cost_per_call", 0.0),
@@ -87,6 +97,11 @@ def build_snapshot(table: pa.Table, settings: Settings, dim: int) -> AgentSnapsh
         success_rate=column("success_rate", 1.0),
         table=table,
     )
+
+
+def capability_text(capabilities: Sequence[str]) -> str:
+    """The text embedded for capabilities: 'fast-response' reads as 'fast response'."""
+    return ", ".join(c.replace("-", " ").replace("_", " ") for c in capabilities)
 
 
 def _capability_matrix(capabilities: pa.Array) -> tuple[pa.Array, np.ndarray]:

@@ -18,9 +18,11 @@ import pyarrow.compute as pc
 
 from .agents import AgentSnapshot, build_snapshot
 from .classifier_store import Classifiers
+from .batch import batch_route, check_batch_objective
 from .costs import tokens_from_bytes
 from .embed import Embedder, make_embedder
 from .errors import InvalidArgument
+from .multi import check_strategy, route_multi
 from .options import RouteOptions
 from .registry import Registry, config_columns
 from .router import Requests, route
@@ -165,9 +167,73 @@ class Engine:
                                    excluded_agents=excluded_agents, budget_remaining=budget_remaining)
         return pa.Table.from_struct_array(struct)
 
+    def route_multi_struct(self, requests: Any, *, num_agents: Any = 3, strategy: Any = "pipeline",
+                           **options: Any) -> pa.StructArray:
+        """The ruvector_route_multi plan STRUCT per request; num_agents and strategy may be columns."""
+        batch = self.requests(requests)
+        n = len(batch)
+        strategies = _column_values(strategy, n)
+        counts = _column_values(num_agents, n)
+        route_options = RouteOptions.build(n, **options)
+        snapshot = self.registry.snapshot() if batch.valid.any() else self._no_agents
+        pairs = sorted({(s, k) for s, k in zip(strategies, counts)}, key=repr)
+        if len(pairs) == 1:
+            chosen, k = check_strategy(*pairs[0])
+            return route_multi(batch, route_options, snapshot, self.settings, strategy=chosen,
+                               num_agents=k).to_arrow(snapshot)
+        parts, order = [], []
+        for pair in pairs:  # per-row strategies: plan each group, then restore the row order
+            rows = np.flatnonzero([(s, k) == pair for s, k in zip(strategies, counts)])
+            chosen, k = check_strategy(*pair)
+            plans = route_multi(batch.take(rows), route_options.take(rows), snapshot, self.settings,
+                                strategy=chosen, num_agents=k)
+            parts.append(plans.to_arrow(snapshot))
+            order.append(rows)
+        inverse = np.argsort(np.concatenate(order), kind="stable")
+        return pa.concat_arrays(parts).take(pa.array(inverse, pa.int64()))
+
+    def route_multi(self, request: Any, *, num_agents: int = 3, strategy: str = "pipeline",
+                    **options: Any) -> pa.Table:
+        """Plan several agents for one request: one row per step (step, agent_name, capabilities, weight,
+        estimated_cost, estimated_latency_ms). ``options`` are ruvector_route's constraints."""
+        plan = self.route_multi_struct([request] if isinstance(request, str) else request, num_agents=num_agents,
+                                       strategy=strategy, **options)
+        steps = plan.field("steps").flatten()
+        return pa.Table.from_struct_array(steps) if len(steps) else pa.table(
+            {f.name: pa.array([], f.type) for f in steps.type})
+
+    def batch_route(self, requests: Any, *, optimize_for: str = "total_cost", budget: float | None = None,
+                    **options: Any) -> pa.Table:
+        """Decide a whole batch together: ``total_cost`` (cheapest feasible per request) or, with ``budget``, the
+        most total expected quality within it (Lagrangian; the λ used is a column). One row per request."""
+        return pa.Table.from_struct_array(self.batch_route_struct(requests, optimize_for=optimize_for,
+                                                                  budget=budget, **options))
+
+    def batch_route_struct(self, requests: Any, *, optimize_for: Any = "total_cost", budget: Any = None,
+                           **options: Any) -> pa.StructArray:
+        objective, limit = check_batch_objective(optimize_for, budget)
+        batch = self.requests(requests)
+        route_options = RouteOptions.build(len(batch), optimize_for="balanced" if objective == "total_cost"
+                                           else objective, **options)
+        snapshot = self.registry.snapshot()
+        decided = batch_route(batch, snapshot, self.settings, optimize_for=objective, budget=limit,
+                              options=route_options)
+        return decided.to_arrow(snapshot)
+
     # -- SQL ----------------------------------------------------------------------------------------------------
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with every ruvector_* function bound to this engine."""
         from .connect import connect_engine
 
         return connect_engine(self)
+
+
+def _column_values(value: Any, n: int) -> list[Any]:
+    """n Python values from a scalar or a column (Arrow, numpy or list)."""
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
+    if isinstance(value, pa.Array):
+        return value.to_pylist()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return list(value)
+    return [value] * n

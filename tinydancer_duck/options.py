@@ -36,6 +36,14 @@ class RouteOptions:
     required_capabilities: pa.ListArray | None
     excluded_agents: pa.ListArray | None
 
+    def take(self, rows: np.ndarray) -> RouteOptions:
+        """The options of a subset of the requests."""
+        index = pa.array(rows, pa.int64())
+        lists = (lambda column: None if column is None else column.take(index))
+        return RouteOptions(self.objective[rows], self.max_cost[rows], self.max_latency_ms[rows],
+                            self.min_quality[rows], self.budget_remaining[rows],
+                            lists(self.required_capabilities), lists(self.excluded_agents))
+
     @classmethod
     def build(cls, n: int, *, optimize_for: Any = "balanced", required_capabilities: Any = None,
               max_cost: Any = None, max_latency_ms: Any = None, min_quality: Any = None,

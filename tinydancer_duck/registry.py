@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .agents import AGENT_TYPES, AgentSnapshot, build_snapshot
+from .agents import AGENT_TYPES, AgentSnapshot, build_snapshot, capability_text
 from .embed import Embedder
 from .errors import InvalidArgument, NotFound
 from .settings import Settings
@@ -42,7 +42,8 @@ class Registry:
     def snapshot(self) -> AgentSnapshot:
         """The numpy snapshot of all agents, rebuilt only when the table version changes."""
         return self.store.snapshot("agents", "snapshot",
-                                   lambda table: build_snapshot(table, self.settings, self.store.dim))
+                                   lambda table: build_snapshot(table, self.settings, self.store.dim,
+                                                                self.embedder.embed))
 
     def table(self) -> pa.Table:
         """All agents sorted by name (without the embedding column)."""
@@ -60,7 +61,7 @@ class Registry:
         if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
             raise InvalidArgument("limit", limit, "must be an integer >= 1")
         snap = self.snapshot()
-        query = self.embedder.embed([_capability_text([capability])])[0]
+        query = self.embedder.embed([capability_text([capability])])[0]
         similarity = snap.capability_embedding @ query
         exact = np.zeros(snap.size, bool)
         row = pc.index(snap.capability_vocab, capability).as_py()
@@ -98,7 +99,7 @@ class Registry:
 
         last = {name: i for i, name in enumerate(names)}  # later rows win
         keep = np.fromiter(last.values(), dtype=np.int64)
-        embeddings = self.embedder.embed([_capability_text(capabilities[i]) for i in keep])
+        embeddings = self.embedder.embed([capability_text(capabilities[i]) for i in keep])
         latency = np.where(np.isnan(numbers["avg_latency_ms"]), self.settings.default_latency_ms,
                            numbers["avg_latency_ms"])[keep]
         previous = self.get([names[i] for i in keep])
@@ -215,11 +216,6 @@ def config_columns(configs: Sequence[str | None]) -> dict[str, list[Any]]:
         parsed.append(config)
     fields = ("name", "agent_type", "capabilities", *OPTIONAL_FIELDS)
     return {f: [c.get(f) for c in parsed] for f in fields}
-
-
-def _capability_text(capabilities: Sequence[str]) -> str:
-    """The text embedded for an agent's capabilities: 'fast-response' reads as 'fast response'."""
-    return ", ".join(c.replace("-", " ").replace("_", " ") for c in capabilities)
 
 
 def _check_capabilities(capabilities: Any) -> list[str]:

@@ -1,17 +1,19 @@
 """The router: for n requests and A agents, build (n, A) matrices and decide in numpy (DESIGN §5).
 
-1. candidates: active, not excluded, holding every required capability, avg latency <= max_latency_ms,
-   quality >= min_quality, estimated cost <= max_cost and <= budget_remaining;
+1. candidates: active, circuit not open, not excluded, holding every required capability, avg latency <=
+   max_latency_ms, quality >= min_quality, estimated cost <= max_cost, not over its own budget, estimated cost <=
+   budget_remaining (:data:`tinydancer_duck.explain.CONSTRAINTS`, in that order);
 2. estimated cost: :mod:`tinydancer_duck.costs`;
 3. match m in [0, 1]: max(0, cosine(request, capability embedding)); a row where every candidate has m = 0 carries
    no match signal, so its objective alone decides (m = 1) and the reasoning says so;
 4. score by objective, normalized within each request's candidate set (:data:`OBJECTIVES`);
-5. decision: the best candidate (ties go to the alphabetically first), confidence = softmax of the candidate scores
+5. decision: a matched semantic route whose target agent is a candidate decides; otherwise the best candidate
+   (ties go to the alphabetically first). Confidence = softmax of the candidate scores
    at ``Settings.confidence_temperature``, estimated cost and latency, and a reasoning string. No candidate gives
    agent -1 and a reasoning naming the constraint that emptied the set; a NULL request gives -1, never an error.
 
-Reasoning strings are built once per distinct (objective, winner, removal pattern) in the batch and spread with an
-Arrow ``take``, so a million rows cost a handful of string formats, not a million.
+Other services feed a batch through :class:`Signals` (classifier match, predicted quality, open circuits, agents over
+budget, semantic routes); the router itself reads no store.
 """
 
 from __future__ import annotations
@@ -25,14 +27,11 @@ import pyarrow.compute as pc
 
 from .agents import AgentSnapshot
 from .costs import estimated_cost
+from .explain import CONSTRAINTS, explain
 from .options import OBJECTIVE_NAMES, RouteOptions
 from .settings import Settings
 
-#: Why an agent is not a candidate, in the order constraints are checked (code = position + 1).
-CONSTRAINTS = ("inactive", "excluded_agents", "required_capabilities", "max_latency_ms", "min_quality",
-               "max_cost", "budget_remaining")
 _TINY = 1e-12
-_MAX_NAMED = 5  # removed agents named in a reasoning before "+N more"
 
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Settings], np.ndarray]
 
@@ -89,6 +88,9 @@ class Requests:
     def __len__(self) -> int:
         return len(self.valid)
 
+    def take(self, rows: np.ndarray) -> Requests:
+        return Requests(self.embeddings[rows], self.valid[rows], self.tokens_in[rows])
+
 
 @dataclass(frozen=True)
 class Decisions:
@@ -123,26 +125,77 @@ class Decisions:
 ROUTE_FIELDS = ("agent_name", "confidence", "estimated_cost", "estimated_latency_ms", "candidates", "reasoning")
 
 
-def route(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, settings: Settings) -> Decisions:
-    """Decide an agent for every request (see the module docstring for the rules)."""
+@dataclass(frozen=True)
+class Signals:
+    """What other services know about a batch; every field is optional.
+
+    match : float32 (n, A) in [0, 1] replacing the cosine match (e.g. a classifier's probability mass).
+    quality : float64 (n, A) expected quality per (request, agent) replacing quality_score in the objectives.
+    circuit_open, over_budget : bool (A,) agents the health breaker or their own budget take out.
+    route, route_target : int (n,) the semantic route matched per request and the agent it names (-1: none);
+        ``route_names`` holds the routes' names. A matched route whose target is a candidate decides the request.
+    """
+
+    match: np.ndarray | None = None
+    quality: np.ndarray | None = None
+    circuit_open: np.ndarray | None = None
+    over_budget: np.ndarray | None = None
+    route: np.ndarray | None = None
+    route_target: np.ndarray | None = None
+    route_names: tuple[str, ...] = ()
+
+
+NO_SIGNALS = Signals()
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The (n, A) matrices a decision is made from; score is -inf off the candidate set."""
+
+    cost: np.ndarray
+    reasons: np.ndarray
+    candidate: np.ndarray
+    match: np.ndarray
+    no_signal: np.ndarray
+    quality: np.ndarray
+    score: np.ndarray
+
+
+def score_batch(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, settings: Settings,
+                signals: Signals = NO_SIGNALS) -> Scored:
+    """Candidates, costs, matches and objective scores for every (request, agent) pair."""
     n, n_agents = len(requests), snapshot.size
     cost = estimated_cost(requests.tokens_in, snapshot)
-    reasons = removal_codes(options, snapshot, cost)
+    reasons = removal_codes(options, snapshot, cost, signals)
     candidate = (reasons == 0) & requests.valid[:, None]
-
-    match = np.maximum(requests.embeddings @ snapshot.capability_embedding.T, 0.0, dtype=np.float32)
+    if signals.match is not None:
+        match = np.array(signals.match, dtype=np.float32)
+    else:
+        match = np.maximum(requests.embeddings @ snapshot.capability_embedding.T, 0.0, dtype=np.float32)
     no_signal = ~(np.where(candidate, match, 0.0) > 0).any(axis=1)
     match[no_signal] = 1.0
-
+    quality = snapshot.quality if signals.quality is None else signals.quality
     score = np.full((n, n_agents), -np.inf)
     for code in np.unique(options.objective):
         rows = options.objective == code
-        term = OBJECTIVES[OBJECTIVE_NAMES[code]](cost[rows], snapshot.latency_ms, snapshot.quality,
-                                                 candidate[rows], settings)
+        rows_quality = quality if quality.ndim == 1 else quality[rows]
+        term = OBJECTIVES[OBJECTIVE_NAMES[code]](cost[rows], snapshot.latency_ms, rows_quality, candidate[rows],
+                                                 settings)
         score[rows] = np.where(candidate[rows], match[rows] * term, -np.inf)
+    return Scored(cost, reasons, candidate, match, no_signal, np.broadcast_to(quality, (n, n_agents)), score)
 
+
+def route(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, settings: Settings,
+          signals: Signals = NO_SIGNALS) -> Decisions:
+    """Decide an agent for every request (see the module docstring for the rules)."""
+    n, n_agents = len(requests), snapshot.size
+    scored = score_batch(requests, options, snapshot, settings, signals)
+    candidate, score = scored.candidate, scored.score
     has_candidate = candidate.any(axis=1)
     winner = np.where(has_candidate, np.argmax(score, axis=1) if n_agents else 0, -1)
+    semantic = semantic_status(signals, candidate, n)
+    winner = np.where(semantic == ROUTE_DECIDED, signals.route_target if signals.route_target is not None else -1,
+                      winner)
     rows = np.arange(n)
     safe = np.maximum(winner, 0)
     top = score[rows, safe] if n_agents else np.zeros(n)
@@ -153,19 +206,48 @@ def route(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, se
     return Decisions(
         agent=winner,
         confidence=confidence,
-        estimated_cost=pick(cost[rows, safe] if n_agents else np.zeros(n)),
+        estimated_cost=pick(scored.cost[rows, safe] if n_agents else np.zeros(n)),
         estimated_latency_ms=pick(snapshot.latency_ms[safe] if n_agents else np.zeros(n)),
         candidates=candidate.sum(axis=1).astype(np.int32),
-        reasoning=explain(requests.valid, options.objective, winner, no_signal & has_candidate, reasons,
-                          candidate.sum(axis=1), snapshot),
+        reasoning=explain(requests.valid, options.objective, winner, scored.no_signal & has_candidate,
+                          scored.reasons, candidate.sum(axis=1), snapshot,
+                          semantic=semantic, route=signals.route, route_names=signals.route_names),
     )
 
 
-def removal_codes(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarray) -> np.ndarray:
+#: semantic_status values: no route matched; a route decided; its target is not a registered agent; its target
+#: is registered but not a candidate (inactive, open circuit or removed by a constraint).
+NO_ROUTE, ROUTE_DECIDED, ROUTE_TARGET_UNKNOWN, ROUTE_TARGET_REMOVED = 0, 1, 2, 3
+
+
+def semantic_status(signals: Signals, candidate: np.ndarray, n: int) -> np.ndarray:
+    """int8 (n,): what the matched semantic route (if any) did for each request."""
+    status = np.zeros(n, np.int8)
+    if signals.route is None:
+        return status
+    matched = signals.route >= 0
+    target = signals.route_target
+    known = matched & (target >= 0)
+    usable = known.copy()
+    usable[known] = candidate[np.flatnonzero(known), target[known]]
+    status[matched & ~known] = ROUTE_TARGET_UNKNOWN
+    status[known & ~usable] = ROUTE_TARGET_REMOVED
+    status[usable] = ROUTE_DECIDED
+    return status
+
+
+def removal_codes(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarray,
+                  signals: Signals = NO_SIGNALS) -> np.ndarray:
     """uint8 (n, A): 0 for a candidate, else 1 + the index in CONSTRAINTS of the first constraint it fails."""
     n, n_agents = cost.shape
+
+    def per_agent(mask: np.ndarray | None) -> np.ndarray:
+        return np.zeros((n, n_agents), bool) if mask is None else np.broadcast_to(mask, (n, n_agents))
+
     fails = {
         "inactive": np.broadcast_to(~snapshot.active, (n, n_agents)),
+        "circuit_open": per_agent(signals.circuit_open),
+        "agent_budget": per_agent(signals.over_budget),
         "excluded_agents": _listed(options.excluded_agents, snapshot.names, n),
         "required_capabilities": ~_covers(options.required_capabilities, snapshot, n),
         "max_latency_ms": snapshot.latency_ms[None, :] > options.max_latency_ms[:, None],
@@ -195,6 +277,14 @@ def _covers(required: pa.ListArray | None, snapshot: AgentSnapshot, n: int) -> n
     """bool (n, A): agent a holds every capability row i requires (a capability nobody has excludes everyone)."""
     if required is None:
         return np.ones((n, snapshot.size), bool)
+    needed = required_matrix(required, snapshot, n)
+    held = np.zeros((needed.shape[1], snapshot.size), np.float32)
+    held[:-1] = snapshot.has_capability
+    return (needed @ held) >= needed.sum(axis=1, keepdims=True)
+
+
+def required_matrix(required: pa.ListArray, snapshot: AgentSnapshot, n: int) -> np.ndarray:
+    """float32 (n, K + 1): 1 where row i requires capability k of the vocabulary; column K: one no agent holds."""
     flat = pc.list_flatten(required)
     parents = pc.list_parent_indices(required).to_numpy()
     present = flat.is_valid().to_numpy(zero_copy_only=False)
@@ -202,46 +292,4 @@ def _covers(required: pa.ListArray | None, snapshot: AgentSnapshot, n: int) -> n
     position = pc.index_in(flat, value_set=snapshot.capability_vocab).fill_null(n_known)
     needed = np.zeros((n, n_known + 1), np.float32)
     needed[parents[present], position.to_numpy(zero_copy_only=False)[present]] = 1.0
-    held = np.zeros((n_known + 1, snapshot.size), np.float32)
-    held[:n_known] = snapshot.has_capability
-    return (needed @ held) >= needed.sum(axis=1, keepdims=True)
-
-
-def explain(valid: np.ndarray, objective: np.ndarray, winner: np.ndarray, no_signal: np.ndarray,
-            reasons: np.ndarray, n_candidates: np.ndarray, snapshot: AgentSnapshot) -> pa.Array:
-    """One reasoning string per request, formatted once per distinct situation."""
-    n = len(valid)
-    if n == 0:
-        return pa.array([], pa.string())
-    key = np.ascontiguousarray(
-        np.column_stack([valid, objective, winner + 1, no_signal, n_candidates, reasons]), dtype=np.int32)
-    names = snapshot.name_list()
-    if (key == key[0]).all():  # the usual batch: one situation for every row
-        return pa.array([_reason(key[0], names)], pa.string()).take(pa.array(np.zeros(n, np.int64)))
-    rows_as_bytes = key.view(np.dtype((np.void, key.itemsize * key.shape[1]))).reshape(n)
-    _, first, inverse = np.unique(rows_as_bytes, return_index=True, return_inverse=True)
-    texts = [_reason(key[i], names) for i in first]
-    return pa.array(texts, pa.string()).take(pa.array(inverse.reshape(-1), pa.int64()))
-
-
-def _reason(key: np.ndarray, names: list[str]) -> str:
-    valid, objective, winner, no_signal, n_candidates = (int(v) for v in key[:5])
-    codes = key[5:]
-    if not valid:
-        return "no agent: the request is NULL or empty"
-    if not names:
-        return "no agent: no agents are registered"
-    removed = [(names[a], CONSTRAINTS[c - 1]) for a, c in enumerate(codes) if c]
-    listed = ", ".join(f"{name} ({why})" for name, why in removed[:_MAX_NAMED])
-    if len(removed) > _MAX_NAMED:
-        listed += f", +{len(removed) - _MAX_NAMED} more"
-    if winner == 0:
-        emptied = CONSTRAINTS[int(codes.max()) - 1]
-        return f"no agent: {emptied} removed the last candidate; removed: {listed}"
-    text = (f"{names[winner - 1]} best by {OBJECTIVE_NAMES[objective]} among {n_candidates} "
-            f"candidate{'s' if n_candidates != 1 else ''}")
-    if no_signal:
-        text += " (no capability matched the request; the objective alone decided)"
-    if removed:
-        text += f"; removed: {listed}"
-    return text
+    return needed

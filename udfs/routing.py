@@ -1,14 +1,18 @@
-"""ruvector_route UDFs: one for text requests, one for embedding requests (the SQL macro picks by type)."""
+"""Routing UDFs: ruvector_route, ruvector_route_multi (text or embedding; the SQL macro picks by type) and
+ruvector_batch_route (one list of requests per row, decided together)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from tinydancer_duck.batch import BATCH_FIELDS
+from tinydancer_duck.multi import PLAN_TYPE
 from tinydancer_duck.router import ROUTE_FIELDS
 
-from ._spec import UDF, one_chunk
+from ._spec import UDF, arrow_sql_type, one_chunk
 
 if TYPE_CHECKING:
     from tinydancer_duck.engine import Engine
@@ -16,9 +20,10 @@ if TYPE_CHECKING:
 OPTION_FIELDS = ("optimize_for", "required_capabilities", "max_cost", "max_latency_ms", "min_quality",
                  "excluded_agents", "budget_remaining")
 OPTION_TYPES = ("VARCHAR", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR[]", "DOUBLE")
-ROUTE_TYPE = "STRUCT(" + ", ".join(
-    f"{name} {sql}" for name, sql in zip(ROUTE_FIELDS, ("VARCHAR", "DOUBLE", "DOUBLE", "DOUBLE", "INTEGER", "VARCHAR"))
-) + ")"
+ROUTE_TYPE = arrow_sql_type(pa.struct(list(zip(ROUTE_FIELDS, (
+    pa.string(), pa.float64(), pa.float64(), pa.float64(), pa.int32(), pa.string())))))
+BATCH_ROW = pa.struct([("request", pa.string()), *zip(BATCH_FIELDS, (
+    pa.int64(), pa.string(), pa.float64(), pa.float64(), pa.float64(), pa.float64(), pa.string()))])
 
 
 def udfs(engine: Engine) -> list[UDF]:
@@ -29,7 +34,34 @@ def udfs(engine: Engine) -> list[UDF]:
         return engine.route_struct(one_chunk(request),
                                    **{field: one_chunk(c) for field, c in zip(OPTION_FIELDS, options)})
 
+    def route_multi(request, num_agents, strategy, optimize_for, required_capabilities, max_cost, max_latency_ms,
+                    min_quality, excluded_agents, budget_remaining) -> pa.Array:
+        options = (optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality, excluded_agents,
+                   budget_remaining)
+        return engine.route_multi_struct(one_chunk(request), num_agents=one_chunk(num_agents),
+                                         strategy=one_chunk(strategy),
+                                         **{field: one_chunk(c) for field, c in zip(OPTION_FIELDS, options)})
+
+    def batch_route(requests, optimize_for, budget) -> pa.Array:
+        """Each row holds a whole batch: its list of requests is decided together."""
+        lists, objectives, budgets = one_chunk(requests), one_chunk(optimize_for), one_chunk(budget)
+        decided = []
+        for row in range(len(lists)):  # one iteration per batch, not per request
+            texts = lists[row].values if lists[row].is_valid else pa.array([], pa.string())
+            struct = engine.batch_route_struct(texts, optimize_for=objectives[row].as_py(),
+                                               budget=budgets[row].as_py())
+            decided.append(pa.StructArray.from_arrays([texts.cast(pa.string()), *struct.flatten()],
+                                                      fields=list(BATCH_ROW)))
+        lengths = pa.array([0] + [len(d) for d in decided], pa.int32())
+        values = pa.concat_arrays(decided) if decided else pa.array([], BATCH_ROW)
+        return pa.ListArray.from_arrays(pc.cumulative_sum(lengths), values)
+
     return [
         UDF("_td_route_text", route, ["VARCHAR", *OPTION_TYPES], ROUTE_TYPE),
         UDF("_td_route_vector", route, ["FLOAT[]", *OPTION_TYPES], ROUTE_TYPE),
+        UDF("_td_route_multi_text", route_multi, ["VARCHAR", "BIGINT", "VARCHAR", *OPTION_TYPES],
+            arrow_sql_type(PLAN_TYPE)),
+        UDF("_td_route_multi_vector", route_multi, ["FLOAT[]", "BIGINT", "VARCHAR", *OPTION_TYPES],
+            arrow_sql_type(PLAN_TYPE)),
+        UDF("_td_batch_route", batch_route, ["VARCHAR[]", "VARCHAR", "DOUBLE"], f"{arrow_sql_type(BATCH_ROW)}[]"),
     ]
