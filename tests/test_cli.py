@@ -20,7 +20,7 @@ def commands() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_command_has_help_and_is_in_the_readme():
     found = commands()
-    assert {"demo", "sql", "route"} <= set(found)
+    assert {"demo", "sql", "route", "train"} <= set(found)
     for name, sub in found.items():
         assert sub.description, name
         assert f"tinydancer {name}" in README, name
@@ -66,3 +66,26 @@ def test_unknown_command_exits_with_usage():
     with pytest.raises(SystemExit) as caught:
         main(["nope"])
     assert caught.value.code == 2
+
+
+def test_train_command_trains_and_activates_a_model(tmp_path, capsys):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import tinydancer_duck as td
+
+    data = json.loads((Path(__file__).resolve().parents[1] / "datasets" / "clinc150_train_val.json").read_text())
+    picked = [row for row in data["train"] if row[1] in ("balance", "weather", "timer")]
+    pq.write_table(pa.table({"q": [r[0] for r in picked], "intent": [r[1] for r in picked]}), tmp_path / "t.parquet")
+    store = str(tmp_path / "store")
+    assert main(["train", str(tmp_path / "t.parquet"), "--text-column", "q", "--label-column", "intent",
+                 "--model", "three", "--epochs", "15", "--store", store]) == 0
+    captured = capsys.readouterr()
+    assert "training 'three' [" in captured.err and "saved 'three' version 1" in captured.out
+    top = td.connect(store).execute("SELECT ruvector_classify_request('what is the weather in paris')"
+                                    ".top_category").fetchone()[0]
+    assert top == "weather"
+    assert main(["train", str(tmp_path / "t.parquet"), "--store", store]) == 2
+    assert "invalid column='text'" in capsys.readouterr().err

@@ -44,6 +44,45 @@ def _route(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_columns(source: str, columns: Sequence[str]) -> dict[str, list]:
+    """Columns of a Parquet/CSV/JSON file (anything DuckDB reads by path), by name."""
+    import duckdb
+
+    from .errors import InvalidArgument
+
+    con = duckdb.connect()
+    try:
+        table = con.sql(f"SELECT * FROM {_quote_literal(source)}").to_arrow_table()
+    except duckdb.Error as exc:
+        raise InvalidArgument("source", source, f"cannot be read ({str(exc).splitlines()[0]})") from None
+    for name in columns:
+        if name not in table.column_names:
+            raise InvalidArgument("column", name, f"is not a column of {source} (it has {table.column_names})")
+    return {name: table[name] for name in columns}
+
+
+def _quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .classifier_store import train_classifier
+    from .engine import Engine
+    from .progress import ProgressBar
+
+    columns = _read_columns(args.source, [args.text_column, args.label_column])
+    bar = ProgressBar(f"training {args.model!r}")
+    report = train_classifier(Engine(args.store), columns[args.text_column], columns[args.label_column],
+                              model=args.model, hidden_dim=args.hidden_dim, epochs=args.epochs,
+                              random_state=args.seed,
+                              progress=lambda epoch, total, metrics: bar(epoch, total, metrics))
+    bar.close()
+    print(f"saved {report.model!r} version {report.version}: train accuracy {report.train_accuracy:.4f}, "
+          f"validation accuracy {report.validation_accuracy:.4f}, {report.epochs_run} epochs "
+          f"(best {report.best_epoch}), {report.n_classes} classes, {report.seconds:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinydancer", description="Route AI requests to agents with DuckDB SQL.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument("--max-latency-ms", type=float, default=None, help="max average latency in ms")
     route.add_argument("--min-quality", type=float, default=None, help="min quality score in [0, 1]")
     route.set_defaults(run=_route)
+
+    train = commands.add_parser("train", help="train a route classifier from a labeled file, with a progress bar",
+                                description="Train a FastGRNN route classifier on (text, label) rows of a Parquet, "
+                                            "CSV or JSON file and save it as the store's active classifier.")
+    _store_option(train)
+    train.add_argument("source", help="file with one request and its label per row")
+    train.add_argument("--text-column", default="text", help="column holding the request text (default text)")
+    train.add_argument("--label-column", default="label", help="column holding the label (default label)")
+    train.add_argument("--model", default="default", help="model name in the store (default 'default')")
+    train.add_argument("--hidden-dim", type=int, default=64, help="FastGRNN hidden units (default 64)")
+    train.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30; early stopping)")
+    train.add_argument("--seed", type=int, default=0, help="random_state (default 0: reproducible weights)")
+    train.set_defaults(run=_train)
     return parser
 
 
