@@ -1,0 +1,49 @@
+-- Usage, analytics and health (udfs/usage.py -> tinydancer_duck/usage.py, analytics.py, health.py).
+-- Timestamps reach the UDFs as µs since the epoch (UTC): TIMESTAMPTZ as is, TIMESTAMP/DATE read as UTC, text with
+-- an offset ('...Z', '...+02:00') by its offset and text without one as UTC; NULL means now.
+
+CREATE OR REPLACE MACRO _td_usage_epoch_us(ts) AS
+    CASE WHEN typeof(ts) = 'TIMESTAMP WITH TIME ZONE' THEN epoch_us(ts::TIMESTAMPTZ)
+    WHEN typeof(ts) = 'VARCHAR' AND regexp_matches(ts::VARCHAR, '([+-]\d\d(:?\d\d)?|[zZ])$')
+        THEN epoch_us(ts::VARCHAR::TIMESTAMPTZ)
+    ELSE epoch_us(ts::TIMESTAMP) END;
+
+-- One event per row; vectorized (one LanceDB append and one agents write per batch of rows), so
+-- SELECT ruvector_record_usage(agent, cost, success, latency_ms, ts := ts) FROM 'log.parquet' ingests a log.
+-- Returns true when the agent is registered (its running stats were updated), false when the event was stored
+-- for an unregistered agent. Bad values fail the batch before anything of it is written.
+CREATE OR REPLACE MACRO ruvector_record_usage(agent, cost, success, latency_ms, ts := NULL, request_id := NULL,
+        route := NULL, category := NULL, tokens_in := NULL, tokens_out := NULL, quality := NULL) AS
+    _td_record_usage(agent::VARCHAR, cost::DOUBLE, success::BOOLEAN, latency_ms::DOUBLE, _td_usage_epoch_us(ts),
+        request_id::VARCHAR, route::VARCHAR, category::VARCHAR, tokens_in::BIGINT, tokens_out::BIGINT,
+        quality::DOUBLE);
+
+-- Bulk ingest of a Parquet log (file, directory or glob), streamed in batches of batch_rows; validated in full
+-- before anything is written. columns maps usage fields to the log's names: {'agent': 'model', 'cost': 'usd'}
+-- (a STRUCT, MAP or JSON text). One row: rows, total_cost, agents_updated, unknown_agents, seconds.
+CREATE OR REPLACE MACRO ruvector_ingest_usage(path, columns := NULL, batch_rows := 100000) AS TABLE
+    SELECT unnest(report) FROM (SELECT _td_ingest_usage(path::VARCHAR,
+        CASE WHEN typeof(columns) LIKE 'STRUCT%' OR typeof(columns) LIKE 'MAP%'
+        THEN to_json(columns)::VARCHAR ELSE columns::VARCHAR END, batch_rows::BIGINT) AS report);
+
+-- Per agent, route, category, day or hour over the events since now - time_range ('7 days', '24 hours',
+-- '30 minutes', '1 week', 'all'): the group key column (named like group_by), total_requests, total_cost,
+-- avg_cost, avg_latency_ms, p50_latency_ms, p95_latency_ms, success_rate, avg_quality.
+CREATE OR REPLACE MACRO ruvector_routing_analytics(time_range := '7 days', group_by := 'agent') AS TABLE
+    SELECT COLUMNS(lambda c: c NOT IN ('agent', 'route', 'category', 'day', 'hour')
+                   OR c = lower(trim(group_by::VARCHAR)))
+    FROM (SELECT unnest(rows, max_depth := 2)
+          FROM (SELECT _td_routing_analytics(time_range::VARCHAR, group_by::VARCHAR) AS rows));
+
+-- One-row summary: agents, active_agents, total_requests, total_cost, success_rate, avg_latency_ms,
+-- agents_with_usage, first_ts, last_ts. Scalar (a STRUCT) and table forms.
+CREATE OR REPLACE MACRO ruvector_routing_stats() AS _td_routing_stats();
+
+CREATE OR REPLACE MACRO ruvector_routing_stats() AS TABLE
+    SELECT unnest(stats) FROM (SELECT _td_routing_stats() AS stats);
+
+-- Circuit breaker per registered agent at `now` (default: the current time): agent, state (closed, open,
+-- half_open), recent_failures and recent_requests within the breaker window, opened_at, retry_at (when an open
+-- circuit turns half-open), probe_successes, last_failure_at.
+CREATE OR REPLACE MACRO ruvector_agent_health(now := NULL) AS TABLE
+    SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_agent_health(_td_usage_epoch_us(now)) AS rows);

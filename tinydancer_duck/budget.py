@@ -1,0 +1,267 @@
+"""Budgets: spending limits per calendar period (global and per agent), spend tracked from ``usage``, and the
+monthly allocation optimizer (:mod:`tinydancer_duck.budget_optimize`).
+
+A budget is (scope, agent, amount, period) in the ``budgets`` table: scope 'global' (every agent's spend counts)
+or 'agent'; period 'day', 'week' (ISO, from Monday) or 'month', calendar periods in UTC. Setting a budget again
+replaces it (one budget per scope and agent). Spend in the current period is the sum of ``usage.cost`` with
+period_start <= ts < period_end.
+
+For the router, :meth:`Budgets.blocked` returns which agents are at or over their own budget and what is left of
+the global one, cached by the usage and budgets table versions and the period starts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from . import budget_optimize
+from .errors import InvalidArgument, NotFound
+from .health import to_us
+from .registry import Registry
+from .settings import Settings
+from .store import Store
+from .usage import Usage
+from .validate import as_float_column, check_choice, check_nonnegative
+
+PERIODS = ("day", "week", "month")
+STATUS_TYPE = pa.struct([
+    ("scope", pa.string()), ("agent", pa.string()), ("period", pa.string()), ("budget", pa.float64()),
+    ("spent", pa.float64()), ("remaining", pa.float64()), ("period_start", pa.timestamp("us", tz="UTC")),
+    ("period_end", pa.timestamp("us", tz="UTC")),
+])
+_UTC = timezone.utc
+
+
+def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of the calendar period (UTC) containing ``now``."""
+    now = now.astimezone(_UTC) if now.tzinfo else now.replace(tzinfo=_UTC)
+    day = datetime(now.year, now.month, now.day, tzinfo=_UTC)
+    if period == "day":
+        return day, day + timedelta(days=1)
+    if period == "week":
+        start = day - timedelta(days=now.weekday())
+        return start, start + timedelta(days=7)
+    start = datetime(now.year, now.month, 1, tzinfo=_UTC)
+    return start, datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=_UTC)
+
+
+class Budgets:
+    """Set, remove and track budgets; allocate a monthly budget across agents."""
+
+    def __init__(self, store: Store, usage: Usage, registry: Registry, settings: Settings) -> None:
+        self.store = store
+        self.usage = usage
+        self.registry = registry
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._memo: tuple[tuple, pl.DataFrame] | None = None
+
+    # -- writes -------------------------------------------------------------------------------------------------
+    def set(self, amount: Any, agent: Any = None, period: Any = "month") -> int:
+        """Set (replace) budgets: scalars for one, or equal-length columns for many; agent None = global.
+
+        amount >= 0 and finite; agent must be registered; period day, week or month. Returns budgets written.
+        """
+        agents = _as_list(agent)
+        n = max(len(agents), len(_as_list(amount)), len(_as_list(period)))
+        agents = agents * n if len(agents) == 1 else agents
+        amounts = as_float_column("amount", _plain(amount), n)
+        check_nonnegative("amount", amounts, required=True)
+        periods = [check_choice("period", "month" if p is None else p, PERIODS) for p in _broadcast(period, n)]
+        if len(agents) != n:
+            raise InvalidArgument("agent", f"{len(agents)} values", f"expected {n}")
+        known = self.registry.snapshot().index
+        for name in agents:
+            if name is not None and (not isinstance(name, str) or name not in known):
+                raise NotFound("agent", name) if isinstance(name, str) else InvalidArgument(
+                    "agent", name, "must be an agent name or NULL (global)")
+        last = {("agent", a) if a is not None else ("global", ""): i for i, a in enumerate(agents)}
+        rows = pa.table({
+            "scope": [scope for scope, _ in last], "agent": [name for _, name in last],
+            "amount": pa.array([amounts[i] for i in last.values()], pa.float64()),
+            "period": [periods[i] for i in last.values()],
+            "created_at": pa.array([datetime.now(_UTC)] * len(last), pa.timestamp("us", tz="UTC")),
+        })
+        self.store.upsert("budgets", rows, key=["scope", "agent"])
+        return len(last)
+
+    def remove(self, agent: str | None = None) -> bool:
+        """Remove the agent's budget (None: the global one); False if there was none."""
+        scope, name = ("agent", agent) if agent is not None else ("global", "")
+        stored = self.budgets()
+        present = stored.filter((pl.col("scope") == scope) & (pl.col("agent") == name)).height > 0
+        if present:
+            # agent '' is only ever the global row, and agent names are never blank: the agent column is a key
+            self.store.delete_keys("budgets", "agent", [name])
+        return present
+
+    # -- reads --------------------------------------------------------------------------------------------------
+    def budgets(self) -> pl.DataFrame:
+        return self.store.snapshot("budgets", "polars", lambda t: pl.from_arrow(t.combine_chunks()))
+
+    def status(self, now: Any = None) -> pl.DataFrame:
+        """One row per budget (global first, then agents by name): scope, agent (NULL for global), period,
+        budget, spent, remaining (budget - spent; negative when overspent), period_start, period_end."""
+        now_dt = _as_datetime(now)
+        starts = tuple(period_bounds(p, now_dt)[0] for p in PERIODS)
+        key = (self.store.version("usage"), self.store.version("budgets"), starts)
+        with self._lock:
+            if self._memo is not None and self._memo[0] == key:
+                return self._memo[1]
+        stored = self.budgets()
+        frame = self.usage.frame()
+        rows = []
+        for budget in stored.sort(["scope", "agent"], descending=[True, False]).iter_rows(named=True):
+            start, end = period_bounds(budget["period"], now_dt)
+            spent_in = frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+            if budget["scope"] == "agent":
+                spent_in = spent_in.filter(pl.col("agent") == budget["agent"])
+            spent = float(spent_in["cost"].sum() or 0.0)
+            rows.append({"scope": budget["scope"], "agent": budget["agent"] if budget["scope"] == "agent" else None,
+                         "period": budget["period"], "budget": budget["amount"], "spent": spent,
+                         "remaining": budget["amount"] - spent, "period_start": start, "period_end": end})
+        result = pl.DataFrame(rows, schema={"scope": pl.String, "agent": pl.String, "period": pl.String,
+                                            "budget": pl.Float64, "spent": pl.Float64, "remaining": pl.Float64,
+                                            "period_start": pl.Datetime("us", "UTC"),
+                                            "period_end": pl.Datetime("us", "UTC")})
+        with self._lock:
+            self._memo = (key, result)
+        return result
+
+    def blocked(self, snapshot_names: Sequence[str] | pa.Array, now: Any = None) -> tuple[np.ndarray, float]:
+        """For the router: (bool (A,) aligned with ``snapshot_names``, True where the agent's own budget has
+        nothing left in its current period (spent >= budget), global_remaining: the global budget minus spend
+        in its period (may be negative), NaN when no global budget is set)."""
+        names = snapshot_names.to_pylist() if isinstance(snapshot_names, (pa.Array, pa.ChunkedArray)) \
+            else list(snapshot_names)
+        status = self.status(now)
+        if status.height == 0:
+            return np.zeros(len(names), bool), float("nan")
+        agents = status.filter(pl.col("scope") == "agent")
+        exhausted = set(agents.filter(pl.col("remaining") <= 0)["agent"].to_list())
+        glob = status.filter(pl.col("scope") == "global")["remaining"]
+        return (np.array([name in exhausted for name in names], dtype=bool),
+                float(glob[0]) if len(glob) else float("nan"))
+
+    # -- allocation ---------------------------------------------------------------------------------------------
+    def optimize(self, monthly_budget: Any, quality_threshold: Any = 0.8, latency_threshold_ms: Any = 5000.0, *,
+                 demand: Any = None, period_days: Any = 30) -> pl.DataFrame:
+        """Allocate ``monthly_budget`` across agents (see :mod:`tinydancer_duck.budget_optimize` for the algorithm
+        and the output shape).
+
+        demand : None (from usage: requests per category in the last ``period_days`` days before the newest
+            event, scaled to 30 days, avg_tokens = mean tokens_in), a Parquet/CSV/JSON path, or a polars/Arrow
+            table / list of dicts with category, requests[, avg_tokens] (avg input tokens per request).
+        """
+        budget_optimize.check_thresholds(monthly_budget, quality_threshold, latency_threshold_ms)
+        table = self._demand(demand, period_days)
+        return budget_optimize.optimize(table, self.registry.snapshot(), float(monthly_budget),
+                                        float(quality_threshold), float(latency_threshold_ms))
+
+    def _demand(self, demand: Any, period_days: Any) -> pl.DataFrame:
+        if demand is None:
+            if isinstance(period_days, bool) or not isinstance(period_days, (int, float)) or not period_days > 0:
+                raise InvalidArgument("period_days", period_days, "must be a number > 0")
+            frame = self.usage.frame()
+            newest = frame["ts"].max() if frame.height else None
+            if newest is None:
+                raise InvalidArgument("demand", None, "no usage is recorded, so there is no demand to allocate "
+                                      "for: record usage (ruvector_record_usage / ruvector_ingest_usage) or pass "
+                                      "demand := 'demand.parquet' with columns category, requests[, avg_tokens]")
+            recent = frame.filter(pl.col("ts") > newest - timedelta(days=float(period_days)))
+            table = recent.group_by("category").agg(
+                (pl.len() * (30.0 / float(period_days))).alias("requests"),
+                pl.col("tokens_in").mean().alias("avg_tokens"))
+        else:
+            table = _read_demand(demand)
+        return _clean_demand(table)
+
+
+def _read_demand(demand: Any) -> pl.DataFrame:
+    try:
+        if isinstance(demand, (str, Path)):
+            path = str(demand)
+            if path.endswith(".csv"):
+                return pl.read_csv(path)
+            if path.endswith((".json", ".ndjson", ".jsonl")):
+                return pl.read_ndjson(path) if not path.endswith(".json") else pl.read_json(path)
+            return pl.read_parquet(path)
+        if isinstance(demand, pl.DataFrame):
+            return demand
+        if isinstance(demand, (pa.Table, pa.RecordBatch)):
+            return pl.from_arrow(demand)
+        if isinstance(demand, Mapping):
+            return pl.DataFrame(dict(demand))
+        return pl.DataFrame(list(demand))
+    except (OSError, pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        raise InvalidArgument("demand", demand if isinstance(demand, (str, Path)) else type(demand).__name__,
+                              f"cannot be read as a demand table ({exc})") from None
+
+
+def _clean_demand(table: pl.DataFrame) -> pl.DataFrame:
+    """category (NULL -> 'uncategorized'), requests >= 0 finite, avg_tokens >= 0 (NULL -> 0); one row per category."""
+    for column in ("category", "requests"):
+        if column not in table.columns:
+            raise InvalidArgument("demand", table.columns, f"needs a {column!r} column (category, requests"
+                                  "[, avg_tokens])")
+    if "avg_tokens" not in table.columns:
+        table = table.with_columns(pl.lit(None, pl.Float64).alias("avg_tokens"))
+    try:
+        table = table.select(pl.col("category").cast(pl.String).fill_null("uncategorized"),
+                             pl.col("requests").cast(pl.Float64), pl.col("avg_tokens").cast(pl.Float64))
+    except pl.exceptions.PolarsError:
+        raise InvalidArgument("demand", table.schema, "requests and avg_tokens must be numbers") from None
+    for column in ("requests", "avg_tokens"):
+        values = table[column].drop_nulls().to_numpy()
+        bad = ~np.isfinite(values) | (values < 0)
+        if bad.any():
+            raise InvalidArgument(f"demand.{column}", float(values[bad][0]), "must be a finite number >= 0")
+    if table["requests"].null_count():
+        raise InvalidArgument("demand.requests", None, "is required for every category")
+    table = (table.with_columns(pl.col("avg_tokens").fill_null(0.0))
+             .group_by("category").agg(pl.col("requests").sum(),
+                                       (pl.col("avg_tokens") * pl.col("requests")).sum().alias("weighted"))
+             .with_columns((pl.col("weighted") / pl.when(pl.col("requests") > 0).then(pl.col("requests")))
+                           .fill_null(0.0).alias("avg_tokens"))
+             .drop("weighted").filter(pl.col("requests") > 0).sort("category"))
+    if table.height == 0:
+        raise InvalidArgument("demand", "no requests", "has no category with requests > 0: record usage or pass "
+                              "demand with category, requests[, avg_tokens]")
+    return table
+
+
+def _as_datetime(now: Any) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=_UTC) + timedelta(microseconds=to_us(now))
+
+
+def _plain(values: Any) -> Any:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    return values
+
+
+def _as_list(values: Any) -> list[Any]:
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values.to_pylist()
+    if isinstance(values, np.ndarray):
+        return values.tolist()
+    if isinstance(values, (list, tuple)):
+        return list(values)
+    return [values]
+
+
+def _broadcast(values: Any, n: int) -> list[Any]:
+    items = _as_list(values)
+    if len(items) == 1:
+        return items * n
+    if len(items) != n:
+        raise InvalidArgument("period", f"{len(items)} values", f"expected {n}")
+    return items

@@ -1,0 +1,193 @@
+"""Per-agent circuit breakers derived from the ``usage`` table (DESIGN §5 "Health").
+
+The state is recomputed from recorded events, not kept in memory, so it survives restarts and every process on
+the store agrees. Per agent, events in (ts, insertion) order drive this machine (thresholds from Settings: N =
+breaker_failures, W = breaker_window_s, C = breaker_cooldown_s, M = breaker_recovery_successes):
+
+- **closed**: the circuit opens at a failure that is the N-th failure within W seconds (failures in (t - W, t]),
+  counting only failures since the circuit last closed;
+- **open** (opened_at = that failure's ts): events with ts < opened_at + C are ignored (requests already in
+  flight); from opened_at + C on the circuit is **half-open**, at ``now`` as well as for later events;
+- **half-open**: events are probes; M consecutive successes close it (the failure count starts afresh), a failure
+  opens it again (opened_at = the failure's ts).
+
+States are int8 codes: 0 closed, 1 open, 2 half-open (:data:`STATE_NAMES`). The router skips open agents and lets
+half-open ones through as probes. Per-agent summaries are cached by the usage table's version; asking about a
+``now`` earlier than the newest event (a replay) computes over the events up to ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from .registry import Registry
+from .settings import Settings
+from .usage import Usage
+
+CLOSED, OPEN, HALF_OPEN = 0, 1, 2
+STATE_NAMES = ("closed", "open", "half_open")
+_US = 1_000_000
+HEALTH_TYPE = pa.struct([
+    ("agent", pa.string()), ("state", pa.string()), ("recent_failures", pa.int64()), ("recent_requests", pa.int64()),
+    ("opened_at", pa.timestamp("us", tz="UTC")), ("retry_at", pa.timestamp("us", tz="UTC")),
+    ("probe_successes", pa.int64()), ("last_failure_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+@dataclass(frozen=True)
+class Breaker:
+    """An agent's breaker after its last event: state code, opened_at (µs, or None) and consecutive successful
+    probes while half-open."""
+
+    state: int
+    opened_at: int | None = None
+    probes: int = 0
+
+
+def run_breaker(ts: np.ndarray, ok: np.ndarray, *, failures: int, window_us: int, cooldown_us: int,
+                recovery: int) -> Breaker:
+    """The machine of the module docstring over one agent's events.
+
+    ts : int64 (n,) µs, sorted ascending; ok : bool (n,). Cost: O(log n) per state change plus O(failures) per
+    trip (vectorized), so a long healthy history costs one searchsorted.
+    """
+    fail_at = np.flatnonzero(~ok)  # event indices of failures
+    fail_ts = ts[fail_at]
+    first_in_window = np.searchsorted(fail_ts, fail_ts - window_us, side="right")
+    n, pos = len(ts), 0
+    while True:  # closed phase from event `pos`
+        k0 = int(np.searchsorted(fail_at, pos))
+        counts = np.arange(k0, len(fail_at)) - np.maximum(first_in_window[k0:], k0) + 1
+        trips = np.flatnonzero(counts >= failures)
+        if not trips.size:
+            return Breaker(CLOSED)
+        event = int(fail_at[k0 + trips[0]])
+        opened = int(ts[event])
+        while True:  # open, then half-open probes
+            probe = max(event + 1, int(np.searchsorted(ts, opened + cooldown_us, side="left")))
+            if probe >= n:
+                return Breaker(OPEN, opened)
+            k = int(np.searchsorted(fail_at, probe))
+            next_failure = int(fail_at[k]) if k < len(fail_at) else n
+            if next_failure - probe >= recovery:
+                pos = probe + recovery
+                break
+            if next_failure >= n:
+                return Breaker(HALF_OPEN, opened, next_failure - probe)
+            event, opened = next_failure, int(ts[next_failure])
+
+
+def to_us(now: Any) -> int:
+    """µs since the epoch (UTC) of a datetime (naive = UTC), numpy datetime64, or None (the current time)."""
+    if now is None:
+        now = datetime.now(timezone.utc)
+    if isinstance(now, np.datetime64):
+        return int(now.astype("datetime64[us]").astype(np.int64))
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=timezone.utc)
+        return (now - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+    raise TypeError(f"now must be a datetime or numpy datetime64, not {type(now).__name__}")
+
+
+class Health:
+    """Circuit-breaker states of agents, derived from recorded usage."""
+
+    def __init__(self, usage: Usage, registry: Registry, settings: Settings) -> None:
+        self.usage = usage
+        self.registry = registry
+        self.settings = settings
+        self._replay: tuple[tuple[int, int], dict[str, Breaker]] | None = None
+
+    def states(self, names: Sequence[str] | pa.Array, now: Any = None) -> np.ndarray:
+        """int8 (A,) aligned with ``names``: 0 closed, 1 open, 2 half-open at ``now`` (default: the current time).
+
+        An agent with no recorded events is closed.
+        """
+        now_us = to_us(now)
+        breakers = self._breakers(now_us)
+        names = names.to_pylist() if isinstance(names, (pa.Array, pa.ChunkedArray)) else list(names)
+        return np.array([self._at(breakers.get(name), now_us)[0] for name in names], dtype=np.int8)
+
+    def table(self, now: Any = None) -> pl.DataFrame:
+        """One row per registered agent (by name): agent, state, recent_failures and recent_requests (within the
+        window before now), opened_at, retry_at (when an open circuit turns half-open), probe_successes,
+        last_failure_at."""
+        now_us = to_us(now)
+        breakers = self._breakers(now_us)
+        names = self.registry.snapshot().name_list()
+        window = self.settings.breaker_window_s * _US
+        ts = pl.col("ts").dt.epoch("us")
+        recent = (self.usage.frame().lazy().filter(pl.col("agent").is_in(names) & (ts <= now_us))
+                  .group_by("agent").agg(
+                      (ts > now_us - window).sum().cast(pl.Int64).alias("recent_requests"),
+                      ((ts > now_us - window) & ~pl.col("success")).sum().cast(pl.Int64).alias("recent_failures"),
+                      pl.col("ts").filter(~pl.col("success")).max().alias("last_failure_at"))
+                  .collect())
+        rows = []
+        for name in names:
+            state, opened, probes = self._at(breakers.get(name), now_us)
+            rows.append({"agent": name, "state": STATE_NAMES[state],
+                         "opened_at": opened, "retry_at": None if opened is None
+                         else opened + int(self.settings.breaker_cooldown_s * _US), "probe_successes": probes})
+        frame = pl.DataFrame(rows, schema={"agent": pl.String, "state": pl.String, "opened_at": pl.Int64,
+                                           "retry_at": pl.Int64, "probe_successes": pl.Int64})
+        frame = frame.with_columns(pl.col("opened_at", "retry_at").cast(pl.Datetime("us", "UTC")))
+        frame = frame.join(recent, on="agent", how="left").with_columns(
+            pl.col("recent_failures", "recent_requests").fill_null(0))
+        return frame.select(HEALTH_TYPE.names)
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+    def _at(self, breaker: Breaker | None, now_us: int) -> tuple[int, int | None, int]:
+        """(state, opened_at, probes) at ``now``: an open circuit past its cool-down is half-open."""
+        if breaker is None or breaker.state == CLOSED:
+            return CLOSED, None, 0
+        if breaker.state == OPEN and now_us >= breaker.opened_at + int(self.settings.breaker_cooldown_s * _US):
+            return HALF_OPEN, breaker.opened_at, 0
+        return breaker.state, breaker.opened_at, breaker.probes
+
+    def _breakers(self, now_us: int) -> dict[str, Breaker]:
+        """Breakers after every event up to ``now`` (cached by usage version for the usual now >= newest event)."""
+        store = self.usage.store
+        latest = self.usage.store.snapshot("usage", "last_ts_us", _last_ts_us)
+        if latest is None or now_us >= latest:
+            return store.snapshot("usage", "breakers", lambda _: self._compute(None))
+        key = (self.usage.version(), now_us)
+        if self._replay is None or self._replay[0] != key:
+            self._replay = (key, self._compute(now_us))
+        return self._replay[1]
+
+    def _compute(self, until_us: int | None) -> dict[str, Breaker]:
+        s = self.settings
+        frame = self.usage.frame().select(pl.col("agent"), pl.col("ts").dt.epoch("us").alias("t"), "success")
+        if until_us is not None:
+            frame = frame.filter(pl.col("t") <= until_us)
+        # only agents with at least N failures can ever have tripped
+        suspects = (frame.filter(~pl.col("success")).group_by("agent").len()
+                    .filter(pl.col("len") >= s.breaker_failures)["agent"].to_list())
+        out: dict[str, Breaker] = {}
+        if not suspects:
+            return out
+        events = frame.filter(pl.col("agent").is_in(suspects)).with_row_index("_i").sort("agent", "t", "_i")
+        for (name,), group in events.partition_by("agent", as_dict=True, maintain_order=True).items():
+            out[name] = run_breaker(group["t"].to_numpy(), group["success"].to_numpy(),
+                                    failures=s.breaker_failures, window_us=int(s.breaker_window_s * _US),
+                                    cooldown_us=int(s.breaker_cooldown_s * _US),
+                                    recovery=s.breaker_recovery_successes)
+        return out
+
+
+def _last_ts_us(table: pa.Table) -> int | None:
+    if table.num_rows == 0:
+        return None
+    import pyarrow.compute as pc
+
+    newest = pc.max(table["ts"]).as_py()
+    return to_us(newest) if newest is not None else None
