@@ -17,18 +17,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .agents import AgentSnapshot, build_snapshot
+from .analytics import Analytics
+from .budget import Budgets
 from .classifier_store import Classifiers
 from .batch import batch_route, check_batch_objective
 from .costs import tokens_from_bytes
 from .embed import Embedder, make_embedder
 from .errors import InvalidArgument
 from .multi import check_strategy, route_multi
+from .health import Health
 from .options import RouteOptions
 from .registry import Registry, config_columns
 from .router import Requests, route
 from .semantic import SemanticRoutes
 from .settings import DEFAULT_SETTINGS, Settings
 from .store import Store
+from .usage import Usage
 from .vectors import embedding_matrix
 
 if TYPE_CHECKING:
@@ -50,6 +54,10 @@ class Engine:
         self.registry = Registry(self.store, self.embedder, self.settings)
         self.routes = SemanticRoutes(self.store, self.embedder, self.settings)
         self.classifier = Classifiers(self.store, self.embedder, self.settings)
+        self.usage = Usage(self.store, self.registry, self.settings)
+        self.analytics = Analytics(self.usage, self.registry)
+        self.health = Health(self.usage, self.registry, self.settings)
+        self.budgets = Budgets(self.store, self.usage, self.registry, self.settings)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
         self._no_agents = build_snapshot(self.store.read("agents").schema.empty_table(), self.settings, self.dim)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._spec import UDF, arrow_sql_type, one_chunk
-from . import classify, embed, registry, routing, semantic
+from . import budget, classify, embed, registry, routing, semantic, usage
 
 if TYPE_CHECKING:
     import duckdb
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["UDF", "arrow_sql_type", "one_chunk", "register_udfs", "all_udfs"]
 
-AREAS = (registry, embed, routing, classify, semantic)
+AREAS = (registry, embed, routing, classify, semantic, usage, budget)
 
 
 def all_udfs(engine: Engine) -> list[UDF]:
