@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-import pytest
 from conftest import rows
 from hypothesis import given, settings
 from hypothesis import strategies as st

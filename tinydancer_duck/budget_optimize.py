@@ -27,6 +27,7 @@ expected_spend; sum(allocation) = monthly_budget, sum(expected_spend) <= monthly
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 import polars as pl
@@ -88,7 +89,7 @@ def hull_steps(cost: np.ndarray, quality: np.ndarray, allowed: np.ndarray) -> tu
             else:
                 break
         hull.append(int(a))
-    return hull[0], list(zip(hull[:-1], hull[1:]))
+    return hull[0], list(pairwise(hull))
 
 
 def optimize(demand: pl.DataFrame, snapshot: AgentSnapshot, monthly_budget: float, quality_threshold: float,

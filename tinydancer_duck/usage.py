@@ -21,9 +21,8 @@ the batch size.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,17 +32,15 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from .agent_stats import fold_observations
 from .errors import InvalidArgument
 from .registry import Registry
 from .settings import Settings
 from .store import USAGE_SCHEMA, Store
+from .usage_log import FIELDS, batches, column_mapping, open_log
 from .validate import as_float_column, check_nonnegative, check_unit_interval
 
-FIELDS = tuple(USAGE_SCHEMA.names)
-REQUIRED = ("agent", "cost", "success", "latency_ms")
 STATS = ("avg_latency_ms", "p99_latency_ms", "success_rate", "quality_score")
 _TS = pa.timestamp("us", tz="UTC")
 DEFAULT_BATCH_ROWS = 100_000
@@ -86,8 +83,9 @@ class Usage:
 
         Returns bool (n,): True where the agent is registered and its stats were updated.
         """
-        columns = dict(agent=agent, cost=cost, success=success, latency_ms=latency_ms, ts=ts, request_id=request_id,
-                       route=route, category=category, tokens_in=tokens_in, tokens_out=tokens_out, quality=quality)
+        columns = {"agent": agent, "cost": cost, "success": success, "latency_ms": latency_ms, "ts": ts,
+                   "request_id": request_id, "route": route, "category": category, "tokens_in": tokens_in,
+                   "tokens_out": tokens_out, "quality": quality}
         return self.record_columns(columns)
 
     def record_columns(self, columns: Mapping[str, Any]) -> np.ndarray:
@@ -120,10 +118,10 @@ class Usage:
         started = time.perf_counter()
         if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
             raise InvalidArgument("batch_rows", batch_rows, "must be an integer >= 1")
-        dataset, selection = _open_log(source, column_mapping(columns))
+        dataset, selection = open_log(source, column_mapping(columns))
         total = dataset.count_rows()
         now = datetime.now(timezone.utc)
-        for batch in _batches(dataset, selection, batch_rows):  # pass 1: validate only
+        for batch in batches(dataset, selection, batch_rows):  # pass 1: validate only
             usage_batch(batch, now=now)
         if progress is not None:
             progress(0, total)
@@ -132,7 +130,7 @@ class Usage:
         folds: dict[str, _Affine] = {}
         unknown: set[str] = set()
         done, cost = 0, 0.0
-        for batch in _batches(dataset, selection, batch_rows):  # pass 2: write
+        for batch in batches(dataset, selection, batch_rows):  # pass 2: write
             rows = _in_time_order(usage_batch(batch, now=now))
             self.store.append("usage", rows)
             known = pc.is_in(rows["agent"], value_set=names).to_numpy(zero_copy_only=False)
@@ -335,75 +333,3 @@ def _timestamps(values: Any, n: int, now: datetime) -> pa.Array:
 
 def _first(mask: pa.Array) -> int:
     return int(np.flatnonzero(mask.to_numpy(zero_copy_only=False))[0])
-
-
-# -- Parquet logs -----------------------------------------------------------------------------------------------
-def column_mapping(columns: Mapping[str, str] | str | None) -> dict[str, str]:
-    """field -> source column; JSON text, a mapping or None. Unknown fields are an error naming them."""
-    if columns is None:
-        return {}
-    if isinstance(columns, str):
-        try:
-            columns = json.loads(columns)
-        except json.JSONDecodeError as exc:
-            raise InvalidArgument("columns", columns, f"is not valid JSON ({exc.msg})") from None
-    if not isinstance(columns, Mapping):
-        raise InvalidArgument("columns", columns, "must map usage fields to the log's column names")
-    mapping = {}
-    for key, value in columns.items():
-        if key not in FIELDS:
-            raise InvalidArgument("columns", key, f"is not a usage field ({', '.join(FIELDS)})")
-        if value is not None:
-            if not isinstance(value, str) or not value:
-                raise InvalidArgument("columns", value, f"the column for {key!r} must be a column name")
-            mapping[key] = value
-    return mapping
-
-
-def _open_log(source: str | Path, mapping: Mapping[str, str]) -> tuple[ds.Dataset, dict[str, str]]:
-    """The Parquet dataset and, for each field it provides, the source column to read."""
-    if not isinstance(source, (str, Path)) or not str(source).strip():
-        raise InvalidArgument("path", source, "must be a Parquet file, directory or glob")
-    text = str(source)
-    try:
-        if any(ch in text for ch in "*?["):
-            import glob
-
-            files = sorted(glob.glob(text))
-            if not files:
-                raise FileNotFoundError(text)
-            dataset = ds.dataset(files, format="parquet")
-        else:
-            dataset = ds.dataset(text, format="parquet")
-    except (FileNotFoundError, OSError, pa.ArrowInvalid) as exc:
-        raise InvalidArgument("path", text, f"cannot be read as Parquet ({exc})") from None
-    available = set(dataset.schema.names)
-    selection = {}
-    for name in FIELDS:
-        wanted = mapping.get(name, name)
-        if wanted in available:
-            selection[name] = wanted
-        elif name in mapping or name in REQUIRED:
-            raise InvalidArgument("columns", wanted, f"no column {wanted!r} for {name!r} in {text} "
-                                  f"(columns: {', '.join(sorted(available))})")
-    return dataset, selection
-
-
-def _batches(dataset: ds.Dataset, selection: Mapping[str, str], rows: int):
-    """Dicts of field -> Arrow column, about ``rows`` rows each (small reader batches are merged)."""
-    pending: list[pa.RecordBatch] = []
-    size = 0
-    sources = list(dict.fromkeys(selection.values()))
-    for batch in dataset.to_batches(columns=sources, batch_size=rows):
-        pending.append(batch)
-        size += batch.num_rows
-        if size >= rows:
-            yield _fields(pa.Table.from_batches(pending), selection)
-            pending, size = [], 0
-    if size:
-        yield _fields(pa.Table.from_batches(pending), selection)
-
-
-def _fields(table: pa.Table, selection: Mapping[str, str]) -> dict[str, pa.ChunkedArray]:
-    return {name: table[source] for name, source in selection.items()}
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import polars as pl
 import pyarrow as pa
 
 from tinydancer_duck.budget import STATUS_TYPE
@@ -20,7 +21,7 @@ OPTIMIZE_TYPE = pa.struct([("kind", pa.string()), ("agent", pa.string()), ("cate
                            ("share", pa.float64())])
 
 
-def _struct_rows(frame) -> pa.StructArray:  # noqa: ANN001 - a polars DataFrame
+def _struct_rows(frame: pl.DataFrame) -> pa.StructArray:
     table = frame.to_arrow()
     return pa.StructArray.from_arrays([c.combine_chunks() for c in table.columns], names=table.column_names)
 

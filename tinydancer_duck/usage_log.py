@@ -1,0 +1,87 @@
+"""Reading usage logs: Parquet files, directories or globs streamed in batches, with a column mapping for logs
+that name the usage fields differently."""
+
+from __future__ import annotations
+
+import glob
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from .errors import InvalidArgument
+from .store import USAGE_SCHEMA
+
+FIELDS = tuple(USAGE_SCHEMA.names)
+REQUIRED = ("agent", "cost", "success", "latency_ms")
+
+
+def column_mapping(columns: Mapping[str, str] | str | None) -> dict[str, str]:
+    """field -> source column; JSON text, a mapping or None. Unknown fields are an error naming them."""
+    if columns is None:
+        return {}
+    if isinstance(columns, str):
+        try:
+            columns = json.loads(columns)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument("columns", columns, f"is not valid JSON ({exc.msg})") from None
+    if not isinstance(columns, Mapping):
+        raise InvalidArgument("columns", columns, "must map usage fields to the log's column names")
+    mapping = {}
+    for key, value in columns.items():
+        if key not in FIELDS:
+            raise InvalidArgument("columns", key, f"is not a usage field ({', '.join(FIELDS)})")
+        if value is not None:
+            if not isinstance(value, str) or not value:
+                raise InvalidArgument("columns", value, f"the column for {key!r} must be a column name")
+            mapping[key] = value
+    return mapping
+
+
+def open_log(source: str | Path, mapping: Mapping[str, str]) -> tuple[ds.Dataset, dict[str, str]]:
+    """The Parquet dataset and, for each field it provides, the source column to read."""
+    if not isinstance(source, (str, Path)) or not str(source).strip():
+        raise InvalidArgument("path", source, "must be a Parquet file, directory or glob")
+    text = str(source)
+    try:
+        if any(ch in text for ch in "*?["):
+            files = sorted(glob.glob(text))
+            if not files:
+                raise FileNotFoundError(text)
+            dataset = ds.dataset(files, format="parquet")
+        else:
+            dataset = ds.dataset(text, format="parquet")
+    except (FileNotFoundError, OSError, pa.ArrowInvalid) as exc:
+        raise InvalidArgument("path", text, f"cannot be read as Parquet ({exc})") from None
+    available = set(dataset.schema.names)
+    selection = {}
+    for name in FIELDS:
+        wanted = mapping.get(name, name)
+        if wanted in available:
+            selection[name] = wanted
+        elif name in mapping or name in REQUIRED:
+            raise InvalidArgument("columns", wanted, f"no column {wanted!r} for {name!r} in {text} "
+                                  f"(columns: {', '.join(sorted(available))})")
+    return dataset, selection
+
+
+def batches(dataset: ds.Dataset, selection: Mapping[str, str], rows: int) -> Iterator[dict[str, pa.ChunkedArray]]:
+    """Dicts of field -> Arrow column, about ``rows`` rows each (small reader batches are merged)."""
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    sources = list(dict.fromkeys(selection.values()))
+    for batch in dataset.to_batches(columns=sources, batch_size=rows):
+        pending.append(batch)
+        size += batch.num_rows
+        if size >= rows:
+            yield _fields(pa.Table.from_batches(pending), selection)
+            pending, size = [], 0
+    if size:
+        yield _fields(pa.Table.from_batches(pending), selection)
+
+
+def _fields(table: pa.Table, selection: Mapping[str, str]) -> dict[str, pa.ChunkedArray]:
+    return {name: table[source] for name, source in selection.items()}
+
