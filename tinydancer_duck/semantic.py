@@ -87,7 +87,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
             idx[:, j] = scores.argmax(axis=1)
             values[:, j] = scores[rows, idx[:, j]]
             scores[rows, idx[:, j]] = -np.inf
-        for j in range(k):
+        for j in reversed(range(k)):  # reversed: a row with fewer than k finite scores repeats a column
             scores[rows, idx[:, j]] = values[:, j]
         return idx, values
     part = np.argpartition(scores, r - k, axis=1)[:, r - k:] if k < r else \
@@ -489,8 +489,10 @@ class SemanticRoutes:
             if width:
                 missing = (choice >= 0) & ~(idx == choice[:, None]).any(axis=1)
                 idx[missing, -1] = choice[missing]
-                sim = np.take_along_axis(eligible, idx, axis=1)
-                order = np.argsort(np.where(idx == choice[:, None], -np.inf, -sim), axis=1, kind="stable")
+                sim[missing, -1] = eligible[missing, choice[missing]]
+                # best first, then by similarity; absent (-inf) entries last (they may repeat a column)
+                key = np.where(np.isfinite(sim), np.where(idx == choice[:, None], -2.0, -sim), 2.0)
+                order = np.argsort(key, axis=1, kind="stable")
                 idx, sim = np.take_along_axis(idx, order, axis=1), np.take_along_axis(sim, order, axis=1)
             out_idx[lo:hi], out_sim[lo:hi] = idx, sim
             out_conf[lo:hi] = _softmax_at(scores, np.where(np.isfinite(sim), sim, -np.inf), self.temperature)
