@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,16 +20,17 @@ import pyarrow.compute as pc
 from .agents import AgentSnapshot, build_snapshot
 from .analytics import Analytics
 from .budget import Budgets
+from .classifier import capability_match
 from .classifier_store import Classifiers
 from .batch import batch_route, check_batch_objective
 from .costs import tokens_from_bytes
 from .embed import Embedder, make_embedder
 from .errors import InvalidArgument
 from .multi import check_strategy, route_multi
-from .health import Health
+from .health import OPEN, Health
 from .options import RouteOptions
 from .registry import Registry, config_columns
-from .router import Requests, route
+from .router import NO_SIGNALS, Requests, Signals, route
 from .semantic import SemanticRoutes
 from .settings import DEFAULT_SETTINGS, Settings
 from .store import Store
@@ -59,6 +61,7 @@ class Engine:
         self.health = Health(self.usage, self.registry, self.settings)
         self.budgets = Budgets(self.store, self.usage, self.registry, self.settings)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
+        self._label_check: tuple[tuple[int, int] | None, bool] = (None, False)
         self._no_agents = build_snapshot(self.store.read("agents").schema.empty_table(), self.settings, self.dim)
 
     @property
@@ -161,8 +164,46 @@ class Engine:
         # A batch without one usable request needs no agents (and no store read): SQL folds constant arguments by
         # evaluating both the text and the embedding branch of ruvector_route, one of them on a NULL.
         snapshot: AgentSnapshot = self.registry.snapshot() if batch.valid.any() else self._no_agents
-        decided = route(batch, RouteOptions.build(len(batch), **options), snapshot, self.settings)
+        route_options = RouteOptions.build(len(batch), **options)
+        signals, route_options = self.signals(batch, snapshot, route_options)
+        decided = route(batch, route_options, snapshot, self.settings, signals)
         return decided.to_arrow(snapshot)
+
+    def signals(self, batch: Requests, snapshot: AgentSnapshot,
+                options: RouteOptions) -> tuple[Signals, RouteOptions]:
+        """What the classifier, health and budgets add to the router for this batch.
+
+        Open circuits and agents past their own budget stop being candidates; a global budget caps every request's
+        budget_remaining at what is left of it (returned in the options).
+        """
+        if not snapshot.size:
+            return NO_SIGNALS, options
+        names = snapshot.names
+        over_budget, global_remaining = self.budgets.blocked(names)
+        if not np.isnan(global_remaining):
+            options = replace(options, budget_remaining=np.fmin(options.budget_remaining, global_remaining))
+        signals = Signals(match=self._classifier_match(batch, snapshot),
+                          circuit_open=self.health.states(names) == OPEN,
+                          over_budget=over_budget)
+        return signals, options
+
+    def _classifier_match(self, batch: Requests, snapshot: AgentSnapshot) -> np.ndarray | None:
+        """(n, A) probability mass on each agent's capabilities, when the active classifier predicts capabilities.
+
+        That is the case when every label of the active model is a capability some registered agent holds (a model
+        trained on capability names); a model of other labels (the shipped CLINC150 intents) leaves cosine matching.
+        """
+        model = self.classifier.active_or_none()
+        if model is None:
+            return None
+        key = (id(model), id(snapshot))
+        if self._label_check[0] != key:
+            labels = set(model.labels)
+            self._label_check = (key, bool(labels) and labels <= set(snapshot.capability_vocab.to_pylist()))
+        if not self._label_check[1]:
+            return None
+        return capability_match(model.probabilities(batch.embeddings), model.label_array, snapshot.has_capability,
+                                snapshot.capability_vocab)
 
     def route(self, requests: Any, *, optimize_for: Any = "balanced", required_capabilities: Any = None,
               max_cost: Any = None, max_latency_ms: Any = None, min_quality: Any = None,
@@ -184,17 +225,18 @@ class Engine:
         counts = _column_values(num_agents, n)
         route_options = RouteOptions.build(n, **options)
         snapshot = self.registry.snapshot() if batch.valid.any() else self._no_agents
+        signals, route_options = self.signals(batch, snapshot, route_options)
         pairs = sorted({(s, k) for s, k in zip(strategies, counts)}, key=repr)
         if len(pairs) == 1:
             chosen, k = check_strategy(*pairs[0])
             return route_multi(batch, route_options, snapshot, self.settings, strategy=chosen,
-                               num_agents=k).to_arrow(snapshot)
+                               num_agents=k, signals=signals).to_arrow(snapshot)
         parts, order = [], []
         for pair in pairs:  # per-row strategies: plan each group, then restore the row order
             rows = np.flatnonzero([(s, k) == pair for s, k in zip(strategies, counts)])
             chosen, k = check_strategy(*pair)
             plans = route_multi(batch.take(rows), route_options.take(rows), snapshot, self.settings,
-                                strategy=chosen, num_agents=k)
+                                strategy=chosen, num_agents=k, signals=signals.take(rows))
             parts.append(plans.to_arrow(snapshot))
             order.append(rows)
         inverse = np.argsort(np.concatenate(order), kind="stable")
@@ -224,8 +266,9 @@ class Engine:
         route_options = RouteOptions.build(len(batch), optimize_for="balanced" if objective == "total_cost"
                                            else objective, **options)
         snapshot = self.registry.snapshot()
+        signals, route_options = self.signals(batch, snapshot, route_options)
         decided = batch_route(batch, snapshot, self.settings, optimize_for=objective, budget=limit,
-                              options=route_options)
+                              options=route_options, signals=signals)
         return decided.to_arrow(snapshot)
 
     # -- SQL ----------------------------------------------------------------------------------------------------

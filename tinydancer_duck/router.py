@@ -144,6 +144,13 @@ class Signals:
     route_target: np.ndarray | None = None
     route_names: tuple[str, ...] = ()
 
+    def take(self, rows: np.ndarray) -> Signals:
+        """The signals of a subset of the requests (per-agent fields are shared)."""
+        per_row = (lambda value: None if value is None else value[rows])
+        return Signals(per_row(self.match), per_row(self.quality) if self.quality is not None
+                       and self.quality.ndim == 2 else self.quality, self.circuit_open, self.over_budget,
+                       per_row(self.route), per_row(self.route_target), self.route_names)
+
 
 NO_SIGNALS = Signals()
 
