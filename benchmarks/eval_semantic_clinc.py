@@ -29,7 +29,7 @@ import pyarrow as pa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import tinydancer_duck as td  # noqa: E402
+import tinydancer_duck as td
 
 DATA = REPO / "datasets" / "clinc150_train_val.json"
 

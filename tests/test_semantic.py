@@ -147,7 +147,7 @@ def test_examples_aggregate_by_max(con):
     con.register("ex", texts)
     assert [r[0] for r in con.execute("SELECT ruvector_add_route_example(route, text) FROM ex").fetchall()] == \
         [True, True, False, False]
-    assert dict((r[0], r[6]) for r in routes(con)) == {"a": 1, "b": 1}  # the duplicate text is stored once
+    assert {r[0]: r[6] for r in routes(con)} == {"a": 1, "b": 1}  # the duplicate text is stored once
 
 
 def test_quoted_names_round_trip(con):

@@ -40,8 +40,7 @@ import pyarrow.compute as pc
 
 from .embed import Embedder
 from .errors import InvalidArgument, NotFound
-from .route_conditions import US_PER_MIN, RouteConditions, build_conditions, epoch_us, parse_conditions, \
-    rate_limit_pass
+from .route_conditions import US_PER_MIN, RouteConditions, build_conditions, epoch_us, parse_conditions, rate_limit_pass
 from .settings import Settings
 from .store import Store
 from .validate import as_float_column, check_names
