@@ -64,11 +64,10 @@ def run_breaker(ts: np.ndarray, ok: np.ndarray, *, failures: int, window_us: int
     n, pos = len(ts), 0
     while True:  # closed phase from event `pos`
         k0 = int(np.searchsorted(fail_at, pos))
-        counts = np.arange(k0, len(fail_at)) - np.maximum(first_in_window[k0:], k0) + 1
-        trips = np.flatnonzero(counts >= failures)
-        if not trips.size:
+        trip = _next_trip(first_in_window, k0, failures)
+        if trip < 0:
             return Breaker(CLOSED)
-        event = int(fail_at[k0 + trips[0]])
+        event = int(fail_at[trip])
         opened = int(ts[event])
         while True:  # open, then half-open probes
             probe = max(event + 1, int(np.searchsorted(ts, opened + cooldown_us, side="left")))
@@ -82,6 +81,22 @@ def run_breaker(ts: np.ndarray, ok: np.ndarray, *, failures: int, window_us: int
             if next_failure >= n:
                 return Breaker(HALF_OPEN, opened, next_failure - probe)
             event, opened = next_failure, int(ts[next_failure])
+
+
+def _next_trip(first_in_window: np.ndarray, k0: int, failures: int) -> int:
+    """The first failure k >= k0 that is the ``failures``-th within the window counting from failure k0, or -1.
+
+    Scans ahead in doubling chunks, so a trip costs O(distance to it), not O(all remaining failures).
+    """
+    k, span, total = k0, 64, len(first_in_window)
+    while k < total:
+        hi = min(total, k + span)
+        counts = np.arange(k, hi) - np.maximum(first_in_window[k:hi], k0) + 1
+        hits = np.flatnonzero(counts >= failures)
+        if hits.size:
+            return k + int(hits[0])
+        k, span = hi, span * 2
+    return -1
 
 
 def to_us(now: Any) -> int:
@@ -124,12 +139,13 @@ class Health:
         breakers = self._breakers(now_us)
         names = self.registry.snapshot().name_list()
         window = self.settings.breaker_window_s * _US
-        ts = pl.col("ts").dt.epoch("us")
-        recent = (self.usage.frame().lazy().filter(pl.col("agent").is_in(names) & (ts <= now_us))
-                  .group_by("agent").agg(
-                      (ts > now_us - window).sum().cast(pl.Int64).alias("recent_requests"),
-                      ((ts > now_us - window) & ~pl.col("success")).sum().cast(pl.Int64).alias("recent_failures"),
-                      pl.col("ts").filter(~pl.col("success")).max().alias("last_failure_at"))
+        frame = self.usage.frame().lazy().filter(pl.col("agent").is_in(names))
+        start, end = _as_utc(now_us - window), _as_utc(now_us)
+        recent = (frame.filter((pl.col("ts") > start) & (pl.col("ts") <= end)).group_by("agent")
+                  .agg(pl.len().cast(pl.Int64).alias("recent_requests"),
+                       (~pl.col("success")).sum().cast(pl.Int64).alias("recent_failures"))
+                  .join(frame.filter(~pl.col("success") & (pl.col("ts") <= end)).group_by("agent")
+                        .agg(pl.col("ts").max().alias("last_failure_at")), on="agent", how="full", coalesce=True)
                   .collect())
         rows = []
         for name in names:
@@ -175,13 +191,18 @@ class Health:
         out: dict[str, Breaker] = {}
         if not suspects:
             return out
-        events = frame.filter(pl.col("agent").is_in(suspects)).with_row_index("_i").sort("agent", "t", "_i")
+        # a stable sort by time keeps insertion order among equal timestamps; partitions keep that order
+        events = frame.filter(pl.col("agent").is_in(suspects)).sort("t", maintain_order=True)
         for (name,), group in events.partition_by("agent", as_dict=True, maintain_order=True).items():
             out[name] = run_breaker(group["t"].to_numpy(), group["success"].to_numpy(),
                                     failures=s.breaker_failures, window_us=int(s.breaker_window_s * _US),
                                     cooldown_us=int(s.breaker_cooldown_s * _US),
                                     recovery=s.breaker_recovery_successes)
         return out
+
+
+def _as_utc(us: float) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(us))
 
 
 def _last_ts_us(table: pa.Table) -> int | None:

@@ -70,7 +70,7 @@ class Usage:
     # -- reads --------------------------------------------------------------------------------------------------
     def frame(self) -> pl.DataFrame:
         """Every usage event as a polars frame (USAGE_SCHEMA columns), cached until the table version changes."""
-        return self.store.snapshot("usage", "polars", lambda table: pl.from_arrow(table.combine_chunks()))
+        return self.store.snapshot("usage", "polars", pl.from_arrow)
 
     def version(self) -> int:
         return self.store.version("usage")
