@@ -63,6 +63,7 @@ class Budgets:
         self.settings = settings
         self._lock = threading.Lock()
         self._memo: tuple[tuple, pl.DataFrame] | None = None
+        self._summaries: dict[int, tuple[pl.DataFrame, frozenset[str], float]] = {}
 
     # -- writes -------------------------------------------------------------------------------------------------
     def set(self, amount: Any, agent: Any = None, period: Any = "month") -> int:
@@ -143,13 +144,15 @@ class Budgets:
         names = snapshot_names.to_pylist() if isinstance(snapshot_names, (pa.Array, pa.ChunkedArray)) \
             else list(snapshot_names)
         status = self.status(now)
-        if status.height == 0:
-            return np.zeros(len(names), bool), float("nan")
-        agents = status.filter(pl.col("scope") == "agent")
-        exhausted = set(agents.filter(pl.col("remaining") <= 0)["agent"].to_list())
-        glob = status.filter(pl.col("scope") == "global")["remaining"]
-        return (np.array([name in exhausted for name in names], dtype=bool),
-                float(glob[0]) if len(glob) else float("nan"))
+        summary = self._summaries.get(id(status))
+        if summary is None or summary[0] is not status:
+            agents = status.filter(pl.col("scope") == "agent")
+            glob = status.filter(pl.col("scope") == "global")["remaining"]
+            summary = (status, frozenset(agents.filter(pl.col("remaining") <= 0)["agent"].to_list()),
+                       float(glob[0]) if len(glob) else float("nan"))
+            self._summaries = {id(status): summary}
+        exhausted, remaining = summary[1], summary[2]
+        return np.fromiter((name in exhausted for name in names), dtype=bool, count=len(names)), remaining
 
     # -- allocation ---------------------------------------------------------------------------------------------
     def optimize(self, monthly_budget: Any, quality_threshold: Any = 0.8, latency_threshold_ms: Any = 5000.0, *,

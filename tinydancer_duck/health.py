@@ -171,10 +171,11 @@ class Health:
 
     def _breakers(self, now_us: int) -> dict[str, Breaker]:
         """Breakers after every event up to ``now`` (cached by usage version for the usual now >= newest event)."""
-        store = self.usage.store
-        latest = self.usage.store.snapshot("usage", "last_ts_us", _last_ts_us)
+        # one version check: the newest event's time and the breakers after every event, built together
+        latest, breakers = self.usage.store.snapshot(
+            "usage", "breakers", lambda table: (_last_ts_us(table), self._compute(None)))
         if latest is None or now_us >= latest:
-            return store.snapshot("usage", "breakers", lambda _: self._compute(None))
+            return breakers
         key = (self.usage.version(), now_us)
         if self._replay is None or self._replay[0] != key:
             self._replay = (key, self._compute(now_us))
