@@ -97,3 +97,43 @@ def test_hashing_embedder_has_no_classifier_and_still_routes(tmp_path):
     engine = td.Engine(tmp_path / "hashing", embedder="hashing")
     engine.register_agent("a", "llm", ["weather forecasts"], cost_per_call=0.01)
     assert engine.route(["weather forecasts for tomorrow"]).to_pylist()[0]["agent_name"] == "a"
+
+
+SEED_ROUTES = """
+SELECT ruvector_create_route(
+name := 'customer_support',
+description := 'Handle customer support inquiries, complaints, and feedback',
+embedding := ruvector_embed('Customer support and help requests'),
+target_agent := 'support-agent',
+priority := 1
+);
+SELECT ruvector_create_route(
+name := 'technical_docs',
+description := 'Answer questions about technical documentation and APIs',
+embedding := ruvector_embed('Technical documentation and API reference'),
+target_agent := 'docs-agent',
+priority := 2
+);
+"""
+
+
+def test_semantic_routes_decide_first_and_the_reasoning_says_so(seed_con, engine):
+    seed_con.execute(SEED_ROUTES).fetchall()
+    question = "How do I reset my password?"
+    unregistered = decide(engine, question)
+    assert unregistered["agent_name"] in {"gpt-4", "claude-3-haiku", "code-specialist"}
+    assert unregistered["reasoning"].startswith(
+        "semantic route 'customer_support' matched but its target is not a registered agent; ")
+    engine.register_agent("support-agent", "human", ["customer support"], cost_per_call=2.0, quality_score=0.7)
+    routed = decide(engine, question)
+    assert routed["agent_name"] == "support-agent"
+    assert routed["reasoning"] == "semantic route 'customer_support' decided: support-agent"
+    # a constraint still binds: the route's target is removed, so the agent router decides
+    capped = decide(engine, question, max_cost=0.5)
+    assert capped["agent_name"] != "support-agent"
+    assert capped["reasoning"].startswith("semantic route 'customer_support' matched but its target is not a "
+                                          "candidate; ")
+    engine.set_agent_active("support-agent", False)
+    assert decide(engine, question)["agent_name"] != "support-agent"
+    sql = seed_con.execute("SELECT ruvector_route(?).agent_name", [question]).fetchone()[0]
+    assert sql == decide(engine, question)["agent_name"]

@@ -62,6 +62,7 @@ class Engine:
         self.budgets = Budgets(self.store, self.usage, self.registry, self.settings)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
         self._label_check: tuple[tuple[int, int] | None, bool] = (None, False)
+        self._route_names: tuple[Any, Any, tuple[str, ...], np.ndarray] = (None, None, (), np.zeros(0, np.int64))
         self._no_agents = build_snapshot(self.store.read("agents").schema.empty_table(), self.settings, self.dim)
 
     @property
@@ -184,8 +185,24 @@ class Engine:
             options = replace(options, budget_remaining=np.fmin(options.budget_remaining, global_remaining))
         signals = Signals(match=self._classifier_match(batch, snapshot),
                           circuit_open=self.health.states(names) == OPEN,
-                          over_budget=over_budget)
+                          over_budget=over_budget,
+                          **self._semantic_route(batch, snapshot))
         return signals, options
+
+    def _semantic_route(self, batch: Requests, snapshot: AgentSnapshot) -> dict[str, Any]:
+        """Signals fields for the best semantic route per request (none when the store has no routes)."""
+        best = self.routes.best(batch.embeddings, batch.valid)
+        routes = best.snapshot
+        if not routes.size:
+            return {}
+        cached = self._route_names
+        if cached[0] is not routes or cached[1] is not snapshot:  # both snapshots are rebuilt on any write
+            target = pc.index_in(routes.targets, value_set=snapshot.names).fill_null(-1).to_numpy()
+            self._route_names = cached = (routes, snapshot, tuple(routes.names.to_pylist()), target)
+        route_names, target_of_route = cached[2], cached[3]
+        matched = best.route >= 0
+        target = np.where(matched, target_of_route[np.maximum(best.route, 0)], -1)
+        return {"route": np.where(matched, best.route, -1), "route_target": target, "route_names": route_names}
 
     def _classifier_match(self, batch: Requests, snapshot: AgentSnapshot) -> np.ndarray | None:
         """(n, A) probability mass on each agent's capabilities, when the active classifier predicts capabilities.
