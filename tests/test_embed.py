@@ -240,3 +240,20 @@ def test_any_text_gives_unit_or_zero_rows(texts: list[str | None]) -> None:
         norms = np.linalg.norm(x, axis=1)
         assert x.shape == (len(texts), make_embedder(kind).dim)
         assert np.all((np.abs(norms - 1) < 1e-5) | (norms == 0))
+
+
+def test_small_ascii_batches_tokenize_exactly_like_the_arrow_path(monkeypatch):
+    """One-request routes take a Python path (tokenize in µs, not ms); it must give the same ids."""
+    import tinydancer_duck._wordpiece as wp
+
+    tokenizer = wp.Tokenizer()
+    texts = pa.array(["Hello, World!!", "a\tb\nc\x0bd\x1ce\x7f", "", "   ", None, "x" * 5000,
+                      "don't stop-me now; 3.14 #hash @at $100", "UPPER lower MiXeD", "\x00null",
+                      "~`^|\\{}[]<>", "How do I reset my password?", "zzqxj unseenword tokenizers"], pa.string())
+    small = tokenizer._tokenize_small(texts, 512)
+    monkeypatch.setattr(wp, "SMALL_BATCH", -1)
+    arrow = tokenizer.tokenize(texts, 512)
+    assert small is not None
+    for got, expected in zip(small, arrow):
+        np.testing.assert_array_equal(got, expected)
+    assert tokenizer._tokenize_small(pa.array(["café"]), 512) is None  # non-ASCII goes to Arrow
