@@ -3,10 +3,6 @@
 -- UDF. ts may be TIMESTAMP (read as UTC), TIMESTAMPTZ or a string; it reaches the UDF as µs since the epoch, so
 -- the session TimeZone never shifts it. NULL ts means now.
 
-CREATE OR REPLACE MACRO _td_epoch_us(ts) AS
-    CASE WHEN typeof(ts) = 'TIMESTAMP WITH TIME ZONE' THEN epoch_us(ts::TIMESTAMPTZ)
-    ELSE epoch_us(ts::TIMESTAMP) END;
-
 CREATE OR REPLACE MACRO ruvector_create_route(name, description, target_agent, priority := 0, embedding := NULL,
         min_similarity := NULL, conditions := NULL) AS
     _td_create_route(name::VARCHAR, description::VARCHAR, target_agent::VARCHAR, priority::DOUBLE,

@@ -2,19 +2,13 @@
 -- Timestamps reach the UDFs as µs since the epoch (UTC): TIMESTAMPTZ as is, TIMESTAMP/DATE read as UTC, text with
 -- an offset ('...Z', '...+02:00') by its offset and text without one as UTC; NULL means now.
 
-CREATE OR REPLACE MACRO _td_usage_epoch_us(ts) AS
-    CASE WHEN typeof(ts) = 'TIMESTAMP WITH TIME ZONE' THEN epoch_us(ts::TIMESTAMPTZ)
-    WHEN typeof(ts) = 'VARCHAR' AND regexp_matches(ts::VARCHAR, '([+-]\d\d(:?\d\d)?|[zZ])$')
-        THEN epoch_us(ts::VARCHAR::TIMESTAMPTZ)
-    ELSE epoch_us(ts::TIMESTAMP) END;
-
 -- One event per row; vectorized (one LanceDB append and one agents write per batch of rows), so
 -- SELECT ruvector_record_usage(agent, cost, success, latency_ms, ts := ts) FROM 'log.parquet' ingests a log.
 -- Returns true when the agent is registered (its running stats were updated), false when the event was stored
 -- for an unregistered agent. Bad values fail the batch before anything of it is written.
 CREATE OR REPLACE MACRO ruvector_record_usage(agent, cost, success, latency_ms, ts := NULL, request_id := NULL,
         route := NULL, category := NULL, tokens_in := NULL, tokens_out := NULL, quality := NULL) AS
-    _td_record_usage(agent::VARCHAR, cost::DOUBLE, success::BOOLEAN, latency_ms::DOUBLE, _td_usage_epoch_us(ts),
+    _td_record_usage(agent::VARCHAR, cost::DOUBLE, success::BOOLEAN, latency_ms::DOUBLE, _td_epoch_us(ts),
         request_id::VARCHAR, route::VARCHAR, category::VARCHAR, tokens_in::BIGINT, tokens_out::BIGINT,
         quality::DOUBLE);
 
@@ -46,4 +40,4 @@ CREATE OR REPLACE MACRO ruvector_routing_stats() AS TABLE
 -- half_open), recent_failures and recent_requests within the breaker window, opened_at, retry_at (when an open
 -- circuit turns half-open), probe_successes, last_failure_at.
 CREATE OR REPLACE MACRO ruvector_agent_health(now := NULL) AS TABLE
-    SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_agent_health(_td_usage_epoch_us(now)) AS rows);
+    SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_agent_health(_td_epoch_us(now)) AS rows);

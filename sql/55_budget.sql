@@ -9,7 +9,7 @@ CREATE OR REPLACE MACRO ruvector_remove_budget(agent := NULL) AS _td_remove_budg
 
 -- scope, agent, period, budget, spent, remaining, period_start, period_end for every budget at `now`.
 CREATE OR REPLACE MACRO ruvector_budget_status(now := NULL) AS TABLE
-    SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_budget_status(_td_usage_epoch_us(now)) AS rows);
+    SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_budget_status(_td_epoch_us(now)) AS rows);
 
 -- Allocate a monthly budget across agents from demand per category: recorded usage of the last period_days days
 -- (scaled to 30 days), or demand := 'demand.parquet' (category, requests[, avg_tokens]; also .csv/.json).

@@ -1,0 +1,9 @@
+-- Helpers shared by the SQL surface.
+
+-- A timestamp argument as microseconds since the epoch (UTC), so the session TimeZone never shifts it: a TIMESTAMPTZ
+-- as is, text with an explicit offset or Z by that offset, anything else (naive TIMESTAMP, plain text) as UTC.
+CREATE OR REPLACE MACRO _td_epoch_us(ts) AS
+    CASE WHEN typeof(ts) = 'TIMESTAMP WITH TIME ZONE' THEN epoch_us(ts::TIMESTAMPTZ)
+    WHEN typeof(ts) = 'VARCHAR' AND regexp_matches(ts::VARCHAR, '([+-]\d\d(:?\d\d)?|[zZ])$')
+        THEN epoch_us(ts::VARCHAR::TIMESTAMPTZ)
+    ELSE epoch_us(ts::TIMESTAMP) END;
