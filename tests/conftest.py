@@ -1,37 +1,26 @@
-"""Shared fixtures: a real LanceDB store in tmp_path, a real DuckDB connection, the seed plan's agents."""
+"""Shared fixtures: a real LanceDB store in tmp_path, a real DuckDB connection, the seed plan's agents and routes."""
 
 from __future__ import annotations
 
 import pytest
 
 import tinydancer_duck as td
+from tinydancer_duck.demo import SEED_AGENTS_SQL  # the seed plan's registrations, verbatim
 
-SEED_AGENTS_SQL = """
-SELECT ruvector_register_agent(
-name := 'gpt-4',
-agent_type := 'llm',
-capabilities := ARRAY['reasoning', 'code', 'analysis', 'creative'],
-cost_per_1k_tokens := 0.03,
-avg_latency_ms := 2500,
-quality_score := 0.95,
-metadata := '{"provider": "openai", "context_window": 128000}'
+SEED_ROUTES_SQL = """
+SELECT ruvector_create_route(
+name := 'customer_support',
+description := 'Handle customer support inquiries, complaints, and feedback',
+embedding := ruvector_embed('Customer support and help requests'),
+target_agent := 'support-agent',
+priority := 1
 );
-SELECT ruvector_register_agent(
-name := 'claude-3-haiku',
-agent_type := 'llm',
-capabilities := ARRAY['fast-response', 'simple-tasks', 'classification'],
-cost_per_1k_tokens := 0.00025,
-avg_latency_ms := 400,
-quality_score := 0.80,
-metadata := '{"provider": "anthropic", "context_window": 200000}'
-);
-SELECT ruvector_register_agent(
-name := 'code-specialist',
-agent_type := 'tool',
-capabilities := ARRAY['code-execution', 'debugging', 'testing'],
-cost_per_call := 0.001,
-avg_latency_ms := 100,
-quality_score := 0.90
+SELECT ruvector_create_route(
+name := 'technical_docs',
+description := 'Answer questions about technical documentation and APIs',
+embedding := ruvector_embed('Technical documentation and API reference'),
+target_agent := 'docs-agent',
+priority := 2
 );
 """
 

@@ -18,7 +18,7 @@ README = (REPO / "README.md").read_text()
 
 
 def sql_blocks() -> list[str]:
-    return re.findall(r"```sql\n(.*?)```", README, flags=re.S)
+    return re.findall(r"```sql\n(.*?)```", README, flags=re.DOTALL)
 
 
 def write_fixtures(folder: Path) -> None:

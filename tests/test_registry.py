@@ -89,7 +89,7 @@ def test_unknown_agent_is_an_error_and_changes_nothing(seed_con, engine):
 
 def test_find_agents_by_capability_ranks_exact_holders_first(seed_con):
     found = rows(seed_con, "SELECT * FROM ruvector_find_agents_by_capability('debugging', \"limit\" := 2)")
-    assert [f["name"] for f in found][0] == "code-specialist" and found[0]["exact_match"] is True
+    assert found[0]["name"] == "code-specialist" and found[0]["exact_match"] is True
     assert len(found) == 2 and found[1]["exact_match"] is False
     everyone = rows(seed_con, "SELECT * FROM ruvector_find_agents_by_capability('code')")
     assert everyone[0]["name"] == "gpt-4" and len(everyone) == 3

@@ -12,8 +12,8 @@ import pytest
 from conftest import rows
 
 import tinydancer_duck as td
-from tinydancer_duck.options import OBJECTIVE_NAMES
 from tinydancer_duck.explain import CONSTRAINTS
+from tinydancer_duck.options import OBJECTIVE_NAMES
 from tinydancer_duck.router import OBJECTIVES
 
 SEED_CONSTRAINED = """

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import rows
+from conftest import SEED_ROUTES_SQL, rows
 
 import tinydancer_duck as td
 
@@ -99,26 +99,9 @@ def test_hashing_embedder_has_no_classifier_and_still_routes(tmp_path):
     assert engine.route(["weather forecasts for tomorrow"]).to_pylist()[0]["agent_name"] == "a"
 
 
-SEED_ROUTES = """
-SELECT ruvector_create_route(
-name := 'customer_support',
-description := 'Handle customer support inquiries, complaints, and feedback',
-embedding := ruvector_embed('Customer support and help requests'),
-target_agent := 'support-agent',
-priority := 1
-);
-SELECT ruvector_create_route(
-name := 'technical_docs',
-description := 'Answer questions about technical documentation and APIs',
-embedding := ruvector_embed('Technical documentation and API reference'),
-target_agent := 'docs-agent',
-priority := 2
-);
-"""
-
 
 def test_semantic_routes_decide_first_and_the_reasoning_says_so(seed_con, engine):
-    seed_con.execute(SEED_ROUTES).fetchall()
+    seed_con.execute(SEED_ROUTES_SQL).fetchall()
     question = "How do I reset my password?"
     unregistered = decide(engine, question)
     assert unregistered["agent_name"] in {"gpt-4", "claude-3-haiku", "code-specialist"}

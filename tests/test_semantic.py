@@ -10,28 +10,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import SEED_ROUTES_SQL
 
 import tinydancer_duck as td
 from tinydancer_duck.route_conditions import parse_conditions
 from tinydancer_duck.semantic import decide, match_top_k, top_k
 from tinydancer_duck.semantic_fit import fit_thresholds
 
-SEED_SQL = """
-SELECT ruvector_create_route(
-name := 'customer_support',
-description := 'Handle customer support inquiries, complaints, and feedback',
-embedding := ruvector_embed('Customer support and help requests'),
-target_agent := 'support-agent',
-priority := 1
-);
-SELECT ruvector_create_route(
-name := 'technical_docs',
-description := 'Answer questions about technical documentation and APIs',
-embedding := ruvector_embed('Technical documentation and API reference'),
-target_agent := 'docs-agent',
-priority := 2
-);
-"""
+SEED_SQL = SEED_ROUTES_SQL
 SEED_QUERY = """
 SELECT * FROM ruvector_semantic_route(
 query := 'How do I reset my password?',

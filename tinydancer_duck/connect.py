@@ -23,7 +23,7 @@ def connect(store: str | Path | None = None, *, embedder: str | Embedder = "stat
     return Engine(store, embedder=embedder, settings=settings).connect()
 
 
-def connect_engine(engine) -> duckdb.DuckDBPyConnection:  # noqa: ANN001 - Engine imports this module
+def connect_engine(engine) -> duckdb.DuckDBPyConnection:
     """A new in-memory connection with ``engine``'s UDFs registered and ``sql/*.sql`` run."""
     from tinydancer_duck.udfs import register_udfs
 

@@ -19,15 +19,15 @@ import pyarrow.compute as pc
 
 from .agents import AgentSnapshot, build_snapshot
 from .analytics import Analytics
+from .batch import batch_route, check_batch_objective
 from .budget import Budgets
 from .classifier import capability_match
 from .classifier_store import Classifiers
-from .batch import batch_route, check_batch_objective
 from .costs import tokens_from_bytes
 from .embed import Embedder, make_embedder
 from .errors import InvalidArgument
-from .multi import check_strategy, route_multi
 from .health import OPEN, Health
+from .multi import check_strategy, route_multi
 from .options import RouteOptions
 from .registry import Registry, config_columns
 from .router import NO_SIGNALS, Requests, Signals, route

@@ -52,13 +52,13 @@ class Plans:
 
     def to_arrow(self, snapshot: AgentSnapshot) -> pa.StructArray:
         """STRUCT(strategy, steps LIST(STRUCT(step, agent_name, capabilities, weight, cost, latency)), totals)."""
-        n, k = self.agent.shape
+        n = self.agent.shape[0]
         used = self.agent >= 0
         rows, slots = np.nonzero(used)
         agents = self.agent[rows, slots]
         step_cost, step_latency = self.cost[rows, slots], self.latency[rows, slots]
         flat_covers = self.covers[rows, slots]
-        cap_rows, cap_cols = np.nonzero(flat_covers)
+        _, cap_cols = np.nonzero(flat_covers)
         capabilities = pa.ListArray.from_arrays(
             pa.array(np.concatenate([[0], np.cumsum(flat_covers.sum(axis=1))]).astype(np.int32)),
             snapshot.capability_vocab.take(pa.array(cap_cols, pa.int64())) if len(cap_cols)

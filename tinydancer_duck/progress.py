@@ -23,7 +23,7 @@ class ProgressBar:
 
     def __call__(self, done: int, total: int, metrics: dict[str, Any] | None = None) -> None:
         fraction = min(max(done / total, 0.0), 1.0) if total else 1.0
-        filled = int(round(fraction * self.width))
+        filled = round(fraction * self.width)
         shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in (metrics or {}).items())
         line = (f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} "
                 f"{time.perf_counter() - self.started:.1f}s  {shown}")

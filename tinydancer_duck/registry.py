@@ -22,7 +22,15 @@ from .embed import Embedder
 from .errors import InvalidArgument, NotFound
 from .settings import Settings
 from .store import Store
-from .validate import as_float_column, check_choice, check_names, check_nonnegative, check_unit_interval
+from .validate import (
+    as_column,
+    as_float_column,
+    as_list,
+    check_choice,
+    check_names,
+    check_nonnegative,
+    check_unit_interval,
+)
 
 PRICE_FIELDS = ("cost_per_1k_tokens", "cost_per_call", "cost_per_second")
 #: Fields of ruvector_register_agent_full's JSON config, beyond the required name/agent_type/capabilities.
@@ -81,12 +89,12 @@ class Registry:
         columns: ``name``, ``agent_type``, ``capabilities`` and any of :data:`OPTIONAL_FIELDS`, each a sequence,
         numpy or Arrow column with one value per agent (None: all NULL). Later rows win on duplicate names.
         """
-        names = check_names("name", _to_list(columns["name"]))
+        names = check_names("name", as_list(columns["name"]))
         n = len(names)
         if n == 0:
             return 0
-        types = [check_choice("agent_type", t, AGENT_TYPES) for t in _column("agent_type", columns.get("agent_type"), n)]
-        capabilities = [_check_capabilities(caps) for caps in _column("capabilities", columns.get("capabilities"), n)]
+        types = [check_choice("agent_type", t, AGENT_TYPES) for t in as_column("agent_type", columns.get("agent_type"), n)]
+        capabilities = [_check_capabilities(caps) for caps in as_column("capabilities", columns.get("capabilities"), n)]
         numbers = {f: as_float_column(f, columns.get(f), n) for f in
                    (*PRICE_FIELDS, "avg_output_tokens", "avg_latency_ms", "p99_latency_ms", "quality_score",
                     "success_rate")}
@@ -94,8 +102,8 @@ class Registry:
             check_nonnegative(field, numbers[field])
         check_unit_interval("quality_score", numbers["quality_score"])
         check_unit_interval("success_rate", numbers["success_rate"])
-        metadata = [_check_metadata(m) for m in _column("metadata", columns.get("metadata"), n)]
-        active = [True if a is None else bool(a) for a in _column("active", columns.get("active"), n)]
+        metadata = [_check_metadata(m) for m in as_column("metadata", columns.get("metadata"), n)]
+        active = [True if a is None else bool(a) for a in as_column("active", columns.get("active"), n)]
 
         last = {name: i for i, name in enumerate(names)}  # later rows win
         keep = np.fromiter(last.values(), dtype=np.int64)
@@ -149,7 +157,7 @@ class Registry:
     def set_active(self, names: Sequence[str], flags: Sequence[Any]) -> int:
         """Activate or deactivate agents (the last flag per name wins); unknown names are an error."""
         names = self._existing(names)
-        values = _column("is_active", flags, len(names))
+        values = as_column("is_active", flags, len(names))
         if any(v is None for v in values):
             raise InvalidArgument("is_active", None, "must be true or false")
         return self._patch(names, {"active": pa.array([bool(v) for v in values])})
@@ -162,7 +170,7 @@ class Registry:
         n = len(names)
         latency = as_float_column("latency_ms", latency_ms, n)
         check_nonnegative("latency_ms", latency, required=True)
-        successes = _column("success", success, n)
+        successes = as_column("success", success, n)
         if any(s is None for s in successes):
             raise InvalidArgument("success", None, "must be true or false")
         observed = as_float_column("quality", quality, n)
@@ -174,7 +182,7 @@ class Registry:
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _existing(self, names: Sequence[Any]) -> list[str]:
-        names = check_names("name", _to_list(names))
+        names = check_names("name", as_list(names))
         known = self.snapshot().index
         for name in names:
             if name not in known:
@@ -210,7 +218,7 @@ def config_columns(configs: Sequence[str | None]) -> dict[str, list[Any]]:
             raise InvalidArgument("config", text, "must be a JSON object")
         unknown = set(config) - {"name", "agent_type", "capabilities", *OPTIONAL_FIELDS}
         if unknown:
-            raise InvalidArgument("config", sorted(unknown)[0], "is not an agent field")
+            raise InvalidArgument("config", min(unknown), "is not an agent field")
         if isinstance(config.get("metadata"), (dict, list)):
             config["metadata"] = json.dumps(config["metadata"])
         parsed.append(config)
@@ -242,23 +250,3 @@ def _check_metadata(metadata: Any) -> str:
     if not isinstance(value, dict):
         raise InvalidArgument("metadata", metadata, "must be a JSON object")
     return metadata
-
-
-def _to_list(values: Any) -> list[Any]:
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        return values.to_pylist()
-    if isinstance(values, np.ndarray):
-        return values.tolist()
-    if isinstance(values, (str, bytes)) or values is None or not hasattr(values, "__iter__"):
-        return [values]
-    return list(values)
-
-
-def _column(field: str, values: Any, n: int) -> list[Any]:
-    """n values of one field: None means n NULLs; anything else must be a column of length n."""
-    if values is None:
-        return [None] * n
-    column = _to_list(values)
-    if len(column) != n:
-        raise InvalidArgument(field, f"{len(column)} values", f"expected one per agent ({n})")
-    return column

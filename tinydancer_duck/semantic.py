@@ -59,7 +59,7 @@ from .semantic_kernels import (
 )
 from .settings import Settings
 from .store import Store
-from .validate import as_float_column, check_names
+from .validate import as_column, as_float_column, as_list, check_names
 from .vectors import embedding_matrix
 
 __all__ = ["ARGMAX_TOP_K", "CONFIDENCE_TEMPERATURE", "KERNEL_CHUNK", "MATCH_FIELDS", "MATCH_TYPE", "PRIORITY_MARGIN",
@@ -123,12 +123,12 @@ class SemanticRoutes:
         embedding : NULL means the description's embedding. min_similarity : NULL keeps a stored (e.g. fitted)
         threshold of an existing route, else none; pass -1 to remove one. Replacing a route keeps its examples.
         """
-        names = check_names("name", _to_list(columns["name"]))
+        names = check_names("name", as_list(columns["name"]))
         n = len(names)
         if n == 0:
             return 0
-        targets = check_names("target_agent", _column("target_agent", columns.get("target_agent"), n))
-        descriptions = _column("description", columns.get("description"), n)
+        targets = check_names("target_agent", as_column("target_agent", columns.get("target_agent"), n))
+        descriptions = as_column("description", columns.get("description"), n)
         priority = as_float_column("priority", columns.get("priority"), n)
         bad = ~np.isnan(priority) & ((priority != np.round(priority)) | (np.abs(priority) > 2**31 - 1))
         if bad.any():
@@ -138,7 +138,7 @@ class SemanticRoutes:
         bad = ~np.isnan(min_sim) & ~((min_sim >= -1) & (min_sim <= 1))
         if bad.any():
             raise InvalidArgument("min_similarity", float(min_sim[bad][0]), "must be within [-1, 1]")
-        conditions = [parse_conditions(c) for c in _column("conditions", columns.get("conditions"), n)]
+        conditions = [parse_conditions(c) for c in as_column("conditions", columns.get("conditions"), n)]
         vectors = self._route_vectors(columns.get("embedding"), descriptions, n)
 
         keep = np.fromiter({name: i for i, name in enumerate(names)}.values(), dtype=np.int64)
@@ -188,9 +188,9 @@ class SemanticRoutes:
         which are skipped). A (route, text) pair already stored is not stored twice. Every named route must exist
         (nothing is written otherwise).
         """
-        names = _to_list(names)
+        names = as_list(names)
         n = len(names)
-        text_list = _column("example", texts, n)
+        text_list = as_column("example", texts, n)
         vectors, present = _embeddings("example", embeddings, n, self.store.dim)
         snap = self.snapshot()
         for name in names:
@@ -226,7 +226,7 @@ class SemanticRoutes:
 
     def delete(self, names: Sequence[Any]) -> int:
         """Delete routes and their examples; every name must exist (nothing is deleted otherwise)."""
-        names = check_names("name", _to_list(names))
+        names = check_names("name", as_list(names))
         snap = self.snapshot()
         for name in names:
             if name not in snap.index:
@@ -376,32 +376,13 @@ class SemanticRoutes:
 
 
 # -- argument helpers -------------------------------------------------------------------------------------------
-def _to_list(values: Any) -> list[Any]:
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        return values.to_pylist()
-    if isinstance(values, np.ndarray):
-        return values.tolist()
-    if isinstance(values, (str, bytes)) or values is None or not hasattr(values, "__iter__"):
-        return [values]
-    return list(values)
-
-
-def _column(field: str, values: Any, n: int) -> list[Any]:
-    if values is None:
-        return [None] * n
-    column = _to_list(values)
-    if len(column) != n:
-        raise InvalidArgument(field, f"{len(column)} values", f"expected {n}")
-    return column
-
-
 def _strings(field: str, values: Any, n: int) -> pa.Array | None:
     if values is None:
         return None
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if not isinstance(values, pa.Array):
-        values = pa.array([values] * n if isinstance(values, str) else _column(field, values, n), pa.string())
+        values = pa.array([values] * n if isinstance(values, str) else as_column(field, values, n), pa.string())
     if len(values) != n:
         raise InvalidArgument(field, f"{len(values)} values", f"expected {n}")
     return values
@@ -416,7 +397,7 @@ def _embeddings(field: str, values: Any, n: int, dim: int) -> tuple[np.ndarray, 
         given = np.ones(len(x), bool)
     else:
         if not isinstance(values, (pa.Array, pa.ChunkedArray)):
-            rows = _column(field, values, n)
+            rows = as_column(field, values, n)
             values = pa.array([None if v is None else np.asarray(v, np.float64).tolist() for v in rows],
                               pa.list_(pa.float64()))
         x, valid = embedding_matrix(values, dim, argument=field)
@@ -430,7 +411,7 @@ def _embeddings(field: str, values: Any, n: int, dim: int) -> tuple[np.ndarray, 
 
 def _top_k(top_k: Any, n: int) -> int:
     """One top_k for the batch: an integer >= 1 (a column must hold one value)."""
-    values = _to_list(top_k)
+    values = as_list(top_k)
     distinct = {v for v in values if v is not None} if values else set()
     if not distinct and values and all(v is None for v in values):
         raise InvalidArgument("top_k", None, "must be an integer >= 1")

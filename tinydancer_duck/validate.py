@@ -66,6 +66,27 @@ def check_unit_interval(argument: str, column: np.ndarray) -> None:
         raise InvalidArgument(argument, float(column[bad][0]), "must be within [0, 1]")
 
 
+def as_list(values: Any) -> list[Any]:
+    """Python values from an Arrow or numpy column or any iterable; a scalar (or one string) is a list of one."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values.to_pylist()
+    if isinstance(values, np.ndarray):
+        return values.tolist()
+    if isinstance(values, (str, bytes)) or values is None or not hasattr(values, "__iter__"):
+        return [values]
+    return list(values)
+
+
+def as_column(argument: str, values: Any, n: int) -> list[Any]:
+    """n values of one argument: None means n NULLs; anything else must be a column of length n."""
+    if values is None:
+        return [None] * n
+    column = as_list(values)
+    if len(column) != n:
+        raise InvalidArgument(argument, f"{len(column)} values", f"expected {n}, one per row")
+    return column
+
+
 def check_names(argument: str, names: Iterable[Any]) -> list[str]:
     """Non-NULL, non-blank strings, returned as a list."""
     out = []

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._spec import UDF, arrow_sql_type, one_chunk
 from . import budget, classify, embed, registry, routing, semantic, usage
+from ._spec import UDF, arrow_sql_type, one_chunk
 
 if TYPE_CHECKING:
     import duckdb
 
     from tinydancer_duck.engine import Engine
 
-__all__ = ["UDF", "arrow_sql_type", "one_chunk", "register_udfs", "all_udfs"]
+__all__ = ["UDF", "all_udfs", "arrow_sql_type", "one_chunk", "register_udfs"]
 
 AREAS = (registry, embed, routing, classify, semantic, usage, budget)
 
