@@ -8,14 +8,31 @@ store refuses vectors from another embedder instead of silently mixing spaces.
 Readers get Arrow tables (and numpy snapshots built from them) cached by table version: a read costs one version
 check unless another connection or process wrote since. Values from users reach LanceDB filters only through
 :func:`sql_literal`, which quotes them as data.
+
+Reliability (README "Reliability"):
+
+- **Conflicts.** Every LanceDB commit goes through :func:`_retry`: a commit conflict with another writer is retried
+  with exponential backoff and jitter (LanceDB also retries appends and merge_inserts internally).
+- **Read-modify-write.** A write computed from a read (agent stats, model versions) runs inside
+  :meth:`Store.locked`, a per-table lock across threads and processes (``fcntl.flock`` on a file under
+  ``<store>/.locks``) that also makes reads inside it skip the 50 ms version cache, so no update is lost.
+- **Crashes.** LanceDB writes data files first and commits a version by writing one manifest; a process killed
+  mid-write leaves the previous version readable and only unreferenced files behind (removed by cleanup).
+- **Compaction.** Each write is a LanceDB version and a fragment; after every :data:`COMPACT_CHECK_EVERY` writes of
+  a table a process checks its fragments and, past :data:`COMPACT_FRAGMENTS` small ones (or at every
+  :data:`CLEANUP_EVERY_CHECKS`-th check), compacts it in place and removes versions older than
+  :data:`CLEANUP_OLDER_THAN` (a margin for readers still on an older version).
+  :meth:`Store.compact` does the same on demand.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +41,7 @@ import lancedb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import StoreError
+from .errors import InvalidArgument, StoreError
 
 T = TypeVar("T")
 
@@ -68,19 +85,6 @@ def routes_schema(dim: int, identity: str) -> pa.Schema:
             pa.field("priority", pa.int32()),
             pa.field("min_similarity", pa.float64()),
             pa.field("conditions", pa.string()),
-            pa.field("created_at", _TIMESTAMP),
-        ],
-        metadata={IDENTITY_KEY: identity.encode()},
-    )
-
-
-def route_examples_schema(dim: int, identity: str) -> pa.Schema:
-    """Example utterances of semantic routes: a route scores as the max over its own and its examples' vectors."""
-    return pa.schema(
-        [
-            pa.field("route", pa.string(), nullable=False),
-            pa.field("text", pa.string()),
-            pa.field("embedding", pa.list_(pa.float32(), dim)),
             pa.field("created_at", _TIMESTAMP),
         ],
         metadata={IDENTITY_KEY: identity.encode()},
@@ -146,6 +150,41 @@ CONSISTENCY_INTERVAL_S = 0.05
 _local_writes: dict[tuple[str, str], int] = {}  # (store directory, table) -> writes made by this process
 _local_lock = threading.Lock()
 
+#: Commit attempts for one write before giving up, and the first backoff (doubled each retry, with jitter).
+WRITE_ATTEMPTS = 8
+WRITE_BACKOFF_S = 0.02
+#: A process checks a table's fragments after this many of its own writes to it ...
+COMPACT_CHECK_EVERY = 32
+#: ... and compacts it when it has at least this many small fragments.
+COMPACT_FRAGMENTS = 64
+#: Every this many checks a table is compacted anyway, which also removes its old versions (a table rewritten by
+#: upserts keeps one fragment but gains a version per write).
+CLEANUP_EVERY_CHECKS = 8
+#: Versions younger than this survive cleanup: readers pinned to them keep working.
+CLEANUP_OLDER_THAN = timedelta(minutes=5)
+_RETRYABLE = ("conflict", "retryable", "too many concurrent", "temporarily unavailable")
+# (store directory, table) -> [thread lock, open lock file or None, depth]: one flock per process and table, so two
+# Stores of one process on one directory share it instead of deadlocking on each other.
+_file_locks: dict[tuple[str, str], list[Any]] = {}
+
+
+def _retryable(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(word in text for word in _RETRYABLE)
+
+
+def _retry(what: str, write: Callable[[], T]) -> T:
+    """Run one LanceDB write; retry commit conflicts with exponential backoff; other failures become StoreError."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            return write()
+        except Exception as exc:
+            if attempt + 1 < WRITE_ATTEMPTS and _retryable(exc):
+                time.sleep(WRITE_BACKOFF_S * 2**attempt * (0.5 + random.random()))
+                continue
+            raise StoreError(f"{what}: {exc}") from exc
+    raise AssertionError("unreachable")
+
 
 def default_store_path() -> Path:
     """``$TINYDANCER_HOME`` if set, else ``~/.tinydancer``."""
@@ -187,13 +226,15 @@ class Store:
             "usage": USAGE_SCHEMA,
             "budgets": BUDGETS_SCHEMA,
             "route_examples": route_examples_schema(dim, embedder_identity),
-            "route_examples": route_examples_schema(dim, embedder_identity),
         }
         self._lock = threading.RLock()
         self.consistency_interval_s = consistency_interval_s
         self._versions: dict[str, tuple[int, float, int]] = {}
         self._tables: dict[str, Any] = {}
         self._cache: dict[tuple[str, str], tuple[int, Any]] = {}
+        self._fresh = 0  # > 0 inside locked(): reads ask LanceDB for the latest version every time
+        self._writes_since_check: dict[str, int] = {}
+        self._checks: dict[str, int] = {}
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             # interval 0: every read checks the latest version, so other connections' writes are seen at once.
@@ -246,7 +287,8 @@ class Store:
         writes = _local_writes.get(key, 0)
         cached = self._versions.get(name)
         now = time.monotonic()
-        if cached is not None and cached[2] == writes and now - cached[1] < self.consistency_interval_s:
+        if (cached is not None and cached[2] == writes and now - cached[1] < self.consistency_interval_s
+                and not self._fresh):
             return cached[0]
         try:
             version = int(self.table(name).version)
@@ -262,6 +304,38 @@ class Store:
         with _local_lock:
             key = (self._key, name)
             _local_writes[key] = _local_writes.get(key, 0) + 1
+
+    @contextlib.contextmanager
+    def locked(self, *names: str) -> Iterator[None]:
+        """Hold the write lock of tables ``names`` (in this order) across threads and processes.
+
+        Use it around a read-modify-write: reads inside see the latest version (no 50 ms cache), and no other
+        writer that also locks can interleave. Re-entrant. Plain appends and upserts do not need it.
+        """
+        with contextlib.ExitStack() as stack:
+            for name in names:
+                stack.enter_context(self._file_lock(name))
+            self._fresh += 1
+            try:
+                yield
+            finally:
+                self._fresh -= 1
+
+    @contextlib.contextmanager
+    def _file_lock(self, name: str) -> Iterator[None]:
+        with _local_lock:
+            entry = _file_locks.setdefault((self._key, name), [threading.RLock(), None, 0])
+        with entry[0]:
+            if entry[2] == 0:
+                entry[1] = _lock_file(self.path / ".locks" / f"{name}.lock")
+            entry[2] += 1
+            try:
+                yield
+            finally:
+                entry[2] -= 1
+                if entry[2] == 0 and entry[1] is not None:
+                    entry[1].close()  # closing the file releases the flock
+                    entry[1] = None
 
     # -- reads --------------------------------------------------------------------------------------------------
     def read(self, name: str) -> pa.Table:
@@ -305,59 +379,110 @@ class Store:
         if rows.num_rows == 0:
             return
         rows = rows.select(self._schemas[name].names).cast(self._schemas[name])
+        table = self.table(name)
         try:
-            (
-                self.table(name)
-                .merge_insert(key)
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute(rows)
-            )
-        except Exception as exc:
-            raise StoreError(f"cannot write {rows.num_rows} row(s) to {name!r}: {exc}") from exc
+            _retry(f"cannot write {rows.num_rows} row(s) to {name!r}",
+                   lambda: table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
+                   .execute(rows))
         finally:
             self._wrote(name)
+        self._maybe_compact(name)
 
     def append(self, name: str, rows: pa.Table) -> None:
         if rows.num_rows == 0:
             return
         rows = rows.select(self._schemas[name].names).cast(self._schemas[name])
+        table = self.table(name)
         try:
-            self.table(name).add(rows)
-        except Exception as exc:
-            raise StoreError(f"cannot append {rows.num_rows} row(s) to {name!r}: {exc}") from exc
+            _retry(f"cannot append {rows.num_rows} row(s) to {name!r}", lambda: table.add(rows))
         finally:
             self._wrote(name)
+        self._maybe_compact(name)
 
     def delete_keys(self, name: str, column: str, values: Iterable[str]) -> None:
         """Delete rows whose ``column`` is one of ``values`` (quoted as data)."""
         values = list(values)
         if not values:
             return
+        where = in_filter(column, values)
+        table = self.table(name)
         try:
-            self.table(name).delete(in_filter(column, values))
-        except Exception as exc:
-            raise StoreError(f"cannot delete from {name!r}: {exc}") from exc
+            _retry(f"cannot delete from {name!r}", lambda: table.delete(where))
         finally:
             self._wrote(name)
+        self._maybe_compact(name)
 
     def delete_all(self, name: str) -> None:
+        table = self.table(name)
         try:
-            self.table(name).delete("true")
-        except Exception as exc:
-            raise StoreError(f"cannot clear {name!r}: {exc}") from exc
+            _retry(f"cannot clear {name!r}", lambda: table.delete("true"))
         finally:
             self._wrote(name)
+        self._maybe_compact(name)
+
+    # -- maintenance --------------------------------------------------------------------------------------------
+    def _maybe_compact(self, name: str) -> None:
+        """After every COMPACT_CHECK_EVERY writes of this process to ``name``: compact if fragments piled up."""
+        done = self._writes_since_check.get(name, 0) + 1
+        self._writes_since_check[name] = done
+        if done < COMPACT_CHECK_EVERY:
+            return
+        self._writes_since_check[name] = 0
+        checks = self._checks[name] = self._checks.get(name, 0) + 1
+        try:
+            small = int(self.table(name).stats()["fragment_stats"]["num_small_fragments"])
+            if small >= COMPACT_FRAGMENTS or checks % CLEANUP_EVERY_CHECKS == 0:
+                self.compact(name)
+        except StoreError:
+            pass  # maintenance only: the write itself succeeded; the next check tries again
+
+    def compact(self, name: str | None = None, *,
+                cleanup_older_than: timedelta = CLEANUP_OLDER_THAN) -> dict[str, dict[str, int]]:
+        """Merge small fragments of one table (or all) and remove versions older than ``cleanup_older_than``.
+
+        Readers keep working: compaction commits a new version and older ones stay until they are older than the
+        margin. Returns per table its fragments and versions before and after.
+        """
+        if not isinstance(cleanup_older_than, timedelta) or cleanup_older_than < timedelta(0):
+            raise InvalidArgument("cleanup_older_than", cleanup_older_than, "must be a timedelta >= 0")
+        if name is not None and name not in TABLES:
+            raise InvalidArgument("table", name, f"must be one of {', '.join(TABLES)}")
+        report = {}
+        for table_name in (name,) if name is not None else TABLES:
+            before = self.info(table_name)
+            table = self.table(table_name)
+            try:
+                _retry(f"cannot compact {table_name!r}",
+                       lambda table=table: table.optimize(cleanup_older_than=cleanup_older_than))
+            finally:
+                self._wrote(table_name)
+            after = self.info(table_name)
+            report[table_name] = {"fragments_before": before["fragments"], "fragments_after": after["fragments"],
+                                  "versions_before": before["versions"], "versions_after": after["versions"]}
+        return report
+
+    def info(self, name: str) -> dict[str, int]:
+        """rows, fragments, small_fragments, version and versions (kept on disk) of one table."""
+        table = self.table(name)
+        try:
+            stats = table.stats()
+            versions = len(table.list_versions())
+            version = int(table.version)
+        except Exception as exc:
+            raise StoreError(f"cannot inspect {name!r}: {exc}") from exc
+        return {"rows": int(stats["num_rows"]), "fragments": int(stats["fragment_stats"]["num_fragments"]),
+                "small_fragments": int(stats["fragment_stats"]["num_small_fragments"]), "version": version,
+                "versions": versions}
 
     # -- models -------------------------------------------------------------------------------------------------
     def save_model(self, row: Mapping[str, Any]) -> int:
         """Append one ``models`` row as the next version of its name (1 for a new name); returns that version.
 
         row : name, kind, weights (bytes), labels (list of str), metrics (JSON text); version and created_at are
-        set here. Versions are assigned under this Store's lock; two processes saving one name at the same moment
-        may pick the same version (the newer created_at then wins as "newest").
+        set here. Versions are assigned under the models write lock (:meth:`locked`), so two processes saving one
+        name at the same moment get consecutive versions.
         """
-        with self._lock:
+        with self._lock, self.locked("models"):  # two processes saving one name get distinct versions
             models = self.read("models")
             same = models.filter(pc.equal(models["name"], pa.scalar(row["name"], pa.string())))
             version = 1 + int(pc.max(same["version"]).as_py() or 0) if same.num_rows else 1
@@ -372,3 +497,15 @@ class Store:
             })
             self.append("models", table)
         return version
+
+
+def _lock_file(path: Path) -> Any:
+    """Open ``path`` and take an exclusive flock on it (released when the file is closed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+b")  # noqa: SIM115 - closed by the caller when the lock is released
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: threads are still serialized by the caller's RLock
+        return handle
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    return handle
