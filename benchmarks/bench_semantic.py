@@ -48,6 +48,19 @@ def blocked_gemm(q: np.ndarray, routes: np.ndarray, chunk: int) -> None:
         q[lo:lo + chunk] @ routes.T
 
 
+def measure(q: np.ndarray, routes: np.ndarray, chunk: int, repeats: int) -> tuple[float, float]:
+    """(kernel µs/row, GEMM µs/row for the same FLOPs): medians of ``repeats``, GEMM and kernel runs interleaved."""
+    out = np.empty((len(q), len(routes)), np.float32) if len(routes) <= 1000 else None
+    gemm, kernel = [], []
+    for _ in range(repeats):
+        if out is not None:
+            gemm.append(median_time(np.matmul, 1, q, routes.T, out))
+        else:  # the full (n, 100K) product does not fit: time the same GEMM in row blocks
+            gemm.append(median_time(blocked_gemm, 1, q, routes, chunk))
+        kernel.append(median_time(partial(match_top_k, chunk=chunk), 1, q, routes, K))
+    return statistics.median(kernel) / len(q) * 1e6, statistics.median(gemm) / len(q) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer rows and repeats")
@@ -66,15 +79,7 @@ def main() -> None:
             ("1K routes, top-3", 1000, queries, 1024, "≥ 60% of bound, ≤ 50 µs/row, ≥ 5x seed"),
             ("100K routes, top-3", 100_000, queries[:n_large], 256, "(none; seed plan has no 100K row)")):
         routes = unit(rng, n_routes)
-        out = np.empty((len(q), n_routes), np.float32) if n_routes <= 1000 else None
-        gemm, kernel = [], []
-        for _ in range(repeats):
-            if out is not None:
-                gemm.append(median_time(np.matmul, 1, q, routes.T, out))
-            else:  # the full (n, 100K) product does not fit: time the same GEMM in row blocks
-                gemm.append(median_time(blocked_gemm, 1, q, routes, chunk))
-            kernel.append(median_time(partial(match_top_k, chunk=chunk), 1, q, routes, K))
-        g_us, k_us = statistics.median(gemm) / len(q) * 1e6, statistics.median(kernel) / len(q) * 1e6
+        k_us, g_us = measure(q, routes, chunk, repeats)
         gflops = 2 * n_routes * DIM / (g_us * 1e-6) / 1e9
         results[n_routes] = (k_us, g_us)
         print(f"{label:<36}{len(q):>8}{k_us:>9.2f}{g_us:>9.2f}{g_us / k_us:>9.0%}{SEED_US / k_us:>8.1f}  {target}"
