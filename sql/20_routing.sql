@@ -1,20 +1,22 @@
 -- Embedding and routing. ruvector_route is both a scalar (one STRUCT per row, for a column of requests) and a
 -- table macro (one request: SELECT * FROM ruvector_route(request := ...)). A request may be text or an embedding:
--- typeof() is constant per query, so DuckDB folds the CASE and calls exactly one of the two UDFs.
+-- one UDF takes it as both, the matching argument filled and the other NULL (typeof() is constant per query).
+-- A CASE choosing between two UDFs made DuckDB call both on a constant request.
 
 CREATE OR REPLACE MACRO ruvector_embed(text) AS _td_embed(text::VARCHAR);
+
+-- A request as text (NULL when it is an embedding) and as an embedding (NULL when it is not).
+CREATE OR REPLACE MACRO _td_request_text(request) AS
+    CASE WHEN typeof(request) LIKE '%]' THEN NULL ELSE try_cast(request AS VARCHAR) END;
+CREATE OR REPLACE MACRO _td_request_vector(request) AS
+    CASE WHEN typeof(request) LIKE '%]' THEN try_cast(request AS FLOAT[]) END;
 
 CREATE OR REPLACE MACRO ruvector_route(request, optimize_for := 'balanced', required_capabilities := NULL,
         max_cost := NULL, max_latency_ms := NULL, min_quality := NULL, excluded_agents := NULL,
         budget_remaining := NULL) AS
-    CASE WHEN typeof(request) LIKE '%]'
-    THEN _td_route_vector(try_cast(request AS FLOAT[]), optimize_for::VARCHAR, required_capabilities::VARCHAR[],
-        max_cost::DOUBLE, max_latency_ms::DOUBLE, min_quality::DOUBLE, excluded_agents::VARCHAR[],
-        budget_remaining::DOUBLE)
-    ELSE _td_route_text(try_cast(request AS VARCHAR), optimize_for::VARCHAR, required_capabilities::VARCHAR[],
-        max_cost::DOUBLE, max_latency_ms::DOUBLE, min_quality::DOUBLE, excluded_agents::VARCHAR[],
-        budget_remaining::DOUBLE)
-    END;
+    _td_route(_td_request_text(request), _td_request_vector(request), optimize_for::VARCHAR,
+        required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE, min_quality::DOUBLE,
+        excluded_agents::VARCHAR[], budget_remaining::DOUBLE);
 
 CREATE OR REPLACE MACRO ruvector_route(request, optimize_for := 'balanced', required_capabilities := NULL,
         max_cost := NULL, max_latency_ms := NULL, min_quality := NULL, excluded_agents := NULL,
@@ -30,14 +32,9 @@ CREATE OR REPLACE MACRO ruvector_route(request, optimize_for := 'balanced', requ
 CREATE OR REPLACE MACRO ruvector_route_multi(request, num_agents := 3, strategy := 'pipeline',
         optimize_for := 'balanced', required_capabilities := NULL, max_cost := NULL, max_latency_ms := NULL,
         min_quality := NULL, excluded_agents := NULL, budget_remaining := NULL) AS
-    CASE WHEN typeof(request) LIKE '%]'
-    THEN _td_route_multi_vector(try_cast(request AS FLOAT[]), num_agents::BIGINT, strategy::VARCHAR,
-        optimize_for::VARCHAR, required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE,
-        min_quality::DOUBLE, excluded_agents::VARCHAR[], budget_remaining::DOUBLE)
-    ELSE _td_route_multi_text(try_cast(request AS VARCHAR), num_agents::BIGINT, strategy::VARCHAR,
-        optimize_for::VARCHAR, required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE,
-        min_quality::DOUBLE, excluded_agents::VARCHAR[], budget_remaining::DOUBLE)
-    END;
+    _td_route_multi(_td_request_text(request), _td_request_vector(request), num_agents::BIGINT,
+        strategy::VARCHAR, optimize_for::VARCHAR, required_capabilities::VARCHAR[], max_cost::DOUBLE,
+        max_latency_ms::DOUBLE, min_quality::DOUBLE, excluded_agents::VARCHAR[], budget_remaining::DOUBLE);
 
 CREATE OR REPLACE MACRO ruvector_route_multi(request, num_agents := 3, strategy := 'pipeline',
         optimize_for := 'balanced', required_capabilities := NULL, max_cost := NULL, max_latency_ms := NULL,

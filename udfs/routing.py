@@ -1,5 +1,9 @@
-"""Routing UDFs: ruvector_route, ruvector_route_multi (text or embedding; the SQL macro picks by type) and
-ruvector_batch_route (one list of requests per row, decided together)."""
+"""Routing UDFs: ruvector_route, ruvector_route_multi (text or embedding) and ruvector_batch_route (one list of
+requests per row, decided together).
+
+One UDF per function takes the request twice, as text and as an embedding: the SQL macro fills the one matching the
+request's type and passes NULL for the other. A CASE over two UDFs instead made DuckDB call both on a constant
+request (one of them on a NULL), doubling the cost of a one-request query."""
 
 from __future__ import annotations
 
@@ -26,19 +30,25 @@ BATCH_ROW = pa.struct([("request", pa.string()), *zip(BATCH_FIELDS, (
     pa.int64(), pa.string(), pa.float64(), pa.float64(), pa.float64(), pa.float64(), pa.string()))])
 
 
+def request_column(text: pa.ChunkedArray, vector: pa.ChunkedArray) -> pa.Array:
+    """The request column the macro filled: the embeddings when any row holds one, else the texts."""
+    vector = one_chunk(vector)
+    return vector if vector.null_count < len(vector) else one_chunk(text)
+
+
 def udfs(engine: Engine) -> list[UDF]:
-    def route(request, optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality,
+    def route(text, vector, optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality,
               excluded_agents, budget_remaining) -> pa.Array:
         options = (optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality, excluded_agents,
                    budget_remaining)
-        return engine.route_struct(one_chunk(request),
+        return engine.route_struct(request_column(text, vector),
                                    **{field: one_chunk(c) for field, c in zip(OPTION_FIELDS, options)})
 
-    def route_multi(request, num_agents, strategy, optimize_for, required_capabilities, max_cost, max_latency_ms,
-                    min_quality, excluded_agents, budget_remaining) -> pa.Array:
+    def route_multi(text, vector, num_agents, strategy, optimize_for, required_capabilities, max_cost,
+                    max_latency_ms, min_quality, excluded_agents, budget_remaining) -> pa.Array:
         options = (optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality, excluded_agents,
                    budget_remaining)
-        return engine.route_multi_struct(one_chunk(request), num_agents=one_chunk(num_agents),
+        return engine.route_multi_struct(request_column(text, vector), num_agents=one_chunk(num_agents),
                                          strategy=one_chunk(strategy),
                                          **{field: one_chunk(c) for field, c in zip(OPTION_FIELDS, options)})
 
@@ -57,11 +67,8 @@ def udfs(engine: Engine) -> list[UDF]:
         return pa.ListArray.from_arrays(pc.cumulative_sum(lengths), values)
 
     return [
-        UDF("_td_route_text", route, ["VARCHAR", *OPTION_TYPES], ROUTE_TYPE),
-        UDF("_td_route_vector", route, ["FLOAT[]", *OPTION_TYPES], ROUTE_TYPE),
-        UDF("_td_route_multi_text", route_multi, ["VARCHAR", "BIGINT", "VARCHAR", *OPTION_TYPES],
-            arrow_sql_type(PLAN_TYPE)),
-        UDF("_td_route_multi_vector", route_multi, ["FLOAT[]", "BIGINT", "VARCHAR", *OPTION_TYPES],
+        UDF("_td_route", route, ["VARCHAR", "FLOAT[]", *OPTION_TYPES], ROUTE_TYPE),
+        UDF("_td_route_multi", route_multi, ["VARCHAR", "FLOAT[]", "BIGINT", "VARCHAR", *OPTION_TYPES],
             arrow_sql_type(PLAN_TYPE)),
         UDF("_td_batch_route", batch_route, ["VARCHAR[]", "VARCHAR", "DOUBLE"], f"{arrow_sql_type(BATCH_ROW)}[]"),
     ]
