@@ -29,6 +29,7 @@ from .errors import InvalidArgument
 from .health import OPEN, Health
 from .multi import check_strategy, route_multi
 from .options import RouteOptions
+from .outcome import OutcomeRouters
 from .registry import Registry, config_columns
 from .router import NO_SIGNALS, Requests, Signals, route
 from .semantic import SemanticRoutes
@@ -60,6 +61,7 @@ class Engine:
         self.analytics = Analytics(self.usage, self.registry)
         self.health = Health(self.usage, self.registry, self.settings)
         self.budgets = Budgets(self.store, self.usage, self.registry, self.settings)
+        self.outcomes = OutcomeRouters(self.store, self.embedder, self.registry)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
         self._label_check: tuple[tuple[int, int] | None, bool] = (None, False)
         self._route_names: tuple[Any, Any, tuple[str, ...], np.ndarray] = (None, None, (), np.zeros(0, np.int64))
@@ -186,6 +188,7 @@ class Engine:
         signals = Signals(match=self._classifier_match(batch, snapshot),
                           circuit_open=self.health.states(names) == OPEN,
                           over_budget=over_budget,
+                          quality=self.outcomes.quality(batch.embeddings, names, snapshot.quality),
                           **self._semantic_route(batch, snapshot))
         return signals, options
 
