@@ -21,7 +21,7 @@ from .agents import AGENT_TYPES, AgentSnapshot, build_snapshot, capability_text
 from .embed import Embedder
 from .errors import InvalidArgument, NotFound
 from .settings import Settings
-from .store import Store
+from .store import Store, write_locked
 from .validate import (
     as_column,
     as_float_column,
@@ -83,6 +83,7 @@ class Registry:
         ).append_column("similarity", pa.array(similarity[order].astype(np.float64)))
 
     # -- writes -------------------------------------------------------------------------------------------------
+    @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
     def register(self, columns: Mapping[str, Any]) -> int:
         """Validate and upsert a batch of agents given as columns; returns the number of distinct agents written.
 
@@ -154,6 +155,7 @@ class Registry:
         self.store.delete_all("agents")
         return count
 
+    @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
     def set_active(self, names: Sequence[str], flags: Sequence[Any]) -> int:
         """Activate or deactivate agents (the last flag per name wins); unknown names are an error."""
         names = self._existing(names)
@@ -162,6 +164,7 @@ class Registry:
             raise InvalidArgument("is_active", None, "must be true or false")
         return self._patch(names, {"active": pa.array([bool(v) for v in values])})
 
+    @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
     def update_metrics(self, names: Sequence[str], latency_ms: Any, success: Any, quality: Any = None) -> int:
         """Fold observed outcomes into each agent's running stats (see :mod:`tinydancer_duck.agent_stats`)."""
         from .agent_stats import fold_observations

@@ -28,6 +28,7 @@ Reliability (README "Reliability"):
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import threading
@@ -497,6 +498,17 @@ class Store:
             })
             self.append("models", table)
         return version
+
+
+def write_locked(*tables: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate a service method (its object has ``.store``) to run inside ``self.store.locked(*tables)``."""
+    def decorate(method: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(method)
+        def locked_method(self: Any, *args: Any, **kwargs: Any) -> T:
+            with self.store.locked(*tables):
+                return method(self, *args, **kwargs)
+        return locked_method
+    return decorate
 
 
 def _lock_file(path: Path) -> Any:

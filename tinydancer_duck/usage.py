@@ -37,7 +37,7 @@ from .agent_stats import fold_observations
 from .errors import InvalidArgument
 from .registry import Registry
 from .settings import Settings
-from .store import USAGE_SCHEMA, Store
+from .store import USAGE_SCHEMA, Store, write_locked
 from .usage_log import FIELDS, batches, column_mapping, open_log
 from .validate import as_float_column, check_nonnegative, check_unit_interval
 
@@ -150,6 +150,7 @@ class Usage:
     def _known(self, agents: pa.ChunkedArray | pa.Array) -> np.ndarray:
         return pc.is_in(agents, value_set=self.registry.snapshot().names).to_numpy(zero_copy_only=False)
 
+    @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
     def _apply(self, folds: Mapping[str, _Affine]) -> list[str]:
         """Apply each agent's folded map to its stored stats (read at write time) in one agents write."""
         names = [name for name in sorted(folds) if name in self.registry.snapshot().index]

@@ -1,0 +1,83 @@
+"""Functions run in child processes (multiprocessing spawn context) by the concurrency, crash and durability tests.
+
+They live in their own module so a spawned child imports only this and tinydancer_duck, not pytest's test modules.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+SHARED_AGENT = "shared-agent"
+
+
+def cost_of(writer: int, i: int) -> float:
+    """A distinct, exactly representable cost per (writer, event): sums can be compared with ==."""
+    return (writer * 1000 + i) / 1024
+
+
+def writer(store: str, writer: int, n_agents: int, n_routes: int, n_usage: int, start_at: float) -> None:
+    """Register agents, create routes and record usage on ``store`` while other writers do the same."""
+    import tinydancer_duck as td
+
+    engine = td.Engine(store, embedder="hashing")
+    while time.time() < start_at:  # start all writers together
+        time.sleep(0.005)
+    for i in range(max(n_agents, n_routes, n_usage)):
+        if i < n_agents:
+            engine.register_agent(f"w{writer}-agent-{i}", "llm", ["code", f"skill-{writer}"],
+                                  cost_per_1k_tokens=0.001 * (i + 1), metadata={"writer": writer, "i": i})
+        if i < n_routes:
+            engine.routes.create_route(f"w{writer}-route-{i}", f"questions about topic {writer} {i}",
+                                       f"w{writer}-agent-0", priority=i)
+        if i < n_usage:
+            engine.usage.record(SHARED_AGENT, cost_of(writer, i), True, 100.0 + i,
+                                request_id=f"w{writer}-req-{i}", category="chat", tokens_in=i, tokens_out=1)
+
+
+def ingest_forever(store: str, log: str, batch_rows: int, ready: str) -> None:
+    """Ingest ``log`` again and again (until killed), touching ``ready`` once the first batch is being written."""
+    import tinydancer_duck as td
+
+    engine = td.Engine(store, embedder="hashing")
+    while True:
+        engine.usage.ingest(log, batch_rows=batch_rows,
+                            progress=lambda done, total: Path(ready).touch() if done == 0 else None)
+
+
+def save_models_forever(store: str, ready: str) -> None:
+    """Save classifier versions again and again (until killed)."""
+    import numpy as np
+
+    import tinydancer_duck as td
+    from tinydancer_duck.classifier_store import fit
+
+    engine = td.Engine(store, embedder="hashing")
+    rng = np.random.default_rng(os.getpid())
+    x = rng.normal(size=(40, engine.dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    model, _ = fit(x, ["a", "b"] * 20, identity=engine.embedder.identity, hidden_dim=8, epochs=1)
+    Path(ready).touch()
+    while True:
+        engine.classifier.save(model, "crashy")
+
+
+def read_forever(store: str, table: str, expected: int, seconds: float, out: str) -> None:
+    """Read ``table`` repeatedly for ``seconds`` from a fresh store handle; write 'reads errors minrows' to out."""
+    import tinydancer_duck as td
+
+    engine = td.Engine(store, embedder="hashing")
+    reads = errors = 0
+    smallest = None
+    stop = time.time() + seconds
+    last_error = ""
+    while time.time() < stop:
+        try:
+            rows = engine.store.read(table).num_rows
+            smallest = rows if smallest is None else min(smallest, rows)
+            reads += 1
+        except Exception as exc:  # noqa: BLE001 - counted and reported to the test
+            errors += 1
+            last_error = repr(exc)[:300]
+    Path(out).write_text(f"{reads} {errors} {smallest if smallest is not None else -1} {expected}\n{last_error}")

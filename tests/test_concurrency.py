@@ -1,0 +1,79 @@
+"""Concurrent writers: several processes on one store register agents, create routes and record usage at once.
+
+Nothing may be lost or duplicated: agent and route counts, usage rows and their cost sum, and the shared agent's
+total_requests (a read-modify-write of the agents table, serialized by Store.locked) must all add up.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pyarrow.compute as pc
+import pytest
+from _workers import SHARED_AGENT, cost_of, writer
+
+import tinydancer_duck as td
+from tinydancer_duck import store as store_module
+
+WRITERS = 3
+AGENTS, ROUTES, USAGE = 6, 4, 15
+
+
+def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
+    path = str(tmp_path / "store")
+    engine = td.Engine(path, embedder="hashing")
+    engine.register_agent(SHARED_AGENT, "llm", ["chat"], cost_per_call=0.01)
+    ctx = multiprocessing.get_context("spawn")  # FACTS.md: fork after lancedb can hang
+    start_at = time.time() + 4.0
+    procs = [ctx.Process(target=writer, args=(path, w, AGENTS, ROUTES, USAGE, start_at)) for w in range(WRITERS)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=240)
+    assert [p.exitcode for p in procs] == [0] * WRITERS
+
+    check = td.Engine(path, embedder="hashing")
+    agents = check.store.read("agents")
+    names = agents["name"].to_pylist()
+    assert len(names) == len(set(names)) == 1 + WRITERS * AGENTS
+    routes = check.store.read("routes")["name"].to_pylist()
+    assert len(routes) == len(set(routes)) == WRITERS * ROUTES
+    usage = check.store.read("usage")
+    ids = usage["request_id"].to_pylist()
+    assert len(ids) == len(set(ids)) == WRITERS * USAGE
+    assert pc.sum(usage["cost"]).as_py() == sum(cost_of(w, i) for w in range(WRITERS) for i in range(USAGE))
+    shared = check.get_agent(SHARED_AGENT)
+    assert shared["total_requests"] == WRITERS * USAGE  # no lost read-modify-write of the agent's stats
+    for w in range(WRITERS):
+        meta = check.get_agent(f"w{w}-agent-{AGENTS - 1}")["metadata"]
+        assert f'"writer": {w}' in meta
+    for name in store_module.TABLES:  # every table still reads whole
+        assert check.store.info(name)["rows"] == check.store.read(name).num_rows
+
+
+def test_commit_conflicts_are_retried_with_backoff(tmp_path, monkeypatch):
+    """A write that fails with a commit conflict is retried (with a growing pause); other failures are not."""
+    calls, pauses = [], []
+    monkeypatch.setattr(store_module.time, "sleep", pauses.append)
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("Retryable commit conflict for version 7: This Append transaction was preempted")
+        return "ok"
+
+    assert store_module._retry("append", flaky) == "ok"
+    assert len(calls) == 3 and len(pauses) == 2 and pauses[1] > pauses[0] * 0.6
+
+    def broken():
+        raise RuntimeError("disk full")
+
+    with pytest.raises(td.StoreError, match="append: disk full"):
+        store_module._retry("append", broken)
+
+    def always_conflicting():
+        raise RuntimeError("commit conflict")
+
+    with pytest.raises(td.StoreError, match="conflict"):
+        store_module._retry("append", always_conflicting)
