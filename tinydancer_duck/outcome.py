@@ -71,7 +71,7 @@ class OutcomeModel:
             with np.load(io.BytesIO(row["weights"])) as data:
                 weights = {k: data[k] for k in data.files}
             metrics = json.loads(row["metrics"] or "{}")
-        except Exception as exc:  # noqa: BLE001 - any corrupt blob is a ModelError
+        except Exception as exc:
             raise ModelError(f"outcome model {row['name']!r} version {row['version']} cannot be loaded: {exc}") from exc
         metrics.update(name=row["name"], version=row["version"])
         return cls(weights, tuple(row["labels"]), metrics.get("embedder", ""), metrics)
@@ -82,7 +82,7 @@ def _logits(w: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     return h @ w["w2"] + w["b2"]
 
 
-def fit(x: np.ndarray, y: np.ndarray, *, hidden_dim: int = 32, epochs: int = 300, learning_rate: float = 0.01,
+def fit(x: np.ndarray, y: np.ndarray, *, hidden_dim: int = 0, epochs: int = 300, learning_rate: float = 0.01,
         weight_decay: float = 1e-3, validation_fraction: float = 0.2, patience: int = 30,
         random_state: int | np.random.Generator | None = 0, progress: Progress | None = None
         ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -177,7 +177,7 @@ def evaluate(pred: np.ndarray, y: np.ndarray, cost: np.ndarray | None, agents: S
 
     def scores(kind: str, name: str, p: np.ndarray, t: np.ndarray) -> dict[str, Any]:
         pc_ = np.clip(p, _EPS, 1 - _EPS)
-        return {"kind": kind, "name": name, "n": int(len(t)), "auc": auc(p, t) if len(t) else float("nan"),
+        return {"kind": kind, "name": name, "n": len(t), "auc": auc(p, t) if len(t) else float("nan"),
                 "accuracy": float(np.mean((p > 0.5) == (t > 0.5))) if len(t) else float("nan"),
                 "brier": float(np.mean((p - t) ** 2)) if len(t) else float("nan"),
                 "log_loss": float(-np.mean(t * np.log(pc_) + (1 - t) * np.log(1 - pc_))) if len(t) else float("nan"),
@@ -194,7 +194,7 @@ def evaluate(pred: np.ndarray, y: np.ndarray, cost: np.ndarray | None, agents: S
         r = np.arange(len(q))
 
         def route_row(name: str, pick: np.ndarray) -> dict[str, Any]:
-            return {"kind": "routing", "name": name, "n": int(len(q)), "auc": None, "accuracy": None, "brier": None,
+            return {"kind": "routing", "name": name, "n": len(q), "auc": None, "accuracy": None, "brier": None,
                     "log_loss": None, "quality": float(q[r, pick].mean()), "cost": float(c[r, pick].mean())}
 
         rows.append(route_row("router (argmax predicted quality)", np.argmax(p - 1e-9 * c, axis=1)))
@@ -258,7 +258,7 @@ class OutcomeRouters:
 
     # -- training -----------------------------------------------------------------------------------------------
     def train(self, requests: Any, outcomes: np.ndarray, agents: Sequence[str], *, costs: np.ndarray | None = None,
-              model: str = "outcomes", hidden_dim: int = 32, epochs: int = 300, learning_rate: float = 0.01,
+              model: str = "outcomes", hidden_dim: int = 0, epochs: int = 300, learning_rate: float = 0.01,
               weight_decay: float = 1e-3, validation_fraction: float = 0.2,
               random_state: int | np.random.Generator | None = 0, progress: Progress | None = None) -> pa.Table:
         """Fit on requests (texts or (n, D) embeddings) and outcomes float (n, A) in [0, 1] (NaN: unobserved), save

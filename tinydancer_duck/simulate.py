@@ -90,7 +90,8 @@ class Replay:
 
         unknown = set(constraints) - set(CONSTRAINTS)
         if unknown:
-            raise InvalidArgument(sorted(unknown)[0], constraints[sorted(unknown)[0]], "is not a routing constraint")
+            first = min(unknown)
+            raise InvalidArgument(first, constraints[first], "is not a routing constraint")
         self.engine = engine
         self.snapshot = engine.registry.snapshot()
         if not self.snapshot.size:
@@ -226,7 +227,6 @@ def decision_rows(replay: Replay, frame: Frame, agent: np.ndarray, reasoning: pa
     chosen = agent >= 0
     safe = pa.array(np.maximum(agent, 0), pa.int64())
     n = len(agent)
-    actual = frame.actual
 
     def text(values: np.ndarray, codes: np.ndarray, vocabulary: tuple[str, ...]) -> pa.Array:
         return pa.array(np.asarray(vocabulary, dtype=object)[np.maximum(codes, 0)].tolist(), pa.string(), mask=~chosen)

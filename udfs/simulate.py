@@ -1,0 +1,111 @@
+"""Simulation UDFs: replay a log, its summary, cost-quality curves, budget what-if, train the outcome router.
+
+Each takes its (constant) arguments as one-row columns and returns one LIST(STRUCT) value that the table macros in
+sql/60_simulate.sql unnest; the work is done by tinydancer_duck.simulate, curves, whatif and outcome.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from tinydancer_duck.curves import CURVE_TYPE, curve
+from tinydancer_duck.outcome import METRICS_TYPE
+from tinydancer_duck.simulate import ROW_TYPE, SUMMARY_TYPE, simulate
+from tinydancer_duck.whatif import WHATIF_TYPE, budget_whatif
+
+from ._spec import UDF, one_chunk
+from .usage import as_list, sql_type
+
+if TYPE_CHECKING:
+    from tinydancer_duck.engine import Engine
+
+POLICY = ("VARCHAR", "VARCHAR", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR[]", "DOUBLE", "VARCHAR")
+CONSTRAINT_NAMES = ("required_capabilities", "max_cost", "max_latency_ms", "min_quality", "excluded_agents")
+
+
+def _rows(columns: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The Python values of each input row (the macros pass constants: one row)."""
+    return list(zip(*[one_chunk(c).to_pylist() for c in columns]))
+
+
+def _table_list(table: pa.Table, typ: pa.DataType) -> pa.Array:
+    rows = pa.StructArray.from_arrays([c.combine_chunks() for c in table.columns], names=table.column_names) \
+        if table.num_rows else pa.array([], typ)
+    return as_list(rows, typ)
+
+
+def _constraints(values: tuple[Any, ...]) -> dict[str, Any]:
+    return {k: v for k, v in zip(CONSTRAINT_NAMES, values) if v is not None}
+
+
+def udfs(engine: Engine) -> list[UDF]:
+    def run_simulation(log, optimize_for, *rest, summary: bool) -> list[pa.Array]:
+        out = []
+        for log_, objective, caps, max_cost, max_latency, min_quality, excluded, budget, columns in _rows(
+                (log, optimize_for, *rest)):
+            table, result = simulate(engine, log_, optimize_for=objective, budget=budget, columns=columns,
+                                     keep_rows=not summary,
+                                     **_constraints((caps, max_cost, max_latency, min_quality, excluded)))
+            out.append(as_list(pa.array([result], SUMMARY_TYPE), SUMMARY_TYPE) if summary
+                       else _table_list(table, ROW_TYPE))
+        return out
+
+    def simulate_rows(log, optimize_for, caps, max_cost, max_latency, min_quality, excluded, budget,
+                      columns) -> pa.Array:
+        parts = run_simulation(log, optimize_for, caps, max_cost, max_latency, min_quality, excluded, budget, columns,
+                               summary=False)
+        return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(ROW_TYPE))
+
+    def simulate_summary(log, optimize_for, caps, max_cost, max_latency, min_quality, excluded, budget,
+                         columns) -> pa.Array:
+        parts = run_simulation(log, optimize_for, caps, max_cost, max_latency, min_quality, excluded, budget, columns,
+                               summary=True)
+        return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(SUMMARY_TYPE))
+
+    def cost_quality_curve(log, points, columns, caps, max_cost, max_latency, min_quality, excluded) -> pa.Array:
+        parts = []
+        for log_, points_, columns_, *constraint in _rows((log, points, columns, caps, max_cost, max_latency,
+                                                           min_quality, excluded)):
+            table, _ = curve(engine, log_, points=40 if points_ is None else points_, columns=columns_,
+                             **_constraints(tuple(constraint)))
+            parts.append(_table_list(table, CURVE_TYPE))
+        return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(CURVE_TYPE))
+
+    def whatif(log, budgets, quality_threshold, latency_threshold_ms, columns, caps, max_cost, min_quality,
+               excluded) -> pa.Array:
+        parts = []
+        for log_, budgets_, threshold, latency, columns_, caps_, cost_, quality_, excluded_ in _rows(
+                (log, budgets, quality_threshold, latency_threshold_ms, columns, caps, max_cost, min_quality,
+                 excluded)):
+            table = budget_whatif(engine, log_, budgets_, quality_threshold=threshold, latency_threshold_ms=latency,
+                                  columns=columns_, **_constraints((caps_, cost_, None, quality_, excluded_)))
+            parts.append(_table_list(table, WHATIF_TYPE))
+        return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(WHATIF_TYPE))
+
+    def train_outcome_router(source, model, columns, hidden_dim, epochs, learning_rate, weight_decay,
+                             validation_fraction, random_state) -> pa.Array:
+        parts = []
+        for source_, model_, columns_, hidden, epochs_, rate, decay, fraction, seed in _rows(
+                (source, model, columns, hidden_dim, epochs, learning_rate, weight_decay, validation_fraction,
+                 random_state)):
+            table = engine.outcomes.train_log(source_, columns=columns_, model=model_, hidden_dim=hidden,
+                                              epochs=epochs_, learning_rate=rate, weight_decay=decay,
+                                              validation_fraction=fraction, random_state=seed)
+            parts.append(_table_list(table, METRICS_TYPE))
+        return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(METRICS_TYPE))
+
+    constraints = ["VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR[]"]
+    return [
+        UDF("_td_simulate", simulate_rows, list(POLICY), sql_type(ROW_TYPE) + "[]", side_effects=True),
+        UDF("_td_simulate_summary", simulate_summary, list(POLICY), sql_type(SUMMARY_TYPE) + "[]",
+            side_effects=True),
+        UDF("_td_cost_quality_curve", cost_quality_curve, ["VARCHAR", "BIGINT", "VARCHAR", *constraints],
+            sql_type(CURVE_TYPE) + "[]", side_effects=True),
+        UDF("_td_budget_whatif", whatif, ["VARCHAR", "DOUBLE[]", "DOUBLE", "DOUBLE", "VARCHAR", "VARCHAR[]", "DOUBLE",
+                                          "DOUBLE", "VARCHAR[]"], sql_type(WHATIF_TYPE) + "[]", side_effects=True),
+        UDF("_td_train_outcome_router", train_outcome_router, ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT",
+                                                               "DOUBLE", "DOUBLE", "DOUBLE", "BIGINT"],
+            sql_type(METRICS_TYPE) + "[]", side_effects=True),
+    ]
