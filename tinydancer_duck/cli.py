@@ -83,6 +83,104 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--columns", default=None, metavar="JSON",
+                        help="map log fields to columns, e.g. '{\"request\": \"prompt\"}'")
+    parser.add_argument("--max-cost", type=float, default=None, help="max estimated dollars per request")
+    parser.add_argument("--max-latency-ms", type=float, default=None, help="max average latency in ms")
+    parser.add_argument("--min-quality", type=float, default=None, help="min quality score in [0, 1]")
+    parser.add_argument("--exclude", action="append", default=[], metavar="AGENT", help="exclude an agent (repeatable)")
+
+
+def _constraints(args: argparse.Namespace) -> dict:
+    return {"max_cost": args.max_cost, "max_latency_ms": args.max_latency_ms, "min_quality": args.min_quality,
+            "excluded_agents": args.exclude or None}
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .progress import ProgressBar
+    from .simulate import simulate
+
+    writer, bar = None, ProgressBar("simulating")
+
+    def sink(batch):
+        nonlocal writer
+        import pyarrow.parquet as pq
+
+        writer = writer or pq.ParquetWriter(args.output, batch.schema)
+        writer.write_batch(batch)
+
+    try:
+        _, summary = simulate(Engine(args.store), args.log, optimize_for=args.optimize_for, budget=args.budget,
+                              columns=args.columns, keep_rows=False, sink=sink if args.output else None,
+                              progress=bar, **_constraints(args))
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    for key, value in summary.items():
+        if key != "agent_mix":
+            print(f"{key:24} {value:.6g}" if isinstance(value, float) else f"{key:24} {value}")
+    for row in summary["agent_mix"]:
+        print(f"  {row['agent']:30} {row['requests']:>9} requests  {row['share']:6.1%}  ${row['cost']:.4f}  "
+              f"quality {row['quality']:.3f}")
+    if args.output:
+        print(f"per-request decisions written to {args.output}")
+    return 0
+
+
+def _whatif(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .progress import ProgressBar
+    from .whatif import budget_whatif, write_chart
+
+    bar = ProgressBar("reading log")
+    try:
+        budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
+    except ValueError:
+        from .errors import InvalidArgument
+
+        raise InvalidArgument("budgets", args.budgets, "must be comma-separated numbers, e.g. 10,50,100") from None
+    table = budget_whatif(Engine(args.store), args.log, budgets, quality_threshold=args.quality_threshold,
+                          latency_threshold_ms=args.latency_threshold_ms, columns=args.columns, progress=bar,
+                          **{k: v for k, v in _constraints(args).items() if k != "max_latency_ms"})
+    bar.close()
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    flat = frame.with_columns(pl.col("agent_mix").list.eval(
+        pl.element().struct.field("agent") + pl.lit(":") + pl.element().struct.field("requests").cast(pl.String))
+        .list.join(" ").alias("agent_mix"))
+    with pl.Config(tbl_rows=len(flat), tbl_cols=12, fmt_str_lengths=80, tbl_width_chars=200):
+        print(flat)
+    if args.output.endswith(".parquet"):
+        frame.write_parquet(args.output)
+    else:
+        flat.write_csv(args.output)
+    chart = write_chart(table, args.chart or args.output.rsplit(".", 1)[0] + ".png")
+    print(f"frontier written to {args.output}" + (f" and {chart}" if chart else " (no chart: matplotlib not installed)"))
+    return 0
+
+
+def _train_outcomes(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .progress import ProgressBar
+
+    bar = ProgressBar(f"training outcome router {args.model!r}")
+    table = Engine(args.store).outcomes.train_log(args.log, columns=args.columns, model=args.model,
+                                                  hidden_dim=args.hidden_dim, epochs=args.epochs,
+                                                  random_state=args.seed, progress=bar)
+    bar.close()
+    for row in table.to_pylist():
+        figures = "  ".join(f"{k} {row[k]:.4f}" for k in ("auc", "accuracy", "brier", "quality", "cost")
+                            if row[k] is not None)
+        print(f"{row['kind']:8} {row['name'][:40]:40} n={row['n']:<6} {figures}")
+    print(f"saved outcome router {args.model!r} version {table['version'][0].as_py()}; routing now uses its "
+          "predicted quality")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinydancer", description="Route AI requests to agents with DuckDB SQL.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +225,47 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30; early stopping)")
     train.add_argument("--seed", type=int, default=0, help="random_state (default 0: reproducible weights)")
     train.set_defaults(run=_train)
+
+    simulate = commands.add_parser("simulate", help="replay a Parquet request log under a routing policy",
+                                   description="Replay a log with the store's agents and router under a policy and "
+                                               "print cost, quality (with its source), latency, agent mix and "
+                                               "savings against the log's actual choices.")
+    _store_option(simulate)
+    simulate.add_argument("log", help="Parquet file, directory or glob")
+    simulate.add_argument("--optimize-for", default="balanced",
+                          help="cost, latency, quality, balanced (default), quality_per_dollar or total_cost")
+    simulate.add_argument("--budget", type=float, default=None, help="total dollars for the whole log (Lagrangian)")
+    simulate.add_argument("--output", default=None, help="write per-request decisions to this Parquet file")
+    _policy_options(simulate)
+    simulate.set_defaults(run=_simulate)
+
+    whatif = commands.add_parser("whatif", help="what each budget would have bought over a log (a frontier)",
+                                 description="Allocate each total budget over the log's requests (Lagrangian) and "
+                                             "report spend, quality, requests served and agent mix; writes the "
+                                             "frontier as CSV or Parquet, and a PNG chart when matplotlib is "
+                                             "installed.")
+    _store_option(whatif)
+    whatif.add_argument("log", help="Parquet file, directory or glob")
+    whatif.add_argument("--budgets", required=True, help="comma-separated total budgets in dollars, e.g. 10,50,100")
+    whatif.add_argument("--quality-threshold", type=float, default=None, help="mark budgets reaching this quality")
+    whatif.add_argument("--latency-threshold-ms", type=float, default=None, help="drop agents slower than this")
+    whatif.add_argument("--output", default="whatif.csv", help="frontier table: .csv (default whatif.csv) or .parquet")
+    whatif.add_argument("--chart", default=None, help="PNG path (default: the output path with .png)")
+    _policy_options(whatif)
+    whatif.set_defaults(run=_whatif)
+
+    outcomes = commands.add_parser("train-outcomes", help="train the outcome router from a log with per-agent outcomes",
+                                   description="Learn each agent's expected quality per request from a log with "
+                                               "per-agent outcomes (wide like RouterBench, or long), save it as the "
+                                               "active outcome router and print validation metrics.")
+    _store_option(outcomes)
+    outcomes.add_argument("log", help="Parquet file, directory or glob")
+    outcomes.add_argument("--model", default="outcomes", help="model name in the store (default 'outcomes')")
+    outcomes.add_argument("--columns", default=None, metavar="JSON", help="map log fields to columns")
+    outcomes.add_argument("--hidden-dim", type=int, default=0, help="hidden units (default 0: a linear head)")
+    outcomes.add_argument("--epochs", type=int, default=300, help="maximum epochs (default 300; early stopping)")
+    outcomes.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
+    outcomes.set_defaults(run=_train_outcomes)
     return parser
 
 
