@@ -157,8 +157,9 @@ class Engine:
             raise InvalidArgument("request", str(requests.type), "must be text or an embedding")
         x = self.embedder.embed(requests)
         valid = np.abs(x).max(axis=1, initial=0.0) > 0
-        tokens = tokens_from_bytes(pc.binary_length(requests).fill_null(0).to_numpy(zero_copy_only=False),
-                                   self.settings)
+        lengths = pc.binary_length(requests)
+        lengths = lengths.fill_null(0) if lengths.null_count else lengths  # fill_null costs ~20 µs even on none
+        tokens = tokens_from_bytes(lengths.to_numpy(zero_copy_only=False), self.settings)
         return Requests(x, valid, tokens)
 
     def route_struct(self, requests: Any, **options: Any) -> pa.StructArray:

@@ -46,6 +46,8 @@ def format_once(key: np.ndarray, describe: Callable[[np.ndarray], str]) -> pa.Ar
     key = np.ascontiguousarray(key, dtype=np.int32)
     if n == 0:
         return pa.array([], pa.string())
+    if n == 1:  # one request (a one-row SQL query): no take
+        return pa.array([describe(key[0])], pa.string())
     if (key == key[0]).all():  # the usual batch: one situation for every row
         return pa.array([describe(key[0])], pa.string()).take(pa.array(np.zeros(n, np.int64)))
     rows_as_bytes = key.view(np.dtype((np.void, key.itemsize * key.shape[1]))).reshape(n)

@@ -41,6 +41,8 @@ def as_float_column(argument: str, values: Any, n: int) -> np.ndarray:
         raise InvalidArgument(argument, bad, "expected a number")
     if len(values) != n:
         raise InvalidArgument(argument, f"{len(values)} values", f"expected {n}")
+    if values.null_count == n:  # SQL passes an unused option as a NULL column: skip the cast and the checks
+        return np.full(n, np.nan)
     column = np.array(values.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     given = ~np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     bad = given & ~np.isfinite(column)
