@@ -33,11 +33,11 @@ def _kill_when_ready(ctx, target, args, ready: Path, delay: float) -> None:
     deadline = time.time() + 120
     while not ready.exists() and time.time() < deadline and proc.is_alive():
         time.sleep(0.01)
-    assert ready.exists(), "the writer never started writing"
+    assert ready.exists(), f"the writer never started writing (exit code {proc.exitcode})"
     time.sleep(delay)
     os.kill(proc.pid, signal.SIGKILL)
     proc.join(timeout=30)
-    assert proc.exitcode == -signal.SIGKILL
+    assert proc.exitcode == -signal.SIGKILL, f"the writer ended on its own (exit code {proc.exitcode})"
     ready.unlink()
 
 
@@ -67,7 +67,7 @@ def test_sigkill_during_ingest_leaves_whole_batches_and_a_working_store(tmp_path
         con.close()
     engine = td.Engine(store, embedder="hashing")
     before = engine.store.read("usage").num_rows
-    assert before > 0  # the kills did land while batches were being written
+    assert before > 0, "no batch was written before any kill"  # the kills did land while batches were being written
     report = engine.usage.ingest(log, batch_rows=BATCH)  # writes still work after the kills
     assert report.rows == ROWS and engine.store.read("usage").num_rows == before + ROWS
     assert engine.get_agent("bot")["total_requests"] >= ROWS * 2 // 3
