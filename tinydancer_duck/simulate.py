@@ -80,6 +80,12 @@ class Frame:
     cost_source: np.ndarray
     actual: np.ndarray
 
+    def light(self) -> Frame:
+        """The frame without embeddings and per-row signals (what a whole-log budget needs to keep)."""
+        n = len(self.requests)
+        return replace(self, requests=Requests(np.zeros((n, 0), np.float32), self.requests.valid,
+                                               self.requests.tokens_in), signals=Signals())
+
 
 class Replay:
     """Streams a log as :class:`Frame` batches for one engine, policy constraints and column mapping."""
@@ -186,7 +192,7 @@ def simulate_frames(replay: Replay, *, optimize_for: str, budget: float | None, 
         return
     frames = []
     for frame in replay.frames(rows):
-        frames.append(frame)
+        frames.append(frame.light())
         done += len(frame.log)
         if progress is not None:
             progress(done, total)

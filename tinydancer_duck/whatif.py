@@ -62,7 +62,7 @@ def budget_whatif(engine: Any, log: Any, budgets: Sequence[float], *, quality_th
     replay = Replay(engine, log, columns=columns, optimize_for="quality", **constraints)
     frames, done = [], 0
     for frame in replay.frames(rows):
-        frames.append(frame)
+        frames.append(frame.light())
         done += len(frame.log)
         if progress is not None:
             progress(done, replay.n_rows)
