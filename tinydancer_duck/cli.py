@@ -181,6 +181,15 @@ def _train_outcomes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import check_store
+    from .store import default_store_path
+
+    report = check_store(args.store if args.store is not None else default_store_path())
+    print(report.text())
+    return 0 if report.healthy else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinydancer", description="Route AI requests to agents with DuckDB SQL.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -266,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     outcomes.add_argument("--epochs", type=int, default=300, help="maximum epochs (default 300; early stopping)")
     outcomes.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
     outcomes.set_defaults(run=_train_outcomes)
+
+    doctor = commands.add_parser("doctor", help="check a store and report its problems in plain words",
+                                 description="Check a store: schemas, embedder identity, versions and fragments, "
+                                             "row counts, duplicate names, orphaned route examples, models that fail "
+                                             "to load. Exit code 0 when healthy, 1 when problems were found.")
+    _store_option(doctor)
+    doctor.set_defaults(run=_doctor)
     return parser
 
 

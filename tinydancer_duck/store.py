@@ -500,6 +500,53 @@ class Store:
         return version
 
 
+#: Tables whose whole contents `tinydancer doctor` reads (the others are only counted).
+_INSPECT_READ = ("agents", "routes", "route_examples", "models", "budgets")
+
+
+def inspect_store(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Facts about every table in the store at ``path``, without an embedder (for ``tinydancer doctor``).
+
+    Per table: ``schema``, ``info`` (as :meth:`Store.info`) and ``data`` (the rows, for the small tables of
+    :data:`_INSPECT_READ`, else None); a table that cannot be opened has ``error`` instead.
+    """
+    try:
+        db = lancedb.connect(str(Path(path).expanduser()), read_consistency_interval=timedelta(0))
+        names, token = [], None
+        while True:
+            listed = db.list_tables(page_token=token) if token else db.list_tables()
+            names.extend(listed.tables)
+            token = listed.page_token
+            if not token:
+                break
+    except Exception as exc:
+        raise StoreError(f"cannot open store at {path}: {exc}") from exc
+    facts: dict[str, dict[str, Any]] = {}
+    for name in sorted(names):
+        try:
+            table = db.open_table(name)
+            stats = table.stats()
+            facts[name] = {
+                "schema": table.schema,
+                "info": {"rows": int(stats["num_rows"]),
+                         "fragments": int(stats["fragment_stats"]["num_fragments"]),
+                         "small_fragments": int(stats["fragment_stats"]["num_small_fragments"]),
+                         "version": int(table.version), "versions": len(table.list_versions())},
+                "data": table.to_arrow() if name in _INSPECT_READ else None,
+            }
+        except Exception as exc:  # noqa: BLE001 - reported by the doctor as a problem with this table
+            facts[name] = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+    return facts
+
+
+def expected_schema(name: str, dim: int, identity: str) -> pa.Schema:
+    """The schema this version writes for table ``name``."""
+    vector = {"agents": agents_schema, "routes": routes_schema, "route_examples": route_examples_schema}
+    if name in vector:
+        return vector[name](dim, identity)
+    return {"models": MODELS_SCHEMA, "usage": USAGE_SCHEMA, "budgets": BUDGETS_SCHEMA}[name]
+
+
 def write_locked(*tables: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Decorate a service method (its object has ``.store``) to run inside ``self.store.locked(*tables)``."""
     def decorate(method: Callable[..., T]) -> Callable[..., T]:

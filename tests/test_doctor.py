@@ -1,0 +1,76 @@
+"""`tinydancer doctor`: a healthy store exits 0; each kind of damage is named in plain words and exits 1."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import lancedb
+import pyarrow as pa
+
+import tinydancer_duck as td
+from tinydancer_duck import cli, doctor
+from tinydancer_duck import store as store_module
+
+NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)
+
+
+def healthy_engine(path) -> td.Engine:
+    engine = td.Engine(path, embedder="hashing")
+    engine.register_agent("gpt-4", "llm", ["code"], cost_per_1k_tokens=0.03)
+    engine.routes.create_route("billing", "questions about invoices", "gpt-4")
+    engine.routes.add_examples(["billing"], ["why was I charged twice"])
+    engine.usage.record("gpt-4", 0.01, True, 100.0)
+    return engine
+
+
+def test_healthy_store_exits_zero_and_lists_tables(tmp_path, capsys):
+    healthy_engine(tmp_path / "s")
+    assert cli.main(["doctor", "--store", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "healthy: no problems found" in out
+    assert "embedder: hashing:" in out and "agents: 1 rows" in out and "usage: 1 rows" in out
+
+
+def test_missing_store_is_a_problem(tmp_path, capsys):
+    assert cli.main(["doctor", "--store", str(tmp_path / "nowhere")]) == 1
+    assert "there is no store" in capsys.readouterr().out
+
+
+def test_each_kind_of_damage_is_reported(tmp_path, capsys, monkeypatch):
+    engine = healthy_engine(tmp_path / "s")
+    store = engine.store
+    agents = store.read("agents")
+    store.append("agents", agents)  # a duplicated key (append bypasses the upsert)
+    store.append("route_examples", store.read("route_examples").set_column(
+        0, "route", pa.array(["deleted-route"], pa.string())))  # an orphaned example
+    store.save_model({"name": "broken", "kind": "route_classifier", "weights": b"not an npz archive",
+                      "labels": ["a"], "metrics": "{}"})
+    for i in range(4):
+        store.append("usage", store.read("usage").slice(0, 1))
+    monkeypatch.setattr(doctor, "COMPACT_FRAGMENTS", 2)
+
+    report = doctor.check_store(tmp_path / "s")
+    text = "\n".join(report.problems)
+    assert not report.healthy
+    assert "1 name(s) appear more than once in 'agents': 'gpt-4'" in text
+    assert "1 route example(s) belong to 1 route(s) that no longer exist: 'deleted-route'" in text
+    assert "model 'broken' version 1 (route_classifier) fails to load" in text
+    assert "table 'usage' has 5 small fragments, so reads are slow" in text
+    assert cli.main(["doctor", "--store", str(tmp_path / "s")]) == 1
+    assert "problem(s):" in capsys.readouterr().out
+
+    store.compact("usage")  # the remedy the doctor names works
+    assert "'usage'" not in "\n".join(doctor.check_store(tmp_path / "s").problems)
+
+
+def test_mixed_embedders_and_wrong_schemas_are_reported(tmp_path):
+    healthy_engine(tmp_path / "s")
+    db = lancedb.connect(str(tmp_path / "s"))
+    db.drop_table("routes")
+    db.create_table("routes", schema=store_module.routes_schema(256, "static:other-model:256"))
+    db.drop_table("budgets") if "budgets" in db.list_tables().tables else None
+    db.create_table("budgets", schema=pa.schema([pa.field("scope", pa.string()), pa.field("amount", pa.int32())]))
+    text = "\n".join(doctor.check_store(tmp_path / "s").problems)
+    assert "vector tables were made by different embedders" in text and "static:other-model:256" in text
+    assert "table 'budgets' lacks column(s) agent, period, created_at" in text
+    assert "column budgets.amount has type int32, expected double" in text
