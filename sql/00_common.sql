@@ -7,3 +7,8 @@ CREATE OR REPLACE MACRO _td_epoch_us(ts) AS
     WHEN typeof(ts) = 'VARCHAR' AND regexp_matches(ts::VARCHAR, '([+-]\d\d(:?\d\d)?|[zZ])$')
         THEN epoch_us(ts::VARCHAR::TIMESTAMPTZ)
     ELSE epoch_us(ts::TIMESTAMP) END;
+
+-- A JSON argument as text: a STRUCT or MAP literal becomes its JSON, text passes through.
+CREATE OR REPLACE MACRO _td_json_text(value) AS
+    CASE WHEN typeof(value) LIKE 'STRUCT%' OR typeof(value) LIKE 'MAP%' THEN to_json(value)::VARCHAR
+    ELSE value::VARCHAR END;

@@ -7,8 +7,7 @@ CREATE OR REPLACE MACRO ruvector_create_route(name, description, target_agent, p
         min_similarity := NULL, conditions := NULL) AS
     _td_create_route(name::VARCHAR, description::VARCHAR, target_agent::VARCHAR, priority::DOUBLE,
         embedding::FLOAT[], min_similarity::DOUBLE,
-        CASE WHEN typeof(conditions) LIKE 'STRUCT%' OR typeof(conditions) LIKE 'MAP%'
-        THEN to_json(conditions)::VARCHAR ELSE conditions::VARCHAR END);
+        _td_json_text(conditions));
 
 CREATE OR REPLACE MACRO ruvector_delete_route(name) AS _td_delete_route(name::VARCHAR);
 

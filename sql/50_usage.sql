@@ -16,9 +16,8 @@ CREATE OR REPLACE MACRO ruvector_record_usage(agent, cost, success, latency_ms, 
 -- before anything is written. columns maps usage fields to the log's names: {'agent': 'model', 'cost': 'usd'}
 -- (a STRUCT, MAP or JSON text). One row: rows, total_cost, agents_updated, unknown_agents, seconds.
 CREATE OR REPLACE MACRO ruvector_ingest_usage(path, columns := NULL, batch_rows := 100000) AS TABLE
-    SELECT unnest(report) FROM (SELECT _td_ingest_usage(path::VARCHAR,
-        CASE WHEN typeof(columns) LIKE 'STRUCT%' OR typeof(columns) LIKE 'MAP%'
-        THEN to_json(columns)::VARCHAR ELSE columns::VARCHAR END, batch_rows::BIGINT) AS report);
+    SELECT unnest(report) FROM (SELECT _td_ingest_usage(path::VARCHAR, _td_json_text(columns), batch_rows::BIGINT)
+        AS report);
 
 -- Per agent, route, category, day or hour over the events since now - time_range ('7 days', '24 hours',
 -- '30 minutes', '1 week', 'all'): the group key column (named like group_by), total_requests, total_cost,
