@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -22,7 +23,7 @@ def sql_blocks() -> list[str]:
 
 
 def write_fixtures(folder: Path) -> None:
-    """The files the README's examples read: requests.parquet, log.parquet, train.parquet."""
+    """The files the README's examples read: requests, usage log, outcomes log and training Parquet files."""
     data = json.loads((REPO / "datasets" / "clinc150_train_val.json").read_text())
     texts = [text for text, _ in data["val"][:300]]
     pq.write_table(pa.table({"request_id": list(range(len(texts))), "request": texts}), folder / "requests.parquet")
@@ -35,6 +36,13 @@ def write_fixtures(folder: Path) -> None:
         "ts": pa.array([start + timedelta(minutes=i) for i in range(60)], pa.timestamp("us", tz="UTC")),
         "category": ["analysis", "chat", "code"] * 20,
     }), folder / "log.parquet")
+    rng = np.random.default_rng(0)
+    outcomes = {"request": texts[:200], "category": [data["val"][i][1] for i in range(200)]}
+    for agent, accuracy, price in (("gpt-4", 0.9, 0.01), ("claude-3-haiku", 0.7, 0.0003), ("code-specialist", 0.5,
+                                                                                           0.001)):
+        outcomes[agent] = (rng.random(200) < accuracy).astype(float)
+        outcomes[f"{agent}|total_cost"] = np.full(200, price)
+    pq.write_table(pa.table(outcomes), folder / "outcomes.parquet")
     picked = [row for row in data["train"] if row[1] in ("balance", "weather", "timer")]
     pq.write_table(pa.table({"text": [t for t, _ in picked], "label": [lab for _, lab in picked]}),
                    folder / "train.parquet")
