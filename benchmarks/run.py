@@ -95,7 +95,7 @@ def sql(log_rows: int, repeats: int) -> list[dict]:
         engine = bench_route.agents_store(store)
         bench_route.write_log(log, log_rows)
         out = [row(r["operation"], r["us_per_row"], r["target"], r["passed"],
-                   **{k: r[k] for k in ("seconds", "peak_rss_mib")})
+                   **{k: r[k] for k in ("seconds", "peak_rss_mib", "ru_maxrss_mib")})
                for r in bench_route.bench_sql_log(store, log, log_rows, repeats)]
         embed = bench_route.bench_embedder(engine, repeats)
         out.append(row(embed["operation"], embed["us_per_row"], embed["target"], embed["passed"]))
