@@ -166,8 +166,8 @@ def print_comparison(result: dict) -> None:
     print(f"\nsemantic-router {peer['version']} vs tinydancer_duck: {result['routes']} routes, "
           f"{result['utterances']} utterances, {result['queries']} queries, {result['dim']}-dim precomputed "
           f"embeddings; same top route for {result['same_pick']:.1%} of queries")
-    print(f"| {"what":<56} | {'queries/s':>11} |")
-    print(f"|{"-" * 58}|{'-' * 13}|")
+    print(f"| {'what':<56} | {'queries/s':>11} |")
+    print(f"|{'-' * 58}|{'-' * 13}|")
     for what, qps in (("semantic-router IndexedRouter, router(text), per query", peer["router_qps"]),
                       ("semantic-router LocalIndex.query(vector), per query", peer["index_qps"]),
                       ("tinydancer SemanticRoutes.match, per query", mine["per_query_qps"]),
