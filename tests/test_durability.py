@@ -49,7 +49,8 @@ def test_compact_keeps_rows_and_cleans_old_versions(tmp_path):
     for i in range(20):
         engine.usage.record("a", i / 8, True, 1.0)
     before = engine.store.read("usage")
-    report = engine.store.compact("usage", cleanup_older_than=timedelta(0))["usage"]
+    time.sleep(0.05)
+    report = engine.store.compact("usage", cleanup_older_than=timedelta(milliseconds=10))["usage"]
     assert report["fragments_before"] == 20 and report["fragments_after"] == 1
     assert report["versions_after"] < report["versions_before"]
     after = engine.store.read("usage")

@@ -166,13 +166,15 @@ class Budgets:
         """
         budget_optimize.check_thresholds(monthly_budget, quality_threshold, latency_threshold_ms)
         table = self._demand(demand, period_days)
+        if not self.registry.snapshot().size:
+            raise InvalidArgument("agents", "none registered", "register agents before optimizing a budget")
         return budget_optimize.optimize(table, self.registry.snapshot(), float(monthly_budget),
                                         float(quality_threshold), float(latency_threshold_ms))
 
     def _demand(self, demand: Any, period_days: Any) -> pl.DataFrame:
         if demand is None:
-            if isinstance(period_days, bool) or not isinstance(period_days, (int, float)) or not period_days > 0:
-                raise InvalidArgument("period_days", period_days, "must be a number > 0")
+            if isinstance(period_days, bool) or not isinstance(period_days, (int, float)) or not 0 < period_days <= 36_500:
+                raise InvalidArgument("period_days", period_days, "must be a number of days in (0, 36500]")
             frame = self.usage.frame()
             newest = frame["ts"].max() if frame.height else None
             if newest is None:

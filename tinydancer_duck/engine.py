@@ -36,6 +36,7 @@ from .semantic import SemanticRoutes
 from .settings import DEFAULT_SETTINGS, Settings
 from .store import Store
 from .usage import Usage
+from .validate import as_texts
 from .vectors import embedding_matrix
 
 if TYPE_CHECKING:
@@ -113,6 +114,8 @@ class Engine:
         return self.registry.table()
 
     def get_agent(self, name: str) -> dict[str, Any] | None:
+        if name is not None and not isinstance(name, str):
+            raise InvalidArgument("name", name, "must be a string")
         row = self.registry.get([name]).to_pylist()[0]
         return row if row["name"] is not None else None
 
@@ -134,7 +137,7 @@ class Engine:
     # -- embedding and routing ----------------------------------------------------------------------------------
     def embed(self, texts: Any) -> np.ndarray:
         """float32 (n, D) unit rows; zero rows for NULL/blank texts."""
-        return self.embedder.embed(texts)
+        return self.embedder.embed(as_texts("texts", texts))
 
     def requests(self, requests: Any) -> Requests:
         """A :class:`Requests` batch from texts (list or Arrow strings) or embeddings (numpy (n, D) or Arrow lists)."""
@@ -247,7 +250,7 @@ class Engine:
         route_options = RouteOptions.build(n, **options)
         snapshot = self.registry.snapshot() if batch.valid.any() else self._no_agents
         signals, route_options = self.signals(batch, snapshot, route_options)
-        pairs = sorted({(s, k) for s, k in zip(strategies, counts)}, key=repr)
+        pairs = sorted({(s, k) for s, k in zip(strategies, counts)}, key=repr) or [("pipeline", 3)]  # no rows
         if len(pairs) == 1:
             chosen, k = check_strategy(*pairs[0])
             return route_multi(batch, route_options, snapshot, self.settings, strategy=chosen,

@@ -166,6 +166,8 @@ def _pipeline(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot
     seen = np.zeros_like(needed)
     for step in range(k):
         used = agent[:, step] >= 0
+        if not used.any():  # e.g. no agents at all: `has` has no column to index
+            continue
         fresh = needed & has[:, np.maximum(agent[:, step], 0)].T & ~seen & used[:, None]
         covers[:, step] = fresh
         seen |= fresh

@@ -78,9 +78,13 @@ def objective_codes(optimize_for: Any, n: int) -> np.ndarray:
     """int8 (n,) objective indices; NULL means 'balanced'; an unknown name is an error naming it."""
     if isinstance(optimize_for, (pa.Array, pa.ChunkedArray)):
         values = optimize_for
+    elif optimize_for is None or isinstance(optimize_for, str):
+        values = pa.array([optimize_for] * n, pa.string())
     else:
-        values = pa.array([optimize_for] * n if optimize_for is None or isinstance(optimize_for, str)
-                          else list(optimize_for), pa.string())
+        if not isinstance(optimize_for, (list, tuple, np.ndarray)) or not all(
+                v is None or isinstance(v, str) for v in optimize_for):
+            raise InvalidArgument("optimize_for", optimize_for, f"must be one of {', '.join(OBJECTIVE_NAMES)}")
+        values = pa.array(list(optimize_for), pa.string())
     if len(values) != n:
         raise InvalidArgument("optimize_for", f"{len(values)} values", f"expected {n}")
     if n <= SMALL_BATCH and pa.types.is_string(values.type):

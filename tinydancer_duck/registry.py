@@ -26,6 +26,7 @@ from .validate import (
     as_column,
     as_float_column,
     as_list,
+    check_bools,
     check_choice,
     check_names,
     check_nonnegative,
@@ -159,10 +160,8 @@ class Registry:
     def set_active(self, names: Sequence[str], flags: Sequence[Any]) -> int:
         """Activate or deactivate agents (the last flag per name wins); unknown names are an error."""
         names = self._existing(names)
-        values = as_column("is_active", flags, len(names))
-        if any(v is None for v in values):
-            raise InvalidArgument("is_active", None, "must be true or false")
-        return self._patch(names, {"active": pa.array([bool(v) for v in values])})
+        values = check_bools("is_active", as_column("is_active", flags, len(names)))
+        return self._patch(names, {"active": pa.array(values)})
 
     @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
     def update_metrics(self, names: Sequence[str], latency_ms: Any, success: Any, quality: Any = None) -> int:
@@ -174,6 +173,8 @@ class Registry:
         latency = as_float_column("latency_ms", latency_ms, n)
         check_nonnegative("latency_ms", latency, required=True)
         successes = as_column("success", success, n)
+        if not isinstance(success, (pa.Array, pa.ChunkedArray)):  # Arrow booleans are typed already
+            check_bools("success", successes)
         if any(s is None for s in successes):
             raise InvalidArgument("success", None, "must be true or false")
         observed = as_float_column("quality", quality, n)

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from .errors import InvalidArgument
+from .validate import check_utf8
 
 FIELDS = ("request", "request_id", "category", "agent", "cost", "quality", "latency_ms", "agent_quality",
           "agent_cost")
@@ -167,6 +168,7 @@ def iter_batches(spec: LogSpec, agents: Sequence[str], *, rows: int = DEFAULT_BA
         if not n:
             continue
         table = pa.Table.from_batches([batch])
+        check_utf8("log", table)
         request = _one(table[spec.fields["request"]])
         if not (pa.types.is_string(request.type) or pa.types.is_large_string(request.type)):
             request = request.cast(pa.string())
@@ -241,6 +243,8 @@ def read_outcomes(spec: LogSpec) -> tuple[pa.Array, np.ndarray, np.ndarray, list
               pl.col(spec.fields["quality"]).cast(pl.Float64).alias("quality")]
     select.append(pl.col(spec.fields["cost"]).cast(pl.Float64).alias("cost") if "cost" in spec.fields
                   else pl.lit(None, pl.Float64).alias("cost"))
+    for batch in spec.dataset.to_batches(columns=list(dict.fromkeys(spec.fields.values()))):
+        check_utf8("log", batch)  # polars panics on invalid UTF-8 instead of raising
     frame = pl.scan_pyarrow_dataset(spec.dataset).select(select).drop_nulls(["agent"]).collect()
     if frame.height == 0:
         raise InvalidArgument("log", spec.path, "has no rows")

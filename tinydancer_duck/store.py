@@ -162,7 +162,7 @@ COMPACT_FRAGMENTS = 64
 #: upserts keeps one fragment but gains a version per write).
 CLEANUP_EVERY_CHECKS = 8
 #: Versions younger than this survive cleanup: readers pinned to them keep working.
-CLEANUP_OLDER_THAN = timedelta(minutes=5)
+CLEANUP_OLDER_THAN = timedelta(minutes=2)
 _RETRYABLE = ("conflict", "retryable", "too many concurrent", "temporarily unavailable")
 # (store directory, table) -> [thread lock, open lock file or None, depth]: one flock per process and table, so two
 # Stores of one process on one directory share it instead of deadlocking on each other.

@@ -286,10 +286,15 @@ def _broadcast(values: Any, n: int) -> pa.Array:
 def _strings(name: str, values: Any, n: int) -> pa.Array:
     try:
         column = _broadcast(values, n)
-        return column.cast(pa.string()) if not pa.types.is_string(column.type) else column
+        column = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         raise InvalidArgument(name, values if not _is_column(values) else str(_broadcast(values, n).type),
                               "must be text") from None
+    try:
+        column.validate(full=True)  # a Parquet file may declare invalid UTF-8 bytes as strings
+    except pa.ArrowInvalid:
+        raise InvalidArgument(name, "<invalid UTF-8>", "must be valid UTF-8 text") from None
+    return column
 
 
 def _booleans(values: Any, n: int) -> pa.Array:

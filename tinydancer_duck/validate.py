@@ -35,6 +35,8 @@ def as_float_column(argument: str, values: Any, n: int) -> np.ndarray:
             values = pa.array(items, from_pandas=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
             raise InvalidArgument(argument, values, "expected a number") from None
+        except OverflowError:  # a Python int beyond 64 bits
+            raise InvalidArgument(argument, values, "is out of range") from None
     if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
             or pa.types.is_decimal(values.type) or pa.types.is_null(values.type)):
         bad = values.drop_null()[0].as_py() if len(values.drop_null()) else str(values.type)
@@ -43,13 +45,51 @@ def as_float_column(argument: str, values: Any, n: int) -> np.ndarray:
         raise InvalidArgument(argument, f"{len(values)} values", f"expected {n}")
     if values.null_count == n:  # SQL passes an unused option as a NULL column: skip the cast and the checks
         return np.full(n, np.nan)
-    column = np.array(values.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    # unsafe cast: an integer beyond 2**53 (e.g. BIGINT max from SQL) rounds instead of raising ArrowInvalid
+    column = np.array(values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False), dtype=np.float64)
     given = ~np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     bad = given & ~np.isfinite(column)
     if bad.any():
         raise InvalidArgument(argument, float(column[bad][0]), "must be a finite number")
     column[~given] = np.nan
     return column
+
+
+def as_texts(argument: str, values: Any) -> pa.Array:
+    """A string column from a list of str/None, numpy strings or an Arrow string column; anything else
+    (one number, nested lists, bytes that are not UTF-8) is an error naming the argument."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type) or pa.types.is_null(values.type):
+            return values.cast(pa.string())
+        raise InvalidArgument(argument, str(values.type), "must be a column of text")
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple, np.ndarray)):
+        raise InvalidArgument(argument, values, "must be a list of texts")
+    for i, value in enumerate(values.tolist() if isinstance(values, np.ndarray) else values):
+        if value is not None and not isinstance(value, str):
+            raise InvalidArgument(argument, value, f"row {i} is not text")
+    return pa.array(list(values), pa.string())
+
+
+def check_utf8(argument: str, table: pa.Table | pa.RecordBatch) -> None:
+    """Every string column of ``table`` holds valid UTF-8 (a Parquet file can declare any bytes as a string)."""
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            try:
+                column.validate(full=True)
+            except pa.ArrowInvalid:
+                raise InvalidArgument(argument, f"column {name!r}", "holds text that is not valid UTF-8") from None
+
+
+def check_bools(argument: str, values: Iterable[Any]) -> list[bool]:
+    """True/False (Python or numpy) only: 'yes', 2 or NULL are errors, not silently truthy."""
+    out = []
+    for value in values:
+        if not isinstance(value, (bool, np.bool_)):
+            raise InvalidArgument(argument, value, "must be true or false")
+        out.append(bool(value))
+    return out
 
 
 def check_nonnegative(argument: str, column: np.ndarray, *, required: bool = False) -> None:
