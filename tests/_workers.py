@@ -37,13 +37,13 @@ def writer(store: str, writer: int, n_agents: int, n_routes: int, n_usage: int, 
 
 
 def ingest_forever(store: str, log: str, batch_rows: int, ready: str) -> None:
-    """Ingest ``log`` again and again (until killed), touching ``ready`` once the first batch is being written."""
+    """Ingest ``log`` again and again (until killed), touching ``ready`` once the first batch is written."""
     import tinydancer_duck as td
 
     engine = td.Engine(store, embedder="hashing")
     while True:
         engine.usage.ingest(log, batch_rows=batch_rows,
-                            progress=lambda done, total: Path(ready).touch() if done == 0 else None)
+                            progress=lambda done, total: Path(ready).touch() if done > 0 else None)
 
 
 def save_models_forever(store: str, ready: str) -> None:
