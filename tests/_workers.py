@@ -34,6 +34,9 @@ def writer(store: str, writer: int, n_agents: int, n_routes: int, n_usage: int, 
         if i < n_usage:
             engine.usage.record(SHARED_AGENT, cost_of(writer, i), True, 100.0 + i,
                                 request_id=f"w{writer}-req-{i}", category="chat", tokens_in=i, tokens_out=1)
+    from tinydancer_duck import store as store_module
+
+    Path(store).parent.joinpath(f"retries-{writer}.txt").write_text(str(store_module.conflicts_retried))
 
 
 def ingest_forever(store: str, log: str, batch_rows: int, ready: str) -> None:

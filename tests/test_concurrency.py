@@ -48,6 +48,9 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
     for w in range(WRITERS):
         meta = check.get_agent(f"w{w}-agent-{AGENTS - 1}")["metadata"]
         assert f'"writer": {w}' in meta
+    retried = sum(int((tmp_path / f"retries-{w}.txt").read_text()) for w in range(WRITERS))
+    print(f"\nconcurrency: {WRITERS} writers, {WRITERS * (AGENTS + ROUTES + USAGE)} records, "
+          f"{retried} conflicts retried by Store (beyond LanceDB's own retries), 0 lost")
     for name in store_module.TABLES:  # every table still reads whole
         assert check.store.info(name)["rows"] == check.store.read(name).num_rows
 

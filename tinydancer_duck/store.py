@@ -163,6 +163,8 @@ COMPACT_FRAGMENTS = 64
 CLEANUP_EVERY_CHECKS = 8
 #: Versions younger than this survive cleanup: readers pinned to them keep working.
 CLEANUP_OLDER_THAN = timedelta(minutes=2)
+#: Commit conflicts this process retried (LanceDB retries appends and merge_inserts internally first).
+conflicts_retried = 0
 _RETRYABLE = ("conflict", "retryable", "too many concurrent", "temporarily unavailable")
 # (store directory, table) -> [thread lock, open lock file or None, depth]: one flock per process and table, so two
 # Stores of one process on one directory share it instead of deadlocking on each other.
@@ -181,6 +183,8 @@ def _retry(what: str, write: Callable[[], T]) -> T:
             return write()
         except Exception as exc:
             if attempt + 1 < WRITE_ATTEMPTS and _retryable(exc):
+                global conflicts_retried
+                conflicts_retried += 1
                 time.sleep(WRITE_BACKOFF_S * 2**attempt * (0.5 + random.random()))
                 continue
             raise StoreError(f"{what}: {exc}") from exc
