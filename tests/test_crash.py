@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from _workers import ingest_forever, save_models_forever
 
 import tinydancer_duck as td
+from tinydancer_duck import doctor
 
 ROWS, BATCH = 1200, 100
 KILLS_DURING_INGEST = 3
@@ -62,6 +63,7 @@ def test_sigkill_during_ingest_leaves_whole_batches_and_a_working_store(tmp_path
         assert all(count % BATCH == 0 for count in per_batch.values()), per_batch
         for batch, count in per_batch.items():  # a batch is there whole: each of its ids equally often
             assert {per_id[f"req-{i:05d}"] for i in range(batch * BATCH, (batch + 1) * BATCH)} == {count // BATCH}
+        assert doctor.check_store(store).healthy, doctor.check_store(store).text()
         con = td.connect(store, embedder="hashing")
         assert con.execute("SELECT count(*) FROM ruvector_list_agents()").fetchone()[0] == 1
         con.close()
@@ -86,3 +88,4 @@ def test_sigkill_during_model_saves_leaves_loadable_models(tmp_path):
         for version in versions:  # every stored row is whole: it loads
             assert engine.classifier.load("crashy", version).labels == ("a", "b")
         assert engine.classifier.active().labels == ("a", "b")
+        assert doctor.check_store(store).healthy, doctor.check_store(store).text()
