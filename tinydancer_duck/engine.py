@@ -64,7 +64,7 @@ class Engine:
         self.budgets = Budgets(self.store, self.usage, self.registry, self.settings)
         self.outcomes = OutcomeRouters(self.store, self.embedder, self.registry)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
-        self._label_check: tuple[tuple[int, int] | None, bool] = (None, False)
+        self._label_check: tuple[Any, Any, bool] = (None, None, False)
         self._route_names: tuple[Any, Any, tuple[str, ...], np.ndarray] = (None, None, (), np.zeros(0, np.int64))
         self._no_agents = build_snapshot(self.store.read("agents").schema.empty_table(), self.settings, self.dim)
 
@@ -178,7 +178,8 @@ class Engine:
 
     def signals(self, batch: Requests, snapshot: AgentSnapshot,
                 options: RouteOptions) -> tuple[Signals, RouteOptions]:
-        """What the classifier, health and budgets add to the router for this batch.
+        """What the other services add to the router for this batch: the classifier's match, the outcome router's
+        predicted quality, semantic routes, open circuits and budgets.
 
         Open circuits and agents past their own budget stop being candidates; a global budget caps every request's
         budget_remaining at what is left of it (returned in the options).
@@ -220,11 +221,12 @@ class Engine:
         model = self.classifier.active_or_none()
         if model is None:
             return None
-        key = (id(model), id(snapshot))
-        if self._label_check[0] != key:
+        checked_model, checked_snapshot, applies = self._label_check
+        if checked_model is not model or checked_snapshot is not snapshot:  # references, not ids: ids get reused
             labels = set(model.labels)
-            self._label_check = (key, bool(labels) and labels <= set(snapshot.capability_vocab.to_pylist()))
-        if not self._label_check[1]:
+            applies = bool(labels) and labels <= set(snapshot.capability_vocab.to_pylist())
+            self._label_check = (model, snapshot, applies)
+        if not applies:
             return None
         return capability_match(model.probabilities(batch.embeddings), model.label_array, snapshot.has_capability,
                                 snapshot.capability_vocab)
