@@ -49,6 +49,11 @@ class RouteOptions:
               max_cost: Any = None, max_latency_ms: Any = None, min_quality: Any = None,
               excluded_agents: Any = None, budget_remaining: Any = None) -> RouteOptions:
         """Columns from scalars (broadcast) or columns of length n; raises InvalidArgument naming the argument."""
+        if n == 1:  # one request (SQL hands over 1-row Arrow columns): Python values skip ~0.3 ms of Arrow kernels
+            optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality, excluded_agents, \
+                budget_remaining = (_single_value(v) for v in (optimize_for, required_capabilities, max_cost,
+                                                               max_latency_ms, min_quality, excluded_agents,
+                                                               budget_remaining))
         costs = as_float_column("max_cost", max_cost, n)
         check_nonnegative("max_cost", costs)
         latency = as_float_column("max_latency_ms", max_latency_ms, n)
@@ -72,6 +77,13 @@ class RouteOptions:
 SMALL_BATCH = 64
 #: optimize_for strings already resolved by the Arrow path -> their code (valid names only, bounded).
 _KNOWN_CODES: dict[str | None, int] = {}
+
+
+def _single_value(value: Any) -> Any:
+    """The Python value of a one-row Arrow column (as a scalar argument would be given); anything else as is."""
+    if isinstance(value, (pa.Array, pa.ChunkedArray)) and len(value) == 1:
+        return value[0].as_py()
+    return value
 
 
 def objective_codes(optimize_for: Any, n: int) -> np.ndarray:
