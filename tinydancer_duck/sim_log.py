@@ -17,7 +17,6 @@ agent) outcome per row, which :func:`read_outcomes` pivots to the wide shape for
 from __future__ import annotations
 
 import glob
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from .errors import InvalidArgument
-from .validate import check_utf8
+from .validate import check_utf8, field_mapping
 
 FIELDS = ("request", "request_id", "category", "agent", "cost", "quality", "latency_ms", "agent_quality",
           "agent_cost")
@@ -63,24 +62,7 @@ class LogSpec:
 
 def parse_columns(columns: Mapping[str, str] | str | None) -> dict[str, str]:
     """field -> column from JSON text, a mapping or None; unknown fields are an error naming them."""
-    if columns is None:
-        return {}
-    if isinstance(columns, str):
-        try:
-            columns = json.loads(columns)
-        except json.JSONDecodeError as exc:
-            raise InvalidArgument("columns", columns, f"is not valid JSON ({exc.msg})") from None
-    if not isinstance(columns, Mapping):
-        raise InvalidArgument("columns", columns, "must map log fields to column names")
-    out = {}
-    for key, value in columns.items():
-        if key not in FIELDS:
-            raise InvalidArgument("columns", key, f"is not a log field ({', '.join(FIELDS)})")
-        if value is not None:
-            if not isinstance(value, str) or not value:
-                raise InvalidArgument("columns", value, f"the column for {key!r} must be a column name")
-            out[key] = value
-    return out
+    return field_mapping(columns, FIELDS, "log field")
 
 
 def open_log(log: str | Path, *, agents: Sequence[str] | None = None,

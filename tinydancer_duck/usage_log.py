@@ -4,7 +4,6 @@ that name the usage fields differently."""
 from __future__ import annotations
 
 import glob
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pyarrow.dataset as ds
 
 from .errors import InvalidArgument
 from .store import USAGE_SCHEMA
+from .validate import field_mapping
 
 FIELDS = tuple(USAGE_SCHEMA.names)
 REQUIRED = ("agent", "cost", "success", "latency_ms")
@@ -20,24 +20,7 @@ REQUIRED = ("agent", "cost", "success", "latency_ms")
 
 def column_mapping(columns: Mapping[str, str] | str | None) -> dict[str, str]:
     """field -> source column; JSON text, a mapping or None. Unknown fields are an error naming them."""
-    if columns is None:
-        return {}
-    if isinstance(columns, str):
-        try:
-            columns = json.loads(columns)
-        except json.JSONDecodeError as exc:
-            raise InvalidArgument("columns", columns, f"is not valid JSON ({exc.msg})") from None
-    if not isinstance(columns, Mapping):
-        raise InvalidArgument("columns", columns, "must map usage fields to the log's column names")
-    mapping = {}
-    for key, value in columns.items():
-        if key not in FIELDS:
-            raise InvalidArgument("columns", key, f"is not a usage field ({', '.join(FIELDS)})")
-        if value is not None:
-            if not isinstance(value, str) or not value:
-                raise InvalidArgument("columns", value, f"the column for {key!r} must be a column name")
-            mapping[key] = value
-    return mapping
+    return field_mapping(columns, FIELDS, "usage field")
 
 
 def open_log(source: str | Path, mapping: Mapping[str, str]) -> tuple[ds.Dataset, dict[str, str]]:

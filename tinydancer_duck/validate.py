@@ -7,7 +7,8 @@ columns it returns NaN means "NULL / not given", which every later check allows 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -145,3 +146,28 @@ def check_choice(argument: str, value: Any, choices: Iterable[str]) -> str:
     if isinstance(value, str) and value.strip().lower() in allowed:
         return value.strip().lower()
     raise InvalidArgument(argument, value, f"must be one of {', '.join(allowed)}")
+
+
+def field_mapping(columns: Mapping[str, str] | str | None, fields: Sequence[str], what: str) -> dict[str, str]:
+    """field -> column name of a log, from JSON text, a mapping or None (the ``columns`` argument of log readers).
+
+    what : what the fields are, for the error ("usage field", "log field"); unknown fields are an error naming them.
+    """
+    if columns is None:
+        return {}
+    if isinstance(columns, str):
+        try:
+            columns = json.loads(columns)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument("columns", columns, f"is not valid JSON ({exc.msg})") from None
+    if not isinstance(columns, Mapping):
+        raise InvalidArgument("columns", columns, f"must map {what}s to the log's column names")
+    mapping = {}
+    for key, value in columns.items():
+        if key not in fields:
+            raise InvalidArgument("columns", key, f"is not a {what} ({', '.join(fields)})")
+        if value is not None:
+            if not isinstance(value, str) or not value:
+                raise InvalidArgument("columns", value, f"the column for {key!r} must be a column name")
+            mapping[key] = value
+    return mapping
