@@ -1,34 +1,25 @@
 """The LanceDB store: the only module that talks to LanceDB.
 
-Four tables, schemas defined once here (DESIGN §4): ``agents``, ``routes``, ``models``, ``usage``, plus
-``route_examples`` (a semantic route's example utterances, several vectors per route). The embedding
-dimension and the identity of the embedder that made the vectors are part of the ``agents``/``routes`` schemas, so a
-store refuses vectors from another embedder instead of silently mixing spaces.
+The tables and their schemas are defined once in :mod:`tinydancer_duck.schemas` (DESIGN §4). The embedding
+dimension and the identity of the embedder that made the vectors are part of the vector tables' schemas, so a store
+refuses vectors from another embedder instead of silently mixing spaces.
 
 Readers get Arrow tables (and numpy snapshots built from them) cached by table version: a read costs one version
 check unless another connection or process wrote since. Values from users reach LanceDB filters only through
 :func:`sql_literal`, which quotes them as data.
 
-Reliability (README "Reliability"):
-
-- **Conflicts.** Every LanceDB commit goes through :func:`_retry`: a commit conflict with another writer is retried
-  with exponential backoff and jitter (LanceDB also retries appends and merge_inserts internally).
-- **Read-modify-write.** A write computed from a read (agent stats, model versions) runs inside
-  :meth:`Store.locked`, a per-table lock across threads and processes (``fcntl.flock`` on a file under
-  ``<store>/.locks``) that also makes reads inside it skip the 50 ms version cache, so no update is lost.
-- **Crashes.** LanceDB writes data files first and commits a version by writing one manifest; a process killed
-  mid-write leaves the previous version readable and only unreferenced files behind (removed by cleanup).
-- **Compaction.** Each write is a LanceDB version and a fragment; after every :data:`COMPACT_CHECK_EVERY` writes of
-  a table a process checks its fragments and, past :data:`COMPACT_FRAGMENTS` small ones (or at every
-  :data:`CLEANUP_EVERY_CHECKS`-th check), compacts it in place and removes versions older than
-  :data:`CLEANUP_OLDER_THAN` (a margin for readers still on an older version).
-  :meth:`Store.compact` does the same on demand.
+Reliability (README "Reliability"): every commit goes through :func:`_retry` (conflicts retried with backoff and
+jitter, on top of LanceDB's own retries); a write computed from a read runs inside :meth:`Store.locked`, a per-table
+lock across threads and processes whose reads skip the 50 ms version cache; a process killed mid-write leaves the
+previous version readable (LanceDB commits by writing one manifest); after every :data:`COMPACT_CHECK_EVERY` writes
+a table is checked and compacted past :data:`COMPACT_FRAGMENTS` small fragments (or every
+:data:`CLEANUP_EVERY_CHECKS`-th check), keeping versions younger than :data:`CLEANUP_OLDER_THAN` for readers still
+on them; :meth:`Store.compact` does the same on demand.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import random
 import threading
@@ -43,108 +34,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InvalidArgument, StoreError
+from .locks import lock_file, write_locked  # noqa: F401 - write_locked is re-exported for the services
 
 T = TypeVar("T")
 
-IDENTITY_KEY = b"tinydancer.embedder"
-TABLES = ("agents", "routes", "models", "usage", "route_examples", "budgets")
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
-
-
-def agents_schema(dim: int, identity: str) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("name", pa.string(), nullable=False),
-            pa.field("agent_type", pa.string(), nullable=False),
-            pa.field("capabilities", pa.list_(pa.string())),
-            pa.field("capability_embedding", pa.list_(pa.float32(), dim)),
-            pa.field("cost_per_1k_tokens", pa.float64()),
-            pa.field("cost_per_call", pa.float64()),
-            pa.field("cost_per_second", pa.float64()),
-            pa.field("avg_output_tokens", pa.float64()),
-            pa.field("avg_latency_ms", pa.float64()),
-            pa.field("p99_latency_ms", pa.float64()),
-            pa.field("quality_score", pa.float64()),
-            pa.field("success_rate", pa.float64()),
-            pa.field("total_requests", pa.int64()),
-            pa.field("metadata", pa.string()),
-            pa.field("active", pa.bool_()),
-            pa.field("created_at", _TIMESTAMP),
-            pa.field("updated_at", _TIMESTAMP),
-        ],
-        metadata={IDENTITY_KEY: identity.encode()},
-    )
-
-
-def routes_schema(dim: int, identity: str) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("name", pa.string(), nullable=False),
-            pa.field("description", pa.string()),
-            pa.field("embedding", pa.list_(pa.float32(), dim)),
-            pa.field("target_agent", pa.string()),
-            pa.field("priority", pa.int32()),
-            pa.field("min_similarity", pa.float64()),
-            pa.field("conditions", pa.string()),
-            pa.field("created_at", _TIMESTAMP),
-        ],
-        metadata={IDENTITY_KEY: identity.encode()},
-    )
-
-
-def route_examples_schema(dim: int, identity: str) -> pa.Schema:
-    """Example utterances of semantic routes: a route scores as the max over its own and its examples' vectors."""
-    return pa.schema(
-        [
-            pa.field("route", pa.string(), nullable=False),
-            pa.field("text", pa.string()),
-            pa.field("embedding", pa.list_(pa.float32(), dim)),
-            pa.field("created_at", _TIMESTAMP),
-        ],
-        metadata={IDENTITY_KEY: identity.encode()},
-    )
-
-
-MODELS_SCHEMA = pa.schema(
-    [
-        pa.field("name", pa.string(), nullable=False),
-        pa.field("version", pa.int64(), nullable=False),
-        pa.field("kind", pa.string()),
-        pa.field("weights", pa.large_binary()),
-        pa.field("labels", pa.list_(pa.string())),
-        pa.field("metrics", pa.string()),
-        pa.field("created_at", _TIMESTAMP),
-    ]
+from .schemas import (  # noqa: F401 - re-exported: the store's public face includes its schemas
+    _TIMESTAMP,
+    BUDGETS_SCHEMA,
+    IDENTITY_KEY,
+    MODELS_SCHEMA,
+    TABLES,
+    USAGE_SCHEMA,
+    agents_schema,
+    expected_schema,
+    route_examples_schema,
+    routes_schema,
 )
-
-USAGE_SCHEMA = pa.schema(
-    [
-        pa.field("ts", _TIMESTAMP),
-        pa.field("request_id", pa.string()),
-        pa.field("agent", pa.string()),
-        pa.field("route", pa.string()),
-        pa.field("category", pa.string()),
-        pa.field("tokens_in", pa.int64()),
-        pa.field("tokens_out", pa.int64()),
-        pa.field("cost", pa.float64()),
-        pa.field("latency_ms", pa.float64()),
-        pa.field("success", pa.bool_()),
-        pa.field("quality", pa.float64()),
-    ]
-)
-
-#: Spending limits (tinydancer_duck/budget.py): one row per (scope, agent); scope 'global' has agent ''.
-#: period is 'day', 'week' or 'month' (calendar periods in UTC).
-BUDGETS_SCHEMA = pa.schema(
-    [
-        pa.field("scope", pa.string(), nullable=False),
-        pa.field("agent", pa.string(), nullable=False),
-        pa.field("amount", pa.float64()),
-        pa.field("period", pa.string()),
-        pa.field("created_at", _TIMESTAMP),
-    ]
-)
-
 
 #: Seconds a table version read from LanceDB is trusted before asking again (see Store.version).
 CONSISTENCY_INTERVAL_S = 0.05
@@ -332,7 +237,7 @@ class Store:
             entry = _file_locks.setdefault((self._key, name), [threading.RLock(), None, 0])
         with entry[0]:
             if entry[2] == 0:
-                entry[1] = _lock_file(self.path / ".locks" / f"{name}.lock")
+                entry[1] = lock_file(self.path / ".locks" / f"{name}.lock")
             entry[2] += 1
             try:
                 yield
@@ -541,34 +446,3 @@ def inspect_store(path: str | Path) -> dict[str, dict[str, Any]]:
         except Exception as exc:  # noqa: BLE001 - reported by the doctor as a problem with this table
             facts[name] = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
     return facts
-
-
-def expected_schema(name: str, dim: int, identity: str) -> pa.Schema:
-    """The schema this version writes for table ``name``."""
-    vector = {"agents": agents_schema, "routes": routes_schema, "route_examples": route_examples_schema}
-    if name in vector:
-        return vector[name](dim, identity)
-    return {"models": MODELS_SCHEMA, "usage": USAGE_SCHEMA, "budgets": BUDGETS_SCHEMA}[name]
-
-
-def write_locked(*tables: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Decorate a service method (its object has ``.store``) to run inside ``self.store.locked(*tables)``."""
-    def decorate(method: Callable[..., T]) -> Callable[..., T]:
-        @functools.wraps(method)
-        def locked_method(self: Any, *args: Any, **kwargs: Any) -> T:
-            with self.store.locked(*tables):
-                return method(self, *args, **kwargs)
-        return locked_method
-    return decorate
-
-
-def _lock_file(path: Path) -> Any:
-    """Open ``path`` and take an exclusive flock on it (released when the file is closed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+b")  # noqa: SIM115 - closed by the caller when the lock is released
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: threads are still serialized by the caller's RLock
-        return handle
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-    return handle
