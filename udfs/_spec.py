@@ -11,7 +11,6 @@ import pyarrow as pa
 
 from tinydancer_duck.blas import single_threaded_blas
 
-
 #: Calls of at most this many rows skip the BLAS thread switch (~30 µs: two threadpoolctl calls), which matters only
 #: for a one-request query.
 SMALL_CALL_ROWS = 16
