@@ -16,7 +16,6 @@ agent) outcome per row, which :func:`read_outcomes` pivots to the wide shape for
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from .errors import InvalidArgument
+from .usage_log import parquet_dataset
 from .validate import check_utf8, field_mapping
 
 FIELDS = ("request", "request_id", "category", "agent", "cost", "quality", "latency_ms", "agent_quality",
@@ -69,21 +69,8 @@ def open_log(log: str | Path, *, agents: Sequence[str] | None = None,
              columns: Mapping[str, str] | str | None = None) -> LogSpec:
     """Open ``log`` and map its columns. ``agents``: the agents whose wide outcome columns to look for (None: every
     agent that has both an outcome and a cost column by the patterns)."""
-    if not isinstance(log, (str, Path)) or not str(log).strip():
-        raise InvalidArgument("log", log, "must be a Parquet file, directory or glob")
+    dataset = parquet_dataset("log", log)
     text = str(log)
-    try:
-        if any(ch in text for ch in "*?["):
-            files = sorted(glob.glob(text))
-            if not files:
-                raise FileNotFoundError(text)
-            dataset = ds.dataset(files, format="parquet")
-        else:
-            if not Path(text).exists():
-                raise FileNotFoundError(text)
-            dataset = ds.dataset(text, format="parquet")
-    except (FileNotFoundError, OSError, pa.ArrowInvalid) as exc:
-        raise InvalidArgument("log", text, f"cannot be read as Parquet ({type(exc).__name__})") from None
     mapping = parse_columns(columns)
     available = dataset.schema.names
     have = set(available)

@@ -23,21 +23,27 @@ def column_mapping(columns: Mapping[str, str] | str | None) -> dict[str, str]:
     return field_mapping(columns, FIELDS, "usage field")
 
 
-def open_log(source: str | Path, mapping: Mapping[str, str]) -> tuple[ds.Dataset, dict[str, str]]:
-    """The Parquet dataset and, for each field it provides, the source column to read."""
+def parquet_dataset(argument: str, source: str | Path) -> ds.Dataset:
+    """A Parquet file, directory or glob as one dataset; a missing or unreadable source names ``argument``."""
     if not isinstance(source, (str, Path)) or not str(source).strip():
-        raise InvalidArgument("path", source, "must be a Parquet file, directory or glob")
+        raise InvalidArgument(argument, source, "must be a Parquet file, directory or glob")
     text = str(source)
     try:
         if any(ch in text for ch in "*?["):
             files = sorted(glob.glob(text))
             if not files:
                 raise FileNotFoundError(text)
-            dataset = ds.dataset(files, format="parquet")
-        else:
-            dataset = ds.dataset(text, format="parquet")
+            return ds.dataset(files, format="parquet")
+        if not Path(text).exists():
+            raise FileNotFoundError(text)
+        return ds.dataset(text, format="parquet")
     except (FileNotFoundError, OSError, pa.ArrowInvalid) as exc:
-        raise InvalidArgument("path", text, f"cannot be read as Parquet ({exc})") from None
+        raise InvalidArgument(argument, text, f"cannot be read as Parquet ({type(exc).__name__}: {exc})") from None
+
+
+def open_log(source: str | Path, mapping: Mapping[str, str]) -> tuple[ds.Dataset, dict[str, str]]:
+    """The Parquet dataset and, for each field it provides, the source column to read."""
+    dataset = parquet_dataset("path", source)
     available = set(dataset.schema.names)
     selection = {}
     for name in FIELDS:
@@ -45,7 +51,7 @@ def open_log(source: str | Path, mapping: Mapping[str, str]) -> tuple[ds.Dataset
         if wanted in available:
             selection[name] = wanted
         elif name in mapping or name in REQUIRED:
-            raise InvalidArgument("columns", wanted, f"no column {wanted!r} for {name!r} in {text} "
+            raise InvalidArgument("columns", wanted, f"no column {wanted!r} for {name!r} in {source} "
                                   f"(columns: {', '.join(sorted(available))})")
     return dataset, selection
 
