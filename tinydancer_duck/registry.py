@@ -214,12 +214,7 @@ def config_columns(configs: Sequence[str | None]) -> dict[str, list[Any]]:
     """Parse ``ruvector_register_agent_full`` JSON configs into register() columns."""
     parsed = []
     for text in configs:
-        try:
-            config = json.loads(text) if isinstance(text, str) else None
-        except json.JSONDecodeError as exc:
-            raise InvalidArgument("config", text, f"is not valid JSON ({exc.msg})") from None
-        if not isinstance(config, dict):
-            raise InvalidArgument("config", text, "must be a JSON object")
+        config = _json_object("config", text)
         unknown = set(config) - {"name", "agent_type", "capabilities", *OPTIONAL_FIELDS}
         if unknown:
             raise InvalidArgument("config", min(unknown), "is not an agent field")
@@ -247,10 +242,16 @@ def _check_metadata(metadata: Any) -> str:
         return "{}"
     if isinstance(metadata, Mapping):
         return json.dumps(metadata)
+    _json_object("metadata", metadata)
+    return metadata  # stored verbatim, as the caller wrote it
+
+
+def _json_object(argument: str, text: Any) -> dict[str, Any]:
+    """The dict a JSON-object text holds; anything else is an error naming ``argument``."""
     try:
-        value = json.loads(metadata) if isinstance(metadata, str) else None
+        value = json.loads(text) if isinstance(text, str) else None
     except json.JSONDecodeError as exc:
-        raise InvalidArgument("metadata", metadata, f"is not valid JSON ({exc.msg})") from None
+        raise InvalidArgument(argument, text, f"is not valid JSON ({exc.msg})") from None
     if not isinstance(value, dict):
-        raise InvalidArgument("metadata", metadata, "must be a JSON object")
-    return metadata
+        raise InvalidArgument(argument, text, "must be a JSON object")
+    return value
