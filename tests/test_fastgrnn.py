@@ -78,7 +78,8 @@ def test_step_across_row_chunks_and_in_place(mode, rank):
     expect = _paper_step(x[:300], h[:300], p)
     full = step(x, h, p)
     np.testing.assert_allclose(full[:300], expect, rtol=1e-10, atol=1e-12)
-    np.testing.assert_array_equal(full[2000:], step(x[2000:], h[2000:], p))
+    # rows 2000.. as their own call: the same values, up to the summation order of a GEMM of another shape
+    np.testing.assert_allclose(full[2000:], step(x[2000:], h[2000:], p), rtol=1e-12, atol=1e-14)
     in_place = h.copy()
     step(x, in_place, p, out=in_place)
     np.testing.assert_array_equal(in_place, full)
