@@ -77,7 +77,7 @@ def peer_python() -> Path | None:
     """The peer venv's python, installing semantic-router into it when missing; None when that fails."""
     python = PEER_VENV / "bin" / "python"
     check = [str(python), "-c", "import semantic_router"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+    if python.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
         return python
     try:
         subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True, capture_output=True)
@@ -86,7 +86,7 @@ def peer_python() -> Path | None:
     except (subprocess.SubprocessError, OSError) as exc:
         print(f"skip peer: cannot install semantic-router into {PEER_VENV}: {exc}")
         return None
-    return python if subprocess.run(check, capture_output=True).returncode == 0 else None
+    return python if subprocess.run(check, capture_output=True, check=False).returncode == 0 else None
 
 
 def workload() -> dict[str, np.ndarray]:
@@ -149,7 +149,7 @@ def compare(repeats: int) -> dict | None:
         path = Path(scratch) / "work.npz"
         np.savez(path, **work)
         out = subprocess.run([str(python), "-c", PEER_CHILD, str(path), str(repeats)], capture_output=True,
-                             text=True)
+                             text=True, check=False)
     if out.returncode:
         print(f"skip peer: semantic-router run failed:\n{out.stderr[-2000:]}")
         return None

@@ -103,7 +103,7 @@ def bench(rows: int, sql_rows: int, repeats: int) -> list[dict]:
             engine = td.Engine(scratch / f"ingest-{run}")
             engine.register_agents(AGENTS)
             ingest_times.append(timed(lambda: engine.usage.ingest(log)))  # noqa: B023 - called at once
-            check_lossless(engine, n, cost)  # noqa: B023
+            check_lossless(engine, n, cost)
         seconds = statistics.median(ingest_times)
         results.append({"operation": f"bulk ingest (engine.usage.ingest), {n:,} rows", "seconds": seconds,
                         "rows_per_s": n / seconds, "check": "row count and cost sum equal the source"})

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks import bench_fastgrnn, bench_peer, bench_route, bench_semantic  # noqa: E402
+from benchmarks import bench_fastgrnn, bench_peer, bench_route, bench_semantic
 
 RESULTS = REPO / "benchmarks" / "results"
 D, H, RANK, ROUTES, AGENTS = 768, 64, 16, 1000, 10
