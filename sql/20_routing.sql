@@ -18,14 +18,15 @@ CREATE OR REPLACE MACRO ruvector_route(request, optimize_for := 'balanced', requ
         required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE, min_quality::DOUBLE,
         excluded_agents::VARCHAR[], budget_remaining::DOUBLE);
 
+-- The table form routes one request through a one-row UDF that takes Python values: the request as a VARIANT
+-- (text, an embedding list or NULL, so no CASE on its type) and the options. Arrow conversions of nine arguments
+-- and a STRUCT cost more than routing one request. The subquery makes DuckDB call it once, not once per field.
 CREATE OR REPLACE MACRO ruvector_route(request, optimize_for := 'balanced', required_capabilities := NULL,
         max_cost := NULL, max_latency_ms := NULL, min_quality := NULL, excluded_agents := NULL,
         budget_remaining := NULL) AS TABLE
-    -- the subquery makes DuckDB call the UDF once, not once per unnested field
-    SELECT unnest(decision) FROM (SELECT ruvector_route(request, optimize_for := optimize_for,
-        required_capabilities := required_capabilities, max_cost := max_cost, max_latency_ms := max_latency_ms,
-        min_quality := min_quality, excluded_agents := excluded_agents, budget_remaining := budget_remaining)
-        AS decision);
+    SELECT unnest(decision) FROM (SELECT _td_route_one(request::VARIANT, optimize_for::VARCHAR,
+        required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE, min_quality::DOUBLE,
+        excluded_agents::VARCHAR[], budget_remaining::DOUBLE) AS decision);
 
 -- Multi-agent plans: the scalar gives STRUCT(strategy, steps, total_cost, total_latency_ms, reasoning) per row; the
 -- table form gives one row per step of one request.

@@ -119,7 +119,7 @@ def test_batch_boundaries_do_not_change_results(embedder) -> None:
     pieces = np.concatenate([embedder.embed(texts[s : s + 2048]) for s in range(0, 5000, 2048)])
     np.testing.assert_array_equal(whole, pieces)
     single = np.concatenate([embedder.embed([t]) for t in texts[:300]])
-    np.testing.assert_allclose(whole[:300], single, atol=1e-6)
+    np.testing.assert_array_equal(whole[:300], single)  # one text takes its own path: the same sums
 
 
 def test_one_megabyte_text_is_truncated(embedder) -> None:
@@ -250,10 +250,18 @@ def test_small_ascii_batches_tokenize_exactly_like_the_arrow_path(monkeypatch):
     texts = pa.array(["Hello, World!!", "a\tb\nc\x0bd\x1ce\x7f", "", "   ", None, "x" * 5000,
                       "don't stop-me now; 3.14 #hash @at $100", "UPPER lower MiXeD", "\x00null",
                       "~`^|\\{}[]<>", "How do I reset my password?", "zzqxj unseenword tokenizers"], pa.string())
-    small = tokenizer._tokenize_small(texts, 512)
+    small = {m: tokenizer._tokenize_small(texts.to_pylist(), m) for m in (512, 3)}  # 3: truncation
+    from_list = tokenizer.tokenize(texts.to_pylist(), 512)  # a Python list, as a one-request call passes
+    mixed = ["café naïve", None, "x"]
+    mixed_from_list = tokenizer.tokenize(mixed, 512)  # not ASCII: the list goes to Arrow
     monkeypatch.setattr(wp, "SMALL_BATCH", -1)
-    arrow = tokenizer.tokenize(texts, 512)
-    assert small is not None
-    for got, expected in zip(small, arrow):
+    arrow = {m: tokenizer.tokenize(texts, m) for m in (512, 3)}
+    assert small[3][2].max() == 3 and small[512][2].max() > 3
+    for m in (512, 3):
+        for got, expected in zip(small[m], arrow[m]):
+            np.testing.assert_array_equal(got, expected)
+    for listed, expected in zip(from_list, arrow[512]):
+        np.testing.assert_array_equal(listed, expected)
+    for got, expected in zip(mixed_from_list, tokenizer.tokenize(pa.array(mixed), 512)):
         np.testing.assert_array_equal(got, expected)
-    assert tokenizer._tokenize_small(pa.array(["café"]), 512) is None  # non-ASCII goes to Arrow
+    assert tokenizer._tokenize_small(["café"], 512) is None  # non-ASCII goes to Arrow

@@ -204,6 +204,70 @@ def test_route_accepts_an_embedding(seed_con, engine):
     assert python["agent_name"] == "code-specialist"
 
 
+TABLE_CASES = [
+    ("'Write a Python function to calculate Fibonacci numbers'", "optimize_for := 'cost'"),
+    ("'Analyze this complex legal document'",
+     "required_capabilities := ['reasoning'], max_cost := 0.1, min_quality := 0.9, max_latency_ms := 5000"),
+    ("'Summarize this article'", "optimize_for := 'quality_per_dollar', budget_remaining := 10.00"),
+    ("'Summarize this article'", "excluded_agents := ['claude-3-haiku'], optimize_for := 'latency'"),
+    ("'Summarize this article'", "max_cost := 0.0000001"),  # nobody fits
+    ("ruvector_embed('debug my failing tests')", "optimize_for := 'quality'"),
+    ("ruvector_embed('debug my failing tests')::DOUBLE[]", "optimize_for := 'balanced'"),
+    ("NULL", "optimize_for := 'cost'"),
+    ("''", "optimize_for := 'cost'"),
+    ("'Ünïcödé: réserve un vol'", "optimize_for := 'cost'"),
+]
+
+
+@pytest.mark.parametrize(("request_sql", "options"), TABLE_CASES)
+def test_table_form_equals_the_scalar_form(seed_con, request_sql, options):
+    """The table form runs a one-row UDF on Python values; it must decide exactly as the vectorized scalar form."""
+    (table,) = rows(seed_con, f"SELECT * FROM ruvector_route({request_sql}, {options})")
+    scalar = seed_con.execute(f"SELECT ruvector_route({request_sql}, {options})").fetchone()[0]
+    assert table == scalar
+    assert table["reasoning"]
+
+
+def test_table_form_routes_any_other_value_as_its_text(seed_con):
+    (number,) = rows(seed_con, "SELECT * FROM ruvector_route(42, optimize_for := 'cost')")
+    assert number == rows(seed_con, "SELECT * FROM ruvector_route('42', optimize_for := 'cost')")[0]
+    assert number == seed_con.execute("SELECT ruvector_route(42, optimize_for := 'cost')").fetchone()[0]
+
+
+def test_table_form_over_a_column_routes_each_row(seed_con):
+    """A table function joined laterally calls the one-row UDF once per row; each row gets its own decision."""
+    seed_con.execute("CREATE TABLE asks AS SELECT * FROM (VALUES (1, 'debug my failing tests'), "
+                     "(2, 'write a short poem'), (3, NULL)) v(id, request)")
+    lateral = rows(seed_con, "SELECT a.id, r.* FROM asks a, ruvector_route(a.request, optimize_for := 'cost') r "
+                             "ORDER BY a.id")
+    scalar = rows(seed_con, "SELECT id, ruvector_route(request, optimize_for := 'cost') AS r FROM asks ORDER BY id")
+    assert len(lateral) == 3
+    for one, batched in zip(lateral, (row["r"] for row in scalar)):
+        # the same decision; a one-row product and a 3-row one may round the match's last bit differently
+        assert {k: one[k] for k in ("agent_name", "candidates", "reasoning")} == \
+            {k: batched[k] for k in ("agent_name", "candidates", "reasoning")}
+        assert one["confidence"] == pytest.approx(batched["confidence"], rel=1e-6)
+
+
+@pytest.mark.parametrize(("request_sql", "message"), [
+    ("['a', 'b']", "invalid request=['a', 'b']: must be text or an embedding"),
+    ("[0.1, NULL, 0.3]::FLOAT[]", "invalid request='length 3'"),
+    ("[]::FLOAT[]", "invalid request='length 0'"),
+])
+def test_table_form_rejects_what_is_not_a_request(seed_con, engine, request_sql, message):
+    before = engine.list_agents()
+    with pytest.raises(duckdb.Error, match=message.replace("(", r"\(").replace("[", r"\[").replace("{", r"\{")):
+        seed_con.execute(f"SELECT * FROM ruvector_route({request_sql})").fetchall()
+    assert engine.list_agents().equals(before)
+
+
+def test_route_one_is_route_struct_for_one_request(fleet):
+    for request in ("debug my failing tests", None, "", fleet.embed(["write a poem"])[0].tolist()):
+        for options in ({"optimize_for": "cost"}, {"max_cost": 0.001, "optimize_for": "quality"}):
+            batch = [request] if not isinstance(request, list) else np.array([request], np.float32)
+            assert fleet.route_one(request, **options) == fleet.route_struct(batch, **options).to_pylist()[0]
+
+
 def test_ruvector_embed_is_a_unit_vector_of_the_embedder_dimension(con, engine):
     vector = con.execute("SELECT ruvector_embed('How do I reset my password?')").fetchone()[0]
     assert len(vector) == engine.dim and sum(v * v for v in vector) == pytest.approx(1.0, abs=1e-4)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -123,6 +124,13 @@ def wordpiece(word: str, index: dict[str, int], unk_id: int) -> list[int]:
     return ids
 
 
+def few_python_texts(texts: Any) -> bool:
+    """A list of at most SMALL_BATCH str/None (a one-request call): tokenized from the Python values directly,
+    since building an Arrow array and running Arrow kernels on one short text costs more than tokenizing it."""
+    return isinstance(texts, list) and len(texts) <= SMALL_BATCH and all(
+        t is None or isinstance(t, str) for t in texts)
+
+
 def as_string_array(texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> pa.Array:
     """Normalize the accepted text inputs to one Arrow string (or large_string) array."""
     if isinstance(texts, pa.ChunkedArray):
@@ -214,19 +222,22 @@ class Tokenizer:
             self._cache[word] = ids
         return ids
 
-    def tokenize(self, texts: pa.Array, max_tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def tokenize(self, texts: pa.Array | list[str | None], max_tokens: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tokenize n texts.
 
-        texts : Arrow string array of length n
+        texts : Arrow string array of length n, or a list of str/None (see :func:`few_python_texts`)
         returns : (ids int32 (t,), parents intp (t,), counts intp (n,)) -- token ids in text order, the text each
             token belongs to (non-decreasing), and the number of tokens per text after truncation to max_tokens.
             NULL, empty and whitespace-only texts have count 0.
         """
         n = len(texts)
         if n <= SMALL_BATCH:
-            small = self._tokenize_small(texts, max_tokens)
+            small = self._tokenize_small(texts if isinstance(texts, list) else texts.to_pylist(), max_tokens)
             if small is not None:
                 return small
+        if isinstance(texts, list):
+            texts = pa.array(texts, pa.string())
         flat, parents = flat_words(texts, max_tokens * CHARS_PER_TOKEN)
         found = pc.index_in(flat, value_set=self.vocab.words)
         unknown = found.is_null().to_numpy(zero_copy_only=False)
@@ -236,28 +247,32 @@ class Tokenizer:
             ids, parents = self._expand(flat, ids, parents, unknown)
         return truncate(ids, parents, n, max_tokens)
 
-    def _tokenize_small(self, texts: pa.Array, max_tokens: int
+    def _tokenize_small(self, values: list[str | None], max_tokens: int
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """:meth:`tokenize` for a few ASCII texts, in Python; None when a text is not ASCII (use Arrow then).
 
         Gives exactly the Arrow path's ids: same truncation, split, word table and unseen-word handling.
         """
-        values = texts.to_pylist()
         if not all(v is None or v.isascii() for v in values):
             return None
         index = self.vocab_words
         ids: list[int] = []
         parents: list[int] = []
+        counts: list[int] = []
         max_chars = max_tokens * CHARS_PER_TOKEN
         for row, text in enumerate(values):  # at most SMALL_BATCH rows
-            if not text:
-                continue
-            for word in _ASCII_SPLIT.sub(r" \1 ", text[:max_chars].lower()).split():
-                found = index.get(word)
-                pieces = [found] if found is not None else self.unseen_word(word).tolist()
-                ids.extend(pieces)
-                parents.extend([row] * len(pieces))
-        return truncate(np.array(ids, dtype=np.int32), np.array(parents, dtype=np.intp), len(values), max_tokens)
+            start = len(ids)
+            if text:
+                for word in _ASCII_SPLIT.sub(r" \1 ", text[:max_chars].lower()).split():
+                    found = index.get(word)
+                    if found is not None:
+                        ids.append(found)
+                    else:
+                        ids.extend(self.unseen_word(word).tolist())
+                del ids[start + max_tokens:]  # the text's first max_tokens tokens, as truncate() keeps
+            counts.append(len(ids) - start)
+            parents.extend([row] * counts[-1])
+        return np.array(ids, dtype=np.int32), np.array(parents, dtype=np.intp), np.array(counts, dtype=np.intp)
 
     @property
     def vocab_words(self) -> dict[str, int]:

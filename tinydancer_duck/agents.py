@@ -50,7 +50,7 @@ class AgentSnapshot:
         return len(self.names)
 
     def name_list(self) -> list[str]:
-        return self.names.to_pylist()
+        return list(self.index)  # in snapshot order, without an Arrow conversion
 
 
 def build_snapshot(table: pa.Table, settings: Settings, dim: int,

@@ -141,6 +141,8 @@ class Budgets:
         """For the router: (bool (A,) aligned with ``snapshot_names``, True where the agent's own budget has
         nothing left in its current period (spent >= budget), global_remaining: the global budget minus spend
         in its period (may be negative), NaN when no global budget is set)."""
+        if not self.budgets().height:  # no budget set: nothing to look up or sum
+            return np.zeros(len(snapshot_names), bool), float("nan")
         names = snapshot_names.to_pylist() if isinstance(snapshot_names, (pa.Array, pa.ChunkedArray)) \
             else list(snapshot_names)
         status = self.status(now)

@@ -27,7 +27,15 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pyarrow as pa
 
-from tinydancer_duck._wordpiece import CACHE_LIMIT, CHARS_PER_TOKEN, Tokenizer, as_string_array, flat_words, truncate
+from tinydancer_duck._wordpiece import (
+    CACHE_LIMIT,
+    CHARS_PER_TOKEN,
+    Tokenizer,
+    as_string_array,
+    few_python_texts,
+    flat_words,
+    truncate,
+)
 from tinydancer_duck.errors import InvalidArgument, ModelError
 from tinydancer_duck.vectors import embedding_matrix, l2_normalize, segment_sum
 
@@ -83,6 +91,8 @@ class StaticEmbedder:
         self.max_tokens = max_tokens
 
     def embed(self, texts: Texts) -> np.ndarray:
+        if few_python_texts(texts):
+            return l2_normalize(segment_sum(self.table, *self.tokenizer.tokenize(texts, self.max_tokens)))
         arr = as_string_array(texts)
         out = np.empty((len(arr), self.dim), dtype=np.float32)
         for start in range(0, len(arr), CHUNK):

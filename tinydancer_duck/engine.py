@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._wordpiece import few_python_texts
 from .agents import AgentSnapshot, build_snapshot
 from .analytics import Analytics
 from .batch import batch_route, check_batch_objective
@@ -31,13 +32,13 @@ from .multi import check_strategy, route_multi
 from .options import RouteOptions
 from .outcome import OutcomeRouters
 from .registry import Registry, config_columns
-from .router import NO_SIGNALS, Requests, Signals, route
+from .router import NO_SIGNALS, Decisions, Requests, Signals, route
 from .semantic import SemanticRoutes
 from .settings import DEFAULT_SETTINGS, Settings
 from .store import Store
 from .usage import Usage
 from .validate import as_texts
-from .vectors import embedding_matrix
+from .vectors import embedding_matrix, one_embedding
 
 if TYPE_CHECKING:
     import duckdb
@@ -151,6 +152,9 @@ class Engine:
             x, valid = embedding_matrix(requests, self.dim, argument="request")
             tokens = np.full(len(valid), self.settings.input_tokens_for_embeddings)
             return Requests(x, valid, tokens)
+        if few_python_texts(requests) and all(t is None or t.isascii() for t in requests):
+            # a one-request call: no Arrow array, and an ASCII text has as many bytes as characters
+            return self._text_requests(requests, np.array([len(t) if t else 0 for t in requests]))
         if not isinstance(requests, pa.Array):
             try:
                 requests = pa.array(list(requests), pa.string())
@@ -158,23 +162,42 @@ class Engine:
                 raise InvalidArgument("request", requests, "must be text or an embedding") from None
         if not (pa.types.is_string(requests.type) or pa.types.is_large_string(requests.type)):
             raise InvalidArgument("request", str(requests.type), "must be text or an embedding")
-        x = self.embedder.embed(requests)
-        valid = np.abs(x).max(axis=1, initial=0.0) > 0
         lengths = pc.binary_length(requests)
         lengths = lengths.fill_null(0) if lengths.null_count else lengths  # fill_null costs ~20 µs even on none
-        tokens = tokens_from_bytes(lengths.to_numpy(zero_copy_only=False), self.settings)
-        return Requests(x, valid, tokens)
+        return self._text_requests(requests, lengths.to_numpy(zero_copy_only=False))
+
+    def _text_requests(self, texts: pa.Array | list[str | None], byte_lengths: np.ndarray) -> Requests:
+        """Embedded texts; tokens_in from their UTF-8 byte lengths (DESIGN §5 step 2)."""
+        x = self.embedder.embed(texts)
+        valid = np.abs(x).max(axis=1, initial=0.0) > 0
+        return Requests(x, valid, tokens_from_bytes(byte_lengths, self.settings))
 
     def route_struct(self, requests: Any, **options: Any) -> pa.StructArray:
-        """The ruvector_route STRUCT for every request (the SQL functions call this)."""
-        batch = self.requests(requests)
-        # A batch without one usable request needs no agents (and no store read): SQL folds constant arguments by
-        # evaluating both the text and the embedding branch of ruvector_route, one of them on a NULL.
+        """The ruvector_route STRUCT for every request (the scalar SQL function calls this)."""
+        decided, snapshot = self._decide(self.requests(requests), options)
+        return decided.to_arrow(snapshot)
+
+    def route_one(self, request: Any, **options: Any) -> dict[str, Any]:
+        """One request's decision as a dict of ROUTE_FIELDS (None for NULL); the same decision as
+        :meth:`route_struct`. The one-request SQL table form calls this: for one row, Arrow conversions would cost
+        more than the routing itself.
+
+        request : text, None, or one embedding (a sequence or numpy array of ``dim`` floats)
+        """
+        if request is None or isinstance(request, str):
+            batch = self.requests([request])
+        else:
+            batch = self.requests(one_embedding(request, self.dim))
+        decided, snapshot = self._decide(batch, options)
+        return decided.row(0, snapshot)
+
+    def _decide(self, batch: Requests, options: Mapping[str, Any]) -> tuple[Decisions, AgentSnapshot]:
+        """Route a batch with every signal; the snapshot the decision's agent indices refer to."""
+        # A batch without one usable request needs no agents (and no store read).
         snapshot: AgentSnapshot = self.registry.snapshot() if batch.valid.any() else self._no_agents
         route_options = RouteOptions.build(len(batch), **options)
         signals, route_options = self.signals(batch, snapshot, route_options)
-        decided = route(batch, route_options, snapshot, self.settings, signals)
-        return decided.to_arrow(snapshot)
+        return route(batch, route_options, snapshot, self.settings, signals), snapshot
 
     def signals(self, batch: Requests, snapshot: AgentSnapshot,
                 options: RouteOptions) -> tuple[Signals, RouteOptions]:
@@ -190,15 +213,18 @@ class Engine:
         over_budget, global_remaining = self.budgets.blocked(names)
         if not np.isnan(global_remaining):
             options = replace(options, budget_remaining=np.fmin(options.budget_remaining, global_remaining))
+        circuit_open = self.health.states(names) == OPEN
         signals = Signals(match=self._classifier_match(batch, snapshot),
-                          circuit_open=self.health.states(names) == OPEN,
-                          over_budget=over_budget,
+                          circuit_open=circuit_open if circuit_open.any() else None,  # None: nothing to mask
+                          over_budget=over_budget if over_budget.any() else None,
                           quality=self.outcomes.quality(batch.embeddings, names, snapshot.quality),
                           **self._semantic_route(batch, snapshot))
         return signals, options
 
     def _semantic_route(self, batch: Requests, snapshot: AgentSnapshot) -> dict[str, Any]:
         """Signals fields for the best semantic route per request (none when the store has no routes)."""
+        if not self.routes.snapshot().size:
+            return {}
         best = self.routes.best(batch.embeddings, batch.valid)
         routes = best.snapshot
         if not routes.size:

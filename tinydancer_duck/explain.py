@@ -32,12 +32,13 @@ def explain(valid: np.ndarray, objective: np.ndarray, winner: np.ndarray, no_sig
     if n == 0:
         return pa.array([], pa.string())
     zeros = np.zeros(n, np.int32)
-    key = np.column_stack([
-        valid, objective, winner + 1, no_signal, n_candidates,
-        zeros if semantic is None else semantic, zeros if route is None else route + 1, reasons,
-    ])
+    columns = [valid, objective, winner + 1, no_signal, n_candidates,
+               zeros if semantic is None else semantic, zeros if route is None else route + 1]
     names = snapshot.name_list()
-    return format_once(key, lambda row: _reason(row, names, route_names))
+    if n == 1:  # one request: its key as Python ints, without stacking a (1, k) matrix
+        return pa.array([_reason([int(c[0]) for c in columns] + reasons[0].tolist(), names, route_names)],
+                        pa.string())
+    return format_once(np.column_stack([*columns, reasons]), lambda row: _reason(row.tolist(), names, route_names))
 
 
 def format_once(key: np.ndarray, describe: Callable[[np.ndarray], str]) -> pa.Array:
@@ -56,8 +57,8 @@ def format_once(key: np.ndarray, describe: Callable[[np.ndarray], str]) -> pa.Ar
     return pa.array(texts, pa.string()).take(pa.array(inverse.reshape(-1), pa.int64()))
 
 
-def _reason(key: np.ndarray, names: list[str], route_names: Sequence[str]) -> str:
-    valid, objective, winner, no_signal, n_candidates, semantic, route = (int(v) for v in key[:7])
+def _reason(key: list[int], names: list[str], route_names: Sequence[str]) -> str:
+    valid, objective, winner, no_signal, n_candidates, semantic, route = key[:7]
     codes = key[7:]
     if not valid:
         return "no agent: the request is NULL or empty"
@@ -71,7 +72,7 @@ def _reason(key: np.ndarray, names: list[str], route_names: Sequence[str]) -> st
     if semantic == 1:  # router.ROUTE_DECIDED
         return f"{prefix} decided: {names[winner - 1]}"
     if winner == 0:
-        emptied = CONSTRAINTS[int(codes.max()) - 1]
+        emptied = CONSTRAINTS[max(codes) - 1]
         return f"{prefix}no agent: {emptied} removed the last candidate; removed: {listed}"
     text = (f"{prefix}{names[winner - 1]} best by {OBJECTIVE_NAMES[objective]} among {n_candidates} "
             f"candidate{'s' if n_candidates != 1 else ''}")

@@ -18,6 +18,7 @@ half-open ones through as probes. Per-agent summaries are cached by the usage ta
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -102,7 +103,7 @@ def _next_trip(first_in_window: np.ndarray, k0: int, failures: int) -> int:
 def to_us(now: Any) -> int:
     """µs since the epoch (UTC) of a datetime (naive = UTC), numpy datetime64, or None (the current time)."""
     if now is None:
-        now = datetime.now(timezone.utc)
+        return time.time_ns() // 1000
     if isinstance(now, np.datetime64):
         return int(now.astype("datetime64[us]").astype(np.int64))
     if isinstance(now, datetime):
@@ -128,6 +129,8 @@ class Health:
         """
         now_us = to_us(now)
         breakers = self._breakers(now_us)
+        if not breakers:  # the usual case: no agent ever failed often enough to trip
+            return np.zeros(len(names), np.int8)
         names = names.to_pylist() if isinstance(names, (pa.Array, pa.ChunkedArray)) else list(names)
         return np.array([self._at(breakers.get(name), now_us)[0] for name in names], dtype=np.int8)
 

@@ -91,6 +91,8 @@ def objective_codes(optimize_for: Any, n: int) -> np.ndarray:
     if isinstance(optimize_for, (pa.Array, pa.ChunkedArray)):
         values = optimize_for
     elif optimize_for is None or isinstance(optimize_for, str):
+        if optimize_for in _KNOWN_CODES:  # one name for every row, seen before
+            return np.full(n, _KNOWN_CODES[optimize_for], np.int8)
         values = pa.array([optimize_for] * n, pa.string())
     else:
         if not isinstance(optimize_for, (list, tuple, np.ndarray)) or not all(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -122,6 +123,21 @@ class Decisions:
         )
 
 
+    def row(self, i: int, snapshot: AgentSnapshot) -> dict[str, Any]:
+        """Request i's decision as Python values (the STRUCT's fields; None where :meth:`to_arrow` has NULL)."""
+        agent = int(self.agent[i])
+        chosen = agent >= 0
+        number = (lambda values: float(values[i]) if chosen else None)
+        return {
+            "agent_name": snapshot.name_list()[agent] if chosen else None,
+            "confidence": number(self.confidence),
+            "estimated_cost": number(self.estimated_cost),
+            "estimated_latency_ms": number(self.estimated_latency_ms),
+            "candidates": int(self.candidates[i]),
+            "reasoning": self.reasoning[i].as_py(),
+        }
+
+
 ROUTE_FIELDS = ("agent_name", "confidence", "estimated_cost", "estimated_latency_ms", "candidates", "reasoning")
 
 
@@ -183,13 +199,22 @@ def score_batch(requests: Requests, options: RouteOptions, snapshot: AgentSnapsh
     match[no_signal] = 1.0
     quality = snapshot.quality if signals.quality is None else signals.quality
     score = np.full((n, n_agents), -np.inf)
-    for code in np.unique(options.objective):
-        rows = options.objective == code
+    for code, rows in objective_groups(options.objective):
         rows_quality = quality if quality.ndim == 1 else quality[rows]
         term = OBJECTIVES[OBJECTIVE_NAMES[code]](cost[rows], snapshot.latency_ms, rows_quality, candidate[rows],
                                                  settings)
         score[rows] = np.where(candidate[rows], match[rows] * term, -np.inf)
     return Scored(cost, reasons, candidate, match, no_signal, np.broadcast_to(quality, (n, n_agents)), score)
+
+
+def objective_groups(objective: np.ndarray) -> list[tuple[int, slice | np.ndarray]]:
+    """(objective code, rows) for each objective in the batch. The usual batch has one (SQL passes a constant):
+    its rows are ``slice(None)``, so the (n, A) matrices are used as views instead of copied by a mask."""
+    if len(objective) == 0:
+        return []
+    if (objective == objective[0]).all():
+        return [(int(objective[0]), slice(None))]
+    return [(int(code), objective == code) for code in np.unique(objective)]
 
 
 def route(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, settings: Settings,
@@ -201,8 +226,8 @@ def route(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, se
     has_candidate = candidate.any(axis=1)
     winner = np.where(has_candidate, np.argmax(score, axis=1) if n_agents else 0, -1)
     semantic = semantic_status(signals, candidate, n)
-    winner = np.where(semantic == ROUTE_DECIDED, signals.route_target if signals.route_target is not None else -1,
-                      winner)
+    if signals.route is not None:
+        winner = np.where(semantic == ROUTE_DECIDED, signals.route_target, winner)
     rows = np.arange(n)
     safe = np.maximum(winner, 0)
     top = score[rows, safe] if n_agents else np.zeros(n)
@@ -247,31 +272,44 @@ def removal_codes(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarr
                   signals: Signals = NO_SIGNALS) -> np.ndarray:
     """uint8 (n, A): 0 for a candidate, else 1 + the index in CONSTRAINTS of the first constraint it fails."""
     n, n_agents = cost.shape
-
-    def per_agent(mask: np.ndarray | None) -> np.ndarray:
-        return np.zeros((n, n_agents), bool) if mask is None else np.broadcast_to(mask, (n, n_agents))
-
-    fails = {
-        "inactive": np.broadcast_to(~snapshot.active, (n, n_agents)),
-        "circuit_open": per_agent(signals.circuit_open),
-        "agent_budget": per_agent(signals.over_budget),
-        "excluded_agents": _listed(options.excluded_agents, snapshot.names, n),
-        "required_capabilities": ~_covers(options.required_capabilities, snapshot, n),
-        "max_latency_ms": snapshot.latency_ms[None, :] > options.max_latency_ms[:, None],
-        "min_quality": snapshot.quality[None, :] < options.min_quality[:, None],
-        "max_cost": cost > options.max_cost[:, None],
-        "budget_remaining": cost > options.budget_remaining[:, None],
-    }
     codes = np.zeros((n, n_agents), np.uint8)
+    fails = _failures(options, snapshot, cost, signals, n)
     for position in range(len(CONSTRAINTS) - 1, -1, -1):  # write the last first, so the first failure wins
-        codes[fails[CONSTRAINTS[position]]] = position + 1
+        mask = fails.get(CONSTRAINTS[position])
+        if mask is not None:
+            np.copyto(codes, np.uint8(position + 1), where=mask)
     return codes
 
 
-def _listed(lists: pa.ListArray | None, names: pa.Array, n: int) -> np.ndarray:
+def _failures(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarray, signals: Signals,
+              n: int) -> dict[str, np.ndarray]:
+    """Constraint name -> where it fails, as a mask broadcastable to (n, A); a constraint that cannot fail (not
+    given, NULL for every row, no agent inactive) is left out, which spares a one-request call most of the work."""
+    fails = {}
+    if not snapshot.active.all():
+        fails["inactive"] = ~snapshot.active
+    if signals.circuit_open is not None:
+        fails["circuit_open"] = signals.circuit_open
+    if signals.over_budget is not None:
+        fails["agent_budget"] = signals.over_budget
+    if options.excluded_agents is not None:
+        fails["excluded_agents"] = _listed(options.excluded_agents, snapshot.names, n)
+    if options.required_capabilities is not None:
+        fails["required_capabilities"] = ~_covers(options.required_capabilities, snapshot, n)
+    limits = (("max_latency_ms", np.greater, snapshot.latency_ms, options.max_latency_ms),
+              ("min_quality", np.less, snapshot.quality, options.min_quality),
+              ("max_cost", np.greater, cost, options.max_cost),
+              ("budget_remaining", np.greater, cost, options.budget_remaining))
+    for name, fails_when, value, limit in limits:
+        if not np.isnan(limit).all():  # a NaN limit (not given) never fails
+            fails[name] = fails_when(value, limit[:, None])
+    return fails
+
+
+def _listed(lists: pa.ListArray, names: pa.Array, n: int) -> np.ndarray:
     """bool (n, A): agent a's name is in row i's list."""
     out = np.zeros((n, len(names)), bool)
-    if lists is None or len(names) == 0:
+    if len(names) == 0:
         return out
     parents = pc.list_parent_indices(lists).to_numpy()
     position = pc.index_in(pc.list_flatten(lists), value_set=names)
@@ -280,10 +318,8 @@ def _listed(lists: pa.ListArray | None, names: pa.Array, n: int) -> np.ndarray:
     return out
 
 
-def _covers(required: pa.ListArray | None, snapshot: AgentSnapshot, n: int) -> np.ndarray:
+def _covers(required: pa.ListArray, snapshot: AgentSnapshot, n: int) -> np.ndarray:
     """bool (n, A): agent a holds every capability row i requires (a capability nobody has excludes everyone)."""
-    if required is None:
-        return np.ones((n, snapshot.size), bool)
     needed = required_matrix(required, snapshot, n)
     held = np.zeros((needed.shape[1], snapshot.size), np.float32)
     held[:-1] = snapshot.has_capability

@@ -8,6 +8,7 @@ columns it returns NaN means "NULL / not given", which every later check allows 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,12 @@ def as_float_column(argument: str, values: Any, n: int) -> np.ndarray:
     """
     if values is None:
         return np.full(n, np.nan)
+    if type(values) in (int, float):  # one Python number (a one-request call): no Arrow round trip
+        if type(values) is int and not -(2**63) <= values < 2**63:
+            raise InvalidArgument(argument, values, "is out of range")
+        if not math.isfinite(values):
+            raise InvalidArgument(argument, float(values), "must be a finite number")
+        return np.full(n, float(values))
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if not isinstance(values, pa.Array):

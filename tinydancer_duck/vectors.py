@@ -5,6 +5,8 @@ Kernels here are pure numpy (no I/O); ``embedding_matrix`` is the one boundary t
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
@@ -19,10 +21,8 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
     x : float32 array of shape (n, D), modified and returned
     """
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    nonzero = norms > 0
-    x[nonzero] /= norms[nonzero, None]
-    return x
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+    return np.divide(x, norms, out=x, where=norms > 0)  # one call, not a mask, a gather and a scatter
 
 
 def segment_sum(table: np.ndarray, ids: np.ndarray, parents: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -42,6 +42,9 @@ def segment_sum(table: np.ndarray, ids: np.ndarray, parents: np.ndarray, counts:
     n, dim = len(counts), table.shape[1]
     out = np.zeros((n, dim), dtype=np.float32)
     if len(ids) == 0:
+        return out
+    if n == 1:  # one text (a one-request query): one gather and one sum, the loop's additions in the loop's order
+        np.add.reduce(table[ids], axis=0, out=out[0])
         return out
     order = np.argsort(-counts, kind="stable")
     sorted_counts = counts[order]
@@ -103,6 +106,22 @@ def embedding_matrix(
         raise InvalidArgument(argument, "non-finite value", "embeddings must be finite floats")
     l2_normalize(x)
     return x, valid & (np.abs(x).max(axis=1, initial=0.0) > 0)
+
+
+def one_embedding(value: Any, dim: int, *, argument: str = "request") -> np.ndarray:
+    """float64 (1, k) from one embedding given as a sequence or numpy array of floats, for
+    :func:`embedding_matrix` to check (a NULL element becomes NaN, which it rejects as non-finite).
+
+    Anything that is not a vector (a number, a mapping, a list of words) is an error naming the argument.
+    """
+    if isinstance(value, (list, tuple, np.ndarray)):
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            array = None
+        if array is not None and array.ndim == 1:
+            return array.reshape(1, -1)
+    raise InvalidArgument(argument, value, f"must be text or an embedding of {dim} floats")
 
 
 def _from_numpy(values: np.ndarray, dim: int, argument: str) -> tuple[np.ndarray, np.ndarray]:

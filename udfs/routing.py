@@ -44,6 +44,16 @@ def udfs(engine: Engine) -> list[UDF]:
         return engine.route_struct(request_column(text, vector),
                                    **{field: one_chunk(c) for field, c in zip(OPTION_FIELDS, options)})
 
+    def route_one(request, optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality,
+                  excluded_agents, budget_remaining) -> dict:
+        """The table form's one request, as Python values: text, an embedding (a list) or NULL; any other value
+        (a number, a date) is routed as its text, as the scalar form's VARCHAR cast does."""
+        if request is not None and not isinstance(request, (str, list)):
+            request = str(request)
+        return engine.route_one(request, optimize_for=optimize_for, required_capabilities=required_capabilities,
+                                max_cost=max_cost, max_latency_ms=max_latency_ms, min_quality=min_quality,
+                                excluded_agents=excluded_agents, budget_remaining=budget_remaining)
+
     def route_multi(text, vector, num_agents, strategy, optimize_for, required_capabilities, max_cost,
                     max_latency_ms, min_quality, excluded_agents, budget_remaining) -> pa.Array:
         options = (optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality, excluded_agents,
@@ -68,6 +78,7 @@ def udfs(engine: Engine) -> list[UDF]:
 
     return [
         UDF("_td_route", route, ["VARCHAR", "FLOAT[]", *OPTION_TYPES], ROUTE_TYPE),
+        UDF("_td_route_one", route_one, ["VARIANT", *OPTION_TYPES], ROUTE_TYPE, one_row=True),
         UDF("_td_route_multi", route_multi, ["VARCHAR", "FLOAT[]", "BIGINT", "VARCHAR", *OPTION_TYPES],
             arrow_sql_type(PLAN_TYPE)),
         UDF("_td_batch_route", batch_route, ["VARCHAR[]", "VARCHAR", "DOUBLE"], f"{arrow_sql_type(BATCH_ROW)}[]"),
