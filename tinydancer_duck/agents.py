@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .costs import fixed_cost
 from .settings import Settings
 
 AGENT_TYPES = ("llm", "tool", "api", "human", "ensemble")
@@ -27,6 +28,8 @@ class AgentSnapshot:
     capability_vectors : float32 (K, D), the embedding of each capability name alone (to rank which capabilities a
         request needs); zero rows when the snapshot was built without an embedder.
     output_tokens, latency_ms, quality : with the Settings defaults filled in for NULLs.
+    cost_per_token, fixed_cost : the request-dependent price per input token and the rest of each agent's
+        estimated cost (:mod:`tinydancer_duck.costs`), computed once per snapshot.
     """
 
     names: pa.Array
@@ -43,6 +46,8 @@ class AgentSnapshot:
     latency_ms: np.ndarray
     quality: np.ndarray
     success_rate: np.ndarray
+    cost_per_token: np.ndarray
+    fixed_cost: np.ndarray
     table: pa.Table
 
     @property
@@ -78,6 +83,9 @@ def build_snapshot(table: pa.Table, settings: Settings, dim: int,
         embedding = np.ascontiguousarray(embedding, dtype=np.float32).reshape(table.num_rows, dim)
     else:
         embedding = np.zeros((0, dim), np.float32)
+    prices = {name: column(name, 0.0) for name in ("cost_per_1k_tokens", "cost_per_call", "cost_per_second")}
+    output_tokens = column("avg_output_tokens", settings.default_output_tokens)
+    latency_ms = column("avg_latency_ms", settings.default_latency_ms)
     return AgentSnapshot(
         names=names,
         index={name: i for i, name in enumerate(names.to_pylist())},
@@ -88,13 +96,14 @@ def build_snapshot(table: pa.Table, settings: Settings, dim: int,
         capability_vectors=embed([capability_text([c]) for c in vocab.to_pylist()]) if embed and len(vocab)
         else np.zeros((len(vocab), dim), np.float32),
         capability_embedding=embedding,
-        cost_per_1k_tokens=column("cost_per_1k_tokens", 0.0),
-        cost_per_call=column("cost_per_call", 0.0),
-        cost_per_second=column("cost_per_second", 0.0),
-        output_tokens=column("avg_output_tokens", settings.default_output_tokens),
-        latency_ms=column("avg_latency_ms", settings.default_latency_ms),
+        **prices,
+        output_tokens=output_tokens,
+        latency_ms=latency_ms,
         quality=column("quality_score", settings.default_quality),
         success_rate=column("success_rate", 1.0),
+        cost_per_token=prices["cost_per_1k_tokens"] / 1000.0,
+        fixed_cost=fixed_cost(prices["cost_per_1k_tokens"], output_tokens, prices["cost_per_call"],
+                              prices["cost_per_second"], latency_ms),
         table=table,
     )
 

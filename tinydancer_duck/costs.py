@@ -8,10 +8,14 @@ registration costs nothing, so an agent with no price at all is free.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .agents import AgentSnapshot
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .agents import AgentSnapshot
 
 
 def tokens_from_bytes(byte_lengths: np.ndarray, settings: Settings) -> np.ndarray:
@@ -19,14 +23,13 @@ def tokens_from_bytes(byte_lengths: np.ndarray, settings: Settings) -> np.ndarra
     return np.ceil(np.asarray(byte_lengths, dtype=np.float64) / settings.bytes_per_token)
 
 
-def fixed_cost(snapshot: AgentSnapshot) -> np.ndarray:
-    """The part of each agent's cost that does not depend on the request, float64 (A,)."""
-    return (snapshot.cost_per_1k_tokens * snapshot.output_tokens / 1000.0
-            + snapshot.cost_per_call
-            + snapshot.cost_per_second * snapshot.latency_ms / 1000.0)
+def fixed_cost(cost_per_1k_tokens: np.ndarray, output_tokens: np.ndarray, cost_per_call: np.ndarray,
+               cost_per_second: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
+    """The part of each agent's cost that does not depend on the request, float64 (A,); the agent snapshot
+    computes it once, so routing a request adds only its tokens_in term."""
+    return cost_per_1k_tokens * output_tokens / 1000.0 + cost_per_call + cost_per_second * latency_ms / 1000.0
 
 
 def estimated_cost(tokens_in: np.ndarray, snapshot: AgentSnapshot) -> np.ndarray:
     """float64 (n, A): dollars to serve request i with agent a."""
-    per_token = snapshot.cost_per_1k_tokens / 1000.0
-    return np.add(np.multiply.outer(tokens_in, per_token), fixed_cost(snapshot))
+    return np.add(np.multiply.outer(tokens_in, snapshot.cost_per_token), snapshot.fixed_cost)

@@ -39,7 +39,7 @@ Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Settings], np
 
 def _ratio_to_min(values: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     """min over the row's candidates / value, in (0, 1]; (n, A)."""
-    best = np.where(candidate, values, np.inf).min(axis=1, keepdims=True, initial=np.inf)
+    best = np.min(values, axis=1, keepdims=True, initial=np.inf, where=candidate)
     best = np.where(np.isfinite(best), best, 0.0)
     return (best + _TINY) / (values + _TINY)
 
@@ -180,8 +180,13 @@ class Scored:
     candidate: np.ndarray
     match: np.ndarray
     no_signal: np.ndarray
-    quality: np.ndarray
+    expected_quality: np.ndarray  # (A,) or (n, A), as the objectives saw it
     score: np.ndarray
+
+    @property
+    def quality(self) -> np.ndarray:
+        """float64 (n, A) expected quality (a read-only broadcast view when it is per agent)."""
+        return np.broadcast_to(self.expected_quality, self.score.shape)
 
 
 def score_batch(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, settings: Settings,
@@ -198,13 +203,21 @@ def score_batch(requests: Requests, options: RouteOptions, snapshot: AgentSnapsh
     no_signal = ~(np.where(candidate, match, 0.0) > 0).any(axis=1)
     match[no_signal] = 1.0
     quality = snapshot.quality if signals.quality is None else signals.quality
-    score = np.full((n, n_agents), -np.inf)
-    for code, rows in objective_groups(options.objective):
+
+    def scores(code: int, rows: slice | np.ndarray) -> np.ndarray:
         rows_quality = quality if quality.ndim == 1 else quality[rows]
         term = OBJECTIVES[OBJECTIVE_NAMES[code]](cost[rows], snapshot.latency_ms, rows_quality, candidate[rows],
                                                  settings)
-        score[rows] = np.where(candidate[rows], match[rows] * term, -np.inf)
-    return Scored(cost, reasons, candidate, match, no_signal, np.broadcast_to(quality, (n, n_agents)), score)
+        return np.where(candidate[rows], match[rows] * term, -np.inf)
+
+    groups = objective_groups(options.objective)
+    if len(groups) == 1:  # one objective for the whole batch: its scores are the matrix
+        score = scores(*groups[0])
+    else:
+        score = np.full((n, n_agents), -np.inf)
+        for code, rows in groups:
+            score[rows] = scores(code, rows)
+    return Scored(cost, reasons, candidate, match, no_signal, quality, score)
 
 
 def objective_groups(objective: np.ndarray) -> list[tuple[int, slice | np.ndarray]]:
@@ -223,26 +236,32 @@ def route(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, se
     n, n_agents = len(requests), snapshot.size
     scored = score_batch(requests, options, snapshot, settings, signals)
     candidate, score = scored.candidate, scored.score
-    has_candidate = candidate.any(axis=1)
+    n_candidates = candidate.sum(axis=1)
+    has_candidate = n_candidates > 0
     winner = np.where(has_candidate, np.argmax(score, axis=1) if n_agents else 0, -1)
     semantic = semantic_status(signals, candidate, n)
     if signals.route is not None:
         winner = np.where(semantic == ROUTE_DECIDED, signals.route_target, winner)
     rows = np.arange(n)
     safe = np.maximum(winner, 0)
-    top = score[rows, safe] if n_agents else np.zeros(n)
-    with np.errstate(invalid="ignore", over="ignore"):
-        weights = np.exp((score - top[:, None]) / settings.confidence_temperature)
-    confidence = np.where(has_candidate, 1.0 / np.where(candidate, weights, 0.0).sum(axis=1).clip(min=1.0), np.nan)
+    top = np.where(has_candidate, score[rows, safe], 0.0) if n_agents else np.zeros(n)
+    # a non-candidate scores -inf, so its weight is exp(-inf) = 0
+    shifted = (score - top[:, None]) / settings.confidence_temperature
+    if signals.route is None:  # top is the row's best score: every exponent is <= 0
+        weights = np.exp(shifted)
+    else:
+        with np.errstate(over="ignore"):  # a semantic route's target may score far below the best candidate
+            weights = np.exp(shifted)
+    confidence = np.where(has_candidate, 1.0 / weights.sum(axis=1).clip(min=1.0), np.nan)
     pick = (lambda values: np.where(has_candidate, values, np.nan))
     return Decisions(
         agent=winner,
         confidence=confidence,
         estimated_cost=pick(scored.cost[rows, safe] if n_agents else np.zeros(n)),
         estimated_latency_ms=pick(snapshot.latency_ms[safe] if n_agents else np.zeros(n)),
-        candidates=candidate.sum(axis=1).astype(np.int32),
+        candidates=n_candidates.astype(np.int32),
         reasoning=explain(requests.valid, options.objective, winner, scored.no_signal & has_candidate,
-                          scored.reasons, candidate.sum(axis=1), snapshot,
+                          scored.reasons, n_candidates, snapshot,
                           semantic=semantic, route=signals.route, route_names=signals.route_names),
     )
 
