@@ -7,12 +7,12 @@ replaces it (one budget per scope and agent). Spend in the current period is the
 period_start <= ts < period_end.
 
 For the router, :meth:`Budgets.blocked` returns which agents are at or over their own budget and what is left of
-the global one, cached by the usage and budgets table versions and the period starts.
+the global one. Spend per period is summed once per usage version and period, and this process's own usage records
+add to it (:mod:`tinydancer_duck.appends`) instead of summing the whole table again.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,6 +37,7 @@ STATUS_TYPE = pa.struct([
     ("spent", pa.float64()), ("remaining", pa.float64()), ("period_start", pa.timestamp("us", tz="UTC")),
     ("period_end", pa.timestamp("us", tz="UTC")),
 ])
+STATUS_SCHEMA = pl.from_arrow(pa.schema(list(STATUS_TYPE)).empty_table()).schema
 _UTC = timezone.utc
 
 
@@ -53,6 +54,29 @@ def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
     return start, datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=_UTC)
 
 
+def period_spend(rows: pa.Table, bounds: Mapping[str, tuple[datetime, datetime]]
+                 ) -> dict[tuple[str, str | None], float]:
+    """Sum of ``cost`` of usage rows with start <= ts < end, per (period, agent) and per (period, None) over every
+    agent. numpy, not polars: it also runs on the one row a live record appends, where a polars group-by's fixed
+    cost (~2 ms) would dominate."""
+    ts = rows["ts"].cast(pa.int64()).to_numpy()  # µs since the epoch (the column is timestamp[us, UTC])
+    cost = rows["cost"].to_numpy()
+    agents = rows["agent"].combine_chunks().dictionary_encode()
+    names, index = agents.dictionary.to_pylist(), agents.indices.to_numpy()
+    spend: dict[tuple[str, str | None], float] = {}
+    for period, (start, end) in bounds.items():
+        inside = (ts >= to_us(start)) & (ts < to_us(end))
+        per_agent = np.bincount(index[inside], weights=cost[inside], minlength=len(names))
+        spend.update({(period, name): float(total) for name, total in zip(names, per_agent)})
+        spend[(period, None)] = float(cost[inside].sum())
+    return spend
+
+
+def _added(spend: Mapping[tuple[str, str | None], float], more: Mapping[tuple[str, str | None], float]
+           ) -> dict[tuple[str, str | None], float]:
+    return {key: spend.get(key, 0.0) + more.get(key, 0.0) for key in {*spend, *more}}
+
+
 class Budgets:
     """Set, remove and track budgets; allocate a monthly budget across agents."""
 
@@ -61,9 +85,6 @@ class Budgets:
         self.usage = usage
         self.registry = registry
         self.settings = settings
-        self._lock = threading.Lock()
-        self._memo: tuple[tuple, pl.DataFrame] | None = None
-        self._summaries: dict[int, tuple[pl.DataFrame, frozenset[str], float]] = {}
 
     # -- writes -------------------------------------------------------------------------------------------------
     def set(self, amount: Any, agent: Any = None, period: Any = "month") -> int:
@@ -111,50 +132,42 @@ class Budgets:
     def status(self, now: Any = None) -> pl.DataFrame:
         """One row per budget (global first, then agents by name): scope, agent (NULL for global), period,
         budget, spent, remaining (budget - spent; negative when overspent), period_start, period_end."""
-        now_dt = _as_datetime(now)
-        starts = tuple(period_bounds(p, now_dt)[0] for p in PERIODS)
-        key = (self.store.version("usage"), self.store.version("budgets"), starts)
-        with self._lock:
-            if self._memo is not None and self._memo[0] == key:
-                return self._memo[1]
-        stored = self.budgets()
-        frame = self.usage.frame()
-        rows = []
-        for budget in stored.sort(["scope", "agent"], descending=[True, False]).iter_rows(named=True):
-            start, end = period_bounds(budget["period"], now_dt)
-            spent_in = frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
-            if budget["scope"] == "agent":
-                spent_in = spent_in.filter(pl.col("agent") == budget["agent"])
-            spent = float(spent_in["cost"].sum() or 0.0)
-            rows.append({"scope": budget["scope"], "agent": budget["agent"] if budget["scope"] == "agent" else None,
-                         "period": budget["period"], "budget": budget["amount"], "spent": spent,
-                         "remaining": budget["amount"] - spent, "period_start": start, "period_end": end})
-        result = pl.DataFrame(rows, schema={"scope": pl.String, "agent": pl.String, "period": pl.String,
-                                            "budget": pl.Float64, "spent": pl.Float64, "remaining": pl.Float64,
-                                            "period_start": pl.Datetime("us", "UTC"),
-                                            "period_end": pl.Datetime("us", "UTC")})
-        with self._lock:
-            self._memo = (key, result)
-        return result
+        return pl.DataFrame(self._status_rows(now), schema=STATUS_SCHEMA, orient="row")
 
     def blocked(self, snapshot_names: Sequence[str] | pa.Array, now: Any = None) -> tuple[np.ndarray, float]:
         """For the router: (bool (A,) aligned with ``snapshot_names``, True where the agent's own budget has
         nothing left in its current period (spent >= budget), global_remaining: the global budget minus spend
         in its period (may be negative), NaN when no global budget is set)."""
-        if not self.budgets().height:  # no budget set: nothing to look up or sum
-            return np.zeros(len(snapshot_names), bool), float("nan")
+        rows = self._status_rows(now)
+        exhausted = {row[1] for row in rows if row[0] == "agent" and row[5] <= 0}
+        remaining = next((row[5] for row in rows if row[0] == "global"), float("nan"))
         names = snapshot_names.to_pylist() if isinstance(snapshot_names, (pa.Array, pa.ChunkedArray)) \
             else list(snapshot_names)
-        status = self.status(now)
-        summary = self._summaries.get(id(status))
-        if summary is None or summary[0] is not status:
-            agents = status.filter(pl.col("scope") == "agent")
-            glob = status.filter(pl.col("scope") == "global")["remaining"]
-            summary = (status, frozenset(agents.filter(pl.col("remaining") <= 0)["agent"].to_list()),
-                       float(glob[0]) if len(glob) else float("nan"))
-            self._summaries = {id(status): summary}
-        exhausted, remaining = summary[1], summary[2]
         return np.fromiter((name in exhausted for name in names), dtype=bool, count=len(names)), remaining
+
+    def _status_rows(self, now: Any) -> list[tuple]:
+        """:meth:`status` as tuples in STATUS_SCHEMA order (the router reads them without building a frame)."""
+        stored = self.store.snapshot("budgets", "sorted", lambda table: pl.from_arrow(table).sort(
+            ["scope", "agent"], descending=[True, False]).select("scope", "agent", "period", "amount").rows())
+        if not stored:  # no budget set: nothing to sum
+            return []
+        now_dt = _as_datetime(now)
+        bounds = {p: period_bounds(p, now_dt) for p in PERIODS}
+        spend = self._spend(bounds)
+        rows = []
+        for scope, agent, period, amount in stored:
+            agent = agent if scope == "agent" else None
+            spent = spend.get((period, agent), 0.0)
+            rows.append((scope, agent, period, amount, spent, amount - spent, *bounds[period]))
+        return rows
+
+    def _spend(self, bounds: Mapping[str, tuple[datetime, datetime]]) -> dict[tuple[str, str | None], float]:
+        """Spend in each period containing now, per (period, agent) and (period, None) for all agents: computed
+        once per usage version and these periods, then extended by this process's own appends (a live loop that
+        records every request would otherwise sum the whole usage table before every route)."""
+        kind = "spend:" + ",".join(f"{p}={start.isoformat()}" for p, (start, _) in bounds.items())
+        return self.store.snapshot("usage", kind, lambda table: period_spend(table, bounds),
+                                   extend=lambda spend, rows: _added(spend, period_spend(rows, bounds)))
 
     # -- allocation ---------------------------------------------------------------------------------------------
     def optimize(self, monthly_budget: Any, quality_threshold: Any = 0.8, latency_threshold_ms: Any = 5000.0, *,

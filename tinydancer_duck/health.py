@@ -12,8 +12,9 @@ breaker_failures, W = breaker_window_s, C = breaker_cooldown_s, M = breaker_reco
   opens it again (opened_at = the failure's ts).
 
 States are int8 codes: 0 closed, 1 open, 2 half-open (:data:`STATE_NAMES`). The router skips open agents and lets
-half-open ones through as probes. Per-agent summaries are cached by the usage table's version; asking about a
-``now`` earlier than the newest event (a replay) computes over the events up to ``now``.
+half-open ones through as probes. Per-agent events and breakers (:class:`BreakerBook`) are cached by the usage
+table's version, and this process's own usage records extend them agent by agent; asking about a ``now`` earlier
+than the newest event (a replay) runs the breakers over the events up to ``now``.
 """
 
 from __future__ import annotations
@@ -174,45 +175,78 @@ class Health:
 
     def _breakers(self, now_us: int) -> dict[str, Breaker]:
         """Breakers after every event up to ``now`` (cached by usage version for the usual now >= newest event)."""
-        # one version check: the newest event's time and the breakers after every event, built together
-        latest, breakers = self.usage.store.snapshot(
-            "usage", "breakers", lambda table: (_last_ts_us(table), self._compute(None)))
-        if latest is None or now_us >= latest:
-            return breakers
+        book = self.usage.store.snapshot("usage", "breakers", lambda table: BreakerBook.build(table, self.settings),
+                                         extend=lambda cached, rows: cached.extended(rows, self.settings))
+        if book.latest_us is None or now_us >= book.latest_us:
+            return book.breakers
         key = (self.usage.version(), now_us)
         if self._replay is None or self._replay[0] != key:
-            self._replay = (key, self._compute(now_us))
+            self._replay = (key, book.until(now_us, self.settings))
         return self._replay[1]
 
-    def _compute(self, until_us: int | None) -> dict[str, Breaker]:
-        s = self.settings
-        frame = self.usage.frame().select(pl.col("agent"), pl.col("ts").dt.epoch("us").alias("t"), "success")
-        if until_us is not None:
-            frame = frame.filter(pl.col("t") <= until_us)
-        # only agents with at least N failures can ever have tripped
-        suspects = (frame.filter(~pl.col("success")).group_by("agent").len()
-                    .filter(pl.col("len") >= s.breaker_failures)["agent"].to_list())
-        out: dict[str, Breaker] = {}
-        if not suspects:
-            return out
-        # a stable sort by time keeps insertion order among equal timestamps; partitions keep that order
-        events = frame.filter(pl.col("agent").is_in(suspects)).sort("t", maintain_order=True)
-        for (name,), group in events.partition_by("agent", as_dict=True, maintain_order=True).items():
-            out[name] = run_breaker(group["t"].to_numpy(), group["success"].to_numpy(),
-                                    failures=s.breaker_failures, window_us=int(s.breaker_window_s * _US),
-                                    cooldown_us=int(s.breaker_cooldown_s * _US),
-                                    recovery=s.breaker_recovery_successes)
-        return out
+
+@dataclass(frozen=True)
+class BreakerBook:
+    """Every agent's events in (ts, insertion) order, its breaker after them, and the newest event's time.
+
+    events : agent -> (ts int64 (k,) µs ascending, ok bool (k,)); breakers : agents that ever had N failures (the
+    others are closed). Built from the usage table once per version; this process's own appends extend it agent by
+    agent (:meth:`extended`), so recording an event costs the next route one agent's breaker, not a full read.
+    """
+
+    latest_us: int | None
+    events: dict[str, tuple[np.ndarray, np.ndarray]]
+    breakers: dict[str, Breaker]
+
+    @classmethod
+    def build(cls, table: pa.Table, settings: Settings) -> BreakerBook:
+        frame = _events(table).sort("t", maintain_order=True)  # stable: insertion order among equal timestamps
+        events = {name: (group["t"].to_numpy(), group["success"].to_numpy())
+                  for (name,), group in frame.partition_by("agent", as_dict=True, maintain_order=True).items()}
+        latest = int(frame["t"].max()) if frame.height else None
+        return cls(latest, events, _tripped(events, settings))
+
+    def extended(self, rows: pa.Table, settings: Settings) -> BreakerBook:
+        """The book after ``rows`` were appended to the usage table (the agents they name are re-run)."""
+        added = _events(rows)
+        if not added.height:
+            return self
+        events, touched = dict(self.events), []
+        for (name,), group in added.partition_by("agent", as_dict=True, maintain_order=True).items():
+            touched.append(name)
+            new_ts, new_ok = group["t"].to_numpy(), group["success"].to_numpy()
+            old_ts, old_ok = events.get(name, (new_ts[:0], new_ok[:0]))
+            ts, ok = np.concatenate([old_ts, new_ts]), np.concatenate([old_ok, new_ok])
+            in_order = (not len(old_ts) or new_ts[0] >= old_ts[-1]) and bool(np.all(new_ts[1:] >= new_ts[:-1]))
+            if not in_order:  # a backfilled event: stable, so equal timestamps keep insertion order
+                order = np.argsort(ts, kind="stable")
+                ts, ok = ts[order], ok[order]
+            events[name] = (ts, ok)
+        breakers = {name: b for name, b in self.breakers.items() if name not in touched}
+        breakers.update(_tripped({name: events[name] for name in touched}, settings))
+        latest = int(added["t"].max()) if self.latest_us is None else max(self.latest_us, int(added["t"].max()))
+        return BreakerBook(latest, events, breakers)
+
+    def until(self, now_us: int, settings: Settings) -> dict[str, Breaker]:
+        """Breakers after the events at or before ``now`` only (a replay of an earlier moment)."""
+        cut = {name: (ts[:k], ok[:k]) for name, (ts, ok) in self.events.items()
+               if (k := int(np.searchsorted(ts, now_us, side="right")))}
+        return _tripped(cut, settings)
+
+
+def _events(table: pa.Table) -> pl.DataFrame:
+    """agent, t (µs since the epoch), success of usage rows, in table order."""
+    frame = pl.from_arrow(table.select(["agent", "ts", "success"]))
+    return frame.select("agent", pl.col("ts").dt.epoch("us").alias("t"), "success")
+
+
+def _tripped(events: dict[str, tuple[np.ndarray, np.ndarray]], settings: Settings) -> dict[str, Breaker]:
+    """Breakers of the agents with at least N failures (only they can ever have tripped)."""
+    s = settings
+    return {name: run_breaker(ts, ok, failures=s.breaker_failures, window_us=int(s.breaker_window_s * _US),
+                              cooldown_us=int(s.breaker_cooldown_s * _US), recovery=s.breaker_recovery_successes)
+            for name, (ts, ok) in events.items() if len(ok) - int(np.count_nonzero(ok)) >= s.breaker_failures}
 
 
 def _as_utc(us: float) -> datetime:
     return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(us))
-
-
-def _last_ts_us(table: pa.Table) -> int | None:
-    if table.num_rows == 0:
-        return None
-    import pyarrow.compute as pc
-
-    newest = pc.max(table["ts"]).as_py()
-    return to_us(newest) if newest is not None else None

@@ -46,13 +46,21 @@ class Registry:
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        self._capability_texts: tuple[tuple[str, ...], np.ndarray] = ((), np.zeros((0, store.dim), np.float32))
 
     # -- reads --------------------------------------------------------------------------------------------------
     def snapshot(self) -> AgentSnapshot:
         """The numpy snapshot of all agents, rebuilt only when the table version changes."""
         return self.store.snapshot("agents", "snapshot",
                                    lambda table: build_snapshot(table, self.settings, self.store.dim,
-                                                                self.embedder.embed))
+                                                                self._embed_capabilities))
+
+    def _embed_capabilities(self, texts: list[str]) -> np.ndarray:
+        """The embedder's vectors of the capability names, reused while they are the same names: every recorded
+        usage event rewrites the agents table (running stats), and re-embedding ~30 names cost ~3 ms a time."""
+        if tuple(texts) != self._capability_texts[0]:
+            self._capability_texts = (tuple(texts), self.embedder.embed(texts))
+        return self._capability_texts[1]
 
     def table(self) -> pa.Table:
         """All agents sorted by name (without the embedding column)."""

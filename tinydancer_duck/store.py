@@ -33,6 +33,7 @@ import lancedb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .appends import AppendLog
 from .errors import InvalidArgument, StoreError
 from .locks import lock_file, write_locked  # noqa: F401 - write_locked is re-exported for the services
 
@@ -142,6 +143,7 @@ class Store:
         self._versions: dict[str, tuple[int, float, int]] = {}
         self._tables: dict[str, Any] = {}
         self._cache: dict[tuple[str, str], tuple[int, Any]] = {}
+        self._appends: dict[str, AppendLog] = {}  # table -> this Store's recent appends, to extend snapshots
         self._fresh = 0  # > 0 inside locked(): reads ask LanceDB for the latest version every time
         self._writes_since_check: dict[str, int] = {}
         self._checks: dict[str, int] = {}
@@ -252,20 +254,31 @@ class Store:
         """The whole table as Arrow, cached until its version changes."""
         return self.snapshot(name, "arrow", lambda table: table)
 
-    def snapshot(self, name: str, kind: str, build: Callable[[pa.Table], T]) -> T:
-        """``build(table)``, cached by (table, kind) and recomputed only when the table's version changes."""
+    def snapshot(self, name: str, kind: str, build: Callable[[pa.Table], T],
+                 extend: Callable[[T, pa.Table], T] | None = None) -> T:
+        """``build(table)``, cached by (table, kind) and recomputed only when the table's version changes.
+
+        extend : ``extend(cached, rows)`` gives the value after ``rows`` were appended; used instead of a full read
+            when this Store's own appends are the only changes since the cached version (:mod:`.appends`).
+        """
         with self._lock:
             version = self.version(name)
             hit = self._cache.get((name, kind))
             if hit is not None and hit[0] == version:
                 return hit[1]
-            raw = self._cache.get((name, "arrow"))
-            if raw is not None and raw[0] == version:
-                arrow = raw[1]
+            appended = None
+            if hit is not None and extend is not None and name in self._appends:
+                appended = self._appends[name].rows_between(hit[0], version)
+            if appended is not None:
+                value = extend(hit[1], appended)
             else:
-                arrow = self._read_version(name, version)
-                self._cache[(name, "arrow")] = (version, arrow)
-            value = build(arrow)
+                raw = self._cache.get((name, "arrow"))
+                if raw is not None and raw[0] == version:
+                    arrow = raw[1]
+                else:
+                    arrow = self._read_version(name, version)
+                    self._cache[(name, "arrow")] = (version, arrow)
+                value = build(arrow)
             self._cache[(name, kind)] = (version, value)
             return value
 
@@ -304,7 +317,11 @@ class Store:
         rows = rows.select(self._schemas[name].names).cast(self._schemas[name])
         table = self.table(name)
         try:
-            _retry(f"cannot append {rows.num_rows} row(s) to {name!r}", lambda: table.add(rows))
+            added = _retry(f"cannot append {rows.num_rows} row(s) to {name!r}", lambda: table.add(rows))
+            version = getattr(added, "version", None)  # the version this append made (lancedb >= 0.22)
+            if version is not None:
+                with self._lock:
+                    self._appends.setdefault(name, AppendLog()).record(int(version), rows)
         finally:
             self._wrote(name)
         self._maybe_compact(name)

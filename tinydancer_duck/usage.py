@@ -69,8 +69,9 @@ class Usage:
 
     # -- reads --------------------------------------------------------------------------------------------------
     def frame(self) -> pl.DataFrame:
-        """Every usage event as a polars frame (USAGE_SCHEMA columns), cached until the table version changes."""
-        return self.store.snapshot("usage", "polars", pl.from_arrow)
+        """Every usage event as a polars frame (USAGE_SCHEMA columns), cached until the table version changes;
+        after this process's own appends, extended by their rows rather than read again."""
+        return self.store.snapshot("usage", "polars", pl.from_arrow, extend=_extended_frame)
 
     def version(self) -> int:
         return self.store.version("usage")
@@ -339,3 +340,13 @@ def _timestamps(values: Any, n: int, now: datetime) -> pa.Array:
 
 def _first(mask: pa.Array) -> int:
     return int(np.flatnonzero(mask.to_numpy(zero_copy_only=False))[0])
+
+
+#: A frame extended by appends is rechunked once it has this many chunks (each append adds one).
+MAX_CHUNKS = 64
+
+
+def _extended_frame(frame: pl.DataFrame, rows: pa.Table) -> pl.DataFrame:
+    """``frame`` followed by appended ``rows`` (same schema), in one contiguous chunk every MAX_CHUNKS appends."""
+    extended = pl.concat([frame, pl.from_arrow(rows)], how="vertical", rechunk=False)
+    return extended.rechunk() if extended.n_chunks() > MAX_CHUNKS else extended
