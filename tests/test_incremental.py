@@ -70,8 +70,10 @@ def test_usage_frame_and_breakers_are_extended_not_reread(live, monkeypatch):
         record(live, "a", second, False)
         live.health.states(["a", "b"], T0 + timedelta(seconds=second))
         live.usage.frame()
-    assert "usage" not in reads  # every snapshot since was extended by the appended rows
+    extended = live.store.read("usage")
+    assert "usage" not in reads  # every snapshot since, the raw table too, was extended by the appended rows
     other = fresh(live.store.path)
+    assert extended.num_rows == 8 and extended.equals(other.store.read("usage"))
     assert live.usage.frame().equals(other.usage.frame())
     now = T0 + timedelta(seconds=8)
     assert live.health.table(now).equals(other.health.table(now))

@@ -52,6 +52,8 @@ from .schemas import (  # noqa: F401 - re-exported: the store's public face incl
     routes_schema,
 )
 
+#: A cached table extended by appends is made contiguous again past this many chunks (each append adds one).
+MAX_CHUNKS = 64
 #: Seconds a table version read from LanceDB is trusted before asking again (see Store.version).
 CONSISTENCY_INTERVAL_S = 0.05
 _local_writes: dict[tuple[str, str], int] = {}  # (store directory, table) -> writes made by this process
@@ -252,7 +254,8 @@ class Store:
     # -- reads --------------------------------------------------------------------------------------------------
     def read(self, name: str) -> pa.Table:
         """The whole table as Arrow, cached until its version changes."""
-        return self.snapshot(name, "arrow", lambda table: table)
+        with self._lock:
+            return self._arrow(name, self.version(name))
 
     def snapshot(self, name: str, kind: str, build: Callable[[pa.Table], T],
                  extend: Callable[[T, pa.Table], T] | None = None) -> T:
@@ -266,21 +269,28 @@ class Store:
             hit = self._cache.get((name, kind))
             if hit is not None and hit[0] == version:
                 return hit[1]
-            appended = None
-            if hit is not None and extend is not None and name in self._appends:
-                appended = self._appends[name].rows_between(hit[0], version)
-            if appended is not None:
-                value = extend(hit[1], appended)
-            else:
-                raw = self._cache.get((name, "arrow"))
-                if raw is not None and raw[0] == version:
-                    arrow = raw[1]
-                else:
-                    arrow = self._read_version(name, version)
-                    self._cache[(name, "arrow")] = (version, arrow)
-                value = build(arrow)
+            appended = self._appended(name, hit[0], version) if hit is not None and extend is not None else None
+            value = extend(hit[1], appended) if appended is not None else build(self._arrow(name, version))
             self._cache[(name, kind)] = (version, value)
             return value
+
+    def _arrow(self, name: str, version: int) -> pa.Table:
+        """The whole table at ``version``: the cached read, extended by this Store's own appends, or a new read."""
+        raw = self._cache.get((name, "arrow"))
+        if raw is not None and raw[0] == version:
+            return raw[1]
+        appended = self._appended(name, raw[0], version) if raw is not None else None
+        if appended is not None:
+            arrow = pa.concat_tables([raw[1], appended])
+            arrow = arrow.combine_chunks() if arrow[arrow.column_names[0]].num_chunks > MAX_CHUNKS else arrow
+        else:
+            arrow = self._read_version(name, version)
+        self._cache[(name, "arrow")] = (version, arrow)
+        return arrow
+
+    def _appended(self, name: str, since: int, until: int) -> pa.Table | None:
+        log = self._appends.get(name)
+        return log.rows_between(since, until) if log is not None else None
 
     def _read_version(self, name: str, version: int) -> pa.Table:
         try:

@@ -37,7 +37,7 @@ from .agent_stats import fold_observations
 from .errors import InvalidArgument
 from .registry import Registry
 from .settings import Settings
-from .store import USAGE_SCHEMA, Store, write_locked
+from .store import MAX_CHUNKS, USAGE_SCHEMA, Store, write_locked
 from .usage_log import FIELDS, batches, column_mapping, open_log
 from .validate import as_float_column, check_nonnegative, check_unit_interval
 
@@ -342,11 +342,8 @@ def _first(mask: pa.Array) -> int:
     return int(np.flatnonzero(mask.to_numpy(zero_copy_only=False))[0])
 
 
-#: A frame extended by appends is rechunked once it has this many chunks (each append adds one).
-MAX_CHUNKS = 64
-
 
 def _extended_frame(frame: pl.DataFrame, rows: pa.Table) -> pl.DataFrame:
-    """``frame`` followed by appended ``rows`` (same schema), in one contiguous chunk every MAX_CHUNKS appends."""
+    """``frame`` followed by appended ``rows`` (same schema), made contiguous again past MAX_CHUNKS chunks."""
     extended = pl.concat([frame, pl.from_arrow(rows)], how="vertical", rechunk=False)
     return extended.rechunk() if extended.n_chunks() > MAX_CHUNKS else extended
