@@ -400,16 +400,10 @@ class Store:
 
     def info(self, name: str) -> dict[str, int]:
         """rows, fragments, small_fragments, version and versions (kept on disk) of one table."""
-        table = self.table(name)
         try:
-            stats = table.stats()
-            versions = len(table.list_versions())
-            version = int(table.version)
+            return _table_info(self.table(name))
         except Exception as exc:
             raise StoreError(f"cannot inspect {name!r}: {exc}") from exc
-        return {"rows": int(stats["num_rows"]), "fragments": int(stats["fragment_stats"]["num_fragments"]),
-                "small_fragments": int(stats["fragment_stats"]["num_small_fragments"]), "version": version,
-                "versions": versions}
 
     # -- models -------------------------------------------------------------------------------------------------
     def save_model(self, row: Mapping[str, Any]) -> int:
@@ -434,6 +428,14 @@ class Store:
             })
             self.append("models", table)
         return version
+
+
+def _table_info(table: Any) -> dict[str, int]:
+    """rows, fragments, small_fragments, version and versions (kept on disk) of an open LanceDB table."""
+    stats = table.stats()
+    return {"rows": int(stats["num_rows"]), "fragments": int(stats["fragment_stats"]["num_fragments"]),
+            "small_fragments": int(stats["fragment_stats"]["num_small_fragments"]), "version": int(table.version),
+            "versions": len(table.list_versions())}
 
 
 #: Tables whose whole contents `tinydancer doctor` reads (the others are only counted).
@@ -461,15 +463,8 @@ def inspect_store(path: str | Path) -> dict[str, dict[str, Any]]:
     for name in sorted(names):
         try:
             table = db.open_table(name)
-            stats = table.stats()
-            facts[name] = {
-                "schema": table.schema,
-                "info": {"rows": int(stats["num_rows"]),
-                         "fragments": int(stats["fragment_stats"]["num_fragments"]),
-                         "small_fragments": int(stats["fragment_stats"]["num_small_fragments"]),
-                         "version": int(table.version), "versions": len(table.list_versions())},
-                "data": table.to_arrow() if name in _INSPECT_READ else None,
-            }
+            facts[name] = {"schema": table.schema, "info": _table_info(table),
+                           "data": table.to_arrow() if name in _INSPECT_READ else None}
         except Exception as exc:  # noqa: BLE001 - reported by the doctor as a problem with this table
             facts[name] = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
     return facts
