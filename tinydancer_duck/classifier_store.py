@@ -39,7 +39,7 @@ from .fastgrnn_train import train
 from .settings import Settings
 from .store import Store
 from .validate import as_float_column, check_names
-from .vectors import embedding_matrix
+from .vectors import embedding_matrix, is_vector_input, nonzero_rows
 
 __all__ = ["DEFAULT_MODEL_PATH", "KIND", "Classifiers", "TrainReport", "default_classifier", "fit", "train_classifier"]
 
@@ -197,14 +197,12 @@ class Classifiers:
         lists); NULL, blank and all-zero rows are invalid."""
         if isinstance(requests, pa.ChunkedArray):
             requests = requests.combine_chunks() if requests.num_chunks != 1 else requests.chunk(0)
-        if isinstance(requests, np.ndarray) or (isinstance(requests, pa.Array) and (
-                pa.types.is_list(requests.type) or pa.types.is_large_list(requests.type)
-                or pa.types.is_fixed_size_list(requests.type))):
+        if is_vector_input(requests):
             return embedding_matrix(requests, self.embedder.dim, argument=argument)
         if isinstance(requests, str):
             raise InvalidArgument(argument, requests, "pass a list of texts, not one string")
         x = self.embedder.embed(requests)
-        return x, np.abs(x).max(axis=1, initial=0.0) > 0
+        return x, nonzero_rows(x)
 
     def probabilities(self, x: np.ndarray) -> tuple[np.ndarray, pa.Array] | None:
         """For the router: (softmax probabilities float32 (n, C), the C labels) of the active model for an (n, D)

@@ -38,7 +38,7 @@ from .settings import DEFAULT_SETTINGS, Settings
 from .store import Store
 from .usage import Usage
 from .validate import as_texts
-from .vectors import embedding_matrix, one_embedding
+from .vectors import embedding_matrix, is_vector_input, nonzero_rows, one_embedding
 
 if TYPE_CHECKING:
     import duckdb
@@ -146,9 +146,7 @@ class Engine:
             requests = [requests]
         if isinstance(requests, pa.ChunkedArray):
             requests = requests.combine_chunks() if requests.num_chunks != 1 else requests.chunk(0)
-        if isinstance(requests, np.ndarray) or (isinstance(requests, pa.Array) and (
-                pa.types.is_list(requests.type) or pa.types.is_large_list(requests.type)
-                or pa.types.is_fixed_size_list(requests.type))):
+        if is_vector_input(requests):
             x, valid = embedding_matrix(requests, self.dim, argument="request")
             tokens = np.full(len(valid), self.settings.input_tokens_for_embeddings)
             return Requests(x, valid, tokens)
@@ -169,8 +167,7 @@ class Engine:
     def _text_requests(self, texts: pa.Array | list[str | None], byte_lengths: np.ndarray) -> Requests:
         """Embedded texts; tokens_in from their UTF-8 byte lengths (DESIGN §5 step 2)."""
         x = self.embedder.embed(texts)
-        valid = np.abs(x).max(axis=1, initial=0.0) > 0
-        return Requests(x, valid, tokens_from_bytes(byte_lengths, self.settings))
+        return Requests(x, nonzero_rows(x), tokens_from_bytes(byte_lengths, self.settings))
 
     def route_struct(self, requests: Any, **options: Any) -> pa.StructArray:
         """The ruvector_route STRUCT for every request (the scalar SQL function calls this)."""

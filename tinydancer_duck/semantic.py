@@ -60,7 +60,7 @@ from .semantic_kernels import (
 from .settings import Settings
 from .store import Store
 from .validate import as_column, as_float_column, as_list, check_names
-from .vectors import embedding_matrix
+from .vectors import embedding_matrix, is_vector_input, nonzero_rows
 
 __all__ = ["ARGMAX_TOP_K", "CONFIDENCE_TEMPERATURE", "KERNEL_CHUNK", "MATCH_FIELDS", "MATCH_TYPE", "PRIORITY_MARGIN",
            "ROW_CHUNK", "BestRoutes", "RouteSnapshot", "SemanticRoutes", "build_route_snapshot", "decide",
@@ -254,13 +254,11 @@ class SemanticRoutes:
             queries = [queries]
         if isinstance(queries, pa.ChunkedArray):
             queries = queries.combine_chunks() if queries.num_chunks != 1 else queries.chunk(0)
-        if isinstance(queries, np.ndarray) and queries.dtype != object:
-            return embedding_matrix(queries, self.store.dim, argument="query")
-        if isinstance(queries, pa.Array) and not (pa.types.is_string(queries.type)
-                                                  or pa.types.is_large_string(queries.type)):
-            return embedding_matrix(queries, self.store.dim, argument="query")
+        if is_vector_input(queries) or (isinstance(queries, pa.Array) and not (
+                pa.types.is_string(queries.type) or pa.types.is_large_string(queries.type))):
+            return embedding_matrix(queries, self.store.dim, argument="query")  # a non-text column: says why not
         x = self.embedder.embed(queries if isinstance(queries, pa.Array) else pa.array(list(queries), pa.string()))
-        return x, np.abs(x).max(axis=1, initial=0.0) > 0
+        return x, nonzero_rows(x)
 
     def best(self, embeddings: np.ndarray, valid: np.ndarray, *, ts: Any = None, user_tier: Any = None
              ) -> BestRoutes:

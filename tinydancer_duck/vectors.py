@@ -63,6 +63,21 @@ def segment_sum(table: np.ndarray, ids: np.ndarray, parents: np.ndarray, counts:
     return out
 
 
+def nonzero_rows(x: np.ndarray) -> np.ndarray:
+    """bool (n,): rows of the float (n, D) matrix with a non-zero value (an embedder gives NULL/blank texts zeros)."""
+    return np.abs(x).max(axis=1, initial=0.0) > 0
+
+
+def is_vector_input(values: Any) -> bool:
+    """Embeddings rather than texts: a numeric numpy array, or an Arrow list / fixed-size list column."""
+    if isinstance(values, np.ndarray):
+        return values.dtype != object and not np.issubdtype(values.dtype, np.str_)
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        typ = values.type
+        return pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ)
+    return False
+
+
 def embedding_matrix(
     values: pa.Array | pa.ChunkedArray | np.ndarray, dim: int, *, argument: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +120,7 @@ def embedding_matrix(
     if x.shape[0] and not np.isfinite(x).all():
         raise InvalidArgument(argument, "non-finite value", "embeddings must be finite floats")
     l2_normalize(x)
-    return x, valid & (np.abs(x).max(axis=1, initial=0.0) > 0)
+    return x, valid & nonzero_rows(x)
 
 
 def one_embedding(value: Any, dim: int, *, argument: str = "request") -> np.ndarray:
@@ -133,7 +148,7 @@ def _from_numpy(values: np.ndarray, dim: int, argument: str) -> tuple[np.ndarray
     if x.shape[0] and not np.isfinite(x).all():
         raise InvalidArgument(argument, "non-finite value", "embeddings must be finite floats")
     l2_normalize(x)
-    return x, np.abs(x).max(axis=1, initial=0.0) > 0
+    return x, nonzero_rows(x)
 
 
 def _valid(values: pa.Array) -> np.ndarray:
