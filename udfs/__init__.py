@@ -1,5 +1,8 @@
 """DuckDB adapters: Arrow batch in -> engine call -> Arrow array out. No routing logic lives here.
 
+The one exception to Arrow batches is the one-request table form of ruvector_route (``UDF.one_row``): it takes one
+row's Python values, because for one row the Arrow conversions cost more than the routing.
+
 Every UDF is declared once, with its SQL parameter and return types, in the module of its SQL area; the public
 ``ruvector_*`` names are SQL macros in ``sql/`` that call these ``_td_*`` functions with named parameters and
 defaults (DuckDB Python UDFs have neither).

@@ -1,9 +1,10 @@
 """Routing UDFs: ruvector_route, ruvector_route_multi (text or embedding) and ruvector_batch_route (one list of
 requests per row, decided together).
 
-One UDF per function takes the request twice, as text and as an embedding: the SQL macro fills the one matching the
+The vectorized UDFs take the request twice, as text and as an embedding: the SQL macro fills the one matching the
 request's type and passes NULL for the other. A CASE over two UDFs instead made DuckDB call both on a constant
-request (one of them on a NULL), doubling the cost of a one-request query."""
+request (one of them on a NULL). The one-request table form of ruvector_route has its own one-row UDF,
+``_td_route_one``, which takes the request as a VARIANT (str, list or None) and Python values for the options."""
 
 from __future__ import annotations
 
