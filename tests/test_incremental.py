@@ -27,11 +27,11 @@ AGENTS = [{"name": n, "agent_type": "llm", "capabilities": ["chat"], "cost_per_1
 
 
 def table(version_rows: int) -> pa.Table:
-    return pa.table({"x": list(range(version_rows))})
+    return pa.table({"x": pa.array(range(version_rows), pa.int64())})  # 8 bytes a row
 
 
 def test_append_log_chains_only_its_own_consecutive_versions():
-    log = AppendLog(max_rows=5)
+    log = AppendLog(max_bytes=5 * 8)
     log.record(3, table(1))
     log.record(4, table(2))
     log.record(6, table(1))  # version 5 was somebody else's

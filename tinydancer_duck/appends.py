@@ -13,24 +13,25 @@ from collections import deque
 
 import pyarrow as pa
 
-#: Appended rows kept per table; older appends are forgotten (a snapshot older than them is rebuilt).
-MAX_ROWS = 262_144
+#: Bytes of appended rows kept per table (a usage row is ~100 bytes; a models row holds a model's weights); older
+#: appends are forgotten, and a snapshot older than them is rebuilt from a full read.
+MAX_BYTES = 32 * 1024 * 1024
 
 
 class AppendLog:
-    """The last appends to one table: (version the append made, its rows), bounded to ``max_rows`` rows."""
+    """The last appends to one table: (version the append made, its rows), at most ``max_bytes`` of rows."""
 
-    def __init__(self, max_rows: int = MAX_ROWS) -> None:
-        self.max_rows = max_rows
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
         self._entries: deque[tuple[int, pa.Table]] = deque()
-        self._rows = 0
+        self._bytes = 0
 
     def record(self, version: int, rows: pa.Table) -> None:
         self._entries.append((version, rows))
-        self._rows += rows.num_rows
-        while self._rows > self.max_rows:
+        self._bytes += rows.nbytes
+        while self._bytes > self.max_bytes:
             _, dropped = self._entries.popleft()
-            self._rows -= dropped.num_rows
+            self._bytes -= dropped.nbytes
 
     def rows_between(self, since: int, until: int) -> pa.Table | None:
         """The rows appended by the versions since (exclusive) to until (inclusive), when those appends made every

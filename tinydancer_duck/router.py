@@ -122,7 +122,6 @@ class Decisions:
             names=list(ROUTE_FIELDS),
         )
 
-
     def row(self, i: int, snapshot: AgentSnapshot) -> dict[str, Any]:
         """Request i's decision as Python values (the STRUCT's fields; None where :meth:`to_arrow` has NULL)."""
         agent = int(self.agent[i])
