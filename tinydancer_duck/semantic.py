@@ -256,7 +256,7 @@ class SemanticRoutes:
             queries = queries.combine_chunks() if queries.num_chunks != 1 else queries.chunk(0)
         if is_vector_input(queries) or (isinstance(queries, pa.Array) and not (
                 pa.types.is_string(queries.type) or pa.types.is_large_string(queries.type))):
-            return embedding_matrix(queries, self.store.dim, argument="query")  # a non-text column: says why not
+            return embedding_matrix(queries, self.store.dim, argument="query")  # other columns: its error names it
         x = self.embedder.embed(queries if isinstance(queries, pa.Array) else pa.array(list(queries), pa.string()))
         return x, nonzero_rows(x)
 

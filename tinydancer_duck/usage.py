@@ -342,7 +342,6 @@ def _first(mask: pa.Array) -> int:
     return int(np.flatnonzero(mask.to_numpy(zero_copy_only=False))[0])
 
 
-
 def _extended_frame(frame: pl.DataFrame, rows: pa.Table) -> pl.DataFrame:
     """``frame`` followed by appended ``rows`` (same schema), made contiguous again past MAX_CHUNKS chunks."""
     extended = pl.concat([frame, pl.from_arrow(rows)], how="vertical", rechunk=False)
