@@ -64,14 +64,15 @@ def test_usage_frame_and_breakers_are_extended_not_reread(live, monkeypatch):
     live.health.states(["a"], T0)  # both caches at this version
     live.usage.frame()
     reads = []
-    original = live.store._read_version
-    monkeypatch.setattr(live.store, "_read_version", lambda name, v: (reads.append(name), original(name, v))[1])
+    original = live.store._snapshots._read
+    monkeypatch.setattr(live.store._snapshots, "_read", lambda name, v: (reads.append(name), original(name, v))[1])
     for second in range(1, 8):
         record(live, "a", second, False)
         live.health.states(["a", "b"], T0 + timedelta(seconds=second))
         live.usage.frame()
     extended = live.store.read("usage")
     assert "usage" not in reads  # every snapshot since, the raw table too, was extended by the appended rows
+    assert "agents" in reads  # (the stats upserts are read again: the spy does see reads)
     other = fresh(live.store.path)
     assert extended.num_rows == 8 and extended.equals(other.store.read("usage"))
     assert live.usage.frame().equals(other.usage.frame())

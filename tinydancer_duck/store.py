@@ -33,7 +33,7 @@ import lancedb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .appends import AppendLog
+from .appends import SnapshotCache
 from .errors import InvalidArgument, StoreError
 from .locks import lock_file, write_locked  # noqa: F401 - write_locked is re-exported for the services
 
@@ -52,8 +52,6 @@ from .schemas import (  # noqa: F401 - re-exported: the store's public face incl
     routes_schema,
 )
 
-#: A cached table extended by appends is made contiguous again past this many chunks (each append adds one).
-MAX_CHUNKS = 64
 #: Seconds a table version read from LanceDB is trusted before asking again (see Store.version).
 CONSISTENCY_INTERVAL_S = 0.05
 _local_writes: dict[tuple[str, str], int] = {}  # (store directory, table) -> writes made by this process
@@ -144,8 +142,7 @@ class Store:
         self.consistency_interval_s = consistency_interval_s
         self._versions: dict[str, tuple[int, float, int]] = {}
         self._tables: dict[str, Any] = {}
-        self._cache: dict[tuple[str, str], tuple[int, Any]] = {}
-        self._appends: dict[str, AppendLog] = {}  # table -> this Store's recent appends, to extend snapshots
+        self._snapshots = SnapshotCache(self._read_version)
         self._fresh = 0  # > 0 inside locked(): reads ask LanceDB for the latest version every time
         self._writes_since_check: dict[str, int] = {}
         self._checks: dict[str, int] = {}
@@ -255,7 +252,7 @@ class Store:
     def read(self, name: str) -> pa.Table:
         """The whole table as Arrow, cached until its version changes."""
         with self._lock:
-            return self._arrow(name, self.version(name))
+            return self._snapshots.table(name, self.version(name))
 
     def snapshot(self, name: str, kind: str, build: Callable[[pa.Table], T],
                  extend: Callable[[T, pa.Table], T] | None = None) -> T:
@@ -265,32 +262,7 @@ class Store:
             when this Store's own appends are the only changes since the cached version (:mod:`.appends`).
         """
         with self._lock:
-            version = self.version(name)
-            hit = self._cache.get((name, kind))
-            if hit is not None and hit[0] == version:
-                return hit[1]
-            appended = self._appended(name, hit[0], version) if hit is not None and extend is not None else None
-            value = extend(hit[1], appended) if appended is not None else build(self._arrow(name, version))
-            self._cache[(name, kind)] = (version, value)
-            return value
-
-    def _arrow(self, name: str, version: int) -> pa.Table:
-        """The whole table at ``version``: the cached read, extended by this Store's own appends, or a new read."""
-        raw = self._cache.get((name, "arrow"))
-        if raw is not None and raw[0] == version:
-            return raw[1]
-        appended = self._appended(name, raw[0], version) if raw is not None else None
-        if appended is not None:
-            arrow = pa.concat_tables([raw[1], appended])
-            arrow = arrow.combine_chunks() if arrow[arrow.column_names[0]].num_chunks > MAX_CHUNKS else arrow
-        else:
-            arrow = self._read_version(name, version)
-        self._cache[(name, "arrow")] = (version, arrow)
-        return arrow
-
-    def _appended(self, name: str, since: int, until: int) -> pa.Table | None:
-        log = self._appends.get(name)
-        return log.rows_between(since, until) if log is not None else None
+            return self._snapshots.value(name, self.version(name), kind, build, extend)
 
     def _read_version(self, name: str, version: int) -> pa.Table:
         try:
@@ -331,7 +303,7 @@ class Store:
             version = getattr(added, "version", None)  # the version this append made (lancedb >= 0.22)
             if version is not None:
                 with self._lock:
-                    self._appends.setdefault(name, AppendLog()).record(int(version), rows)
+                    self._snapshots.appended(name, int(version), rows)
         finally:
             self._wrote(name)
         self._maybe_compact(name)

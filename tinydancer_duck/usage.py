@@ -34,10 +34,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .agent_stats import fold_observations
+from .appends import MAX_CHUNKS
 from .errors import InvalidArgument
 from .registry import Registry
 from .settings import Settings
-from .store import MAX_CHUNKS, USAGE_SCHEMA, Store, write_locked
+from .store import USAGE_SCHEMA, Store, write_locked
 from .usage_log import FIELDS, batches, column_mapping, open_log
 from .validate import as_float_column, check_nonnegative, check_unit_interval
 
