@@ -29,7 +29,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 def cold_read_ms(engine: td.Engine) -> float:
     best = float("inf")
     for _ in range(3):
-        engine.store._cache.clear()
+        engine.store._snapshots.clear()
         started = time.perf_counter()
         engine.store.read("usage")
         best = min(best, time.perf_counter() - started)

@@ -62,6 +62,11 @@ class SnapshotCache:
         self._values: dict[tuple[str, str], tuple[int, Any]] = {}
         self._appends: dict[str, AppendLog] = {}
 
+    def clear(self) -> None:
+        """Forget every cached table and value: the next request of each reads from storage (benchmarks use it)."""
+        self._tables.clear()
+        self._values.clear()
+
     def appended(self, name: str, version: int, rows: pa.Table) -> None:
         """This store's append of ``rows`` to ``name`` made ``version``."""
         self._appends.setdefault(name, AppendLog()).record(version, rows)
