@@ -150,9 +150,8 @@ class Engine:
             x, valid = embedding_matrix(requests, self.dim, argument="request")
             tokens = np.full(len(valid), self.settings.input_tokens_for_embeddings)
             return Requests(x, valid, tokens)
-        if few_python_texts(requests) and all(t is None or t.isascii() for t in requests):
-            # a one-request call: no Arrow array, and an ASCII text has as many bytes as characters
-            return self._text_requests(requests, np.array([len(t) if t else 0 for t in requests]))
+        if few_python_texts(requests):  # a one-request call: no Arrow array (the embedder decides if it needs one)
+            return self._text_requests(requests, np.array([len(t.encode()) if t else 0 for t in requests]))
         if not isinstance(requests, pa.Array):
             try:
                 requests = pa.array(list(requests), pa.string())
