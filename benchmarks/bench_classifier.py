@@ -23,9 +23,9 @@ from threadpoolctl import threadpool_limits
 
 import tinydancer_duck as td
 from benchmarks.bench_fastgrnn import median_seconds
-from tinydancer_duck.classifier import RouteClassifier
-from tinydancer_duck.classifier_store import default_classifier
-from tinydancer_duck.fastgrnn import init_params
+from tinydancer_duck.learn._classifier import RouteClassifier
+from tinydancer_duck.learn._classify import default_classifier
+from tinydancer_duck.learn._fastgrnn import init_params
 
 CLINC = Path(__file__).resolve().parents[1] / "datasets" / "clinc150_train_val.json"
 

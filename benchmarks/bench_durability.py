@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 import tinydancer_duck as td
-from tinydancer_duck import store as store_module
+from tinydancer_duck.store import _store as store_module
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tinydancer_duck.embed import HashingEmbedder, OnnxEmbedder, StaticEmbedder
+from tinydancer_duck.embed._embedders import HashingEmbedder, OnnxEmbedder, StaticEmbedder
 from tinydancer_duck.errors import ModelError
 
 CLINC = REPO.parent / "shared" / "datasets" / "intents" / "clinc150_train_val.json"

@@ -25,8 +25,8 @@ import numexpr as ne
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from tinydancer_duck.fastgrnn import init_params, step
-from tinydancer_duck.fastgrnn_train import TrainResult, predict_proba
+from tinydancer_duck.learn._fastgrnn import init_params, step
+from tinydancer_duck.learn._train import TrainResult, predict_proba
 
 D, H, RANK, CLASSES = 768, 64, 16, 150
 SEED_US = {"step": 45.0, "classification": 120.0}

@@ -91,7 +91,7 @@ def peer_python() -> Path | None:
 
 def workload() -> dict[str, np.ndarray]:
     """Routes, utterances and queries from CLINC150, with our default embedder's vectors."""
-    from tinydancer_duck.embed import make_embedder
+    from tinydancer_duck.embed._embedders import make_embedder
 
     data = json.loads((REPO / "datasets" / "clinc150_train_val.json").read_text())
     by_intent: dict[str, list[str]] = {}

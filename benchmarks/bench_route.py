@@ -23,11 +23,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import tinydancer_duck as td
-from tinydancer_duck.agents import build_snapshot
-from tinydancer_duck.options import RouteOptions
-from tinydancer_duck.router import Requests, route
+from tinydancer_duck.registry._snapshot import build_snapshot
+from tinydancer_duck.routing._options import RouteOptions
+from tinydancer_duck.routing._router import Requests, route
 from tinydancer_duck.settings import DEFAULT_SETTINGS
-from tinydancer_duck.store import agents_schema
+from tinydancer_duck.store._store import agents_schema
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 def _child(store: str, log: str, optimize_for: str, budget: float | None, queue) -> None:
     import tinydancer_duck as td
-    from tinydancer_duck.simulate import simulate
+    from tinydancer_duck.replay._simulate import simulate
 
     engine = td.Engine(store)
     started = time.perf_counter()

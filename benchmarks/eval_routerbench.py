@@ -35,7 +35,7 @@ def load() -> pl.DataFrame | None:
 
 def main() -> int:
     import tinydancer_duck as td
-    from tinydancer_duck.curves import cost_at_quality, curve
+    from tinydancer_duck.replay._curves import cost_at_quality, curve
 
     data = load()
     if data is None:

@@ -5,7 +5,7 @@
 Measures numpy's float32 GEMM rate for each shape an operation uses (the physical bound on this machine, in the same
 run), then every DESIGN §8 operation at 768-dim on 100K-row batches (medians of ``--repeats``), the 1M-row Parquet
 routing query (child processes: time and peak RSS) and one request through SQL. Kernels run with BLAS at one thread,
-as every UDF call does (tinydancer_duck/blas.py): on 2 shared cores a second BLAS thread measured slower, not faster. Prints one table (operation,
+as every UDF call does (tinydancer_duck/_blas.py): on 2 shared cores a second BLAS thread measured slower, not faster. Prints one table (operation,
 µs/row, rows/s, target, × the seed's figure, % of the GEMM bound for the same FLOPs, pass/fail) and writes it as
 JSON to benchmarks/results/run-<timestamp>.json. ``--peer`` adds a side-by-side with semantic-router
 (benchmarks/bench_peer.py; skipped with a message when it cannot be installed). About 3-5 minutes on 2 cores.

@@ -3,7 +3,7 @@
 Run: PYTHONPATH=. python datasets/build_default_classifier.py [--tune] [--check]
 
 - Embeds CLINC150 ``train`` and ``val`` (datasets/clinc150_train_val.json) with the default static embedder.
-- Trains FastGRNN (one step from h = 0) + linear head with :func:`tinydancer_duck.classifier_store.fit` on ``train``
+- Trains FastGRNN (one step from h = 0) + linear head with :func:`tinydancer_duck.learn._classify.fit` on ``train``
   (a seeded 10% of train is held out for early stopping, then the model is refit on all of train for the best
   epoch count), with the fixed hyperparameters below, BLAS pinned to one
   thread and a fixed random_state, so every run writes the same bytes (``--check`` rebuilds in memory and compares
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from tinydancer_duck.classifier_store import DEFAULT_MODEL_PATH, fit
-from tinydancer_duck.embed import make_embedder
+from tinydancer_duck.embed._embedders import make_embedder
+from tinydancer_duck.learn._classify import DEFAULT_MODEL_PATH, fit
 
 DATA = Path(__file__).resolve().parent / "clinc150_train_val.json"
 SEED = 0

@@ -1,4 +1,4 @@
--- Semantic routes (udfs/semantic.py -> tinydancer_duck/semantic.py). Queries and examples may be text or an
+-- Semantic routes (udfs/semantic.py -> tinydancer_duck/semantic/_routes.py). Queries and examples may be text or an
 -- embedding (FLOAT[N], FLOAT[], DOUBLE[]): typeof() is constant per query, so DuckDB folds the CASE and calls one
 -- UDF. ts may be TIMESTAMP (read as UTC), TIMESTAMPTZ or a string; it reaches the UDF as µs since the epoch, so
 -- the session TimeZone never shifts it. NULL ts means now.

@@ -1,4 +1,4 @@
--- Usage, analytics and health (udfs/usage.py -> tinydancer_duck/usage.py, analytics.py, health.py).
+-- Usage, analytics and health (udfs/usage.py -> tinydancer_duck/usage/_events.py, analytics.py, health.py).
 -- Timestamps reach the UDFs as µs since the epoch (UTC): TIMESTAMPTZ as is, TIMESTAMP/DATE read as UTC, text with
 -- an offset ('...Z', '...+02:00') by its offset and text without one as UTC; NULL means now.
 

@@ -1,4 +1,4 @@
--- Budgets (udfs/budget.py -> tinydancer_duck/budget.py, budget_optimize.py).
+-- Budgets (udfs/budget.py -> tinydancer_duck/budget/_budgets.py, budget_optimize.py).
 
 -- Set or replace a budget: agent NULL is the global budget; period 'day', 'week' or 'month' (calendar, UTC).
 CREATE OR REPLACE MACRO ruvector_set_budget(amount, agent := NULL, period := 'month') AS

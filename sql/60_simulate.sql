@@ -1,5 +1,5 @@
 -- Simulation, cost-quality curves, budget what-if and the outcome router (udfs/simulate.py ->
--- tinydancer_duck/simulate.py, curves.py, whatif.py, outcome.py).
+-- tinydancer_duck/replay/_simulate.py, curves.py, whatif.py, outcome.py).
 --
 -- log: a Parquet file, directory or glob. columns: JSON text (or a STRUCT) mapping log fields to its columns, e.g.
 -- '{"request": "prompt", "agent": "model"}'; fields request, request_id, category, agent, cost, quality, latency_ms,

@@ -34,7 +34,7 @@ def writer(store: str, writer: int, n_agents: int, n_routes: int, n_usage: int, 
         if i < n_usage:
             engine.usage.record(SHARED_AGENT, cost_of(writer, i), True, 100.0 + i,
                                 request_id=f"w{writer}-req-{i}", category="chat", tokens_in=i, tokens_out=1)
-    from tinydancer_duck import store as store_module
+    from tinydancer_duck.store import _store as store_module
 
     Path(store).parent.joinpath(f"retries-{writer}.txt").write_text(str(store_module.conflicts_retried))
 
@@ -54,7 +54,7 @@ def save_models_forever(store: str, ready: str) -> None:
     import numpy as np
 
     import tinydancer_duck as td
-    from tinydancer_duck.classifier_store import fit
+    from tinydancer_duck.learn._classify import fit
 
     engine = td.Engine(store, embedder="hashing")
     rng = np.random.default_rng(os.getpid())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import tinydancer_duck as td
-from tinydancer_duck.demo import SEED_AGENTS_SQL  # the seed plan's registrations, verbatim
+from tinydancer_duck.cli._demo import SEED_AGENTS_SQL  # the seed plan's registrations, verbatim
 
 SEED_ROUTES_SQL = """
 SELECT ruvector_create_route(

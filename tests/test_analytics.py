@@ -13,7 +13,7 @@ import pytest
 from conftest import rows
 from test_usage import make_log
 
-from tinydancer_duck.analytics import parse_time_range
+from tinydancer_duck.usage._analytics import parse_time_range
 
 NOW = datetime(2026, 3, 16, 12, 0, tzinfo=timezone.utc)  # make_log spans 2026-03-02 12:00 + 14 days
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinydancer_duck as td
-from tinydancer_duck import store as store_module
+from tinydancer_duck.store import TABLES, USAGE_SCHEMA
 
 OURS = ("InvalidArgument", "NotFound", "StoreError", "ModelError")
 BIG = "repeat('x', 1048576)"  # a 1 MB string
@@ -69,7 +69,7 @@ HEAVY = {"ruvector_train_classifier", "ruvector_train_outcome_router", "ruvector
          "ruvector_simulate_summary", "ruvector_cost_quality_curve", "ruvector_budget_whatif", "ruvector_fit_routes",
          "ruvector_ingest_usage"}
 #: Names an error may give for an argument besides the SQL parameter's own (the value a macro derives it into).
-ALIASES = {"path": set(store_module.USAGE_SCHEMA.names),  # ingest names the log's bad field
+ALIASES = {"path": set(USAGE_SCHEMA.names),  # ingest names the log's bad field
            "request": {"requests", "text"}, "query": {"request"}, "content": {"request", "texts"},
            "route_name": {"name", "route"}, "example": {"text"}, "config": {"name", "agent_type", "capabilities",
                                                                             "metadata", "active", "quality_score"},
@@ -106,7 +106,7 @@ def world(tmp_path_factory):
 
 def table_state(engine: td.Engine) -> dict[str, tuple[int, list]]:
     state = {}
-    for name in store_module.TABLES:
+    for name in TABLES:
         table = engine.store.table(name)
         rows = table.to_arrow()
         state[name] = (int(table.version), sorted(map(repr, rows.to_pylist())))

@@ -12,7 +12,7 @@ import pytest
 from conftest import rows
 
 import tinydancer_duck as td
-from tinydancer_duck.budget import period_bounds
+from tinydancer_duck.budget._budgets import period_bounds
 
 NOW = datetime(2026, 3, 18, 15, 30, tzinfo=timezone.utc)  # a Wednesday
 SEED_OPTIMIZE = """SELECT * FROM ruvector_optimize_budget(

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import tinydancer_duck as td
-from tinydancer_duck.classifier import RouteClassifier, capability_match
-from tinydancer_duck.classifier_store import KIND, default_classifier, train_classifier
 from tinydancer_duck.errors import InvalidArgument, ModelError, NotFound
-from tinydancer_duck.fastgrnn import init_params
+from tinydancer_duck.learn._classifier import RouteClassifier, capability_match
+from tinydancer_duck.learn._classify import KIND, default_classifier, train_classifier
+from tinydancer_duck.learn._fastgrnn import init_params
 
 INTENTS = {
     "weather": ["will it rain tomorrow", "what is the weather forecast", "is it sunny outside today",

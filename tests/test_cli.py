@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tinydancer_duck.cli import build_parser, main
+from tinydancer_duck.cli._main import build_parser, main
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -39,7 +39,7 @@ def test_demo_routes_a_parquet_log(tmp_path, capsys):
 
 
 def test_demo_summary_values(tmp_path):
-    from tinydancer_duck.demo import run_demo
+    from tinydancer_duck.cli._demo import run_demo
 
     summary = run_demo(tmp_path / "store", rows=300, echo=lambda line: None)
     assert summary["rows"] == 300

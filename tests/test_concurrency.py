@@ -14,7 +14,8 @@ import pytest
 from _workers import SHARED_AGENT, cost_of, writer
 
 import tinydancer_duck as td
-from tinydancer_duck import store as store_module
+from tinydancer_duck.store import TABLES
+from tinydancer_duck.store import _store as store_module
 
 WRITERS = 3
 AGENTS, ROUTES, USAGE = 6, 4, 15
@@ -51,7 +52,7 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
     retried = sum(int((tmp_path / f"retries-{w}.txt").read_text()) for w in range(WRITERS))
     print(f"\nconcurrency: {WRITERS} writers, {WRITERS * (AGENTS + ROUTES + USAGE)} records, "
           f"{retried} conflicts retried by Store (beyond LanceDB's own retries), 0 lost")
-    for name in store_module.TABLES:  # every table still reads whole
+    for name in TABLES:  # every table still reads whole
         assert check.store.info(name)["rows"] == check.store.read(name).num_rows
 
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from _workers import ingest_forever, save_models_forever
 
 import tinydancer_duck as td
-from tinydancer_duck import doctor
+from tinydancer_duck.cli import _doctor as doctor
 
 ROWS, BATCH = 1200, 100
 KILLS_DURING_INGEST = 3

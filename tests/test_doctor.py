@@ -8,8 +8,9 @@ import lancedb
 import pyarrow as pa
 
 import tinydancer_duck as td
-from tinydancer_duck import cli, doctor
-from tinydancer_duck import store as store_module
+from tinydancer_duck import cli
+from tinydancer_duck.cli import _doctor as doctor
+from tinydancer_duck.store import _schemas
 
 NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -67,7 +68,7 @@ def test_mixed_embedders_and_wrong_schemas_are_reported(tmp_path):
     healthy_engine(tmp_path / "s")
     db = lancedb.connect(str(tmp_path / "s"))
     db.drop_table("routes")
-    db.create_table("routes", schema=store_module.routes_schema(256, "static:other-model:256"))
+    db.create_table("routes", schema=_schemas.routes_schema(256, "static:other-model:256"))
     db.drop_table("budgets") if "budgets" in db.list_tables().tables else None
     db.create_table("budgets", schema=pa.schema([pa.field("scope", pa.string()), pa.field("amount", pa.int32())]))
     text = "\n".join(doctor.check_store(tmp_path / "s").problems)

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from _workers import read_forever
 
 import tinydancer_duck as td
-from tinydancer_duck import store as store_module
+from tinydancer_duck.store import _store as store_module
 
 WRITES = 2000
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinydancer_duck._wordpiece import Tokenizer, load_vocab, wordpiece
-from tinydancer_duck.embed import HashingEmbedder, OnnxEmbedder, StaticEmbedder, make_embedder
+from tinydancer_duck.embed._embedders import HashingEmbedder, OnnxEmbedder, StaticEmbedder, make_embedder
+from tinydancer_duck.embed._vectors import embedding_matrix, segment_sum
+from tinydancer_duck.embed._wordpiece import Tokenizer, load_vocab, wordpiece
 from tinydancer_duck.errors import InvalidArgument, ModelError
-from tinydancer_duck.vectors import embedding_matrix, segment_sum
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = [
@@ -73,7 +73,7 @@ def test_input_types_agree(embedder) -> None:
 
 def test_deterministic_across_processes(embedder) -> None:
     code = (
-        "import sys; from tinydancer_duck.embed import make_embedder; "
+        "import sys; from tinydancer_duck.embed._embedders import make_embedder; "
         f"sys.stdout.buffer.write(make_embedder({embedder.kind!r}).embed({TEXTS!r}).tobytes())"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "12345"}
@@ -244,7 +244,7 @@ def test_any_text_gives_unit_or_zero_rows(texts: list[str | None]) -> None:
 
 def test_small_ascii_batches_tokenize_exactly_like_the_arrow_path(monkeypatch):
     """One-request routes take a Python path (tokenize in µs, not ms); it must give the same ids."""
-    import tinydancer_duck._wordpiece as wp
+    import tinydancer_duck.embed._wordpiece as wp
 
     tokenizer = wp.Tokenizer()
     texts = pa.array(["Hello, World!!", "a\tb\nc\x0bd\x1ce\x7f", "", "   ", None, "x" * 5000,

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from tinydancer_duck.errors import InvalidArgument
-from tinydancer_duck.fastgrnn import FastGRNNParams, forward, init_params, step
-from tinydancer_duck.fastgrnn_grad import backward, forward_cache
-from tinydancer_duck.fastgrnn_train import loss_and_grads, predict_logits, predict_proba, train
+from tinydancer_duck.learn._fastgrnn import FastGRNNParams, forward, init_params, step
+from tinydancer_duck.learn._fastgrnn_grad import backward, forward_cache
+from tinydancer_duck.learn._train import loss_and_grads, predict_logits, predict_proba, train
 
 MODES = [("full", None), ("lowrank", 3), ("separate", None)]
 D, H = 7, 5

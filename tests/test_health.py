@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinydancer_duck as td
-from tinydancer_duck.health import CLOSED, HALF_OPEN, OPEN, run_breaker
+from tinydancer_duck.usage._health import CLOSED, HALF_OPEN, OPEN, run_breaker
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 NAMES = ["claude-3-haiku", "code-specialist", "gpt-4"]

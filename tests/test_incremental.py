@@ -1,7 +1,7 @@
 """Snapshots extended by this process's own appends equal snapshots read from scratch.
 
 A live loop records usage after every request; the usage-derived caches (the polars frame, circuit breakers,
-budget spend) are then extended by the appended rows instead of re-reading the table (tinydancer_duck/appends.py).
+budget spend) are then extended by the appended rows instead of re-reading the table (tinydancer_duck/store/_cache.py).
 Each test compares the extended value with what a fresh Engine on the same store builds from a full read.
 """
 
@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinydancer_duck as td
-from tinydancer_duck.appends import AppendLog
-from tinydancer_duck.budget import PERIODS, period_bounds
-from tinydancer_duck.health import BreakerBook
+from tinydancer_duck.budget._budgets import PERIODS, period_bounds
 from tinydancer_duck.settings import DEFAULT_SETTINGS
+from tinydancer_duck.store._cache import AppendLog
+from tinydancer_duck.usage._health import CLOSED, OPEN, BreakerBook
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 AGENTS = [{"name": n, "agent_type": "llm", "capabilities": ["chat"], "cost_per_1k_tokens": 0.001}
@@ -78,7 +78,7 @@ def test_usage_frame_and_breakers_are_extended_not_reread(live, monkeypatch):
     assert live.usage.frame().equals(other.usage.frame())
     now = T0 + timedelta(seconds=8)
     assert live.health.table(now).equals(other.health.table(now))
-    assert live.health.states(["a", "b"], now).tolist() == [td.health.OPEN, td.health.CLOSED]
+    assert live.health.states(["a", "b"], now).tolist() == [OPEN, CLOSED]
 
 
 def test_another_writer_forces_a_full_read(live):

@@ -15,7 +15,7 @@ import pytest
 
 import tinydancer_duck as td
 from tinydancer_duck import cli
-from tinydancer_duck import store as store_module
+from tinydancer_duck.store import _store as store_module
 
 ROOT = Path(__file__).resolve().parents[1]
 NASTY = [
@@ -33,13 +33,13 @@ NASTY = [
 #: Every place in the package where a user value may reach a LanceDB filter or a generated SQL string, as
 #: (file, pattern) -> how this test exercises it. The scan below fails when a new place appears.
 SITES = {
-    ("tinydancer_duck/store.py", ".count_rows("): "store.count(where) with sql_literal-quoted values",
-    ("tinydancer_duck/store.py", ".merge_insert("): "register/create_route/set budget upserts by nasty key",
-    ("tinydancer_duck/store.py", ".delete("): "remove_agent, delete_route (routes + examples), remove_budget",
-    ("tinydancer_duck/usage.py", ".count_rows("): "a pyarrow dataset's count_rows(), no filter",
-    ("tinydancer_duck/sim_log.py", ".count_rows("): "a pyarrow dataset's count_rows(), no filter",
-    ("tinydancer_duck/cli.py", 'sql(f"'): "tinydancer train on a file whose path has quotes",
-    ("tinydancer_duck/demo.py", 'sql(f"'): "fixed column names only (no user value)",
+    ("tinydancer_duck/store/_store/_store.py", ".count_rows("): "store.count(where) with sql_literal-quoted values",
+    ("tinydancer_duck/store/_store/_store.py", ".merge_insert("): "register/create_route/set budget upserts by nasty key",
+    ("tinydancer_duck/store/_store/_store.py", ".delete("): "remove_agent, delete_route (routes + examples), remove_budget",
+    ("tinydancer_duck/usage/_events/_events.py", ".count_rows("): "a pyarrow dataset's count_rows(), no filter",
+    ("tinydancer_duck/_logs.py", ".count_rows("): "a pyarrow dataset's count_rows(), no filter",
+    ("tinydancer_duck/cli/_main/_main.py", 'sql(f"'): "tinydancer train on a file whose path has quotes",
+    ("tinydancer_duck/cli/_main/_demo.py", 'sql(f"'): "fixed column names only (no user value)",
     ("sql/30_classify.sql", "query_table("): "ruvector_train_classifier(source := nasty)",
     ("sql/40_semantic.sql", "query_table("): "ruvector_fit_routes(source := nasty)",
 }
@@ -48,7 +48,7 @@ PATTERNS = (".count_rows(", ".merge_insert(", ".delete(", 'sql(f"', 'execute(f"'
 
 def test_every_filter_and_generated_sql_site_is_listed():
     found = set()
-    for path in [*ROOT.glob("tinydancer_duck/*.py"), *ROOT.glob("udfs/*.py"), *ROOT.glob("sql/*.sql")]:
+    for path in [*ROOT.rglob("tinydancer_duck/**/*.py"), *ROOT.glob("udfs/*.py"), *ROOT.glob("sql/*.sql")]:
         text = path.read_text()
         for pattern in PATTERNS:
             for line in text.splitlines():

@@ -10,7 +10,7 @@ import pytest
 from tinydancer_duck.datasets.generate_log import agent_specs, generate_log, to_long
 
 from tinydancer_duck.errors import InvalidArgument
-from tinydancer_duck.outcome import KIND, auc
+from tinydancer_duck.learn._outcomes import KIND, auc
 
 
 @pytest.fixture

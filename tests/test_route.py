@@ -12,9 +12,9 @@ import pytest
 from conftest import rows
 
 import tinydancer_duck as td
-from tinydancer_duck.explain import CONSTRAINTS
-from tinydancer_duck.options import OBJECTIVE_NAMES
-from tinydancer_duck.router import OBJECTIVES
+from tinydancer_duck.routing._explain import CONSTRAINTS
+from tinydancer_duck.routing._options import OBJECTIVE_NAMES
+from tinydancer_duck.routing._router import OBJECTIVES
 
 SEED_CONSTRAINED = """
 SELECT * FROM ruvector_route(

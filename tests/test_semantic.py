@@ -13,9 +13,9 @@ import pytest
 from conftest import SEED_ROUTES_SQL
 
 import tinydancer_duck as td
-from tinydancer_duck.route_conditions import parse_conditions
-from tinydancer_duck.semantic import decide, match_top_k, top_k
-from tinydancer_duck.semantic_fit import fit_thresholds
+from tinydancer_duck.semantic._conditions import parse_conditions
+from tinydancer_duck.semantic._fit import fit_thresholds
+from tinydancer_duck.semantic._routes import decide, match_top_k, top_k
 
 SEED_SQL = SEED_ROUTES_SQL
 SEED_QUERY = """

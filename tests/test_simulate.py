@@ -9,7 +9,7 @@ import pytest
 from tinydancer_duck.datasets.generate_log import AGENTS, agent_specs, generate_log
 
 from tinydancer_duck.errors import InvalidArgument
-from tinydancer_duck.simulate import simulate
+from tinydancer_duck.replay._simulate import simulate
 
 #: premium is only 60% right on math, so a learned router separates it from math-tutor (always right) with margin
 SHARP = {**AGENTS, "premium": {**AGENTS["premium"], "correct": {"math": 0.6, "code": 0.9, "writing": 0.9}}}

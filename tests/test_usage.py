@@ -13,7 +13,7 @@ import pytest
 from conftest import SEED_AGENTS_SQL, rows
 
 import tinydancer_duck as td
-from tinydancer_duck.agent_stats import ewma_fold
+from tinydancer_duck.registry._stats import ewma_fold
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 AGENTS = ("gpt-4", "claude-3-haiku", "code-specialist")

@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 from tinydancer_duck.datasets.generate_log import agent_specs, generate_log
 
-from tinydancer_duck.cli import main
-from tinydancer_duck.curves import aiq, cost_at_quality, curve, nondecreasing_hull
+from tinydancer_duck.cli._main import main
 from tinydancer_duck.errors import InvalidArgument
-from tinydancer_duck.whatif import budget_whatif
+from tinydancer_duck.replay._curves import aiq, cost_at_quality, curve, nondecreasing_hull
+from tinydancer_duck.replay._whatif import budget_whatif
 
 
 def test_hull_and_aiq_match_a_hand_computation():

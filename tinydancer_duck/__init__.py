@@ -7,17 +7,13 @@
 The SQL surface and the Python API (:class:`Engine` and the functions below) call the same code.
 """
 
-from .classifier import RouteClassifier
-from .classifier_store import TrainReport, train_classifier
-from .connect import connect
-from .curves import aiq, curve
-from .embed import Embedder, HashingEmbedder, StaticEmbedder, make_embedder
-from .engine import Engine
-from .errors import InvalidArgument, ModelError, NotFound, StoreError, TinydancerError
-from .settings import Settings
-from .simulate import simulate
-from .usage import IngestReport
-from .whatif import budget_whatif
+from tinydancer_duck.embed import Embedder, HashingEmbedder, StaticEmbedder, make_embedder
+from tinydancer_duck.engine import Engine, connect
+from tinydancer_duck.errors import InvalidArgument, ModelError, NotFound, StoreError, TinydancerError
+from tinydancer_duck.learn import RouteClassifier, TrainReport, train_classifier
+from tinydancer_duck.replay import aiq, budget_whatif, curve, simulate
+from tinydancer_duck.settings import Settings
+from tinydancer_duck.usage import IngestReport
 
 __all__ = [
     "Embedder",

@@ -17,28 +17,36 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._wordpiece import few_python_texts
-from .agents import AgentSnapshot, build_snapshot
-from .analytics import Analytics
-from .batch import batch_route, check_batch_objective
-from .budget import Budgets
-from .classifier import capability_match
-from .classifier_store import Classifiers
-from .costs import tokens_from_bytes
-from .embed import Embedder, make_embedder
-from .errors import InvalidArgument
-from .health import OPEN, Health
-from .multi import check_strategy, route_multi
-from .options import RouteOptions
-from .outcome import OutcomeRouters
-from .registry import Registry, config_columns
-from .router import NO_SIGNALS, Decisions, Requests, Signals, route
-from .semantic import SemanticRoutes
-from .settings import DEFAULT_SETTINGS, Settings
-from .store import Store
-from .usage import Usage
-from .validate import as_texts
-from .vectors import embedding_matrix, is_vector_input, nonzero_rows, one_embedding
+from tinydancer_duck._validate import as_texts
+from tinydancer_duck.budget import Budgets
+from tinydancer_duck.embed import (
+    Embedder,
+    embedding_matrix,
+    few_python_texts,
+    is_vector_input,
+    make_embedder,
+    nonzero_rows,
+    one_embedding,
+)
+from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.learn import Classifiers, OutcomeRouters, capability_match
+from tinydancer_duck.registry import AgentSnapshot, Registry, build_snapshot, config_columns, tokens_from_bytes
+from tinydancer_duck.routing import (
+    NO_SIGNALS,
+    Decisions,
+    Requests,
+    RouteOptions,
+    Signals,
+    batch_route,
+    check_batch_objective,
+    check_strategy,
+    route,
+    route_multi,
+)
+from tinydancer_duck.semantic import SemanticRoutes
+from tinydancer_duck.settings import DEFAULT_SETTINGS, Settings
+from tinydancer_duck.store import Store
+from tinydancer_duck.usage import OPEN, Analytics, Health, Usage
 
 if TYPE_CHECKING:
     import duckdb
@@ -322,7 +330,7 @@ class Engine:
     # -- SQL ----------------------------------------------------------------------------------------------------
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with every ruvector_* function bound to this engine."""
-        from .connect import connect_engine
+        from tinydancer_duck._duck import connect_engine
 
         return connect_engine(self)
 
@@ -336,3 +344,13 @@ def _column_values(value: Any, n: int) -> list[Any]:
     if isinstance(value, (list, tuple, np.ndarray)):
         return list(value)
     return [value] * n
+
+
+def connect(store: str | Path | None = None, *, embedder: str | Embedder = "static",
+            settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
+    """Open an in-memory DuckDB with the routing functions over the LanceDB store at ``store``.
+
+    store : the LanceDB directory (default ``$TINYDANCER_HOME``, else ``~/.tinydancer``); connections on one store
+        see each other's writes.
+    """
+    return Engine(store, embedder=embedder, settings=settings).connect()

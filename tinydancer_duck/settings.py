@@ -18,7 +18,7 @@ class Settings:
     balanced_weights: (cost, latency, quality) weights of the balanced objective.
     latency_ewma_alpha: weight of one new observation in the running latency and quality averages.
     breaker_failures, breaker_window_s: an agent's circuit opens at its breaker_failures-th failure within
-        breaker_window_s seconds (tinydancer_duck/health.py).
+        breaker_window_s seconds (tinydancer_duck/usage/_health.py).
     breaker_cooldown_s: an open circuit turns half-open (lets probe requests through) after this many seconds.
     breaker_recovery_successes: consecutive successful probes that close a half-open circuit.
     """

@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from tinydancer_duck.blas import single_threaded_blas
+from tinydancer_duck._blas import single_threaded_blas
 
 #: Calls of at most this many rows skip the BLAS thread switch (~30 µs: two threadpoolctl calls), which matters only
 #: for a one-request query.
@@ -40,7 +40,7 @@ class UDF:
 
 
 def _with_single_threaded_blas(fn: Callable[..., pa.Array]) -> Callable[..., pa.Array]:
-    """The same function, run with BLAS at one thread (see tinydancer_duck.blas for the measurement)."""
+    """The same function, run with BLAS at one thread (see tinydancer_duck._blas for the measurement)."""
 
     @functools.wraps(fn)
     def call(*columns: pa.ChunkedArray) -> pa.Array:

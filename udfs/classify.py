@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from tinydancer_duck.classifier import CLASSIFY_TYPE, LABEL_PROB
-from tinydancer_duck.classifier_store import TrainReport
+from tinydancer_duck.learn import CLASSIFY_TYPE, LABEL_PROB, TrainReport
 
 from ._spec import UDF, arrow_sql_type, one_chunk
 

@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck.batch import BATCH_FIELDS
-from tinydancer_duck.multi import PLAN_TYPE
-from tinydancer_duck.router import ROUTE_FIELDS
+from tinydancer_duck.routing import BATCH_FIELDS, PLAN_TYPE, ROUTE_FIELDS
 
 from ._spec import UDF, arrow_sql_type, one_chunk
 

@@ -1,7 +1,7 @@
 """Simulation UDFs: replay a log, its summary, cost-quality curves, budget what-if, train the outcome router.
 
 Each takes its (constant) arguments as one-row columns and returns one LIST(STRUCT) value that the table macros in
-sql/60_simulate.sql unnest; the work is done by tinydancer_duck.simulate, curves, whatif and outcome.
+sql/60_simulate.sql unnest; the work is done by tinydancer_duck.replay._simulate, curves, whatif and outcome.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from tinydancer_duck.curves import CURVE_TYPE, curve
-from tinydancer_duck.outcome import METRICS_TYPE
-from tinydancer_duck.simulate import ROW_TYPE, SUMMARY_TYPE, simulate
-from tinydancer_duck.whatif import WHATIF_TYPE, budget_whatif
+from tinydancer_duck.learn import METRICS_TYPE
+from tinydancer_duck.replay import CURVE_TYPE, ROW_TYPE, SUMMARY_TYPE, WHATIF_TYPE, budget_whatif, curve, simulate
 
 from ._spec import UDF, one_chunk
 from .usage import as_list, sql_type

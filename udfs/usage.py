@@ -7,9 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from tinydancer_duck.analytics import ANALYTICS_TYPE, STATS_TYPE
-from tinydancer_duck.health import HEALTH_TYPE
-from tinydancer_duck.usage import DEFAULT_BATCH_ROWS
+from tinydancer_duck.usage import ANALYTICS_TYPE, DEFAULT_BATCH_ROWS, HEALTH_TYPE, STATS_TYPE
 
 from ._spec import UDF, one_chunk
 

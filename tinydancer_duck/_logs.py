@@ -1,0 +1,250 @@
+"""Reading request logs for simulation, what-if and outcome training: column mapping and streaming.
+
+A log is a Parquet file, directory or glob. Fields (all optional but the request) and their default columns:
+
+- ``request``: the request text (default: the first of ``request``, ``prompt``, ``text``, ``content``);
+- ``request_id``, ``category``;
+- the logged choice: ``agent`` (the agent that served it), ``cost`` (what it cost), ``quality`` (its outcome in
+  [0, 1]; ``success`` is used when there is no ``quality``), ``latency_ms``;
+- wide per-agent outcomes (RouterBench's shape): for agent A, column ``agent_quality`` with ``{agent}`` replaced by A
+  (default ``{agent}``) holds A's outcome, and ``agent_cost`` (default ``{agent}|total_cost``) its dollar cost.
+
+``columns`` maps fields to the log's column names (JSON text or a dict); naming a column the log does not have is an
+error naming it. A log without wide outcomes but with ``agent`` + ``quality`` is "long": one observed (request,
+agent) outcome per row, which :func:`read_outcomes` pivots to the wide shape for training.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from tinydancer_duck._validate import check_utf8, field_mapping
+from tinydancer_duck.errors import InvalidArgument
+
+FIELDS = ("request", "request_id", "category", "agent", "cost", "quality", "latency_ms", "agent_quality",
+          "agent_cost")
+REQUEST_DEFAULTS = ("request", "prompt", "text", "content")
+PATTERN_DEFAULTS = {"agent_quality": "{agent}", "agent_cost": "{agent}|total_cost"}
+DEFAULT_BATCH_ROWS = 16_384
+
+
+@dataclass(frozen=True)
+class LogSpec:
+    """An opened log: the dataset, the column of each field it has, and the wide per-agent columns found.
+
+    outcome, outcome_cost : agent name -> column (only agents asked about, or inferred, that the log has).
+    """
+
+    path: str
+    dataset: ds.Dataset
+    fields: dict[str, str]
+    outcome: dict[str, str] = field(default_factory=dict)
+    outcome_cost: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.dataset.count_rows())
+
+    @property
+    def wide(self) -> bool:
+        return bool(self.outcome)
+
+
+def parquet_dataset(argument: str, source: str | Path) -> ds.Dataset:
+    """A Parquet file, directory or glob as one dataset; a missing or unreadable source names ``argument``."""
+    if not isinstance(source, (str, Path)) or not str(source).strip():
+        raise InvalidArgument(argument, source, "must be a Parquet file, directory or glob")
+    text = str(source)
+    try:
+        if any(ch in text for ch in "*?["):
+            files = sorted(glob.glob(text))
+            if not files:
+                raise FileNotFoundError(text)
+            return ds.dataset(files, format="parquet")
+        if not Path(text).exists():
+            raise FileNotFoundError(text)
+        return ds.dataset(text, format="parquet")
+    except (FileNotFoundError, OSError, pa.ArrowInvalid) as exc:
+        raise InvalidArgument(argument, text, f"cannot be read as Parquet ({type(exc).__name__}: {exc})") from None
+
+
+def parse_columns(columns: Mapping[str, str] | str | None) -> dict[str, str]:
+    """field -> column from JSON text, a mapping or None; unknown fields are an error naming them."""
+    return field_mapping(columns, FIELDS, "log field")
+
+
+def open_log(log: str | Path, *, agents: Sequence[str] | None = None,
+             columns: Mapping[str, str] | str | None = None) -> LogSpec:
+    """Open ``log`` and map its columns. ``agents``: the agents whose wide outcome columns to look for (None: every
+    agent that has both an outcome and a cost column by the patterns)."""
+    dataset = parquet_dataset("log", log)
+    text = str(log)
+    mapping = parse_columns(columns)
+    available = dataset.schema.names
+    have = set(available)
+    fields: dict[str, str] = {}
+    for name in FIELDS[:7]:
+        if name in mapping:
+            if mapping[name] not in have:
+                raise InvalidArgument("columns", mapping[name], f"no column {mapping[name]!r} for {name!r} in {text} "
+                                      f"(columns: {', '.join(available[:30])})")
+            fields[name] = mapping[name]
+        elif name == "request":
+            found = next((c for c in REQUEST_DEFAULTS if c in have), None)
+            if found is None:
+                raise InvalidArgument("columns", "request", f"{text} has none of the columns "
+                                      f"{', '.join(REQUEST_DEFAULTS)}; map one with columns := '{{\"request\": ...}}'")
+            fields[name] = found
+        elif name in have:
+            fields[name] = name
+    if "quality" not in fields and "quality" not in mapping and "success" in have:
+        fields["quality"] = "success"
+    patterns = {key: mapping.get(key, default) for key, default in PATTERN_DEFAULTS.items()}
+    for key, pattern in patterns.items():
+        if "{agent}" not in pattern:
+            raise InvalidArgument("columns", pattern, f"the {key} pattern must contain {{agent}}")
+    if agents is None:
+        agents = _infer_agents(available, patterns)
+    taken = set(fields.values())
+    outcome = {a: patterns["agent_quality"].format(agent=a) for a in agents}
+    outcome = {a: c for a, c in outcome.items() if c in have and c not in taken}
+    cost = {a: patterns["agent_cost"].format(agent=a) for a in agents}
+    cost = {a: c for a, c in cost.items() if c in have and c not in taken}
+    return LogSpec(text, dataset, fields, outcome, cost)
+
+
+def _infer_agents(available: Sequence[str], patterns: Mapping[str, str]) -> list[str]:
+    prefix, _, suffix = patterns["agent_cost"].partition("{agent}")
+    names = [c[len(prefix): len(c) - len(suffix)] for c in available
+             if c.startswith(prefix) and c.endswith(suffix) and len(c) > len(prefix) + len(suffix)]
+    have = set(available)
+    return [n for n in names if patterns["agent_quality"].format(agent=n) in have]
+
+
+@dataclass(frozen=True)
+class LogBatch:
+    """One batch of a log: the request column, optional per-row columns (Arrow or numpy) and the wide per-agent
+    matrices over ``agents`` (float64 (n, len(agents)), NaN where the log has no value)."""
+
+    start: int
+    request: pa.Array
+    columns: dict[str, Any]
+    outcome: np.ndarray
+    outcome_cost: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.request)
+
+
+def iter_batches(spec: LogSpec, agents: Sequence[str], *, rows: int = DEFAULT_BATCH_ROWS) -> Iterator[LogBatch]:
+    """Stream the log in batches of about ``rows`` rows; per-agent matrices are ordered like ``agents``."""
+    wanted = list(dict.fromkeys([*spec.fields.values(), *spec.outcome.values(), *spec.outcome_cost.values()]))
+    start = 0
+    for batch in spec.dataset.to_batches(columns=wanted, batch_size=rows):
+        n = batch.num_rows
+        if not n:
+            continue
+        table = pa.Table.from_batches([batch])
+        check_utf8("log", table)
+        request = _one(table[spec.fields["request"]])
+        if not (pa.types.is_string(request.type) or pa.types.is_large_string(request.type)):
+            request = request.cast(pa.string())
+        columns: dict[str, Any] = {}
+        for name in ("request_id", "category", "agent"):
+            if name in spec.fields:
+                columns[name] = _one(table[spec.fields[name]]).cast(pa.string())
+        for name in ("cost", "quality", "latency_ms"):
+            if name in spec.fields:
+                columns[name] = _floats(table[spec.fields[name]], spec.fields[name])
+        outcome = np.full((n, len(agents)), np.nan)
+        cost = np.full((n, len(agents)), np.nan)
+        for j, agent in enumerate(agents):
+            if agent in spec.outcome:
+                outcome[:, j] = _floats(table[spec.outcome[agent]], spec.outcome[agent])
+            if agent in spec.outcome_cost:
+                cost[:, j] = _floats(table[spec.outcome_cost[agent]], spec.outcome_cost[agent])
+        yield LogBatch(start, request, columns, outcome, cost)
+        start += n
+
+
+def _one(column: pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+
+
+def _floats(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    """float64 (n,) with NaN for NULL; booleans become 0/1; anything else is an error naming the column."""
+    array = _one(column)
+    if pa.types.is_boolean(array.type) or pa.types.is_integer(array.type) or pa.types.is_floating(array.type) \
+            or pa.types.is_decimal(array.type) or pa.types.is_null(array.type):
+        return np.asarray(pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    raise InvalidArgument("columns", name, f"column {name!r} holds {array.type}, expected numbers or booleans")
+
+
+def category_means(spec: LogSpec) -> pl.DataFrame | None:
+    """Mean observed quality per (category, agent) from the logged choices and the wide outcomes, or None when
+    the log has no category (polars, streamed from the Parquet dataset)."""
+    if "category" not in spec.fields:
+        return None
+    parts = []
+    frame = pl.scan_pyarrow_dataset(spec.dataset)
+    category = pl.col(spec.fields["category"]).cast(pl.String).alias("category")
+    if "agent" in spec.fields and "quality" in spec.fields:
+        parts.append(frame.select(category, pl.col(spec.fields["agent"]).cast(pl.String).alias("agent"),
+                                  pl.col(spec.fields["quality"]).cast(pl.Float64).alias("quality")))
+    for agent, column in spec.outcome.items():
+        parts.append(frame.select(category, pl.lit(agent, pl.String).alias("agent"),
+                                  pl.col(column).cast(pl.Float64).alias("quality")))
+    if not parts:
+        return None
+    return (pl.concat(parts).drop_nulls().group_by("category", "agent")
+            .agg(pl.col("quality").mean().alias("mean"), pl.len().alias("n")).collect())
+
+
+def read_outcomes(spec: LogSpec) -> tuple[pa.Array, np.ndarray, np.ndarray, list[str]]:
+    """The whole log as (requests, outcome float64 (n, A) with NaN where unobserved, cost float64 (n, A), agents)
+    for training. Wide logs are read as they are; long logs (agent + quality per row) are pivoted by request_id
+    (else by request text)."""
+    if spec.wide:
+        agents = list(spec.outcome)
+        parts = list(iter_batches(spec, agents))
+        if not parts:
+            raise InvalidArgument("log", spec.path, "has no rows")
+        request = pa.concat_arrays([p.request for p in parts])
+        return request, np.vstack([p.outcome for p in parts]), np.vstack([p.outcome_cost for p in parts]), agents
+    if "agent" not in spec.fields or "quality" not in spec.fields:
+        raise InvalidArgument("log", spec.path, "has no per-agent outcomes: neither wide columns '<agent>' with "
+                              "'<agent>|total_cost' nor long columns agent and quality (or success)")
+    key = spec.fields.get("request_id", spec.fields["request"])
+    select = [pl.col(key).cast(pl.String).alias("__key"), pl.col(spec.fields["request"]).cast(pl.String).alias("request"),
+              pl.col(spec.fields["agent"]).cast(pl.String).alias("agent"),
+              pl.col(spec.fields["quality"]).cast(pl.Float64).alias("quality")]
+    select.append(pl.col(spec.fields["cost"]).cast(pl.Float64).alias("cost") if "cost" in spec.fields
+                  else pl.lit(None, pl.Float64).alias("cost"))
+    for batch in spec.dataset.to_batches(columns=list(dict.fromkeys(spec.fields.values()))):
+        check_utf8("log", batch)  # polars panics on invalid UTF-8 instead of raising
+    frame = pl.scan_pyarrow_dataset(spec.dataset).select(select).drop_nulls(["agent"]).collect()
+    if frame.height == 0:
+        raise InvalidArgument("log", spec.path, "has no rows")
+    agents = sorted(frame["agent"].unique().to_list())
+    grouped = frame.group_by("__key", "agent", maintain_order=True).agg(pl.col("request").first(),
+                                                                        pl.col("quality").mean(),
+                                                                        pl.col("cost").mean())
+    keys = grouped.select("__key", "request").unique("__key", maintain_order=True)
+    row = dict(zip(keys["__key"].to_list(), range(keys.height)))
+    rows = np.array([row[k] for k in grouped["__key"].to_list()], np.int64)
+    cols = np.array([agents.index(a) for a in grouped["agent"].to_list()], np.int64)
+    outcome = np.full((keys.height, len(agents)), np.nan)
+    cost = np.full((keys.height, len(agents)), np.nan)
+    outcome[rows, cols] = grouped["quality"].to_numpy()
+    cost[rows, cols] = grouped["cost"].to_numpy()
+    return keys["request"].to_arrow(), outcome, cost, agents

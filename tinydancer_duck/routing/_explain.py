@@ -1,0 +1,94 @@
+"""Reasoning strings for routing decisions, formatted once per distinct situation in a batch.
+
+A batch of a million rows usually holds a handful of situations (objective, winner, who was removed by what), so
+the strings are built per distinct situation and spread with an Arrow ``take``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from tinydancer_duck.registry import AgentSnapshot
+
+from ._options import OBJECTIVE_NAMES
+
+#: Why an agent is not a candidate, in the order constraints are checked (code = position + 1).
+CONSTRAINTS = ("inactive", "circuit_open", "excluded_agents", "required_capabilities", "max_latency_ms",
+               "min_quality", "max_cost", "agent_budget", "budget_remaining")
+_MAX_NAMED = 5  # removed agents named in a reasoning before "+N more"
+
+
+def explain(valid: np.ndarray, objective: np.ndarray, winner: np.ndarray, no_signal: np.ndarray,
+            reasons: np.ndarray, n_candidates: np.ndarray, snapshot: AgentSnapshot, *,
+            semantic: np.ndarray | None = None, route: np.ndarray | None = None,
+            route_names: Sequence[str] = ()) -> pa.Array:
+    """One reasoning string per request, formatted once per distinct situation.
+
+    semantic, route : int (n,) semantic-route status (router.NO_ROUTE...) and matched route index, if routes were used.
+    """
+    n = len(valid)
+    if n == 0:
+        return pa.array([], pa.string())
+    zeros = np.zeros(n, np.int32)
+    columns = [valid, objective, winner + 1, no_signal, n_candidates,
+               zeros if semantic is None else semantic, zeros if route is None else route + 1]
+    names = snapshot.name_list()
+    if n == 1:  # one request: its key as Python ints, without stacking a (1, k) matrix
+        return pa.array([_reason([int(c[0]) for c in columns] + reasons[0].tolist(), names, route_names)],
+                        pa.string())
+    return format_once(np.column_stack([*columns, reasons]), lambda row: _reason(row.tolist(), names, route_names))
+
+
+def format_once(key: np.ndarray, describe: Callable[[np.ndarray], str]) -> pa.Array:
+    """``describe(key[i])`` for every row i, calling ``describe`` once per distinct row of the int32 (n, k) key."""
+    n = len(key)
+    key = np.ascontiguousarray(key, dtype=np.int32)
+    if n == 0:
+        return pa.array([], pa.string())
+    if n == 1:  # one request (a one-row SQL query): no take
+        return pa.array([describe(key[0])], pa.string())
+    if (key == key[0]).all():  # the usual batch: one situation for every row
+        return pa.array([describe(key[0])], pa.string()).take(pa.array(np.zeros(n, np.int64)))
+    rows_as_bytes = key.view(np.dtype((np.void, key.itemsize * key.shape[1]))).reshape(n)
+    _, first, inverse = np.unique(rows_as_bytes, return_index=True, return_inverse=True)
+    texts = [describe(key[i]) for i in first]
+    return pa.array(texts, pa.string()).take(pa.array(inverse.reshape(-1), pa.int64()))
+
+
+def _reason(key: list[int], names: list[str], route_names: Sequence[str]) -> str:
+    valid, objective, winner, no_signal, n_candidates, semantic, route = key[:7]
+    codes = key[7:]
+    if not valid:
+        return "no agent: the request is NULL or empty"
+    if not names:
+        return "no agent: no agents are registered"
+    removed = [(names[a], CONSTRAINTS[c - 1]) for a, c in enumerate(codes) if c]
+    listed = ", ".join(f"{name} ({why})" for name, why in removed[:_MAX_NAMED])
+    if len(removed) > _MAX_NAMED:
+        listed += f", +{len(removed) - _MAX_NAMED} more"
+    prefix = _semantic_prefix(semantic, route_names[route - 1] if route else "")
+    if semantic == 1:  # router.ROUTE_DECIDED
+        return f"{prefix} decided: {names[winner - 1]}"
+    if winner == 0:
+        emptied = CONSTRAINTS[max(codes) - 1]
+        return f"{prefix}no agent: {emptied} removed the last candidate; removed: {listed}"
+    text = (f"{prefix}{names[winner - 1]} best by {OBJECTIVE_NAMES[objective]} among {n_candidates} "
+            f"candidate{'s' if n_candidates != 1 else ''}")
+    if no_signal:
+        text += " (no capability matched the request; the objective alone decided)"
+    if removed:
+        text += f"; removed: {listed}"
+    return text
+
+
+def _semantic_prefix(semantic: int, route_name: str) -> str:
+    if semantic == 1:
+        return f"semantic route {route_name!r}"
+    if semantic == 2:
+        return f"semantic route {route_name!r} matched but its target is not a registered agent; "
+    if semantic == 3:
+        return f"semantic route {route_name!r} matched but its target is not a candidate; "
+    return ""

@@ -1,0 +1,23 @@
+"""The store room: the LanceDB tables (the only importer of lancedb), their schemas, version-keyed caches,
+write locks and model rows.
+
+May import: ground (errors, settings, _validate, _numeric).
+"""
+
+from ._cache import MAX_CHUNKS
+from ._locks import write_locked
+from ._schemas import IDENTITY_KEY, TABLES, USAGE_SCHEMA, expected_schema
+from ._store import COMPACT_FRAGMENTS, Store, default_store_path, inspect_store
+
+__all__ = [
+    "COMPACT_FRAGMENTS",
+    "IDENTITY_KEY",
+    "MAX_CHUNKS",
+    "TABLES",
+    "USAGE_SCHEMA",
+    "Store",
+    "default_store_path",
+    "expected_schema",
+    "inspect_store",
+    "write_locked",
+]

@@ -1,0 +1,348 @@
+"""Usage events: record one batch, or ingest a Parquet log, into the ``usage`` table; each event updates its agent.
+
+A usage event is (ts, request_id, agent, route, category, tokens_in, tokens_out, cost, latency_ms, success,
+quality). agent, cost, success and latency_ms are required; ts defaults to now (UTC); the rest may be NULL.
+Validation runs on the whole batch before anything is written: cost >= 0 and finite, latency_ms >= 0 and finite,
+quality within [0, 1], tokens >= 0, a NULL agent/cost/success/latency_ms is an error naming the argument.
+
+**Unknown agents.** An event for an agent that is not registered is stored (a log may name retired agents, and
+analytics should still count their spend) but updates no running stats; :meth:`Usage.record` returns False for
+such rows and :meth:`Usage.ingest` lists them in its report.
+
+**Running stats.** Events are folded into the agent's EWMA latency, success rate and quality and its p99 estimate
+(:mod:`tinydancer_duck.registry._stats`), in timestamp order within each batch. :meth:`Usage.record` goes through
+:meth:`Registry.update_metrics` once per batch (one agents write per batch). :meth:`Usage.ingest` folds the whole file
+per agent as an affine map ``x -> decay * x + offset`` (an EWMA over k events is affine in its starting value) and
+applies it to the stored stats in one write at the end, so the file costs one agents write however long it is and
+a concurrent update made meanwhile is composed with, not overwritten. avg_latency_ms, success_rate, quality_score and
+total_requests equal those of the same events recorded one by one; p99 is a streaming estimate whose value depends on
+the batch size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tinydancer_duck._validate import as_float_column, check_nonnegative, check_unit_interval
+from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.registry import Registry, fold_observations
+from tinydancer_duck.settings import Settings
+from tinydancer_duck.store import MAX_CHUNKS, USAGE_SCHEMA, Store, write_locked
+
+from ._log import FIELDS, batches, column_mapping, open_log
+
+STATS = ("avg_latency_ms", "p99_latency_ms", "success_rate", "quality_score")
+_TS = pa.timestamp("us", tz="UTC")
+DEFAULT_BATCH_ROWS = 100_000
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What :meth:`Usage.ingest` wrote: rows and their cost sum, agents whose stats changed, unregistered agents."""
+
+    rows: int
+    total_cost: float
+    agents_updated: list[str] = field(default_factory=list)
+    unknown_agents: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Usage:
+    """The ``usage`` table of one store: validated appends, bulk ingest, and a cached polars view for analytics."""
+
+    def __init__(self, store: Store, registry: Registry, settings: Settings) -> None:
+        self.store = store
+        self.registry = registry
+        self.settings = settings
+
+    # -- reads --------------------------------------------------------------------------------------------------
+    def frame(self) -> pl.DataFrame:
+        """Every usage event as a polars frame (USAGE_SCHEMA columns), cached until the table version changes;
+        after this process's own appends, extended by their rows rather than read again."""
+        return self.store.snapshot("usage", "polars", pl.from_arrow, extend=_extended_frame)
+
+    def version(self) -> int:
+        return self.store.version("usage")
+
+    # -- writes -------------------------------------------------------------------------------------------------
+    def record(self, agent: Any, cost: Any, success: Any, latency_ms: Any, *, ts: Any = None,
+               request_id: Any = None, route: Any = None, category: Any = None, tokens_in: Any = None,
+               tokens_out: Any = None, quality: Any = None) -> np.ndarray:
+        """Record events given as scalars (one event) or equal-length columns; one append, one agents write.
+
+        Returns bool (n,): True where the agent is registered and its stats were updated.
+        """
+        columns = {"agent": agent, "cost": cost, "success": success, "latency_ms": latency_ms, "ts": ts,
+                   "request_id": request_id, "route": route, "category": category, "tokens_in": tokens_in,
+                   "tokens_out": tokens_out, "quality": quality}
+        return self.record_columns(columns)
+
+    def record_columns(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """:meth:`record` with the fields as a mapping of columns (missing optional fields are NULL)."""
+        batch = usage_batch(columns, now=datetime.now(timezone.utc))
+        if batch.num_rows == 0:
+            return np.zeros(0, bool)
+        batch = _in_time_order(batch)
+        known = self._known(batch["agent"])
+        self.store.append("usage", batch)
+        if known.any():
+            rows = batch.filter(pa.array(known))
+            self.registry.update_metrics(rows["agent"], rows["latency_ms"], rows["success"], rows["quality"])
+        order = pc.sort_indices(batch["_row"]).to_numpy()  # back to the caller's row order
+        return known[order]
+
+    def ingest(self, source: str | Path, *, columns: Mapping[str, str] | str | None = None,
+               batch_rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None) -> IngestReport:
+        """Append a Parquet log (a file, a directory or a glob of files) to ``usage`` and fold it into agent stats.
+
+        columns : our field -> the log's column name, for logs that name columns differently (JSON text or a
+            mapping), e.g. ``{"agent": "model", "cost": "usd"}``. Unmapped fields use their own name; an optional
+            field missing from the log is NULL.
+        batch_rows : rows per read batch and per LanceDB append; memory stays bounded by a few batches.
+        progress : called as ``progress(rows_done, rows_total)`` after validation (0) and after every append.
+
+        The file is read twice: a validation pass first, so a bad row anywhere fails the call before anything is
+        written; then the writing pass.
+        """
+        started = time.perf_counter()
+        if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
+            raise InvalidArgument("batch_rows", batch_rows, "must be an integer >= 1")
+        dataset, selection = open_log(source, column_mapping(columns))
+        total = dataset.count_rows()
+        now = datetime.now(timezone.utc)
+        for batch in batches(dataset, selection, batch_rows):  # pass 1: validate only
+            usage_batch(batch, now=now)
+        if progress is not None:
+            progress(0, total)
+
+        names = self.registry.snapshot().names
+        folds: dict[str, _Affine] = {}
+        unknown: set[str] = set()
+        done, cost = 0, 0.0
+        for batch in batches(dataset, selection, batch_rows):  # pass 2: write
+            rows = _in_time_order(usage_batch(batch, now=now))
+            self.store.append("usage", rows)
+            known = pc.is_in(rows["agent"], value_set=names).to_numpy(zero_copy_only=False)
+            if not known.all():
+                unknown.update(pc.unique(rows["agent"].filter(pa.array(~known))).to_pylist())
+            if known.any():
+                _fold_into(folds, rows.filter(pa.array(known)), self.settings.latency_ewma_alpha)
+            done += rows.num_rows
+            cost += float(pc.sum(rows["cost"]).as_py() or 0.0)
+            if progress is not None:
+                progress(done, total)
+        updated = self._apply(folds)
+        return IngestReport(rows=done, total_cost=cost, agents_updated=updated, unknown_agents=sorted(unknown),
+                            seconds=time.perf_counter() - started)
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+    def _known(self, agents: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        return pc.is_in(agents, value_set=self.registry.snapshot().names).to_numpy(zero_copy_only=False)
+
+    @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
+    def _apply(self, folds: Mapping[str, _Affine]) -> list[str]:
+        """Apply each agent's folded map to its stored stats (read at write time) in one agents write."""
+        names = [name for name in sorted(folds) if name in self.registry.snapshot().index]
+        if not names:
+            return []
+        rows = self.registry.get(names)
+        for stat in (*STATS, "total_requests"):
+            old = np.asarray(rows[stat].to_numpy(zero_copy_only=False), dtype=np.float64)
+            new = np.array([folds[n].apply(stat, o) for n, o in zip(names, old)])
+            typ = rows.schema.field(stat).type
+            column = pa.array(np.rint(new).astype(np.int64) if pa.types.is_integer(typ) else new).cast(typ)
+            rows = rows.set_column(rows.schema.get_field_index(stat), stat, column)
+        now = pa.array([datetime.now(timezone.utc)] * len(names), _TS)
+        rows = rows.set_column(rows.schema.get_field_index("updated_at"), "updated_at", now)
+        snap = self.registry.snapshot()
+        embedding = snap.table["capability_embedding"].take(pa.array([snap.index[n] for n in names], pa.int64()))
+        self.store.upsert("agents", rows.append_column("capability_embedding", embedding))
+        return names
+
+
+@dataclass
+class _Affine:
+    """Per-stat ``x -> decay * x + offset`` accumulated over batches (and total_requests += count)."""
+
+    decay: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STATS, 1.0))
+    offset: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STATS, 0.0))
+    count: int = 0
+
+    def then(self, stat: str, decay: float, offset: float) -> None:
+        self.decay[stat] *= decay
+        self.offset[stat] = decay * self.offset[stat] + offset
+
+    def apply(self, stat: str, old: float) -> float:
+        if stat == "total_requests":
+            return (0.0 if np.isnan(old) else old) + self.count
+        return self.decay[stat] * old + self.offset[stat]
+
+
+def _fold_into(folds: dict[str, _Affine], rows: pa.Table, alpha: float) -> None:
+    """Fold one batch (known agents, time order) into ``folds``: fold_observations from a zero start gives the
+    offsets; the decay of k observations is (1 - alpha)^k (quality counts only its non-NULL observations)."""
+    n = rows.num_rows
+    zero = pa.table({stat: np.zeros(n) for stat in STATS} | {"total_requests": np.zeros(n, np.int64)})
+    names = rows["agent"].to_numpy()
+    latency = rows["latency_ms"].to_numpy()
+    quality = np.asarray(rows["quality"].to_numpy(zero_copy_only=False), dtype=np.float64)
+    offsets = fold_observations(zero, names, latency, rows["success"].to_numpy(zero_copy_only=False), quality,
+                                alpha=alpha)
+    counts = pl.DataFrame({"agent": rows["agent"], "q": rows["quality"]}).group_by("agent").agg(
+        pl.len().alias("k"), pl.col("q").count().alias("kq"))
+    k_of = {row["agent"]: (row["k"], row["kq"]) for row in counts.iter_rows(named=True)}
+    for i, name in enumerate(offsets["name"]):
+        k, kq = k_of[name]
+        fold = folds.setdefault(name, _Affine())
+        for stat in STATS:
+            decay = (1.0 - alpha) ** (kq if stat == "quality_score" else k)
+            fold.then(stat, decay, offsets[stat][i])
+        fold.count += k
+
+
+# -- validation -------------------------------------------------------------------------------------------------
+def usage_batch(columns: Mapping[str, Any] | pa.Table | pa.RecordBatch, *, now: datetime) -> pa.Table:
+    """Validate usage fields given as columns and return them as a USAGE_SCHEMA table plus a ``_row`` column
+    (the input row number). Raises InvalidArgument naming the field and the first bad value."""
+    if isinstance(columns, (pa.Table, pa.RecordBatch)):
+        columns = {name: columns.column(name) for name in columns.column_names}
+    n = _length(columns)
+    if n == 0:
+        return USAGE_SCHEMA.empty_table().append_column("_row", pa.array([], pa.int64()))
+    out: dict[str, pa.Array] = {}
+    out["ts"] = _timestamps(columns.get("ts"), n, now)
+    for name in ("request_id", "route", "category"):
+        out[name] = _strings(name, columns.get(name), n)
+    out["agent"] = _strings("agent", columns.get("agent"), n)
+    if out["agent"].null_count:
+        raise InvalidArgument("agent", None, f"is required (row {_first(out['agent'].is_null())} is NULL)")
+    blank = pc.equal(pc.utf8_trim_whitespace(out["agent"]), "")
+    if pc.any(blank).as_py():
+        raise InvalidArgument("agent", out["agent"].filter(blank)[0].as_py(), "must be a non-empty string")
+    for name in ("tokens_in", "tokens_out"):
+        values = as_float_column(name, _plain(columns.get(name)), n)
+        check_nonnegative(name, values)
+        out[name] = pa.array(np.rint(values), pa.float64(), mask=np.isnan(values)).cast(pa.int64())
+    for name in ("cost", "latency_ms"):
+        values = as_float_column(name, _plain(columns.get(name)), n)
+        check_nonnegative(name, values, required=True)
+        out[name] = pa.array(values, pa.float64())
+    out["success"] = _booleans(columns.get("success"), n)
+    quality = as_float_column("quality", _plain(columns.get("quality")), n)
+    check_unit_interval("quality", quality)
+    out["quality"] = pa.array(quality, pa.float64(), mask=np.isnan(quality))
+    table = pa.table({name: out[name] for name in FIELDS}).cast(USAGE_SCHEMA)
+    return table.append_column("_row", pa.array(np.arange(n, dtype=np.int64)))
+
+
+def _in_time_order(batch: pa.Table) -> pa.Table:
+    """Rows sorted by ts (stable), the order events are folded into running stats."""
+    order = pc.sort_indices(batch, sort_keys=[("ts", "ascending"), ("_row", "ascending")])
+    return batch.take(order)
+
+
+def _length(columns: Mapping[str, Any]) -> int:
+    lengths = {len(v) for v in columns.values() if _is_column(v)}
+    if len(lengths) > 1:
+        raise InvalidArgument("columns", sorted(lengths), "all usage columns must have the same length")
+    return lengths.pop() if lengths else 1
+
+
+def _is_column(value: Any) -> bool:
+    return isinstance(value, (pa.Array, pa.ChunkedArray, np.ndarray, list, tuple))
+
+
+def _plain(values: Any) -> Any:
+    """Arrow columns as Arrow arrays; a NULL-typed column is 'not given'."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array) and pa.types.is_null(values.type):
+        return None
+    return values
+
+
+def _broadcast(values: Any, n: int) -> pa.Array:
+    values = _plain(values)
+    if values is None:
+        return pa.nulls(n)
+    if isinstance(values, pa.Array):
+        return values
+    if isinstance(values, np.ndarray):
+        return pa.array(values)
+    return pa.array(list(values) if _is_column(values) else [values] * n)
+
+
+def _strings(name: str, values: Any, n: int) -> pa.Array:
+    try:
+        column = _broadcast(values, n)
+        column = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        raise InvalidArgument(name, values if not _is_column(values) else str(_broadcast(values, n).type),
+                              "must be text") from None
+    try:
+        column.validate(full=True)  # a Parquet file may declare invalid UTF-8 bytes as strings
+    except pa.ArrowInvalid:
+        raise InvalidArgument(name, "<invalid UTF-8>", "must be valid UTF-8 text") from None
+    return column
+
+
+def _booleans(values: Any, n: int) -> pa.Array:
+    try:
+        column = _broadcast(values, n)
+        if not (pa.types.is_boolean(column.type) or pa.types.is_integer(column.type) or pa.types.is_null(column.type)):
+            raise TypeError
+        column = column.cast(pa.bool_())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+        shown = values if not _is_column(values) else str(_broadcast(values, n).type)
+        raise InvalidArgument("success", shown, "must be true or false") from None
+    if column.null_count:
+        raise InvalidArgument("success", None, f"is required (row {_first(column.is_null())} is NULL)")
+    return column
+
+
+def _timestamps(values: Any, n: int, now: datetime) -> pa.Array:
+    """UTC µs timestamps; NULL (or no column) means ``now``. Naive timestamps and ISO texts without an offset are
+    read as UTC."""
+    column = _broadcast(values, n)
+    try:
+        if pa.types.is_null(column.type):
+            column = pa.nulls(n, _TS)
+        elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            try:
+                column = column.cast(_TS)
+            except pa.ArrowInvalid:  # no offset in the text
+                column = pc.assume_timezone(column.cast(pa.timestamp("us")), "UTC")
+        elif pa.types.is_date(column.type):
+            column = pc.assume_timezone(column.cast(pa.timestamp("us")), "UTC")
+        elif pa.types.is_timestamp(column.type):
+            if column.type.tz is None:
+                column = pc.assume_timezone(column, "UTC")
+        else:
+            raise TypeError
+        column = column.cast(_TS)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+        shown = values if not _is_column(values) else str(column.type)
+        raise InvalidArgument("ts", shown, "must be a timestamp (NULL means now)") from None
+    return column.fill_null(pa.scalar(now, _TS))
+
+
+def _first(mask: pa.Array) -> int:
+    return int(np.flatnonzero(mask.to_numpy(zero_copy_only=False))[0])
+
+
+def _extended_frame(frame: pl.DataFrame, rows: pa.Table) -> pl.DataFrame:
+    """``frame`` followed by appended ``rows`` (same schema), made contiguous again past MAX_CHUNKS chunks."""
+    extended = pl.concat([frame, pl.from_arrow(rows)], how="vertical", rechunk=False)
+    return extended.rechunk() if extended.n_chunks() > MAX_CHUNKS else extended
