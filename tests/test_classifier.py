@@ -14,6 +14,7 @@ from tinydancer_duck.errors import InvalidArgument, ModelError, NotFound
 from tinydancer_duck.learn._classifier import RouteClassifier, capability_match
 from tinydancer_duck.learn._classify import KIND, default_classifier, train_classifier
 from tinydancer_duck.learn._fastgrnn import init_params
+from tinydancer_duck.store import save_model
 
 INTENTS = {
     "weather": ["will it rain tomorrow", "what is the weather forecast", "is it sunny outside today",
@@ -143,7 +144,7 @@ def test_loading_another_dimension_or_embedder_is_a_model_error(tmp_path):
     engine = td.Engine(tmp_path)
     for model in (_random_model(d=64, identity=engine.embedder.identity),  # wrong dimension
                   _random_model(d=engine.dim, identity="hashing:512")):     # same dimension, other embedder
-        engine.store.save_model({"name": "foreign", "kind": KIND, "weights": model.to_bytes(),
+        save_model(engine.store, {"name": "foreign", "kind": KIND, "weights": model.to_bytes(),
                                  "labels": list(model.labels), "metrics": "{}"})
         with pytest.raises(ModelError, match="foreign.*trained on"):
             engine.classifier.load("foreign")

@@ -10,7 +10,7 @@ import pyarrow as pa
 import tinydancer_duck as td
 from tinydancer_duck import cli
 from tinydancer_duck.cli import _doctor as doctor
-from tinydancer_duck.store import _schemas
+from tinydancer_duck.store import _schemas, save_model
 
 NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -44,7 +44,7 @@ def test_each_kind_of_damage_is_reported(tmp_path, capsys, monkeypatch):
     store.append("agents", agents)  # a duplicated key (append bypasses the upsert)
     store.append("route_examples", store.read("route_examples").set_column(
         0, "route", pa.array(["deleted-route"], pa.string())))  # an orphaned example
-    store.save_model({"name": "broken", "kind": "route_classifier", "weights": b"not an npz archive",
+    save_model(store, {"name": "broken", "kind": "route_classifier", "weights": b"not an npz archive",
                       "labels": ["a"], "metrics": "{}"})
     for i in range(4):
         store.append("usage", store.read("usage").slice(0, 1))

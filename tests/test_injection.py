@@ -33,13 +33,13 @@ NASTY = [
 #: Every place in the package where a user value may reach a LanceDB filter or a generated SQL string, as
 #: (file, pattern) -> how this test exercises it. The scan below fails when a new place appears.
 SITES = {
-    ("tinydancer_duck/store/_store/_store.py", ".count_rows("): "store.count(where) with sql_literal-quoted values",
-    ("tinydancer_duck/store/_store/_store.py", ".merge_insert("): "register/create_route/set budget upserts by nasty key",
-    ("tinydancer_duck/store/_store/_store.py", ".delete("): "remove_agent, delete_route (routes + examples), remove_budget",
-    ("tinydancer_duck/usage/_events/_events.py", ".count_rows("): "a pyarrow dataset's count_rows(), no filter",
+    ("tinydancer_duck/store/_store.py", ".count_rows("): "store.count(where) with sql_literal-quoted values",
+    ("tinydancer_duck/store/_store.py", ".merge_insert("): "register/create_route/set budget upserts by nasty key",
+    ("tinydancer_duck/store/_store.py", ".delete("): "remove_agent, delete_route (routes + examples), remove_budget",
+    ("tinydancer_duck/usage/_events.py", ".count_rows("): "a pyarrow dataset's count_rows(), no filter",
     ("tinydancer_duck/_logs.py", ".count_rows("): "a pyarrow dataset's count_rows(), no filter",
-    ("tinydancer_duck/cli/_main/_main.py", 'sql(f"'): "tinydancer train on a file whose path has quotes",
-    ("tinydancer_duck/cli/_main/_demo.py", 'sql(f"'): "fixed column names only (no user value)",
+    ("tinydancer_duck/cli/_main.py", 'sql(f"'): "tinydancer train on a file whose path has quotes",
+    ("tinydancer_duck/cli/_demo.py", 'sql(f"'): "fixed column names only (no user value)",
     ("sql/30_classify.sql", "query_table("): "ruvector_train_classifier(source := nasty)",
     ("sql/40_semantic.sql", "query_table("): "ruvector_fit_routes(source := nasty)",
 }

@@ -163,9 +163,9 @@ def _check_examples(facts: dict[str, dict[str, Any]], report: DoctorReport) -> N
 
 
 def _load_classifier(row: dict[str, Any]) -> Any:
-    from tinydancer_duck.learn import _row_model
+    from tinydancer_duck.learn import row_model
 
-    return _row_model(row, f"{row['name']!r} version {row['version']}")
+    return row_model(row)
 
 
 def _load_npz(row: dict[str, Any]) -> Any:

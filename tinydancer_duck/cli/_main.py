@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from tinydancer_duck import __version__
 from tinydancer_duck.errors import TinydancerError
 
 
@@ -197,6 +198,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinydancer", description="Route AI requests to agents with DuckDB SQL.")
+    parser.add_argument("--version", action="version", version=f"tinydancer_duck {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="register sample agents and route a Parquet log of real requests in SQL",

@@ -5,7 +5,7 @@ May import: store, embed, ground.
 """
 
 from ._classifier import CLASSIFY_TYPE, LABEL_PROB, RouteClassifier, capability_match
-from ._classify import Classifiers, TrainReport, _row_model, train_classifier
+from ._classify import Classifiers, TrainReport, row_model, train_classifier
 from ._outcomes import METRICS_TYPE, OutcomeRouters
 
 __all__ = [
@@ -16,7 +16,7 @@ __all__ = [
     "OutcomeRouters",
     "RouteClassifier",
     "TrainReport",
-    "_row_model",
     "capability_match",
+    "row_model",
     "train_classifier",
 ]

@@ -29,7 +29,7 @@ from tinydancer_duck._validate import as_float_column, check_names
 from tinydancer_duck.embed import Embedder, embedding_matrix, is_vector_input, nonzero_rows
 from tinydancer_duck.errors import InvalidArgument, ModelError, NotFound
 from tinydancer_duck.settings import Settings
-from tinydancer_duck.store import Store
+from tinydancer_duck.store import Store, named_row, newest_order, newest_row, save_model
 
 from ._classifier import TOP_K, RouteClassifier, capabilities_arrow, classification_arrow, top_classes
 from ._fastgrnn import normalize_random_state
@@ -86,10 +86,11 @@ def _positive_int(argument: str, value: Any) -> int:
     return int(value)
 
 
-def _row_model(row: dict[str, Any], source: str) -> RouteClassifier:
+def row_model(row: dict[str, Any]) -> RouteClassifier:
+    """The classifier a ``models`` row holds (its name and version in ``metrics``)."""
     metrics = json.loads(row["metrics"]) if row.get("metrics") else {}
     metrics.update(name=row["name"], version=int(row["version"]))
-    return RouteClassifier.from_bytes(row["weights"], metrics=metrics, source=source)
+    return RouteClassifier.from_bytes(row["weights"], metrics=metrics, source=f"{row['name']!r} version {row['version']}")
 
 
 class Classifiers:
@@ -105,12 +106,8 @@ class Classifiers:
         return self.store.read("models")
 
     def _newest(self, table: pa.Table) -> RouteClassifier | None:
-        table = table.filter(pc.equal(table["kind"], KIND))
-        if table.num_rows == 0:
-            return None
-        order = pc.sort_indices(table, sort_keys=[("created_at", "descending"), ("version", "descending")])
-        row = table.take(order.slice(0, 1)).to_pylist()[0]
-        return _row_model(row, f"{row['name']!r} version {row['version']}")
+        row = newest_row(table, KIND)
+        return None if row is None else row_model(row)
 
     def active(self) -> RouteClassifier:
         """The active model (module docstring); ModelError if it does not fit this engine's embedder."""
@@ -133,14 +130,8 @@ class Classifiers:
             version = _positive_int("version", version)
 
         def build(table: pa.Table) -> RouteClassifier | None:
-            rows = table.filter(pc.equal(table["name"], pa.scalar(name, pa.string())))
-            if version is not None:
-                rows = rows.filter(pc.equal(rows["version"], version))
-            if rows.num_rows == 0:
-                return None
-            newest = pc.sort_indices(rows, sort_keys=[("version", "descending")]).slice(0, 1)
-            row = rows.take(newest).to_pylist()[0]
-            return _row_model(row, f"{name!r} version {row['version']}")
+            row = named_row(table, name, version)
+            return None if row is None else row_model(row)
 
         model = self.store.snapshot("models", f"classifier:{name}:{version}", build)
         if model is None:
@@ -160,7 +151,7 @@ class Classifiers:
                        n_classes=model.n_classes)
         metrics.pop("name", None)
         metrics.pop("version", None)
-        return self.store.save_model({"name": name, "kind": KIND, "weights": model.to_bytes(),
+        return save_model(self.store, {"name": name, "kind": KIND, "weights": model.to_bytes(),
                                       "labels": list(model.labels), "metrics": json.dumps(metrics, sort_keys=True)})
 
     def activate(self, name: str, version: int | None = None) -> int:
@@ -173,8 +164,7 @@ class Classifiers:
     def list(self) -> pa.Table:
         """Saved models, newest first: name, version, kind, n_labels, metrics (JSON), created_at, active."""
         table = self._models()
-        order = pc.sort_indices(table, sort_keys=[("created_at", "descending"), ("version", "descending")])
-        table = table.take(order)
+        table = table.take(newest_order(table))
         first = np.zeros(table.num_rows, bool)
         kinds = table["kind"].to_pylist()
         if KIND in kinds:

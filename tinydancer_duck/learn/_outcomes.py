@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from tinydancer_duck._validate import check_names
 from tinydancer_duck.errors import InvalidArgument, ModelError
+from tinydancer_duck.store import newest_row, save_model
 
 from ._fastgrnn import normalize_random_state
 
@@ -216,11 +217,8 @@ class OutcomeRouters:
 
     # -- loading ------------------------------------------------------------------------------------------------
     def _newest(self, table: pa.Table) -> OutcomeModel | None:
-        rows = table.filter(pc.equal(table["kind"], KIND))
-        if rows.num_rows == 0:
-            return None
-        order = pc.sort_indices(rows, sort_keys=[("created_at", "descending"), ("version", "descending")])
-        return OutcomeModel.from_row(rows.take(order.slice(0, 1)).to_pylist()[0])
+        row = newest_row(table, KIND)
+        return None if row is None else OutcomeModel.from_row(row)
 
     def active(self) -> OutcomeModel | None:
         """The newest saved outcome model if it fits this engine's embedder, else None."""
@@ -294,7 +292,7 @@ class OutcomeRouters:
                    "epochs_run": report["epochs_run"], "best_epoch": report["best_epoch"],
                    "n_train": len(report["train_rows"]), "n_validation": len(report["validation_rows"]),
                    "validation": [m for m in metrics if m["kind"] != "agent"]}
-        version = self.store.save_model({"name": model, "kind": KIND, "weights": fitted.to_bytes(),
+        version = save_model(self.store, {"name": model, "kind": KIND, "weights": fitted.to_bytes(),
                                          "labels": list(agents), "metrics": json.dumps(summary, default=float)})
         return pa.Table.from_pylist([dict(m, model=model, version=version) for m in metrics],
                                     schema=pa.schema(list(METRICS_TYPE)))

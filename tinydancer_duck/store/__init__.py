@@ -5,9 +5,11 @@ May import: ground (errors, settings, _validate, _numeric).
 """
 
 from ._cache import MAX_CHUNKS
+from ._inspect import inspect_store
 from ._locks import write_locked
+from ._models import named_row, newest_order, newest_row, save_model
 from ._schemas import IDENTITY_KEY, TABLES, USAGE_SCHEMA, expected_schema
-from ._store import COMPACT_FRAGMENTS, Store, default_store_path, inspect_store
+from ._store import COMPACT_FRAGMENTS, Store, default_store_path, sql_literal
 
 __all__ = [
     "COMPACT_FRAGMENTS",
@@ -19,5 +21,10 @@ __all__ = [
     "default_store_path",
     "expected_schema",
     "inspect_store",
+    "named_row",
+    "newest_order",
+    "newest_row",
+    "save_model",
+    "sql_literal",
     "write_locked",
 ]

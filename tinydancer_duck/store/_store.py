@@ -24,24 +24,22 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import lancedb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from tinydancer_duck.errors import InvalidArgument, StoreError
 
 from ._cache import SnapshotCache
+from ._inspect import table_info
 from ._locks import lock_file, write_locked  # noqa: F401 - write_locked is re-exported for the services
 
 T = TypeVar("T")
 
 from ._schemas import (
-    _TIMESTAMP,
     BUDGETS_SCHEMA,
     IDENTITY_KEY,
     MODELS_SCHEMA,
@@ -149,6 +147,8 @@ class Store:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             # interval 0: every read checks the latest version, so other connections' writes are seen at once.
+            import lancedb  # ~2 s to import: only when a store is opened
+
             self._db = lancedb.connect(str(self.path), read_consistency_interval=timedelta(0))
         except Exception as exc:
             raise StoreError(f"cannot open store at {self.path}: {exc}") from exc
@@ -373,70 +373,6 @@ class Store:
     def info(self, name: str) -> dict[str, int]:
         """rows, fragments, small_fragments, version and versions (kept on disk) of one table."""
         try:
-            return _table_info(self.table(name))
+            return table_info(self.table(name))
         except Exception as exc:
             raise StoreError(f"cannot inspect {name!r}: {exc}") from exc
-
-    # -- models -------------------------------------------------------------------------------------------------
-    def save_model(self, row: Mapping[str, Any]) -> int:
-        """Append one ``models`` row as the next version of its name (1 for a new name); returns that version.
-
-        row : name, kind, weights (bytes), labels (list of str), metrics (JSON text); version and created_at are
-        set here. Versions are assigned under the models write lock (:meth:`locked`), so two processes saving one
-        name at the same moment get consecutive versions.
-        """
-        with self._lock, self.locked("models"):  # two processes saving one name get distinct versions
-            models = self.read("models")
-            same = models.filter(pc.equal(models["name"], pa.scalar(row["name"], pa.string())))
-            version = 1 + int(pc.max(same["version"]).as_py() or 0) if same.num_rows else 1
-            table = pa.table({
-                "name": [row["name"]],
-                "version": pa.array([version], pa.int64()),
-                "kind": [row["kind"]],
-                "weights": pa.array([row["weights"]], pa.large_binary()),
-                "labels": pa.array([list(row["labels"])], pa.list_(pa.string())),
-                "metrics": [row.get("metrics")],
-                "created_at": pa.array([datetime.now(timezone.utc)], _TIMESTAMP),
-            })
-            self.append("models", table)
-        return version
-
-
-def _table_info(table: Any) -> dict[str, int]:
-    """rows, fragments, small_fragments, version and versions (kept on disk) of an open LanceDB table."""
-    stats = table.stats()
-    return {"rows": int(stats["num_rows"]), "fragments": int(stats["fragment_stats"]["num_fragments"]),
-            "small_fragments": int(stats["fragment_stats"]["num_small_fragments"]), "version": int(table.version),
-            "versions": len(table.list_versions())}
-
-
-#: Tables whose whole contents `tinydancer doctor` reads (the others are only counted).
-_INSPECT_READ = ("agents", "routes", "route_examples", "models", "budgets")
-
-
-def inspect_store(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Facts about every table in the store at ``path``, without an embedder (for ``tinydancer doctor``).
-
-    Per table: ``schema``, ``info`` (as :meth:`Store.info`) and ``data`` (the rows, for the small tables of
-    :data:`_INSPECT_READ`, else None); a table that cannot be opened has ``error`` instead.
-    """
-    try:
-        db = lancedb.connect(str(Path(path).expanduser()), read_consistency_interval=timedelta(0))
-        names, token = [], None
-        while True:
-            listed = db.list_tables(page_token=token) if token else db.list_tables()
-            names.extend(listed.tables)
-            token = listed.page_token
-            if not token:
-                break
-    except Exception as exc:
-        raise StoreError(f"cannot open store at {path}: {exc}") from exc
-    facts: dict[str, dict[str, Any]] = {}
-    for name in sorted(names):
-        try:
-            table = db.open_table(name)
-            facts[name] = {"schema": table.schema, "info": _table_info(table),
-                           "data": table.to_arrow() if name in _INSPECT_READ else None}
-        except Exception as exc:  # noqa: BLE001 - reported by the doctor as a problem with this table
-            facts[name] = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
-    return facts
