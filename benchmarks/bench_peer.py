@@ -124,7 +124,7 @@ def ours(work: dict[str, np.ndarray], repeats: int) -> dict:
         engine.routes.add_examples([names[r] for r in rest], [work["texts"][r] for r in rest],
                                    embeddings=[vectors[r] for r in rest])
         q = work["qvectors"]
-        picks = [m[0]["route_name"] if m else None for m in engine.routes.match(q, top_k=1).to_pylist()]
+        picks = [m[0]["route_name"] if m else None for m in engine.semantic_match(q, top_k=1).to_pylist()]
 
         def timed(fn) -> float:
             fn()
@@ -135,8 +135,8 @@ def ours(work: dict[str, np.ndarray], repeats: int) -> dict:
                 runs.append(time.perf_counter() - started)
             return statistics.median(runs)
 
-        batch = timed(lambda: engine.routes.match(q, top_k=1))
-        single = timed(lambda: [engine.routes.match(q[i:i + 1], top_k=1) for i in range(len(q))])
+        batch = timed(lambda: engine.semantic_match(q, top_k=1))
+        single = timed(lambda: [engine.semantic_match(q[i:i + 1], top_k=1) for i in range(len(q))])
     return {"picks": picks, "batch_qps": len(q) / batch, "per_query_qps": len(q) / single}
 
 

@@ -1,6 +1,6 @@
 """Semantic match throughput: the numpy kernel at 1K and 100K routes, 768-dim, top-3, against DESIGN §8.
 
-Kernel timed: ``tinydancer_duck.semantic._routes.match_top_k`` = float32 GEMM (queries @ routes.T) in row chunks, top-3 by
+Kernel timed: ``tinydancer_duck.semantic._kernels.match_top_k`` = float32 GEMM (queries @ routes.T) in row chunks, top-3 by
 ``np.argpartition``, and softmax confidence over all routes; random unit vectors (seeded). The GEMM bound is the
 time numpy's float32 GEMM needs for the same FLOPs (2·n·R·D), measured in the same run on a (100K × 768) @
 (768 × R) product (in row blocks at 100K routes). Medians of 7 runs; 100K routes use 4,000 query rows (not
@@ -24,7 +24,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tinydancer_duck.semantic._routes import match_top_k
+from tinydancer_duck.semantic._kernels import match_top_k
 
 DIM, K, SEED_US = 768, 3, 250.0
 

@@ -12,6 +12,7 @@ import pytest
 from conftest import rows
 
 import tinydancer_duck as td
+from tinydancer_duck._validate import to_us
 from tinydancer_duck.budget._budgets import period_bounds
 
 NOW = datetime(2026, 3, 18, 15, 30, tzinfo=timezone.utc)  # a Wednesday
@@ -171,10 +172,11 @@ def test_budget_tracking_per_calendar_period(seed_con, engine):
     assert [r["remaining"] for r in status] == pytest.approx([14.5, 0.5, 2.0])
     assert status[2]["period_start"] == datetime(2026, 3, 18, tzinfo=timezone.utc)
     assert status[1]["period_start"] == datetime(2026, 3, 16, tzinfo=timezone.utc)  # Monday
-    blocked, remaining = engine.budgets.blocked(["claude-3-haiku", "code-specialist", "gpt-4"], NOW)
+    blocked, remaining, until = engine.budgets.blocked(["claude-3-haiku", "code-specialist", "gpt-4"], NOW)
     assert blocked.tolist() == [False, False, False] and remaining == pytest.approx(14.5)
+    assert until == to_us(datetime(2026, 3, 19, tzinfo=timezone.utc))  # the day budget's period ends first
     engine.usage.record("gpt-4", 2.5, True, 100.0, ts=NOW)
-    blocked, remaining = engine.budgets.blocked(["claude-3-haiku", "code-specialist", "gpt-4"], NOW)
+    blocked, remaining, _ = engine.budgets.blocked(["claude-3-haiku", "code-specialist", "gpt-4"], NOW)
     assert blocked.tolist() == [False, False, True] and remaining == pytest.approx(12.0)
     tomorrow = NOW + timedelta(days=1)
     assert engine.budgets.blocked(["gpt-4"], tomorrow)[0].tolist() == [False]

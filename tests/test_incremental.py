@@ -100,10 +100,10 @@ def test_budget_spend_is_extended_by_records(live):
     for second, agent in enumerate(["a", "b", "a", "c", "a", "a"]):
         record(live, agent, second, True, cost=0.01)
     record(live, "a", -86_400, True, cost=5.0)  # yesterday: outside today's budgets
-    blocked, remaining = live.budgets.blocked(["a", "b", "c"], now)
+    blocked, remaining, _ = live.budgets.blocked(["a", "b", "c"], now)
     assert blocked.tolist() == [False, False, False] and remaining == pytest.approx(1.0 - 0.06)
     record(live, "a", 10, True, cost=0.01)  # a's 5th cent today: its budget is spent
-    blocked, remaining = live.budgets.blocked(["a", "b", "c"], now)
+    blocked, remaining, _ = live.budgets.blocked(["a", "b", "c"], now)
     assert blocked.tolist() == [True, False, False] and remaining == pytest.approx(1.0 - 0.07)
     mine, theirs = live.budgets.status(now), fresh(live.store.path).budgets.status(now)
     assert mine.drop("spent", "remaining").equals(theirs.drop("spent", "remaining"))

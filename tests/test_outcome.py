@@ -38,15 +38,14 @@ def test_train_saves_a_versioned_model_and_reports_metrics(engine, log_path):
 
 def test_predicted_quality_replaces_quality_score_in_routing(engine, log_path):
     engine.register_agents(agent_specs())
-    names = engine.registry.snapshot().names
     x = engine.embed(["What is 12 plus 30?", "Write a short poem about the river at dawn"])
-    assert engine.outcomes.quality(x, names) is None  # no model yet
+    assert engine.snapshot().outcome is None  # no model yet
     before = engine.route(["What is 12 plus 30?"], optimize_for="quality")["agent_name"][0].as_py()
     assert before == "premium"  # by quality_score: premium 0.9 vs math-tutor 0.33
     engine.outcomes.train_log(log_path)
-    q = engine.outcomes.quality(x, names)
+    q = expected_quality(engine.snapshot(), x)
     assert q.shape == (2, 3) and q.dtype == np.float64
-    tutor = names.to_pylist().index("math-tutor")
+    tutor = engine.snapshot().agents.index["math-tutor"]
     assert q[0, tutor] > 0.9 and q[1, tutor] < 0.1
     assert engine.route(["What is 12 plus 30?"], optimize_for="quality")["agent_name"][0].as_py() == "math-tutor"
 
@@ -55,12 +54,12 @@ def test_agents_the_model_does_not_know_keep_their_quality_score(engine, log_pat
     engine.register_agents(agent_specs() + [{"name": "newcomer", "agent_type": "llm", "capabilities": ["general"],
                                              "quality_score": 0.42}])
     engine.outcomes.train_log(log_path)
-    snapshot = engine.registry.snapshot()
-    q = engine.outcomes.quality(engine.embed(["What is 1 plus 2?"]), snapshot.names)
-    assert q[0, snapshot.index["newcomer"]] == 0.42
+    snapshot = engine.snapshot()
+    q = expected_quality(snapshot, engine.embed(["What is 1 plus 2?"]))
+    assert q[0, snapshot.agents.index["newcomer"]] == 0.42
     engine.clear_agents()
     engine.register_agent("stranger", "llm", ["general"], quality_score=0.5)
-    assert engine.outcomes.quality(engine.embed(["hi"]), engine.registry.snapshot().names) is None
+    assert engine.snapshot().outcome is None  # it knows none of the agents: quality_score decides
 
 
 def test_long_format_log_trains_with_unobserved_pairs_masked(engine, tmp_path):
@@ -96,3 +95,8 @@ def test_bad_input(engine, tmp_path, log_path):
         engine.outcomes.train_log(log_path, epochs=0)
     with pytest.raises(InvalidArgument, match="outcomes"):
         engine.outcomes.train(["a", "b"], np.array([[2.0], [0.0]]), ["x"])
+
+
+def expected_quality(snapshot, x):
+    """The outcome router's expected quality per (request, agent), as the router sees it."""
+    return snapshot.outcome.expected_quality(x, snapshot.outcome_columns, snapshot.agents.quality)

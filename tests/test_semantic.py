@@ -15,7 +15,7 @@ from conftest import SEED_ROUTES_SQL
 import tinydancer_duck as td
 from tinydancer_duck.semantic._conditions import parse_conditions
 from tinydancer_duck.semantic._fit import fit_thresholds
-from tinydancer_duck.semantic._routes import decide, match_top_k, top_k
+from tinydancer_duck.semantic._kernels import decide, match_top_k, top_k
 
 SEED_SQL = SEED_ROUTES_SQL
 SEED_QUERY = """
@@ -261,8 +261,7 @@ def test_rate_limit_across_chunks_in_python_api(store):
     n = 5000
     q = np.repeat(e[:1], n, axis=0)
     ts = np.full(n, np.datetime64("2024-01-01T10:00:00", "us"))
-    best = engine.routes.best(q, np.ones(n, bool), ts=ts)
-    names = best.route_names.to_pylist()
+    names = best_route_names(engine, q, ts=ts)
     assert names[:3000] == ["limited"] * 3000 and names[3000:] == ["fallback"] * 2000
     assert rate_limit_zero_blocks(engine)
 
@@ -270,8 +269,12 @@ def test_rate_limit_across_chunks_in_python_api(store):
 def rate_limit_zero_blocks(engine) -> bool:
     engine.routes.create_route("limited", "x", "t", embedding=np.eye(engine.dim)[0],
                                conditions={"rate_limit_per_min": 0})
-    best = engine.routes.best(np.eye(engine.dim, dtype=np.float32)[:1], np.ones(1, bool))
-    return best.route_names.to_pylist() == ["fallback"]
+    return best_route_names(engine, np.eye(engine.dim, dtype=np.float32)[:1]) == ["fallback"]
+
+
+def best_route_names(engine, queries, **options) -> list:
+    """The best route's name per query (None when no route matches), as ruvector_semantic_route lists it first."""
+    return [m[0]["route_name"] if m else None for m in engine.semantic_match(queries, top_k=1, **options).to_pylist()]
 
 
 # -- batches, NULLs ---------------------------------------------------------------------------------------------------

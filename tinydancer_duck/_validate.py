@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -178,3 +180,16 @@ def field_mapping(columns: Mapping[str, str] | str | None, fields: Sequence[str]
                 raise InvalidArgument("columns", value, f"the column for {key!r} must be a column name")
             mapping[key] = value
     return mapping
+
+
+def to_us(now: Any) -> int:
+    """µs since the epoch (UTC) of a datetime (naive = UTC), numpy datetime64, or None (the current time)."""
+    if now is None:
+        return time.time_ns() // 1000
+    if isinstance(now, np.datetime64):
+        return int(now.astype("datetime64[us]").astype(np.int64))
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=timezone.utc)
+        return (now - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+    raise TypeError(f"now must be a datetime or numpy datetime64, not {type(now).__name__}")

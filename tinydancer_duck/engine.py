@@ -9,44 +9,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from tinydancer_duck._validate import as_texts
+from tinydancer_duck._decide import (
+    classify,
+    decide,
+    decide_batch,
+    decide_multi,
+    requests_from,
+    semantic_matches,
+)
+from tinydancer_duck._validate import as_texts, to_us
 from tinydancer_duck.budget import Budgets
-from tinydancer_duck.embed import (
-    Embedder,
-    embedding_matrix,
-    few_python_texts,
-    is_vector_input,
-    make_embedder,
-    nonzero_rows,
-    one_embedding,
-)
+from tinydancer_duck.embed import Embedder, make_embedder, one_embedding
 from tinydancer_duck.errors import InvalidArgument
-from tinydancer_duck.learn import Classifiers, OutcomeRouters, capability_match
-from tinydancer_duck.registry import AgentSnapshot, Registry, build_snapshot, config_columns, tokens_from_bytes
-from tinydancer_duck.routing import (
-    NO_SIGNALS,
-    Decisions,
-    Requests,
-    RouteOptions,
-    Signals,
-    batch_route,
-    check_batch_objective,
-    check_strategy,
-    route,
-    route_multi,
-)
+from tinydancer_duck.learn import TOP_K, Classifiers, OutcomeRouters
+from tinydancer_duck.registry import Registry, config_columns
+from tinydancer_duck.routing import RouteOptions, check_batch_objective, per_request_objective
 from tinydancer_duck.semantic import SemanticRoutes
 from tinydancer_duck.settings import DEFAULT_SETTINGS, Settings
+from tinydancer_duck.snapshot import SNAPSHOT_TABLES, RoutingSnapshot, build_routing_snapshot
 from tinydancer_duck.store import Store
-from tinydancer_duck.usage import OPEN, Analytics, Health, Usage
+from tinydancer_duck.usage import Analytics, Health, Usage
 
 if TYPE_CHECKING:
     import duckdb
@@ -71,11 +59,9 @@ class Engine:
         self.analytics = Analytics(self.usage, self.registry)
         self.health = Health(self.usage, self.registry, self.settings)
         self.budgets = Budgets(self.store, self.usage, self.registry, self.settings)
-        self.outcomes = OutcomeRouters(self.store, self.embedder, self.registry)
+        self.outcomes = OutcomeRouters(self.store, self.embedder)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
-        self._label_check: tuple[Any, Any, bool] = (None, None, False)
-        self._route_names: tuple[Any, Any, tuple[str, ...], np.ndarray] = (None, None, (), np.zeros(0, np.int64))
-        self._no_agents = build_snapshot(self.store.read("agents").schema.empty_table(), self.settings, self.dim)
+        self._snapshot: RoutingSnapshot | None = None
 
     @property
     def dim(self) -> int:
@@ -143,43 +129,46 @@ class Engine:
     def update_agent_metrics(self, name: str, latency_ms: float, success: bool, quality: float | None = None) -> bool:
         return self.registry.update_metrics([name], [latency_ms], [success], [quality]) == 1
 
+    # -- snapshot -----------------------------------------------------------------------------------------------
+    def snapshot(self, as_of: Any = None) -> RoutingSnapshot:
+        """Everything a decision reads, as of ``as_of`` (a datetime; default now).
+
+        The snapshot of now is cached and reused while the tables it was built from keep their versions and time
+        alone changes nothing (no circuit cools down, no budget period ends); each part is itself cached by its
+        table's version, so a rebuild after a usage record re-reads nothing but what changed.
+        """
+        now_us = to_us(as_of)
+        versions = {name: self.store.version(name) for name in SNAPSHOT_TABLES}
+        cached = self._snapshot
+        if as_of is None and cached is not None and cached.fresh_at(now_us, versions):
+            return cached
+        agents = self.registry.snapshot()
+        names = agents.names
+        over_budget, global_remaining, budget_until = self.budgets.blocked(names, as_of)
+        circuit_open, circuit_until = self.health.open_circuits(names, now_us)
+        classifier = self.classifier.newest()
+        fits = classifier.embedder == self.embedder.identity and classifier.dim == self.dim
+        snapshot = build_routing_snapshot(
+            agents=agents, routes=self.routes.snapshot(), classifier=classifier if fits else None,
+            outcome=self.outcomes.active(), circuit_open=circuit_open, over_budget=over_budget,
+            global_remaining=global_remaining, settings=self.settings, embedder=self.embedder, as_of_us=now_us,
+            versions=versions, valid_until_us=min((u for u in (budget_until, circuit_until) if u is not None),
+                                                  default=None))
+        if as_of is None:
+            self._snapshot = snapshot
+        return snapshot
+
     # -- embedding and routing ----------------------------------------------------------------------------------
     def embed(self, texts: Any) -> np.ndarray:
         """float32 (n, D) unit rows; zero rows for NULL/blank texts."""
         return self.embedder.embed(as_texts("texts", texts))
 
-    def requests(self, requests: Any) -> Requests:
-        """A :class:`Requests` batch from texts (list or Arrow strings) or embeddings (numpy (n, D) or Arrow lists)."""
-        if isinstance(requests, str):
-            requests = [requests]
-        if isinstance(requests, pa.ChunkedArray):
-            requests = requests.combine_chunks() if requests.num_chunks != 1 else requests.chunk(0)
-        if is_vector_input(requests):
-            x, valid = embedding_matrix(requests, self.dim, argument="request")
-            tokens = np.full(len(valid), self.settings.input_tokens_for_embeddings)
-            return Requests(x, valid, tokens)
-        if few_python_texts(requests):  # a one-request call: no Arrow array (the embedder decides if it needs one)
-            return self._text_requests(requests, np.array([len(t.encode()) if t else 0 for t in requests]))
-        if not isinstance(requests, pa.Array):
-            try:
-                requests = pa.array(list(requests), pa.string())
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-                raise InvalidArgument("request", requests, "must be text or an embedding") from None
-        if not (pa.types.is_string(requests.type) or pa.types.is_large_string(requests.type)):
-            raise InvalidArgument("request", str(requests.type), "must be text or an embedding")
-        lengths = pc.binary_length(requests)
-        lengths = lengths.fill_null(0) if lengths.null_count else lengths  # fill_null costs ~20 µs even on none
-        return self._text_requests(requests, lengths.to_numpy(zero_copy_only=False))
-
-    def _text_requests(self, texts: pa.Array | list[str | None], byte_lengths: np.ndarray) -> Requests:
-        """Embedded texts; tokens_in from their UTF-8 byte lengths (DESIGN §5 step 2)."""
-        x = self.embedder.embed(texts)
-        return Requests(x, nonzero_rows(x), tokens_from_bytes(byte_lengths, self.settings))
-
     def route_struct(self, requests: Any, **options: Any) -> pa.StructArray:
         """The ruvector_route STRUCT for every request (the scalar SQL function calls this)."""
-        decided, snapshot = self._decide(self.requests(requests), options)
-        return decided.to_arrow(snapshot)
+        snapshot, now_us = self._live()
+        batch = requests_from(snapshot, requests)
+        decided = decide(snapshot, batch, RouteOptions.build(len(batch), **options), now_us=now_us)
+        return decided.to_arrow(snapshot.agents)
 
     def route_one(self, request: Any, **options: Any) -> dict[str, Any]:
         """One request's decision as a dict of ROUTE_FIELDS (None for NULL); the same decision as
@@ -188,78 +177,15 @@ class Engine:
 
         request : text, None, or one embedding (a sequence or numpy array of ``dim`` floats)
         """
-        if request is None or isinstance(request, str):
-            batch = self.requests([request])
-        else:
-            batch = self.requests(one_embedding(request, self.dim))
-        decided, snapshot = self._decide(batch, options)
-        return decided.row(0, snapshot)
+        snapshot, now_us = self._live()
+        batch = requests_from(snapshot, [request] if request is None or isinstance(request, str)
+                              else one_embedding(request, self.dim))
+        decided = decide(snapshot, batch, RouteOptions.build(1, **options), now_us=now_us)
+        return decided.row(0, snapshot.agents)
 
-    def _decide(self, batch: Requests, options: Mapping[str, Any]) -> tuple[Decisions, AgentSnapshot]:
-        """Route a batch with every signal; the snapshot the decision's agent indices refer to."""
-        # A batch without one usable request needs no agents (and no store read).
-        snapshot: AgentSnapshot = self.registry.snapshot() if batch.valid.any() else self._no_agents
-        route_options = RouteOptions.build(len(batch), **options)
-        signals, route_options = self.signals(batch, snapshot, route_options)
-        return route(batch, route_options, snapshot, self.settings, signals), snapshot
-
-    def signals(self, batch: Requests, snapshot: AgentSnapshot,
-                options: RouteOptions) -> tuple[Signals, RouteOptions]:
-        """What the other services add to the router for this batch: the classifier's match, the outcome router's
-        predicted quality, semantic routes, open circuits and budgets.
-
-        Open circuits and agents past their own budget stop being candidates; a global budget caps every request's
-        budget_remaining at what is left of it (returned in the options).
-        """
-        if not snapshot.size:
-            return NO_SIGNALS, options
-        names = snapshot.names
-        over_budget, global_remaining = self.budgets.blocked(names)
-        if not np.isnan(global_remaining):
-            options = replace(options, budget_remaining=np.fmin(options.budget_remaining, global_remaining))
-        circuit_open = self.health.states(names) == OPEN
-        signals = Signals(match=self._classifier_match(batch, snapshot),
-                          circuit_open=circuit_open if circuit_open.any() else None,  # None: nothing to mask
-                          over_budget=over_budget if over_budget.any() else None,
-                          quality=self.outcomes.quality(batch.embeddings, names, snapshot.quality),
-                          **self._semantic_route(batch, snapshot))
-        return signals, options
-
-    def _semantic_route(self, batch: Requests, snapshot: AgentSnapshot) -> dict[str, Any]:
-        """Signals fields for the best semantic route per request (none when the store has no routes)."""
-        if not self.routes.snapshot().size:
-            return {}
-        best = self.routes.best(batch.embeddings, batch.valid)
-        routes = best.snapshot
-        if not routes.size:
-            return {}
-        cached = self._route_names
-        if cached[0] is not routes or cached[1] is not snapshot:  # both snapshots are rebuilt on any write
-            target = pc.index_in(routes.targets, value_set=snapshot.names).fill_null(-1).to_numpy()
-            self._route_names = cached = (routes, snapshot, tuple(routes.names.to_pylist()), target)
-        route_names, target_of_route = cached[2], cached[3]
-        matched = best.route >= 0
-        target = np.where(matched, target_of_route[np.maximum(best.route, 0)], -1)
-        return {"route": np.where(matched, best.route, -1), "route_target": target, "route_names": route_names}
-
-    def _classifier_match(self, batch: Requests, snapshot: AgentSnapshot) -> np.ndarray | None:
-        """(n, A) probability mass on each agent's capabilities, when the active classifier predicts capabilities.
-
-        That is the case when every label of the active model is a capability some registered agent holds (a model
-        trained on capability names); a model of other labels (the shipped CLINC150 intents) leaves cosine matching.
-        """
-        model = self.classifier.active_or_none()
-        if model is None:
-            return None
-        checked_model, checked_snapshot, applies = self._label_check
-        if checked_model is not model or checked_snapshot is not snapshot:  # references, not ids: ids get reused
-            labels = set(model.labels)
-            applies = bool(labels) and labels <= set(snapshot.capability_vocab.to_pylist())
-            self._label_check = (model, snapshot, applies)
-        if not applies:
-            return None
-        return capability_match(model.probabilities(batch.embeddings), model.label_array, snapshot.has_capability,
-                                snapshot.capability_vocab)
+    def _live(self) -> tuple[RoutingSnapshot, int]:
+        """The snapshot of now and the moment a live call decides at (route conditions are checked then)."""
+        return self.snapshot(), to_us(None)
 
     def route(self, requests: Any, *, optimize_for: Any = "balanced", required_capabilities: Any = None,
               max_cost: Any = None, max_latency_ms: Any = None, min_quality: Any = None,
@@ -275,28 +201,11 @@ class Engine:
     def route_multi_struct(self, requests: Any, *, num_agents: Any = 3, strategy: Any = "pipeline",
                            **options: Any) -> pa.StructArray:
         """The ruvector_route_multi plan STRUCT per request; num_agents and strategy may be columns."""
-        batch = self.requests(requests)
+        snapshot, now_us = self._live()
+        batch = requests_from(snapshot, requests)
         n = len(batch)
-        strategies = _column_values(strategy, n)
-        counts = _column_values(num_agents, n)
-        route_options = RouteOptions.build(n, **options)
-        snapshot = self.registry.snapshot() if batch.valid.any() else self._no_agents
-        signals, route_options = self.signals(batch, snapshot, route_options)
-        pairs = sorted({(s, k) for s, k in zip(strategies, counts)}, key=repr) or [("pipeline", 3)]  # no rows
-        if len(pairs) == 1:
-            chosen, k = check_strategy(*pairs[0])
-            return route_multi(batch, route_options, snapshot, self.settings, strategy=chosen,
-                               num_agents=k, signals=signals).to_arrow(snapshot)
-        parts, order = [], []
-        for pair in pairs:  # per-row strategies: plan each group, then restore the row order
-            rows = np.flatnonzero([(s, k) == pair for s, k in zip(strategies, counts)])
-            chosen, k = check_strategy(*pair)
-            plans = route_multi(batch.take(rows), route_options.take(rows), snapshot, self.settings,
-                                strategy=chosen, num_agents=k, signals=signals.take(rows))
-            parts.append(plans.to_arrow(snapshot))
-            order.append(rows)
-        inverse = np.argsort(np.concatenate(order), kind="stable")
-        return pa.concat_arrays(parts).take(pa.array(inverse, pa.int64()))
+        return decide_multi(snapshot, batch, RouteOptions.build(n, **options), strategies=_column_values(strategy, n),
+                            counts=_column_values(num_agents, n), now_us=now_us)
 
     def route_multi(self, request: Any, *, num_agents: int = 3, strategy: str = "pipeline",
                     **options: Any) -> pa.Table:
@@ -318,14 +227,25 @@ class Engine:
     def batch_route_struct(self, requests: Any, *, optimize_for: Any = "total_cost", budget: Any = None,
                            **options: Any) -> pa.StructArray:
         objective, limit = check_batch_objective(optimize_for, budget)
-        batch = self.requests(requests)
-        route_options = RouteOptions.build(len(batch), optimize_for="balanced" if objective == "total_cost"
-                                           else objective, **options)
-        snapshot = self.registry.snapshot()
-        signals, route_options = self.signals(batch, snapshot, route_options)
-        decided = batch_route(batch, snapshot, self.settings, optimize_for=objective, budget=limit,
-                              options=route_options, signals=signals)
-        return decided.to_arrow(snapshot)
+        snapshot, now_us = self._live()
+        batch = requests_from(snapshot, requests)
+        options = RouteOptions.build(len(batch), optimize_for=per_request_objective(objective), **options)
+        decided = decide_batch(snapshot, batch, options, objective=objective, budget=limit, now_us=now_us)
+        return decided.to_arrow(snapshot.agents)
+
+    def semantic_match(self, queries: Any, top_k: Any = 3, *, ts: Any = None, user_tier: Any = None
+                       ) -> pa.ListArray:
+        """LIST<STRUCT(route_name, similarity, target_agent, confidence, target_registered)> per query (texts or
+        embeddings); route conditions are checked at ``ts`` per row (NULL or none: now)."""
+        x, valid = self.routes.queries(queries)
+        snapshot, now_us = self._live()
+        return semantic_matches(snapshot, x, valid, top_k=top_k, ts=ts, user_tier=user_tier, now_us=now_us)
+
+    def classify_struct(self, requests: Any, top_k: int = TOP_K) -> pa.StructArray:
+        """ruvector_classify_request: the top ``top_k`` (label, probability) sorted, top_category, confidence;
+        NULL for NULL/blank requests."""
+        x, valid = self.classifier.embeddings(requests)
+        return classify(self.snapshot(), x, valid, top_k=top_k)
 
     # -- SQL ----------------------------------------------------------------------------------------------------
     def connect(self) -> duckdb.DuckDBPyConnection:

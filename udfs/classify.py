@@ -28,7 +28,7 @@ def udfs(engine: Engine) -> list[UDF]:
     service = engine.classifier
 
     def classify(content: pa.ChunkedArray) -> pa.Array:
-        return service.classify_struct(one_chunk(content))
+        return engine.classify_struct(one_chunk(content))
 
     def capabilities(content: pa.ChunkedArray, threshold: pa.ChunkedArray) -> pa.Array:
         return service.capabilities_list(one_chunk(content), one_chunk(threshold))

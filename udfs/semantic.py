@@ -52,7 +52,8 @@ def udfs(engine: Engine) -> list[UDF]:
         return pa.array(routes.add_examples(one_chunk(route), embeddings=one_chunk(example)))
 
     def semantic_route(query, top_k, ts, user_tier) -> pa.Array:
-        return routes.match(one_chunk(query), one_chunk(top_k), ts=one_chunk(ts), user_tier=one_chunk(user_tier))
+        return engine.semantic_match(one_chunk(query), one_chunk(top_k), ts=one_chunk(ts),
+                                     user_tier=one_chunk(user_tier))
 
     def fit_routes(examples: pa.ChunkedArray, out_of_scope_weight: pa.ChunkedArray) -> pa.Array:
         rows, weights = one_chunk(examples), one_chunk(out_of_scope_weight).to_pylist()

@@ -43,7 +43,7 @@ def udfs(engine: Engine) -> list[UDF]:
         out = []
         for log_, objective, caps, max_cost, max_latency, min_quality, excluded, budget, columns in _rows(
                 (log, optimize_for, *rest)):
-            table, result = simulate(engine, log_, optimize_for=objective, budget=budget, columns=columns,
+            table, result = simulate(engine.snapshot(), log_, optimize_for=objective, budget=budget, columns=columns,
                                      keep_rows=not summary,
                                      **_constraints((caps, max_cost, max_latency, min_quality, excluded)))
             out.append(as_list(pa.array([result], SUMMARY_TYPE), SUMMARY_TYPE) if summary
@@ -66,7 +66,7 @@ def udfs(engine: Engine) -> list[UDF]:
         parts = []
         for log_, points_, columns_, *constraint in _rows((log, points, columns, caps, max_cost, max_latency,
                                                            min_quality, excluded)):
-            table, _ = curve(engine, log_, points=40 if points_ is None else points_, columns=columns_,
+            table, _ = curve(engine.snapshot(), log_, points=40 if points_ is None else points_, columns=columns_,
                              **_constraints(tuple(constraint)))
             parts.append(_table_list(table, CURVE_TYPE))
         return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(CURVE_TYPE))
@@ -77,7 +77,7 @@ def udfs(engine: Engine) -> list[UDF]:
         for log_, budgets_, threshold, latency, columns_, caps_, cost_, quality_, excluded_ in _rows(
                 (log, budgets, quality_threshold, latency_threshold_ms, columns, caps, max_cost, min_quality,
                  excluded)):
-            table = budget_whatif(engine, log_, budgets_, quality_threshold=threshold, latency_threshold_ms=latency,
+            table = budget_whatif(engine.snapshot(), log_, budgets_, quality_threshold=threshold, latency_threshold_ms=latency,
                                   columns=columns_, **_constraints((caps_, cost_, None, quality_, excluded_)))
             parts.append(_table_list(table, WHATIF_TYPE))
         return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(WHATIF_TYPE))

@@ -22,12 +22,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tinydancer_duck._validate import as_float_column, check_choice, check_nonnegative
+from tinydancer_duck._validate import as_float_column, check_choice, check_nonnegative, to_us
 from tinydancer_duck.errors import InvalidArgument, NotFound
 from tinydancer_duck.registry import Registry
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Store
-from tinydancer_duck.usage import Usage, to_us
+from tinydancer_duck.usage import Usage
 
 from . import _allocate
 
@@ -134,16 +134,19 @@ class Budgets:
         budget, spent, remaining (budget - spent; negative when overspent), period_start, period_end."""
         return pl.DataFrame(self._status_rows(now), schema=STATUS_SCHEMA, orient="row")
 
-    def blocked(self, snapshot_names: Sequence[str] | pa.Array, now: Any = None) -> tuple[np.ndarray, float]:
+    def blocked(self, snapshot_names: Sequence[str] | pa.Array, now: Any = None
+                ) -> tuple[np.ndarray, float, int | None]:
         """For the router: (bool (A,) aligned with ``snapshot_names``, True where the agent's own budget has
-        nothing left in its current period (spent >= budget), global_remaining: the global budget minus spend
-        in its period (may be negative), NaN when no global budget is set)."""
+        nothing left in its current period (spent >= budget); global_remaining: the global budget minus spend
+        in its period (may be negative), NaN when no global budget is set; the µs at which the first budget
+        period ends (None without budgets): until then the answer stands unless usage or budgets change)."""
         rows = self._status_rows(now)
         exhausted = {row[1] for row in rows if row[0] == "agent" and row[5] <= 0}
         remaining = next((row[5] for row in rows if row[0] == "global"), float("nan"))
         names = snapshot_names.to_pylist() if isinstance(snapshot_names, (pa.Array, pa.ChunkedArray)) \
             else list(snapshot_names)
-        return np.fromiter((name in exhausted for name in names), dtype=bool, count=len(names)), remaining
+        until = min((to_us(row[7]) for row in rows), default=None)
+        return np.fromiter((name in exhausted for name in names), dtype=bool, count=len(names)), remaining, until
 
     def _status_rows(self, now: Any) -> list[tuple]:
         """:meth:`status` as tuples in STATUS_SCHEMA order (the router reads them without building a frame)."""

@@ -6,4 +6,6 @@ May import: anything (top floor).
 
 from ._main import main
 
-__all__ = ["main"]
+__all__ = [
+    "main",
+]

@@ -4,19 +4,31 @@ Kernel modules never import the store.
 May import: store, embed, ground.
 """
 
-from ._classifier import CLASSIFY_TYPE, LABEL_PROB, RouteClassifier, capability_match
+from ._classifier import (
+    CLASSIFY_TYPE,
+    LABEL_PROB,
+    TOP_K,
+    RouteClassifier,
+    capability_match,
+    classification_arrow,
+    top_classes,
+)
 from ._classify import Classifiers, TrainReport, row_model, train_classifier
-from ._outcomes import METRICS_TYPE, OutcomeRouters
+from ._outcomes import METRICS_TYPE, OutcomeModel, OutcomeRouters
 
 __all__ = [
     "CLASSIFY_TYPE",
     "LABEL_PROB",
     "METRICS_TYPE",
+    "TOP_K",
     "Classifiers",
+    "OutcomeModel",
     "OutcomeRouters",
     "RouteClassifier",
     "TrainReport",
     "capability_match",
+    "classification_arrow",
     "row_model",
+    "top_classes",
     "train_classifier",
 ]

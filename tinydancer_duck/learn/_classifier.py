@@ -104,6 +104,11 @@ class RouteClassifier:
     def label_array(self) -> pa.Array:
         return self._label_array  # type: ignore[attr-defined]
 
+    @property
+    def display_name(self) -> str:
+        """How messages name this model: its name and version in the store."""
+        return f"{self.metrics.get('name', '?')!r} version {self.metrics.get('version', '?')}"
+
     def check_embedder(self, identity: str, dim: int, *, name: str = "model") -> None:
         """Raise ModelError unless the model reads vectors of this embedder identity and dimension."""
         if self.dim != dim or self.embedder != identity:

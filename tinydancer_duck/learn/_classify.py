@@ -31,7 +31,7 @@ from tinydancer_duck.errors import InvalidArgument, ModelError, NotFound
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Store, named_row, newest_order, newest_row, save_model
 
-from ._classifier import TOP_K, RouteClassifier, capabilities_arrow, classification_arrow, top_classes
+from ._classifier import RouteClassifier, capabilities_arrow
 from ._fastgrnn import normalize_random_state
 from ._train import train
 
@@ -109,10 +109,14 @@ class Classifiers:
         row = newest_row(table, KIND)
         return None if row is None else row_model(row)
 
+    def newest(self) -> RouteClassifier:
+        """The active model (module docstring), whichever embedder it was trained on."""
+        return self.store.snapshot("models", "classifier:active", self._newest) or default_classifier()
+
     def active(self) -> RouteClassifier:
         """The active model (module docstring); ModelError if it does not fit this engine's embedder."""
-        model = self.store.snapshot("models", "classifier:active", self._newest) or default_classifier()
-        model.check_embedder(self.embedder.identity, self.embedder.dim, name=self._label(model))
+        model = self.newest()
+        model.check_embedder(self.embedder.identity, self.embedder.dim, name=model.display_name)
         return model
 
     def active_or_none(self) -> RouteClassifier | None:
@@ -136,12 +140,8 @@ class Classifiers:
         model = self.store.snapshot("models", f"classifier:{name}:{version}", build)
         if model is None:
             raise NotFound("model", name if version is None else f"{name} version {version}")
-        model.check_embedder(self.embedder.identity, self.embedder.dim, name=self._label(model))
+        model.check_embedder(self.embedder.identity, self.embedder.dim, name=model.display_name)
         return model
-
-    @staticmethod
-    def _label(model: RouteClassifier) -> str:
-        return f"{model.metrics.get('name', '?')!r} version {model.metrics.get('version', '?')}"
 
     def save(self, model: RouteClassifier, name: str) -> int:
         """Save as the next version of ``name`` (it becomes the active model); returns the version."""
@@ -187,20 +187,6 @@ class Classifiers:
             raise InvalidArgument(argument, requests, "pass a list of texts, not one string")
         x = self.embedder.embed(requests)
         return x, nonzero_rows(x)
-
-    def probabilities(self, x: np.ndarray) -> tuple[np.ndarray, pa.Array] | None:
-        """For the router: (softmax probabilities float32 (n, C), the C labels) of the active model for an (n, D)
-        embedding batch, or None when no classifier fits this engine's embedder."""
-        model = self.active_or_none()
-        return None if model is None else (model.probabilities(x), model.label_array)
-
-    def classify_struct(self, requests: Any, top_k: int = TOP_K) -> pa.StructArray:
-        """ruvector_classify_request: the top ``top_k`` (label, probability) sorted, top_category, confidence;
-        NULL for NULL/blank requests."""
-        model = self.active()
-        x, valid = self.embeddings(requests)
-        index, probs = top_classes(model.probabilities(x), top_k)
-        return classification_arrow(index, probs, model.label_array, valid)
 
     def capabilities_list(self, requests: Any, threshold: Any = 0.5) -> pa.ListArray:
         """Multi-label: (label, probability)[] with sigmoid probability > threshold, sorted; NULL rows NULL.

@@ -23,17 +23,16 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from tinydancer_duck._validate import check_names
+from tinydancer_duck.embed import Embedder
 from tinydancer_duck.errors import InvalidArgument, ModelError
-from tinydancer_duck.store import newest_row, save_model
+from tinydancer_duck.store import Store, newest_row, save_model
 
 from ._fastgrnn import normalize_random_state
 
 KIND = "outcome_router"
 Progress = Callable[[int, int, dict[str, float]], None]
-METRIC_FIELDS = ("model", "version", "kind", "name", "n", "auc", "accuracy", "brier", "log_loss", "quality", "cost")
 METRICS_TYPE = pa.struct([("model", pa.string()), ("version", pa.int64()), ("kind", pa.string()),
                           ("name", pa.string()), ("n", pa.int64()), ("auc", pa.float64()),
                           ("accuracy", pa.float64()), ("brier", pa.float64()), ("log_loss", pa.float64()),
@@ -61,6 +60,14 @@ class OutcomeModel:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """float64 (n, A) expected quality in (0, 1) for float32 x (n, D)."""
         return _sigmoid(_logits(self.weights, np.asarray(x, np.float32)).astype(np.float64))
+
+    def expected_quality(self, x: np.ndarray, columns: np.ndarray, default: np.ndarray) -> np.ndarray:
+        """float64 (n, A) expected quality of A agents for float32 x (n, D): the prediction of column
+        ``columns[a]``, or ``default[a]`` (their quality_score) where ``columns[a]`` is -1 (an agent this model
+        does not know)."""
+        known = columns >= 0
+        predicted = self.predict(x)[:, np.maximum(columns, 0)]
+        return predicted if known.all() else np.where(known[None, :], predicted, np.asarray(default, np.float64))
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -209,11 +216,9 @@ def evaluate(pred: np.ndarray, y: np.ndarray, cost: np.ndarray | None, agents: S
 class OutcomeRouters:
     """Train, save, load (cached by ``models`` version) and apply outcome routers over one store."""
 
-    def __init__(self, store: Any, embedder: Any, registry: Any) -> None:
+    def __init__(self, store: Store, embedder: Embedder) -> None:
         self.store = store
         self.embedder = embedder
-        self.registry = registry
-        self._columns: tuple[Any, Any, np.ndarray, np.ndarray] | None = None
 
     # -- loading ------------------------------------------------------------------------------------------------
     def _newest(self, table: pa.Table) -> OutcomeModel | None:
@@ -227,41 +232,13 @@ class OutcomeRouters:
             return None
         return model
 
-    def quality(self, embeddings: np.ndarray, agent_names: pa.Array | Sequence[str],
-                default_quality: np.ndarray | None = None) -> np.ndarray | None:
-        """float64 (n, A) predicted quality for the agents in ``agent_names`` (the router's snapshot order), or None
-        when no outcome model is active or it knows none of these agents. Agents it does not know keep their
-        quality_score (``default_quality`` (A,), else read from the registry)."""
-        model = self.active()
-        if model is None or not len(agent_names):
-            return None
-        cached = self._columns
-        if cached is None or cached[0] is not model or cached[1] is not agent_names:
-            names = agent_names if isinstance(agent_names, pa.Array) else pa.array(list(agent_names), pa.string())
-            position = pc.index_in(names, value_set=pa.array(model.labels, pa.string()))
-            known = position.is_valid().to_numpy(zero_copy_only=False)
-            cached = (model, agent_names, known, position.fill_null(0).to_numpy(zero_copy_only=False))
-            self._columns = cached
-        known, source = cached[2], cached[3]
-        if not known.any():
-            return None
-        predicted = model.predict(embeddings)[:, source]
-        if known.all():
-            return predicted
-        if default_quality is None:
-            snapshot = self.registry.snapshot()
-            names = agent_names.to_pylist() if isinstance(agent_names, pa.Array) else list(agent_names)
-            default_quality = np.array([snapshot.quality[snapshot.index[a]] if a in snapshot.index else np.nan
-                                        for a in names])
-        return np.where(known[None, :], predicted, np.asarray(default_quality, np.float64)[None, :])
-
     # -- training -----------------------------------------------------------------------------------------------
     def train(self, requests: Any, outcomes: np.ndarray, agents: Sequence[str], *, costs: np.ndarray | None = None,
               model: str = "outcomes", hidden_dim: int = 0, epochs: int = 300, learning_rate: float = 0.01,
               weight_decay: float = 1e-3, validation_fraction: float = 0.2,
               random_state: int | np.random.Generator | None = 0, progress: Progress | None = None) -> pa.Table:
         """Fit on requests (texts or (n, D) embeddings) and outcomes float (n, A) in [0, 1] (NaN: unobserved), save
-        as the next version of ``model`` (it becomes active) and return the validation metrics (:data:`METRIC_FIELDS`,
+        as the next version of ``model`` (it becomes active) and return the validation metrics (:data:`METRICS_TYPE`,
         one row per agent, one pooled, and routing rows)."""
         check_names("model", [model])
         agents = check_names("agents", agents)

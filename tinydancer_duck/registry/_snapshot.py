@@ -46,7 +46,6 @@ class AgentSnapshot:
     output_tokens: np.ndarray
     latency_ms: np.ndarray
     quality: np.ndarray
-    success_rate: np.ndarray
     cost_per_token: np.ndarray
     fixed_cost: np.ndarray
     table: pa.Table
@@ -101,7 +100,6 @@ def build_snapshot(table: pa.Table, settings: Settings, dim: int,
         output_tokens=output_tokens,
         latency_ms=latency_ms,
         quality=column("quality_score", settings.default_quality),
-        success_rate=column("success_rate", 1.0),
         cost_per_token=prices["cost_per_1k_tokens"] / 1000.0,
         fixed_cost=fixed_cost(prices["cost_per_1k_tokens"], output_tokens, prices["cost_per_call"],
                               prices["cost_per_second"], latency_ms),

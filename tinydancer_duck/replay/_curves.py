@@ -27,8 +27,9 @@ import pyarrow as pa
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
 from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.snapshot import RoutingSnapshot
 
-from ._simulate import Progress, Replay
+from ._simulate import Progress, Replay, as_snapshot
 
 CURVE_TYPE = pa.struct([("series", pa.string()), ("label", pa.string()), ("lambda", pa.float64()),
                         ("cost", pa.float64()), ("quality", pa.float64()), ("total_cost", pa.float64()),
@@ -105,8 +106,8 @@ def _choose(value: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     return np.where(candidate.any(axis=1), best, -1)
 
 
-def curve(engine: Any, log: Any, *, points: int = 40, columns: Any = None, rows: int = DEFAULT_BATCH_ROWS,
-          progress: Progress | None = None, **constraints: Any) -> tuple[pa.Table, dict[str, float]]:
+def curve(source: RoutingSnapshot | Any, log: Any, *, points: int = 40, columns: Any = None,
+          rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None, **constraints: Any) -> tuple[pa.Table, dict[str, float]]:
     """The router's λ curve, the zero router (single agents) and the oracle over ``log``, streamed in batches.
 
     Returns (table of :data:`CURVE_TYPE` rows, {"aiq_router", "aiq_zero_router", "c_min", "c_max"}).
@@ -114,8 +115,8 @@ def curve(engine: Any, log: Any, *, points: int = 40, columns: Any = None, rows:
     """
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or not 3 <= points <= 1000:
         raise InvalidArgument("points", points, "must be an int in [3, 1000]")
-    replay = Replay(engine, log, columns=columns, optimize_for="quality", **constraints)
-    names, a = replay.names, replay.snapshot.size
+    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", **constraints)
+    names, a = replay.names, replay.agents.size
     grid: np.ndarray | None = None
     sums = sums_q = counts = None
     single_c, single_q = np.zeros(a), np.zeros(a)

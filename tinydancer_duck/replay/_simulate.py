@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tinydancer_duck._decide import requests_from, signals_for
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS, LogBatch, LogSpec, category_means, iter_batches, open_log
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.routing import (
@@ -37,9 +38,11 @@ from tinydancer_duck.routing import (
     Signals,
     batch_route,
     check_batch_objective,
+    per_request_objective,
     route,
     score_batch,
 )
+from tinydancer_duck.snapshot import RoutingSnapshot
 
 QUALITY_SOURCES = ("observed", "category_mean", "predicted", "quality_score")
 COST_SOURCES = ("logged", "estimated")
@@ -95,30 +98,30 @@ class Frame:
 
 
 class Replay:
-    """Streams a log as :class:`Frame` batches for one engine, policy constraints and column mapping."""
+    """Streams a log as :class:`Frame` batches for one routing snapshot, policy constraints and column mapping.
 
-    def __init__(self, engine: Any, log: Any, *, columns: Any = None, optimize_for: Any = "balanced",
+    snapshot : the snapshot to replay with; its live state (circuit breakers, budgets) is dropped, since it
+        describes now, not the log's past.
+    """
+
+    def __init__(self, snapshot: RoutingSnapshot, log: Any, *, columns: Any = None, optimize_for: Any = "balanced",
                  **constraints: Any) -> None:
-        from tinydancer_duck.learn import OutcomeRouters
-
         unknown = set(constraints) - set(CONSTRAINTS)
         if unknown:
             first = min(unknown)
             raise InvalidArgument(first, constraints[first], "is not a routing constraint")
-        self.engine = engine
-        self.snapshot = engine.registry.snapshot()
-        if not self.snapshot.size:
+        self.routing = snapshot.for_replay()
+        self.agents = self.routing.agents
+        if not self.agents.size:
             raise InvalidArgument("agents", "none registered", "register agents before simulating a log")
-        self.names = self.snapshot.name_list()
+        self.names = self.agents.name_list()
         self.spec: LogSpec = open_log(log, agents=self.names, columns=columns)
         self.objective = optimize_for
         self.constraints = constraints
-        RouteOptions.build(1, optimize_for="balanced" if optimize_for in ("total_cost", None) else optimize_for,
+        RouteOptions.build(1, optimize_for=per_request_objective(optimize_for),
                            **constraints)  # validate once, before reading the log
-        self.outcomes = getattr(engine, "outcomes", None) or OutcomeRouters(engine.store, engine.embedder,
-                                                                            engine.registry)
-        model = self.outcomes.active()
-        self.predicted = np.isin(self.names, list(model.labels)) if model is not None else np.zeros(len(self.names), bool)
+        model = self.routing.outcome
+        self.predicted = self.routing.outcome_columns >= 0
         self.model_label = (f"outcome router {model.metrics.get('name')!r} version {model.metrics.get('version')}"
                             if model is not None else None)
         means = category_means(self.spec)
@@ -127,26 +130,21 @@ class Replay:
         self.n_rows = self.spec.n_rows
 
     def frames(self, rows: int = DEFAULT_BATCH_ROWS) -> Iterator[Frame]:
-        engine, snapshot, settings = self.engine, self.snapshot, self.engine.settings
+        snapshot = self.routing
         for log in iter_batches(self.spec, self.names, rows=rows):
-            batch = engine.requests(log.request)
-            n = len(batch)
-            objective = "balanced" if self.objective in ("total_cost", None) else self.objective
-            options = RouteOptions.build(n, optimize_for=objective, **self.constraints)
-            signals, _ = engine.signals(batch, snapshot, options)
-            signals = replace(signals, circuit_open=None, over_budget=None)
-            if signals.quality is None and self.predicted.any():
-                signals = replace(signals, quality=self.outcomes.quality(batch.embeddings, snapshot.names,
-                                                                         snapshot.quality))
-            scored = score_batch(batch, options, snapshot, settings, signals)
+            batch = requests_from(snapshot, log.request)
+            options = RouteOptions.build(len(batch), optimize_for=per_request_objective(self.objective),
+                                         **self.constraints)
+            signals, options = signals_for(snapshot, batch, options)
+            scored = score_batch(batch, options, self.agents, snapshot.settings, signals)
             yield self._frame(log, batch, options, signals, scored)
 
     def _frame(self, log: LogBatch, batch: Requests, options: RouteOptions, signals: Signals, scored: Any) -> Frame:
-        n, a = len(batch), self.snapshot.size
+        n, a = len(batch), self.agents.size
         expected = np.array(np.broadcast_to(scored.quality, (n, a)), np.float64)
         actual = np.full(n, -1)
         if "agent" in log.columns:
-            actual = pc.index_in(log.columns["agent"], value_set=self.snapshot.names).fill_null(-1).to_numpy(
+            actual = pc.index_in(log.columns["agent"], value_set=self.agents.names).fill_null(-1).to_numpy(
                 zero_copy_only=False).astype(np.int64)
         rows = np.flatnonzero(actual >= 0)
         observed = log.outcome.copy()
@@ -158,7 +156,7 @@ class Replay:
             fill = np.isnan(cost[rows, actual[rows]])
             cost[rows[fill], actual[rows[fill]]] = log.columns["cost"][rows[fill]]
         source = np.where(np.isnan(observed), 3, 0).astype(np.int8)
-        quality = np.where(np.isnan(observed), np.broadcast_to(self.snapshot.quality, (n, a)), observed)
+        quality = np.where(np.isnan(observed), np.broadcast_to(self.agents.quality, (n, a)), observed)
         predicted = np.broadcast_to(self.predicted, (n, a)) & (source == 3)
         quality = np.where(predicted, expected, quality)
         source[predicted] = 2
@@ -175,6 +173,17 @@ class Replay:
                      source, cost, cost_source, actual)
 
 
+def as_snapshot(source: RoutingSnapshot | Any) -> RoutingSnapshot:
+    """The snapshot to replay with: ``source`` itself, or an Engine's snapshot of now (the Python API's
+    convenience; a replay itself only ever sees a snapshot)."""
+    if isinstance(source, RoutingSnapshot):
+        return source
+    snapshot = getattr(source, "snapshot", None)
+    if not callable(snapshot):
+        raise InvalidArgument("snapshot", type(source).__name__, "must be a RoutingSnapshot or an Engine")
+    return snapshot()
+
+
 def check_objective(optimize_for: Any, budget: Any) -> tuple[str, float | None]:
     """The objective (any of BATCH_OBJECTIVES) and budget, validated once; NULL objective means 'balanced'."""
     return check_batch_objective("balanced" if optimize_for is None else optimize_for, budget)
@@ -183,15 +192,15 @@ def check_objective(optimize_for: Any, budget: Any) -> tuple[str, float | None]:
 def simulate_frames(replay: Replay, *, optimize_for: str, budget: float | None, rows: int = DEFAULT_BATCH_ROWS,
                     progress: Progress | None = None) -> Iterator[tuple[Frame, np.ndarray, pa.Array]]:
     """(frame, chosen agent int (n,) with -1 for none, reasoning) per log batch, decided by the engine's router."""
-    snapshot, settings = replay.snapshot, replay.engine.settings
+    agents, settings = replay.agents, replay.routing.settings
     total, done = replay.n_rows, 0
     if budget is None:
         for frame in replay.frames(rows):
             if optimize_for == "total_cost":
-                decided = batch_route(frame.requests, snapshot, settings, optimize_for="total_cost", budget=None,
+                decided = batch_route(frame.requests, agents, settings, optimize_for="total_cost", budget=None,
                                       options=frame.options, signals=frame.signals)
             else:
-                decided = route(frame.requests, frame.options, snapshot, settings, frame.signals)
+                decided = route(frame.requests, frame.options, agents, settings, frame.signals)
             done += len(frame.log)
             if progress is not None:
                 progress(done, total)
@@ -222,9 +231,9 @@ def budget_decisions(replay: Replay, frames: list[Frame], budget: float, optimiz
                         np.concatenate([f.requests.tokens_in for f in frames]))
     signals = Signals(match=np.concatenate([f.match for f in frames]),
                       quality=np.concatenate([f.expected for f in frames]))
-    objective = "balanced" if optimize_for == "total_cost" else optimize_for
+    objective = per_request_objective(optimize_for)
     options = RouteOptions.build(n, optimize_for=objective, **replay.constraints)
-    decided = batch_route(requests, replay.snapshot, replay.engine.settings, optimize_for=objective, budget=budget,
+    decided = batch_route(requests, replay.agents, replay.routing.settings, optimize_for=objective, budget=budget,
                           options=options, signals=signals)
     return decided.agent, decided.reasoning
 
@@ -236,7 +245,7 @@ def _pick(matrix: np.ndarray, agent: np.ndarray) -> np.ndarray:
 
 def decision_rows(replay: Replay, frame: Frame, agent: np.ndarray, reasoning: pa.Array) -> pa.RecordBatch:
     """The per-row simulation output (:data:`ROW_TYPE`) of one frame."""
-    log, names = frame.log, replay.snapshot.names
+    log, names = frame.log, replay.agents.names
     chosen = agent >= 0
     safe = pa.array(np.maximum(agent, 0), pa.int64())
     n = len(agent)
@@ -257,7 +266,7 @@ def decision_rows(replay: Replay, frame: Frame, agent: np.ndarray, reasoning: pa
         pa.array(_pick(frame.cost, agent), mask=~chosen),
         text(c_source, np.nan_to_num(c_source).astype(int), COST_SOURCES),
         pa.array(_pick(frame.estimated, agent), mask=~chosen),
-        pa.array(np.where(chosen, replay.snapshot.latency_ms[np.maximum(agent, 0)], np.nan), mask=~chosen),
+        pa.array(np.where(chosen, replay.agents.latency_ms[np.maximum(agent, 0)], np.nan), mask=~chosen),
         log.columns.get("agent", nulls),
         pa.array(log.columns.get("cost", np.full(n, np.nan)), from_pandas=True),
         pa.array(log.columns.get("quality", np.full(n, np.nan)), from_pandas=True),
@@ -266,8 +275,8 @@ def decision_rows(replay: Replay, frame: Frame, agent: np.ndarray, reasoning: pa
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(list(ROW_TYPE)))
 
 
-def simulate(engine: Any, log: Any, *, optimize_for: Any = "balanced", budget: Any = None, columns: Any = None,
-             rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None, keep_rows: bool = True,
+def simulate(source: RoutingSnapshot | Any, log: Any, *, optimize_for: Any = "balanced", budget: Any = None,
+             columns: Any = None, rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None, keep_rows: bool = True,
              sink: Callable[[pa.RecordBatch], None] | None = None, **constraints: Any) -> tuple[pa.Table | None, dict]:
     """Replay ``log`` under a policy; returns (per-row decisions or None when ``keep_rows`` is false, summary dict).
 
@@ -278,7 +287,7 @@ def simulate(engine: Any, log: Any, *, optimize_for: Any = "balanced", budget: A
     """
     objective, limit = check_objective(optimize_for, budget)
     started = time.perf_counter()
-    replay = Replay(engine, log, columns=columns, optimize_for=objective, **constraints)
+    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for=objective, **constraints)
     summary = Summary(replay)
     kept = []
     for frame, agent, reasoning in simulate_frames(replay, optimize_for=objective, budget=limit, rows=rows,
@@ -299,7 +308,7 @@ class Summary:
 
     def __init__(self, replay: Replay) -> None:
         self.replay = replay
-        a = replay.snapshot.size
+        a = replay.agents.size
         self.rows = self.routed = self.realized_rows = 0
         self.cost = self.expected = self.quality = self.latency = self.realized = 0.0
         self.quality_sources = np.zeros(len(QUALITY_SOURCES), np.int64)
@@ -323,7 +332,7 @@ class Summary:
         self.quality += float(quality.sum())
         self.realized += float(quality[source == 0].sum())
         self.realized_rows += int((source == 0).sum())
-        self.latency += float(self.replay.snapshot.latency_ms[picked].sum())
+        self.latency += float(self.replay.agents.latency_ms[picked].sum())
         self.quality_sources += np.bincount(source, minlength=len(QUALITY_SOURCES))
         self.cost_sources += np.bincount(frame.cost_source[rows, picked], minlength=len(COST_SOURCES))
         self.mix_requests += np.bincount(picked, minlength=len(self.mix_requests))

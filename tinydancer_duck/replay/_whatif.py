@@ -23,8 +23,9 @@ import pyarrow as pa
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
 from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.snapshot import RoutingSnapshot
 
-from ._simulate import MIX_TYPE, Progress, Replay, budget_decisions
+from ._simulate import MIX_TYPE, Progress, Replay, as_snapshot, budget_decisions
 
 WHATIF_TYPE = pa.struct([("budget", pa.float64()), ("estimated_spend", pa.float64()), ("spend", pa.float64()),
                          ("expected_quality", pa.float64()), ("quality", pa.float64()),
@@ -50,8 +51,8 @@ def check_budgets(budgets: Any) -> list[float]:
     return out
 
 
-def budget_whatif(engine: Any, log: Any, budgets: Sequence[float], *, quality_threshold: float | None = None,
-                  latency_threshold_ms: float | None = None, columns: Any = None, rows: int = DEFAULT_BATCH_ROWS,
+def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[float], *,
+                  quality_threshold: float | None = None, latency_threshold_ms: float | None = None, columns: Any = None, rows: int = DEFAULT_BATCH_ROWS,
                   progress: Progress | None = None, **constraints: Any) -> pa.Table:
     """One row per budget (:data:`WHATIF_TYPE`), in the order given."""
     values = check_budgets(budgets)
@@ -60,7 +61,7 @@ def budget_whatif(engine: Any, log: Any, budgets: Sequence[float], *, quality_th
         raise InvalidArgument("quality_threshold", quality_threshold, "must be a number within [0, 1]")
     if latency_threshold_ms is not None:
         constraints["max_latency_ms"] = latency_threshold_ms
-    replay = Replay(engine, log, columns=columns, optimize_for="quality", **constraints)
+    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", **constraints)
     frames, done = [], 0
     for frame in replay.frames(rows):
         frames.append(frame.light())

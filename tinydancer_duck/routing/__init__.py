@@ -4,7 +4,14 @@ multi-agent plans, batch objectives, reasoning strings). No I/O: never store, du
 May import: registry (the agent snapshot), ground.
 """
 
-from ._batch import BATCH_FIELDS, BATCH_OBJECTIVES, batch_route, check_batch_objective
+from ._batch import (
+    BATCH_FIELDS,
+    BATCH_OBJECTIVES,
+    BatchDecisions,
+    batch_route,
+    check_batch_objective,
+    per_request_objective,
+)
 from ._multi import PLAN_TYPE, check_strategy, route_multi
 from ._options import RouteOptions
 from ._router import NO_SIGNALS, ROUTE_FIELDS, Decisions, Requests, Signals, route, score_batch
@@ -15,6 +22,7 @@ __all__ = [
     "NO_SIGNALS",
     "PLAN_TYPE",
     "ROUTE_FIELDS",
+    "BatchDecisions",
     "Decisions",
     "Requests",
     "RouteOptions",
@@ -22,6 +30,7 @@ __all__ = [
     "batch_route",
     "check_batch_objective",
     "check_strategy",
+    "per_request_objective",
     "route",
     "route_multi",
     "score_batch",

@@ -61,6 +61,12 @@ class BatchDecisions:
         ], names=list(BATCH_FIELDS))
 
 
+def per_request_objective(objective: str | None) -> str:
+    """The per-request objective that scores candidates for a batch objective: ``total_cost`` (and NULL) scores
+    them as ``balanced``; every other objective is its own."""
+    return "balanced" if objective in ("total_cost", None) else objective
+
+
 def check_batch_objective(optimize_for: object, budget: object) -> tuple[str, float | None]:
     """Validate the batch arguments once."""
     if optimize_for is None:
@@ -80,8 +86,7 @@ def batch_route(requests: Requests, snapshot: AgentSnapshot, settings: Settings,
                 signals: Signals = NO_SIGNALS) -> BatchDecisions:
     """Decide every request of one batch together (arguments validated by :func:`check_batch_objective`)."""
     n = len(requests)
-    objective = "balanced" if optimize_for == "total_cost" else optimize_for
-    options = options or RouteOptions.build(n, optimize_for=objective)
+    options = options or RouteOptions.build(n, optimize_for=per_request_objective(optimize_for))
     scored = score_batch(requests, options, snapshot, settings, signals)
     quality = np.asarray(scored.quality, dtype=np.float64)
     if budget is not None:

@@ -19,6 +19,10 @@ from ._options import OBJECTIVE_NAMES
 CONSTRAINTS = ("inactive", "circuit_open", "excluded_agents", "required_capabilities", "max_latency_ms",
                "min_quality", "max_cost", "agent_budget", "budget_remaining")
 _MAX_NAMED = 5  # removed agents named in a reasoning before "+N more"
+#: What the matched semantic route did for a request (``router.semantic_status``): no route matched; a route decided;
+#: its target is not a registered agent; its target is registered but not a candidate (inactive, open circuit or
+#: removed by a constraint).
+NO_ROUTE, ROUTE_DECIDED, ROUTE_TARGET_UNKNOWN, ROUTE_TARGET_REMOVED = 0, 1, 2, 3
 
 
 def explain(valid: np.ndarray, objective: np.ndarray, winner: np.ndarray, no_signal: np.ndarray,
@@ -27,7 +31,7 @@ def explain(valid: np.ndarray, objective: np.ndarray, winner: np.ndarray, no_sig
             route_names: Sequence[str] = ()) -> pa.Array:
     """One reasoning string per request, formatted once per distinct situation.
 
-    semantic, route : int (n,) semantic-route status (router.NO_ROUTE...) and matched route index, if routes were used.
+    semantic, route : int (n,) semantic-route status (:data:`NO_ROUTE`...) and matched route index, if routes were used.
     """
     n = len(valid)
     if n == 0:
@@ -70,7 +74,7 @@ def _reason(key: list[int], names: list[str], route_names: Sequence[str]) -> str
     if len(removed) > _MAX_NAMED:
         listed += f", +{len(removed) - _MAX_NAMED} more"
     prefix = _semantic_prefix(semantic, route_names[route - 1] if route else "")
-    if semantic == 1:  # router.ROUTE_DECIDED
+    if semantic == ROUTE_DECIDED:
         return f"{prefix} decided: {names[winner - 1]}"
     if winner == 0:
         emptied = CONSTRAINTS[max(codes) - 1]
@@ -84,11 +88,13 @@ def _reason(key: list[int], names: list[str], route_names: Sequence[str]) -> str
     return text
 
 
+_SEMANTIC_PREFIX = {
+    NO_ROUTE: "",
+    ROUTE_DECIDED: "semantic route {!r}",
+    ROUTE_TARGET_UNKNOWN: "semantic route {!r} matched but its target is not a registered agent; ",
+    ROUTE_TARGET_REMOVED: "semantic route {!r} matched but its target is not a candidate; ",
+}
+
+
 def _semantic_prefix(semantic: int, route_name: str) -> str:
-    if semantic == 1:
-        return f"semantic route {route_name!r}"
-    if semantic == 2:
-        return f"semantic route {route_name!r} matched but its target is not a registered agent; "
-    if semantic == 3:
-        return f"semantic route {route_name!r} matched but its target is not a candidate; "
-    return ""
+    return _SEMANTIC_PREFIX[semantic].format(route_name)

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from tinydancer_duck.registry import AgentSnapshot, estimated_cost
 from tinydancer_duck.settings import Settings
 
-from ._explain import CONSTRAINTS, explain
+from ._explain import CONSTRAINTS, ROUTE_DECIDED, ROUTE_TARGET_REMOVED, ROUTE_TARGET_UNKNOWN, explain
 from ._options import OBJECTIVE_NAMES, RouteOptions
 
 _TINY = 1e-12
@@ -263,11 +263,6 @@ def route(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, se
                           scored.reasons, n_candidates, snapshot,
                           semantic=semantic, route=signals.route, route_names=signals.route_names),
     )
-
-
-#: semantic_status values: no route matched; a route decided; its target is not a registered agent; its target
-#: is registered but not a candidate (inactive, open circuit or removed by a constraint).
-NO_ROUTE, ROUTE_DECIDED, ROUTE_TARGET_UNKNOWN, ROUTE_TARGET_REMOVED = 0, 1, 2, 3
 
 
 def semantic_status(signals: Signals, candidate: np.ndarray, n: int) -> np.ndarray:

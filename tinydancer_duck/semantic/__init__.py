@@ -4,9 +4,19 @@ fitting. ``_kernels``, ``_conditions`` and ``_fit`` never import the store.
 May import: store, embed, ground.
 """
 
-from ._routes import MATCH_TYPE, SemanticRoutes
+from ._conditions import epoch_us
+from ._kernels import MATCH_TYPE, RouteSnapshot, build_route_snapshot
+from ._match import check_top_k, match_routes, matches_arrow, user_tiers
+from ._routes import SemanticRoutes
 
 __all__ = [
     "MATCH_TYPE",
+    "RouteSnapshot",
     "SemanticRoutes",
+    "build_route_snapshot",
+    "check_top_k",
+    "epoch_us",
+    "match_routes",
+    "matches_arrow",
+    "user_tiers",
 ]

@@ -207,10 +207,9 @@ def build_conditions(texts: Sequence[str | None]) -> RouteConditions:
                            allowed, has_tiers, rate_limit)
 
 
-def epoch_us(ts: Any, n: int, *, now: datetime | None = None) -> np.ndarray:
+def epoch_us(ts: Any, n: int, *, now_us: int) -> np.ndarray:
     """int64 (n,) µs since the epoch (UTC) from None, an int64 µs column, numpy datetime64, or an Arrow timestamp
-    column (naive = UTC); NULL rows become ``now`` (default: the current time)."""
-    now_us = int((now or datetime.now(timezone.utc)).timestamp() * 1_000_000)
+    column (naive = UTC); NULL rows (or no ``ts``) become ``now_us``."""
     if ts is None:
         return np.full(n, now_us, np.int64)
     if isinstance(ts, pa.ChunkedArray):

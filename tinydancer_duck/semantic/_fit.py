@@ -23,15 +23,14 @@ examples given.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from tinydancer_duck.errors import InvalidArgument
 
-if TYPE_CHECKING:
-    from ._routes import SemanticRoutes
+from ._kernels import RouteSnapshot, route_scores
 
 MAX_SWEEPS = 8
 #: A route's own threshold must beat the shared one by at least this many (weighted) examples.
@@ -178,28 +177,23 @@ def route_labels(labels: Any, index: dict[str, int]) -> np.ndarray:
     return out
 
 
-def fit_routes(routes: SemanticRoutes, queries: Any, labels: Any, *, persist: bool = True,
-               out_of_scope_weight: float = 1.0, min_gain: float = MIN_GAIN) -> FitReport:
-    """Fit and (when persist) store every route's min_similarity from labeled queries; report on the same data."""
-    from ._routes import route_scores
-
-    snap = routes.snapshot()
+def fit_snapshot(snap: RouteSnapshot, x: np.ndarray, valid: np.ndarray, labels: Any, *,
+                 out_of_scope_weight: float = 1.0, min_gain: float = MIN_GAIN) -> tuple[dict[str, float], FitReport]:
+    """Every route's fitted min_similarity (route name -> threshold) from labeled queries, and the report of that
+    rule on the same data. x : float32 (n, D) query embeddings; valid : bool (n,); labels : n route names or NULL."""
     if snap.size == 0:
         raise InvalidArgument("routes", 0, "create routes before fitting them")
-    x, valid = routes.queries(queries)
     y = route_labels(labels, snap.index)
     if len(y) != len(valid):
         raise InvalidArgument("route_column", f"{len(y)} labels", f"expected one per query ({len(valid)})")
     x, y = x[valid], y[valid]
     if len(y) == 0:
         raise InvalidArgument("source", "no usable examples", "need at least one non-empty query")
-    scores = np.concatenate([route_scores(x[lo:lo + 4096], snap.vectors, snap.starts)
-                             for lo in range(0, len(x), 4096)]) if len(x) else np.zeros((0, snap.size))
     if not (np.isfinite(out_of_scope_weight) and out_of_scope_weight > 0):
         raise InvalidArgument("out_of_scope_weight", out_of_scope_weight, "must be a number > 0")
-    thresholds, _ = fit_thresholds(scores, y, out_of_scope_weight=out_of_scope_weight,
-                                        min_gain=min_gain)
+    scores = np.concatenate([route_scores(x[lo:lo + 4096], snap.vectors, snap.starts)
+                             for lo in range(0, len(x), 4096)])
+    thresholds, _ = fit_thresholds(scores, y, out_of_scope_weight=out_of_scope_weight, min_gain=min_gain)
     names = snap.names.to_pylist()
-    if persist:
-        routes.set_thresholds({name: float(value) for name, value in zip(names, thresholds)})
-    return evaluate(predict(scores, thresholds), y, names, thresholds)
+    return ({name: float(value) for name, value in zip(names, thresholds)},
+            evaluate(predict(scores, thresholds), y, names, thresholds))

@@ -19,7 +19,6 @@ ROW_CHUNK = 2048
 #: rows per block in :func:`match_top_k`: a (1024, 1K) float32 score block stays in L2/L3 for top-k and exp.
 KERNEL_CHUNK = 1024
 ARGMAX_TOP_K = 16
-MATCH_FIELDS = ("route_name", "similarity", "target_agent", "confidence", "target_registered")
 MATCH_TYPE = pa.struct([("route_name", pa.string()), ("similarity", pa.float64()), ("target_agent", pa.string()),
                         ("confidence", pa.float64()), ("target_registered", pa.bool_())])
 
@@ -174,28 +173,3 @@ def _matrix(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     flat = column.flatten().to_numpy(zero_copy_only=False)
     return np.ascontiguousarray(flat, dtype=np.float32).reshape(len(column), dim)
-
-
-@dataclass(frozen=True)
-class BestRoutes:
-    """The best route per row: route int64 (n,) index into ``snapshot`` (-1: none), similarity and confidence
-    float64 (n,) (NaN where none)."""
-
-    route: np.ndarray
-    similarity: np.ndarray
-    confidence: np.ndarray
-    snapshot: RouteSnapshot
-
-    def _take(self, column: pa.Array) -> pa.Array:
-        found = self.route >= 0
-        if not self.snapshot.size:
-            return pa.nulls(len(self.route), pa.string())
-        return column.take(pa.array(np.where(found, self.route, 0), pa.int64(), mask=~found))
-
-    @property
-    def route_names(self) -> pa.Array:
-        return self._take(self.snapshot.names)
-
-    @property
-    def target_agents(self) -> pa.Array:
-        return self._take(self.snapshot.targets)

@@ -43,44 +43,20 @@ from tinydancer_duck.errors import InvalidArgument, NotFound
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Store
 
-from ._conditions import US_PER_MIN, epoch_us, parse_conditions, rate_limit_pass
-from ._kernels import (
-    ARGMAX_TOP_K,
-    CONFIDENCE_TEMPERATURE,
-    KERNEL_CHUNK,
-    MATCH_FIELDS,
-    MATCH_TYPE,
-    PRIORITY_MARGIN,
-    ROW_CHUNK,
-    BestRoutes,
-    RouteSnapshot,
-    _softmax_at,
-    build_route_snapshot,
-    decide,
-    match_top_k,
-    route_scores,
-    top_k,
-)
-
-__all__ = ["ARGMAX_TOP_K", "CONFIDENCE_TEMPERATURE", "KERNEL_CHUNK", "MATCH_FIELDS", "MATCH_TYPE", "PRIORITY_MARGIN",
-           "ROW_CHUNK", "BestRoutes", "RouteSnapshot", "SemanticRoutes", "build_route_snapshot", "decide",
-           "match_top_k", "route_scores", "top_k"]
+from ._conditions import parse_conditions
+from ._fit import FitReport, fit_snapshot
+from ._kernels import RouteSnapshot, build_route_snapshot
 
 
 # -- service ----------------------------------------------------------------------------------------------------
 class SemanticRoutes:
-    """Create, replace, delete, list and match semantic routes over one store.
+    """Create, replace, delete, list and fit the semantic routes of one store; matching is
+    :func:`~tinydancer_duck.semantic._match.match_routes` over :meth:`snapshot`."""
 
-    temperature : softmax temperature of the confidence; priority_margin : similarity gap counted as a near-tie.
-    """
-
-    def __init__(self, store: Store, embedder: Embedder, settings: Settings, *,
-                 temperature: float = CONFIDENCE_TEMPERATURE, priority_margin: float = PRIORITY_MARGIN) -> None:
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
-        self.temperature = temperature
-        self.priority_margin = priority_margin
         self._cached: tuple[tuple[int, int], RouteSnapshot] | None = None
 
     # -- reads --------------------------------------------------------------------------------------------------
@@ -260,132 +236,19 @@ class SemanticRoutes:
         x = self.embedder.embed(queries if isinstance(queries, pa.Array) else pa.array(list(queries), pa.string()))
         return x, nonzero_rows(x)
 
-    def best(self, embeddings: np.ndarray, valid: np.ndarray, *, ts: Any = None, user_tier: Any = None
-             ) -> BestRoutes:
-        """The best route per row that passes its min_similarity and conditions (module docstring, step 5).
-
-        embeddings : float32 (n, D) unit rows; valid : bool (n,); ts : per-row timestamps (Arrow timestamp or
-        int64 µs since the epoch, numpy datetime64; NULL = now); user_tier : per-row tier strings or None.
-        """
-        snap = self.snapshot()
-        result = self._run(snap, embeddings, valid, ts, user_tier, k=0)
-        return BestRoutes(result[0], result[1], result[2], snap)
-
-    def match(self, queries: Any, top_k: Any = 3, *, ts: Any = None, user_tier: Any = None) -> pa.ListArray:
-        """LIST<STRUCT(route_name, similarity, target_agent, confidence, target_registered)> per query: the best
-        route first, then the others by similarity, at most top_k, only routes passing threshold and conditions.
-        A NULL or blank query gives an empty list."""
-        x, valid = self.queries(queries)
-        k = _top_k(top_k, len(valid))
-        snap = self.snapshot()
-        idx, sim, conf = self._run(snap, x, valid, ts, user_tier, k=k)
-        listed = np.isfinite(sim)
-        offsets = np.r_[0, np.cumsum(listed.sum(axis=1))].astype(np.int32)
-        flat = idx[listed]
-        take = pa.array(flat, pa.int64())
-        registered = self._registered(snap) if snap.size else pa.array([], pa.bool_())
-        values = pa.StructArray.from_arrays(
-            [snap.names.take(take), pa.array(sim[listed].astype(np.float64)), snap.targets.take(take),
-             pa.array(conf[listed].astype(np.float64)), registered.take(take)], fields=list(MATCH_TYPE))
-        return pa.ListArray.from_arrays(pa.array(offsets), values)
-
-    def _run(self, snap: RouteSnapshot, x: np.ndarray, valid: np.ndarray, ts: Any, user_tier: Any, *, k: int
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """k == 0: best route (route (n,), similarity (n,), confidence (n,)); k > 0: lists (n, k) of
-        (route, similarity (-inf where absent), confidence), best first."""
-        n = len(valid)
-        ts_us = epoch_us(ts, n)
-        tiers = snap.conditions.tier_codes(_strings("user_tier", user_tier, n), n)
-        width = min(k, snap.size) if k else 0
-        shape = (n, width) if k else (n,)
-        out_idx = np.full(shape, -1, np.int64)
-        out_sim = np.full(shape, -np.inf if k else np.nan)
-        out_conf = np.full(shape, np.nan)
-        if snap.size == 0 or n == 0:
-            return out_idx, out_sim, out_conf
-        carried: dict[tuple[int, int], int] = {}
-        for lo in range(0, n, ROW_CHUNK):
-            hi = min(lo + ROW_CHUNK, n)
-            scores, eligible, choice = self._chunk(snap, x[lo:hi], valid[lo:hi], ts_us[lo:hi], tiers[lo:hi],
-                                                   carried)
-            rows = np.arange(hi - lo)
-            if not k:
-                sim = np.where(choice >= 0, eligible[rows, np.maximum(choice, 0)], np.nan)
-                out_idx[lo:hi], out_sim[lo:hi] = choice, sim
-                out_conf[lo:hi] = np.where(choice >= 0, _softmax_at(scores, np.nan_to_num(sim)[:, None],
-                                                                     self.temperature)[:, 0], np.nan)
-                continue
-            idx, sim = top_k(eligible, width)
-            if width:
-                missing = (choice >= 0) & ~(idx == choice[:, None]).any(axis=1)
-                idx[missing, -1] = choice[missing]
-                sim[missing, -1] = eligible[missing, choice[missing]]
-                # best first, then by similarity; absent (-inf) entries last (they may repeat a column)
-                key = np.where(np.isfinite(sim), np.where(idx == choice[:, None], -2.0, -sim), 2.0)
-                order = np.argsort(key, axis=1, kind="stable")
-                idx, sim = np.take_along_axis(idx, order, axis=1), np.take_along_axis(sim, order, axis=1)
-            out_idx[lo:hi], out_sim[lo:hi] = idx, sim
-            out_conf[lo:hi] = _softmax_at(scores, np.where(np.isfinite(sim), sim, -np.inf), self.temperature)
-        return out_idx, out_sim, out_conf
-
-    def _chunk(self, snap: RouteSnapshot, x: np.ndarray, valid: np.ndarray, ts_us: np.ndarray, tiers: np.ndarray,
-               carried: dict[tuple[int, int], int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(scores after conditions (c, R), eligible = scores above threshold else -inf, best route (c,))."""
-        scores = route_scores(x, snap.vectors, snap.starts)
-        scores[~valid] = -np.inf
-        cond = snap.conditions
-        columns = cond.conditioned
-        if len(columns):
-            block = scores[:, columns]
-            block[~cond.allowed(ts_us, tiers, columns)] = -np.inf
-            scores[:, columns] = block
-        eligible = np.where(scores >= snap.threshold, scores, -np.inf)
-        choice = decide(eligible, snap.priority, self.priority_margin)
-        limited = cond.limited
-        if len(limited):
-            minute = ts_us // US_PER_MIN
-            # Fixed point: a row over a route's per-minute limit loses that route and re-chooses; a lost route
-            # never comes back, so this ends, and equals taking the rows one by one in order.
-            while True:
-                changed = False
-                for r in limited:
-                    over, _ = rate_limit_pass(choice, minute, int(r), int(cond.rate_limit[r]), carried)
-                    if over.any():
-                        eligible[over, r] = scores[over, r] = -np.inf
-                        changed = True
-                if not changed:
-                    break
-                choice = decide(eligible, snap.priority, self.priority_margin)
-            for r in limited:
-                _, exhausted = rate_limit_pass(choice, minute, int(r), int(cond.rate_limit[r]), carried)
-                eligible[exhausted, r] = scores[exhausted, r] = -np.inf
-                used, counts = np.unique(minute[choice == r], return_counts=True)
-                for m, c in zip(used.tolist(), counts.tolist()):
-                    carried[(int(r), m)] = carried.get((int(r), m), 0) + c
-        return scores, eligible, choice
-
     # -- fitting ------------------------------------------------------------------------------------------------
-    def fit(self, queries: Any, labels: Any, *, persist: bool = True, out_of_scope_weight: float = 1.0) -> Any:
+    def fit(self, queries: Any, labels: Any, *, persist: bool = True, out_of_scope_weight: float = 1.0
+            ) -> FitReport:
         """Learn every route's min_similarity from labeled queries (label NULL = no route) and store it (persist);
-        returns a :class:`~tinydancer_duck.semantic._fit.FitReport` (see :mod:`tinydancer_duck.semantic._fit`)."""
-        from ._fit import fit_routes
-
-        return fit_routes(self, queries, labels, persist=persist, out_of_scope_weight=out_of_scope_weight)
+        returns the :class:`~tinydancer_duck.semantic._fit.FitReport` of those thresholds on the same queries."""
+        x, valid = self.queries(queries)
+        thresholds, report = fit_snapshot(self.snapshot(), x, valid, labels, out_of_scope_weight=out_of_scope_weight)
+        if persist:
+            self.set_thresholds(thresholds)
+        return report
 
 
 # -- argument helpers -------------------------------------------------------------------------------------------
-def _strings(field: str, values: Any, n: int) -> pa.Array | None:
-    if values is None:
-        return None
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if not isinstance(values, pa.Array):
-        values = pa.array([values] * n if isinstance(values, str) else as_column(field, values, n), pa.string())
-    if len(values) != n:
-        raise InvalidArgument(field, f"{len(values)} values", f"expected {n}")
-    return values
-
-
 def _embeddings(field: str, values: Any, n: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(float32 (n, D) with zero rows where absent, bool (n,) present); a given all-zero vector is an error."""
     if values is None:
@@ -405,17 +268,3 @@ def _embeddings(field: str, values: Any, n: int, dim: int) -> tuple[np.ndarray, 
     if (given & ~valid).any():
         raise InvalidArgument(field, "all zeros", "an embedding must have a non-zero norm")
     return x, given
-
-
-def _top_k(top_k: Any, n: int) -> int:
-    """One top_k for the batch: an integer >= 1 (a column must hold one value)."""
-    values = as_list(top_k)
-    distinct = {v for v in values if v is not None} if values else set()
-    if not distinct and values and all(v is None for v in values):
-        raise InvalidArgument("top_k", None, "must be an integer >= 1")
-    if len(distinct) > 1:
-        raise InvalidArgument("top_k", sorted(distinct)[:2], "must be the same for every row of a call")
-    value = distinct.pop() if distinct else 3
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidArgument("top_k", value, "must be an integer >= 1")
-    return int(value)

@@ -5,7 +5,7 @@ May import: registry, store, ground.
 
 from ._analytics import ANALYTICS_TYPE, STATS_TYPE, Analytics
 from ._events import DEFAULT_BATCH_ROWS, IngestReport, Usage
-from ._health import HEALTH_TYPE, OPEN, Health, to_us
+from ._health import HEALTH_TYPE, OPEN, Health
 
 __all__ = [
     "ANALYTICS_TYPE",
@@ -17,5 +17,4 @@ __all__ = [
     "Health",
     "IngestReport",
     "Usage",
-    "to_us",
 ]

@@ -19,7 +19,6 @@ than the newest event (a replay) runs the breakers over the events up to ``now``
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -29,6 +28,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from tinydancer_duck._validate import to_us
 from tinydancer_duck.registry import Registry
 from tinydancer_duck.settings import Settings
 
@@ -102,19 +102,6 @@ def _next_trip(first_in_window: np.ndarray, k0: int, failures: int) -> int:
     return -1
 
 
-def to_us(now: Any) -> int:
-    """µs since the epoch (UTC) of a datetime (naive = UTC), numpy datetime64, or None (the current time)."""
-    if now is None:
-        return time.time_ns() // 1000
-    if isinstance(now, np.datetime64):
-        return int(now.astype("datetime64[us]").astype(np.int64))
-    if isinstance(now, datetime):
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=timezone.utc)
-        return (now - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
-    raise TypeError(f"now must be a datetime or numpy datetime64, not {type(now).__name__}")
-
-
 class Health:
     """Circuit-breaker states of agents, derived from recorded usage."""
 
@@ -135,6 +122,19 @@ class Health:
             return np.zeros(len(names), np.int8)
         names = names.to_pylist() if isinstance(names, (pa.Array, pa.ChunkedArray)) else list(names)
         return np.array([self._at(breakers.get(name), now_us)[0] for name in names], dtype=np.int8)
+
+    def open_circuits(self, names: Sequence[str] | pa.Array, now_us: int) -> tuple[np.ndarray, int | None]:
+        """For a routing snapshot at ``now_us``: bool (A,) aligned with ``names``, True where the circuit is open,
+        and the µs at which the first of them turns half-open (None when none is open): until then the answer
+        stands unless usage is recorded."""
+        breakers = self._breakers(now_us)
+        if not breakers:
+            return np.zeros(len(names), bool), None
+        names = names.to_pylist() if isinstance(names, (pa.Array, pa.ChunkedArray)) else list(names)
+        cooldown = int(self.settings.breaker_cooldown_s * _US)
+        opened = [breakers[n].opened_at if self._at(breakers.get(n), now_us)[0] == OPEN else None for n in names]
+        is_open = np.array([o is not None for o in opened], bool)
+        return is_open, min((o + cooldown for o in opened if o is not None), default=None)
 
     def table(self, now: Any = None) -> pl.DataFrame:
         """One row per registered agent (by name): agent, state, recent_failures and recent_requests (within the
