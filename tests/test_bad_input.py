@@ -310,7 +310,7 @@ def test_empty_agent_set_gives_null_rows_with_a_reason(tmp_path):
     assert row[0] is None and row[1]
     plan = con.execute("SELECT * FROM ruvector_route_multi('write code', num_agents := 3)").fetchall()
     assert plan == [] or all(step[1] is None for step in plan)
-    with pytest.raises(duckdb.Error, match=r"invalid num_agents=1000000: must be <= \d+"):
+    with pytest.raises(duckdb.Error, match=r"invalid num_agents=1000000: must be an integer within \[1, \d+\]"):
         con.execute("SELECT * FROM ruvector_route_multi('write code', num_agents := 1000000)").fetchall()
     assert con.execute("SELECT count(*) FROM ruvector_semantic_route('x', top_k := 1000000)").fetchone()[0] == 0
     CALLS["explicit"] += 3

@@ -65,6 +65,33 @@ def as_float_column(argument: str, values: Any, n: int) -> np.ndarray:
     return column
 
 
+def check_int(argument: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer (Python or numpy; not a bool, not a float) within [minimum, maximum]; the error names the range."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or (
+            minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise InvalidArgument(argument, value, "must be an integer " + _range(minimum, maximum))
+    return int(value)
+
+
+def check_number(argument: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
+                 above: float | None = None) -> float:
+    """A finite real number (not a bool) >= minimum, <= maximum and > above (each when given)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(value)):
+        raise InvalidArgument(argument, value, "must be a finite number")
+    if above is not None and not value > above:
+        raise InvalidArgument(argument, value, f"must be > {above:g}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise InvalidArgument(argument, value, "must be " + _range(minimum, maximum))
+    return float(value)
+
+
+def _range(minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"within [{minimum:g}, {maximum:g}]"
+    return f">= {minimum:g}" if minimum is not None else f"<= {maximum:g}" if maximum is not None else "(any)"
+
+
 def as_texts(argument: str, values: Any) -> pa.Array:
     """A string column from a list of str/None, numpy strings or an Arrow string column; anything else
     (one number, nested lists, bytes that are not UTF-8) is an error naming the argument."""

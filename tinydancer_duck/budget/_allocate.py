@@ -32,7 +32,7 @@ from itertools import pairwise
 import numpy as np
 import polars as pl
 
-from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck._validate import check_number
 from tinydancer_duck.registry import AgentSnapshot, estimated_cost
 
 OUTPUT_SCHEMA = {
@@ -42,18 +42,9 @@ OUTPUT_SCHEMA = {
 
 
 def check_thresholds(monthly_budget: float, quality_threshold: float, latency_threshold_ms: float) -> None:
-    def number(argument: str, value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(float(value)):
-            raise InvalidArgument(argument, value, "must be a finite number")
-        return float(value)
-
-    if number("monthly_budget", monthly_budget) <= 0:
-        raise InvalidArgument("monthly_budget", monthly_budget, "must be > 0")
-    if not 0 <= number("quality_threshold", quality_threshold) <= 1:
-        raise InvalidArgument("quality_threshold", quality_threshold, "must be within [0, 1]")
-    if number("latency_threshold_ms", latency_threshold_ms) < 0:
-        raise InvalidArgument("latency_threshold_ms", latency_threshold_ms, "must be >= 0")
+    check_number("monthly_budget", monthly_budget, above=0)
+    check_number("quality_threshold", quality_threshold, minimum=0, maximum=1)
+    check_number("latency_threshold_ms", latency_threshold_ms, minimum=0)
 
 
 def eligible_matrix(categories: list[str], snapshot: AgentSnapshot, quality_threshold: float,

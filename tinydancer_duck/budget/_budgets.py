@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tinydancer_duck._validate import as_float_column, check_choice, check_nonnegative, to_us
+from tinydancer_duck._validate import as_float_column, check_choice, check_nonnegative, check_number, to_us
 from tinydancer_duck.errors import InvalidArgument, NotFound
 from tinydancer_duck.registry import Registry
 from tinydancer_duck.settings import Settings
@@ -191,8 +191,7 @@ class Budgets:
 
     def _demand(self, demand: Any, period_days: Any) -> pl.DataFrame:
         if demand is None:
-            if isinstance(period_days, bool) or not isinstance(period_days, (int, float)) or not 0 < period_days <= 36_500:
-                raise InvalidArgument("period_days", period_days, "must be a number of days in (0, 36500]")
+            check_number("period_days", period_days, above=0, maximum=36_500)
             frame = self.usage.frame()
             newest = frame["ts"].max() if frame.height else None
             if newest is None:

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck._validate import as_float_column, check_names
+from tinydancer_duck._validate import as_float_column, check_int, check_names
 from tinydancer_duck.embed import Embedder, embedding_matrix, is_vector_input, nonzero_rows
 from tinydancer_duck.errors import InvalidArgument, ModelError, NotFound
 from tinydancer_duck.settings import Settings
@@ -80,12 +80,6 @@ def default_classifier() -> RouteClassifier:
                            model.input_scale, metrics)
 
 
-def _positive_int(argument: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidArgument(argument, value, "must be an integer >= 1")
-    return int(value)
-
-
 def row_model(row: dict[str, Any]) -> RouteClassifier:
     """The classifier a ``models`` row holds (its name and version in ``metrics``)."""
     metrics = json.loads(row["metrics"]) if row.get("metrics") else {}
@@ -131,7 +125,7 @@ class Classifiers:
         mismatch. Cached per models-table version."""
         check_names("model", [name])
         if version is not None:
-            version = _positive_int("version", version)
+            version = check_int("version", version, minimum=1)
 
         def build(table: pa.Table) -> RouteClassifier | None:
             row = named_row(table, name, version)
@@ -233,8 +227,8 @@ class Classifiers:
         Every argument is checked before anything is trained or stored; a failure stores nothing.
         """
         check_names("model", [model])
-        hidden_dim = _positive_int("hidden_dim", hidden_dim)
-        epochs = _positive_int("epochs", epochs)
+        hidden_dim = check_int("hidden_dim", hidden_dim, minimum=1)
+        epochs = check_int("epochs", epochs, minimum=1)
         label_list = labels.to_pylist() if isinstance(labels, (pa.Array, pa.ChunkedArray)) else list(labels)
         n = len(label_list)
         if n == 0:

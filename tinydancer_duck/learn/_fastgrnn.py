@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from tinydancer_duck._validate import check_int
 from tinydancer_duck.errors import InvalidArgument
 
 __all__ = ["MODES", "FastGRNNParams", "forward", "init_params", "normalize_random_state", "step"]
@@ -169,21 +170,17 @@ def normalize_random_state(random_state: int | np.random.Generator | None) -> np
     if random_state is None:
         return np.random.default_rng(0)
     if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
-        raise InvalidArgument("random_state", random_state, "must be a non-negative int or a numpy Generator")
+        raise InvalidArgument("random_state", random_state, "must be an integer >= 0 or a numpy Generator")
     return np.random.default_rng(int(random_state))
 
 
 def _check_dims(input_dim: Any, hidden_dim: Any, mode: Any, rank: Any) -> None:
-    for name, v in (("input_dim", input_dim), ("hidden_dim", hidden_dim)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise InvalidArgument(name, v, "must be a positive int")
+    check_int("input_dim", input_dim, minimum=1)
+    check_int("hidden_dim", hidden_dim, minimum=1)
     if mode not in MODES:
         raise InvalidArgument("mode", mode, f"must be one of {sorted(MODES)}")
     if mode == "lowrank":
-        limit = min(input_dim, hidden_dim)
-        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= limit:
-            raise InvalidArgument("rank", rank, f"mode 'lowrank' needs an int rank in [1, min(input_dim, "
-                                  f"hidden_dim) = {limit}]")
+        check_int("rank", rank, minimum=1, maximum=min(input_dim, hidden_dim))  # mode 'lowrank' needs a rank
     elif rank is not None:
         raise InvalidArgument("rank", rank, f"only mode 'lowrank' takes a rank (mode is {mode!r})")
 

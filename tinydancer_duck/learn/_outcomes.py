@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tinydancer_duck._validate import check_names
+from tinydancer_duck._validate import check_int, check_names
 from tinydancer_duck.embed import Embedder
 from tinydancer_duck.errors import InvalidArgument, ModelError
 from tinydancer_duck.store import Store, newest_row, save_model
@@ -242,9 +242,8 @@ class OutcomeRouters:
         one row per agent, one pooled, and routing rows)."""
         check_names("model", [model])
         agents = check_names("agents", agents)
-        for name, value, low in (("hidden_dim", hidden_dim, 0), ("epochs", epochs, 1)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise InvalidArgument(name, value, f"must be an int >= {low}")
+        check_int("hidden_dim", hidden_dim, minimum=0)
+        check_int("epochs", epochs, minimum=1)
         if not (isinstance(validation_fraction, (int, float)) and 0 <= validation_fraction < 1):
             raise InvalidArgument("validation_fraction", validation_fraction, "must lie in [0, 1)")
         y = np.asarray(outcomes, np.float64)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tinydancer_duck._validate import check_int
 from tinydancer_duck.errors import InvalidArgument, ModelError
 
 from ._fastgrnn import MODES, FastGRNNParams, _check_dims, forward, init_params, normalize_random_state
@@ -126,12 +127,6 @@ def predict_proba(x: Any, model: TrainResult) -> np.ndarray:
     return out
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidArgument(name, value, "must be a positive int")
-    return int(value)
-
-
 def _check_x(name: str, x: Any) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu" or arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[-1] < 1:
@@ -200,12 +195,12 @@ def train(x: Any, y: Any, *, task: str = "multiclass", n_classes: int, hidden_di
         raise InvalidArgument("task", task, f"must be one of {sorted(LOSSES)}")
     if mode not in MODES:
         raise InvalidArgument("mode", mode, f"must be one of {sorted(MODES)}")
-    n_classes = _positive_int("n_classes", n_classes)
+    n_classes = check_int("n_classes", n_classes, minimum=1)
     if task == "multiclass" and n_classes < 2:
         raise InvalidArgument("n_classes", n_classes, "multiclass needs at least 2 classes")
-    epochs, batch_size = _positive_int("epochs", epochs), _positive_int("batch_size", batch_size)
+    epochs, batch_size = check_int("epochs", epochs, minimum=1), check_int("batch_size", batch_size, minimum=1)
     if patience is not None:
-        patience = _positive_int("patience", patience)
+        patience = check_int("patience", patience, minimum=1)
     if not (isinstance(learning_rate, (int, float)) and np.isfinite(learning_rate) and learning_rate > 0):
         raise InvalidArgument("learning_rate", learning_rate, "must be a finite number > 0")
     if not (isinstance(weight_decay, (int, float)) and np.isfinite(weight_decay) and weight_decay >= 0):

@@ -23,6 +23,7 @@ from tinydancer_duck._validate import (
     as_list,
     check_bools,
     check_choice,
+    check_int,
     check_names,
     check_nonnegative,
     check_unit_interval,
@@ -76,8 +77,7 @@ class Registry:
     def find_by_capability(self, capability: str, limit: int = 10) -> pa.Table:
         """Active agents ranked by capability: exact holders first, then by cosine to the capability's embedding."""
         check_names("capability", [capability])
-        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-            raise InvalidArgument("limit", limit, "must be an integer >= 1")
+        limit = check_int("limit", limit, minimum=1)
         snap = self.snapshot()
         query = self.embedder.embed([capability_text([capability])])[0]
         similarity = snap.capability_embedding @ query

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
+from tinydancer_duck._validate import check_int
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.snapshot import RoutingSnapshot
 
@@ -113,8 +114,7 @@ def curve(source: RoutingSnapshot | Any, log: Any, *, points: int = 40, columns:
     Returns (table of :data:`CURVE_TYPE` rows, {"aiq_router", "aiq_zero_router", "c_min", "c_max"}).
     constraints : ruvector_route's constraints (they shape the router's candidates, not the single agents).
     """
-    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or not 3 <= points <= 1000:
-        raise InvalidArgument("points", points, "must be an int in [3, 1000]")
+    check_int("points", points, minimum=3, maximum=1000)
     replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", **constraints)
     names, a = replay.names, replay.agents.size
     grid: np.ndarray | None = None

@@ -22,6 +22,7 @@ import polars as pl
 import pyarrow as pa
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
+from tinydancer_duck._validate import check_number
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.snapshot import RoutingSnapshot
 
@@ -42,13 +43,7 @@ def check_budgets(budgets: Any) -> list[float]:
     values = list(budgets)
     if not values:
         raise InvalidArgument("budgets", values, "must be a non-empty list of numbers >= 0")
-    out = []
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(value) or value < 0:
-            raise InvalidArgument("budgets", value, "every budget must be a finite number >= 0")
-        out.append(float(value))
-    return out
+    return [check_number("budgets", value, minimum=0) for value in values]
 
 
 def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[float], *,

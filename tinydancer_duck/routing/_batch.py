@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from tinydancer_duck._validate import check_number
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.registry import AgentSnapshot
 from tinydancer_duck.settings import Settings
@@ -73,12 +74,8 @@ def check_batch_objective(optimize_for: object, budget: object) -> tuple[str, fl
         optimize_for = "total_cost"
     if not isinstance(optimize_for, str) or optimize_for.strip().lower() not in BATCH_OBJECTIVES:
         raise InvalidArgument("optimize_for", optimize_for, f"must be one of {', '.join(BATCH_OBJECTIVES)}")
-    if budget is not None:
-        if isinstance(budget, bool) or not isinstance(budget, (int, float, np.floating, np.integer)) \
-                or not np.isfinite(budget) or budget < 0:
-            raise InvalidArgument("budget", budget, "must be a finite number >= 0")
-        budget = float(budget)
-    return optimize_for.strip().lower(), budget
+    limit = None if budget is None else check_number("budget", budget, minimum=0)
+    return optimize_for.strip().lower(), limit
 
 
 def batch_route(requests: Requests, snapshot: AgentSnapshot, settings: Settings, *, optimize_for: str,

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tinydancer_duck._validate import check_int
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.registry import AgentSnapshot
 from tinydancer_duck.settings import Settings
@@ -90,11 +91,7 @@ def check_strategy(strategy: object, num_agents: object) -> tuple[str, int]:
     """Validate the two multi-agent arguments once per call."""
     if not isinstance(strategy, str) or strategy.strip().lower() not in STRATEGIES:
         raise InvalidArgument("strategy", strategy, f"must be one of {', '.join(STRATEGIES)}")
-    if isinstance(num_agents, bool) or not isinstance(num_agents, (int, np.integer)) or num_agents < 1:
-        raise InvalidArgument("num_agents", num_agents, "must be an integer >= 1")
-    if num_agents > MAX_AGENTS:
-        raise InvalidArgument("num_agents", num_agents, f"must be <= {MAX_AGENTS}")
-    return strategy.strip().lower(), int(num_agents)
+    return strategy.strip().lower(), check_int("num_agents", num_agents, minimum=1, maximum=MAX_AGENTS)
 
 
 def route_multi(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, settings: Settings, *,

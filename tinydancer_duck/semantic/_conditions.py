@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tinydancer_duck._validate import check_int
 from tinydancer_duck.errors import InvalidArgument
 
 KEYS = ("time_range", "user_tiers", "rate_limit_per_min")
@@ -71,9 +72,7 @@ def parse_conditions(value: Any) -> str | None:
         out["user_tiers"] = sorted(set(tiers))
     if parsed.get("rate_limit_per_min") is not None:
         limit = parsed["rate_limit_per_min"]
-        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit != int(limit) or limit < 0:
-            raise InvalidArgument("conditions.rate_limit_per_min", limit, "must be an integer >= 0")
-        out["rate_limit_per_min"] = int(limit)
+        out["rate_limit_per_min"] = check_int("conditions.rate_limit_per_min", limit, minimum=0, maximum=2**31 - 1)
     return json.dumps(out, sort_keys=True) if out else None
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tinydancer_duck._validate import as_column, as_list
+from tinydancer_duck._validate import as_column, as_list, check_int
 from tinydancer_duck.errors import InvalidArgument
 
 from ._conditions import US_PER_MIN, rate_limit_pass
@@ -144,7 +144,4 @@ def check_top_k(top_k: Any) -> int:
         raise InvalidArgument("top_k", None, "must be an integer >= 1")
     if len(distinct) > 1:
         raise InvalidArgument("top_k", sorted(distinct)[:2], "must be the same for every row of a call")
-    value = distinct.pop() if distinct else 3
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidArgument("top_k", value, "must be an integer >= 1")
-    return int(value)
+    return check_int("top_k", distinct.pop() if distinct else 3, minimum=1)

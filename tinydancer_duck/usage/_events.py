@@ -33,7 +33,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck._validate import as_float_column, check_nonnegative, check_unit_interval
+from tinydancer_duck._validate import as_float_column, check_int, check_nonnegative, check_unit_interval
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.registry import Registry, fold_observations
 from tinydancer_duck.settings import Settings
@@ -117,8 +117,7 @@ class Usage:
         written; then the writing pass.
         """
         started = time.perf_counter()
-        if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
-            raise InvalidArgument("batch_rows", batch_rows, "must be an integer >= 1")
+        check_int("batch_rows", batch_rows, minimum=1)
         dataset, selection = open_log(source, column_mapping(columns))
         total = dataset.count_rows()
         now = datetime.now(timezone.utc)
