@@ -6,14 +6,15 @@ May import: store, embed, ground.
 from ._costs import estimated_cost, tokens_from_bytes
 from ._registry import Registry, config_columns
 from ._snapshot import AgentSnapshot, build_snapshot
-from ._stats import fold_observations
+from ._stats import AffineFold, fold_batch
 
 __all__ = [
+    "AffineFold",
     "AgentSnapshot",
     "Registry",
     "build_snapshot",
     "config_columns",
     "estimated_cost",
-    "fold_observations",
+    "fold_batch",
     "tokens_from_bytes",
 ]

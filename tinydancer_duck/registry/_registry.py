@@ -34,6 +34,7 @@ from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Store, write_locked
 
 from ._snapshot import AGENT_TYPES, AgentSnapshot, build_snapshot, capability_text
+from ._stats import STATS, AffineFold, fold_observations
 
 PRICE_FIELDS = ("cost_per_1k_tokens", "cost_per_call", "cost_per_second")
 #: Fields of ruvector_register_agent_full's JSON config, beyond the required name/agent_type/capabilities.
@@ -175,8 +176,6 @@ class Registry:
     @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
     def update_metrics(self, names: Sequence[str], latency_ms: Any, success: Any, quality: Any = None) -> int:
         """Fold observed outcomes into each agent's running stats (see :mod:`tinydancer_duck.registry._stats`)."""
-        from ._stats import fold_observations
-
         names = self._existing(names)
         n = len(names)
         latency = as_float_column("latency_ms", latency_ms, n)
@@ -192,6 +191,23 @@ class Registry:
         patch = fold_observations(current, names, latency, np.asarray(successes, bool), observed,
                                   alpha=self.settings.latency_ewma_alpha)
         return self._patch(patch.pop("name"), patch)
+
+    @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
+    def apply_folds(self, folds: Mapping[str, AffineFold]) -> list[str]:
+        """Apply each agent's folded events (:class:`AffineFold`, a bulk ingest) to its stored stats, read at write
+        time, in one agents write; returns the agents updated (folds of unknown agents are skipped)."""
+        known = self.snapshot().index
+        names = [name for name in sorted(folds) if name in known]
+        if not names:
+            return []
+        rows = self.get(names)
+        values = {}
+        for stat in (*STATS, "total_requests"):
+            old = np.asarray(rows[stat].to_numpy(zero_copy_only=False), dtype=np.float64)
+            new = np.array([folds[n].apply(stat, o) for n, o in zip(names, old)])
+            values[stat] = np.rint(new).astype(np.int64) if stat == "total_requests" else new
+        self._patch(names, values)
+        return names
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _existing(self, names: Sequence[Any]) -> list[str]:

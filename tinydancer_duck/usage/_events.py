@@ -35,13 +35,12 @@ import pyarrow.compute as pc
 
 from tinydancer_duck._validate import as_float_column, check_int, check_nonnegative, check_unit_interval
 from tinydancer_duck.errors import InvalidArgument
-from tinydancer_duck.registry import Registry, fold_observations
+from tinydancer_duck.registry import AffineFold, Registry, fold_batch
 from tinydancer_duck.settings import Settings
-from tinydancer_duck.store import MAX_CHUNKS, USAGE_SCHEMA, Store, write_locked
+from tinydancer_duck.store import MAX_CHUNKS, USAGE_SCHEMA, Store
 
 from ._log import FIELDS, batches, column_mapping, open_log
 
-STATS = ("avg_latency_ms", "p99_latency_ms", "success_rate", "quality_score")
 _TS = pa.timestamp("us", tz="UTC")
 DEFAULT_BATCH_ROWS = 100_000
 
@@ -127,7 +126,7 @@ class Usage:
             progress(0, total)
 
         names = self.registry.snapshot().names
-        folds: dict[str, _Affine] = {}
+        folds: dict[str, AffineFold] = {}
         unknown: set[str] = set()
         done, cost = 0, 0.0
         for batch in batches(dataset, selection, batch_rows):  # pass 2: write
@@ -137,78 +136,18 @@ class Usage:
             if not known.all():
                 unknown.update(pc.unique(rows["agent"].filter(pa.array(~known))).to_pylist())
             if known.any():
-                _fold_into(folds, rows.filter(pa.array(known)), self.settings.latency_ewma_alpha)
+                fold_batch(folds, rows.filter(pa.array(known)), self.settings.latency_ewma_alpha)
             done += rows.num_rows
             cost += float(pc.sum(rows["cost"]).as_py() or 0.0)
             if progress is not None:
                 progress(done, total)
-        updated = self._apply(folds)
+        updated = self.registry.apply_folds(folds)
         return IngestReport(rows=done, total_cost=cost, agents_updated=updated, unknown_agents=sorted(unknown),
                             seconds=time.perf_counter() - started)
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _known(self, agents: pa.ChunkedArray | pa.Array) -> np.ndarray:
         return pc.is_in(agents, value_set=self.registry.snapshot().names).to_numpy(zero_copy_only=False)
-
-    @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
-    def _apply(self, folds: Mapping[str, _Affine]) -> list[str]:
-        """Apply each agent's folded map to its stored stats (read at write time) in one agents write."""
-        names = [name for name in sorted(folds) if name in self.registry.snapshot().index]
-        if not names:
-            return []
-        rows = self.registry.get(names)
-        for stat in (*STATS, "total_requests"):
-            old = np.asarray(rows[stat].to_numpy(zero_copy_only=False), dtype=np.float64)
-            new = np.array([folds[n].apply(stat, o) for n, o in zip(names, old)])
-            typ = rows.schema.field(stat).type
-            column = pa.array(np.rint(new).astype(np.int64) if pa.types.is_integer(typ) else new).cast(typ)
-            rows = rows.set_column(rows.schema.get_field_index(stat), stat, column)
-        now = pa.array([datetime.now(timezone.utc)] * len(names), _TS)
-        rows = rows.set_column(rows.schema.get_field_index("updated_at"), "updated_at", now)
-        snap = self.registry.snapshot()
-        embedding = snap.table["capability_embedding"].take(pa.array([snap.index[n] for n in names], pa.int64()))
-        self.store.upsert("agents", rows.append_column("capability_embedding", embedding))
-        return names
-
-
-@dataclass
-class _Affine:
-    """Per-stat ``x -> decay * x + offset`` accumulated over batches (and total_requests += count)."""
-
-    decay: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STATS, 1.0))
-    offset: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STATS, 0.0))
-    count: int = 0
-
-    def then(self, stat: str, decay: float, offset: float) -> None:
-        self.decay[stat] *= decay
-        self.offset[stat] = decay * self.offset[stat] + offset
-
-    def apply(self, stat: str, old: float) -> float:
-        if stat == "total_requests":
-            return (0.0 if np.isnan(old) else old) + self.count
-        return self.decay[stat] * old + self.offset[stat]
-
-
-def _fold_into(folds: dict[str, _Affine], rows: pa.Table, alpha: float) -> None:
-    """Fold one batch (known agents, time order) into ``folds``: fold_observations from a zero start gives the
-    offsets; the decay of k observations is (1 - alpha)^k (quality counts only its non-NULL observations)."""
-    n = rows.num_rows
-    zero = pa.table({stat: np.zeros(n) for stat in STATS} | {"total_requests": np.zeros(n, np.int64)})
-    names = rows["agent"].to_numpy()
-    latency = rows["latency_ms"].to_numpy()
-    quality = np.asarray(rows["quality"].to_numpy(zero_copy_only=False), dtype=np.float64)
-    offsets = fold_observations(zero, names, latency, rows["success"].to_numpy(zero_copy_only=False), quality,
-                                alpha=alpha)
-    counts = pl.DataFrame({"agent": rows["agent"], "q": rows["quality"]}).group_by("agent").agg(
-        pl.len().alias("k"), pl.col("q").count().alias("kq"))
-    k_of = {row["agent"]: (row["k"], row["kq"]) for row in counts.iter_rows(named=True)}
-    for i, name in enumerate(offsets["name"]):
-        k, kq = k_of[name]
-        fold = folds.setdefault(name, _Affine())
-        for stat in STATS:
-            decay = (1.0 - alpha) ** (kq if stat == "quality_score" else k)
-            fold.then(stat, decay, offsets[stat][i])
-        fold.count += k
 
 
 # -- validation -------------------------------------------------------------------------------------------------
