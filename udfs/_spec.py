@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from tinydancer_duck._blas import single_threaded_blas
@@ -69,6 +70,7 @@ _SCALARS = {
     pa.bool_(): "BOOLEAN",
     pa.large_binary(): "BLOB",
     pa.binary(): "BLOB",
+    pa.date32(): "DATE",
 }
 
 
@@ -86,3 +88,21 @@ def arrow_sql_type(typ: pa.DataType) -> str:
         fields = ", ".join(f'"{f.name}" {arrow_sql_type(f.type)}' for f in typ)
         return f"STRUCT({fields})"
     raise TypeError(f"no DuckDB type for {typ}")
+
+
+_TS = pa.timestamp("us", tz="UTC")
+
+
+def as_list(rows: pa.Array, typ: pa.DataType) -> pa.Array:
+    """One LIST(STRUCT) value holding ``rows`` (the shape table macros unnest)."""
+    return pa.ListArray.from_arrays(pa.array([0, len(rows)], pa.int32()), rows.cast(typ))
+
+
+def epoch_us_to_ts(column: pa.ChunkedArray) -> pa.Array:
+    """The BIGINT µs the SQL macro passes, as UTC timestamps (NULL stays NULL: now)."""
+    return one_chunk(column).cast(pa.int64()).cast(_TS)
+
+
+def now_of(column: pa.ChunkedArray) -> np.datetime64 | None:
+    values = one_chunk(column)
+    return None if len(values) == 0 or not values[0].is_valid else np.datetime64(values[0].as_py(), "us")

@@ -7,19 +7,12 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 
-from tinydancer_duck.budget import STATUS_TYPE
+from tinydancer_duck.budget import OPTIMIZE_TYPE, STATUS_TYPE
 
-from ._spec import UDF, one_chunk
-from .usage import as_list, now_of, sql_type
+from ._spec import UDF, arrow_sql_type, as_list, now_of, one_chunk
 
 if TYPE_CHECKING:
     from tinydancer_duck.engine import Engine
-
-OPTIMIZE_TYPE = pa.struct([("kind", pa.string()), ("agent", pa.string()), ("categories", pa.list_(pa.string())),
-                           ("expected_requests", pa.float64()), ("allocation", pa.float64()),
-                           ("expected_spend", pa.float64()), ("expected_quality", pa.float64()),
-                           ("share", pa.float64())])
-
 
 def _struct_rows(frame: pl.DataFrame) -> pa.StructArray:
     table = frame.to_arrow()
@@ -42,16 +35,16 @@ def udfs(engine: Engine) -> list[UDF]:
     def optimize_budget(monthly_budget, quality_threshold, latency_threshold_ms, demand, period_days) -> pa.Array:
         columns = [one_chunk(c).to_pylist() for c in
                    (monthly_budget, quality_threshold, latency_threshold_ms, demand, period_days)]
-        results = [budgets.optimize(b, 0.8 if q is None else q, 5000.0 if lt is None else lt, demand=d,
-                                    period_days=30 if days is None else days)
-                   for b, q, lt, d, days in zip(*columns)]
+        names = ("quality_threshold", "latency_threshold_ms", "demand", "period_days")
+        results = [budgets.optimize(b, **{k: v for k, v in zip(names, rest) if v is not None})  # NULL: the default
+                   for b, *rest in zip(*columns)]
         return pa.concat_arrays([as_list(_struct_rows(r), OPTIMIZE_TYPE) for r in results]) if results \
             else pa.array([], pa.list_(OPTIMIZE_TYPE))
 
     return [
         UDF("_td_set_budget", set_budget, ["DOUBLE", "VARCHAR", "VARCHAR"], "BOOLEAN", side_effects=True),
         UDF("_td_remove_budget", remove_budget, ["VARCHAR"], "BOOLEAN", side_effects=True),
-        UDF("_td_budget_status", budget_status, ["BIGINT"], sql_type(STATUS_TYPE) + "[]", side_effects=True),
+        UDF("_td_budget_status", budget_status, ["BIGINT"], arrow_sql_type(STATUS_TYPE) + "[]", side_effects=True),
         UDF("_td_optimize_budget", optimize_budget, ["DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR", "DOUBLE"],
-            sql_type(OPTIMIZE_TYPE) + "[]", side_effects=True),
+            arrow_sql_type(OPTIMIZE_TYPE) + "[]", side_effects=True),
     ]

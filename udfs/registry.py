@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from tinydancer_duck.registry import config_columns
+from tinydancer_duck.registry import FOUND_TYPE, config_columns
 
 from ._spec import UDF, arrow_sql_type, one_chunk
 
@@ -83,7 +83,3 @@ def udfs(engine: Engine) -> list[UDF]:
         UDF("_td_update_agent_metrics", update_agent_metrics, ["VARCHAR", "DOUBLE", "BOOLEAN", "DOUBLE"], "BOOLEAN",
             side_effects=True),
     ]
-
-
-FOUND_TYPE = pa.struct([("name", pa.string()), ("agent_type", pa.string()), ("capabilities", pa.list_(pa.string())),
-                        ("quality_score", pa.float64()), ("exact_match", pa.bool_()), ("similarity", pa.float64())])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck.routing import BATCH_FIELDS, PLAN_TYPE, ROUTE_FIELDS
+from tinydancer_duck.routing import BATCH_TYPE, PLAN_TYPE, ROUTE_TYPE
 
 from ._spec import UDF, arrow_sql_type, one_chunk
 
@@ -23,10 +23,7 @@ if TYPE_CHECKING:
 OPTION_FIELDS = ("optimize_for", "required_capabilities", "max_cost", "max_latency_ms", "min_quality",
                  "excluded_agents", "budget_remaining")
 OPTION_TYPES = ("VARCHAR", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR[]", "DOUBLE")
-ROUTE_TYPE = arrow_sql_type(pa.struct(list(zip(ROUTE_FIELDS, (
-    pa.string(), pa.float64(), pa.float64(), pa.float64(), pa.int32(), pa.string())))))
-BATCH_ROW = pa.struct([("request", pa.string()), *zip(BATCH_FIELDS, (
-    pa.int64(), pa.string(), pa.float64(), pa.float64(), pa.float64(), pa.float64(), pa.string()))])
+BATCH_ROW = pa.struct([("request", pa.string()), *BATCH_TYPE])
 
 
 def request_column(text: pa.ChunkedArray, vector: pa.ChunkedArray) -> pa.Array:
@@ -76,8 +73,8 @@ def udfs(engine: Engine) -> list[UDF]:
         return pa.ListArray.from_arrays(pc.cumulative_sum(lengths), values)
 
     return [
-        UDF("_td_route", route, ["VARCHAR", "FLOAT[]", *OPTION_TYPES], ROUTE_TYPE),
-        UDF("_td_route_one", route_one, ["VARIANT", *OPTION_TYPES], ROUTE_TYPE, one_row=True),
+        UDF("_td_route", route, ["VARCHAR", "FLOAT[]", *OPTION_TYPES], arrow_sql_type(ROUTE_TYPE)),
+        UDF("_td_route_one", route_one, ["VARIANT", *OPTION_TYPES], arrow_sql_type(ROUTE_TYPE), one_row=True),
         UDF("_td_route_multi", route_multi, ["VARCHAR", "FLOAT[]", "BIGINT", "VARCHAR", *OPTION_TYPES],
             arrow_sql_type(PLAN_TYPE)),
         UDF("_td_batch_route", batch_route, ["VARCHAR[]", "VARCHAR", "DOUBLE"], f"{arrow_sql_type(BATCH_ROW)}[]"),

@@ -12,15 +12,14 @@ import pyarrow as pa
 
 from tinydancer_duck.learn import METRICS_TYPE
 from tinydancer_duck.replay import CURVE_TYPE, ROW_TYPE, SUMMARY_TYPE, WHATIF_TYPE, budget_whatif, curve, simulate
+from tinydancer_duck.routing import CONSTRAINT_OPTIONS
 
-from ._spec import UDF, one_chunk
-from .usage import as_list, sql_type
+from ._spec import UDF, arrow_sql_type, as_list, one_chunk
 
 if TYPE_CHECKING:
     from tinydancer_duck.engine import Engine
 
 POLICY = ("VARCHAR", "VARCHAR", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR[]", "DOUBLE", "VARCHAR")
-CONSTRAINT_NAMES = ("required_capabilities", "max_cost", "max_latency_ms", "min_quality", "excluded_agents")
 
 
 def _rows(columns: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -35,7 +34,7 @@ def _table_list(table: pa.Table, typ: pa.DataType) -> pa.Array:
 
 
 def _constraints(values: tuple[Any, ...]) -> dict[str, Any]:
-    return {k: v for k, v in zip(CONSTRAINT_NAMES, values) if v is not None}
+    return {k: v for k, v in zip(CONSTRAINT_OPTIONS, values) if v is not None}
 
 
 def udfs(engine: Engine) -> list[UDF]:
@@ -96,14 +95,14 @@ def udfs(engine: Engine) -> list[UDF]:
 
     constraints = ["VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR[]"]
     return [
-        UDF("_td_simulate", simulate_rows, list(POLICY), sql_type(ROW_TYPE) + "[]", side_effects=True),
-        UDF("_td_simulate_summary", simulate_summary, list(POLICY), sql_type(SUMMARY_TYPE) + "[]",
+        UDF("_td_simulate", simulate_rows, list(POLICY), arrow_sql_type(ROW_TYPE) + "[]", side_effects=True),
+        UDF("_td_simulate_summary", simulate_summary, list(POLICY), arrow_sql_type(SUMMARY_TYPE) + "[]",
             side_effects=True),
         UDF("_td_cost_quality_curve", cost_quality_curve, ["VARCHAR", "BIGINT", "VARCHAR", *constraints],
-            sql_type(CURVE_TYPE) + "[]", side_effects=True),
+            arrow_sql_type(CURVE_TYPE) + "[]", side_effects=True),
         UDF("_td_budget_whatif", whatif, ["VARCHAR", "DOUBLE[]", "DOUBLE", "DOUBLE", "VARCHAR", "VARCHAR[]", "DOUBLE",
-                                          "DOUBLE", "VARCHAR[]"], sql_type(WHATIF_TYPE) + "[]", side_effects=True),
+                                          "DOUBLE", "VARCHAR[]"], arrow_sql_type(WHATIF_TYPE) + "[]", side_effects=True),
         UDF("_td_train_outcome_router", train_outcome_router, ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT",
                                                                "DOUBLE", "DOUBLE", "DOUBLE", "BIGINT"],
-            sql_type(METRICS_TYPE) + "[]", side_effects=True),
+            arrow_sql_type(METRICS_TYPE) + "[]", side_effects=True),
     ]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pyarrow as pa
 
-from tinydancer_duck.usage import ANALYTICS_TYPE, DEFAULT_BATCH_ROWS, HEALTH_TYPE, STATS_TYPE
+from tinydancer_duck.usage import ANALYTICS_TYPE, DEFAULT_BATCH_ROWS, HEALTH_TYPE, INGEST_TYPE, STATS_TYPE
 
-from ._spec import UDF, one_chunk
+from ._spec import UDF, arrow_sql_type, as_list, epoch_us_to_ts, now_of, one_chunk
 
 if TYPE_CHECKING:
     from tinydancer_duck.engine import Engine
@@ -18,37 +18,6 @@ RECORD_FIELDS = ("agent", "cost", "success", "latency_ms", "ts", "request_id", "
                  "tokens_out", "quality")
 RECORD_TYPES = ("VARCHAR", "DOUBLE", "BOOLEAN", "DOUBLE", "BIGINT", "VARCHAR", "VARCHAR", "VARCHAR", "BIGINT",
                 "BIGINT", "DOUBLE")
-INGEST_TYPE = pa.struct([("rows", pa.int64()), ("total_cost", pa.float64()),
-                         ("agents_updated", pa.list_(pa.string())), ("unknown_agents", pa.list_(pa.string())),
-                         ("seconds", pa.float64())])
-_TS = pa.timestamp("us", tz="UTC")
-
-
-def sql_type(typ: pa.DataType) -> str:
-    """DuckDB type of the struct types declared here (dates and timestamps included)."""
-    if pa.types.is_struct(typ):
-        return "STRUCT(" + ", ".join(f'"{f.name}" {sql_type(f.type)}' for f in typ) + ")"
-    if pa.types.is_list(typ):
-        return sql_type(typ.value_type) + "[]"
-    return {pa.string(): "VARCHAR", pa.float64(): "DOUBLE", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN",
-            pa.date32(): "DATE", _TS: "TIMESTAMP WITH TIME ZONE"}[typ]
-
-
-def as_list(rows: pa.Array, typ: pa.DataType) -> pa.Array:
-    """One LIST(STRUCT) value holding ``rows`` (the shape table macros unnest)."""
-    return pa.ListArray.from_arrays(pa.array([0, len(rows)], pa.int32()), rows.cast(typ))
-
-
-def epoch_us_to_ts(column: pa.ChunkedArray) -> pa.Array:
-    """The BIGINT µs the SQL macro passes, as UTC timestamps (NULL stays NULL: now)."""
-    return one_chunk(column).cast(pa.int64()).cast(_TS)
-
-
-def now_of(column: pa.ChunkedArray) -> np.datetime64 | None:
-    values = one_chunk(column)
-    return None if len(values) == 0 or not values[0].is_valid else np.datetime64(values[0].as_py(), "us")
-
-
 def udfs(engine: Engine) -> list[UDF]:
     def record_usage(agent, cost, success, latency_ms, ts, request_id, route, category, tokens_in, tokens_out,
                      quality) -> pa.Array:
@@ -62,9 +31,7 @@ def udfs(engine: Engine) -> list[UDF]:
         for p, mapping, rows in zip(one_chunk(path).to_pylist(), one_chunk(columns).to_pylist(),
                                     one_chunk(batch_rows).to_pylist()):
             report = engine.usage.ingest(p, columns=mapping, batch_rows=DEFAULT_BATCH_ROWS if rows is None else rows)
-            reports.append({"rows": report.rows, "total_cost": report.total_cost,
-                            "agents_updated": report.agents_updated, "unknown_agents": report.unknown_agents,
-                            "seconds": report.seconds})
+            reports.append(asdict(report))
         return pa.array(reports, INGEST_TYPE)
 
     def routing_analytics(time_range: pa.ChunkedArray, group_by: pa.ChunkedArray) -> pa.Array:
@@ -83,10 +50,10 @@ def udfs(engine: Engine) -> list[UDF]:
 
     return [
         UDF("_td_record_usage", record_usage, RECORD_TYPES, "BOOLEAN", side_effects=True),
-        UDF("_td_ingest_usage", ingest_usage, ["VARCHAR", "VARCHAR", "BIGINT"], sql_type(INGEST_TYPE),
+        UDF("_td_ingest_usage", ingest_usage, ["VARCHAR", "VARCHAR", "BIGINT"], arrow_sql_type(INGEST_TYPE),
             side_effects=True),
-        UDF("_td_routing_analytics", routing_analytics, ["VARCHAR", "VARCHAR"], sql_type(ANALYTICS_TYPE) + "[]",
+        UDF("_td_routing_analytics", routing_analytics, ["VARCHAR", "VARCHAR"], arrow_sql_type(ANALYTICS_TYPE) + "[]",
             side_effects=True),
-        UDF("_td_routing_stats", routing_stats, [], sql_type(STATS_TYPE), side_effects=True),
-        UDF("_td_agent_health", agent_health, ["BIGINT"], sql_type(HEALTH_TYPE) + "[]", side_effects=True),
+        UDF("_td_routing_stats", routing_stats, [], arrow_sql_type(STATS_TYPE), side_effects=True),
+        UDF("_td_agent_health", agent_health, ["BIGINT"], arrow_sql_type(HEALTH_TYPE) + "[]", side_effects=True),
     ]

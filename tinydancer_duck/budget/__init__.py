@@ -3,9 +3,11 @@
 May import: usage, registry, store, ground.
 """
 
+from ._allocate import OPTIMIZE_TYPE
 from ._budgets import STATUS_TYPE, Budgets
 
 __all__ = [
+    "OPTIMIZE_TYPE",
     "STATUS_TYPE",
     "Budgets",
 ]

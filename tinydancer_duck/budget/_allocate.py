@@ -31,14 +31,17 @@ from itertools import pairwise
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from tinydancer_duck._validate import check_number
 from tinydancer_duck.registry import AgentSnapshot, estimated_cost
 
-OUTPUT_SCHEMA = {
-    "kind": pl.String, "agent": pl.String, "categories": pl.List(pl.String), "expected_requests": pl.Float64,
-    "allocation": pl.Float64, "expected_spend": pl.Float64, "expected_quality": pl.Float64, "share": pl.Float64,
-}
+#: One row of ruvector_optimize_budget (the allocation frame's columns).
+OPTIMIZE_TYPE = pa.struct([("kind", pa.string()), ("agent", pa.string()), ("categories", pa.list_(pa.string())),
+                           ("expected_requests", pa.float64()), ("allocation", pa.float64()),
+                           ("expected_spend", pa.float64()), ("expected_quality", pa.float64()),
+                           ("share", pa.float64())])
+OUTPUT_SCHEMA = dict(pl.from_arrow(pa.schema(list(OPTIMIZE_TYPE)).empty_table()).schema)
 
 
 def check_thresholds(monthly_budget: float, quality_threshold: float, latency_threshold_ms: float) -> None:

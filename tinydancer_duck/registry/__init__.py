@@ -4,11 +4,12 @@ May import: store, embed, ground.
 """
 
 from ._costs import estimated_cost, tokens_from_bytes
-from ._registry import Registry, config_columns
+from ._registry import FOUND_TYPE, Registry, config_columns
 from ._snapshot import AgentSnapshot, build_snapshot
 from ._stats import AffineFold, fold_batch
 
 __all__ = [
+    "FOUND_TYPE",
     "AffineFold",
     "AgentSnapshot",
     "Registry",

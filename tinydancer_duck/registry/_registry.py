@@ -37,6 +37,9 @@ from ._snapshot import AGENT_TYPES, AgentSnapshot, build_snapshot, capability_te
 from ._stats import STATS, AffineFold, fold_observations
 
 PRICE_FIELDS = ("cost_per_1k_tokens", "cost_per_call", "cost_per_second")
+#: One row of ruvector_find_agents_by_capability (:meth:`Registry.find_by_capability`).
+FOUND_TYPE = pa.struct([("name", pa.string()), ("agent_type", pa.string()), ("capabilities", pa.list_(pa.string())),
+                        ("quality_score", pa.float64()), ("exact_match", pa.bool_()), ("similarity", pa.float64())])
 #: Fields of ruvector_register_agent_full's JSON config, beyond the required name/agent_type/capabilities.
 OPTIONAL_FIELDS = (*PRICE_FIELDS, "avg_output_tokens", "avg_latency_ms", "p99_latency_ms", "quality_score",
                    "success_rate", "metadata", "active")

@@ -33,6 +33,7 @@ from tinydancer_duck._logs import DEFAULT_BATCH_ROWS, LogBatch, LogSpec, categor
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.routing import (
     BATCH_OBJECTIVES,
+    CONSTRAINT_OPTIONS,
     Requests,
     RouteOptions,
     Signals,
@@ -46,7 +47,6 @@ from tinydancer_duck.snapshot import RoutingSnapshot
 
 QUALITY_SOURCES = ("observed", "category_mean", "predicted", "quality_score")
 COST_SOURCES = ("logged", "estimated")
-CONSTRAINTS = ("required_capabilities", "max_cost", "max_latency_ms", "min_quality", "excluded_agents")
 Progress = Callable[[int, int], None]
 
 ROW_TYPE = pa.struct([("row", pa.int64()), ("request_id", pa.string()), ("category", pa.string()),
@@ -106,7 +106,7 @@ class Replay:
 
     def __init__(self, snapshot: RoutingSnapshot, log: Any, *, columns: Any = None, optimize_for: Any = "balanced",
                  **constraints: Any) -> None:
-        unknown = set(constraints) - set(CONSTRAINTS)
+        unknown = set(constraints) - set(CONSTRAINT_OPTIONS)
         if unknown:
             first = min(unknown)
             raise InvalidArgument(first, constraints[first], "is not a routing constraint")

@@ -5,23 +5,25 @@ May import: registry (the agent snapshot), ground.
 """
 
 from ._batch import (
-    BATCH_FIELDS,
     BATCH_OBJECTIVES,
+    BATCH_TYPE,
     BatchDecisions,
     batch_route,
     check_batch_objective,
     per_request_objective,
 )
 from ._multi import PLAN_TYPE, check_strategy, route_multi
-from ._options import RouteOptions
-from ._router import NO_SIGNALS, ROUTE_FIELDS, Decisions, Requests, Signals, route, score_batch
+from ._options import CONSTRAINT_OPTIONS, RouteOptions
+from ._router import NO_SIGNALS, ROUTE_FIELDS, ROUTE_TYPE, Decisions, Requests, Signals, route, score_batch
 
 __all__ = [
-    "BATCH_FIELDS",
     "BATCH_OBJECTIVES",
+    "BATCH_TYPE",
+    "CONSTRAINT_OPTIONS",
     "NO_SIGNALS",
     "PLAN_TYPE",
     "ROUTE_FIELDS",
+    "ROUTE_TYPE",
     "BatchDecisions",
     "Decisions",
     "Requests",

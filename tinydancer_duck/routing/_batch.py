@@ -30,8 +30,10 @@ from ._router import NO_SIGNALS, Requests, Scored, Signals, route, score_batch
 
 BATCH_OBJECTIVES = ("total_cost", *OBJECTIVE_NAMES)
 BISECTION_STEPS = 60
-BATCH_FIELDS = ("request_index", "agent_name", "estimated_cost", "expected_quality", "estimated_latency_ms",
-                "lambda", "reasoning")
+#: One row of ruvector_batch_route (besides the request itself).
+BATCH_TYPE = pa.struct([("request_index", pa.int64()), ("agent_name", pa.string()), ("estimated_cost", pa.float64()),
+                        ("expected_quality", pa.float64()), ("estimated_latency_ms", pa.float64()),
+                        ("lambda", pa.float64()), ("reasoning", pa.string())])
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class BatchDecisions:
             pa.array(latency, mask=~chosen),
             pa.array(np.full(len(self.agent), self.lagrange), mask=np.full(len(self.agent), np.isnan(self.lagrange))),
             self.reasoning,
-        ], names=list(BATCH_FIELDS))
+        ], fields=list(BATCH_TYPE))
 
 
 def per_request_objective(objective: str | None) -> str:

@@ -17,6 +17,8 @@ from tinydancer_duck._validate import as_float_column, check_nonnegative, check_
 from tinydancer_duck.errors import InvalidArgument
 
 OBJECTIVE_NAMES = ("cost", "latency", "quality", "balanced", "quality_per_dollar")
+#: The per-request constraints a policy may set (a replay's policy takes these; budget_remaining is live state).
+CONSTRAINT_OPTIONS = ("required_capabilities", "max_cost", "max_latency_ms", "min_quality", "excluded_agents")
 
 
 @dataclass(frozen=True)

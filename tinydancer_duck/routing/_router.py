@@ -119,7 +119,7 @@ class Decisions:
                 pa.array(self.candidates, pa.int32()),
                 self.reasoning,
             ],
-            names=list(ROUTE_FIELDS),
+            fields=list(ROUTE_TYPE),
         )
 
     def row(self, i: int, snapshot: AgentSnapshot) -> dict[str, Any]:
@@ -137,7 +137,10 @@ class Decisions:
         }
 
 
-ROUTE_FIELDS = ("agent_name", "confidence", "estimated_cost", "estimated_latency_ms", "candidates", "reasoning")
+#: The STRUCT ruvector_route returns (the SQL return type is derived from it).
+ROUTE_TYPE = pa.struct([("agent_name", pa.string()), ("confidence", pa.float64()), ("estimated_cost", pa.float64()),
+                        ("estimated_latency_ms", pa.float64()), ("candidates", pa.int32()), ("reasoning", pa.string())])
+ROUTE_FIELDS = tuple(ROUTE_TYPE.names)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,12 @@ class IngestReport:
     seconds: float = 0.0
 
 
+#: The STRUCT ruvector_ingest_usage returns: the fields of :class:`IngestReport`.
+INGEST_TYPE = pa.struct([("rows", pa.int64()), ("total_cost", pa.float64()),
+                         ("agents_updated", pa.list_(pa.string())), ("unknown_agents", pa.list_(pa.string())),
+                         ("seconds", pa.float64())])
+
+
 class Usage:
     """The ``usage`` table of one store: validated appends, bulk ingest, and a cached polars view for analytics."""
 
