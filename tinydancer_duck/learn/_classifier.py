@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tinydancer_duck._numeric import sigmoid, softmax
 from tinydancer_duck.errors import InvalidArgument, ModelError
 
 from ._fastgrnn import FastGRNNParams, step
@@ -129,19 +130,12 @@ class RouteClassifier:
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Softmax over classes: float32 (n, C), rows sum to 1."""
         out = self.logits(x)
-        out -= out.max(axis=1, keepdims=True)
-        np.exp(out, out=out)
-        out /= out.sum(axis=1, keepdims=True)
-        return out
+        return softmax(out, out=out)
 
     def capability_probabilities(self, x: np.ndarray) -> np.ndarray:
         """Per-class sigmoid of the logits (multi-label): float32 (n, C), each in (0, 1)."""
         out = self.logits(x)
-        out *= 0.5
-        np.tanh(out, out=out)  # sigmoid(u) = (1 + tanh(u / 2)) / 2, no overflow
-        out += 1.0
-        out *= 0.5
-        return out
+        return sigmoid(out, out=out)
 
     def classify(self, x: np.ndarray, top_k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
         """The ``top_k`` most probable classes per row: (class index intp (n, k), probability float32 (n, k)),

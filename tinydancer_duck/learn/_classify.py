@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tinydancer_duck._numeric import normalize_random_state, validation_split
 from tinydancer_duck._validate import as_float_column, check_int, check_names
 from tinydancer_duck.embed import Embedder, embedding_matrix, is_vector_input, nonzero_rows
 from tinydancer_duck.errors import InvalidArgument, ModelError, NotFound
@@ -32,7 +33,6 @@ from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Store, named_row, newest_order, newest_row, save_model
 
 from ._classifier import RouteClassifier, capabilities_arrow
-from ._fastgrnn import normalize_random_state
 from ._train import train
 
 __all__ = ["DEFAULT_MODEL_PATH", "KIND", "Classifiers", "TrainReport", "default_classifier", "fit", "train_classifier"]
@@ -270,12 +270,14 @@ def fit(x: np.ndarray, labels: list[str], *, identity: str, hidden_dim: int, epo
     y = pc.index_in(pa.array(labels, pa.string()), value_set=pa.array(classes, pa.string())).to_numpy()
     scale = float(np.sqrt(x.shape[1]))
     n = len(y)
-    order = rng.permutation(n)
-    n_val = min(n - 1, max(1, round(validation_fraction * n))) if validation_fraction > 0 and n >= 2 else 0
-    val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
+    tr, val = validation_split(n, validation_fraction, rng)
+    if not len(val):
+        # Nothing held out, yet draw the permutation fit has always drawn here: the rng stream, and so every seeded
+        # model (the packaged default is refit with validation_fraction 0), stays bit-identical.
+        rng.permutation(n)
     result = train(x[tr] * np.float32(scale), y[tr], n_classes=len(classes), hidden_dim=hidden_dim, epochs=epochs,
                    batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
-                   x_val=x[val] * np.float32(scale) if n_val else None, y_val=y[val] if n_val else None,
+                   x_val=x[val] * np.float32(scale) if len(val) else None, y_val=y[val] if len(val) else None,
                    patience=patience, random_state=rng, progress=progress)
     fitted = RouteClassifier(result.params, result.head_weight, result.head_bias, tuple(classes), identity, scale)
 

@@ -15,6 +15,8 @@ weights for the gate and the update (``a_z = x W_z^T + h U_z^T``, ``a_h = x W_h^
 Layout is row-major: one row per request. A missing ``h`` means the zero state; then the ``h U^T`` matmul and the
 ``z * h`` term are skipped. The sigmoid is evaluated as ``(1 + tanh(u / 2)) / 2``: the same function, no overflow,
 and numpy's float32 ``tanh`` is vectorized (numexpr measured 5-8x slower here, see benchmarks/bench_fastgrnn.py).
+It is :func:`tinydancer_duck._numeric.sigmoid`'s rule, fused by hand into :func:`step`'s gate so that the kernel
+allocates nothing beyond its chunk buffers.
 Large batches are processed in row chunks so the pre-activation stays in cache while the gate math runs.
 """
 
@@ -26,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from tinydancer_duck._numeric import normalize_random_state, sigmoid
 from tinydancer_duck._validate import check_int
 from tinydancer_duck.errors import InvalidArgument
 
-__all__ = ["MODES", "FastGRNNParams", "forward", "init_params", "normalize_random_state", "step"]
+__all__ = ["MODES", "FastGRNNParams", "forward", "init_params", "step"]
 
 #: Rows per chunk in :func:`step`: 1024 x 64 float32 is 256 KiB, so the pre-activation stays in L2 for the gate
 #: math (measured best of 1K-16K rows on this machine).
@@ -59,10 +62,6 @@ MODES: dict[str, Callable[[int, int, int | None], dict[str, tuple[int, ...]]]] =
 }
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _sigmoid_scalar(v: float) -> float:
-    return float(0.5 * (1.0 + np.tanh(0.5 * v)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,11 +125,11 @@ class FastGRNNParams:
 
     @property
     def zeta(self) -> float:
-        return _sigmoid_scalar(float(self.arrays["zeta_raw"]))
+        return float(sigmoid(float(self.arrays["zeta_raw"])))
 
     @property
     def nu(self) -> float:
-        return _sigmoid_scalar(float(self.arrays["nu_raw"]))
+        return float(sigmoid(float(self.arrays["nu_raw"])))
 
     def replace(self, **arrays: np.ndarray) -> FastGRNNParams:
         """A new cell with some arrays replaced (same mode, same dtype: new arrays are cast to it)."""
@@ -161,17 +160,6 @@ _DERIVED: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
     "WsT": lambda a: np.ascontiguousarray(np.concatenate([a["W_z"], a["W_h"]]).T),
     "UsT": lambda a: np.ascontiguousarray(np.concatenate([a["U_z"], a["U_h"]]).T),
 }
-
-
-def normalize_random_state(random_state: int | np.random.Generator | None) -> np.random.Generator:
-    """One Generator from an int seed, a Generator (used as is) or None (seed 0, so results stay reproducible)."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if random_state is None:
-        return np.random.default_rng(0)
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
-        raise InvalidArgument("random_state", random_state, "must be an integer >= 0 or a numpy Generator")
-    return np.random.default_rng(int(random_state))
 
 
 def _check_dims(input_dim: Any, hidden_dim: Any, mode: Any, rank: Any) -> None:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinydancer_duck._numeric import sigmoid
+
 from ._fastgrnn import FastGRNNParams
 
 __all__ = ["StepCache", "backward", "forward_cache"]
@@ -35,10 +37,6 @@ class StepCache:
     cand: np.ndarray           # (n, H) candidate h~
     p: np.ndarray | None       # (n, r) x W2^T ("lowrank" only)
     q: np.ndarray | None       # (n, r) h U2^T ("lowrank" with a state only)
-
-
-def _sigmoid(u: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * u))  # = 1 / (1 + exp(-u)), without overflow
 
 
 def _step_cache(x: np.ndarray, h: np.ndarray | None, prm: FastGRNNParams) -> tuple[np.ndarray, StepCache]:
@@ -57,7 +55,7 @@ def _step_cache(x: np.ndarray, h: np.ndarray | None, prm: FastGRNNParams) -> tup
     else:
         a_z = x @ a["W_z"].T + (0.0 if h is None else h @ a["U_z"].T)
         a_h = x @ a["W_h"].T + (0.0 if h is None else h @ a["U_h"].T)
-    z = _sigmoid(a_z + a["b_z"])                              # z = sigmoid(a_z + b_z)
+    z = sigmoid(a_z + a["b_z"])                               # z = sigmoid(a_z + b_z)
     cand = np.tanh(a_h + a["b_h"])                            # h~ = tanh(a_h + b_h)
     h_new = (prm.zeta * (1.0 - z) + prm.nu) * cand           # h' = (zeta (1 - z) + nu) h~ + z h
     if h is not None:

@@ -24,12 +24,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tinydancer_duck._numeric import Adam, bce_with_logits, normalize_random_state, sigmoid, validation_split
 from tinydancer_duck._validate import check_int, check_names
 from tinydancer_duck.embed import Embedder
 from tinydancer_duck.errors import InvalidArgument, ModelError
 from tinydancer_duck.store import Store, newest_row, save_model
-
-from ._fastgrnn import normalize_random_state
 
 KIND = "outcome_router"
 Progress = Callable[[int, int, dict[str, float]], None]
@@ -38,10 +37,6 @@ METRICS_TYPE = pa.struct([("model", pa.string()), ("version", pa.int64()), ("kin
                           ("accuracy", pa.float64()), ("brier", pa.float64()), ("log_loss", pa.float64()),
                           ("quality", pa.float64()), ("cost", pa.float64())])
 _EPS = 1e-7
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 @dataclass(frozen=True)
@@ -59,7 +54,8 @@ class OutcomeModel:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """float64 (n, A) expected quality in (0, 1) for float32 x (n, D)."""
-        return _sigmoid(_logits(self.weights, np.asarray(x, np.float32)).astype(np.float64))
+        logits = _logits(self.weights, np.asarray(x, np.float32)).astype(np.float64)
+        return sigmoid(logits, out=logits)
 
     def expected_quality(self, x: np.ndarray, columns: np.ndarray, default: np.ndarray) -> np.ndarray:
         """float64 (n, A) expected quality of A agents for float32 x (n, D): the prediction of column
@@ -101,9 +97,7 @@ def fit(x: np.ndarray, y: np.ndarray, *, hidden_dim: int = 0, epochs: int = 300,
     """
     rng = normalize_random_state(random_state)
     n, d = x.shape
-    order = rng.permutation(n)
-    n_val = min(n - 1, max(1, round(validation_fraction * n))) if validation_fraction > 0 and n >= 5 else 0
-    val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
+    tr, val = validation_split(n, validation_fraction, rng, min_rows=5)
     mask = ~np.isnan(y)
     target = np.where(mask, y, 0.0).astype(np.float32)
     mean = np.clip(np.nanmean(np.where(mask[tr], y[tr], np.nan), axis=0), 0.02, 0.98)
@@ -117,36 +111,25 @@ def fit(x: np.ndarray, y: np.ndarray, *, hidden_dim: int = 0, epochs: int = 300,
         width = hidden_dim
     w["w2"] = np.zeros((width, a), np.float32)
     w["b2"] = np.log(mean / (1 - mean)).astype(np.float32)
-    m = {k: np.zeros_like(v) for k, v in w.items()}
-    v = {k: np.zeros_like(v) for k, v in w.items()}
+    adam = Adam(w, learning_rate=learning_rate, weight_decay=weight_decay)
     xs = (x * np.float32(np.sqrt(d))).astype(np.float32)  # unit rows -> unit-variance features
 
     def loss_of(rows: np.ndarray) -> float:
-        logits = _logits(w, xs[rows])
-        obs = mask[rows]
-        term = np.maximum(logits, 0) - logits * target[rows] + np.log1p(np.exp(-np.abs(logits)))
-        return float(term[obs].sum() / max(obs.sum(), 1))
+        return bce_with_logits(_logits(w, xs[rows]), target[rows], mask[rows])[0]
 
     best, best_loss, best_epoch, waited, started = {k: p.copy() for k, p in w.items()}, np.inf, 0, 0, time.perf_counter()
-    x_tr, t_tr, m_tr = xs[tr], target[tr], mask[tr].astype(np.float32)
-    count = max(float(m_tr.sum()), 1.0)
+    x_tr, t_tr, m_tr = xs[tr], target[tr], mask[tr]
     epoch = 0
     for epoch in range(1, epochs + 1):
         h = np.tanh(x_tr @ w["w1"] + w["b1"]) if hidden_dim else x_tr
         logits = h @ w["w2"] + w["b2"]
-        d_logits = (_sigmoid(logits) - t_tr) * m_tr / count
+        d_logits = bce_with_logits(logits, t_tr, m_tr)[1]
         grads = {"w2": h.T @ d_logits, "b2": d_logits.sum(axis=0)}
         if hidden_dim:
             d_h = (d_logits @ w["w2"].T) * (1 - h * h)
             grads["w1"], grads["b1"] = x_tr.T @ d_h, d_h.sum(axis=0)
-        for k, g in grads.items():
-            m[k] = 0.9 * m[k] + 0.1 * g
-            v[k] = 0.999 * v[k] + 0.001 * g * g
-            step = learning_rate * (m[k] / (1 - 0.9 ** epoch)) / (np.sqrt(v[k] / (1 - 0.999 ** epoch)) + 1e-8)
-            if k.startswith("w"):
-                step = step + learning_rate * weight_decay * w[k]
-            w[k] = (w[k] - step).astype(np.float32)
-        current = loss_of(val) if n_val else loss_of(tr)
+        adam.step(grads)
+        current = loss_of(val) if len(val) else loss_of(tr)
         if not np.isfinite(current):
             raise ModelError(f"outcome training diverged at epoch {epoch} (loss {current}); lower learning_rate")
         if current < best_loss - 1e-6:

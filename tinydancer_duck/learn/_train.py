@@ -6,7 +6,8 @@ Losses (``LOSSES``), both means over rows:
   log-sum-exp after subtracting the row max; dlogits = (softmax - onehot) / n.
 - "multilabel": sigmoid binary cross-entropy with a 0/1 target matrix (n, C), summed over labels:
   max(l, 0) - l y + log1p(exp(-|l|)); dlogits = (sigmoid(l) - y) / n.
-Adam (beta1 0.9, beta2 0.999, eps 1e-8) with decoupled weight decay on the weight matrices (not biases, zeta, nu).
+Adam (:class:`tinydancer_duck._numeric.Adam`: beta1 0.9, beta2 0.999, eps 1e-8) with decoupled weight decay on the
+weight matrices (not biases, zeta, nu).
 Early stopping watches the validation loss and restores the best epoch's weights. One ``random_state`` seeds the
 init, the validation split and the shuffles, so a seed gives bit-identical weights.
 """
@@ -20,35 +21,38 @@ from typing import Any
 
 import numpy as np
 
+from tinydancer_duck._numeric import (
+    Adam,
+    bce_with_logits,
+    log_softmax,
+    normalize_random_state,
+    sigmoid,
+    softmax,
+    validation_split,
+)
 from tinydancer_duck._validate import check_int
 from tinydancer_duck.errors import InvalidArgument, ModelError
 
-from ._fastgrnn import MODES, FastGRNNParams, _check_dims, forward, init_params, normalize_random_state
+from ._fastgrnn import MODES, FastGRNNParams, _check_dims, forward, init_params
 from ._fastgrnn_grad import backward, forward_cache
 
 __all__ = ["LOSSES", "TrainResult", "loss_and_grads", "predict_logits", "predict_proba", "train"]
-
-_EPS_LOG = 1e-12  # clip probabilities away from 0 before taking a log
 
 
 def softmax_xent(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean softmax cross-entropy and its gradient; logits (n, C) float, y (n,) int in [0, C)."""
     n = logits.shape[0]
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_z = np.log(np.exp(shifted).sum(axis=1))
+    log_p = log_softmax(logits)
     rows = np.arange(n)
-    loss = float(np.mean(log_z - shifted[rows, y]))
-    grad = np.exp(shifted - log_z[:, None])
+    loss = -float(np.mean(log_p[rows, y]))
+    grad = np.exp(log_p)  # softmax, from the log already at hand
     grad[rows, y] -= 1.0
     return loss, grad / n
 
 
 def sigmoid_bce(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean over rows of the summed sigmoid binary cross-entropy and its gradient; y (n, C) of 0/1."""
-    n = logits.shape[0]
-    loss = float(np.sum(np.maximum(logits, 0.0) - logits * y + np.log1p(np.exp(-np.abs(logits)))) / n)
-    prob = 0.5 * (1.0 + np.tanh(0.5 * logits))
-    return loss, (prob - y) / n
+    return bce_with_logits(logits, y, denominator=logits.shape[0])
 
 
 LOSSES: dict[str, Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]] = {
@@ -115,16 +119,7 @@ def predict_logits(x: Any, model: TrainResult) -> np.ndarray:
 def predict_proba(x: Any, model: TrainResult) -> np.ndarray:
     """Probabilities (n, C): softmax over classes ("multiclass") or per-label sigmoid ("multilabel")."""
     out = predict_logits(x, model)
-    if model.task == "multilabel":
-        out *= 0.5
-        np.tanh(out, out=out)
-        out += 1.0
-        out *= 0.5
-        return out
-    out -= out.max(axis=1, keepdims=True)
-    np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
-    return out
+    return sigmoid(out, out=out) if model.task == "multilabel" else softmax(out, out=out)
 
 
 def _check_x(name: str, x: Any) -> np.ndarray:
@@ -149,21 +144,6 @@ def _check_y(name: str, y: Any, n: int, task: str, n_classes: int) -> np.ndarray
     if arr.shape != (n, n_classes) or not np.isin(arr, (0, 1)).all():
         raise InvalidArgument(name, arr.shape, f"expected a 0/1 matrix of shape ({n}, {n_classes})")
     return arr.astype(np.float32)
-
-
-def _adam(theta: dict[str, np.ndarray], grads: Mapping[str, np.ndarray], m: dict[str, np.ndarray],
-          v: dict[str, np.ndarray], t: int, lr: float, weight_decay: float) -> None:
-    b1, b2, eps = 0.9, 0.999, 1e-8
-    lr_t = lr * np.sqrt(1.0 - b2**t) / (1.0 - b1**t)
-    for k, p in theta.items():
-        g = grads[k]
-        m[k] *= b1
-        m[k] += (1.0 - b1) * g
-        v[k] *= b2
-        v[k] += (1.0 - b2) * (g * g)
-        if weight_decay and p.ndim == 2:
-            p -= (lr * weight_decay) * p
-        p -= (lr_t * m[k] / (np.sqrt(v[k]) + eps)).astype(p.dtype, copy=False)
 
 
 def _split(theta: Mapping[str, np.ndarray], mode: str) -> tuple[FastGRNNParams, np.ndarray, np.ndarray]:
@@ -214,30 +194,27 @@ def train(x: Any, y: Any, *, task: str = "multiclass", n_classes: int, hidden_di
     if (x_val is None) != (y_val is None):
         raise InvalidArgument("x_val", "one of x_val, y_val", "pass both x_val and y_val, or neither")
     rng = normalize_random_state(random_state)
+    x_tr, y_tr = x, y
     if x_val is not None:
         x_val = _check_x("x_val", x_val)
         if x_val.shape[1:] != x.shape[1:]:
             raise InvalidArgument("x_val", x_val.shape, f"rows must have the shape of x's rows {x.shape[1:]}")
         y_val = _check_y("y_val", y_val, x_val.shape[0], task, n_classes)
-        x_tr, y_tr = x, y
-    elif validation_fraction > 0 and n >= 2:
-        order = rng.permutation(n)
-        n_val = min(n - 1, max(1, round(validation_fraction * n)))
-        x_val, y_val = x[order[:n_val]], y[order[:n_val]]
-        x_tr, y_tr = x[order[n_val:]], y[order[n_val:]]
     else:
-        x_tr, y_tr = x, y
+        # Unsorted: the epoch shuffles index into x_tr, so its row order fixes the batches and the seeded weights.
+        tr, val = validation_split(n, validation_fraction, rng, sort=False)
+        if len(val):
+            x_tr, y_tr, x_val, y_val = x[tr], y[tr], x[val], y[val]
 
     cell = init_params(x.shape[-1], hidden_dim, mode=mode, rank=rank, random_state=rng)
     theta = {k: np.array(v) for k, v in cell.arrays.items()}
     theta["head_weight"] = (rng.standard_normal((n_classes, hidden_dim)) / np.sqrt(hidden_dim)).astype(np.float32)
     theta["head_bias"] = np.zeros(n_classes, dtype=np.float32)
-    m = {k: np.zeros_like(v) for k, v in theta.items()}
-    v = {k: np.zeros_like(v) for k, v in theta.items()}
+    adam = Adam(theta, learning_rate=learning_rate, weight_decay=weight_decay)
 
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
     best = {k: p.copy() for k, p in theta.items()}
-    best_loss, best_epoch, waited, t, epoch = np.inf, 0, 0, 0, 0
+    best_loss, best_epoch, waited, epoch = np.inf, 0, 0, 0
     n_tr = x_tr.shape[0]
     for epoch in range(1, epochs + 1):
         order = rng.permutation(n_tr)
@@ -249,8 +226,7 @@ def train(x: Any, y: Any, *, task: str = "multiclass", n_classes: int, hidden_di
             if not np.isfinite(loss):
                 raise ModelError(f"training diverged at epoch {epoch}: loss {loss}; lower learning_rate "
                                  f"(now {learning_rate})")
-            t += 1
-            _adam(theta, grads, m, v, t, float(learning_rate), float(weight_decay))
+            adam.step(grads)
             total += loss * len(idx)
         metrics = {"train_loss": total / n_tr}
         history["train_loss"].append(metrics["train_loss"])
