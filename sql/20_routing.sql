@@ -1,9 +1,7 @@
--- Embedding and routing. ruvector_route is both a scalar (one STRUCT per row, for a column of requests) and a
+-- Routing. ruvector_route is both a scalar (one STRUCT per row, for a column of requests) and a
 -- table macro (one request: SELECT * FROM ruvector_route(request := ...)). A request may be text or an embedding:
 -- one UDF takes it as both, the matching argument filled and the other NULL (typeof() is constant per query).
 -- A CASE choosing between two UDFs made DuckDB call both on a constant request.
-
-CREATE OR REPLACE MACRO ruvector_embed(text) AS _td_embed(text::VARCHAR);
 
 -- A request as text (NULL when it is an embedding) and as an embedding (NULL when it is not).
 CREATE OR REPLACE MACRO _td_request_text(request) AS

@@ -35,6 +35,7 @@ _LAZY = {
     "curve": "tinydancer_duck.replay",
     "simulate": "tinydancer_duck.replay",
     "IngestReport": "tinydancer_duck.usage",
+    "RoutingSnapshot": "tinydancer_duck.snapshot",
 }
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "ModelError",
     "NotFound",
     "RouteClassifier",
+    "RoutingSnapshot",
     "Settings",
     "StaticEmbedder",
     "StoreError",
@@ -79,4 +81,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names resolve l
     from tinydancer_duck.engine import Engine, connect
     from tinydancer_duck.learn import RouteClassifier, TrainReport, train_classifier
     from tinydancer_duck.replay import aiq, budget_whatif, curve, simulate
+    from tinydancer_duck.snapshot import RoutingSnapshot
     from tinydancer_duck.usage import IngestReport

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import budget, classify, embed, registry, routing, semantic, simulate, usage
+from . import budget, embed, learn, registry, replay, routing, semantic, usage
 from ._spec import UDF, arrow_sql_type, one_chunk
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["UDF", "all_udfs", "arrow_sql_type", "one_chunk", "register_udfs"]
 
-AREAS = (registry, embed, routing, classify, semantic, usage, budget, simulate)
+AREAS = (registry, embed, routing, learn, semantic, usage, budget, replay)
 
 
 def all_udfs(engine: Engine) -> list[UDF]:

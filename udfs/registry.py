@@ -23,6 +23,9 @@ def _true(n: int) -> pa.Array:
 
 
 def udfs(engine: Engine) -> list[UDF]:
+    """The area's UDFs bound to ``engine``. Long because it declares one small adapter per SQL function of the
+    area, side by side with its registration."""
+
     registry = engine.registry
 
     def agent_struct_type() -> pa.DataType:

@@ -197,6 +197,8 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command and its options. Long because it is one declarative table of the command line; each
+    command's work lives in its own function above."""
     parser = argparse.ArgumentParser(prog="tinydancer", description="Route AI requests to agents with DuckDB SQL.")
     parser.add_argument("--version", action="version", version=f"tinydancer_duck {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -236,7 +236,8 @@ def step(x: Any, h: Any, params: FastGRNNParams, out: np.ndarray | None = None) 
 
         z = sigmoid(a_z + b_z); h~ = tanh(a_h + b_h); h' = (zeta (1 - z) + nu) * h~ + z * h
 
-    with a_z = a_h = x W^T + h U^T in the shared modes.
+    with a_z = a_h = x W^T + h U^T in the shared modes. Long because the code follows the equations line by line
+    with in-place numpy operations (the kernel runs at the GEMM bound; helpers would add temporaries).
     """
     x = _as_batch(x, params, "x", params.input_dim)
     n, hid = x.shape[0], params.hidden_dim

@@ -30,7 +30,7 @@ from tinydancer_duck._numeric import (
     softmax,
     validation_split,
 )
-from tinydancer_duck._validate import check_int
+from tinydancer_duck._validate import check_int, check_number
 from tinydancer_duck.errors import InvalidArgument, ModelError
 
 from ._fastgrnn import MODES, FastGRNNParams, _check_dims, forward, init_params
@@ -158,6 +158,53 @@ def _eval(x: np.ndarray, y: np.ndarray, theta: Mapping[str, np.ndarray], mode: s
     return LOSSES[task](logits, y)[0], _ACCURACY[task](logits, y)
 
 
+def _check_options(task: str, mode: str, n_classes: Any, learning_rate: Any, weight_decay: Any,
+                   validation_fraction: Any) -> None:
+    """The trainer's scalar options, checked once before any work."""
+    if task not in LOSSES:
+        raise InvalidArgument("task", task, f"must be one of {sorted(LOSSES)}")
+    if mode not in MODES:
+        raise InvalidArgument("mode", mode, f"must be one of {sorted(MODES)}")
+    check_int("n_classes", n_classes, minimum=2 if task == "multiclass" else 1)
+    check_number("learning_rate", learning_rate, above=0)
+    check_number("weight_decay", weight_decay, minimum=0)
+    if not (isinstance(validation_fraction, (int, float)) and 0.0 <= validation_fraction < 1.0):
+        raise InvalidArgument("validation_fraction", validation_fraction, "must lie in [0, 1)")
+
+
+def _epoch(x: np.ndarray, y: np.ndarray, theta: dict[str, np.ndarray], adam: Adam, rng: np.random.Generator,
+           batch_size: int, mode: str, task: str, epoch: int) -> float:
+    """One pass over the rows in a seeded shuffled order, one Adam step per mini-batch; the summed loss."""
+    order = rng.permutation(x.shape[0])
+    total = 0.0
+    for s in range(0, x.shape[0], batch_size):
+        idx = order[s:s + batch_size]
+        params, w, b = _split(theta, mode)
+        loss, grads = loss_and_grads(x[idx], y[idx], params, w, b, task)
+        if not np.isfinite(loss):
+            raise ModelError(f"training diverged at epoch {epoch}: loss {loss}; lower learning_rate "
+                             f"(now {adam.learning_rate})")
+        adam.step(grads)
+        total += loss * len(idx)
+    return total
+
+
+def _held_out(x: np.ndarray, y: np.ndarray, x_val: Any, y_val: Any, fraction: float, rng: np.random.Generator,
+              task: str, n_classes: int) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+    """(x_tr, y_tr, x_val, y_val): the validation rows given, else a seeded ``fraction`` of the rows (None, None
+    when there are none)."""
+    if (x_val is None) != (y_val is None):
+        raise InvalidArgument("x_val", "one of x_val, y_val", "pass both x_val and y_val, or neither")
+    if x_val is not None:
+        x_val = _check_x("x_val", x_val)
+        if x_val.shape[1:] != x.shape[1:]:
+            raise InvalidArgument("x_val", x_val.shape, f"rows must have the shape of x's rows {x.shape[1:]}")
+        return x, y, x_val, _check_y("y_val", y_val, x_val.shape[0], task, n_classes)
+    # Unsorted: the epoch shuffles index into x_tr, so its row order fixes the batches and the seeded weights.
+    tr, val = validation_split(len(x), fraction, rng, sort=False)
+    return (x[tr], y[tr], x[val], y[val]) if len(val) else (x, y, None, None)
+
+
 def train(x: Any, y: Any, *, task: str = "multiclass", n_classes: int, hidden_dim: int = 64, mode: str = "full",
           rank: int | None = None, epochs: int = 30, batch_size: int = 256, learning_rate: float = 1e-2,
           weight_decay: float = 0.0, validation_fraction: float = 0.1, x_val: Any = None, y_val: Any = None,
@@ -171,40 +218,16 @@ def train(x: Any, y: Any, *, task: str = "multiclass", n_classes: int, hidden_di
     Raises InvalidArgument for bad arguments, ModelError if the weights stop being finite.
     """
     started = time.perf_counter()
-    if task not in LOSSES:
-        raise InvalidArgument("task", task, f"must be one of {sorted(LOSSES)}")
-    if mode not in MODES:
-        raise InvalidArgument("mode", mode, f"must be one of {sorted(MODES)}")
-    n_classes = check_int("n_classes", n_classes, minimum=1)
-    if task == "multiclass" and n_classes < 2:
-        raise InvalidArgument("n_classes", n_classes, "multiclass needs at least 2 classes")
+    _check_options(task, mode, n_classes, learning_rate, weight_decay, validation_fraction)
     epochs, batch_size = check_int("epochs", epochs, minimum=1), check_int("batch_size", batch_size, minimum=1)
     if patience is not None:
         patience = check_int("patience", patience, minimum=1)
-    if not (isinstance(learning_rate, (int, float)) and np.isfinite(learning_rate) and learning_rate > 0):
-        raise InvalidArgument("learning_rate", learning_rate, "must be a finite number > 0")
-    if not (isinstance(weight_decay, (int, float)) and np.isfinite(weight_decay) and weight_decay >= 0):
-        raise InvalidArgument("weight_decay", weight_decay, "must be a finite number >= 0")
-    if not (isinstance(validation_fraction, (int, float)) and 0.0 <= validation_fraction < 1.0):
-        raise InvalidArgument("validation_fraction", validation_fraction, "must lie in [0, 1)")
     x = _check_x("x", x)
     n = x.shape[0]
     y = _check_y("y", y, n, task, n_classes)
     _check_dims(x.shape[-1], hidden_dim, mode, rank)
-    if (x_val is None) != (y_val is None):
-        raise InvalidArgument("x_val", "one of x_val, y_val", "pass both x_val and y_val, or neither")
     rng = normalize_random_state(random_state)
-    x_tr, y_tr = x, y
-    if x_val is not None:
-        x_val = _check_x("x_val", x_val)
-        if x_val.shape[1:] != x.shape[1:]:
-            raise InvalidArgument("x_val", x_val.shape, f"rows must have the shape of x's rows {x.shape[1:]}")
-        y_val = _check_y("y_val", y_val, x_val.shape[0], task, n_classes)
-    else:
-        # Unsorted: the epoch shuffles index into x_tr, so its row order fixes the batches and the seeded weights.
-        tr, val = validation_split(n, validation_fraction, rng, sort=False)
-        if len(val):
-            x_tr, y_tr, x_val, y_val = x[tr], y[tr], x[val], y[val]
+    x_tr, y_tr, x_val, y_val = _held_out(x, y, x_val, y_val, validation_fraction, rng, task, n_classes)
 
     cell = init_params(x.shape[-1], hidden_dim, mode=mode, rank=rank, random_state=rng)
     theta = {k: np.array(v) for k, v in cell.arrays.items()}
@@ -217,18 +240,7 @@ def train(x: Any, y: Any, *, task: str = "multiclass", n_classes: int, hidden_di
     best_loss, best_epoch, waited, epoch = np.inf, 0, 0, 0
     n_tr = x_tr.shape[0]
     for epoch in range(1, epochs + 1):
-        order = rng.permutation(n_tr)
-        total = 0.0
-        for s in range(0, n_tr, batch_size):
-            idx = order[s:s + batch_size]
-            params, w, b = _split(theta, mode)
-            loss, grads = loss_and_grads(x_tr[idx], y_tr[idx], params, w, b, task)
-            if not np.isfinite(loss):
-                raise ModelError(f"training diverged at epoch {epoch}: loss {loss}; lower learning_rate "
-                                 f"(now {learning_rate})")
-            adam.step(grads)
-            total += loss * len(idx)
-        metrics = {"train_loss": total / n_tr}
+        metrics = {"train_loss": _epoch(x_tr, y_tr, theta, adam, rng, batch_size, mode, task, epoch) / n_tr}
         history["train_loss"].append(metrics["train_loss"])
         if x_val is not None:
             metrics["val_loss"], metrics["val_accuracy"] = _eval(x_val, y_val, theta, mode, task, n_classes)

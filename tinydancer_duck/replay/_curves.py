@@ -30,7 +30,7 @@ from tinydancer_duck._validate import check_int
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.snapshot import RoutingSnapshot
 
-from ._simulate import Progress, Replay, as_snapshot
+from ._simulate import Frame, Progress, Replay, as_snapshot
 
 CURVE_TYPE = pa.struct([("series", pa.string()), ("label", pa.string()), ("lambda", pa.float64()),
                         ("cost", pa.float64()), ("quality", pa.float64()), ("total_cost", pa.float64()),
@@ -107,30 +107,27 @@ def _choose(value: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     return np.where(candidate.any(axis=1), best, -1)
 
 
-def curve(source: RoutingSnapshot | Any, log: Any, *, points: int = 40, columns: Any = None,
-          rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None, **constraints: Any) -> tuple[pa.Table, dict[str, float]]:
-    """The router's λ curve, the zero router (single agents) and the oracle over ``log``, streamed in batches.
+class _Sums:
+    """Running sums of one curve over a log's frames: the router at each λ of the grid, each single agent, and
+    the oracle (the best agent per row, cheapest among equals)."""
 
-    Returns (table of :data:`CURVE_TYPE` rows, {"aiq_router", "aiq_zero_router", "c_min", "c_max"}).
-    constraints : ruvector_route's constraints (they shape the router's candidates, not the single agents).
-    """
-    check_int("points", points, minimum=3, maximum=1000)
-    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", **constraints)
-    names, a = replay.names, replay.agents.size
-    grid: np.ndarray | None = None
-    sums = sums_q = counts = None
-    single_c, single_q = np.zeros(a), np.zeros(a)
-    oracle_c = oracle_q = 0.0
-    n_valid = done = 0
-    for frame in replay.frames(rows):
-        valid = frame.requests.valid
-        cand = frame.candidate
-        if grid is None:
+    def __init__(self, points: int, n_agents: int) -> None:
+        self.points = points
+        self.grid: np.ndarray | None = None
+        self.cost = self.quality = self.counts = np.zeros(0)
+        self.single_cost, self.single_quality = np.zeros(n_agents), np.zeros(n_agents)
+        self.oracle_cost = self.oracle_quality = 0.0
+        self.n_valid = 0
+
+    def add(self, frame: Frame) -> None:
+        valid, cand = frame.requests.valid, frame.candidate
+        if self.grid is None:  # λ is a price per unit of quality: scale it to the log's typical cost
             positive = frame.estimated[cand & (frame.estimated > 0)]
-            grid = lambda_grid(points, float(np.median(positive)) if len(positive) else 1.0)
-            sums, sums_q, counts = np.zeros(len(grid)), np.zeros(len(grid)), np.zeros(len(grid), np.int64)
-        rows_idx = np.arange(len(valid))
-        for k, lam in enumerate(grid):
+            self.grid = lambda_grid(self.points, float(np.median(positive)) if len(positive) else 1.0)
+            self.cost, self.quality = np.zeros(len(self.grid)), np.zeros(len(self.grid))
+            self.counts = np.zeros(len(self.grid), np.int64)
+        rows = np.arange(len(valid))
+        for k, lam in enumerate(self.grid):
             if np.isinf(lam):
                 value = -frame.estimated + 1e-12 * frame.expected
             else:
@@ -138,39 +135,59 @@ def curve(source: RoutingSnapshot | Any, log: Any, *, points: int = 40, columns:
             pick = _choose(value, cand)
             chosen = pick >= 0
             safe = np.maximum(pick, 0)
-            sums[k] += float(frame.cost[rows_idx, safe][chosen].sum())
-            sums_q[k] += float(frame.quality[rows_idx, safe][chosen].sum())
-            counts[k] += int(chosen.sum())
-        single_c += frame.cost[valid].sum(axis=0)
-        single_q += frame.quality[valid].sum(axis=0)
+            self.cost[k] += float(frame.cost[rows, safe][chosen].sum())
+            self.quality[k] += float(frame.quality[rows, safe][chosen].sum())
+            self.counts[k] += int(chosen.sum())
+        self.single_cost += frame.cost[valid].sum(axis=0)
+        self.single_quality += frame.quality[valid].sum(axis=0)
         span = float(frame.cost.max()) + 1e-12 if frame.cost.size else 1.0
         best = np.argmax(frame.quality - 1e-6 * frame.cost / span, axis=1)
-        oracle_c += float(frame.cost[rows_idx, best][valid].sum())
-        oracle_q += float(frame.quality[rows_idx, best][valid].sum())
-        n_valid += int(valid.sum())
-        done += len(valid)
+        self.oracle_cost += float(frame.cost[rows, best][valid].sum())
+        self.oracle_quality += float(frame.quality[rows, best][valid].sum())
+        self.n_valid += int(valid.sum())
+
+    def table(self, names: list[str]) -> tuple[pa.Table, dict[str, float]]:
+        """The :data:`CURVE_TYPE` rows and the AIQs (see :func:`curve`)."""
+        n, grid = self.n_valid, self.grid
+        r_cost, r_quality = self.cost / n, self.quality / n
+        s_cost, s_quality = self.single_cost / n, self.single_quality / n
+        everything = np.concatenate([r_cost, s_cost])
+        c_min, c_max = float(everything.min()), float(everything.max())
+        result = {"aiq_router": aiq(r_cost, r_quality, c_min, c_max),
+                  "aiq_zero_router": aiq(s_cost, s_quality, c_min, c_max), "c_min": c_min, "c_max": c_max}
+        r_hull = np.zeros(len(grid), bool)
+        r_hull[nondecreasing_hull(r_cost, r_quality)] = True
+        s_hull = np.zeros(len(names), bool)
+        s_hull[nondecreasing_hull(s_cost, s_quality)] = True
+        out = [{"series": "router", "label": "cheapest" if np.isinf(lam) else f"lambda={lam:.4g}",
+                "lambda": None if np.isinf(lam) else float(lam), "cost": float(r_cost[k]),
+                "quality": float(r_quality[k]), "total_cost": float(self.cost[k]), "requests": int(self.counts[k]),
+                "on_hull": bool(r_hull[k]), "aiq": result["aiq_router"]} for k, lam in enumerate(grid)]
+        out += [{"series": "zero_router", "label": names[j], "lambda": None, "cost": float(s_cost[j]),
+                 "quality": float(s_quality[j]), "total_cost": float(self.single_cost[j]), "requests": n,
+                 "on_hull": bool(s_hull[j]), "aiq": result["aiq_zero_router"]} for j in range(len(names))]
+        out.append({"series": "oracle", "label": "oracle", "lambda": None, "cost": self.oracle_cost / n,
+                    "quality": self.oracle_quality / n, "total_cost": self.oracle_cost, "requests": n,
+                    "on_hull": True, "aiq": None})
+        return pa.Table.from_pylist(out, schema=pa.schema(list(CURVE_TYPE))), result
+
+
+def curve(source: RoutingSnapshot | Any, log: Any, *, points: int = 40, columns: Any = None,
+          rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None,
+          **constraints: Any) -> tuple[pa.Table, dict[str, float]]:
+    """The router's λ curve, the zero router (single agents) and the oracle over ``log``, streamed in batches.
+
+    Returns (table of :data:`CURVE_TYPE` rows, {"aiq_router", "aiq_zero_router", "c_min", "c_max"}).
+    constraints : ruvector_route's constraints (they shape the router's candidates, not the single agents).
+    """
+    check_int("points", points, minimum=3, maximum=1000)
+    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", **constraints)
+    sums, done = _Sums(points, replay.agents.size), 0
+    for frame in replay.frames(rows):
+        sums.add(frame)
+        done += len(frame.log)
         if progress is not None:
             progress(done, replay.n_rows)
-    if grid is None or n_valid == 0:
+    if sums.grid is None or sums.n_valid == 0:
         raise InvalidArgument("log", replay.spec.path, "has no usable requests")
-    r_cost, r_quality = sums / n_valid, sums_q / n_valid
-    s_cost, s_quality = single_c / n_valid, single_q / n_valid
-    everything = np.concatenate([r_cost, s_cost])
-    c_min, c_max = float(everything.min()), float(everything.max())
-    result = {"aiq_router": aiq(r_cost, r_quality, c_min, c_max), "aiq_zero_router": aiq(s_cost, s_quality, c_min, c_max),
-              "c_min": c_min, "c_max": c_max}
-    r_hull = np.zeros(len(grid), bool)
-    r_hull[nondecreasing_hull(r_cost, r_quality)] = True
-    s_hull = np.zeros(a, bool)
-    s_hull[nondecreasing_hull(s_cost, s_quality)] = True
-    out = [{"series": "router", "label": "cheapest" if np.isinf(lam) else f"lambda={lam:.4g}",
-            "lambda": None if np.isinf(lam) else float(lam), "cost": float(r_cost[k]), "quality": float(r_quality[k]),
-            "total_cost": float(sums[k]), "requests": int(counts[k]), "on_hull": bool(r_hull[k]),
-            "aiq": result["aiq_router"]} for k, lam in enumerate(grid)]
-    out += [{"series": "zero_router", "label": names[j], "lambda": None, "cost": float(s_cost[j]),
-             "quality": float(s_quality[j]), "total_cost": float(single_c[j]), "requests": n_valid,
-             "on_hull": bool(s_hull[j]), "aiq": result["aiq_zero_router"]} for j in range(a)]
-    out.append({"series": "oracle", "label": "oracle", "lambda": None, "cost": oracle_c / n_valid,
-                "quality": oracle_q / n_valid, "total_cost": oracle_c, "requests": n_valid, "on_hull": True,
-                "aiq": None})
-    return pa.Table.from_pylist(out, schema=pa.schema(list(CURVE_TYPE))), result
+    return sums.table(replay.names)

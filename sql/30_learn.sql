@@ -1,4 +1,4 @@
--- Route classifier (udfs/classify.py, tinydancer_duck/learn/_classify.py). The active classifier is the newest
+-- Route classifier (udfs/learn.py, tinydancer_duck/learn/_classify.py). The active classifier is the newest
 -- saved model of kind 'route_classifier', else the default shipped in the package (CLINC150 intents).
 --
 -- ruvector_classify_request(content) -> STRUCT(classifications STRUCT(label, probability)[], top_category,

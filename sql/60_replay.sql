@@ -1,4 +1,4 @@
--- Simulation, cost-quality curves, budget what-if and the outcome router (udfs/simulate.py ->
+-- Simulation, cost-quality curves, budget what-if and the outcome router (udfs/replay.py ->
 -- tinydancer_duck/replay/_simulate.py, curves.py, whatif.py, outcome.py).
 --
 -- log: a Parquet file, directory or glob. columns: JSON text (or a STRUCT) mapping log fields to its columns, e.g.

@@ -1,7 +1,7 @@
 """Simulation UDFs: replay a log, its summary, cost-quality curves, budget what-if, train the outcome router.
 
 Each takes its (constant) arguments as one-row columns and returns one LIST(STRUCT) value that the table macros in
-sql/60_simulate.sql unnest; the work is done by tinydancer_duck.replay._simulate, curves, whatif and outcome.
+sql/60_replay.sql unnest; the work is done by tinydancer_duck.replay._simulate, curves, whatif and outcome.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ def _constraints(values: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def udfs(engine: Engine) -> list[UDF]:
+    """The area's UDFs bound to ``engine``. Long because it declares one small adapter per SQL function of the
+    area, side by side with its registration."""
+
     def run_simulation(log, optimize_for, *rest, summary: bool) -> list[pa.Array]:
         out = []
         for log_, objective, caps, max_cost, max_latency, min_quality, excluded, budget, columns in _rows(

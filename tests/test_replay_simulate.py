@@ -44,6 +44,20 @@ def test_cost_policy_picks_the_cheapest_and_reports_exact_savings(setup):
     assert rows["row"].to_pylist() == list(range(900))  # batches of 256 keep the log's order
 
 
+def test_a_replay_reads_its_snapshot_not_the_store(setup, tmp_path):
+    """A snapshot is frozen: replaying it needs no store, and the store's later changes do not reach it."""
+    engine, _log, path = setup
+    snapshot = engine.snapshot()
+    live_rows, live_summary = simulate(engine, path, optimize_for="cost")
+    engine.remove_agent("math-tutor")  # the store changes after the snapshot was taken
+    rows, summary = simulate(snapshot, path, optimize_for="cost")
+    assert rows.equals(live_rows) and summary["total_cost"] == live_summary["total_cost"]
+    assert set(rows["agent_name"].to_pylist()) == {"math-tutor"}
+    assert "math-tutor" not in simulate(engine, path, optimize_for="cost")[0]["agent_name"].to_pylist()
+    with pytest.raises(InvalidArgument, match="snapshot"):
+        simulate("not a snapshot", path)
+
+
 def test_learned_router_sends_math_to_the_cheap_specialist(setup, tmp_path):
     engine, log, path = setup
     train = tmp_path / "train.parquet"
