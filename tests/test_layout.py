@@ -41,11 +41,11 @@ MAY_IMPORT = {
     "snapshot": {"registry", "semantic", "learn", "embed"},
     "_decide": {"snapshot", "routing", "semantic", "learn", "registry", "embed"},
     "replay": {"_decide", "snapshot", "routing"},
-    "engine": {"_decide", "snapshot", "_duck", "store", "embed", "registry", "routing", "semantic", "learn",
+    "engine": {"_decide", "snapshot", "_connect", "store", "embed", "registry", "routing", "semantic", "learn",
                "usage", "budget", "replay"},
-    "_duck": {"udfs"},
+    "_connect": {"udfs"},
     "udfs": {"engine", "store", "embed", "registry", "routing", "semantic", "learn", "usage", "budget", "replay"},
-    "cli": {"engine", "_duck", "store", "embed", "registry", "routing", "semantic", "learn", "usage", "budget",
+    "cli": {"engine", "_connect", "store", "embed", "registry", "routing", "semantic", "learn", "usage", "budget",
             "replay", "snapshot", "datasets", "__init__"},
     "__init__": set(),  # the public face resolves its names lazily (see test_import_is_lazy)
 }
@@ -171,8 +171,8 @@ def test_heavy_libraries_stay_where_they_belong():
             library = target.split(".")[0]
             if library == "lancedb" and not rel.startswith("store/"):
                 wrong.append(f"{rel}:{line} imports lancedb (only store/ may)")
-            if library == "duckdb" and at_top and not (rel.startswith(("cli/", "udfs")) or rel == "_duck.py"):
-                wrong.append(f"{rel}:{line} imports duckdb at module level (only _duck.py, udfs/ and cli/ may)")
+            if library == "duckdb" and at_top and not (rel.startswith(("cli/", "udfs")) or rel == "_connect.py"):
+                wrong.append(f"{rel}:{line} imports duckdb at module level (only _connect.py, udfs/ and cli/ may)")
             if kernel and library in HEAVY:
                 wrong.append(f"{rel}:{line} is a kernel and imports {library}")
     assert not wrong, "\n".join(wrong)

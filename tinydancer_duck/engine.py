@@ -250,7 +250,7 @@ class Engine:
     # -- SQL ----------------------------------------------------------------------------------------------------
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with every ruvector_* function bound to this engine."""
-        from tinydancer_duck._duck import connect_engine
+        from tinydancer_duck._connect import connect_engine
 
         return connect_engine(self)
 
