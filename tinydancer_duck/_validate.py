@@ -210,9 +210,12 @@ def field_mapping(columns: Mapping[str, str] | str | None, fields: Sequence[str]
 
 
 def to_us(now: Any) -> int:
-    """µs since the epoch (UTC) of a datetime (naive = UTC), numpy datetime64, or None (the current time)."""
+    """µs since the epoch (UTC) of a datetime (naive = UTC), numpy datetime64, an int (µs already), or None (the
+    current time)."""
     if now is None:
         return time.time_ns() // 1000
+    if isinstance(now, (int, np.integer)) and not isinstance(now, bool):
+        return int(now)
     if isinstance(now, np.datetime64):
         return int(now.astype("datetime64[us]").astype(np.int64))
     if isinstance(now, datetime):

@@ -144,12 +144,11 @@ class Engine:
             return cached
         agents = self.registry.snapshot()
         names = agents.names
-        over_budget, global_remaining, budget_until = self.budgets.blocked(names, as_of)
+        over_budget, global_remaining, budget_until = self.budgets.blocked(names, now_us)
         circuit_open, circuit_until = self.health.open_circuits(names, now_us)
         classifier = self.classifier.newest()
-        fits = classifier.embedder == self.embedder.identity and classifier.dim == self.dim
         snapshot = build_routing_snapshot(
-            agents=agents, routes=self.routes.snapshot(), classifier=classifier if fits else None,
+            agents=agents, routes=self.routes.snapshot(), classifier=classifier if classifier.fits(self.embedder.identity, self.dim) else None,
             outcome=self.outcomes.active(), circuit_open=circuit_open, over_budget=over_budget,
             global_remaining=global_remaining, settings=self.settings, embedder=self.embedder, as_of_us=now_us,
             versions=versions, valid_until_us=min((u for u in (budget_until, circuit_until) if u is not None),

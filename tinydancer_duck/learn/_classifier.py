@@ -110,9 +110,13 @@ class RouteClassifier:
         """How messages name this model: its name and version in the store."""
         return f"{self.metrics.get('name', '?')!r} version {self.metrics.get('version', '?')}"
 
+    def fits(self, identity: str, dim: int) -> bool:
+        """Whether the model reads vectors of this embedder identity and dimension."""
+        return self.dim == dim and self.embedder == identity
+
     def check_embedder(self, identity: str, dim: int, *, name: str = "model") -> None:
         """Raise ModelError unless the model reads vectors of this embedder identity and dimension."""
-        if self.dim != dim or self.embedder != identity:
+        if not self.fits(identity, dim):
             raise ModelError(f"classifier {name} was trained on {self.embedder!r} vectors of dimension {self.dim}, "
                              f"but this engine embeds with {identity!r} (dimension {dim}); train a classifier "
                              "with this embedder (ruvector_train_classifier) or open the engine with that one")
