@@ -47,11 +47,11 @@ POOLS = {
     "path": ["NULL", "''", "'/nonexistent/x.parquet'", "'{bad_utf8}'", "'{empty}'", NASTY],
 }
 KIND = {
-    **dict.fromkeys(("request", "query", "content", "example", "text"), "request"),
+    **dict.fromkeys(("request", "query", "content", "example", "text", "description"), "request"),
     "requests": "texts",
-    **dict.fromkeys(("capabilities", "required_capabilities", "excluded_agents"), "list"),
+    **dict.fromkeys(("capabilities", "required_capabilities", "excluded_agents", "examples"), "list"),
     **dict.fromkeys(("num_agents", "top_k", "limit", "version", "batch_rows", "points", "hidden_dim", "epochs",
-                     "random_state", "tokens_in", "tokens_out"), "int"),
+                     "random_state", "tokens_in", "tokens_out", "context_window", "max_output_tokens"), "int"),
     **dict.fromkeys(("is_active", "success"), "bool"),
     **dict.fromkeys(("metadata", "config", "conditions", "columns", "demand"), "json"),
     "embedding": "embedding", "budgets": "numbers",

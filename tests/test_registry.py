@@ -32,6 +32,44 @@ def test_seed_registration_runs_verbatim_and_lists_agents(seed_con):
     assert all(r["active"] for r in listed.values())
 
 
+def test_context_window_description_and_examples(seed_con, engine):
+    """The seed's metadata context windows become the field; description and examples round-trip."""
+    windows = {r["name"]: r["context_window"] for r in agent_rows(seed_con)}
+    assert windows == {"claude-3-haiku": 200000, "code-specialist": None, "gpt-4": 128000}
+    seed_con.execute("SELECT ruvector_register_agent('support', 'human', ['customer support'], "
+                     "description := 'Resolves billing disputes and account problems', "
+                     "examples := ['my card was charged twice', 'close my account'], context_window := 8000, "
+                     "max_output_tokens := 1000, metadata := '{\"context_window\": 4000}')").fetchall()
+    support = engine.get_agent("support")
+    assert support["description"] == "Resolves billing disputes and account problems"
+    assert support["examples"] == ["my card was charged twice", "close my account"]
+    assert support["context_window"] == 8000 and support["max_output_tokens"] == 1000  # the field wins
+    engine.update_agent_metrics("support", latency_ms=100, success=True)  # a stats rewrite keeps them
+    assert engine.get_agent("support")["examples"] == ["my card was charged twice", "close my account"]
+
+
+def test_a_store_from_before_the_new_agent_columns_gains_them(tmp_path):
+    """An agents table written without description/examples/context_window/max_output_tokens is migrated in place
+    on open: its rows keep their values and read NULL in the new columns."""
+    import lancedb
+
+    store = tmp_path / "old"
+    engine = td.Engine(store)
+    engine.register_agent("gpt-4", "llm", ["code"], cost_per_call=0.01)
+    old = engine.store.read("agents").drop_columns(["description", "examples", "context_window",
+                                                    "max_output_tokens"])
+    db = lancedb.connect(str(store))
+    db.drop_table("agents")
+    db.create_table("agents", old)
+    assert db.open_table("agents").schema.names[-1] == "updated_at"
+    reopened = td.Engine(store)
+    agent = reopened.get_agent("gpt-4")
+    assert agent["cost_per_call"] == 0.01 and agent["context_window"] is None and agent["examples"] is None
+    assert reopened.route(["write code"])["agent_name"].to_pylist() == ["gpt-4"]
+    reopened.register_agent("gpt-4", "llm", ["code"], context_window=1000)
+    assert td.Engine(store).get_agent("gpt-4")["context_window"] == 1000
+
+
 def test_reregistering_upserts_one_row_and_keeps_learned_stats(seed_con, engine):
     engine.update_agent_metrics("gpt-4", latency_ms=1000, success=False)
     before = engine.get_agent("gpt-4")
@@ -136,6 +174,11 @@ BAD_REGISTRATIONS = [
     ("avg_latency_ms := -5", "avg_latency_ms", "-5.0"),
     ("metadata := '{not json'", "metadata", "'{not json'"),
     ("metadata := '[1, 2]'", "metadata", "'[1, 2]'"),
+    ("context_window := 0", "context_window", "0"),
+    ("max_output_tokens := -5", "max_output_tokens", "-5"),
+    ("description := '   '", "description", "'   '"),
+    ("examples := ['ok', '']", "examples", "''"),
+    ("metadata := '{\"context_window\": \"big\"}'", "metadata.context_window", "'big'"),
 ]
 
 

@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from tinydancer_duck.engine import Engine
 
 REGISTER_FIELDS = ("name", "agent_type", "capabilities", "cost_per_1k_tokens", "cost_per_call", "cost_per_second",
-                   "avg_latency_ms", "quality_score", "metadata")
-REGISTER_TYPES = ("VARCHAR", "VARCHAR", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR")
+                   "avg_latency_ms", "quality_score", "metadata", "description", "examples", "context_window",
+                   "max_output_tokens")
+REGISTER_TYPES = ("VARCHAR", "VARCHAR", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR",
+                  "VARCHAR", "VARCHAR[]", "BIGINT", "BIGINT")
 
 
 def _true(n: int) -> pa.Array:
@@ -32,9 +34,10 @@ def udfs(engine: Engine) -> list[UDF]:
         return pa.struct(list(registry.table().schema))
 
     def register_agent(name, agent_type, capabilities, cost_per_1k_tokens, cost_per_call, cost_per_second,
-                       avg_latency_ms, quality_score, metadata) -> pa.Array:
+                       avg_latency_ms, quality_score, metadata, description, examples, context_window,
+                       max_output_tokens) -> pa.Array:
         columns = (name, agent_type, capabilities, cost_per_1k_tokens, cost_per_call, cost_per_second,
-                   avg_latency_ms, quality_score, metadata)
+                   avg_latency_ms, quality_score, metadata, description, examples, context_window, max_output_tokens)
         registry.register({field: one_chunk(c) for field, c in zip(REGISTER_FIELDS, columns)})
         return _true(len(name))
 

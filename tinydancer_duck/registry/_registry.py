@@ -41,8 +41,13 @@ PRICE_FIELDS = ("cost_per_1k_tokens", "cost_per_call", "cost_per_second")
 FOUND_TYPE = pa.struct([("name", pa.string()), ("agent_type", pa.string()), ("capabilities", pa.list_(pa.string())),
                         ("quality_score", pa.float64()), ("exact_match", pa.bool_()), ("similarity", pa.float64())])
 #: Fields of ruvector_register_agent_full's JSON config, beyond the required name/agent_type/capabilities.
+#: What describes an agent beyond its capability words: matching uses all of them; a request whose input tokens plus
+#: the agent's expected output exceed its context window is not a candidate.
+DESCRIBED_FIELDS = ("description", "examples", "context_window", "max_output_tokens")
 OPTIONAL_FIELDS = (*PRICE_FIELDS, "avg_output_tokens", "avg_latency_ms", "p99_latency_ms", "quality_score",
-                   "success_rate", "metadata", "active")
+                   "success_rate", "metadata", "active", *DESCRIBED_FIELDS)
+#: Largest context window accepted (tokens): larger than any model's, small enough for every reader's int64 math.
+MAX_CONTEXT_WINDOW = 1 << 40
 
 
 class Registry:
@@ -119,6 +124,7 @@ class Registry:
         check_unit_interval("success_rate", numbers["success_rate"])
         metadata = [_check_metadata(m) for m in as_column("metadata", columns.get("metadata"), n)]
         active = [True if a is None else bool(a) for a in as_column("active", columns.get("active"), n)]
+        described = _described(columns, n, metadata)
 
         last = {name: i for i, name in enumerate(names)}  # later rows win
         keep = np.fromiter(last.values(), dtype=np.int64)
@@ -153,6 +159,7 @@ class Registry:
             "created_at": pc.if_else(previous["created_at"].is_valid(), previous["created_at"],
                                      pa.scalar(now, previous.schema.field("created_at").type)),
             "updated_at": pa.array([now] * len(keep), pa.timestamp("us", tz="UTC")),
+            **{field: column.take(pa.array(keep)) for field, column in described.items()},
         })
         self.store.upsert("agents", rows)
         return len(keep)
@@ -253,16 +260,41 @@ def config_columns(configs: Sequence[str | None]) -> dict[str, list[Any]]:
     return {f: [c.get(f) for c in parsed] for f in fields}
 
 
-def _check_capabilities(capabilities: Any) -> list[str]:
+def _described(columns: Mapping[str, Any], n: int, metadata: list[str]) -> dict[str, pa.Array]:
+    """The description, example requests, context window and max output tokens of n agents, validated.
+
+    A context window not given is taken from the metadata's ``context_window`` (the seed plan's examples put it
+    there), so ``metadata := '{"context_window": 128000}'`` limits the agent as the field would.
+    """
+    descriptions = as_column("description", columns.get("description"), n)
+    for text in descriptions:
+        if text is not None and (not isinstance(text, str) or not text.strip()):
+            raise InvalidArgument("description", text, "must be a non-empty string or NULL")
+    examples = [None if e is None else _check_capabilities(e, argument="examples")
+                for e in as_column("examples", columns.get("examples"), n)]
+    tokens = {}
+    for field in ("context_window", "max_output_tokens"):
+        values = as_column(field, columns.get(field), n)
+        tokens[field] = [None if v is None else check_int(field, v, minimum=1, maximum=MAX_CONTEXT_WINDOW)
+                         for v in values]
+    for i, text in enumerate(metadata):
+        if tokens["context_window"][i] is None:
+            window = json.loads(text).get("context_window")
+            if window is not None:
+                tokens["context_window"][i] = check_int("metadata.context_window", window, minimum=1,
+                                                        maximum=MAX_CONTEXT_WINDOW)
+    return {"description": pa.array(descriptions, pa.string()),
+            "examples": pa.array(examples, pa.list_(pa.string())),
+            **{field: pa.array(values, pa.int64()) for field, values in tokens.items()}}
+
+
+def _check_capabilities(capabilities: Any, *, argument: str = "capabilities") -> list[str]:
+    """Distinct non-blank strings, in the order given."""
     if capabilities is None:
         return []
     if isinstance(capabilities, str) or not isinstance(capabilities, (list, tuple, np.ndarray)):
-        raise InvalidArgument("capabilities", capabilities, "must be a list of strings")
-    out: list[str] = []
-    for cap in check_names("capabilities", capabilities):
-        if cap not in out:
-            out.append(cap)
-    return out
+        raise InvalidArgument(argument, capabilities, "must be a list of strings")
+    return list(dict.fromkeys(check_names(argument, capabilities)))
 
 
 def _check_metadata(metadata: Any) -> str:

@@ -34,6 +34,11 @@ def agents_schema(dim: int, identity: str) -> pa.Schema:
             pa.field("active", pa.bool_()),
             pa.field("created_at", _TIMESTAMP),
             pa.field("updated_at", _TIMESTAMP),
+            # added after the first release: nullable and last, so older stores gain them on open (Store._migrated)
+            pa.field("description", pa.string()),
+            pa.field("examples", pa.list_(pa.string())),
+            pa.field("context_window", pa.int64()),
+            pa.field("max_output_tokens", pa.int64()),
         ],
         metadata={IDENTITY_KEY: identity.encode()},
     )

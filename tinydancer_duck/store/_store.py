@@ -168,9 +168,24 @@ class Store:
                     handle = self._db.create_table(name, schema=schema, exist_ok=True)
                 except Exception as exc:
                     raise StoreError(f"cannot open table {name!r} in {self.path}: {exc}") from exc
-            self._check_schema(name, handle.schema, schema)
+            self._check_schema(name, self._migrated(name, handle, schema), schema)
             self._tables[name] = handle
             return handle
+
+    def _migrated(self, name: str, handle: Any, expected: pa.Schema) -> pa.Schema:
+        """The table's schema after adding the nullable columns a newer version appended to it (all NULL in the
+        rows already stored), so a store written by an older version keeps working."""
+        found = handle.schema
+        missing = expected.names[len(found.names):]
+        if not missing or found.names != expected.names[:len(found.names)] \
+                or not all(expected.field(field).nullable for field in missing):
+            return found
+        try:
+            _retry(f"cannot add columns {missing} to {name!r}",
+                   lambda: handle.add_columns(pa.schema([expected.field(field) for field in missing])))
+        finally:
+            self._wrote(name)
+        return handle.schema
 
     def _check_schema(self, name: str, found: pa.Schema, expected: pa.Schema) -> None:
         want = (expected.metadata or {}).get(IDENTITY_KEY)
