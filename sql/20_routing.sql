@@ -9,22 +9,25 @@ CREATE OR REPLACE MACRO _td_request_text(request) AS
 CREATE OR REPLACE MACRO _td_request_vector(request) AS
     CASE WHEN typeof(request) LIKE '%]' THEN try_cast(request AS FLOAT[]) END;
 
+-- Besides the decision: `fallbacks`, the next num_fallbacks candidates by score, and with explain := true
+-- `scores`, every candidate's breakdown (off by default in the scalar form: over a large log it costs more than
+-- the decision; the one-request table form below always explains).
 CREATE OR REPLACE MACRO ruvector_route(request, optimize_for := 'balanced', required_capabilities := NULL,
         max_cost := NULL, max_latency_ms := NULL, min_quality := NULL, excluded_agents := NULL,
-        budget_remaining := NULL) AS
+        budget_remaining := NULL, num_fallbacks := 2, explain := false) AS
     _td_route(_td_request_text(request), _td_request_vector(request), optimize_for::VARCHAR,
         required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE, min_quality::DOUBLE,
-        excluded_agents::VARCHAR[], budget_remaining::DOUBLE);
+        excluded_agents::VARCHAR[], budget_remaining::DOUBLE, num_fallbacks::BIGINT, explain::BOOLEAN);
 
 -- The table form routes one request through a one-row UDF that takes Python values: the request as a VARIANT
 -- (text, an embedding list or NULL, so no CASE on its type) and the options. Arrow conversions of nine arguments
 -- and a STRUCT cost more than routing one request. The subquery makes DuckDB call it once, not once per field.
 CREATE OR REPLACE MACRO ruvector_route(request, optimize_for := 'balanced', required_capabilities := NULL,
         max_cost := NULL, max_latency_ms := NULL, min_quality := NULL, excluded_agents := NULL,
-        budget_remaining := NULL) AS TABLE
+        budget_remaining := NULL, num_fallbacks := 2, explain := true) AS TABLE
     SELECT unnest(decision) FROM (SELECT _td_route_one(request::VARIANT, optimize_for::VARCHAR,
         required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE, min_quality::DOUBLE,
-        excluded_agents::VARCHAR[], budget_remaining::DOUBLE) AS decision);
+        excluded_agents::VARCHAR[], budget_remaining::DOUBLE, num_fallbacks::BIGINT, explain::BOOLEAN) AS decision);
 
 -- Multi-agent plans: the scalar gives STRUCT(strategy, steps, total_cost, total_latency_ms, reasoning) per row; the
 -- table form gives one row per step of one request.

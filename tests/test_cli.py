@@ -89,3 +89,35 @@ def test_train_command_trains_and_activates_a_model(tmp_path, capsys):
     assert top == "weather"
     assert main(["train", str(tmp_path / "t.parquet"), "--store", store]) == 2
     assert "invalid column='text'" in capsys.readouterr().err
+
+
+def test_reembed_moves_a_store_to_another_embedder(tmp_path, capsys):
+    """A store made by one embedder is refused by another, with the command to move it; reembed recomputes every
+    vector from its text, reports what had none, and keeps a backup."""
+    import numpy as np
+
+    import tinydancer_duck as td
+    from tinydancer_duck.errors import StoreError
+
+    store = tmp_path / "store"
+    old = td.Engine(store, embedder="hashing")
+    old.register_agent("coder", "llm", ["code"], description="writes and fixes code", cost_per_call=0.01)
+    old.routes.create_route("billing", "billing questions", "coder")
+    old.routes.create_route("vector-only", None, "coder", embedding=np.eye(old.dim)[0])
+    old.routes.add_examples(["billing"], texts=["refund my order"])
+    old.usage.record("coder", 0.01, True, 100.0)
+    with pytest.raises(StoreError, match="tinydancer reembed --store"):
+        td.Engine(store)
+    assert main(["reembed", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "re-embedded 1 row(s) of agents" in out and "route 'vector-only'" in out and ".backup-" in out
+    new = td.Engine(store)
+    agent = new.get_agent("coder")
+    assert agent["description"] == "writes and fixes code" and agent["total_requests"] == 1  # stats kept
+    assert [r["name"] for r in new.routes.table().to_pylist()] == ["billing"]
+    assert new.routes.table()["examples"].to_pylist() == [1]
+    assert new.usage.frame().height == 1
+    assert np.allclose(np.asarray(new.store.read("agents")["capability_embedding"][0].as_py()),
+                       new.embed(["code"])[0], atol=1e-6)
+    backups = list(tmp_path.glob("store.backup-*"))
+    assert len(backups) == 1 and td.Engine(backups[0], embedder="hashing").get_agent("coder") is not None

@@ -287,6 +287,8 @@ def _sql_literal(text: str) -> object:
         return None
     if text.startswith("'"):
         return text.strip("'")
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     return float(text)
 
 

@@ -108,9 +108,12 @@ def test_balanced_and_quality_per_dollar_follow_the_formulas(fleet):
     names = ["cheap", "fast", "best", "value"]
     decision = fleet.route([REQUEST], optimize_for="balanced").to_pylist()[0]
     assert decision["agent_name"] == names[int(np.argmax(balanced))]
-    # confidence: the winner's softmax weight over scores m * term at temperature 0.1 (m is the same for all four)
+    # confidence: the winner's softmax weight over scores m * term at temperature 0.1 (m is the same for all four):
+    # the calibrated match rises from 0 at the capability threshold to 1 at similarity 1; when no agent clears
+    # the threshold the objective alone decides (m = 1)
     request, capability = fleet.embed([REQUEST, "general help"])
-    match = max(0.0, float(request @ capability))
+    threshold = fleet.snapshot().agents.match_threshold
+    match = max(0.0, (float(request @ capability) - threshold) / (1 - threshold)) or 1.0
     weights = np.exp(match * (balanced - balanced.max()) / 0.1)
     assert decision["confidence"] == pytest.approx(1 / weights.sum(), rel=1e-5)
 
@@ -221,17 +224,21 @@ TABLE_CASES = [
 
 @pytest.mark.parametrize(("request_sql", "options"), TABLE_CASES)
 def test_table_form_equals_the_scalar_form(seed_con, request_sql, options):
-    """The table form runs a one-row UDF on Python values; it must decide exactly as the vectorized scalar form."""
+    """The table form runs a one-row UDF on Python values; it must decide exactly as the vectorized scalar form
+    (which explains when asked: the table form always does)."""
     (table,) = rows(seed_con, f"SELECT * FROM ruvector_route({request_sql}, {options})")
-    scalar = seed_con.execute(f"SELECT ruvector_route({request_sql}, {options})").fetchone()[0]
+    scalar = seed_con.execute(f"SELECT ruvector_route({request_sql}, {options}, explain := true)").fetchone()[0]
     assert table == scalar
     assert table["reasoning"]
+    plain = seed_con.execute(f"SELECT ruvector_route({request_sql}, {options})").fetchone()[0]
+    assert plain["scores"] is None and {k: v for k, v in plain.items() if k != "scores"} == {
+        k: v for k, v in scalar.items() if k != "scores"}
 
 
 def test_table_form_routes_any_other_value_as_its_text(seed_con):
     (number,) = rows(seed_con, "SELECT * FROM ruvector_route(42, optimize_for := 'cost')")
     assert number == rows(seed_con, "SELECT * FROM ruvector_route('42', optimize_for := 'cost')")[0]
-    assert number == seed_con.execute("SELECT ruvector_route(42, optimize_for := 'cost')").fetchone()[0]
+    assert number == seed_con.execute("SELECT ruvector_route(42, optimize_for := 'cost', explain := true)").fetchone()[0]
 
 
 def test_table_form_over_a_column_routes_each_row(seed_con):
@@ -268,7 +275,8 @@ def test_route_one_is_route_struct_for_one_request(fleet):
     for request in ("debug my failing tests", None, "", fleet.embed(["write a poem"])[0].tolist()):
         for options in ({"optimize_for": "cost"}, {"max_cost": 0.001, "optimize_for": "quality"}):
             batch = [request] if not isinstance(request, list) else np.array([request], np.float32)
-            assert fleet.route_one(request, **options) == fleet.route_struct(batch, **options).to_pylist()[0]
+            assert fleet.route_one(request, **options) == fleet.route_struct(
+                    batch, explain=True, **options).to_pylist()[0]
 
 
 def test_ruvector_embed_is_a_unit_vector_of_the_embedder_dimension(con, engine):
@@ -302,3 +310,58 @@ def test_python_route_errors(fleet):
 
 def test_constraint_names_are_stable():
     assert CONSTRAINTS[0] == "inactive" and "budget_remaining" in CONSTRAINTS
+
+
+# -- context windows and fallbacks ------------------------------------------------------------------------------------
+def test_a_request_longer_than_an_agents_window_is_not_sent_to_it(fleet):
+    """tokens_in + the agent's expected output must fit its window: exactly full fits, one token more does not."""
+    fleet.register_agent("best", "llm", ["general help"], cost_per_1k_tokens=0.2, avg_latency_ms=2000,
+                         quality_score=0.99, avg_output_tokens=100, context_window=1100)
+    at_limit = "x " * 2000  # 4000 bytes: 1000 tokens in, + 100 out = 1100
+    over = at_limit + "abcd"  # 1001 tokens in
+    assert fleet.route([at_limit], optimize_for="quality")["agent_name"].to_pylist() == ["best"]
+    decision = fleet.route([over], optimize_for="quality").to_pylist()[0]
+    assert decision["agent_name"] == "value"
+    assert "best (context_window)" in decision["reasoning"]
+    assert decision["reasoning"].endswith("context window: 1101 tokens > best's 1100")
+    assert all(f["agent_name"] != "best" for f in decision["fallbacks"])  # fallbacks satisfy every constraint
+
+
+def test_seed_agents_take_their_windows_from_metadata_and_say_which_is_largest(seed_con, engine):
+    document = "word " * 120_000  # 600,000 bytes: 150,000 tokens in
+    decision = engine.route([document], optimize_for="quality", excluded_agents=["code-specialist"]).to_pylist()[0]
+    assert decision["agent_name"] == "claude-3-haiku"  # gpt-4 reads 128,000 tokens, haiku 200,000
+    assert decision["reasoning"].endswith("context window: 150256 tokens > gpt-4's 128000")
+    huge = "word " * 200_000  # 250,000 tokens: nobody with a window reads it; code-specialist has none
+    nobody = engine.route([huge], excluded_agents=["code-specialist"]).to_pylist()[0]
+    assert nobody["agent_name"] is None
+    assert nobody["reasoning"].startswith("no agent: context_window removed the last candidate")
+    assert nobody["reasoning"].endswith("the largest window is claude-3-haiku's 200000 tokens")
+
+
+def test_fallbacks_are_the_next_candidates_by_score(fleet):
+    decision = fleet.route([REQUEST], optimize_for="quality", num_fallbacks=3).to_pylist()[0]
+    assert decision["agent_name"] == "best"
+    assert [f["agent_name"] for f in decision["fallbacks"]] == ["value", "fast", "cheap"]
+    scores = [f["score"] for f in decision["fallbacks"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] / 0.9 == pytest.approx(scores[2] / 0.5)  # m * q
+    assert decision["fallbacks"][0]["estimated_cost"] == pytest.approx(0.002)
+    assert len(fleet.route([REQUEST]).to_pylist()[0]["fallbacks"]) == 2  # the default
+    assert fleet.route([REQUEST], num_fallbacks=0).to_pylist()[0]["fallbacks"] == []
+    capped = fleet.route([REQUEST], optimize_for="quality", max_cost=0.003).to_pylist()[0]
+    assert [f["agent_name"] for f in capped["fallbacks"]] == ["cheap"]  # best and fast cost too much
+    with pytest.raises(td.InvalidArgument, match="num_fallbacks=-1"):
+        fleet.route([REQUEST], num_fallbacks=-1)
+
+
+def test_explain_lists_every_candidate_with_the_terms_of_its_score(fleet):
+    decision = fleet.route([REQUEST], optimize_for="cost", explain=True).to_pylist()[0]
+    scores = decision["scores"]
+    assert [s["agent_name"] for s in scores][0] == decision["agent_name"] == "cheap"
+    assert len(scores) == 4 and [s["score"] for s in scores] == sorted((s["score"] for s in scores), reverse=True)
+    cheap = scores[0]
+    assert cheap["cost_vs_cheapest"] == 1.0 and cheap["latency_vs_fastest"] == pytest.approx(3000 / 50)
+    assert cheap["quality"] == 0.5 and cheap["matched_on"] == "general help"
+    assert {s["threshold"] for s in scores} == {fleet.snapshot().agents.match_threshold}
+    assert "cost 1x the cheapest, latency 60x the fastest, quality 0.5" in decision["reasoning"]
+    assert fleet.route([REQUEST]).to_pylist()[0]["scores"] is None  # only when asked

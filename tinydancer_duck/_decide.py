@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck.embed import embedding_matrix, few_python_texts, is_vector_input, nonzero_rows
+from tinydancer_duck.embed import ROUTE_MARGIN, embedding_matrix, few_python_texts, is_vector_input, nonzero_rows
 from tinydancer_duck.errors import InvalidArgument, ModelError
 from tinydancer_duck.learn import capability_match, classification_arrow, top_classes
 from tinydancer_duck.registry import tokens_from_bytes
@@ -118,11 +118,18 @@ def _semantic_route(snapshot: RoutingSnapshot, batch: Requests, now_us: int | No
         return {}
     n = len(batch)
     times = ts_us if ts_us is not None else np.full(n, snapshot.as_of_us if now_us is None else now_us, np.int64)
-    best, _, _ = match_routes(routes, batch.embeddings, batch.valid, times, routes.conditions.tier_codes(None, n),
-                              k=0)
+    listed, sims, _ = match_routes(routes, batch.embeddings, batch.valid, times,
+                                   routes.conditions.tier_codes(None, n), k=2)
+    best = listed[:, 0] if listed.shape[1] else np.full(n, -1)
+    similarity = np.where(np.isfinite(sims[:, 0]), sims[:, 0], np.nan) if listed.shape[1] else np.full(n, np.nan)
+    if listed.shape[1] == 2 and ROUTE_MARGIN > 0:  # a runner-up to another target within the margin: no decision
+        codes = routes.target_codes
+        other = np.isfinite(sims[:, 1]) & (codes[np.maximum(listed[:, 1], 0)] != codes[np.maximum(best, 0)])
+        best = np.where(other & (sims[:, 0] - sims[:, 1] < ROUTE_MARGIN), -1, best)
     matched = best >= 0
     target = np.where(matched, snapshot.route_target[np.maximum(best, 0)], -1)
-    return {"route": np.where(matched, best, -1), "route_target": target, "route_names": snapshot.route_names}
+    return {"route": np.where(matched, best, -1), "route_target": target, "route_names": snapshot.route_names,
+            "route_similarity": similarity, "route_threshold": routes.threshold[np.maximum(best, 0)]}
 
 
 # -- decisions --------------------------------------------------------------------------------------------------

@@ -23,13 +23,19 @@ from tinydancer_duck._decide import (
     requests_from,
     semantic_matches,
 )
-from tinydancer_duck._validate import as_texts, to_us
+from tinydancer_duck._validate import as_texts, check_int, to_us
 from tinydancer_duck.budget import Budgets
 from tinydancer_duck.embed import Embedder, make_embedder, one_embedding
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.learn import TOP_K, Classifiers, OutcomeRouters
 from tinydancer_duck.registry import Registry, config_columns
-from tinydancer_duck.routing import RouteOptions, check_batch_objective, per_request_objective
+from tinydancer_duck.routing import (
+    MAX_FALLBACKS,
+    NUM_FALLBACKS,
+    RouteOptions,
+    check_batch_objective,
+    per_request_objective,
+)
 from tinydancer_duck.semantic import SemanticRoutes
 from tinydancer_duck.settings import DEFAULT_SETTINGS, Settings
 from tinydancer_duck.snapshot import SNAPSHOT_TABLES, RoutingSnapshot, build_routing_snapshot
@@ -162,25 +168,30 @@ class Engine:
         """float32 (n, D) unit rows; zero rows for NULL/blank texts."""
         return self.embedder.embed(as_texts("texts", texts))
 
-    def route_struct(self, requests: Any, **options: Any) -> pa.StructArray:
-        """The ruvector_route STRUCT for every request (the scalar SQL function calls this)."""
+    def route_struct(self, requests: Any, *, num_fallbacks: Any = NUM_FALLBACKS, explain: Any = False,
+                     **options: Any) -> pa.StructArray:
+        """The ruvector_route STRUCT for every request (the scalar SQL function calls this): the decision, up to
+        ``num_fallbacks`` next candidates and, with ``explain``, every candidate's score breakdown."""
+        fallbacks, explain = _output_options(num_fallbacks, explain)
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, requests)
         decided = decide(snapshot, batch, RouteOptions.build(len(batch), **options), now_us=now_us)
-        return decided.to_arrow(snapshot.agents)
+        return decided.to_arrow(snapshot.agents, num_fallbacks=fallbacks, explain=explain)
 
-    def route_one(self, request: Any, **options: Any) -> dict[str, Any]:
+    def route_one(self, request: Any, *, num_fallbacks: Any = NUM_FALLBACKS, explain: Any = True,
+                  **options: Any) -> dict[str, Any]:
         """One request's decision as a dict of ROUTE_FIELDS (None for NULL); the same decision as
         :meth:`route_struct`. The one-request SQL table form calls this: for one row, Arrow conversions would cost
         more than the routing itself.
 
         request : text, None, or one embedding (a sequence or numpy array of ``dim`` floats)
         """
+        fallbacks, explain = _output_options(num_fallbacks, explain)
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, [request] if request is None or isinstance(request, str)
                               else one_embedding(request, self.dim))
         decided = decide(snapshot, batch, RouteOptions.build(1, **options), now_us=now_us)
-        return decided.row(0, snapshot.agents)
+        return decided.row(0, snapshot.agents, num_fallbacks=fallbacks, explain=explain)
 
     def _live(self) -> tuple[RoutingSnapshot, int]:
         """The snapshot of now and the moment a live call decides at (route conditions are checked then)."""
@@ -188,13 +199,16 @@ class Engine:
 
     def route(self, requests: Any, *, optimize_for: Any = "balanced", required_capabilities: Any = None,
               max_cost: Any = None, max_latency_ms: Any = None, min_quality: Any = None,
-              excluded_agents: Any = None, budget_remaining: Any = None) -> pa.Table:
+              excluded_agents: Any = None, budget_remaining: Any = None, num_fallbacks: Any = NUM_FALLBACKS,
+              explain: Any = False) -> pa.Table:
         """Route every request; one row per request: agent_name (NULL when none fits), confidence,
-        estimated_cost, estimated_latency_ms, candidates, reasoning. ``pl.from_arrow`` gives a polars frame."""
+        estimated_cost, estimated_latency_ms, candidates, reasoning, fallbacks (the next candidates) and, with
+        ``explain``, scores (every candidate's breakdown). ``pl.from_arrow`` gives a polars frame."""
         struct = self.route_struct(requests, optimize_for=optimize_for,
                                    required_capabilities=required_capabilities, max_cost=max_cost,
                                    max_latency_ms=max_latency_ms, min_quality=min_quality,
-                                   excluded_agents=excluded_agents, budget_remaining=budget_remaining)
+                                   excluded_agents=excluded_agents, budget_remaining=budget_remaining,
+                                   num_fallbacks=num_fallbacks, explain=explain)
         return pa.Table.from_struct_array(struct)
 
     def route_multi_struct(self, requests: Any, *, num_agents: Any = 3, strategy: Any = "pipeline",
@@ -252,6 +266,25 @@ class Engine:
         from tinydancer_duck._connect import connect_engine
 
         return connect_engine(self)
+
+
+def _output_options(num_fallbacks: Any, explain: Any) -> tuple[int, bool]:
+    """What a decision lists besides the choice: one value per call (a column must hold one value)."""
+    fallbacks = _one_value(num_fallbacks, "num_fallbacks")
+    shown = _one_value(explain, "explain")
+    if not isinstance(shown, (bool, np.bool_)):
+        raise InvalidArgument("explain", shown, "must be true or false")
+    return check_int("num_fallbacks", fallbacks, minimum=0, maximum=MAX_FALLBACKS), bool(shown)
+
+
+def _one_value(value: Any, argument: str) -> Any:
+    """A call-wide option given as a scalar or as a column repeating one value (SQL passes a constant)."""
+    if isinstance(value, (pa.Array, pa.ChunkedArray)):
+        distinct = {v for v in value.to_pylist() if v is not None} if len(value) else set()
+        if len(distinct) > 1:
+            raise InvalidArgument(argument, sorted(distinct)[:2], "must be the same for every row of a call")
+        return distinct.pop() if distinct else None
+    return value
 
 
 def _column_values(value: Any, n: int) -> list[Any]:

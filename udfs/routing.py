@@ -34,21 +34,23 @@ def request_column(text: pa.ChunkedArray, vector: pa.ChunkedArray) -> pa.Array:
 
 def udfs(engine: Engine) -> list[UDF]:
     def route(text, vector, optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality,
-              excluded_agents, budget_remaining) -> pa.Array:
+              excluded_agents, budget_remaining, num_fallbacks, explain) -> pa.Array:
         options = (optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality, excluded_agents,
                    budget_remaining)
-        return engine.route_struct(request_column(text, vector),
+        return engine.route_struct(request_column(text, vector), num_fallbacks=one_chunk(num_fallbacks),
+                                   explain=one_chunk(explain),
                                    **{field: one_chunk(c) for field, c in zip(OPTION_FIELDS, options)})
 
     def route_one(request, optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality,
-                  excluded_agents, budget_remaining) -> dict:
+                  excluded_agents, budget_remaining, num_fallbacks, explain) -> dict:
         """The table form's one request, as Python values: text, an embedding (a list) or NULL; any other value
         (a number, a date) is routed as its text, as the scalar form's VARCHAR cast does."""
         if request is not None and not isinstance(request, (str, list)):
             request = str(request)
         return engine.route_one(request, optimize_for=optimize_for, required_capabilities=required_capabilities,
                                 max_cost=max_cost, max_latency_ms=max_latency_ms, min_quality=min_quality,
-                                excluded_agents=excluded_agents, budget_remaining=budget_remaining)
+                                excluded_agents=excluded_agents, budget_remaining=budget_remaining,
+                                num_fallbacks=num_fallbacks, explain=explain)
 
     def route_multi(text, vector, num_agents, strategy, optimize_for, required_capabilities, max_cost,
                     max_latency_ms, min_quality, excluded_agents, budget_remaining) -> pa.Array:
@@ -73,8 +75,9 @@ def udfs(engine: Engine) -> list[UDF]:
         return pa.ListArray.from_arrays(pc.cumulative_sum(lengths), values)
 
     return [
-        UDF("_td_route", route, ["VARCHAR", "FLOAT[]", *OPTION_TYPES], arrow_sql_type(ROUTE_TYPE)),
-        UDF("_td_route_one", route_one, ["VARIANT", *OPTION_TYPES], arrow_sql_type(ROUTE_TYPE), one_row=True),
+        UDF("_td_route", route, ["VARCHAR", "FLOAT[]", *OPTION_TYPES, "BIGINT", "BOOLEAN"], arrow_sql_type(ROUTE_TYPE)),
+        UDF("_td_route_one", route_one, ["VARIANT", *OPTION_TYPES, "BIGINT", "BOOLEAN"], arrow_sql_type(ROUTE_TYPE),
+            one_row=True),
         UDF("_td_route_multi", route_multi, ["VARCHAR", "FLOAT[]", "BIGINT", "VARCHAR", *OPTION_TYPES],
             arrow_sql_type(PLAN_TYPE)),
         UDF("_td_batch_route", batch_route, ["VARCHAR[]", "VARCHAR", "DOUBLE"], f"{arrow_sql_type(BATCH_ROW)}[]"),

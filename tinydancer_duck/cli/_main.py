@@ -196,6 +196,17 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0 if report.healthy else 1
 
 
+def _reembed(args: argparse.Namespace) -> int:
+    from tinydancer_duck.cli._reembed import reembed_store
+    from tinydancer_duck.embed import make_embedder
+    from tinydancer_duck.store import default_store_path
+
+    report = reembed_store(args.store if args.store is not None else default_store_path(),
+                           make_embedder(args.embedder))
+    print(report.text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every command and its options. Long because it is one declarative table of the command line; each
     command's work lives in its own function above."""
@@ -291,6 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
                                              "to load. Exit code 0 when healthy, 1 when problems were found.")
     _store_option(doctor)
     doctor.set_defaults(run=_doctor)
+
+    reembed = commands.add_parser("reembed", help="move a store to another embedder (e.g. a new default table)",
+                                  description="Recompute every vector of a store (agents' capabilities, routes' "
+                                              "descriptions, route examples) with the given embedder, after a backup "
+                                              "of the store folder; what has no text to embed is reported.")
+    _store_option(reembed)
+    reembed.add_argument("--embedder", default="static", help="static (default), onnx or hashing")
+    reembed.set_defaults(run=_reembed)
     return parser
 
 

@@ -5,7 +5,7 @@ May import: store, embed, ground.
 
 from ._costs import estimated_cost, tokens_from_bytes
 from ._registry import FOUND_TYPE, Registry, config_columns
-from ._snapshot import AgentSnapshot, build_snapshot
+from ._snapshot import AgentSnapshot, build_snapshot, capability_text
 from ._stats import AffineFold, fold_batch
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "AgentSnapshot",
     "Registry",
     "build_snapshot",
+    "capability_text",
     "config_columns",
     "estimated_cost",
     "fold_batch",

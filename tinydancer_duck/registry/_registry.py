@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,7 +29,7 @@ from tinydancer_duck._validate import (
     check_nonnegative,
     check_unit_interval,
 )
-from tinydancer_duck.embed import Embedder
+from tinydancer_duck.embed import MATCH_LEVEL, Embedder, background, null_scores
 from tinydancer_duck.errors import InvalidArgument, NotFound
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Store, write_locked
@@ -57,21 +58,30 @@ class Registry:
         self.store = store
         self.embedder = embedder
         self.settings = settings
-        self._capability_texts: tuple[tuple[str, ...], np.ndarray] = ((), np.zeros((0, store.dim), np.float32))
+        self._embedded: dict[tuple[str, ...], np.ndarray] = {}
 
     # -- reads --------------------------------------------------------------------------------------------------
     def snapshot(self) -> AgentSnapshot:
         """The numpy snapshot of all agents, rebuilt only when the table version changes."""
-        return self.store.snapshot("agents", "snapshot",
-                                   lambda table: build_snapshot(table, self.settings, self.store.dim,
-                                                                self._embed_capabilities))
+        return self.store.snapshot("agents", "snapshot", self._build_snapshot)
 
-    def _embed_capabilities(self, texts: list[str]) -> np.ndarray:
-        """The embedder's vectors of the capability names, reused while they are the same names: every recorded
-        usage event rewrites the agents table (running stats), and re-embedding ~30 names cost ~3 ms a time."""
-        if tuple(texts) != self._capability_texts[0]:
-            self._capability_texts = (tuple(texts), self.embedder.embed(texts))
-        return self._capability_texts[1]
+    def _build_snapshot(self, table: pa.Table) -> AgentSnapshot:
+        """The snapshot, with the match threshold calibrated on the background requests (embed._calibration)."""
+        snap = build_snapshot(table, self.settings, self.store.dim, self._embed_known)
+        null = null_scores(background(self.embedder), snap.similarity)
+        return replace(snap, match_threshold=max(null.threshold(MATCH_LEVEL), 0.0))
+
+    def _embed_known(self, texts: list[str]) -> np.ndarray:
+        """The embedder's vectors of these texts (capability names, descriptions, examples), reused while they are
+        the same texts: every recorded usage event rewrites the agents table (running stats), and re-embedding ~50
+        short texts cost ~3 ms a time. Keeps the last few lists (a snapshot embeds two)."""
+        key = tuple(texts)
+        vectors = self._embedded.get(key)
+        if vectors is None:
+            if len(self._embedded) >= 4:
+                self._embedded.clear()
+            vectors = self._embedded[key] = self.embedder.embed(texts)
+        return vectors
 
     def table(self) -> pa.Table:
         """All agents sorted by name (without the embedding column)."""
@@ -84,12 +94,14 @@ class Registry:
         return table.take(positions)
 
     def find_by_capability(self, capability: str, limit: int = 10) -> pa.Table:
-        """Active agents ranked by capability: exact holders first, then by cosine to the capability's embedding."""
+        """Active agents ranked by capability: exact holders first, then by similarity, measured as routing measures
+        a request's match (the best cosine over each agent's capabilities, description and examples), so a
+        capability or a whole request finds the agents routing would match it to."""
         check_names("capability", [capability])
         limit = check_int("limit", limit, minimum=1)
         snap = self.snapshot()
-        query = self.embedder.embed([capability_text([capability])])[0]
-        similarity = snap.capability_embedding @ query
+        query = self.embedder.embed([capability_text([capability])])
+        similarity = snap.similarity(query)[0]
         exact = np.zeros(snap.size, bool)
         row = pc.index(snap.capability_vocab, capability).as_py()
         if row >= 0:

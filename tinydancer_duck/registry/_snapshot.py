@@ -28,7 +28,14 @@ class AgentSnapshot:
     has_capability : bool (K, A) over ``capability_vocab`` (K distinct capability names across agents).
     capability_vectors : float32 (K, D), the embedding of each capability name alone (to rank which capabilities a
         request needs); zero rows when the snapshot was built without an embedder.
-    output_tokens, latency_ms, quality : with the Settings defaults filled in for NULLs.
+    match_vectors, match_starts : float32 (M, D) unit rows, grouped by agent from row ``match_starts[a]``: each
+        agent's capabilities alone, its description and its example requests. A request's similarity to an agent is
+        the best cosine over its rows (:meth:`similarity`); without an embedder, the stored capability embedding.
+    match_labels : (M,) what each row is (a capability name, "description" or "example: ..."), for explanations.
+    match_threshold : the similarity below which a row is no evidence of a match (the embedder's calibration).
+    output_tokens, latency_ms, quality : with the Settings defaults filled in for NULLs; output_tokens is the expected
+        output (avg_output_tokens, at most max_output_tokens).
+    context_window : tokens an agent reads (input + output), NaN for unlimited; windowed : bool (A,) where set.
     cost_per_token, fixed_cost : the request-dependent price per input token and the rest of each agent's
         estimated cost (:mod:`tinydancer_duck.registry._costs`), computed once per snapshot.
     """
@@ -40,10 +47,16 @@ class AgentSnapshot:
     has_capability: np.ndarray
     capability_vectors: np.ndarray
     capability_embedding: np.ndarray
+    match_vectors: np.ndarray
+    match_starts: np.ndarray
+    match_labels: tuple[str, ...]
+    match_threshold: float
     cost_per_1k_tokens: np.ndarray
     cost_per_call: np.ndarray
     cost_per_second: np.ndarray
     output_tokens: np.ndarray
+    context_window: np.ndarray
+    windowed: np.ndarray
     latency_ms: np.ndarray
     quality: np.ndarray
     cost_per_token: np.ndarray
@@ -57,12 +70,42 @@ class AgentSnapshot:
     def name_list(self) -> list[str]:
         return list(self.index)  # in snapshot order, without an Arrow conversion
 
+    def similarity(self, x: np.ndarray) -> np.ndarray:
+        """float32 (n, A): each agent's best cosine to each request (rows of x: unit float32 (n, D))."""
+        if not self.size:
+            return np.zeros((len(x), 0), np.float32)
+        scores = x @ self.match_vectors.T
+        return scores if len(self.match_starts) == len(self.match_vectors) else \
+            np.maximum.reduceat(scores, self.match_starts, axis=1)
+
+    def matched_rows(self, x: np.ndarray) -> np.ndarray:
+        """int (n, A): for each request and agent, the match row (index into ``match_labels``) behind the
+        similarity (an explanation's 'what matched')."""
+        ends = np.r_[self.match_starts[1:], len(self.match_vectors)]
+        out = np.empty((len(x), self.size), np.int64)
+        for a in range(self.size):
+            out[:, a] = self.match_starts[a] + (x @ self.match_vectors[self.match_starts[a]:ends[a]].T).argmax(axis=1)
+        return out
+
+    def best_rows(self, x: np.ndarray, agents: np.ndarray) -> np.ndarray:
+        """int (n,): the match row (index into ``match_labels``) that gave request i its similarity to agent
+        ``agents[i]`` (-1 where agents[i] is -1), to say which capability matched."""
+        out = np.full(len(agents), -1)
+        ends = np.r_[self.match_starts[1:], len(self.match_vectors)] if self.size else np.zeros(0, np.int64)
+        for a in np.unique(agents[agents >= 0]):
+            rows = np.flatnonzero(agents == a)
+            block = x[rows] @ self.match_vectors[self.match_starts[a]:ends[a]].T
+            out[rows] = self.match_starts[a] + block.argmax(axis=1)
+        return out
+
 
 def build_snapshot(table: pa.Table, settings: Settings, dim: int,
-                   embed: Callable[[list[str]], np.ndarray] | None = None) -> AgentSnapshot:
+                   embed: Callable[[list[str]], np.ndarray] | None = None,
+                   match_threshold: float = 0.0) -> AgentSnapshot:
     """Turn the ``agents`` Arrow table into an :class:`AgentSnapshot` (sorted by name).
 
-    embed : the embedder's ``embed``, used once per snapshot for the capability names.
+    embed : the embedder's ``embed``, used once per snapshot for the capability names, descriptions and examples.
+    match_threshold : the calibrated similarity a match must reach (0: any positive cosine counts).
     """
     if table.num_rows:
         table = table.take(pc.sort_indices(table["name"]))
@@ -71,20 +114,18 @@ def build_snapshot(table: pa.Table, settings: Settings, dim: int,
     capabilities = table["capabilities"].chunk(0) if table.num_rows else pa.array([], pa.list_(pa.string()))
     vocab, has = _capability_matrix(capabilities)
 
-    def column(name: str, default: float | None = None) -> np.ndarray:
-        values = table[name].to_numpy() if table.num_rows else np.empty(0)
-        values = np.asarray(values, dtype=np.float64)
-        if default is not None:
-            values = np.where(np.isnan(values), default, values)
-        return values
-
-    if table.num_rows:
-        embedding = table["capability_embedding"].chunk(0).flatten().to_numpy(zero_copy_only=False)
-        embedding = np.ascontiguousarray(embedding, dtype=np.float32).reshape(table.num_rows, dim)
+    column = (lambda name, default=None: _numbers(table, name, default))
+    embedding = np.ascontiguousarray(table["capability_embedding"].combine_chunks().flatten().to_numpy(
+        zero_copy_only=False), dtype=np.float32).reshape(table.num_rows, dim)
+    capability_vectors = embed([capability_text([c]) for c in vocab.to_pylist()]) if embed and len(vocab) \
+        else np.zeros((len(vocab), dim), np.float32)
+    if embed is None:
+        vectors, starts, labels = embedding, np.arange(table.num_rows), ("capabilities",) * table.num_rows
     else:
-        embedding = np.zeros((0, dim), np.float32)
+        vectors, starts, labels = _match_vectors(table, vocab, has, capability_vectors, dim, embed)
     prices = {name: column(name, 0.0) for name in ("cost_per_1k_tokens", "cost_per_call", "cost_per_second")}
-    output_tokens = column("avg_output_tokens", settings.default_output_tokens)
+    output_tokens = np.fmin(column("avg_output_tokens", settings.default_output_tokens), column("max_output_tokens"))
+    window = column("context_window")
     latency_ms = column("avg_latency_ms", settings.default_latency_ms)
     return AgentSnapshot(
         names=names,
@@ -93,11 +134,16 @@ def build_snapshot(table: pa.Table, settings: Settings, dim: int,
         else np.zeros(0, bool),
         capability_vocab=vocab,
         has_capability=has,
-        capability_vectors=embed([capability_text([c]) for c in vocab.to_pylist()]) if embed and len(vocab)
-        else np.zeros((len(vocab), dim), np.float32),
+        capability_vectors=capability_vectors,
         capability_embedding=embedding,
+        match_vectors=vectors,
+        match_starts=starts,
+        match_labels=labels,
+        match_threshold=float(match_threshold),
         **prices,
         output_tokens=output_tokens,
+        context_window=window,
+        windowed=~np.isnan(window),
         latency_ms=latency_ms,
         quality=column("quality_score", settings.default_quality),
         cost_per_token=prices["cost_per_1k_tokens"] / 1000.0,
@@ -105,6 +151,43 @@ def build_snapshot(table: pa.Table, settings: Settings, dim: int,
                               prices["cost_per_second"], latency_ms),
         table=table,
     )
+
+
+def _numbers(table: pa.Table, name: str, default: float | None = None) -> np.ndarray:
+    """float64 (A,) of a column, NULL as ``default`` (NaN when None); a column a store from before it was added
+    lacks reads as all NULL."""
+    if name not in table.column_names or not table.num_rows:
+        values = np.full(table.num_rows, np.nan)
+    else:
+        values = np.asarray(table[name].to_numpy(), dtype=np.float64)
+    return values if default is None else np.where(np.isnan(values), default, values)
+
+
+def _match_vectors(table: pa.Table, vocab: pa.Array, has: np.ndarray, capability_vectors: np.ndarray, dim: int,
+                   embed: Callable[[list[str]], np.ndarray]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(vectors (M, D), starts (A,), labels (M,)): per agent, its capabilities' vectors (shared names embedded
+    once), then its description and examples (one embed call for all of them); a zero row for an agent with
+    nothing to match on."""
+    n = table.num_rows
+    descriptions = table["description"].to_pylist() if "description" in table.column_names else [None] * n
+    examples = table["examples"].to_pylist() if "examples" in table.column_names else [None] * n
+    texts = [t for a in range(n) for t in ([descriptions[a]] if descriptions[a] else []) + (examples[a] or [])]
+    extra = embed(texts) if texts else np.zeros((0, dim), np.float32)
+    names = vocab.to_pylist()
+    parts, labels, starts, used = [], [], [], 0
+    for a in range(n):
+        starts.append(len(labels))
+        own = np.flatnonzero(has[:, a]) if len(has) else np.zeros(0, np.int64)
+        mine = [f"description: {descriptions[a]}"] if descriptions[a] else []
+        mine += [f"example: {e}" for e in examples[a] or []]
+        block = np.concatenate([capability_vectors[own], extra[used:used + len(mine)]])
+        used += len(mine)
+        if not len(block):
+            block, mine = np.zeros((1, dim), np.float32), ["(nothing to match on)"]
+        parts.append(block)
+        labels += [names[k] for k in own] + mine
+    vectors = np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros((0, dim)), dtype=np.float32)
+    return vectors, np.asarray(starts, np.int64), tuple(labels)
 
 
 def capability_text(capabilities: Sequence[str]) -> str:

@@ -12,15 +12,18 @@ from ._batch import (
     check_batch_objective,
     per_request_objective,
 )
+from ._decisions import MAX_FALLBACKS, NUM_FALLBACKS, ROUTE_FIELDS, ROUTE_TYPE, Decisions
 from ._multi import PLAN_TYPE, check_strategy, route_multi
 from ._options import CONSTRAINT_OPTIONS, RouteOptions
-from ._router import NO_SIGNALS, ROUTE_FIELDS, ROUTE_TYPE, Decisions, Requests, Signals, route, score_batch
+from ._router import NO_SIGNALS, Requests, Signals, route, score_batch
 
 __all__ = [
     "BATCH_OBJECTIVES",
     "BATCH_TYPE",
     "CONSTRAINT_OPTIONS",
+    "MAX_FALLBACKS",
     "NO_SIGNALS",
+    "NUM_FALLBACKS",
     "PLAN_TYPE",
     "ROUTE_FIELDS",
     "ROUTE_TYPE",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +28,15 @@ import pyarrow.compute as pc
 from tinydancer_duck.registry import AgentSnapshot, estimated_cost
 from tinydancer_duck.settings import Settings
 
-from ._explain import CONSTRAINTS, ROUTE_DECIDED, ROUTE_TARGET_REMOVED, ROUTE_TARGET_UNKNOWN, explain
+from ._decisions import Decisions, ratio_to_best
+from ._explain import (
+    CONSTRAINTS,
+    ROUTE_DECIDED,
+    ROUTE_TARGET_REMOVED,
+    ROUTE_TARGET_UNKNOWN,
+    explain,
+    winner_detail,
+)
 from ._options import OBJECTIVE_NAMES, RouteOptions
 
 _TINY = 1e-12
@@ -94,56 +101,6 @@ class Requests:
 
 
 @dataclass(frozen=True)
-class Decisions:
-    """Per-request outcome; agent is -1 (NULL) when no agent was chosen. float64 columns are NaN then."""
-
-    agent: np.ndarray
-    confidence: np.ndarray
-    estimated_cost: np.ndarray
-    estimated_latency_ms: np.ndarray
-    candidates: np.ndarray
-    reasoning: pa.Array
-
-    def to_arrow(self, snapshot: AgentSnapshot) -> pa.StructArray:
-        """The STRUCT ruvector_route returns."""
-        chosen = self.agent >= 0
-        names = snapshot.names.take(pa.array(np.where(chosen, self.agent, 0), pa.int64(), mask=~chosen)) \
-            if snapshot.size else pa.nulls(len(self.agent), pa.string())
-        mask = ~chosen
-        return pa.StructArray.from_arrays(
-            [
-                names,
-                pa.array(self.confidence, pa.float64(), mask=mask),
-                pa.array(self.estimated_cost, pa.float64(), mask=mask),
-                pa.array(self.estimated_latency_ms, pa.float64(), mask=mask),
-                pa.array(self.candidates, pa.int32()),
-                self.reasoning,
-            ],
-            fields=list(ROUTE_TYPE),
-        )
-
-    def row(self, i: int, snapshot: AgentSnapshot) -> dict[str, Any]:
-        """Request i's decision as Python values (the STRUCT's fields; None where :meth:`to_arrow` has NULL)."""
-        agent = int(self.agent[i])
-        chosen = agent >= 0
-        number = (lambda values: float(values[i]) if chosen else None)
-        return {
-            "agent_name": snapshot.name_list()[agent] if chosen else None,
-            "confidence": number(self.confidence),
-            "estimated_cost": number(self.estimated_cost),
-            "estimated_latency_ms": number(self.estimated_latency_ms),
-            "candidates": int(self.candidates[i]),
-            "reasoning": self.reasoning[i].as_py(),
-        }
-
-
-#: The STRUCT ruvector_route returns (the SQL return type is derived from it).
-ROUTE_TYPE = pa.struct([("agent_name", pa.string()), ("confidence", pa.float64()), ("estimated_cost", pa.float64()),
-                        ("estimated_latency_ms", pa.float64()), ("candidates", pa.int32()), ("reasoning", pa.string())])
-ROUTE_FIELDS = tuple(ROUTE_TYPE.names)
-
-
-@dataclass(frozen=True)
 class Signals:
     """What other services know about a batch; every field is optional.
 
@@ -152,6 +109,7 @@ class Signals:
     circuit_open, over_budget : bool (A,) agents the health breaker or their own budget take out.
     route, route_target : int (n,) the semantic route matched per request and the agent it names (-1: none);
         ``route_names`` holds the routes' names. A matched route whose target is a candidate decides the request.
+    route_similarity, route_threshold : float (n,) the matched route's similarity and the threshold it cleared.
     """
 
     match: np.ndarray | None = None
@@ -161,13 +119,16 @@ class Signals:
     route: np.ndarray | None = None
     route_target: np.ndarray | None = None
     route_names: tuple[str, ...] = ()
+    route_similarity: np.ndarray | None = None
+    route_threshold: np.ndarray | None = None
 
     def take(self, rows: np.ndarray) -> Signals:
         """The signals of a subset of the requests (per-agent fields are shared)."""
         per_row = (lambda value: None if value is None else value[rows])
         return Signals(per_row(self.match), per_row(self.quality) if self.quality is not None
                        and self.quality.ndim == 2 else self.quality, self.circuit_open, self.over_budget,
-                       per_row(self.route), per_row(self.route_target), self.route_names)
+                       per_row(self.route), per_row(self.route_target), self.route_names,
+                       per_row(self.route_similarity), per_row(self.route_threshold))
 
 
 NO_SIGNALS = Signals()
@@ -175,8 +136,12 @@ NO_SIGNALS = Signals()
 
 @dataclass(frozen=True)
 class Scored:
-    """The (n, A) matrices a decision is made from; score is -inf off the candidate set."""
+    """The (n, A) matrices a decision is made from; score is -inf off the candidate set. similarity is what the
+    match was calibrated from: the best cosine over each agent's capabilities (or a classifier's probability mass);
+    threshold the similarity a match had to clear."""
 
+    similarity: np.ndarray
+    threshold: float
     cost: np.ndarray
     reasons: np.ndarray
     candidate: np.ndarray
@@ -196,12 +161,14 @@ def score_batch(requests: Requests, options: RouteOptions, snapshot: AgentSnapsh
     """Candidates, costs, matches and objective scores for every (request, agent) pair."""
     n, n_agents = len(requests), snapshot.size
     cost = estimated_cost(requests.tokens_in, snapshot)
-    reasons = removal_codes(options, snapshot, cost, signals)
+    reasons = removal_codes(options, snapshot, cost, signals, requests.tokens_in)
     candidate = (reasons == 0) & requests.valid[:, None]
     if signals.match is not None:
-        match = np.array(signals.match, dtype=np.float32)
+        similarity, threshold = np.asarray(signals.match, dtype=np.float32), 0.0
+        match = np.array(similarity)
     else:
-        match = np.maximum(requests.embeddings @ snapshot.capability_embedding.T, 0.0, dtype=np.float32)
+        similarity, threshold = snapshot.similarity(requests.embeddings), snapshot.match_threshold
+        match = calibrated_match(similarity, threshold)
     no_signal = ~(np.where(candidate, match, 0.0) > 0).any(axis=1)
     match[no_signal] = 1.0
     quality = snapshot.quality if signals.quality is None else signals.quality
@@ -219,7 +186,14 @@ def score_batch(requests: Requests, options: RouteOptions, snapshot: AgentSnapsh
         score = np.full((n, n_agents), -np.inf)
         for code, rows in groups:
             score[rows] = scores(code, rows)
-    return Scored(cost, reasons, candidate, match, no_signal, quality, score)
+    return Scored(similarity, threshold, cost, reasons, candidate, match, no_signal, quality, score)
+
+
+def calibrated_match(similarity: np.ndarray, threshold: float) -> np.ndarray:
+    """float32 (n, A) match in [0, 1]: 0 at or below the calibrated threshold (a similarity unrelated text reaches
+    is no evidence), rising linearly to 1 at similarity 1, so a match just above the threshold weighs little."""
+    scale = np.float32(1.0 / max(1.0 - threshold, 1e-6))
+    return np.clip((similarity - np.float32(threshold)) * scale, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def objective_groups(objective: np.ndarray) -> list[tuple[int, slice | np.ndarray]]:
@@ -256,16 +230,75 @@ def route(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, se
             weights = np.exp(shifted)
     confidence = np.where(has_candidate, 1.0 / weights.sum(axis=1).clip(min=1.0), np.nan)
     pick = (lambda values: np.where(has_candidate, values, np.nan))
+    no_signal = scored.no_signal & has_candidate
     return Decisions(
         agent=winner,
         confidence=confidence,
         estimated_cost=pick(scored.cost[rows, safe] if n_agents else np.zeros(n)),
         estimated_latency_ms=pick(snapshot.latency_ms[safe] if n_agents else np.zeros(n)),
         candidates=n_candidates.astype(np.int32),
-        reasoning=explain(requests.valid, options.objective, winner, scored.no_signal & has_candidate,
-                          scored.reasons, n_candidates, snapshot,
-                          semantic=semantic, route=signals.route, route_names=signals.route_names),
+        reasoning=_with_window_notes(
+            explain(requests.valid, options.objective, winner, no_signal, scored.reasons, n_candidates, snapshot,
+                    semantic=semantic, route=signals.route, route_names=signals.route_names,
+                    detail=_detail(requests, snapshot, scored, signals, winner, semantic, no_signal)),
+            requests, snapshot, scored.reasons, winner),
+        scored=scored,
+        embeddings=requests.embeddings,
+        threshold=scored.threshold,
     )
+
+
+_WINDOW = CONSTRAINTS.index("context_window") + 1
+
+
+def _with_window_notes(reasoning: pa.Array, requests: Requests, snapshot: AgentSnapshot, reasons: np.ndarray,
+                       winner: np.ndarray) -> pa.Array:
+    """The reasoning, with the numbers behind a context-window removal: "context window: 310000 tokens > gpt-4's
+    128000" (the largest window that was too small) and, when nobody could read the request, the largest window
+    there is. Only the rare rows that hit a window pay for the formatting."""
+    hit = np.flatnonzero((reasons == _WINDOW).any(axis=1) & requests.valid) if reasons.size else np.zeros(0, int)
+    if not len(hit):
+        return reasoning
+    names, window = snapshot.name_list(), snapshot.context_window
+    largest = int(np.nanargmax(window))
+    notes = [""] * len(winner)
+    for i in hit.tolist():
+        removed = np.flatnonzero(reasons[i] == _WINDOW)
+        agent = int(removed[np.argmax(window[removed])])
+        needed = int(requests.tokens_in[i] + snapshot.output_tokens[agent])
+        notes[i] = f"; context window: {needed} tokens > {names[agent]}'s {int(window[agent])}"
+        if winner[i] < 0:
+            notes[i] += f"; the largest window is {names[largest]}'s {int(window[largest])} tokens"
+    return pc.binary_join_element_wise(reasoning, pa.array(notes, pa.string()), "")
+
+
+def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals: Signals, winner: np.ndarray,
+            semantic: np.ndarray, no_signal: np.ndarray) -> pa.Array:
+    """The winner's numbers for each reasoning (:func:`winner_detail`), or the route's when a route decided."""
+    n = len(winner)
+    if not snapshot.size or not n:
+        return pa.array([""] * n, pa.string())
+    rows, safe = np.arange(n), np.maximum(winner, 0)
+    decided = semantic == ROUTE_DECIDED
+    by_objective = np.where(decided, -1, winner)
+    cheapest = np.min(np.where(scored.candidate, scored.cost, np.inf), axis=1, initial=np.inf)
+    fastest = np.min(np.where(scored.candidate, snapshot.latency_ms, np.inf), axis=1, initial=np.inf)
+    labels = None
+    if signals.match is None:
+        matched = snapshot.best_rows(requests.embeddings, by_objective)
+        labels = pa.array(snapshot.match_labels, pa.string()).take(pa.array(np.maximum(matched, 0), pa.int64()))
+    detail = winner_detail(by_objective, no_signal, scored.similarity[rows, safe], labels,
+                           ratio_to_best(scored.cost[rows, safe], cheapest), ratio_to_best(snapshot.latency_ms[safe], fastest),
+                           scored.quality[rows, safe])
+    if not decided.any():
+        return detail
+    route_part = pc.binary_join_element_wise(
+        " (similarity ", pc.cast(pc.round(pa.array(np.nan_to_num(signals.route_similarity), pa.float64()), 2),
+                                 pa.string()),
+        ", threshold ", pc.cast(pc.round(pa.array(np.nan_to_num(signals.route_threshold), pa.float64()), 2),
+                                pa.string()), ")", "")
+    return pc.if_else(pa.array(decided), route_part, detail)
+
 
 
 def semantic_status(signals: Signals, candidate: np.ndarray, n: int) -> np.ndarray:
@@ -285,11 +318,11 @@ def semantic_status(signals: Signals, candidate: np.ndarray, n: int) -> np.ndarr
 
 
 def removal_codes(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarray,
-                  signals: Signals = NO_SIGNALS) -> np.ndarray:
+                  signals: Signals = NO_SIGNALS, tokens_in: np.ndarray | None = None) -> np.ndarray:
     """uint8 (n, A): 0 for a candidate, else 1 + the index in CONSTRAINTS of the first constraint it fails."""
     n, n_agents = cost.shape
     codes = np.zeros((n, n_agents), np.uint8)
-    fails = _failures(options, snapshot, cost, signals, n)
+    fails = _failures(options, snapshot, cost, signals, n, tokens_in)
     for position in range(len(CONSTRAINTS) - 1, -1, -1):  # write the last first, so the first failure wins
         mask = fails.get(CONSTRAINTS[position])
         if mask is not None:
@@ -298,7 +331,7 @@ def removal_codes(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarr
 
 
 def _failures(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarray, signals: Signals,
-              n: int) -> dict[str, np.ndarray]:
+              n: int, tokens_in: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Constraint name -> where it fails, as a mask broadcastable to (n, A); a constraint that cannot fail (not
     given, NULL for every row, no agent inactive) is left out, which spares a one-request call most of the work."""
     fails = {}
@@ -312,6 +345,8 @@ def _failures(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarray, 
         fails["excluded_agents"] = _listed(options.excluded_agents, snapshot.names, n)
     if options.required_capabilities is not None:
         fails["required_capabilities"] = ~_covers(options.required_capabilities, snapshot, n)
+    if tokens_in is not None and snapshot.windowed.any():  # NaN window: unlimited, never fails
+        fails["context_window"] = np.add.outer(tokens_in, snapshot.output_tokens) > snapshot.context_window
     limits = (("max_latency_ms", np.greater, snapshot.latency_ms, options.max_latency_ms),
               ("min_quality", np.less, snapshot.quality, options.min_quality),
               ("max_cost", np.greater, cost, options.max_cost),

@@ -5,11 +5,13 @@ See :mod:`tinydancer_duck.semantic._routes` for the matching rules; the benchmar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from tinydancer_duck.embed import ROUTE_LEVEL, null_scores
 
 from ._conditions import RouteConditions, build_conditions
 
@@ -111,8 +113,10 @@ class RouteSnapshot:
     """The R routes (sorted by name) and their M >= R vectors, as numpy; picklable, no store handle.
 
     vectors : float32 (M, D) unit rows sorted by route; starts : int64 (R,) first row per route, None if M == R.
-    priority : float64 (R,); threshold : float32 (R,), -inf where min_similarity is NULL.
-    examples : int64 (R,) example utterances per route.
+    priority : float64 (R,); threshold : float32 (R,): min_similarity where fitted (``fitted``), else the calibrated
+    default (-inf before calibration). examples : int64 (R,) example utterances per route.
+    null : float32 sorted: the background requests' route scores (embed._calibration), for the confidence.
+    target_codes : int (R,) equal for routes with the same target (to tell a runner-up to another target).
     """
 
     table: pa.Table
@@ -125,6 +129,9 @@ class RouteSnapshot:
     threshold: np.ndarray
     examples: np.ndarray
     conditions: RouteConditions
+    fitted: np.ndarray
+    null: np.ndarray
+    target_codes: np.ndarray
 
     @property
     def size(self) -> int:
@@ -165,7 +172,23 @@ def build_route_snapshot(routes: pa.Table, examples: pa.Table, dim: int) -> Rout
         threshold=np.where(np.isnan(min_sim), -np.inf, min_sim).astype(np.float32),
         examples=counts.astype(np.int64),
         conditions=build_conditions(routes["conditions"].to_pylist() if r else []),
+        fitted=~np.isnan(min_sim),
+        null=np.zeros(0, np.float32),
+        target_codes=pc.dictionary_encode(routes["target_agent"].chunk(0)).indices.to_numpy(zero_copy_only=False)
+        if r else np.zeros(0, np.int32),
     )
+
+
+def calibrated(snap: RouteSnapshot, background: np.ndarray) -> RouteSnapshot:
+    """The snapshot scored against the background requests (float32 (N, D) unit rows): routes without a fitted
+    min_similarity get the default threshold (the background's :data:`ROUTE_LEVEL` quantile), and the pooled
+    background scores are kept for the confidence."""
+    if not snap.size:
+        return snap
+    null = null_scores(background, lambda rows: route_scores(rows, snap.vectors, snap.starts))
+    default = np.float32(null.threshold(ROUTE_LEVEL))
+    return replace(snap, threshold=np.where(snap.fitted, snap.threshold, default).astype(np.float32),
+                   null=null.scores)
 
 
 def _matrix(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:

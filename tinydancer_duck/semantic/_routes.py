@@ -38,14 +38,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinydancer_duck._validate import as_column, as_float_column, as_list, check_names
-from tinydancer_duck.embed import Embedder, embedding_matrix, is_vector_input, nonzero_rows
+from tinydancer_duck.embed import Embedder, background, embedding_matrix, is_vector_input, nonzero_rows
 from tinydancer_duck.errors import InvalidArgument, NotFound
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Store
 
 from ._conditions import parse_conditions
 from ._fit import FitReport, fit_snapshot
-from ._kernels import RouteSnapshot, build_route_snapshot
+from ._kernels import RouteSnapshot, build_route_snapshot, calibrated
 
 
 # -- service ----------------------------------------------------------------------------------------------------
@@ -66,7 +66,8 @@ class SemanticRoutes:
         cached = self._cached
         if cached is not None and cached[0] == key:
             return cached[1]
-        snap = build_route_snapshot(self.store.read("routes"), self.store.read("route_examples"), self.store.dim)
+        snap = calibrated(build_route_snapshot(self.store.read("routes"), self.store.read("route_examples"),
+                                               self.store.dim), background(self.embedder))
         self._cached = (key, snap)
         return snap
 

@@ -8,6 +8,7 @@ from ._cache import MAX_CHUNKS
 from ._inspect import inspect_store
 from ._locks import write_locked
 from ._models import named_row, newest_order, newest_row, save_model
+from ._rewrite import read_tables, rewrite_tables
 from ._schemas import IDENTITY_KEY, TABLES, USAGE_SCHEMA, expected_schema
 from ._store import COMPACT_FRAGMENTS, Store, default_store_path, sql_literal
 
@@ -24,6 +25,8 @@ __all__ = [
     "named_row",
     "newest_order",
     "newest_row",
+    "read_tables",
+    "rewrite_tables",
     "save_model",
     "sql_literal",
     "write_locked",

@@ -194,7 +194,7 @@ class Store:
             raise StoreError(
                 f"store {self.path} table {name!r} holds vectors from embedder "
                 f"{(have or b'unknown').decode()!r}, but this connection uses {want.decode()!r}; "
-                "open it with the same embedder or use another store directory"
+                f"open it with the same embedder, or move it to this one with `tinydancer reembed --store {self.path}`"
             )
         if found.names != expected.names:
             raise StoreError(

@@ -1,0 +1,161 @@
+"""Routing decisions and the STRUCT ruvector_route returns: the choice, its fallbacks and, when asked, the scores.
+
+- ``fallbacks``: the next candidates in score order (name, score, estimated cost), at most ``num_fallbacks``; every
+  one satisfies every constraint, so a caller whose first choice fails or times out has somewhere to go.
+- ``scores``: the per-candidate breakdown (similarity and the calibrated threshold, what matched, the match, cost
+  and latency against the best candidate, expected quality, the final score), best first; NULL unless ``explain``
+  (over a million-row log it would cost more than the decision: the one-request table form always explains).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from tinydancer_duck.registry import AgentSnapshot
+
+    from ._router import Scored
+
+FALLBACK_TYPE = pa.struct([("agent_name", pa.string()), ("score", pa.float64()), ("estimated_cost", pa.float64())])
+SCORE_TYPE = pa.struct([
+    ("agent_name", pa.string()), ("similarity", pa.float64()), ("threshold", pa.float64()),
+    ("matched_on", pa.string()), ("match", pa.float64()), ("cost_vs_cheapest", pa.float64()),
+    ("latency_vs_fastest", pa.float64()), ("quality", pa.float64()), ("score", pa.float64()),
+])
+#: The STRUCT ruvector_route returns (the SQL return type is derived from it).
+ROUTE_TYPE = pa.struct([("agent_name", pa.string()), ("confidence", pa.float64()), ("estimated_cost", pa.float64()),
+                        ("estimated_latency_ms", pa.float64()), ("candidates", pa.int32()), ("reasoning", pa.string()),
+                        ("fallbacks", pa.list_(FALLBACK_TYPE)), ("scores", pa.list_(SCORE_TYPE))])
+ROUTE_FIELDS = tuple(ROUTE_TYPE.names)
+#: Fallbacks listed per decision unless the caller asks for another number, and the most a caller may ask for.
+NUM_FALLBACKS = 2
+MAX_FALLBACKS = 64
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Per-request outcome; agent is -1 (NULL) when no agent was chosen. float64 columns are NaN then.
+
+    scored : the (n, A) matrices the decision was made from (for fallbacks and the breakdown).
+    embeddings : float32 (n, D) the requests (to say which capability matched); threshold : the match threshold.
+    """
+
+    agent: np.ndarray
+    confidence: np.ndarray
+    estimated_cost: np.ndarray
+    estimated_latency_ms: np.ndarray
+    candidates: np.ndarray
+    reasoning: pa.Array
+    scored: Scored
+    embeddings: np.ndarray
+    threshold: float
+
+    def ranked(self, k: int) -> np.ndarray:
+        """int (n, k): the best candidates after the chosen agent, by score (-1 where fewer remain)."""
+        score = np.where(self.scored.candidate, self.scored.score, -np.inf)
+        n, a = score.shape
+        if a == 0 or k == 0:
+            return np.full((n, k), -1)
+        rows = np.arange(n)
+        chosen = self.agent >= 0
+        score[rows[chosen], self.agent[chosen]] = -np.inf
+        order = np.argsort(-score, axis=1, kind="stable")[:, :k]
+        picked = np.take_along_axis(score, order, axis=1)
+        out = np.where(np.isfinite(picked), order, -1)
+        return np.pad(out, ((0, 0), (0, k - out.shape[1])), constant_values=-1)
+
+    def to_arrow(self, snapshot: AgentSnapshot, *, num_fallbacks: int = NUM_FALLBACKS,
+                 explain: bool = False) -> pa.StructArray:
+        """The STRUCT ruvector_route returns."""
+        chosen = self.agent >= 0
+        n = len(self.agent)
+        names = snapshot.names.take(pa.array(np.where(chosen, self.agent, 0), pa.int64(), mask=~chosen)) \
+            if snapshot.size else pa.nulls(n, pa.string())
+        mask = ~chosen
+        return pa.StructArray.from_arrays(
+            [
+                names,
+                pa.array(self.confidence, pa.float64(), mask=mask),
+                pa.array(self.estimated_cost, pa.float64(), mask=mask),
+                pa.array(self.estimated_latency_ms, pa.float64(), mask=mask),
+                pa.array(self.candidates, pa.int32()),
+                self.reasoning,
+                self._fallbacks(snapshot, num_fallbacks),
+                self._scores(snapshot) if explain else pa.nulls(n, pa.list_(SCORE_TYPE)),
+            ],
+            fields=list(ROUTE_TYPE),
+        )
+
+    def row(self, i: int, snapshot: AgentSnapshot, *, num_fallbacks: int = NUM_FALLBACKS,
+            explain: bool = False) -> dict[str, Any]:
+        """Request i's decision as Python values (the STRUCT's fields; None where :meth:`to_arrow` has NULL)."""
+        agent = int(self.agent[i])
+        chosen = agent >= 0
+        number = (lambda values: float(values[i]) if chosen else None)
+        names = snapshot.name_list()
+        fallbacks = [{"agent_name": names[a], "score": float(self.scored.score[i, a]),
+                      "estimated_cost": float(self.scored.cost[i, a])} for a in self.ranked(num_fallbacks)[i] if a >= 0]
+        return {
+            "agent_name": names[agent] if chosen else None,
+            "confidence": number(self.confidence),
+            "estimated_cost": number(self.estimated_cost),
+            "estimated_latency_ms": number(self.estimated_latency_ms),
+            "candidates": int(self.candidates[i]),
+            "reasoning": self.reasoning[i].as_py(),
+            "fallbacks": fallbacks,
+            "scores": self._scores(snapshot, rows=np.array([i])).to_pylist()[0] if explain else None,
+        }
+
+    def _fallbacks(self, snapshot: AgentSnapshot, k: int) -> pa.Array:
+        ranked = self.ranked(k)
+        rows, slots = np.nonzero(ranked >= 0)
+        agents = ranked[rows, slots]
+        offsets = np.concatenate([[0], np.cumsum((ranked >= 0).sum(axis=1))]).astype(np.int32)
+        values = pa.StructArray.from_arrays([
+            snapshot.names.take(pa.array(agents, pa.int64())) if len(agents) else pa.array([], pa.string()),
+            pa.array(self.scored.score[rows, agents], pa.float64()),
+            pa.array(self.scored.cost[rows, agents], pa.float64()),
+        ], fields=list(FALLBACK_TYPE))
+        return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+    def _scores(self, snapshot: AgentSnapshot, rows: np.ndarray | None = None) -> pa.Array:
+        """Each request's candidates, best first, with the terms of their scores (SCORE_TYPE)."""
+        scored = self.scored
+        keep = slice(None) if rows is None else rows
+        candidate, score = scored.candidate[keep], scored.score[keep]
+        order = np.argsort(-np.where(candidate, score, -np.inf), axis=1, kind="stable")
+        counts = candidate.sum(axis=1)
+        flat_rows = np.repeat(np.arange(len(counts)), counts)
+        flat_agents = np.concatenate([order[r, :c] for r, c in enumerate(counts)]) if len(counts) \
+            else np.zeros(0, np.int64)
+        cost = scored.cost[keep][flat_rows, flat_agents]
+        cheapest = np.repeat(np.min(np.where(candidate, scored.cost[keep], np.inf), axis=1, initial=np.inf), counts)
+        latency = snapshot.latency_ms[flat_agents]
+        fastest = np.repeat(np.min(np.where(candidate, snapshot.latency_ms, np.inf), axis=1, initial=np.inf), counts)
+        similarity = scored.similarity[keep][flat_rows, flat_agents]
+        labels = pa.array(snapshot.match_labels, pa.string())
+        best_rows = snapshot.matched_rows(self.embeddings[keep])[flat_rows, flat_agents] if len(flat_agents) \
+            else np.zeros(0, np.int64)
+        values = pa.StructArray.from_arrays([
+            snapshot.names.take(pa.array(flat_agents, pa.int64())) if len(flat_agents) else pa.array([], pa.string()),
+            pa.array(similarity, pa.float64()),
+            pa.array(np.full(len(flat_agents), self.threshold), pa.float64()),
+            labels.take(pa.array(best_rows, pa.int64(), mask=best_rows < 0)) if len(labels)
+            else pa.nulls(len(flat_agents), pa.string()),
+            pa.array(scored.match[keep][flat_rows, flat_agents], pa.float64()),
+            pa.array(ratio_to_best(cost, cheapest)), pa.array(ratio_to_best(latency, fastest)),
+            pa.array(np.asarray(scored.quality[keep][flat_rows, flat_agents], np.float64)),
+            pa.array(score[flat_rows, flat_agents], pa.float64()),
+        ], fields=list(SCORE_TYPE))
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def ratio_to_best(value: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """value / best, 1 where both are 0 (a free agent among free agents)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(best > 0, value / np.where(best > 0, best, 1.0), np.where(value > 0, np.inf, 1.0))
