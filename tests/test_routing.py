@@ -43,7 +43,7 @@ def test_seed_constrained_route_picks_gpt4(seed_con):
     (decision,) = rows(seed_con, SEED_CONSTRAINED)
     assert decision["agent_name"] == "gpt-4"
     assert decision["candidates"] == 1 and decision["confidence"] == 1.0
-    tokens_in = math.ceil(len("Analyze this complex legal document") / 4)
+    tokens_in = 5  # WordPiece counts a short text exactly: analyze / this / complex / legal / document
     assert decision["estimated_cost"] == pytest.approx(0.03 * (tokens_in + 256) / 1000)
     assert decision["estimated_latency_ms"] == 2500
     assert "claude-3-haiku (required_capabilities)" in decision["reasoning"]
@@ -313,26 +313,33 @@ def test_constraint_names_are_stable():
 
 
 # -- context windows and fallbacks ------------------------------------------------------------------------------------
+def tokens_in(engine, text: str) -> int:
+    """tokens_in of a text longer than the tokenizer reads: ceil(bytes / bytes_per_token)."""
+    return math.ceil(len(text.encode()) / engine.settings.bytes_per_token)
+
+
 def test_a_request_longer_than_an_agents_window_is_not_sent_to_it(fleet):
     """tokens_in + the agent's expected output must fit its window: exactly full fits, one token more does not."""
+    at_limit = "x " * 2058  # past the 512 tokens the tokenizer counts: tokens_in comes from the bytes
+    over = at_limit + "x " * 4
+    assert tokens_in(fleet, over) > tokens_in(fleet, at_limit)
+    window = tokens_in(fleet, at_limit) + 100
     fleet.register_agent("best", "llm", ["general help"], cost_per_1k_tokens=0.2, avg_latency_ms=2000,
-                         quality_score=0.99, avg_output_tokens=100, context_window=1100)
-    at_limit = "x " * 2000  # 4000 bytes: 1000 tokens in, + 100 out = 1100
-    over = at_limit + "abcd"  # 1001 tokens in
+                         quality_score=0.99, avg_output_tokens=100, context_window=window)
     assert fleet.route([at_limit], optimize_for="quality")["agent_name"].to_pylist() == ["best"]
     decision = fleet.route([over], optimize_for="quality").to_pylist()[0]
     assert decision["agent_name"] == "value"
     assert "best (context_window)" in decision["reasoning"]
-    assert decision["reasoning"].endswith("context window: 1101 tokens > best's 1100")
+    assert decision["reasoning"].endswith(f"context window: {tokens_in(fleet, over) + 100} tokens > best's {window}")
     assert all(f["agent_name"] != "best" for f in decision["fallbacks"])  # fallbacks satisfy every constraint
 
 
 def test_seed_agents_take_their_windows_from_metadata_and_say_which_is_largest(seed_con, engine):
-    document = "word " * 120_000  # 600,000 bytes: 150,000 tokens in
+    document = "word " * 120_000  # 600,000 bytes: about 146,000 tokens in
     decision = engine.route([document], optimize_for="quality", excluded_agents=["code-specialist"]).to_pylist()[0]
     assert decision["agent_name"] == "claude-3-haiku"  # gpt-4 reads 128,000 tokens, haiku 200,000
-    assert decision["reasoning"].endswith("context window: 150256 tokens > gpt-4's 128000")
-    huge = "word " * 200_000  # 250,000 tokens: nobody with a window reads it; code-specialist has none
+    assert decision["reasoning"].endswith(f"context window: {tokens_in(engine, document) + 256} tokens > gpt-4's 128000")
+    huge = "word " * 200_000  # about 243,000 tokens: nobody with a window reads it; code-specialist has none
     nobody = engine.route([huge], excluded_agents=["code-specialist"]).to_pylist()[0]
     assert nobody["agent_name"] is None
     assert nobody["reasoning"].startswith("no agent: context_window removed the last candidate")

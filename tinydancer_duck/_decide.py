@@ -66,8 +66,13 @@ def requests_from(snapshot: RoutingSnapshot, requests: Any) -> Requests:
         lengths = pc.binary_length(requests)
         lengths = lengths.fill_null(0) if lengths.null_count else lengths  # fill_null costs ~20 µs even on none
         byte_lengths = lengths.to_numpy(zero_copy_only=False)
-    x = snapshot.embedder.embed(requests)
-    return Requests(x, nonzero_rows(x), tokens_from_bytes(byte_lengths, settings))
+    counted = getattr(snapshot.embedder, "embed_counted", None)
+    if counted is None:
+        x = snapshot.embedder.embed(requests)
+        return Requests(x, nonzero_rows(x), tokens_from_bytes(byte_lengths, settings))
+    x, counts = counted(requests)
+    return Requests(x, nonzero_rows(x), tokens_from_bytes(byte_lengths, settings, counts,
+                                                          snapshot.embedder.max_tokens))
 
 
 # -- signals ----------------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 class Settings:
     """Defaults and tuning knobs, fixed for the life of an Engine.
 
-    bytes_per_token:   tokens_in = ceil(utf-8 bytes / bytes_per_token); ~4 bytes a token for English text.
+    bytes_per_token:   tokens_in = ceil(utf-8 bytes / bytes_per_token) for texts longer than the embedder's
+        tokenizer reads (shorter ones use its count); 4.12 bytes per GPT-4 (cl100k) token on the shared datasets.
     input_tokens_for_embeddings: tokens_in assumed when a request arrives as an embedding (its text is unknown).
     default_output_tokens: tokens_out for an agent registered without avg_output_tokens.
     default_latency_ms, default_quality: used when an agent is registered without them.
@@ -23,7 +24,7 @@ class Settings:
     breaker_recovery_successes: consecutive successful probes that close a half-open circuit.
     """
 
-    bytes_per_token: float = 4.0
+    bytes_per_token: float = 4.12
     input_tokens_for_embeddings: float = 0.0
     default_output_tokens: float = 256.0
     default_latency_ms: float = 1000.0

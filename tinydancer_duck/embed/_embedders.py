@@ -84,14 +84,22 @@ class StaticEmbedder:
         self.max_tokens = max_tokens
 
     def embed(self, texts: Texts) -> np.ndarray:
+        return self.embed_counted(texts)[0]
+
+    def embed_counted(self, texts: Texts) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings as :meth:`embed`, int (n,) WordPiece tokens per text, at most ``max_tokens``): the count
+        comes free with the embedding and is a better tokens_in than the bytes (benchmarks/eval_token_counts.py)."""
         if few_python_texts(texts):
-            return l2_normalize(segment_sum(self.table, *self.tokenizer.tokenize(texts, self.max_tokens)))
+            ids, parents, counts = self.tokenizer.tokenize(texts, self.max_tokens)
+            return l2_normalize(segment_sum(self.table, ids, parents, counts)), counts
         arr = as_string_array(texts)
         out = np.empty((len(arr), self.dim), dtype=np.float32)
+        tokens = np.empty(len(arr), np.int64)
         for start in range(0, len(arr), CHUNK):
             ids, parents, counts = self.tokenizer.tokenize(arr.slice(start, CHUNK), self.max_tokens)
             out[start : start + len(counts)] = segment_sum(self.table, ids, parents, counts)
-        return l2_normalize(out)
+            tokens[start : start + len(counts)] = counts
+        return l2_normalize(out), tokens
 
 
 class HashingEmbedder:
