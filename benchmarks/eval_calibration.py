@@ -27,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tinydancer_duck.embed import background, make_embedder, null_scores  # noqa: E402
+from tinydancer_duck.embed import background, make_embedder, null_scores
 
 SHARED = REPO.parent / "shared" / "datasets"
 LEVELS = (0.5, 0.75, 0.8, 0.85, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999)

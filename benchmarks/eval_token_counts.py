@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "datasets"
 
-from tinydancer_duck.embed._wordpiece import Tokenizer  # noqa: E402
-from tinydancer_duck.settings import DEFAULT_SETTINGS  # noqa: E402
+from tinydancer_duck.embed._wordpiece import Tokenizer
+from tinydancer_duck.settings import DEFAULT_SETTINGS
 
 
 def texts() -> dict[str, list[str]]:

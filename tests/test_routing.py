@@ -364,7 +364,7 @@ def test_fallbacks_are_the_next_candidates_by_score(fleet):
 def test_explain_lists_every_candidate_with_the_terms_of_its_score(fleet):
     decision = fleet.route([REQUEST], optimize_for="cost", explain=True).to_pylist()[0]
     scores = decision["scores"]
-    assert [s["agent_name"] for s in scores][0] == decision["agent_name"] == "cheap"
+    assert scores[0]["agent_name"] == decision["agent_name"] == "cheap"
     assert len(scores) == 4 and [s["score"] for s in scores] == sorted((s["score"] for s in scores), reverse=True)
     cheap = scores[0]
     assert cheap["cost_vs_cheapest"] == 1.0 and cheap["latency_vs_fastest"] == pytest.approx(3000 / 50)

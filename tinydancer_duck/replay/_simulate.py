@@ -230,7 +230,8 @@ def budget_decisions(replay: Replay, frames: list[Frame], budget: float, optimiz
     requests = Requests(np.zeros((n, 0), np.float32), np.concatenate([f.requests.valid for f in frames]),
                         np.concatenate([f.requests.tokens_in for f in frames]))
     signals = Signals(match=np.concatenate([f.match for f in frames]),
-                      quality=np.concatenate([f.expected for f in frames]))
+                      quality=np.concatenate([f.expected for f in frames]),
+                      cost=np.concatenate([f.cost for f in frames]))  # logged where known: the budget holds there
     objective = per_request_objective(optimize_for)
     options = RouteOptions.build(n, optimize_for=objective, **replay.constraints)
     decided = batch_route(requests, replay.agents, replay.routing.settings, optimize_for=objective, budget=budget,

@@ -110,6 +110,8 @@ class Signals:
     route, route_target : int (n,) the semantic route matched per request and the agent it names (-1: none);
         ``route_names`` holds the routes' names. A matched route whose target is a candidate decides the request.
     route_similarity, route_threshold : float (n,) the matched route's similarity and the threshold it cleared.
+    cost : float64 (n, A) what each (request, agent) costs when it is known better than the estimate (a replayed
+        log's per-agent costs), so a budget is held in what was really spent.
     """
 
     match: np.ndarray | None = None
@@ -121,6 +123,7 @@ class Signals:
     route_names: tuple[str, ...] = ()
     route_similarity: np.ndarray | None = None
     route_threshold: np.ndarray | None = None
+    cost: np.ndarray | None = None
 
     def take(self, rows: np.ndarray) -> Signals:
         """The signals of a subset of the requests (per-agent fields are shared)."""
@@ -128,7 +131,7 @@ class Signals:
         return Signals(per_row(self.match), per_row(self.quality) if self.quality is not None
                        and self.quality.ndim == 2 else self.quality, self.circuit_open, self.over_budget,
                        per_row(self.route), per_row(self.route_target), self.route_names,
-                       per_row(self.route_similarity), per_row(self.route_threshold))
+                       per_row(self.route_similarity), per_row(self.route_threshold), per_row(self.cost))
 
 
 NO_SIGNALS = Signals()
@@ -160,7 +163,7 @@ def score_batch(requests: Requests, options: RouteOptions, snapshot: AgentSnapsh
                 signals: Signals = NO_SIGNALS) -> Scored:
     """Candidates, costs, matches and objective scores for every (request, agent) pair."""
     n, n_agents = len(requests), snapshot.size
-    cost = estimated_cost(requests.tokens_in, snapshot)
+    cost = estimated_cost(requests.tokens_in, snapshot) if signals.cost is None else signals.cost
     reasons = removal_codes(options, snapshot, cost, signals, requests.tokens_in)
     candidate = (reasons == 0) & requests.valid[:, None]
     if signals.match is not None:
