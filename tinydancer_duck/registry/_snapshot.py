@@ -18,6 +18,9 @@ from tinydancer_duck.settings import Settings
 from ._costs import fixed_cost
 
 AGENT_TYPES = ("llm", "tool", "api", "human", "ensemble")
+#: A capability word is matched as this phrase (chosen on CLINC150 train among a few: a capability reads like a
+#: kind of request, not a bare word).
+CAPABILITY_TEMPLATE = "a request about {}"
 
 
 @dataclass(frozen=True)
@@ -117,8 +120,8 @@ def build_snapshot(table: pa.Table, settings: Settings, dim: int,
     column = (lambda name, default=None: _numbers(table, name, default))
     embedding = np.ascontiguousarray(table["capability_embedding"].combine_chunks().flatten().to_numpy(
         zero_copy_only=False), dtype=np.float32).reshape(table.num_rows, dim)
-    capability_vectors = embed([capability_text([c]) for c in vocab.to_pylist()]) if embed and len(vocab) \
-        else np.zeros((len(vocab), dim), np.float32)
+    capability_vectors = embed([CAPABILITY_TEMPLATE.format(capability_text([c])) for c in vocab.to_pylist()]) \
+        if embed and len(vocab) else np.zeros((len(vocab), dim), np.float32)
     if embed is None:
         vectors, starts, labels = embedding, np.arange(table.num_rows), ("capabilities",) * table.num_rows
     else:
