@@ -173,7 +173,7 @@ def main() -> None:
     speed_texts = pa.array((pool * (SPEED_TEXTS // len(pool) + 1))[:SPEED_TEXTS])
     print(f"CLINC150 val: {len(data['val'])} queries; nearest description = intent name + first {SHOTS} train "
           f"utterances per route; linear = softmax regression on {len(data['train'])} train embeddings")
-    print(f"{'embedder':<15}{'identity':<40}{'nearest':>9}{'linear':>9}  {'(chosen on train)':<18}{'texts/s':>10}")
+    print(f"{'embedder':<17}{'identity':<40}{'nearest':>9}{'linear':>9}  {'(chosen on train)':<18}{'texts/s':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         candidates: list[tuple[str, Callable[[], object], int]] = [
             ("static-l3", lambda: StaticEmbedder(l3_table(args.l3_table, Path(tmp)), name="paraphrase-MiniLM-L3-v2"),
@@ -190,12 +190,12 @@ def main() -> None:
             try:
                 embedder = factory()
             except ModelError as exc:
-                print(f"{kind:<15}unavailable: {exc}")
+                print(f"{kind:<17}unavailable: {exc}")
                 continue
             nearest = nearest_description(embedder, data)
             linear, chosen = linear_accuracy(embedder, data)
             speed = float("nan") if args.skip_speed else texts_per_second(embedder, speed_texts.slice(0, n_speed))
-            print(f"{kind:<15}{embedder.identity:<40}{nearest:>9.1%}{linear:>9.1%}  {chosen:<18}{speed:>10,.0f}",
+            print(f"{kind:<17}{embedder.identity:<40}{nearest:>9.1%}{linear:>9.1%}  {chosen:<18}{speed:>10,.0f}",
                   flush=True)
 
 
