@@ -40,8 +40,8 @@ from threadpoolctl import threadpool_limits
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tinydancer_duck.embed._embedders import HashingEmbedder, OnnxEmbedder, StaticEmbedder  # noqa: E402
-from tinydancer_duck.errors import ModelError  # noqa: E402
+from tinydancer_duck.embed._embedders import HashingEmbedder, OnnxEmbedder, StaticEmbedder
+from tinydancer_duck.errors import ModelError
 
 CLINC = REPO.parent / "shared" / "datasets" / "intents" / "clinc150_train_val.json"
 SHOTS = 5
