@@ -11,11 +11,12 @@ the default), with all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) as the t
    order). This is the table ``T0``.
 2. Refit to the teacher's sentence embeddings on a corpus of real texts (never CLINC150, which is kept for
    evaluation; see below): with ``A`` the (texts, V) sparse matrix of token frequencies per text (row i = token
-   counts / token count of text i) and ``Y`` the teacher's sentence embeddings (mean pooling + L2 norm, as the
-   model does), centered on their corpus mean, projected on the D axes of step 1 and scaled so that their median
-   norm equals that of ``A @ T0``, minimize ``||A T - Y||² + RIDGE ||T - T0||²``. The normal equations ``(AᵀA + RIDGE·I) T = AᵀY +
-   RIDGE·T0`` are solved by conjugate gradient from ``T0``, one CG per column run side by side (deterministic:
-   scipy CSR products, fixed iteration rule). Tokens absent from the corpus keep their distilled rows.
+   counts / token count of text i) and ``Y`` the teacher's sentence embeddings (mean pooling + L2 norm, as the model
+   does), centered on their corpus mean, projected on the D axes of step 1 and scaled so that their median norm
+   equals that of ``A @ T0``, minimize ``||A T - Y||² + RIDGE ||T - T0||²``. The normal equations ``(AᵀA + RIDGE·I) T
+   = AᵀY + RIDGE·T0`` are solved by conjugate gradient from ``T0``, one CG per column run side by side
+   (deterministic: scipy CSR products, fixed iteration rule). Tokens absent from the corpus keep their distilled
+   rows.
 3. Remove the table's first principal (uncentered singular) direction: ``T -= (T u) uᵀ``.
 4. Store float16.
 
