@@ -111,9 +111,9 @@ def test_balanced_and_quality_per_dollar_follow_the_formulas(fleet):
     # confidence: the winner's softmax weight over scores m * term at temperature 0.1 (m is the same for all four):
     # the calibrated match rises from 0 at the capability threshold to 1 at similarity 1; when no agent clears
     # the threshold the objective alone decides (m = 1)
-    request, capability = fleet.embed([REQUEST, "general help"])
-    threshold = fleet.snapshot().agents.match_threshold
-    match = max(0.0, (float(request @ capability) - threshold) / (1 - threshold)) or 1.0
+    agents = fleet.snapshot().agents
+    similarity = float(agents.similarity(fleet.embed([REQUEST]))[0, 0])  # the same for all four agents
+    match = max(0.0, (similarity - agents.match_threshold) / (1 - agents.match_threshold)) or 1.0
     weights = np.exp(match * (balanced - balanced.max()) / 0.1)
     assert decision["confidence"] == pytest.approx(1 / weights.sum(), rel=1e-5)
 

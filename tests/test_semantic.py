@@ -75,14 +75,23 @@ def test_seed_examples_run_verbatim(con):
     for statement in SEED_SQL.split(";"):
         if statement.strip():
             assert con.execute(statement).fetchall() == [(True,)]
+    # a one-line description is weak evidence: at the calibrated default threshold the password question matches
+    # neither route (unrelated background text scores as high), and neither does an unrelated request
+    assert con.execute(SEED_QUERY).fetchall() == []
+    assert con.execute("SELECT * FROM ruvector_semantic_route('Write a Python function to calculate Fibonacci "
+                       "numbers')").fetchall() == []
+    for example in ("I forgot my password and cannot log in", "I need help with my account",
+                    "I want to complain about my order"):
+        con.execute("SELECT ruvector_add_route_example('customer_support', ?)", [example]).fetchall()
     rows = con.execute(SEED_QUERY).fetchall()
     cols = [d[0] for d in con.description]
     assert cols[:4] == ["route_name", "similarity", "target_agent", "confidence"]
-    assert rows[0][0] == "customer_support" and rows[0][2] == "support-agent"
-    assert [r[0] for r in rows] == ["customer_support", "technical_docs"]
-    assert rows[0][1] > rows[1][1]
-    assert all(0 <= r[3] <= 1 for r in rows) and sum(r[3] for r in rows) <= 1 + 1e-6
+    assert [r[0] for r in rows] == ["customer_support"] and rows[0][2] == "support-agent"
+    assert 0.5 < rows[0][3] <= 1  # well above what background text reaches
     assert rows[0][4] is False  # support-agent is not a registered agent
+    docs = con.execute("SELECT route_name FROM ruvector_semantic_route('where is the API reference for the REST "
+                       "endpoints')").fetchall()
+    assert docs == [("technical_docs",)]
 
 
 def test_embedding_argument_types(con):
@@ -196,7 +205,7 @@ def test_confidence_is_a_probability(con):
     assert all(sum(m["confidence"] for m in listed) <= 1 + 1e-6 for (listed,) in top2)
     # a random query is near what background text scores: its best route is not a confident match; a query on a
     # route's own vector is
-    assert np.mean([listed[0]["confidence"] for (listed,) in rows]) < 0.35
+    assert np.mean([listed[0]["confidence"] for (listed,) in rows]) < 0.5
     assert match(con, vec(d, 1.0, 0, 10), 1)[0][2] > 0.9
 
 

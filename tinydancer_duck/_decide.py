@@ -130,7 +130,9 @@ def _semantic_route(snapshot: RoutingSnapshot, batch: Requests, now_us: int | No
     if listed.shape[1] == 2 and ROUTE_MARGIN > 0:  # a runner-up to another target within the margin: no decision
         codes = routes.target_codes
         other = np.isfinite(sims[:, 1]) & (codes[np.maximum(listed[:, 1], 0)] != codes[np.maximum(best, 0)])
-        best = np.where(other & (sims[:, 0] - sims[:, 1] < ROUTE_MARGIN), -1, best)
+        with np.errstate(invalid="ignore"):  # -inf - -inf where no route is listed: not 'other' anyway
+            close = sims[:, 0] - sims[:, 1] < ROUTE_MARGIN
+        best = np.where(other & close, -1, best)
     matched = best >= 0
     target = np.where(matched, snapshot.route_target[np.maximum(best, 0)], -1)
     return {"route": np.where(matched, best, -1), "route_target": target, "route_names": snapshot.route_names,

@@ -4,7 +4,7 @@ and the text-or-embedding input helpers.
 May import: ground.
 """
 
-from ._calibration import MATCH_LEVEL, ROUTE_LEVEL, ROUTE_MARGIN, NullScores, background, null_scores
+from ._calibration import MATCH_LEVEL, ROUTE_LEVEL, ROUTE_MARGIN, Background, NullScores, background, null_scores
 from ._embedders import Embedder, HashingEmbedder, StaticEmbedder, make_embedder
 from ._vectors import embedding_matrix, is_vector_input, nonzero_rows, one_embedding
 from ._wordpiece import few_python_texts
@@ -13,6 +13,7 @@ __all__ = [
     "MATCH_LEVEL",
     "ROUTE_LEVEL",
     "ROUTE_MARGIN",
+    "Background",
     "Embedder",
     "HashingEmbedder",
     "NullScores",

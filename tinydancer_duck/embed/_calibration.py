@@ -1,18 +1,21 @@
 """Calibrated similarity: what unrelated requests reach, so a similarity counts as evidence only above it.
 
-A cosine similarity means nothing by itself: the static table puts unrelated sentences at 0.4-0.6 of each other and a
-one-word capability at 0.1-0.4 of any sentence; the hashing embedder puts both near 0. So every set of vectors that
-requests are matched against (an agent's capabilities, description and examples; a route's description and
-examples) is first scored on a shipped background of generic requests from many domains
-(``datasets/background_requests.json``, see ``datasets/build_background.py``). Those scores, pooled, are the null
-distribution for that set and that embedder:
+A cosine similarity means nothing by itself: the static table puts a request at 0.2-0.5 of unrelated requests, a
+one-word capability at 0.1-0.3 of any sentence, the hashing embedder both near 0. So each embedder is measured once
+per process on a shipped background of 850 generic requests from many domains (``datasets/background_requests.json``,
+``datasets/build_background.py``), each with a group (a CLINC150 domain, Banking77, RouterBench, an out-of-scope
+query), and a similarity counts only above what unrelated text reaches:
 
-- an agent's match counts only at or above the null's :data:`MATCH_LEVEL` quantile; below it the request matches no
-  capability and the objective decides;
-- a semantic route without a fitted ``min_similarity`` decides only at or above the :data:`ROUTE_LEVEL` quantile,
-  and its confidence is discounted by how often background text scores as high (:meth:`NullScores.tail`).
+- **routes** (:class:`TextNull`): a route scores a request by its best vector among k (its description and
+  examples). Its null is the best similarity of a background text to k background texts of *other* groups; a route
+  without a fitted ``min_similarity`` decides only at or above that null's :data:`ROUTE_LEVEL` quantile for its k, and
+  its confidence is discounted by how often the null reaches its score. It depends on the embedder and k alone, so
+  adding examples to one route never moves another's threshold.
+- **agents** (:class:`NullScores`): an agent's match is its best vector among its capability phrases, description
+  and examples; the background scored against the registered agents, pooled, is the null, and a match counts only
+  at or above its :data:`MATCH_LEVEL` quantile (capability phrases sit lower than whole requests, so a text-to-text
+  null would silence them).
 
-Scoring the background is one (N, D) @ (D, M) product per snapshot (N = 850), cheap next to building the snapshot.
 The levels and the margin were chosen on training data only (CLINC150 train and oos_train,
 ``benchmarks/eval_calibration.py``), never on the evaluation sets the README reports.
 """
@@ -22,30 +25,32 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
 
 #: An agent's capability, description or example matches a request at this quantile of the background's scores
-#: (chosen on CLINC150 train: the highest level that keeps the right agent's share within 2 points of no threshold;
-#: below it a match is noise the objective should not hear).
+#: (chosen on CLINC150 train: the level under which the demo's agents, at their own prices, send the most requests
+#: to the agent a person would pick; below it a match is noise the objective should not hear).
 MATCH_LEVEL = 0.8
-#: A route without a fitted threshold must score at this quantile of the background's scores (chosen on CLINC150
-#: train: the lowest level that rejects at least 80% of out-of-scope queries).
+#: A route without a fitted threshold must beat unrelated text at this quantile (chosen on CLINC150 train: the
+#: lowest level that rejects at least 80% of out-of-scope queries).
 ROUTE_LEVEL = 0.98
 #: A route decides a request only when it leads the best route to another target by this much similarity (chosen on
 #: CLINC150 train: the smallest margin at which 80% of the routes' decisions are right); closer than that, the
 #: routes disagree and the agents' match and the objective decide.
 ROUTE_MARGIN = 0.03
+#: Draws of the route null per k (a text and k texts of other groups).
+DRAWS = 20_000
 
-_background: dict[str, np.ndarray] = {}
+_backgrounds: dict[str, Background] = {}
 _lock = threading.Lock()
 
 
 @dataclass(frozen=True)
 class NullScores:
-    """The background's pooled scores against one set of vectors, sorted (float32 (N * k,))."""
+    """Scores unrelated text reaches, sorted (float32)."""
 
     scores: np.ndarray
 
@@ -54,23 +59,50 @@ class NullScores:
         return float(np.quantile(self.scores, level)) if len(self.scores) else float("-inf")
 
     def tail(self, score: np.ndarray) -> np.ndarray:
-        """float64, P(background score >= s) for each s: how often unrelated text scores at least that."""
+        """float64, P(null score >= s) for each s: how often unrelated text scores at least that."""
         if not len(self.scores):
             return np.zeros(np.shape(score))
         above = len(self.scores) - np.searchsorted(self.scores, np.asarray(score, np.float32), side="left")
         return above / len(self.scores)
 
 
-def background(embedder: object) -> np.ndarray:
-    """float32 (N, D) unit rows: the shipped background requests under ``embedder``, embedded once per process."""
+@dataclass
+class Background:
+    """The background requests under one embedder: unit vectors, their similarities to each other (-inf within a
+    group) and the route nulls drawn so far, per number of vectors k."""
+
+    vectors: np.ndarray
+    similarity: np.ndarray
+    _nulls: dict[int, NullScores] = field(default_factory=dict)
+
+    def text_null(self, k: int) -> NullScores:
+        """The best similarity of a background text to k texts of other groups, over :data:`DRAWS` seeded draws."""
+        k = max(int(k), 1)
+        cached = self._nulls.get(k)
+        if cached is None:
+            rng = np.random.default_rng(k)
+            n = len(self.vectors)
+            if not n:
+                return NullScores(np.zeros(0, np.float32))
+            rows = rng.integers(0, n, DRAWS)
+            best = self.similarity[rows[:, None], rng.integers(0, n, (DRAWS, k))].max(axis=1)
+            cached = self._nulls[k] = NullScores(np.sort(best[np.isfinite(best)]).astype(np.float32))
+        return cached
+
+
+def background(embedder: object) -> Background:
+    """The shipped background requests under ``embedder``, embedded and compared once per process."""
     identity = embedder.identity  # type: ignore[attr-defined]
     with _lock:
-        cached = _background.get(identity)
+        cached = _backgrounds.get(identity)
         if cached is None:
             rows = json.loads(resources.files("tinydancer_duck.datasets").joinpath("background_requests.json")
                               .read_text(encoding="utf-8"))
             x = np.asarray(embedder.embed([row[0] for row in rows]), np.float32)  # type: ignore[attr-defined]
-            cached = _background[identity] = np.ascontiguousarray(x[np.abs(x).max(axis=1) > 0])
+            keep = np.abs(x).max(axis=1) > 0
+            x, groups = np.ascontiguousarray(x[keep]), np.array([row[1] for row in rows])[keep]
+            similarity = np.where(groups[:, None] == groups[None, :], -np.inf, x @ x.T).astype(np.float32)
+            cached = _backgrounds[identity] = Background(x, similarity)
     return cached
 
 

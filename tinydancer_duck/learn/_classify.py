@@ -278,6 +278,7 @@ def fit(x: np.ndarray, labels: list[str], *, identity: str, hidden_dim: int, epo
     result = train(x[tr] * np.float32(scale), y[tr], n_classes=len(classes), hidden_dim=hidden_dim, epochs=epochs,
                    batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
                    x_val=x[val] * np.float32(scale) if len(val) else None, y_val=y[val] if len(val) else None,
+                   validation_fraction=0.0,  # the split is made here: none held out means train on every row
                    patience=patience, random_state=rng, progress=progress)
     fitted = RouteClassifier(result.params, result.head_weight, result.head_bias, tuple(classes), identity, scale)
 

@@ -68,7 +68,7 @@ class Registry:
     def _build_snapshot(self, table: pa.Table) -> AgentSnapshot:
         """The snapshot, with the match threshold calibrated on the background requests (embed._calibration)."""
         snap = build_snapshot(table, self.settings, self.store.dim, self._embed_known)
-        null = null_scores(background(self.embedder), snap.similarity)
+        null = null_scores(background(self.embedder).vectors, snap.similarity)
         return replace(snap, match_threshold=max(null.threshold(MATCH_LEVEL), 0.0))
 
     def _embed_known(self, texts: list[str]) -> np.ndarray:

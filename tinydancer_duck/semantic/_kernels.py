@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck.embed import ROUTE_LEVEL, null_scores
+from tinydancer_duck.embed import ROUTE_LEVEL, Background
 
 from ._conditions import RouteConditions, build_conditions
 
@@ -115,7 +115,8 @@ class RouteSnapshot:
     vectors : float32 (M, D) unit rows sorted by route; starts : int64 (R,) first row per route, None if M == R.
     priority : float64 (R,); threshold : float32 (R,): min_similarity where fitted (``fitted``), else the calibrated
     default (-inf before calibration). examples : int64 (R,) example utterances per route.
-    null : float32 sorted: the background requests' route scores (embed._calibration), for the confidence.
+    nulls, null_of : what unrelated text scores against a route of k vectors (embed._calibration.TextNull), one sorted
+        float32 array per distinct k, and the index into ``nulls`` of each route's; for the confidence.
     target_codes : int (R,) equal for routes with the same target (to tell a runner-up to another target).
     """
 
@@ -130,7 +131,8 @@ class RouteSnapshot:
     examples: np.ndarray
     conditions: RouteConditions
     fitted: np.ndarray
-    null: np.ndarray
+    nulls: tuple[np.ndarray, ...]
+    null_of: np.ndarray
     target_codes: np.ndarray
 
     @property
@@ -173,22 +175,25 @@ def build_route_snapshot(routes: pa.Table, examples: pa.Table, dim: int) -> Rout
         examples=counts.astype(np.int64),
         conditions=build_conditions(routes["conditions"].to_pylist() if r else []),
         fitted=~np.isnan(min_sim),
-        null=np.zeros(0, np.float32),
+        nulls=(),
+        null_of=np.zeros(r, np.int64),
         target_codes=pc.dictionary_encode(routes["target_agent"].chunk(0)).indices.to_numpy(zero_copy_only=False)
         if r else np.zeros(0, np.int32),
     )
 
 
-def calibrated(snap: RouteSnapshot, background: np.ndarray) -> RouteSnapshot:
-    """The snapshot scored against the background requests (float32 (N, D) unit rows): routes without a fitted
-    min_similarity get the default threshold (the background's :data:`ROUTE_LEVEL` quantile), and the pooled
-    background scores are kept for the confidence."""
+def calibrated(snap: RouteSnapshot, background: Background) -> RouteSnapshot:
+    """The snapshot against the background requests: a route without a fitted min_similarity gets the default
+    threshold of a route of its size (the text null's :data:`ROUTE_LEVEL` quantile for its number of vectors), and
+    every route its null for the confidence."""
     if not snap.size:
         return snap
-    null = null_scores(background, lambda rows: route_scores(rows, snap.vectors, snap.starts))
-    default = np.float32(null.threshold(ROUTE_LEVEL))
+    counts = snap.examples + 1
+    sizes, null_of = np.unique(counts, return_inverse=True)
+    nulls = tuple(background.text_null(int(k)) for k in sizes)
+    default = np.array([nulls[i].threshold(ROUTE_LEVEL) for i in null_of], np.float32)
     return replace(snap, threshold=np.where(snap.fitted, snap.threshold, default).astype(np.float32),
-                   null=null.scores)
+                   nulls=tuple(n.scores for n in nulls), null_of=null_of.astype(np.int64))
 
 
 def _matrix(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:

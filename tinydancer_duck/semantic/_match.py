@@ -55,8 +55,8 @@ def match_routes(snap: RouteSnapshot, x: np.ndarray, valid: np.ndarray, ts_us: n
         if not k:
             sim = np.where(choice >= 0, eligible[rows, np.maximum(choice, 0)], np.nan)
             out_idx[lo:hi], out_sim[lo:hi] = choice, sim
-            out_conf[lo:hi] = np.where(choice >= 0, _confidence(snap, scores, np.nan_to_num(sim)[:, None])[:, 0],
-                                       np.nan)
+            out_conf[lo:hi] = np.where(choice >= 0, _confidence(snap, scores, np.nan_to_num(sim)[:, None],
+                                                                 choice[:, None])[:, 0], np.nan)
             continue
         idx, sim = top_k(eligible, width)
         if width:
@@ -68,16 +68,22 @@ def match_routes(snap: RouteSnapshot, x: np.ndarray, valid: np.ndarray, ts_us: n
             order = np.argsort(key, axis=1, kind="stable")
             idx, sim = np.take_along_axis(idx, order, axis=1), np.take_along_axis(sim, order, axis=1)
         out_idx[lo:hi], out_sim[lo:hi] = idx, sim
-        out_conf[lo:hi] = _confidence(snap, scores, np.where(np.isfinite(sim), sim, -np.inf))
+        out_conf[lo:hi] = _confidence(snap, scores, np.where(np.isfinite(sim), sim, -np.inf), idx)
     return out_idx, out_sim, out_conf
 
 
-def _confidence(snap: RouteSnapshot, scores: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _confidence(snap: RouteSnapshot, scores: np.ndarray, values: np.ndarray, routes: np.ndarray) -> np.ndarray:
     """How sure a match is: its softmax weight among the routes that pass their conditions (which route), times
-    the share of background requests scoring below it (whether any route at all: near the threshold, unrelated
-    text scores as high, so the confidence is low)."""
-    chance = NullScores(snap.null).tail(np.where(np.isfinite(values), values, 1.0))
+    the share of unrelated text scoring below it against a route of its size (whether any route at all: near the
+    threshold, unrelated text scores as high, so the confidence is low). values, routes : (n, w)."""
+    chance = np.zeros(values.shape)
+    null_of = snap.null_of[np.maximum(routes, 0)]
+    for i, null in enumerate(snap.nulls):
+        mine = null_of == i
+        if mine.any():
+            chance[mine] = NullScores(null).tail(np.where(np.isfinite(values[mine]), values[mine], 1.0))
     return (_softmax_at(scores, values, CONFIDENCE_TEMPERATURE) * (1.0 - chance)).astype(np.float32)
+
 
 def _chunk(snap: RouteSnapshot, x: np.ndarray, valid: np.ndarray, ts_us: np.ndarray, tiers: np.ndarray,
            carried: dict[tuple[int, int], int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
