@@ -78,7 +78,7 @@ def route_scores(embedder, clinc: dict) -> dict[str, object]:
 
     train = [(t, i) for i in intents for t in by[i][5:25]] + [(t, "oos") for t, _ in clinc["oos_train"]]
     val = [tuple(p) for p in clinc["val"]] + [(t, "oos") for t, _ in clinc["oos_val"]]
-    null = null_scores(background(embedder), score)
+    null = background(embedder).text_null(6)  # every route: its name and 5 utterances
     return {"null": null, "train": split(train), "val": split(val)}
 
 
@@ -109,7 +109,7 @@ def agent_scores(engine, clinc: dict, domain_of: dict[str, str]) -> dict[str, ob
         labels = np.array([names.index(domain_of[i]) if i in domain_of else -1 for _, i in pairs])
         return agents.similarity(engine.embed([t for t, _ in pairs])), labels
 
-    return {"null": null_scores(background(engine.embedder), agents.similarity),
+    return {"null": null_scores(background(engine.embedder).vectors, agents.similarity),
             "train": split([tuple(p) for p in clinc["train"][::3]] + [(t, "oos") for t, _ in clinc["oos_train"]]),
             "val": split([tuple(p) for p in clinc["val"]] + [(t, "oos") for t, _ in clinc["oos_val"]])}
 

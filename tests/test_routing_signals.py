@@ -122,3 +122,22 @@ def test_semantic_routes_decide_first_and_the_reasoning_says_so(seed_con, engine
     assert decide(engine, question)["agent_name"] != "support-agent"
     sql = seed_con.execute("SELECT ruvector_route(?).agent_name", [question]).fetchone()[0]
     assert sql == decide(engine, question)["agent_name"]
+
+
+def test_routes_do_not_hijack_unrelated_requests(seed_con, engine):
+    """With the README's two routes and their targets registered (a $2-per-call human behind customer_support),
+    requests about other things are decided by the agents, not captured by a route below its threshold."""
+    seed_con.execute(SEED_ROUTES_SQL).fetchall()
+    engine.register_agent("support-agent", "human", ["customer support"], cost_per_call=2.0, quality_score=0.9)
+    engine.register_agent("docs-agent", "tool", ["documentation"], cost_per_call=0.01, quality_score=0.9)
+    unrelated = ["Write a Python function to calculate Fibonacci numbers", "what's the weather in paris tomorrow",
+                 "set a timer for ten minutes", "book a table for two at an italian restaurant",
+                 "how many calories are in an apple", "play some jazz", "translate hello into spanish"]
+    decided = engine.route(unrelated, optimize_for="cost").to_pylist()
+    assert all(d["agent_name"] != "support-agent" for d in decided)
+    assert not any(d["reasoning"].startswith("semantic route") for d in decided)
+    # a request the route really is about still goes there
+    seed_con.execute("SELECT ruvector_add_route_example('customer_support', 'I want to complain about my "
+                     "order')").fetchall()
+    complaint = engine.route(["I want to file a complaint about my last order"], optimize_for="cost").to_pylist()[0]
+    assert complaint["agent_name"] == "support-agent"

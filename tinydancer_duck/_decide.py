@@ -125,8 +125,11 @@ def _semantic_route(snapshot: RoutingSnapshot, batch: Requests, now_us: int | No
     times = ts_us if ts_us is not None else np.full(n, snapshot.as_of_us if now_us is None else now_us, np.int64)
     listed, sims, _ = match_routes(routes, batch.embeddings, batch.valid, times,
                                    routes.conditions.tier_codes(None, n), k=2)
-    best = listed[:, 0] if listed.shape[1] else np.full(n, -1)
-    similarity = np.where(np.isfinite(sims[:, 0]), sims[:, 0], np.nan) if listed.shape[1] else np.full(n, np.nan)
+    if not listed.shape[1]:
+        return {}
+    found = np.isfinite(sims[:, 0])  # lists are padded with -inf similarities where fewer routes pass
+    best = np.where(found, listed[:, 0], -1)
+    similarity = np.where(found, sims[:, 0], np.nan)
     if listed.shape[1] == 2 and ROUTE_MARGIN > 0:  # a runner-up to another target within the margin: no decision
         codes = routes.target_codes
         other = np.isfinite(sims[:, 1]) & (codes[np.maximum(listed[:, 1], 0)] != codes[np.maximum(best, 0)])
