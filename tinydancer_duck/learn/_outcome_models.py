@@ -9,17 +9,20 @@ observed (masked out of every loss and every neighbour average). Every kind prod
   w_i = exp((s_i - 1) / τ), s_i the cosine similarity.
   k, m and τ not given are chosen on the training rows by leave-one-out log loss. Stores its training rows: at most
   ``max_rows`` (default 10,000, a seeded sample beyond that), D float16 + A float32 each: 5.6 MB at D=256, A=11.
+  Predicting is one (requests, stored rows) GEMM in blocks of 1,024 requests, so its cost grows with the rows kept.
 - ``mf``: matrix factorization as in RouteLLM's MF router (Ong et al., arXiv:2406.18665), trained pointwise:
   l = (x P) E + b with P (D, d) projecting the request, E (d, A) the agents' embeddings and b (A,) their biases;
   masked binary cross-entropy, Adam, decoupled weight decay, early stopping on a seeded validation split.
 - ``ensemble``: the mean of its members' logits; members = ((kind, hyperparameters), ...).
 
 ``calibration="platt"`` fits per agent q̂ = sigmoid(α_a l + β_a) on out-of-fold logits of ``calibration_folds``
-seeded folds (Newton steps, a small ridge toward α=1, β=0), then refits the model on every row. Platt keeps each
+seeded folds (Newton steps, a small ridge toward α=1, β=0) of the model fitted on every row (the folds keep the
+hyperparameters that fit chose). Platt keeps each
 agent's ranking (its AUC) but puts agents on one probability scale, which is what routing compares across agents.
 
 Weights are one flat dict of numpy arrays (no objects: ``np.savez`` then ``np.load(..., allow_pickle=False)``
-restores them); ``weights["kind"]`` names the kind, ensemble members sit under the prefix ``m{i}.``.
+restores them); ``weights["kind"]`` names the kind, ``input_dim`` and ``n_agents`` the shapes it expects and gives,
+ensemble members sit under the prefix ``m{i}.``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ Weights = dict[str, np.ndarray]
 DEFAULT_KIND = "knn"
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {"calibration": "platt"}
 KNN_GRID = {"k": (10, 20, 40, 80, 160, 320, 640), "prior_strength": (0.5, 2.0, 8.0), "temperature": (0.05, 0.1, 0.2, 0.5)}
-_SELECT_ROWS = 4000  # leave-one-out rows that choose k, m, τ: bounds the (rows, k, A) neighbour sums
+_SELECT_ROWS = 2000  # leave-one-out rows that choose k, m, τ: bounds that search's GEMMs at large max_rows
 _CHUNK = 1024  # query rows per similarity block: 1024 x 10,000 float32 is 40 MB
 _PROB = 1e-4  # probabilities are kept in [1e-4, 1 - 1e-4] before taking logits
 
@@ -273,6 +276,9 @@ _FIT: dict[str, Callable[..., Weights]] = {"head": _fit_head, "knn": _fit_knn, "
                                            "ensemble": _fit_ensemble}
 _LOGITS: dict[str, Callable[[Mapping[str, np.ndarray], np.ndarray], np.ndarray]] = {
     "head": _predict_head, "knn": _predict_knn, "mf": _predict_mf, "ensemble": _predict_ensemble}
+_CHOSEN: dict[str, Callable[[Mapping[str, np.ndarray]], dict[str, Any]]] = {
+    "knn": lambda w: {"k": int(w["k"]), "prior_strength": float(w["prior_strength"]),
+                      "temperature": float(w["temperature"])}}
 KINDS = tuple(_FIT)
 CALIBRATIONS = ("platt",)
 # one table of value constraints for every kind's hyperparameters: (integer?, minimum, above, maximum)
@@ -329,12 +335,13 @@ def fit_outcome_model(kind: str, x: np.ndarray, y: np.ndarray, *, random_state: 
     _check_hyperparameters(kind, hyperparameters)
     x, y = _check_data(x, y)
     rng = normalize_random_state(random_state)
-    calibrated: Weights = {}
-    if calibration is not None:
-        oof = _out_of_fold_logits(kind, x, y, rng, min(calibration_folds, len(x)), hyperparameters)
-        calibrated = {"calibration": np.array(calibration), **_fit_platt(oof, y)}
     weights = _FIT[kind](x, y, rng, **hyperparameters)
-    return {"kind": np.array(kind), "dim": np.array(x.shape[1]), "agents": np.array(y.shape[1]),
+    calibrated: Weights = {}
+    if calibration is not None:  # the folds reuse what the full fit chose (kNN's k, m, τ): one search, not 1 + folds
+        fixed = {**hyperparameters, **(_CHOSEN[kind](weights) if kind in _CHOSEN else {})}
+        oof = _out_of_fold_logits(kind, x, y, rng, min(calibration_folds, len(x)), fixed)
+        calibrated = {"calibration": np.array(calibration), **_fit_platt(oof, y)}
+    return {"kind": np.array(kind), "input_dim": np.array(x.shape[1]), "n_agents": np.array(y.shape[1]),
             **weights, **calibrated}
 
 
@@ -351,7 +358,7 @@ def predict_outcome_model(weights: Mapping[str, np.ndarray], x: np.ndarray) -> n
     if kind not in _LOGITS:
         raise ModelError(f"outcome model weights name kind {kind!r}, not one of {list(KINDS)}")
     x = np.asarray(x, np.float32)
-    if x.ndim != 2 or x.shape[1] != int(weights["dim"]):
-        raise InvalidArgument("x", x.shape, f"expected (n, {int(weights['dim'])})")
+    if x.ndim != 2 or x.shape[1] != int(weights["input_dim"]):
+        raise InvalidArgument("x", x.shape, f"expected (n, {int(weights['input_dim'])})")
     logits = np.clip(_calibrated_logits(weights, x), -30.0, 30.0)  # sigmoid(±30) stays inside (0, 1) in float64
     return sigmoid(logits, out=logits)
