@@ -279,6 +279,13 @@ def summary(results: dict[str, dict[str, Any]]) -> None:
 REFERENCES = ("agent means (no features)", "task oracle (labels)")
 
 
+def print_agent_aucs(results: dict[str, dict[str, Any]], agents: list[str]) -> None:
+    print("\nper-agent OOF AUC: " + ", ".join(f"a{j} {name}" for j, name in enumerate(agents)))
+    print(f"{'model':28} " + " ".join(f"{'a' + str(j):>5}" for j in range(len(agents))))
+    for label, s in results.items():
+        print(f"{label:28} " + " ".join(f"{v:5.3f}" for v in s["auc"]))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated model labels or kinds (default: all)")
@@ -303,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_row(label, s, None if config is None else throughput(data, *config))
         print(" " * 4 + "per fold (acc%, cost%, w): " + ", ".join(
             f"{100 * q:.1f}/{100 * c:.1f}/{w:.2g}" for q, c, w in s["folds"]), flush=True)
+    print_agent_aucs(results, data.agents)
     summary(results)
     return 0
 
