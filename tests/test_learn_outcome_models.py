@@ -18,7 +18,8 @@ from tinydancer_duck.learn._outcome_models import (
 )
 from tinydancer_duck.learn._outcomes import auc
 
-SMALL = {"head": {}, "knn": {}, "mf": {"dim": 4}, "ensemble": {"members": (("knn", {}), ("mf", {"dim": 4}))}}
+FAST_MF = {"dim": 4, "epochs": 150}
+SMALL = {"head": {}, "knn": {}, "mf": FAST_MF, "ensemble": {"members": (("knn", {}), ("mf", FAST_MF))}}
 CASES = [(kind, calibration) for kind in KINDS for calibration in (None, "platt")]
 
 
@@ -95,8 +96,8 @@ def test_knn_stores_a_bounded_float16_table_and_chooses_its_hyperparameters(data
 
 def test_same_seed_same_weights(data):
     x, y, _ = data
-    a = fit_outcome_model("mf", x, y, random_state=7, calibration="platt", dim=4)
-    b = fit_outcome_model("mf", x, y, random_state=7, calibration="platt", dim=4)
+    a = fit_outcome_model("mf", x, y, random_state=7, calibration="platt", dim=4, epochs=60)
+    b = fit_outcome_model("mf", x, y, random_state=7, calibration="platt", dim=4, epochs=60)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
