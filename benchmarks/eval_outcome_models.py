@@ -91,17 +91,12 @@ def folds_by_group(group: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 # -- routing ----------------------------------------------------------------------------------------------------
 def picks(q: np.ndarray, c_hat: np.ndarray) -> np.ndarray:
-    """Chosen agent (len(W_GRID), n) for predicted quality q (n, A) and cost estimates c_hat (A,)."""
-    out = np.empty((len(W_GRID), len(q)), np.int64)
-    for i, w in enumerate(W_GRID):
-        if w == 0:
-            value = -c_hat[None, :] + 1e-9 * q
-        elif np.isinf(w):
-            value = q - 1e-9 * c_hat[None, :] / c_hat.max()
-        else:
-            value = q - c_hat[None, :] / w
-        out[i] = np.argmax(value, axis=1)
-    return out
+    """Chosen agent (len(W_GRID), n) for predicted quality q (n, A) and cost estimates c_hat (A,), scored as the
+    router scores (:func:`tinydancer_duck._numeric.value_scores`: w = 0 cheapest, w = inf best quality)."""
+    from tinydancer_duck._numeric import value_scores
+
+    cost = np.broadcast_to(c_hat, q.shape)
+    return np.stack([np.argmax(value_scores(q, cost, w), axis=1) for w in W_GRID])
 
 
 def realized(pick: np.ndarray, y: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +197,7 @@ def evaluate(data: Data, fitter: Fitter, outer: int, inner: int, seed: int) -> d
 
 def scores(data: Data, result: dict[str, Any]) -> dict[str, Any]:
     """Per-agent AUC, pooled Brier and log loss, AIQ, cost at 95% of GPT-4 on the OOF curve, headline means."""
-    from tinydancer_duck.learn._outcomes import auc
+    from tinydancer_duck.learn._outcome_metrics import auc
     from tinydancer_duck.replay._curves import cost_at_quality
 
     pred, y = result["pred"], data.y

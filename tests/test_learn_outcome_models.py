@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinydancer_duck.errors import InvalidArgument, ModelError
+from tinydancer_duck.learn._outcome_metrics import auc
 from tinydancer_duck.learn._outcome_models import (
     DEFAULT_HYPERPARAMETERS,
     DEFAULT_KIND,
@@ -16,7 +17,6 @@ from tinydancer_duck.learn._outcome_models import (
     fit_outcome_model,
     predict_outcome_model,
 )
-from tinydancer_duck.learn._outcomes import auc
 
 FAST_MF = {"dim": 4, "epochs": 150}
 SMALL = {"head": {}, "knn": {}, "mf": FAST_MF, "ensemble": {"members": (("knn", {}), ("mf", FAST_MF))}}
