@@ -58,12 +58,15 @@ CREATE OR REPLACE MACRO ruvector_budget_whatif(log, budgets, quality_threshold :
 -- (router vs best single agent vs oracle: quality and cost per request). `folds` models are cross-fitted first;
 -- their out-of-fold curve calibrates the willingness to pay saved with the model (ruvector_calibrate).
 -- holdout := f keeps a seeded share f of the requests (by text) out of training, for an out-of-sample replay.
-CREATE OR REPLACE MACRO ruvector_train_outcome_router(source, model := 'outcomes', columns := NULL,
-        hidden_dim := 0, epochs := 300, learning_rate := 0.01, weight_decay := 0.001,
-        validation_fraction := 0.2, random_state := 0, folds := 5, holdout := NULL) AS TABLE
+-- kind: 'knn' (default), 'head', 'mf' or 'ensemble'; hidden_dim .. validation_fraction apply to the kinds that take
+-- them (NULL: the kind's default); calibration: 'platt' (default) or NULL.
+CREATE OR REPLACE MACRO ruvector_train_outcome_router(source, model := 'outcomes', columns := NULL, kind := 'knn',
+        hidden_dim := NULL, epochs := NULL, learning_rate := NULL, weight_decay := NULL,
+        validation_fraction := NULL, calibration := 'platt', random_state := 0, folds := 5, holdout := NULL) AS TABLE
     SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_train_outcome_router(source::VARCHAR, model::VARCHAR,
-        _td_json_text(columns), hidden_dim::BIGINT, epochs::BIGINT, learning_rate::DOUBLE, weight_decay::DOUBLE,
-        validation_fraction::DOUBLE, random_state::BIGINT, folds::BIGINT, holdout::DOUBLE) AS rows);
+        _td_json_text(columns), kind::VARCHAR, hidden_dim::BIGINT, epochs::BIGINT, learning_rate::DOUBLE,
+        weight_decay::DOUBLE, validation_fraction::DOUBLE, calibration::VARCHAR, random_state::BIGINT,
+        folds::BIGINT, holdout::DOUBLE) AS rows);
 
 -- The willingness to pay that meets one target on the active (or named) outcome router's out-of-fold cost-quality
 -- curve: quality_share (of the best single agent's quality), cost_per_1k (dollars per 1,000 requests) or

@@ -165,8 +165,8 @@ def test_the_sweep_covers_the_whole_sql_surface(world):
             assert param in KIND or param in ("name", "agent", "route", "category", "request_id", "user_tier",
                                               "agent_type", "strategy", "optimize_for", "group_by", "time_range",
                                               "period", "text_column", "label_column", "route_column", "model",
-                                              "description", "target_agent", "capability", "route_name"), (name,
-                                                                                                          param)
+                                              "description", "target_agent", "capability", "route_name", "kind",
+                                              "calibration"), (name, param)
 
 
 @pytest.mark.parametrize("index", range(48))

@@ -23,7 +23,7 @@ def trained(engine, tmp_path):
     engine.register_agents(agent_specs(SHARP))
     path = tmp_path / "log.parquet"
     pq.write_table(generate_log(900, seed=3, agents=SHARP), path)
-    engine.outcomes.train_log(str(path), epochs=120)
+    engine.outcomes.train_log(str(path))
     return engine, str(path)
 
 

@@ -30,7 +30,7 @@ def test_train_saves_a_versioned_model_and_reports_metrics(engine, log_path):
     routing = {r["name"]: r for r in report if r["kind"] == "routing"}
     assert routing["oracle"]["quality"] >= routing["router (argmax predicted quality)"]["quality"]
     assert all(r["version"] == 1 for r in report)
-    assert engine.outcomes.train_log(log_path, model="o", epochs=5)["version"][0].as_py() == 2
+    assert engine.outcomes.train_log(log_path, model="o", kind="head", epochs=5)["version"][0].as_py() == 2
     models = engine.store.read("models").to_pylist()
     assert [m["kind"] for m in models] == [KIND, KIND]
     assert models[0]["labels"] == ["premium", "math-tutor", "generalist"]
@@ -95,7 +95,7 @@ def test_bad_input(engine, tmp_path, log_path):
     with pytest.raises(InvalidArgument, match="no per-agent outcomes"):
         engine.outcomes.train_log(str(bare))
     with pytest.raises(InvalidArgument, match="epochs=0"):
-        engine.outcomes.train_log(log_path, epochs=0)
+        engine.outcomes.train_log(log_path, kind="head", epochs=0)
     with pytest.raises(InvalidArgument, match="outcomes"):
         engine.outcomes.train(["a", "b"], np.array([[2.0], [0.0]]), ["x"])
 

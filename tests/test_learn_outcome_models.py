@@ -119,7 +119,7 @@ def test_default_kind_fits(data):
 
 @pytest.mark.parametrize(("call", "argument", "value"), [
     (lambda x, y: fit_outcome_model("forest", x, y), "kind", "forest"),
-    (lambda x, y: fit_outcome_model("knn", x, y, depth=3), "hyperparameters", "depth"),
+    (lambda x, y: fit_outcome_model("knn", x, y, depth=3), "depth", 3),
     (lambda x, y: fit_outcome_model("knn", x, y, k=0), "k", 0),
     (lambda x, y: fit_outcome_model("mf", x, y, learning_rate=-1.0), "learning_rate", -1.0),
     (lambda x, y: fit_outcome_model("head", x, y, calibration="isotonic"), "calibration", "isotonic"),

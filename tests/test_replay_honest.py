@@ -72,7 +72,7 @@ def test_observed_only_chooses_among_observed_outcomes(engine, tmp_path):
 
 def test_a_holdout_makes_the_replay_out_of_sample(engine, wide):
     engine.register_agents(agent_specs())
-    engine.outcomes.train_log(wide, holdout=0.25, epochs=60)
+    engine.outcomes.train_log(wide, holdout=0.25, folds=3)
     log = pq.read_table(wide)
     held = held_out(log["request"].combine_chunks(), 0.25)
     saved = json.loads(engine.store.read("models")["metrics"][0].as_py())

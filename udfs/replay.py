@@ -88,15 +88,16 @@ def udfs(engine: Engine) -> list[UDF]:
             parts.append(_table_list(table, WHATIF_TYPE))
         return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(WHATIF_TYPE))
 
-    def train_outcome_router(source, model, columns, hidden_dim, epochs, learning_rate, weight_decay,
-                             validation_fraction, random_state, folds, holdout) -> pa.Array:
+    def train_outcome_router(source, model, columns, kind, hidden_dim, epochs, learning_rate, weight_decay,
+                             validation_fraction, calibration, random_state, folds, holdout) -> pa.Array:
         parts = []
-        for source_, model_, columns_, hidden, epochs_, rate, decay, fraction, seed, folds_, holdout_ in _rows(
-                (source, model, columns, hidden_dim, epochs, learning_rate, weight_decay, validation_fraction,
-                 random_state, folds, holdout)):
-            table = engine.outcomes.train_log(source_, columns=columns_, model=model_, hidden_dim=hidden,
-                                              epochs=epochs_, learning_rate=rate, weight_decay=decay,
-                                              validation_fraction=fraction, random_state=seed, folds=folds_,
+        for source_, model_, columns_, kind_, hidden, epochs_, rate, decay, fraction, calibration_, seed, folds_, \
+                holdout_ in _rows((source, model, columns, kind, hidden_dim, epochs, learning_rate, weight_decay,
+                                   validation_fraction, calibration, random_state, folds, holdout)):
+            table = engine.outcomes.train_log(source_, columns=columns_, model=model_, kind=kind_,
+                                              hidden_dim=hidden, epochs=epochs_, learning_rate=rate,
+                                              weight_decay=decay, validation_fraction=fraction,
+                                              calibration=calibration_, random_state=seed, folds=folds_,
                                               holdout=holdout_)
             parts.append(_table_list(table, METRICS_TYPE))
         return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(METRICS_TYPE))
@@ -124,8 +125,8 @@ def udfs(engine: Engine) -> list[UDF]:
             side_effects=True),
         UDF("_td_calibration_curve", calibration_curve, ["VARCHAR"], arrow_sql_type(CALIBRATION_TYPE) + "[]",
             side_effects=True),
-        UDF("_td_train_outcome_router", train_outcome_router, ["VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT",
-                                                               "DOUBLE", "DOUBLE", "DOUBLE", "BIGINT", "BIGINT",
-                                                               "DOUBLE"],
+        UDF("_td_train_outcome_router", train_outcome_router, ["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BIGINT",
+                                                               "BIGINT", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR",
+                                                               "BIGINT", "BIGINT", "DOUBLE"],
             arrow_sql_type(METRICS_TYPE) + "[]", side_effects=True),
     ]

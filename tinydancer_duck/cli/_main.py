@@ -207,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     outcomes.add_argument("log", help="Parquet file, directory or glob")
     outcomes.add_argument("--model", default="outcomes", help="model name in the store (default 'outcomes')")
     outcomes.add_argument("--columns", default=None, metavar="JSON", help="map log fields to columns")
-    outcomes.add_argument("--hidden-dim", type=int, default=0, help="hidden units (default 0: a linear head)")
-    outcomes.add_argument("--epochs", type=int, default=300, help="maximum epochs (default 300; early stopping)")
+    outcomes.add_argument("--kind", default="knn", help="knn (default), head, mf or ensemble")
+    outcomes.add_argument("--hidden-dim", type=int, default=None, help="hidden units of a head (default 0: linear)")
+    outcomes.add_argument("--epochs", type=int, default=None, help="maximum epochs of a head or mf (early stopping)")
     outcomes.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
     outcomes.add_argument("--folds", type=int, default=5, help="cross-fitted folds for calibration (default 5)")
     outcomes.add_argument("--holdout", type=float, default=None, metavar="FRACTION",

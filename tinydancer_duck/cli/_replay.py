@@ -110,9 +110,9 @@ def train_outcomes_command(args: argparse.Namespace) -> int:
 
     bar = ProgressBar(f"training outcome router {args.model!r}")
     engine = Engine(args.store)
-    table = engine.outcomes.train_log(args.log, columns=args.columns, model=args.model, hidden_dim=args.hidden_dim,
-                                      epochs=args.epochs, random_state=args.seed, folds=args.folds,
-                                      holdout=args.holdout, progress=bar)
+    table = engine.outcomes.train_log(args.log, columns=args.columns, model=args.model, kind=args.kind,
+                                      hidden_dim=args.hidden_dim, epochs=args.epochs, random_state=args.seed,
+                                      folds=args.folds, holdout=args.holdout, progress=bar)
     bar.close()
     for row in table.to_pylist():
         figures = "  ".join(f"{k} {row[k]:.4f}" for k in ("auc", "accuracy", "brier", "quality", "cost")

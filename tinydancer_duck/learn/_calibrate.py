@@ -33,7 +33,7 @@ from tinydancer_duck.errors import InvalidArgument
 TARGETS = ("quality_share", "cost_per_1k", "strongest_share")
 #: The knob ``optimize_for := 'learned'`` uses: 95% of the best single agent's quality, as cheaply as that gets.
 DEFAULT_TARGET = ("quality_share", 0.95)
-GRID_POINTS = 61
+GRID_POINTS = 201
 #: One ruvector_calibrate row: the knob, its point on the out-of-fold curve, and what that curve rests on.
 KNOB_TYPE = pa.struct([("target", pa.string()), ("value", pa.float64()), ("willingness_to_pay", pa.float64()),
                        ("cost_per_1k", pa.float64()), ("quality", pa.float64()), ("quality_share", pa.float64()),

@@ -3,7 +3,7 @@
 x : float32 (n, D) unit rows (the engine's embeddings); y : float (n, A) in [0, 1], NaN where an outcome was not
 observed (masked out of every loss and every neighbour average). Every kind produces logits l (n, A); q̂ = sigmoid(l).
 
-- ``head``: the outcome router's own linear head or one-hidden-layer MLP (:func:`tinydancer_duck.learn._outcomes.fit`).
+- ``head``: a linear head or one-hidden-layer MLP (:mod:`tinydancer_duck.learn._outcome_head`).
 - ``knn``: cosine neighbours with a prior toward each agent's mean, q̂[a] = (Σ_i w_i y_ia + m·ȳ_a) / (Σ_i w_i + m)
   over the k most similar training rows (a row that did not observe agent a adds nothing to agent a's sums),
   w_i = exp((s_i - 1) / τ), s_i the cosine similarity.
@@ -36,8 +36,9 @@ import numpy as np
 from tinydancer_duck._numeric import Adam, bce_with_logits, normalize_random_state, sigmoid, validation_split
 from tinydancer_duck._validate import check_int, check_number
 from tinydancer_duck.errors import InvalidArgument, ModelError
-from tinydancer_duck.learn._outcomes import _logits as _head_logits
-from tinydancer_duck.learn._outcomes import fit as _fit_head_weights
+
+from ._outcome_head import fit_head as _fit_head_weights
+from ._outcome_head import head_logits as _head_logits
 
 Weights = dict[str, np.ndarray]
 # chosen by benchmarks/eval_outcome_models.py (RouterBench, 5-fold CV by prompt, seeds 0 and 1): the best OOF AIQ
@@ -296,7 +297,7 @@ def _check_hyperparameters(kind: str, hyperparameters: Mapping[str, Any]) -> Non
     names = {p.name for p in allowed}
     for name, value in hyperparameters.items():
         if name not in names:
-            raise InvalidArgument("hyperparameters", name, f"kind {kind!r} takes {sorted(names)}")
+            raise InvalidArgument(name, value, f"kind {kind!r} does not take it (it takes {', '.join(sorted(names))})")
         if value is None or name not in _CONSTRAINTS:
             continue
         integer, minimum, above, maximum = _CONSTRAINTS[name]
@@ -319,6 +320,15 @@ def _check_data(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return (x / np.maximum(norm, 1e-12)).astype(np.float32), y
 
 
+def check_kind(kind: Any, calibration: Any, hyperparameters: Mapping[str, Any]) -> None:
+    """A known kind, calibration and that kind's hyperparameters, each error naming the argument and value."""
+    if not isinstance(kind, str) or kind not in _FIT:
+        raise InvalidArgument("kind", kind, f"expected one of {list(KINDS)}")
+    if calibration is not None and calibration not in CALIBRATIONS:
+        raise InvalidArgument("calibration", calibration, f"expected None or one of {list(CALIBRATIONS)}")
+    _check_hyperparameters(kind, hyperparameters)
+
+
 def fit_outcome_model(kind: str, x: np.ndarray, y: np.ndarray, *, random_state: int | np.random.Generator = 0,
                       calibration: str | None = None, calibration_folds: int = 5,
                       **hyperparameters: Any) -> Weights:
@@ -328,12 +338,8 @@ def fit_outcome_model(kind: str, x: np.ndarray, y: np.ndarray, *, random_state: 
     ``k`` for knn, ``dim`` for mf, ``members`` for ensemble); calibration : None or "platt".
     Returns the weights: a flat dict of numpy arrays for :func:`predict_outcome_model` and ``np.savez``.
     """
-    if kind not in _FIT:
-        raise InvalidArgument("kind", kind, f"expected one of {list(KINDS)}")
-    if calibration is not None and calibration not in CALIBRATIONS:
-        raise InvalidArgument("calibration", calibration, f"expected None or one of {list(CALIBRATIONS)}")
+    check_kind(kind, calibration, hyperparameters)
     check_int("calibration_folds", calibration_folds, minimum=2)
-    _check_hyperparameters(kind, hyperparameters)
     x, y = _check_data(x, y)
     rng = normalize_random_state(random_state)
     weights = _FIT[kind](x, y, rng, **hyperparameters)
