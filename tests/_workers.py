@@ -34,19 +34,20 @@ def writer(store: str, writer: int, n_agents: int, n_routes: int, n_usage: int, 
         if i < n_usage:
             engine.usage.record(SHARED_AGENT, cost_of(writer, i), True, 100.0 + i,
                                 request_id=f"w{writer}-req-{i}", category="chat", tokens_in=i, tokens_out=1)
-    from tinydancer_duck.store import _store as store_module
+    from tinydancer_duck.store import _retry
 
-    Path(store).parent.joinpath(f"retries-{writer}.txt").write_text(str(store_module.conflicts_retried))
+    Path(store).parent.joinpath(f"retries-{writer}.txt").write_text(str(_retry.conflicts_retried))
 
 
-def ingest_forever(store: str, log: str, batch_rows: int, ready: str) -> None:
-    """Ingest ``log`` again and again (until killed), touching ``ready`` once the first batch is written."""
+def ingest_once(store: str, log: str, batch_rows: int, ready: str) -> None:
+    """Ingest ``log`` once (the test kills it at a random moment), touching ``ready`` when the ingest starts."""
     import tinydancer_duck as td
 
     engine = td.Engine(store, embedder="hashing")
-    while True:
-        engine.usage.ingest(log, batch_rows=batch_rows,
-                            progress=lambda done, total: Path(ready).touch() if done > 0 else None)
+    Path(ready).touch()
+    started = time.perf_counter()
+    engine.usage.ingest(log, batch_rows=batch_rows)
+    Path(ready).with_suffix(".done").write_text(str(time.perf_counter() - started))
 
 
 def save_models_forever(store: str, ready: str) -> None:

@@ -15,7 +15,7 @@ from _workers import SHARED_AGENT, cost_of, writer
 
 import tinydancer_duck as td
 from tinydancer_duck.store import TABLES
-from tinydancer_duck.store import _store as store_module
+from tinydancer_duck.store import _retry
 
 WRITERS = 3
 AGENTS, ROUTES, USAGE = 6, 4, 15
@@ -59,7 +59,7 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
 def test_commit_conflicts_are_retried_with_backoff(tmp_path, monkeypatch):
     """A write that fails with a commit conflict is retried (with a growing pause); other failures are not."""
     calls, pauses = [], []
-    monkeypatch.setattr(store_module.time, "sleep", pauses.append)
+    monkeypatch.setattr(_retry.time, "sleep", pauses.append)
 
     def flaky():
         calls.append(1)
@@ -67,17 +67,17 @@ def test_commit_conflicts_are_retried_with_backoff(tmp_path, monkeypatch):
             raise RuntimeError("Retryable commit conflict for version 7: This Append transaction was preempted")
         return "ok"
 
-    assert store_module._retry("append", flaky) == "ok"
+    assert _retry.retry("append", flaky) == "ok"
     assert len(calls) == 3 and len(pauses) == 2 and pauses[1] > pauses[0] * 0.6
 
     def broken():
         raise RuntimeError("disk full")
 
     with pytest.raises(td.StoreError, match="append: disk full"):
-        store_module._retry("append", broken)
+        _retry.retry("append", broken)
 
     def always_conflicting():
         raise RuntimeError("commit conflict")
 
     with pytest.raises(td.StoreError, match="conflict"):
-        store_module._retry("append", always_conflicting)
+        _retry.retry("append", always_conflicting)

@@ -61,6 +61,8 @@ class Engine:
         self.budgets = Budgets(self.store, self.usage, self.registry, self.settings)
         self.outcomes = OutcomeRouters(self.store, self.embedder)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
+        if self.store.pending():  # a writer was killed between the two commits of one write: finish it first
+            self.store.recover()
         self._snapshot: RoutingSnapshot | None = None
 
     @property

@@ -6,6 +6,8 @@ May import: ground (errors, settings, _validate, _numeric).
 
 from ._cache import MAX_CHUNKS
 from ._inspect import inspect_store
+from ._integrity import Integrity
+from ._journal import Step
 from ._locks import write_locked
 from ._models import named_row, newest_order, newest_row, save_model
 from ._schemas import IDENTITY_KEY, TABLES, USAGE_SCHEMA, expected_schema
@@ -17,6 +19,8 @@ __all__ = [
     "MAX_CHUNKS",
     "TABLES",
     "USAGE_SCHEMA",
+    "Integrity",
+    "Step",
     "Store",
     "default_store_path",
     "expected_schema",

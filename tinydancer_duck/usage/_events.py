@@ -21,8 +21,9 @@ the batch size.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +38,7 @@ from tinydancer_duck._validate import as_float_column, check_int, check_nonnegat
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.registry import AffineFold, Registry, fold_batch
 from tinydancer_duck.settings import Settings
-from tinydancer_duck.store import MAX_CHUNKS, USAGE_SCHEMA, Store
+from tinydancer_duck.store import MAX_CHUNKS, USAGE_SCHEMA, Step, Store
 
 from ._log import FIELDS, batches, column_mapping, open_log
 
@@ -95,65 +96,116 @@ class Usage:
         return self.record_columns(columns)
 
     def record_columns(self, columns: Mapping[str, Any]) -> np.ndarray:
-        """:meth:`record` with the fields as a mapping of columns (missing optional fields are NULL)."""
+        """:meth:`record` with the fields as a mapping of columns (missing optional fields are NULL).
+
+        The events and their agents' new stats are committed all-or-nothing (:meth:`Store.transact`): a process
+        killed between the two commits leaves an intent that the next writer finishes.
+        """
         batch = usage_batch(columns, now=datetime.now(timezone.utc))
         if batch.num_rows == 0:
             return np.zeros(0, bool)
         batch = _in_time_order(batch)
-        known = self._known(batch["agent"])
-        self.store.append("usage", batch)
-        if known.any():
-            rows = batch.filter(pa.array(known))
-            self.registry.update_metrics(rows["agent"], rows["latency_ms"], rows["success"], rows["quality"])
+        with self.store.locked("agents"):  # which agents exist, and their stats, cannot change meanwhile
+            known = self._known(batch["agent"])
+            if known.any():
+                rows = batch.filter(pa.array(known))
+                self.registry.update_metrics(rows["agent"], rows["latency_ms"], rows["success"], rows["quality"],
+                                             usage=batch)
+            else:
+                self.store.transact([Step("usage", "append", batch)])
         order = pc.sort_indices(batch["_row"]).to_numpy()  # back to the caller's row order
         return known[order]
 
     def ingest(self, source: str | Path, *, columns: Mapping[str, str] | str | None = None,
                batch_rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None) -> IngestReport:
-        """Append a Parquet log (a file, a directory or a glob of files) to ``usage`` and fold it into agent stats.
+        """Append a Parquet log (a file, a directory or a glob of files) to ``usage`` and fold it into agent stats,
+        all or nothing, skipping events whose request_id is stored already.
 
         columns : our field -> the log's column name, for logs that name columns differently (JSON text or a
             mapping), e.g. ``{"agent": "model", "cost": "usd"}``. Unmapped fields use their own name; an optional
             field missing from the log is NULL.
-        batch_rows : rows per read batch and per LanceDB append; memory stays bounded by a few batches.
-        progress : called as ``progress(rows_done, rows_total)`` after validation (0) and after every append.
+        batch_rows : rows per read batch; memory stays bounded by a few batches.
+        progress : called as ``progress(rows_done, rows_total)`` after validation (0) and after every batch.
 
-        The file is read twice: a validation pass first, so a bad row anywhere fails the call before anything is
-        written; then the writing pass.
+        The file is read twice under the agents lock (other writers of usage and agents wait): a validation pass
+        that also folds the events into per-agent stats, so a bad row anywhere fails the call before anything is
+        written; then one streamed append (a single commit), and the stats in one agents write, both committed
+        all-or-nothing. Re-running an ingest (after a kill, or twice) stores no request_id twice; events without a
+        request_id cannot be recognized and are stored again.
         """
         started = time.perf_counter()
         check_int("batch_rows", batch_rows, minimum=1)
         dataset, selection = open_log(source, column_mapping(columns))
         total = dataset.count_rows()
         now = datetime.now(timezone.utc)
-        for batch in batches(dataset, selection, batch_rows):  # pass 1: validate only
-            usage_batch(batch, now=now)
-        if progress is not None:
-            progress(0, total)
+        with self.store.locked("agents"):
+            plan = self._plan_ingest(dataset, selection, batch_rows, now)
+            if progress is not None:
+                progress(0, total)
+            done = [0]
 
+            def appended() -> Iterator[pa.RecordBatch]:
+                for batch in batches(dataset, selection, batch_rows):
+                    rows = _in_time_order(plan.fresh(usage_batch(batch, now=now))).drop_columns(["_row"])
+                    done[0] += rows.num_rows
+                    yield from rows.to_batches()
+                    if progress is not None:
+                        progress(done[0], total)
+
+            stream = pa.RecordBatchReader.from_batches(USAGE_SCHEMA, appended())
+            updated = self.registry.apply_folds(
+                plan.folds, usage=Step("usage", "append", stream, count=plan.rows) if plan.rows else None)
+        return IngestReport(rows=plan.rows, total_cost=plan.cost, agents_updated=updated,
+                            unknown_agents=sorted(plan.unknown), seconds=time.perf_counter() - started)
+
+    def _plan_ingest(self, dataset: Any, selection: Mapping[str, str], batch_rows: int, now: datetime) -> _Plan:
+        """Pass 1 of an ingest: validate every batch, find the request_ids stored already, fold the new events."""
+        plan = _Plan(pa.array([], pa.string()))
+        if "request_id" in selection:
+            ids = dataset.to_table(columns=[selection["request_id"]]).column(0)
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):  # the pass below names it
+                plan.duplicates = _stored_duplicates(self.store.read("usage")["request_id"], ids.cast(pa.string()))
         names = self.registry.snapshot().names
-        folds: dict[str, AffineFold] = {}
-        unknown: set[str] = set()
-        done, cost = 0, 0.0
-        for batch in batches(dataset, selection, batch_rows):  # pass 2: write
-            rows = _in_time_order(usage_batch(batch, now=now))
-            self.store.append("usage", rows)
+        for batch in batches(dataset, selection, batch_rows):
+            rows = _in_time_order(plan.fresh(usage_batch(batch, now=now)))
             known = pc.is_in(rows["agent"], value_set=names).to_numpy(zero_copy_only=False)
             if not known.all():
-                unknown.update(pc.unique(rows["agent"].filter(pa.array(~known))).to_pylist())
+                plan.unknown.update(pc.unique(rows["agent"].filter(pa.array(~known))).to_pylist())
             if known.any():
-                fold_batch(folds, rows.filter(pa.array(known)), self.settings.latency_ewma_alpha)
-            done += rows.num_rows
-            cost += float(pc.sum(rows["cost"]).as_py() or 0.0)
-            if progress is not None:
-                progress(done, total)
-        updated = self.registry.apply_folds(folds)
-        return IngestReport(rows=done, total_cost=cost, agents_updated=updated, unknown_agents=sorted(unknown),
-                            seconds=time.perf_counter() - started)
+                fold_batch(plan.folds, rows.filter(pa.array(known)), self.settings.latency_ewma_alpha)
+            plan.rows += rows.num_rows
+            plan.cost += float(pc.sum(rows["cost"]).as_py() or 0.0)
+        return plan
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _known(self, agents: pa.ChunkedArray | pa.Array) -> np.ndarray:
         return pc.is_in(agents, value_set=self.registry.snapshot().names).to_numpy(zero_copy_only=False)
+
+
+@dataclass
+class _Plan:
+    """What an ingest will write: the stored request_ids it skips, per-agent folds, rows, cost, unknown agents."""
+
+    duplicates: pa.Array
+    folds: dict[str, AffineFold] = field(default_factory=dict)
+    rows: int = 0
+    cost: float = 0.0
+    unknown: set[str] = field(default_factory=set)
+
+    def fresh(self, rows: pa.Table) -> pa.Table:
+        """``rows`` without the events whose request_id is stored already."""
+        if not len(self.duplicates):
+            return rows
+        return rows.filter(pc.invert(pc.fill_null(pc.is_in(rows["request_id"], value_set=self.duplicates), False)))
+
+
+def _stored_duplicates(stored: pa.ChunkedArray, incoming: pa.ChunkedArray) -> pa.Array:
+    """The request_ids of ``incoming`` (the log's) that ``stored`` holds already (NULL never matches)."""
+    if not len(incoming) or not len(stored):
+        return pa.array([], pa.string())
+    wanted = pc.unique(incoming.drop_null())
+    stored = stored.combine_chunks() if isinstance(stored, pa.ChunkedArray) else stored
+    return pc.unique(stored.filter(pc.fill_null(pc.is_in(stored, value_set=wanted), False)))
 
 
 # -- validation -------------------------------------------------------------------------------------------------
