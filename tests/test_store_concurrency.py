@@ -14,8 +14,7 @@ import pytest
 from _workers import SHARED_AGENT, cost_of, writer
 
 import tinydancer_duck as td
-from tinydancer_duck.store import TABLES
-from tinydancer_duck.store import _retry
+from tinydancer_duck.store import TABLES, _retry
 
 WRITERS = 3
 AGENTS, ROUTES, USAGE = 6, 4, 15
