@@ -8,10 +8,20 @@ from ._cache import MAX_CHUNKS
 from ._inspect import inspect_store
 from ._integrity import Integrity
 from ._journal import Step
+from ._journal import describe as _describe_pending
 from ._locks import write_locked
 from ._models import named_row, newest_order, newest_row, save_model
+from ._repair import accept_newest, adopt_checksums, backup, restore_readable
 from ._schemas import IDENTITY_KEY, TABLES, USAGE_SCHEMA, expected_schema
 from ._store import COMPACT_FRAGMENTS, Store, default_store_path, sql_literal
+
+
+def pending_writes(path: str) -> list[str]:
+    """Writes killed processes left half done in the store at ``path`` (for ``tinydancer doctor``)."""
+    from pathlib import Path
+
+    return _describe_pending(Path(path))
+
 
 __all__ = [
     "COMPACT_FRAGMENTS",
@@ -22,12 +32,17 @@ __all__ = [
     "Integrity",
     "Step",
     "Store",
+    "accept_newest",
+    "adopt_checksums",
+    "backup",
     "default_store_path",
     "expected_schema",
     "inspect_store",
     "named_row",
     "newest_order",
     "newest_row",
+    "pending_writes",
+    "restore_readable",
     "save_model",
     "sql_literal",
     "write_locked",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import threading
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,14 +146,13 @@ class Integrity:
                 f"silently undone. Nothing was changed; run `tinydancer doctor --store {self.root}` (and "
                 "`--repair` to accept the older version)")
 
-    def damaged(self, table: str, files: Iterable[str] | None = None) -> list[str]:
-        """Plain descriptions of tracked files of ``table`` whose size or checksum differ from their record (each
-        file checked once per process; ``files`` limits the check, default every recorded file present)."""
+    def damaged(self, table: str) -> list[tuple[str, str]]:
+        """(relpath, plain description) of the tracked files of ``table`` whose size or checksum differ from their
+        record (each file checked once per process)."""
         known = self._refresh(table)
         folder = self.table_folder(table)
-        present = listing(folder) if files is None else set(files)
         problems = []
-        for rel in sorted(present & set(known.sums)):
+        for rel in sorted(listing(folder) & set(known.sums)):
             if rel in known.verified:
                 continue
             size, crc = known.sums[rel]
@@ -162,11 +161,11 @@ class Integrity:
             except FileNotFoundError:
                 continue  # cleaned up meanwhile
             if found[0] != size:
-                problems.append(f"{table}.lance/{rel} is {found[0]} bytes, but {size} were written (truncated or "
-                                "overwritten)")
+                problems.append((rel, (f"{table}.lance/{rel} is {found[0]} bytes, but {size} were written "
+                                      "(truncated or overwritten)")))
             elif found[1] != crc:
-                problems.append(f"{table}.lance/{rel} does not match the checksum it was written with (its bytes "
-                                "changed on disk)")
+                problems.append((rel, (f"{table}.lance/{rel} does not match the checksum it was written with (its "
+                                      "bytes changed on disk)")))
             else:
                 with self._lock:
                     known.verified.add(rel)
@@ -174,7 +173,7 @@ class Integrity:
 
     def verify(self, table: str) -> None:
         """StoreError naming the damaged files of ``table``, if any (see :meth:`damaged`)."""
-        problems = self.damaged(table)
+        problems = [text for _, text in self.damaged(table)]
         if problems:
             raise StoreError(f"table {table!r} in {self.root} is damaged: {'; '.join(problems[:3])}"
                              f"{' ...' if len(problems) > 3 else ''}. Nothing was read from it; run "
