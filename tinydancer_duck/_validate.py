@@ -16,14 +16,16 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 from tinydancer_duck.errors import InvalidArgument
+
+T = TypeVar("T")
 
 #: The largest magnitude a stored amount (dollars, milliseconds, tokens) may have: any sum or product a reader forms
 #: from stored values (cost = price x tokens, spend over millions of rows) stays finite and exact enough.
@@ -122,7 +124,43 @@ def as_texts(argument: str, values: Any) -> pa.Array:
     for i, value in enumerate(values.tolist() if isinstance(values, np.ndarray) else values):
         if value is not None and not isinstance(value, str):
             raise InvalidArgument(argument, value, f"row {i} is not text")
-    return pa.array(list(values), pa.string())
+    return text_array(argument, list(values))
+
+
+def text_array(argument: str, values: list[Any]) -> pa.Array:
+    """``pa.array(values, pa.string())``; a lone surrogate (not UTF-8) is an error naming ``argument``."""
+    try:
+        return pa.array(values, pa.string())
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(argument, exc.object, "is not valid UTF-8 text (it holds a lone surrogate)") from None
+
+
+def translate_text_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a public method so that text which is not UTF-8 (a lone surrogate, only possible from Python) is
+    an InvalidArgument naming the argument that held it, not a UnicodeEncodeError from deep inside."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def translated(*args: Any, **kwargs: Any) -> T:
+        try:
+            return method(*args, **kwargs)
+        except UnicodeEncodeError as exc:
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            named = next((name for name, value in bound.items() if _holds(value, exc.object)), "text")
+            raise InvalidArgument(named, exc.object, "is not valid UTF-8 text (it holds a lone surrogate)") from None
+
+    return translated
+
+
+def _holds(value: Any, text: Any) -> bool:
+    if isinstance(value, str):
+        return value == text or (isinstance(text, str) and text in value)
+    if isinstance(value, (list, tuple)):
+        return any(_holds(item, text) for item in value)
+    return False
 
 
 def check_utf8(argument: str, table: pa.Table | pa.RecordBatch) -> None:
@@ -273,10 +311,7 @@ def field_mapping(columns: Mapping[str, str] | str | None, fields: Sequence[str]
     if columns is None:
         return {}
     if isinstance(columns, str):
-        try:
-            columns = json.loads(columns)
-        except json.JSONDecodeError as exc:
-            raise InvalidArgument("columns", columns, f"is not valid JSON ({exc.msg})") from None
+        columns = load_json("columns", columns)
     if not isinstance(columns, Mapping):
         raise InvalidArgument("columns", columns, f"must map {what}s to the log's column names")
     mapping = {}

@@ -23,7 +23,7 @@ from tinydancer_duck._decide import (
     requests_from,
     semantic_matches,
 )
-from tinydancer_duck._validate import as_texts, to_us
+from tinydancer_duck._validate import as_texts, to_us, translate_text_errors
 from tinydancer_duck.budget import Budgets
 from tinydancer_duck.embed import Embedder, make_embedder, one_embedding
 from tinydancer_duck.errors import InvalidArgument
@@ -110,6 +110,7 @@ class Engine:
     def list_agents(self) -> pa.Table:
         return self.registry.table()
 
+    @translate_text_errors
     def get_agent(self, name: str) -> dict[str, Any] | None:
         if name is not None and not isinstance(name, str):
             raise InvalidArgument("name", name, "must be a string")
@@ -125,6 +126,7 @@ class Engine:
     def clear_agents(self) -> int:
         return self.registry.clear()
 
+    @translate_text_errors
     def find_agents_by_capability(self, capability: str, limit: int = 10) -> pa.Table:
         return self.registry.find_by_capability(capability, limit)
 
@@ -160,10 +162,12 @@ class Engine:
         return snapshot
 
     # -- embedding and routing ----------------------------------------------------------------------------------
+    @translate_text_errors
     def embed(self, texts: Any) -> np.ndarray:
         """float32 (n, D) unit rows; zero rows for NULL/blank texts."""
         return self.embedder.embed(as_texts("texts", texts))
 
+    @translate_text_errors
     def route_struct(self, requests: Any, **options: Any) -> pa.StructArray:
         """The ruvector_route STRUCT for every request (the scalar SQL function calls this)."""
         snapshot, now_us = self._live()
@@ -171,6 +175,7 @@ class Engine:
         decided = decide(snapshot, batch, RouteOptions.build(len(batch), **options), now_us=now_us)
         return decided.to_arrow(snapshot.agents)
 
+    @translate_text_errors
     def route_one(self, request: Any, **options: Any) -> dict[str, Any]:
         """One request's decision as a dict of ROUTE_FIELDS (None for NULL); the same decision as
         :meth:`route_struct`. The one-request SQL table form calls this: for one row, Arrow conversions would cost
@@ -188,6 +193,7 @@ class Engine:
         """The snapshot of now and the moment a live call decides at (route conditions are checked then)."""
         return self.snapshot(), to_us(None)
 
+    @translate_text_errors
     def route(self, requests: Any, *, optimize_for: Any = "balanced", required_capabilities: Any = None,
               max_cost: Any = None, max_latency_ms: Any = None, min_quality: Any = None,
               excluded_agents: Any = None, budget_remaining: Any = None) -> pa.Table:
@@ -199,6 +205,7 @@ class Engine:
                                    excluded_agents=excluded_agents, budget_remaining=budget_remaining)
         return pa.Table.from_struct_array(struct)
 
+    @translate_text_errors
     def route_multi_struct(self, requests: Any, *, num_agents: Any = 3, strategy: Any = "pipeline",
                            **options: Any) -> pa.StructArray:
         """The ruvector_route_multi plan STRUCT per request; num_agents and strategy may be columns."""
@@ -208,6 +215,7 @@ class Engine:
         return decide_multi(snapshot, batch, RouteOptions.build(n, **options), strategies=_column_values(strategy, n),
                             counts=_column_values(num_agents, n), now_us=now_us)
 
+    @translate_text_errors
     def route_multi(self, request: Any, *, num_agents: int = 3, strategy: str = "pipeline",
                     **options: Any) -> pa.Table:
         """Plan several agents for one request: one row per step (step, agent_name, capabilities, weight,
@@ -218,6 +226,7 @@ class Engine:
         return pa.Table.from_struct_array(steps) if len(steps) else pa.table(
             {f.name: pa.array([], f.type) for f in steps.type})
 
+    @translate_text_errors
     def batch_route(self, requests: Any, *, optimize_for: str = "total_cost", budget: float | None = None,
                     **options: Any) -> pa.Table:
         """Decide a whole batch together: ``total_cost`` (cheapest feasible per request) or, with ``budget``, the
@@ -225,6 +234,7 @@ class Engine:
         return pa.Table.from_struct_array(self.batch_route_struct(requests, optimize_for=optimize_for,
                                                                   budget=budget, **options))
 
+    @translate_text_errors
     def batch_route_struct(self, requests: Any, *, optimize_for: Any = "total_cost", budget: Any = None,
                            **options: Any) -> pa.StructArray:
         objective, limit = check_batch_objective(optimize_for, budget)
@@ -234,6 +244,7 @@ class Engine:
         decided = decide_batch(snapshot, batch, options, objective=objective, budget=limit, now_us=now_us)
         return decided.to_arrow(snapshot.agents)
 
+    @translate_text_errors
     def semantic_match(self, queries: Any, top_k: Any = 3, *, ts: Any = None, user_tier: Any = None
                        ) -> pa.ListArray:
         """LIST<STRUCT(route_name, similarity, target_agent, confidence, target_registered)> per query (texts or
@@ -242,6 +253,7 @@ class Engine:
         snapshot, now_us = self._live()
         return semantic_matches(snapshot, x, valid, top_k=top_k, ts=ts, user_tier=user_tier, now_us=now_us)
 
+    @translate_text_errors
     def classify_struct(self, requests: Any, top_k: int = TOP_K) -> pa.StructArray:
         """ruvector_classify_request: the top ``top_k`` (label, probability) sorted, top_category, confidence;
         NULL for NULL/blank requests."""

@@ -22,7 +22,14 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tinydancer_duck._validate import as_float_column, check_choice, check_nonnegative, check_number, to_us
+from tinydancer_duck._validate import (
+    as_float_column,
+    check_choice,
+    check_nonnegative,
+    check_number,
+    check_stored,
+    to_us,
+)
 from tinydancer_duck.errors import InvalidArgument, NotFound
 from tinydancer_duck.registry import Registry
 from tinydancer_duck.settings import Settings
@@ -97,6 +104,7 @@ class Budgets:
         agents = agents * n if len(agents) == 1 else agents
         amounts = as_float_column("amount", _plain(amount), n)
         check_nonnegative("amount", amounts, required=True)
+        check_stored("amount", amounts)
         periods = [check_choice("period", "month" if p is None else p, PERIODS) for p in _broadcast(period, n)]
         if len(agents) != n:
             raise InvalidArgument("agent", f"{len(agents)} values", f"expected {n}")

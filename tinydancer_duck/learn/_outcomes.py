@@ -25,10 +25,12 @@ import numpy as np
 import pyarrow as pa
 
 from tinydancer_duck._numeric import Adam, bce_with_logits, normalize_random_state, sigmoid, validation_split
-from tinydancer_duck._validate import check_int, check_names
+from tinydancer_duck._validate import check_int, check_names, check_number
 from tinydancer_duck.embed import Embedder
 from tinydancer_duck.errors import InvalidArgument, ModelError
 from tinydancer_duck.store import Store, newest_row, save_model
+
+from ._fastgrnn import MAX_EPOCHS, MAX_HIDDEN_DIM
 
 KIND = "outcome_router"
 Progress = Callable[[int, int, dict[str, float]], None]
@@ -225,8 +227,12 @@ class OutcomeRouters:
         one row per agent, one pooled, and routing rows)."""
         check_names("model", [model])
         agents = check_names("agents", agents)
-        check_int("hidden_dim", hidden_dim, minimum=0)
-        check_int("epochs", epochs, minimum=1)
+        check_int("hidden_dim", hidden_dim, minimum=0, maximum=MAX_HIDDEN_DIM)
+        check_int("epochs", epochs, minimum=1, maximum=MAX_EPOCHS)
+        check_number("learning_rate", learning_rate, above=0, maximum=10)
+        check_number("weight_decay", weight_decay, minimum=0, maximum=1e6)
+        if random_state is not None and not isinstance(random_state, np.random.Generator):
+            check_int("random_state", random_state, minimum=0, maximum=2**32 - 1)
         if not (isinstance(validation_fraction, (int, float)) and 0 <= validation_fraction < 1):
             raise InvalidArgument("validation_fraction", validation_fraction, "must lie in [0, 1)")
         y = np.asarray(outcomes, np.float64)

@@ -47,15 +47,16 @@ def check_budgets(budgets: Any) -> list[float]:
 
 
 def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[float], *,
-                  quality_threshold: float | None = None, latency_threshold_ms: float | None = None, columns: Any = None, rows: int = DEFAULT_BATCH_ROWS,
-                  progress: Progress | None = None, **constraints: Any) -> pa.Table:
+                  quality_threshold: float | None = None, latency_threshold_ms: float | None = None,
+                  columns: Any = None, rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None,
+                  **constraints: Any) -> pa.Table:
     """One row per budget (:data:`WHATIF_TYPE`), in the order given."""
     values = check_budgets(budgets)
     if quality_threshold is not None and (isinstance(quality_threshold, bool) or not isinstance(
             quality_threshold, (int, float)) or not 0 <= quality_threshold <= 1):
         raise InvalidArgument("quality_threshold", quality_threshold, "must be a number within [0, 1]")
     if latency_threshold_ms is not None:
-        constraints["max_latency_ms"] = latency_threshold_ms
+        constraints["max_latency_ms"] = check_number("latency_threshold_ms", latency_threshold_ms, minimum=0)
     replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", **constraints)
     frames, done = [], 0
     for frame in replay.frames(rows):

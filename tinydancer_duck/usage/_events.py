@@ -34,7 +34,16 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck._validate import as_float_column, check_int, check_nonnegative, check_unit_interval
+from tinydancer_duck._validate import (
+    MAX_TS_US,
+    MIN_TS_US,
+    as_float_column,
+    check_int,
+    check_nonnegative,
+    check_stored,
+    check_text_column,
+    check_unit_interval,
+)
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.registry import AffineFold, Registry, fold_batch
 from tinydancer_duck.settings import Settings
@@ -44,6 +53,7 @@ from ._log import FIELDS, batches, column_mapping, open_log
 
 _TS = pa.timestamp("us", tz="UTC")
 DEFAULT_BATCH_ROWS = 100_000
+MAX_BATCH_ROWS = 10_000_000
 
 Progress = Callable[[int, int], None]
 
@@ -134,7 +144,7 @@ class Usage:
         request_id cannot be recognized and are stored again.
         """
         started = time.perf_counter()
-        check_int("batch_rows", batch_rows, minimum=1)
+        check_int("batch_rows", batch_rows, minimum=1, maximum=MAX_BATCH_ROWS)
         dataset, selection = open_log(source, column_mapping(columns))
         total = dataset.count_rows()
         now = datetime.now(timezone.utc)
@@ -230,10 +240,12 @@ def usage_batch(columns: Mapping[str, Any] | pa.Table | pa.RecordBatch, *, now: 
     for name in ("tokens_in", "tokens_out"):
         values = as_float_column(name, _plain(columns.get(name)), n)
         check_nonnegative(name, values)
+        check_stored(name, values)
         out[name] = pa.array(np.rint(values), pa.float64(), mask=np.isnan(values)).cast(pa.int64())
     for name in ("cost", "latency_ms"):
         values = as_float_column(name, _plain(columns.get(name)), n)
         check_nonnegative(name, values, required=True)
+        check_stored(name, values)
         out[name] = pa.array(values, pa.float64())
     out["success"] = _booleans(columns.get("success"), n)
     quality = as_float_column("quality", _plain(columns.get("quality")), n)
@@ -284,6 +296,8 @@ def _strings(name: str, values: Any, n: int) -> pa.Array:
     try:
         column = _broadcast(values, n)
         column = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
+    except UnicodeEncodeError:
+        raise InvalidArgument(name, values, "is not valid UTF-8 text (it holds a lone surrogate)") from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         raise InvalidArgument(name, values if not _is_column(values) else str(_broadcast(values, n).type),
                               "must be text") from None
@@ -291,6 +305,7 @@ def _strings(name: str, values: Any, n: int) -> pa.Array:
         column.validate(full=True)  # a Parquet file may declare invalid UTF-8 bytes as strings
     except pa.ArrowInvalid:
         raise InvalidArgument(name, "<invalid UTF-8>", "must be valid UTF-8 text") from None
+    check_text_column(name, column)
     return column
 
 
@@ -331,6 +346,10 @@ def _timestamps(values: Any, n: int, now: datetime) -> pa.Array:
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
         shown = values if not _is_column(values) else str(column.type)
         raise InvalidArgument("ts", shown, "must be a timestamp (NULL means now)") from None
+    micros = column.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False) & ((micros < MIN_TS_US) | (micros > MAX_TS_US)))
+    if len(bad):
+        raise InvalidArgument("ts", f"{int(micros[bad[0]])} µs since 1970", "must fall within years 1-9999")
     return column.fill_null(pa.scalar(now, _TS))
 
 
