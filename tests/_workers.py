@@ -85,3 +85,26 @@ def read_forever(store: str, table: str, expected: int, seconds: float, out: str
             errors += 1
             last_error = repr(exc)[:300]
     Path(out).write_text(f"{reads} {errors} {smallest if smallest is not None else -1} {expected}\n{last_error}")
+
+
+def budget_worker(store: str, worker: int, start_at: float, out: str) -> None:
+    """Route one request at a time under the store's budgets and record its usage at the estimated cost, until no
+    agent is left; 'serving' each request takes a few ms, so other processes decide meanwhile."""
+    import random
+
+    import tinydancer_duck as td
+
+    engine = td.Engine(store, embedder="hashing")
+    rng = random.Random(worker)
+    while time.time() < start_at:  # start all workers together
+        time.sleep(0.005)
+    served = 0
+    for i in range(500):
+        decision = engine.route_one(f"write some code {worker} {i}", optimize_for="quality")
+        if decision["agent_name"] is None:
+            break
+        time.sleep(rng.uniform(0.0, 0.02))
+        engine.usage.record(decision["agent_name"], decision["estimated_cost"], True, 10.0,
+                            request_id=f"w{worker}-{i}")
+        served += 1
+    Path(out).write_text(str(served))

@@ -19,6 +19,7 @@ from tinydancer_duck._decide import (
     classify,
     decide,
     decide_batch,
+    decide_metered,
     decide_multi,
     requests_from,
     semantic_matches,
@@ -29,11 +30,11 @@ from tinydancer_duck.embed import Embedder, make_embedder, one_embedding
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.learn import TOP_K, Classifiers, OutcomeRouters
 from tinydancer_duck.registry import Registry, config_columns
-from tinydancer_duck.routing import RouteOptions, check_batch_objective, per_request_objective
-from tinydancer_duck.semantic import SemanticRoutes
+from tinydancer_duck.routing import Decisions, Requests, RouteOptions, check_batch_objective, per_request_objective
+from tinydancer_duck.semantic import US_PER_MIN, SemanticRoutes
 from tinydancer_duck.settings import DEFAULT_SETTINGS, Settings
 from tinydancer_duck.snapshot import SNAPSHOT_TABLES, RoutingSnapshot, build_routing_snapshot
-from tinydancer_duck.store import Store
+from tinydancer_duck.store import Store, count_routes, held_by_others, reserve
 from tinydancer_duck.usage import Analytics, Health, Usage
 
 if TYPE_CHECKING:
@@ -148,15 +149,16 @@ class Engine:
             return cached
         agents = self.registry.snapshot()
         names = agents.names
-        over_budget, global_remaining, budget_until = self.budgets.blocked(names, now_us)
+        budget_left, global_remaining, budget_until = self.budgets.left(names, now_us)
         circuit_open, circuit_until = self.health.open_circuits(names, now_us)
         classifier = self.classifier.newest()
         snapshot = build_routing_snapshot(
             agents=agents, routes=self.routes.snapshot(), classifier=classifier if classifier.fits(self.embedder.identity, self.dim) else None,
-            outcome=self.outcomes.active(), circuit_open=circuit_open, over_budget=over_budget,
+            outcome=self.outcomes.active(), circuit_open=circuit_open, over_budget=budget_left <= 0,
             global_remaining=global_remaining, settings=self.settings, embedder=self.embedder, as_of_us=now_us,
             versions=versions, valid_until_us=min((u for u in (budget_until, circuit_until) if u is not None),
-                                                  default=None))
+                                                  default=None),
+            budget_left=budget_left if np.isfinite(budget_left).any() else None)
         if as_of is None:
             self._snapshot = snapshot
         return snapshot
@@ -172,7 +174,7 @@ class Engine:
         """The ruvector_route STRUCT for every request (the scalar SQL function calls this)."""
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, requests)
-        decided = decide(snapshot, batch, RouteOptions.build(len(batch), **options), now_us=now_us)
+        decided = self._decide_live(snapshot, batch, RouteOptions.build(len(batch), **options), now_us)
         return decided.to_arrow(snapshot.agents)
 
     @translate_text_errors
@@ -186,8 +188,24 @@ class Engine:
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, [request] if request is None or isinstance(request, str)
                               else one_embedding(request, self.dim))
-        decided = decide(snapshot, batch, RouteOptions.build(1, **options), now_us=now_us)
+        decided = self._decide_live(snapshot, batch, RouteOptions.build(1, **options), now_us)
         return decided.row(0, snapshot.agents)
+
+    def _decide_live(self, snapshot: RoutingSnapshot, batch: Requests, options: RouteOptions,
+                     now_us: int) -> Decisions:
+        """:func:`decide`; or, when budgets or rate-limited routes hold across calls, :func:`decide_metered` under
+        the store ledger's lock with what other calls hold, then reserve what this call claims (README
+        "Reliability")."""
+        if not snapshot.metered:
+            return decide(snapshot, batch, options, now_us=now_us)
+        with self.store.ledger.open(now_us) as state:
+            held = held_by_others(state, snapshot.versions["usage"], now_us)
+            decided, claims = decide_metered(snapshot, batch, options, now_us=now_us, held_agents=held.per_agent,
+                                             held_total=held.total, held_routes=held.routes)
+            if snapshot.has_budgets:
+                reserve(state, claims.costs, now_us + int(self.settings.reservation_ttl_s * 1_000_000))
+            count_routes(state, claims.routes, now_us)
+        return decided
 
     def _live(self) -> tuple[RoutingSnapshot, int]:
         """The snapshot of now and the moment a live call decides at (route conditions are checked then)."""
@@ -251,7 +269,17 @@ class Engine:
         embeddings); route conditions are checked at ``ts`` per row (NULL or none: now)."""
         x, valid = self.routes.queries(queries)
         snapshot, now_us = self._live()
-        return semantic_matches(snapshot, x, valid, top_k=top_k, ts=ts, user_tier=user_tier, now_us=now_us)
+        if ts is not None or not len(snapshot.routes.conditions.limited):
+            return semantic_matches(snapshot, x, valid, top_k=top_k, ts=ts, user_tier=user_tier, now_us=now_us)
+        with self.store.ledger.open(now_us) as state:  # live and rate limited: the limits hold across calls
+            minute, index = now_us // US_PER_MIN, {name: i for i, name in enumerate(snapshot.route_names)}
+            held = held_by_others(state, snapshot.versions["usage"], now_us).routes
+            carried = {(index[r], minute): c for r, c in held.items() if r in index}
+            matched = semantic_matches(snapshot, x, valid, top_k=top_k, ts=ts, user_tier=user_tier, now_us=now_us,
+                                       carried=carried)
+            count_routes(state, {snapshot.route_names[r]: c - held.get(snapshot.route_names[r], 0)
+                                 for (r, m), c in carried.items() if m == minute}, now_us)
+        return matched
 
     @translate_text_errors
     def classify_struct(self, requests: Any, top_k: int = TOP_K) -> pa.StructArray:

@@ -122,6 +122,22 @@ class Decisions:
             fields=list(ROUTE_TYPE),
         )
 
+    def take(self, rows: np.ndarray | slice) -> Decisions:
+        """The decisions of a subset of the requests."""
+        picked = np.arange(len(self.agent))[rows]
+        return Decisions(self.agent[picked], self.confidence[picked], self.estimated_cost[picked],
+                         self.estimated_latency_ms[picked], self.candidates[picked],
+                         self.reasoning.take(pa.array(picked, pa.int64())))
+
+    @staticmethod
+    def concat(parts: list[Decisions]) -> Decisions:
+        """Decisions of consecutive row ranges, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        return Decisions(*(np.concatenate([getattr(p, name) for p in parts]) for name in
+                           ("agent", "confidence", "estimated_cost", "estimated_latency_ms", "candidates")),
+                         pa.concat_arrays([p.reasoning for p in parts]))
+
     def row(self, i: int, snapshot: AgentSnapshot) -> dict[str, Any]:
         """Request i's decision as Python values (the STRUCT's fields; None where :meth:`to_arrow` has NULL)."""
         agent = int(self.agent[i])

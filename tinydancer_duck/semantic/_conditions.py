@@ -11,7 +11,8 @@ A route's ``conditions`` is a JSON object with any of:
 
 Everything is evaluated against the row's own timestamp and user tier (NULL timestamp = now), so replaying a log
 sees each route as it would have behaved at that time. The rate limit is counted over the rows of one call, in
-row order (see :func:`rate_limit_pass`); it is not shared across calls or processes.
+row order (see :func:`rate_limit_pass`), on top of the matches earlier calls of any process counted in the store's
+live ledger (``tinydancer_duck/store/_ledger.py``) when the call decides at the current time.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from ._inspect import inspect_store
 from ._integrity import Integrity
 from ._journal import Step
 from ._journal import describe as _describe_pending
+from ._ledger import count_routes, held_by_others, reserve, settle
 from ._locks import write_locked
 from ._models import named_row, newest_order, newest_row, save_model
 from ._repair import accept_newest, adopt_checksums, backup, restore_readable
@@ -35,15 +36,19 @@ __all__ = [
     "accept_newest",
     "adopt_checksums",
     "backup",
+    "count_routes",
     "default_store_path",
     "expected_schema",
+    "held_by_others",
     "inspect_store",
     "named_row",
     "newest_order",
     "newest_row",
     "pending_writes",
+    "reserve",
     "restore_readable",
     "save_model",
+    "settle",
     "sql_literal",
     "write_locked",
 ]

@@ -41,6 +41,7 @@ from ._cache import SnapshotCache
 from ._inspect import table_info
 from ._integrity import Integrity, listing
 from ._journal import JOURNAL_LOCK
+from ._ledger import Ledger
 from ._locks import held, write_locked  # noqa: F401 - write_locked is re-exported for the services
 from ._retry import retry as _retry
 from ._schemas import (
@@ -119,6 +120,7 @@ class Store:
         self._snapshots = SnapshotCache(self._read_version)
         self._fresh = 0  # > 0 inside locked(): reads ask LanceDB for the latest version every time
         self.integrity = Integrity(self.path)
+        self.ledger = Ledger(self.path, self._key)
         self._recovering = False
         try:
             self.path.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ from tinydancer_duck._validate import (
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.registry import AffineFold, Registry, fold_batch
 from tinydancer_duck.settings import Settings
-from tinydancer_duck.store import MAX_CHUNKS, USAGE_SCHEMA, Step, Store
+from tinydancer_duck.store import MAX_CHUNKS, USAGE_SCHEMA, Step, Store, settle
 
 from ._log import FIELDS, batches, column_mapping, open_log
 
@@ -123,6 +123,7 @@ class Usage:
                                              usage=batch)
             else:
                 self.store.transact([Step("usage", "append", batch)])
+        self._settle(_spend_by_agent(batch["agent"], batch["cost"]))
         order = pc.sort_indices(batch["_row"]).to_numpy()  # back to the caller's row order
         return known[order]
 
@@ -165,6 +166,7 @@ class Usage:
             stream = pa.RecordBatchReader.from_batches(USAGE_SCHEMA, appended())
             updated = self.registry.apply_folds(
                 plan.folds, usage=Step("usage", "append", stream, count=plan.rows) if plan.rows else None)
+        self._settle(plan.spend)
         return IngestReport(rows=plan.rows, total_cost=plan.cost, agents_updated=updated,
                             unknown_agents=sorted(plan.unknown), seconds=time.perf_counter() - started)
 
@@ -185,9 +187,20 @@ class Usage:
                 fold_batch(plan.folds, rows.filter(pa.array(known)), self.settings.latency_ewma_alpha)
             plan.rows += rows.num_rows
             plan.cost += float(pc.sum(rows["cost"]).as_py() or 0.0)
+            for agent, (cost, count) in _spend_by_agent(rows["agent"], rows["cost"]).items():
+                old = plan.spend.get(agent, (0.0, 0))
+                plan.spend[agent] = (old[0] + cost, old[1] + count)
         return plan
 
     # -- helpers ------------------------------------------------------------------------------------------------
+    def _settle(self, spend: Mapping[str, tuple[float, int]]) -> None:
+        """Settle the budget reservations of the recorded events (store/_ledger.py): from now on they count as
+        recorded spend. Only when routing ever reserved (the ledger exists)."""
+        if spend and self.store.ledger.exists():
+            now_us = time.time_ns() // 1000
+            with self.store.ledger.open(now_us) as state:
+                settle(state, spend, self.store.version("usage"), now_us)
+
     def _known(self, agents: pa.ChunkedArray | pa.Array) -> np.ndarray:
         return pc.is_in(agents, value_set=self.registry.snapshot().names).to_numpy(zero_copy_only=False)
 
@@ -201,12 +214,21 @@ class _Plan:
     rows: int = 0
     cost: float = 0.0
     unknown: set[str] = field(default_factory=set)
+    spend: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def fresh(self, rows: pa.Table) -> pa.Table:
         """``rows`` without the events whose request_id is stored already."""
         if not len(self.duplicates):
             return rows
         return rows.filter(pc.invert(pc.fill_null(pc.is_in(rows["request_id"], value_set=self.duplicates), False)))
+
+
+def _spend_by_agent(agents: pa.ChunkedArray, costs: pa.ChunkedArray) -> dict[str, tuple[float, int]]:
+    """agent -> (sum of cost, events)."""
+    grouped = pa.table({"agent": agents, "cost": costs}).group_by("agent").aggregate([("cost", "sum"),
+                                                                                      ("cost", "count")])
+    return {a: (float(c), int(k)) for a, c, k in zip(grouped["agent"].to_pylist(), grouped["cost_sum"].to_pylist(),
+                                                       grouped["cost_count"].to_pylist())}
 
 
 def _stored_duplicates(stored: pa.ChunkedArray, incoming: pa.ChunkedArray) -> pa.Array:
