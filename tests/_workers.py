@@ -108,3 +108,52 @@ def budget_worker(store: str, worker: int, start_at: float, out: str) -> None:
                             request_id=f"w{worker}-{i}")
         served += 1
     Path(out).write_text(str(served))
+
+
+def remover(store: str, names: list[str], start_at: float, out: str) -> None:
+    """Remove each agent of ``names`` in turn while updaters write their stats; the name about to be removed is
+    announced in ``out + '.next'`` a moment before, so the updaters aim at it (the race to provoke)."""
+    import random
+
+    import tinydancer_duck as td
+
+    engine = td.Engine(store, embedder="hashing")
+    rng = random.Random(0)
+    while time.time() < start_at:
+        time.sleep(0.005)
+    removed = 0
+    for name in names:
+        Path(out + ".next").write_text(name)
+        time.sleep(rng.uniform(0.0, 0.03))
+        removed += engine.remove_agent(name)
+    Path(out).write_text(str(removed))
+
+
+def updater(store: str, announced: str, worker: int, start_at: float, stop: str, out: str) -> None:
+    """Update the stats of the agent about to be removed (update_agent_metrics and record_usage, alternately) until
+    ``stop`` exists; an agent already removed is skipped (NotFound) or recorded as unknown."""
+    import random
+
+    import tinydancer_duck as td
+
+    engine = td.Engine(store, embedder="hashing")
+    rng = random.Random(worker)
+    while time.time() < start_at:
+        time.sleep(0.005)
+    writes = errors = 0
+    while not Path(stop).exists():
+        try:
+            name = Path(announced).read_text()
+        except FileNotFoundError:
+            continue
+        try:
+            if writes % 2:
+                engine.update_agent_metrics(name, rng.uniform(1, 100), True)
+            else:
+                engine.usage.record(name, 0.001, True, rng.uniform(1, 100))
+        except td.NotFound:
+            pass
+        except Exception:  # noqa: BLE001 - counted: the test expects none
+            errors += 1
+        writes += 1
+    Path(out).write_text(f"{writes} {errors}")

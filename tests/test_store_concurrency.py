@@ -11,12 +11,13 @@ import time
 
 import pyarrow.compute as pc
 import pytest
-from _workers import SHARED_AGENT, cost_of, writer
+from _workers import SHARED_AGENT, cost_of, remover, updater, writer
 
 import tinydancer_duck as td
 from tinydancer_duck.store import TABLES, _retry
 
 WRITERS = 3
+REMOVALS, UPDATERS = 120, 2
 AGENTS, ROUTES, USAGE = 6, 4, 15
 
 
@@ -80,3 +81,33 @@ def test_commit_conflicts_are_retried_with_backoff(tmp_path, monkeypatch):
 
     with pytest.raises(td.StoreError, match="conflict"):
         _retry.retry("append", always_conflicting)
+
+
+def test_removed_agents_never_come_back_while_others_update_them(tmp_path):
+    """Before: remove_agent took no lock, so an update computed from an older read wrote the agent back (17 of 120
+    removed agents came back). Now every read-modify-write of agents and every removal hold the agents lock and
+    check that the agent exists under it."""
+    path = str(tmp_path / "store")
+    engine = td.Engine(path, embedder="hashing")
+    names = [f"agent-{i:03d}" for i in range(REMOVALS)]
+    engine.register_agents([{"name": n, "agent_type": "llm", "capabilities": ["chat"]} for n in names])
+    ctx = multiprocessing.get_context("spawn")
+    start_at, stop = time.time() + 5.0, tmp_path / "stop"
+    announced = str(tmp_path / "removed.next")
+    updaters = [ctx.Process(target=updater, args=(path, announced, w, start_at, str(stop), str(tmp_path / f"u{w}")))
+                for w in range(UPDATERS)]
+    remove = ctx.Process(target=remover, args=(path, names, start_at, str(tmp_path / "removed")))
+    for p in (*updaters, remove):
+        p.start()
+    remove.join(timeout=300)
+    stop.touch()
+    for p in updaters:
+        p.join(timeout=60)
+    assert [p.exitcode for p in (*updaters, remove)] == [0] * (UPDATERS + 1)
+    counts = [tuple(map(int, (tmp_path / f"u{w}").read_text().split())) for w in range(UPDATERS)]
+    writes, errors = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    left = td.Engine(path, embedder="hashing").list_agents()["name"].to_pylist()
+    print(f"\nremove vs update: {REMOVALS} removals, {writes} concurrent stat updates aimed at the agent being "
+          f"removed, {len(left)} resurrected, {errors} failed")
+    assert int((tmp_path / "removed").read_text()) == REMOVALS
+    assert left == [] and errors == 0  # 0 resurrections, and no update failed with anything but NotFound
