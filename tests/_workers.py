@@ -157,3 +157,42 @@ def updater(store: str, announced: str, worker: int, start_at: float, stop: str,
             errors += 1
         writes += 1
     Path(out).write_text(f"{writes} {errors}")
+
+
+def record_then_die(store: str, point: str) -> None:
+    """Record one usage event, killing this process (os._exit, no cleanup) at ``point`` of the two-commit write:
+    'before_usage' (intent saved), 'between' (usage committed), 'after_agents' (both committed, intent not removed)."""
+    import tinydancer_duck as td
+    from tinydancer_duck.store import _journal
+
+    engine = td.Engine(store, embedder="hashing")
+    apply, remove = _journal._apply, _journal.shutil.rmtree
+    steps = []
+
+    def dying_apply(target, step):
+        if (point, len(steps)) in (("before_usage", 0), ("between", 1)):
+            os._exit(9)
+        steps.append(step.table)
+        return apply(target, step)
+
+    def dying_remove(path, **kwargs):
+        if point == "after_agents" and len(steps) == 2:
+            os._exit(9)
+        return remove(path, **kwargs)
+
+    _journal._apply, _journal.shutil.rmtree = dying_apply, dying_remove
+    engine.usage.record("bot", 0.5, True, 42.0, request_id="the-event")
+    os._exit(0)  # not reached when the point was hit
+
+
+def record_forever(store: str, ready: str) -> None:
+    """Record usage events one by one until killed, touching ``ready`` after the first."""
+    import tinydancer_duck as td
+
+    engine = td.Engine(store, embedder="hashing")
+    i = 0
+    while True:
+        engine.usage.record("bot", 0.001, i % 5 != 0, float(i % 40), request_id=f"{os.getpid()}-{i}")
+        if i == 0:
+            Path(ready).touch()
+        i += 1

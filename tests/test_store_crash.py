@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from _workers import ingest_once, save_models_forever
+from _workers import ingest_once, record_forever, record_then_die, save_models_forever
 
 import tinydancer_duck as td
 from tinydancer_duck.cli import _doctor as doctor
@@ -29,6 +29,7 @@ from tinydancer_duck.cli import _doctor as doctor
 ROWS, BATCH = 60_000, 2_000
 KILLS_DURING_INGEST = 6
 KILLS_DURING_SAVE = 2
+RECORD_KILLS = 8
 BOT_ROWS = sum(1 for i in range(ROWS) if i % 3)
 STATS = ("avg_latency_ms", "success_rate", "quality_score", "total_requests")
 
@@ -113,3 +114,39 @@ def test_sigkill_during_model_saves_leaves_loadable_models(tmp_path):
             assert engine.classifier.load("crashy", version).labels == ("a", "b")
         assert engine.classifier.active().labels == ("a", "b")
         assert doctor.check_store(store).healthy, doctor.check_store(store).text()
+
+
+@pytest.mark.parametrize("point", ["before_usage", "between", "after_agents"])
+def test_record_usage_killed_between_its_commits_is_finished_by_the_next_open(tmp_path, point):
+    """record_usage writes usage, then the agent's stats: two commits, tied by an intent. Killed at any point, the
+    next Engine finishes it: the event is stored once and counted once in the stats."""
+    store = str(tmp_path / "s")
+    td.Engine(store, embedder="hashing").register_agent("bot", "llm", ["chat"], cost_per_call=0.01)
+    child = multiprocessing.get_context("spawn").Process(target=record_then_die, args=(store, point))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 9, child.exitcode  # killed at that point
+    assert doctor.check_store(store).problems  # the half-done write is reported ...
+    engine = td.Engine(store, embedder="hashing")  # ... and finished on open
+    usage = engine.store.read("usage")
+    assert usage["request_id"].to_pylist() == ["the-event"]
+    bot = engine.get_agent("bot")
+    assert bot["total_requests"] == 1 and bot["avg_latency_ms"] == pytest.approx(0.9 * 1000.0 + 0.1 * 42.0)
+    assert doctor.check_store(store).healthy
+
+
+def test_record_usage_killed_at_random_moments_keeps_usage_and_stats_in_line(tmp_path):
+    """Before: 14 of 30 kills left usage and agent stats out of line (two commits, no journal)."""
+    store = str(tmp_path / "s")
+    td.Engine(store, embedder="hashing").register_agent("bot", "llm", ["chat"], cost_per_call=0.01)
+    ctx = multiprocessing.get_context("spawn")
+    rng = random.Random(1)
+    out_of_line = 0
+    for _ in range(RECORD_KILLS):
+        _kill_when_ready(ctx, record_forever, (store, str(tmp_path / "ready")), tmp_path / "ready",
+                         rng.uniform(0.0, 0.4))
+        engine = td.Engine(store, embedder="hashing")
+        out_of_line += engine.get_agent("bot")["total_requests"] != engine.store.read("usage").num_rows
+    print(f"\nrecord_usage: {RECORD_KILLS} SIGKILLs at random moments, {out_of_line} left usage and stats out of line")
+    assert out_of_line == 0
+    assert doctor.check_store(store).healthy, doctor.check_store(store).text()
