@@ -196,3 +196,41 @@ def record_forever(store: str, ready: str) -> None:
         if i == 0:
             Path(ready).touch()
         i += 1
+
+
+def record_one(store: str, i: int) -> None:
+    """A short-lived process: open the store, record one usage event, exit."""
+    import tinydancer_duck as td
+
+    td.Engine(store, embedder="hashing").usage.record("bot", 0.001, True, 10.0, request_id=f"short-{i}")
+
+
+FIRST_ROUTE = ("SELECT * FROM ruvector_route(request := 'write a python function', optimize_for := 'cost')",
+               "SELECT * FROM ruvector_routing_stats()")
+
+
+def first_route(store: str, out: str) -> None:
+    """A fresh process's first connection: ms of its first budgeted route and routing stats, and of connect()."""
+    import tinydancer_duck as td
+
+    started = time.perf_counter()
+    con = td.connect(store, embedder="hashing")
+    connected = time.perf_counter()
+    for query in FIRST_ROUTE:
+        con.execute(query).fetchall()
+    done = time.perf_counter()
+    Path(out).write_text(f"{(done - connected) * 1e3} {(connected - started) * 1e3}")
+
+
+def short_lived_context():
+    """A forkserver whose server has imported (never used) lancedb and tinydancer_duck: each child is a fresh
+    process with its own connection, started in ~70 ms instead of the ~2.5 s a spawned interpreter takes to import
+    them. The server never opens a store, so the fork-after-use hazard (FACTS.md) does not arise."""
+    import multiprocessing
+
+    # lancedb warns at every fork that its fork support is experimental; the server never used it before forking
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:lancedb fork support:RuntimeWarning")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["lancedb", "tinydancer_duck.engine", "tinydancer_duck.embed", "polars", "pyarrow",
+                                "numpy"])
+    return ctx

@@ -176,7 +176,7 @@ def decide_metered(snapshot: RoutingSnapshot, batch: Requests, options: RouteOpt
         fits = _fitting_prefix(decided, left, total) if capped.has_budgets else len(rows)
         if fits < len(rows) and attempt == METERED_PASSES:
             decided, fits = _none_left(decided, fits), len(rows)
-        accepted = decided.take(slice(0, fits))
+        accepted = decided if fits == len(rows) else decided.take(slice(0, fits))
         parts.append(accepted)
         left, total = _claim(claims, accepted, names, left, total)
         for route_index in (signals.route[:fits] if signals.route is not None else ()):
@@ -216,6 +216,8 @@ def _claim(claims: Claims, accepted: Decisions, names: list[str], left: np.ndarr
            ) -> tuple[np.ndarray, float]:
     """Add the accepted rows' agents and estimated costs to ``claims``; the budgets left after them."""
     chosen = accepted.agent >= 0
+    if not chosen.any():
+        return left, total
     agents, cost = accepted.agent[chosen], accepted.estimated_cost[chosen]
     spent = np.bincount(agents, weights=cost, minlength=len(names))
     counts = np.bincount(agents, minlength=len(names))

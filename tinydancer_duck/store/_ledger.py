@@ -8,7 +8,7 @@ replaced by the recorded cost, tagged with the usage version that holds it, and 
 view includes that version. Semantic routes' per-minute rate limits count their matches here too, so a limit
 holds across calls and processes.
 
-State (``<store>/.ledger.json``, read and written under the ``ledger`` lock):
+State (``<store>/.ledger.json``, read and written under a flock on the file itself):
 
 - ``reserved``: [agent, amount, requests, expires_us] per agent and expiry bucket (:data:`BUCKET_US`), so the
   document stays small however many requests are in flight;
@@ -24,11 +24,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from ._locks import held
 
 BUCKET_US = 10_000_000
 SETTLED_KEEP_US = 60_000_000
@@ -46,34 +45,58 @@ class Held:
 
 
 class Ledger:
-    """The ledger document of the store at ``root`` (see the module docstring)."""
+    """The ledger document of the store at ``root`` (see the module docstring).
 
-    def __init__(self, root: Path, key: str) -> None:
+    The file stays open for the life of the process and is locked with flock around each use, then read and
+    rewritten in place (no temporary file and rename: those cost ~0.4 ms per routed request here). A process
+    killed mid-write may leave it cut short; it then reads as empty, which forgets the reservations in flight.
+    """
+
+    def __init__(self, root: Path) -> None:
         self.path = root / ".ledger.json"
-        self._root, self._key = root, key
+        self._fd: int | None = None
+        self._lock = threading.RLock()
 
     @contextlib.contextmanager
     def open(self, now_us: int) -> Iterator[dict]:
         """The document under the ledger lock, pruned of what expired by ``now_us``; written back on exit."""
-        with held(self._root, self._key, "ledger"):
-            state = self._load()
-            _prune(state, now_us)
-            yield state
-            tmp = self.path.with_name(f".ledger.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(state, separators=(",", ":")))
-            os.replace(tmp, self.path)
+        with self._lock:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._fd
+            _flock(fd, exclusive=True)
+            try:
+                state = _parse(os.pread(fd, os.fstat(fd).st_size, 0))
+                _prune(state, now_us)
+                yield state
+                payload = json.dumps(state, separators=(",", ":")).encode()
+                os.pwrite(fd, payload, 0)
+                os.ftruncate(fd, len(payload))
+            finally:
+                _flock(fd, exclusive=False)
 
     def exists(self) -> bool:
-        return self.path.exists()
+        return self._fd is not None or self.path.exists()
 
-    def _load(self) -> dict:
-        try:
-            state = json.loads(self.path.read_text())
-        except (FileNotFoundError, ValueError):  # none yet, or cut short by a kill: start afresh
-            state = {}
-        for key, empty in (("reserved", []), ("settled", []), ("routes", {})):
-            state.setdefault(key, empty)
-        return state
+
+def _flock(fd: int, *, exclusive: bool) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the threads of this process are still serialized
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_UN)
+
+
+def _parse(raw: bytes) -> dict:
+    try:
+        state = json.loads(raw) if raw else {}
+    except ValueError:  # cut short by a kill: start afresh
+        state = {}
+    if not isinstance(state, dict):
+        state = {}
+    for key, empty in (("reserved", []), ("settled", []), ("routes", {})):
+        state.setdefault(key, empty)
+    return state
 
 
 def held_by_others(state: Mapping, usage_version: int, now_us: int) -> Held:

@@ -120,7 +120,7 @@ class Store:
         self._snapshots = SnapshotCache(self._read_version)
         self._fresh = 0  # > 0 inside locked(): reads ask LanceDB for the latest version every time
         self.integrity = Integrity(self.path)
-        self.ledger = Ledger(self.path, self._key)
+        self.ledger = Ledger(self.path)
         self._recovering = False
         try:
             self.path.mkdir(parents=True, exist_ok=True)
