@@ -320,8 +320,8 @@ def _strings(name: str, values: Any, n: int) -> pa.Array:
         column = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
     except UnicodeEncodeError:
         raise InvalidArgument(name, values, "is not valid UTF-8 text (it holds a lone surrogate)") from None
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        raise InvalidArgument(name, values if not _is_column(values) else str(_broadcast(values, n).type),
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, OverflowError):
+        raise InvalidArgument(name, values if not _is_column(values) else type(values).__name__,
                               "must be text") from None
     try:
         column.validate(full=True)  # a Parquet file may declare invalid UTF-8 bytes as strings
@@ -348,8 +348,8 @@ def _booleans(values: Any, n: int) -> pa.Array:
 def _timestamps(values: Any, n: int, now: datetime) -> pa.Array:
     """UTC µs timestamps; NULL (or no column) means ``now``. Naive timestamps and ISO texts without an offset are
     read as UTC."""
-    column = _broadcast(values, n)
     try:
+        column = _broadcast(values, n)
         if pa.types.is_null(column.type):
             column = pa.nulls(n, _TS)
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
@@ -365,9 +365,9 @@ def _timestamps(values: Any, n: int, now: datetime) -> pa.Array:
         else:
             raise TypeError
         column = column.cast(_TS)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
-        shown = values if not _is_column(values) else str(column.type)
-        raise InvalidArgument("ts", shown, "must be a timestamp (NULL means now)") from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError, OverflowError):
+        shown = values if not _is_column(values) else type(values).__name__
+        raise InvalidArgument("ts", shown, "must be a timestamp within years 1-9999 (NULL means now)") from None
     micros = column.cast(pa.int64()).to_numpy(zero_copy_only=False)
     bad = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False) & ((micros < MIN_TS_US) | (micros > MAX_TS_US)))
     if len(bad):
