@@ -141,10 +141,13 @@ def updater(store: str, announced: str, worker: int, start_at: float, stop: str,
     while time.time() < start_at:
         time.sleep(0.005)
     writes = errors = 0
+    messages: list[str] = []
     while not Path(stop).exists():
         try:
             name = Path(announced).read_text()
         except FileNotFoundError:
+            continue
+        if not name:  # read while the remover rewrites it
             continue
         try:
             if writes % 2:
@@ -153,10 +156,11 @@ def updater(store: str, announced: str, worker: int, start_at: float, stop: str,
                 engine.usage.record(name, 0.001, True, rng.uniform(1, 100))
         except td.NotFound:
             pass
-        except Exception:  # noqa: BLE001 - counted: the test expects none
+        except Exception as exc:  # noqa: BLE001 - counted and shown: the test expects none
             errors += 1
+            messages.append(f"{type(exc).__name__}: {exc}"[:500])
         writes += 1
-    Path(out).write_text(f"{writes} {errors}")
+    Path(out).write_text(f"{writes} {errors}\n" + "\n".join(messages[:3]))
 
 
 def record_then_die(store: str, point: str) -> None:

@@ -2,8 +2,9 @@
 
 A usage event is (ts, request_id, agent, route, category, tokens_in, tokens_out, cost, latency_ms, success,
 quality). agent, cost, success and latency_ms are required; ts defaults to now (UTC); the rest may be NULL.
-Validation runs on the whole batch before anything is written: cost >= 0 and finite, latency_ms >= 0 and finite,
-quality within [0, 1], tokens >= 0, a NULL agent/cost/success/latency_ms is an error naming the argument.
+Validation runs on the whole batch before anything is written: cost, latency_ms and tokens >= 0, finite and at most
+1e12, quality within [0, 1], ts within years 1-9999, text valid UTF-8 without NUL; a NULL
+agent/cost/success/latency_ms is an error naming the argument.
 
 **Unknown agents.** An event for an agent that is not registered is stored (a log may name retired agents, and
 analytics should still count their spend) but updates no running stats; :meth:`Usage.record` returns False for
@@ -13,10 +14,16 @@ such rows and :meth:`Usage.ingest` lists them in its report.
 (:mod:`tinydancer_duck.registry._stats`), in timestamp order within each batch. :meth:`Usage.record` goes through
 :meth:`Registry.update_metrics` once per batch (one agents write per batch). :meth:`Usage.ingest` folds the whole file
 per agent as an affine map ``x -> decay * x + offset`` (an EWMA over k events is affine in its starting value) and
-applies it to the stored stats in one write at the end, so the file costs one agents write however long it is and
-a concurrent update made meanwhile is composed with, not overwritten. avg_latency_ms, success_rate, quality_score and
-total_requests equal those of the same events recorded one by one; p99 is a streaming estimate whose value depends on
-the batch size.
+applies it to the stored stats in one write, so the file costs one agents write however long it is.
+avg_latency_ms, success_rate, quality_score and total_requests equal those of the same events recorded one by one;
+p99 is a streaming estimate whose value depends on the batch size.
+
+**All or nothing.** The events and their agents' stats are two commits (usage, then agents), tied by an intent
+journal (:mod:`tinydancer_duck.store._journal`) under the agents lock: a process killed between them leaves an intent
+the next writer (or the next Engine) finishes, so usage and stats never disagree. An ingest is one streamed usage
+commit plus the agents commit, and skips events whose request_id is stored already, so re-running an interrupted
+(or finished) ingest stores each request once. Recording settles the budget reservations routing made for the events
+(:mod:`tinydancer_duck.store._ledger`).
 """
 
 from __future__ import annotations
