@@ -6,12 +6,11 @@ total_requests (a read-modify-write of the agents table, serialized by Store.loc
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 
 import pyarrow.compute as pc
 import pytest
-from _workers import SHARED_AGENT, cost_of, remover, updater, writer
+from _workers import SHARED_AGENT, cost_of, remover, short_lived_context, updater, writer
 
 import tinydancer_duck as td
 from tinydancer_duck.store import TABLES, _retry
@@ -25,8 +24,8 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
     path = str(tmp_path / "store")
     engine = td.Engine(path, embedder="hashing")
     engine.register_agent(SHARED_AGENT, "llm", ["chat"], cost_per_call=0.01)
-    ctx = multiprocessing.get_context("spawn")  # FACTS.md: fork after lancedb can hang
-    start_at = time.time() + 4.0
+    ctx = short_lived_context()  # FACTS.md: fork after using lancedb can hang; this server never used it
+    start_at = time.time() + 2.0
     procs = [ctx.Process(target=writer, args=(path, w, AGENTS, ROUTES, USAGE, start_at)) for w in range(WRITERS)]
     for p in procs:
         p.start()
@@ -91,8 +90,8 @@ def test_removed_agents_never_come_back_while_others_update_them(tmp_path):
     engine = td.Engine(path, embedder="hashing")
     names = [f"agent-{i:03d}" for i in range(REMOVALS)]
     engine.register_agents([{"name": n, "agent_type": "llm", "capabilities": ["chat"]} for n in names])
-    ctx = multiprocessing.get_context("spawn")
-    start_at, stop = time.time() + 5.0, tmp_path / "stop"
+    ctx = short_lived_context()
+    start_at, stop = time.time() + 2.0, tmp_path / "stop"
     announced = str(tmp_path / "removed.next")
     updaters = [ctx.Process(target=updater, args=(path, announced, w, start_at, str(stop), str(tmp_path / f"u{w}")))
                 for w in range(UPDATERS)]

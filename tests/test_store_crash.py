@@ -9,7 +9,6 @@ the kill left half done, and the store keeps accepting writes.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 import shutil
@@ -21,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from _workers import ingest_once, record_forever, record_then_die, save_models_forever
+from _workers import ingest_once, record_forever, record_then_die, save_models_forever, short_lived_context
 
 import tinydancer_duck as td
 from tinydancer_duck.cli import _doctor as doctor
@@ -41,7 +40,7 @@ def _kill_when_ready(ctx, target, args, ready: Path, delay: float, *, may_finish
     while not ready.exists() and time.time() < deadline and proc.is_alive():
         time.sleep(0.005)
     assert ready.exists(), f"the writer never started writing (exit code {proc.exitcode})"
-    time.sleep(delay)
+    proc.join(timeout=delay)  # the delay, or until the writer ends on its own
     if proc.is_alive():
         os.kill(proc.pid, signal.SIGKILL)
     proc.join(timeout=60)
@@ -73,7 +72,7 @@ def test_ingest_killed_at_random_points_then_rerun_stores_each_row_once(tmp_path
     template = tmp_path / "template"
     td.Engine(template, embedder="hashing").register_agent("bot", "llm", ["chat"], cost_per_call=0.01)
 
-    ctx = multiprocessing.get_context("spawn")
+    ctx = short_lived_context()
     rng = random.Random(0)
     outcomes, span = Counter(), 60.0  # the first trial runs to the end and measures how long an ingest takes
     for trial in range(KILLS_DURING_INGEST):
@@ -103,7 +102,7 @@ def test_ingest_killed_at_random_points_then_rerun_stores_each_row_once(tmp_path
 def test_sigkill_during_model_saves_leaves_loadable_models(tmp_path):
     store = str(tmp_path / "store")
     td.Engine(store, embedder="hashing")
-    ctx = multiprocessing.get_context("spawn")
+    ctx = short_lived_context()
     for delay in (0.2, 0.7)[:KILLS_DURING_SAVE]:
         _kill_when_ready(ctx, save_models_forever, (store, str(tmp_path / "ready")), tmp_path / "ready", delay)
         engine = td.Engine(store, embedder="hashing")
@@ -122,7 +121,7 @@ def test_record_usage_killed_between_its_commits_is_finished_by_the_next_open(tm
     next Engine finishes it: the event is stored once and counted once in the stats."""
     store = str(tmp_path / "s")
     td.Engine(store, embedder="hashing").register_agent("bot", "llm", ["chat"], cost_per_call=0.01)
-    child = multiprocessing.get_context("spawn").Process(target=record_then_die, args=(store, point))
+    child = short_lived_context().Process(target=record_then_die, args=(store, point))
     child.start()
     child.join(timeout=120)
     assert child.exitcode == 9, child.exitcode  # killed at that point
@@ -139,7 +138,7 @@ def test_record_usage_killed_at_random_moments_keeps_usage_and_stats_in_line(tmp
     """Before: 14 of 30 kills left usage and agent stats out of line (two commits, no journal)."""
     store = str(tmp_path / "s")
     td.Engine(store, embedder="hashing").register_agent("bot", "llm", ["chat"], cost_per_call=0.01)
-    ctx = multiprocessing.get_context("spawn")
+    ctx = short_lived_context()
     rng = random.Random(1)
     out_of_line = 0
     for _ in range(RECORD_KILLS):

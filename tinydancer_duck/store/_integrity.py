@@ -7,14 +7,15 @@ trials, and deleting a table's newest manifest silently rolled it back by one wr
 
 On disk, beside the tables (``<store>/.integrity/``):
 
-- ``<table>.log``: one line ``relpath size crc32`` per file a commit added under the table's folder (data files,
-  deletion files, manifests). Every write holds the table's write lock, so the files that are new in the folder
-  since just before the commit are that commit's own. Lance never rewrites a file in place, so a file's checksum
-  holds for its whole life; lines of files that compaction cleaned up are dropped when the table is compacted.
+- ``<table>.log``: one line ``relpath size crc32`` per file under the table's folder: after each commit, its
+  manifest and every data and deletion file without a line yet. Every write holds the table's write lock while it
+  writes, so a file without a line once the lock is held again is complete (this commit's own, or one a killed
+  writer left). Lance never rewrites a file in place, so a file's checksum holds for its whole life; lines of files
+  that compaction cleaned up are dropped when the table is compacted.
 - ``<table>.version``: the highest version a commit made. A table whose newest version is lower lost a manifest.
 
-A file without a line (written by a process killed between its commit and the line, or before this existed) is
-read unverified; ``tinydancer doctor`` counts such files.
+Reads check the data and deletion files and the manifest they read (each file once per process); ``tinydancer
+doctor`` checks every file, and counts those without a line (older manifests, or a store written before this).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from pathlib import Path
 
 from tinydancer_duck.errors import StoreError
 
-#: Sub-folders of a table whose files are immutable once written (``_versions/latest_version_hint.json`` is
-#: rewritten in place and skipped; transaction files are not read by scans).
-TRACKED = ("data", "_deletions", "_versions")
-_MUTABLE = ("latest_version_hint.json", "_latest.manifest")
+#: Sub-folders of a table whose files are immutable once written and listed to find a commit's new files
+#: (transaction files are not read by scans). A commit's manifest is found by its version instead: the folder of
+#: manifests keeps every version younger than the cleanup margin, too many to list on every commit.
+TRACKED = ("data", "_deletions")
 _CHUNK = 1 << 20
+_U64 = (1 << 64) - 1
 
 
 def checksum(path: Path) -> tuple[int, int]:
@@ -45,16 +47,25 @@ def checksum(path: Path) -> tuple[int, int]:
     return size, crc
 
 
-def listing(folder: Path) -> set[str]:
-    """Paths (relative to the table's folder) of the tracked files of a table."""
+def listing(folder: Path, *, manifests: bool = False) -> set[str]:
+    """Paths (relative to the table's folder) of the data and deletion files of a table (and its manifests)."""
     found = set()
-    for sub in TRACKED:
+    for sub in (*TRACKED, "_versions") if manifests else TRACKED:
         try:
             with os.scandir(folder / sub) as entries:
-                found.update(f"{sub}/{e.name}" for e in entries if e.is_file() and e.name not in _MUTABLE)
+                found.update(f"{sub}/{e.name}" for e in entries if e.name.endswith((".lance", ".arrow", ".bin",
+                                                                                    ".manifest")))
         except FileNotFoundError:
             continue
     return found
+
+
+def manifest_of(folder: Path, version: int) -> str | None:
+    """The manifest file of ``version`` (LanceDB's v2 names count down from 2**64 - 1; v1 names count up)."""
+    for name in (f"{_U64 - version:020d}.manifest", f"{_U64 - version}.manifest", f"{version}.manifest"):
+        if (folder / "_versions" / name).exists():
+            return f"_versions/{name}"
+    return None
 
 
 @dataclass
@@ -84,12 +95,18 @@ class Integrity:
         return self.root / f"{table}.lance"
 
     # -- writes (under the table's write lock) ----------------------------------------------------------------
-    def record(self, table: str, before: set[str], version: int | None) -> None:
-        """Append checksums of the files that appeared since ``before`` (a :func:`listing` taken under the same
-        lock before the commit) and raise the table's high-water mark to ``version``."""
+    def record(self, table: str, version: int | None) -> None:
+        """After a commit (under the table's write lock): append checksums of the data and deletion files that have
+        none yet, and of the manifest of ``version``, and raise the table's high-water mark to ``version``.
+
+        Every writer holds the lock from before its files are written until after this, so a file without a
+        checksum now is complete: this commit's own, or one a killed writer left (checksummed as it is on disk,
+        which is how it stays).
+        """
         folder = self.table_folder(table)
         lines, sums = [], {}
-        for rel in sorted(listing(folder) - before):
+        manifest = manifest_of(folder, version) if version is not None else None
+        for rel in sorted((listing(folder) - set(self._refresh(table).sums)) | ({manifest} if manifest else set())):
             try:
                 sums[rel] = checksum(folder / rel)
             except FileNotFoundError:  # removed again by the same commit (cleanup)
@@ -103,16 +120,14 @@ class Integrity:
             known = self._known.setdefault(table, _Known())
             known.verified.update(sums)  # written by this process: nothing to verify
         if version is not None and version > (self.high_water(table) or 0):
-            tmp = self.folder / f"{table}.version.{os.getpid()}.tmp"
-            tmp.write_text(str(int(version)))
-            os.replace(tmp, self.folder / f"{table}.version")
+            self.set_high_water(table, version)
 
     def forget_missing(self, table: str) -> None:
         """Rewrite the table's log without the files that no longer exist (after a compaction's cleanup)."""
         path = self.folder / f"{table}.log"
         if not path.exists():
             return
-        present = listing(self.table_folder(table))
+        present = listing(self.table_folder(table), manifests=True)
         sums = {rel: value for rel, value in self._read_log(path).items() if rel in present}
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text("".join(f"{rel} {size} {crc}\n" for rel, (size, crc) in sorted(sums.items())),
@@ -123,9 +138,14 @@ class Integrity:
             self._known[table] = _Known(verified=old.verified & set(sums))
 
     def set_high_water(self, table: str, version: int) -> None:
-        """Accept ``version`` as the table's newest (``doctor --repair`` after a lost manifest)."""
+        """Note ``version`` as the table's newest (under its write lock). Written in place, padded to a fixed width,
+        so a kill mid-write leaves the old number or the new one, never a shorter file (a rename costs ~0.8 ms)."""
         self.folder.mkdir(exist_ok=True)
-        (self.folder / f"{table}.version").write_text(str(int(version)))
+        fd = os.open(self.folder / f"{table}.version", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, f"{int(version):020d}".encode(), 0)
+        finally:
+            os.close(fd)
 
     # -- checks -----------------------------------------------------------------------------------------------
     def high_water(self, table: str) -> int | None:
@@ -146,13 +166,16 @@ class Integrity:
                 f"silently undone. Nothing was changed; run `tinydancer doctor --store {self.root}` (and "
                 "`--repair` to accept the older version)")
 
-    def damaged(self, table: str) -> list[tuple[str, str]]:
-        """(relpath, plain description) of the tracked files of ``table`` whose size or checksum differ from their
-        record (each file checked once per process)."""
+    def damaged(self, table: str, version: int | None = None) -> list[tuple[str, str]]:
+        """(relpath, plain description) of the files of ``table`` whose size or checksum differ from their record
+        (each file checked once per process): data and deletion files, and the manifest of ``version`` (every
+        manifest when None)."""
         known = self._refresh(table)
         folder = self.table_folder(table)
+        files = listing(folder, manifests=version is None)
+        manifest = manifest_of(folder, version) if version is not None else None
         problems = []
-        for rel in sorted(listing(folder) & set(known.sums)):
+        for rel in sorted((files | ({manifest} if manifest else set())) & set(known.sums)):
             if rel in known.verified:
                 continue
             size, crc = known.sums[rel]
@@ -171,9 +194,9 @@ class Integrity:
                     known.verified.add(rel)
         return problems
 
-    def verify(self, table: str) -> None:
-        """StoreError naming the damaged files of ``table``, if any (see :meth:`damaged`)."""
-        problems = [text for _, text in self.damaged(table)]
+    def verify(self, table: str, version: int) -> None:
+        """StoreError naming the damaged files of ``table`` read at ``version``, if any (see :meth:`damaged`)."""
+        problems = [text for _, text in self.damaged(table, version)]
         if problems:
             raise StoreError(f"table {table!r} in {self.root} is damaged: {'; '.join(problems[:3])}"
                              f"{' ...' if len(problems) > 3 else ''}. Nothing was read from it; run "
@@ -182,7 +205,7 @@ class Integrity:
 
     def unverifiable(self, table: str) -> list[str]:
         """Tracked files of ``table`` that have no checksum."""
-        return sorted(listing(self.table_folder(table)) - set(self._refresh(table).sums))
+        return sorted(listing(self.table_folder(table), manifests=True) - set(self._refresh(table).sums))
 
     def known(self, table: str) -> dict[str, tuple[int, int]]:
         return dict(self._refresh(table).sums)

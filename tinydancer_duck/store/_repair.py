@@ -20,7 +20,7 @@ from pathlib import Path
 from tinydancer_duck.errors import StoreError
 
 from ._inspect import connect
-from ._integrity import Integrity, checksum, listing
+from ._integrity import Integrity, checksum
 from ._locks import held
 
 
@@ -51,10 +51,9 @@ def restore_readable(root: Path, name: str, damaged: list[str]) -> str:
             if rows is None:
                 continue  # this version needs a damaged file: try an older one
             table.checkout_latest()
-            before = listing(folder)
             if version != latest:
                 table.restore(version)
-            integrity.record(name, before, int(table.version))
+            integrity.record(name, int(table.version))
             integrity.set_high_water(name, int(table.version))
             return (f"table {name!r}: moved {len(damaged)} damaged file(s) to {root / '.quarantine' / name}; "
                     f"version {version} ({rows} rows) reads in full and is the newest again"

@@ -163,12 +163,11 @@ class Store:
                         "it aside to start that table empty") from exc
                 if folder.exists():  # a creation killed before its first manifest: nothing in it to lose
                     shutil.rmtree(folder)
-            before = listing(self.integrity.table_folder(name))
             try:
                 handle = self._db.create_table(name, schema=self._schemas[name], exist_ok=True)
             except Exception as exc:
                 raise StoreError(f"cannot create table {name!r} in {self.path}: {exc}") from exc
-            self.integrity.record(name, before, int(handle.version))
+            self.integrity.record(name, int(handle.version))
             return handle
 
     def _check_schema(self, name: str, found: pa.Schema, expected: pa.Schema) -> None:
@@ -277,7 +276,7 @@ class Store:
         handle = self.table(name)
         if version < (self.integrity.high_water(name) or 0):  # stale, or a lost manifest: ask for the latest
             self.integrity.check_version(name, lambda: int(handle.version))
-        self.integrity.verify(name)
+        self.integrity.verify(name, int(handle.version))
         try:
             arrow = handle.to_arrow()
         except Exception as exc:
@@ -332,14 +331,13 @@ class Store:
         version it made returned; then maybe a compaction (see the module docstring)."""
         table = self.table(name)
         with held(self.path, self._key, name):
-            before = listing(self.integrity.table_folder(name))
             try:
                 result = _retry(what, lambda: write(table))
             finally:
                 self._wrote(name)
             version = getattr(result, "version", None)
             version = int(version) if version is not None else int(table.version)
-            self.integrity.record(name, before, version)
+            self.integrity.record(name, version)
         if maintain:
             self._maybe_compact(name, version)
         return version

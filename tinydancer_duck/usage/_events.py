@@ -130,7 +130,8 @@ class Usage:
                                              usage=batch)
             else:
                 self.store.transact([Step("usage", "append", batch)])
-        self._settle(_spend_by_agent(batch["agent"], batch["cost"]))
+        if self.store.ledger.exists():  # routing reserved under a budget: settle
+            self._settle(_spend_by_agent(batch["agent"], batch["cost"]))
         order = pc.sort_indices(batch["_row"]).to_numpy()  # back to the caller's row order
         return known[order]
 
@@ -232,6 +233,12 @@ class _Plan:
 
 def _spend_by_agent(agents: pa.ChunkedArray, costs: pa.ChunkedArray) -> dict[str, tuple[float, int]]:
     """agent -> (sum of cost, events)."""
+    if len(agents) <= 16:  # a live record: a group-by's fixed cost (~1 ms) would dominate
+        spend: dict[str, tuple[float, int]] = {}
+        for agent, cost in zip(agents.to_pylist(), costs.to_pylist()):
+            total, count = spend.get(agent, (0.0, 0))
+            spend[agent] = (total + cost, count + 1)
+        return spend
     grouped = pa.table({"agent": agents, "cost": costs}).group_by("agent").aggregate([("cost", "sum"),
                                                                                       ("cost", "count")])
     return {a: (float(c), int(k)) for a, c, k in zip(grouped["agent"].to_pylist(), grouped["cost_sum"].to_pylist(),
