@@ -220,13 +220,18 @@ def as_column(argument: str, values: Any, n: int) -> list[Any]:
     return column
 
 
-def check_names(argument: str, names: Iterable[Any]) -> list[str]:
-    """Non-NULL, non-blank strings that are storable text (:func:`check_text`), returned as a list."""
+def check_names(argument: str, names: Iterable[Any], *, stored: bool = False) -> list[str]:
+    """Non-NULL, non-blank strings that are storable text (:func:`check_text`), returned as a list.
+
+    stored : names of things that exist already (to remove them): a NUL is allowed, since a store written before
+        NUL was refused may hold such a name and must be able to get rid of it.
+    """
     out = []
     for name in names:
         if not isinstance(name, str) or not name.strip():
             raise InvalidArgument(argument, name, "must be a non-empty string")
-        out.append(check_text(argument, name))
+        check_text(argument, name.replace("\x00", "") if stored else name)
+        out.append(name)
     return out
 
 

@@ -226,7 +226,7 @@ class Registry:
         return table.take(pc.index_in(pa.array(list(names), pa.string()), value_set=table["name"]))
 
     def _existing(self, names: Sequence[Any]) -> list[str]:
-        names = check_names("name", as_list(names))
+        names = check_names("name", as_list(names), stored=True)
         known = self._stored_names()
         for name in names:
             if name not in known:

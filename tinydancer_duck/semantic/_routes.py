@@ -215,7 +215,7 @@ class SemanticRoutes:
     def delete(self, names: Sequence[Any]) -> int:
         """Delete routes and their examples; every name must exist (nothing is deleted otherwise). Reads only the
         stored names, never the route snapshot, so no stored value can stand in the way of a deletion."""
-        names = check_names("name", as_list(names))
+        names = check_names("name", as_list(names), stored=True)
         stored = set(self.store.read("routes")["name"].to_pylist())
         for name in names:
             if name not in stored:

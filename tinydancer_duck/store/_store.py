@@ -79,12 +79,11 @@ def default_store_path() -> Path:
 
 
 def sql_literal(value: str) -> str:
-    """Quote a user string as a LanceDB (DataFusion) SQL string literal: data, never SQL."""
+    """Quote a user string as a LanceDB (DataFusion) SQL string literal: data, never SQL. A NUL character (which
+    no new name may hold, but a store written before that may) becomes ``chr(0)`` between quoted parts."""
     if not isinstance(value, str):
         raise StoreError(f"filter value must be a string, got {type(value).__name__}")
-    if "\x00" in value:
-        raise StoreError("filter value contains a NUL character")
-    return "'" + value.replace("'", "''") + "'"
+    return " || chr(0) || ".join("'" + part.replace("'", "''") + "'" for part in value.split("\x00"))
 
 
 def in_filter(column: str, values: Iterable[str]) -> str:
