@@ -238,3 +238,17 @@ def short_lived_context():
     ctx.set_forkserver_preload(["lancedb", "tinydancer_duck.engine", "tinydancer_duck.embed", "polars", "pyarrow",
                                 "numpy"])
     return ctx
+
+
+def route_to_limited(store: str, route: str, requests: int, start_at: float, out: str) -> None:
+    """Route ``requests`` requests that match ``route``; write how many the route decided, and the UTC minutes
+    the calls spanned."""
+    import tinydancer_duck as td
+
+    engine = td.Engine(store, embedder="hashing")
+    while time.time() < start_at:
+        time.sleep(0.005)
+    first = time.time() // 60
+    matched = sum(f"semantic route {route!r}" in engine.route_one("write some code for me")["reasoning"]
+                  for _ in range(requests))
+    Path(out).write_text(f"{matched} {int(first)} {int(time.time() // 60)}")

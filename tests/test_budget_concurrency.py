@@ -9,7 +9,7 @@ import time
 
 import pyarrow.compute as pc
 import pytest
-from _workers import budget_worker, short_lived_context
+from _workers import budget_worker, route_to_limited, short_lived_context
 
 import tinydancer_duck as td
 
@@ -97,3 +97,22 @@ def test_processes_routing_under_one_budget_overspend_by_at_most_one_request(tmp
     assert spend <= budget + 1e-9  # the global budget caps each request's estimated cost at what is left
     assert big <= agent_budget + 0.05 + 1e-9  # an agent budget stops its agent once spent: one request over at most
     assert spend >= budget - 0.05 - 1e-9 and not math.isclose(big, 0.0)  # and the budgets were used, not wasted
+
+
+def test_a_rate_limit_holds_across_processes(tmp_path):
+    path = str(tmp_path / "s")
+    engine = _engine(path)
+    engine.routes.create_route("coding", "write some code for me", "small", conditions={"rate_limit_per_min": 4})
+    ctx = short_lived_context()
+    start_at = time.time() + 2.0
+    outs = [tmp_path / f"matched-{w}" for w in range(3)]
+    procs = [ctx.Process(target=route_to_limited, args=(path, "coding", 5, start_at, str(out))) for out in outs]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * 3
+    results = [tuple(map(int, out.read_text().split())) for out in outs]
+    minutes = {m for _, first, last in results for m in (first, last)}
+    matched = sum(r[0] for r in results)
+    assert matched <= 4 * len(minutes) and matched >= 4  # 15 requests, 4 per minute whoever sends them
