@@ -4,8 +4,6 @@ fresh connection's first route stays within 2x of a compacted store. benchmarks/
 
 from __future__ import annotations
 
-import statistics
-
 from _workers import first_route, record_one, short_lived_context
 
 import tinydancer_duck as td
@@ -15,15 +13,17 @@ PROCESSES, PARALLEL, TIMINGS = 150, 2, 5
 
 
 def _first_route_ms(ctx, store: str, tmp_path) -> float:
+    """The fastest of TIMINGS fresh processes' first route (after one to warm the page cache): on a shared 2-core
+    machine the fastest run measures the work, a median also the neighbours' load."""
     times = []
-    for i in range(TIMINGS):
+    for i in range(TIMINGS + 1):
         out = tmp_path / f"first-{i}.txt"
         child = ctx.Process(target=first_route, args=(store, str(out)))
         child.start()
         child.join(timeout=120)
         assert child.exitcode == 0
         times.append(float(out.read_text().split()[0]))
-    return statistics.median(times)
+    return min(times[1:])
 
 
 def test_many_short_lived_writers_are_compacted_and_first_routes_stay_fast(tmp_path):
