@@ -117,7 +117,6 @@ class Store:
         self._versions: dict[str, tuple[int, float, int]] = {}
         self._tables: dict[str, Any] = {}
         self._snapshots = SnapshotCache(self._read_version)
-        self._fresh = 0  # > 0 inside locked(): reads ask LanceDB for the latest version every time
         self.integrity = Integrity(self.path)
         self.ledger = Ledger(self.path)
         self._recovering = False
@@ -195,8 +194,7 @@ class Store:
         writes = _local_writes.get(key, 0)
         cached = self._versions.get(name)
         now = time.monotonic()
-        if (cached is not None and cached[2] == writes and now - cached[1] < self.consistency_interval_s
-                and not self._fresh):
+        if cached is not None and cached[2] == writes and now - cached[1] < self.consistency_interval_s:
             return cached[0]
         try:
             version = int(self.table(name).version)
@@ -221,19 +219,18 @@ class Store:
     def locked(self, *names: str) -> Iterator[None]:
         """Hold the write lock of tables ``names`` (in this order) across threads and processes.
 
-        Use it around a read-modify-write: reads inside see the latest version (no 50 ms cache), and no other
-        writer can interleave (every commit holds its table's lock). Re-entrant.
+        Use it around a read-modify-write: no other writer can interleave (every commit holds its table's lock),
+        and reads inside see every write made before the lock was taken (each table's version is asked afresh once;
+        after that, only this process can change the locked tables, and its own writes refresh the version).
+        Re-entrant.
         """
         with contextlib.ExitStack() as stack:
             for name in names:
                 stack.enter_context(held(self.path, self._key, name))
-            self._fresh += 1
-            try:
-                if JOURNAL_LOCK in names and not self._recovering and journal.pending(self.path):
-                    self.recover()
-                yield
-            finally:
-                self._fresh -= 1
+            self._versions.clear()
+            if JOURNAL_LOCK in names and not self._recovering and journal.pending(self.path):
+                self.recover()
+            yield
 
     def transact(self, steps: list[journal.Step]) -> list[int]:
         """Commit ``steps`` (on several tables) all-or-nothing (:mod:`._journal`); returns each step's version."""
@@ -350,7 +347,7 @@ class Store:
         try:
             small = int(self.table(name).stats()["fragment_stats"]["num_small_fragments"])
             if small >= COMPACT_FRAGMENTS or (version // COMPACT_CHECK_EVERY) % CLEANUP_EVERY_CHECKS == 0:
-                self.compact(name)
+                self._compact(name, CLEANUP_OLDER_THAN)
         except (StoreError, KeyError, TypeError):
             pass  # maintenance only: the write itself succeeded; the next check tries again
 
@@ -369,13 +366,17 @@ class Store:
         for table_name in (name,) if name is not None else TABLES:
             with held(self.path, self._key, table_name):
                 before = self.info(table_name)
-                self._commit(table_name, f"cannot compact {table_name!r}",
-                             lambda table: table.optimize(cleanup_older_than=cleanup_older_than), maintain=False)
-                self.integrity.forget_missing(table_name)
+                self._compact(table_name, cleanup_older_than)
                 after = self.info(table_name)
             report[table_name] = {"fragments_before": before["fragments"], "fragments_after": after["fragments"],
                                   "versions_before": before["versions"], "versions_after": after["versions"]}
         return report
+
+    def _compact(self, name: str, cleanup_older_than: timedelta) -> None:
+        with held(self.path, self._key, name):
+            self._commit(name, f"cannot compact {name!r}",
+                         lambda table: table.optimize(cleanup_older_than=cleanup_older_than), maintain=False)
+            self.integrity.forget_missing(name)
 
     def info(self, name: str) -> dict[str, int]:
         """rows, fragments, small_fragments, version and versions (kept on disk) of one table."""
