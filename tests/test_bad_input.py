@@ -28,22 +28,26 @@ NASTY = "'o''brien\"; DROP TABLE agents; -- \\ % _'"
 DIM = 512  # the hashing embedder's dimension
 
 POOLS = {
-    "text": ["NULL", "''", "'   '", BIG, "'bogus'", NASTY, "'gpt-4'", "'Write a Python function'"],
+    "text": ["NULL", "''", "'   '", BIG, "'bogus'", NASTY, "'gpt-4'", "'Write a Python function'", "chr(0)",
+             "'a' || chr(0) || 'b'"],
     "request": ["NULL", "''", BIG, "'How do I reset my password?'", NASTY, "[1, 2, 3]::FLOAT[]",
                 f"list_value({', '.join(['0.0'] * 4)})::FLOAT[]", f"[x::FLOAT for x in range({DIM})]",
                 f"[0.0::FLOAT for x in range({DIM})]", f"['nan'::FLOAT for x in range({DIM})]", "[]::FLOAT[]"],
     "texts": ["NULL", "[]::VARCHAR[]", "[NULL]::VARCHAR[]", "['', NULL, 'write code']", f"[{BIG}]"],
     "list": ["NULL", "[]::VARCHAR[]", "[NULL]::VARCHAR[]", "['bogus']", "['code']", f"[{NASTY}]", "['']"],
     "number": ["NULL", "'NaN'::DOUBLE", "'inf'::DOUBLE", "'-inf'::DOUBLE", "-1", "0", "1e308", "0.5",
-               "9223372036854775807", "-1e-300"],
+               "9223372036854775807", "-1e-300", "1e13", "5e-324"],
     "int": ["NULL", "-1", "0", "1", "3", "9223372036854775807", "2147483648", "-9223372036854775808"],
     "numbers": ["NULL", "[]::DOUBLE[]", "[NULL]::DOUBLE[]", "['nan'::DOUBLE]", "[-1.0]", "[1.0, 10.0]"],
     "bool": ["NULL", "true", "false"],
     "json": ["NULL", "'{'", "'[]'", "'null'", "'{}'", "'{\"x\": 1}'", "'{\"time_range\": \"25:00-26:00\"}'",
-             "'{\"name\": \"j\", \"agent_type\": \"llm\"}'", NASTY],
+             "'{\"name\": \"j\", \"agent_type\": \"llm\"}'", NASTY, "repeat('[', 100000)",
+             "'{\"user_tiers\": [\"\\ud800\"]}'", "'{\"rate_limit_per_min\": 1e19}'", "'{\"x\": NaN}'",
+             "'{\"metadata\": {\"a\": \"\\u0000\"}}'"],
     "embedding": ["NULL", "[]::FLOAT[]", "[1, 2, 3]::FLOAT[]", f"[0.0::FLOAT for x in range({DIM})]",
                   f"['inf'::FLOAT for x in range({DIM})]", f"[1.0::FLOAT for x in range({DIM})]"],
-    "ts": ["NULL", "TIMESTAMP '1970-01-01'", "TIMESTAMPTZ '2262-04-11 00:00:00+00'", "now()"],
+    "ts": ["NULL", "TIMESTAMP '1970-01-01'", "TIMESTAMPTZ '2262-04-11 00:00:00+00'", "now()", "'10000-01-01'",
+           "TIMESTAMP '0001-01-01'", "TIMESTAMP '9999-12-31 23:59:59'"],
     "path": ["NULL", "''", "'/nonexistent/x.parquet'", "'{bad_utf8}'", "'{empty}'", NASTY],
 }
 KIND = {
@@ -124,7 +128,7 @@ def check_error(message: str, params: list[str]) -> None:
     found = re.search(r"while executing the UDF: (\w+): (.*)", message, re.DOTALL)
     assert found and found.group(1) in OURS, message
     if found.group(1) == "InvalidArgument":
-        named = re.match(r"invalid (\w+)=", found.group(2))
+        named = re.match(r"invalid (\w+)(?:\.\w+)*=", found.group(2))  # conditions.user_tiers names conditions
         assert named, message
         # 'agents' names the store's state: an empty agent set where the call needs agents
         allowed = set(params).union({"agents"}, *(ALIASES.get(p, set()) for p in params))

@@ -124,7 +124,7 @@ def test_default_kind_fits(data):
     (lambda x, y: fit_outcome_model("mf", x, y, learning_rate=-1.0), "learning_rate", -1.0),
     (lambda x, y: fit_outcome_model("head", x, y, calibration="isotonic"), "calibration", "isotonic"),
     (lambda x, y: fit_outcome_model("ensemble", x, y, members=("knn",)), "members", ("knn",)),
-    (lambda x, y: fit_outcome_model("knn", x, y * 2), "y", "values"),
+    (lambda x, y: fit_outcome_model("knn", x, y * 2), "y", 2.0),
     (lambda x, y: fit_outcome_model("knn", x[:, :, None], y), "x", (300, 24, 1)),
     (lambda x, y: predict_outcome_model(fit_outcome_model("mf", x, y, epochs=2), x[:, :5]), "x", (300, 5)),
 ])

@@ -13,7 +13,7 @@ from _workers import read_forever
 import tinydancer_duck as td
 from tinydancer_duck.store import _store as store_module
 
-WRITES = 2000
+WRITES = 1200
 
 
 def _read_ms(engine: td.Engine, table: str) -> float:

@@ -65,8 +65,19 @@ def test_sql_literal_quotes_everything_as_data():
         literal = store_module.sql_literal(value)
         assert literal.startswith("'") and literal.endswith("'")
         assert literal[1:-1].replace("''", "") .count("'") == 0
-    with pytest.raises(td.StoreError):
-        store_module.sql_literal("nul\x00byte")
+    assert store_module.sql_literal("nul\x00byte") == "'nul' || chr(0) || 'byte'"
+
+
+def test_a_name_with_nul_from_an_older_store_can_be_removed(tmp_path):
+    """New names may not hold NUL; one a store written before that holds can still be removed (before: never)."""
+    engine = td.Engine(tmp_path / "store", embedder="hashing")
+    engine.register_agent("template", "llm", ["code"])
+    row = engine.store.read("agents").set_column(0, "name", pa.array(["old\x00name"]))
+    engine.store.upsert("agents", row)  # what an older version let through
+    with pytest.raises(td.InvalidArgument, match="NUL"):
+        engine.register_agent("new\x00name", "llm", ["code"])
+    assert engine.remove_agent("old\x00name")
+    assert engine.list_agents()["name"].to_pylist() == ["template"]
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ at) or per-row ``ts_us``.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ from tinydancer_duck.routing import (
     route,
     route_multi,
 )
-from tinydancer_duck.semantic import check_top_k, epoch_us, match_routes, matches_arrow, user_tiers
+from tinydancer_duck.semantic import US_PER_MIN, check_top_k, epoch_us, match_routes, matches_arrow, user_tiers
 from tinydancer_duck.snapshot import RoutingSnapshot
 
 
@@ -78,12 +79,13 @@ def requests_from(snapshot: RoutingSnapshot, requests: Any) -> Requests:
 
 # -- signals ----------------------------------------------------------------------------------------------------
 def signals_for(snapshot: RoutingSnapshot, batch: Requests, options: RouteOptions, *, now_us: int | None = None,
-                ts_us: np.ndarray | None = None) -> tuple[Signals, RouteOptions]:
+                ts_us: np.ndarray | None = None, carried: dict[tuple[int, int], int] | None = None
+                ) -> tuple[Signals, RouteOptions]:
     """What the snapshot adds to the router for ``batch``, and the options with the global budget's cap.
 
     Open circuits and agents past their own budget stop being candidates; a global budget caps every request's
     budget_remaining at what is left of it. Semantic-route conditions are checked at ``ts_us`` (per row), else at
-    ``now_us``, else at the snapshot's ``as_of``.
+    ``now_us``, else at the snapshot's ``as_of``; ``carried``: route matches other calls counted (rate limits).
     """
     options = learned_options(snapshot, options)
     agents = snapshot.agents
@@ -95,7 +97,7 @@ def signals_for(snapshot: RoutingSnapshot, batch: Requests, options: RouteOption
                       circuit_open=snapshot.circuit_open if snapshot.circuit_open.any() else None,
                       over_budget=snapshot.over_budget if snapshot.over_budget.any() else None,
                       quality=_expected_quality(snapshot, batch),
-                      **_semantic_route(snapshot, batch, now_us, ts_us))
+                      **_semantic_route(snapshot, batch, now_us, ts_us, carried))
     return signals, options
 
 
@@ -131,7 +133,7 @@ def _expected_quality(snapshot: RoutingSnapshot, batch: Requests) -> np.ndarray 
 
 
 def _semantic_route(snapshot: RoutingSnapshot, batch: Requests, now_us: int | None,
-                    ts_us: np.ndarray | None) -> dict[str, Any]:
+                    ts_us: np.ndarray | None, carried: dict[tuple[int, int], int] | None = None) -> dict[str, Any]:
     """Signals fields for the best semantic route per request (none when the store has no routes)."""
     routes = snapshot.routes
     if not routes.size:
@@ -139,7 +141,7 @@ def _semantic_route(snapshot: RoutingSnapshot, batch: Requests, now_us: int | No
     n = len(batch)
     times = ts_us if ts_us is not None else np.full(n, snapshot.as_of_us if now_us is None else now_us, np.int64)
     listed, sims, _ = match_routes(routes, batch.embeddings, batch.valid, times,
-                                   routes.conditions.tier_codes(None, n), k=2)
+                                   routes.conditions.tier_codes(None, n), k=2, carried=carried)
     if not listed.shape[1]:
         return {}
     found = np.isfinite(sims[:, 0])  # lists are padded with -inf similarities where fewer routes pass
@@ -163,6 +165,103 @@ def decide(snapshot: RoutingSnapshot, batch: Requests, options: RouteOptions, *,
     """Route every request of ``batch`` (:func:`tinydancer_duck.routing.route` with the snapshot's signals)."""
     signals, options = signals_for(snapshot, batch, options, now_us=now_us, ts_us=ts_us)
     return route(batch, options, snapshot.agents, snapshot.settings, signals)
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What live decisions take from the shared budgets and rate limits: agent -> (estimated cost, requests), and
+    route -> matches in the current minute."""
+
+    costs: dict[str, tuple[float, int]]
+    routes: dict[str, int]
+
+
+def decide_metered(snapshot: RoutingSnapshot, batch: Requests, options: RouteOptions, *, now_us: int,
+                   held_agents: Mapping[str, float], held_total: float, held_routes: Mapping[str, int]
+                   ) -> tuple[Decisions, Claims]:
+    """:func:`decide` for live calls when budgets or route rate limits hold across calls and processes.
+
+    held_agents, held_total : spend other calls hold (reserved, or recorded but not yet in the snapshot's usage),
+        per agent and in all; held_routes : route -> matches other calls counted this minute.
+    Requests are taken in row order: each sees the budget the rows before it left, so one call cannot spend a
+    budget many times over (an agent's own budget stops it once nothing is left; the global budget caps each
+    request's estimated cost at what is left). A row whose choice no longer fits is decided again with what is
+    left (at most :data:`METERED_PASSES` times; rows still over then get no agent). Returns the decisions and what
+    they claim. Pure: the caller reads and writes the ledger.
+    """
+    names = snapshot.agents.name_list()
+    left = (snapshot.budget_left if snapshot.budget_left is not None else np.full(len(names), np.inf)) \
+        - np.array([held_agents.get(name, 0.0) for name in names], dtype=np.float64)
+    total = snapshot.global_remaining - held_total
+    minute = now_us // US_PER_MIN
+    index = {name: i for i, name in enumerate(snapshot.route_names)}
+    counted = {(index[r], minute): c for r, c in held_routes.items() if r in index}
+    parts: list[Decisions] = []
+    claims = Claims({}, {})
+    start, n = 0, len(batch)
+    for attempt in range(METERED_PASSES + 1):
+        rows = np.arange(start, n)
+        sub_batch, sub_options = (batch, options) if start == 0 else (batch.take(rows), options.take(rows))
+        capped = replace(snapshot, over_budget=snapshot.over_budget | (left <= 0), global_remaining=total)
+        signals, sub_options = signals_for(capped, sub_batch, sub_options, now_us=now_us, carried=dict(counted))
+        decided = route(sub_batch, sub_options, capped.agents, capped.settings, signals)
+        fits = _fitting_prefix(decided, left, total) if capped.has_budgets else len(rows)
+        if fits < len(rows) and attempt == METERED_PASSES:
+            decided, fits = _none_left(decided, fits), len(rows)
+        accepted = decided if fits == len(rows) else decided.take(slice(0, fits))
+        parts.append(accepted)
+        left, total = _claim(claims, accepted, names, left, total)
+        for route_index in (signals.route[:fits] if signals.route is not None else ()):
+            if route_index >= 0 and snapshot.routes.conditions.rate_limit[route_index] >= 0:
+                name = snapshot.route_names[route_index]
+                claims.routes[name] = claims.routes.get(name, 0) + 1
+                counted[(int(route_index), minute)] = counted.get((int(route_index), minute), 0) + 1
+        start += fits
+        if start >= n:
+            break
+    return Decisions.concat(parts), claims
+
+
+#: Re-decisions of a metered call's remaining rows when a budget runs out part way through it.
+METERED_PASSES = 16
+_SLACK = 1e-9
+
+
+def _fitting_prefix(decided: Decisions, left: np.ndarray, total: float) -> int:
+    """How many leading rows fit the budgets in order: the global total covers their estimated costs so far, and
+    no row takes an agent whose own budget the rows before it used up."""
+    cost = np.where(decided.agent >= 0, decided.estimated_cost, 0.0)
+    fits = len(cost)
+    if not np.isnan(total):
+        over = np.flatnonzero(np.cumsum(cost) > total + _SLACK * max(1.0, abs(total)))
+        fits = min(fits, int(over[0])) if len(over) else fits
+    for agent in np.flatnonzero(np.isfinite(left)):
+        mine = decided.agent == agent
+        if mine.any():
+            before = np.cumsum(np.where(mine, cost, 0.0)) - np.where(mine, cost, 0.0)
+            over = np.flatnonzero(mine & (before >= left[agent]))
+            fits = min(fits, int(over[0])) if len(over) else fits
+    return fits
+
+
+def _claim(claims: Claims, accepted: Decisions, names: list[str], left: np.ndarray, total: float
+           ) -> tuple[np.ndarray, float]:
+    """Add the accepted rows' agents and estimated costs to ``claims``; the budgets left after them."""
+    chosen = accepted.agent >= 0
+    if not chosen.any():
+        return left, total
+    agents, cost = accepted.agent[chosen], accepted.estimated_cost[chosen]
+    spent = np.bincount(agents, weights=cost, minlength=len(names))
+    counts = np.bincount(agents, minlength=len(names))
+    for a in np.flatnonzero(counts):
+        old_cost, old_count = claims.costs.get(names[a], (0.0, 0))
+        claims.costs[names[a]] = (old_cost + float(spent[a]), old_count + int(counts[a]))
+    return left - spent, total - float(cost.sum())
+
+
+def _none_left(decided: Decisions, fits: int) -> Decisions:
+    """The decisions with every row from ``fits`` on left without an agent: earlier rows took the budget."""
+    return decided.without_agent_from(fits, "no agent: earlier requests of this call used the budget that was left")
 
 
 def decide_multi(snapshot: RoutingSnapshot, batch: Requests, options: RouteOptions, *, strategies: list[Any],
@@ -198,15 +297,17 @@ def decide_batch(snapshot: RoutingSnapshot, batch: Requests, options: RouteOptio
 
 # -- semantic routes and classification ------------------------------------------------------------------------
 def semantic_matches(snapshot: RoutingSnapshot, x: np.ndarray, valid: np.ndarray, *, top_k: Any = 3,
-                     ts: Any = None, user_tier: Any = None, now_us: int | None = None) -> pa.ListArray:
+                     ts: Any = None, user_tier: Any = None, now_us: int | None = None,
+                     carried: dict[tuple[int, int], int] | None = None) -> pa.ListArray:
     """LIST<STRUCT(route_name, similarity, target_agent, confidence, target_registered)> per query: the best route
-    first, then the others by similarity, at most ``top_k``, only routes passing threshold and conditions."""
+    first, then the others by similarity, at most ``top_k``, only routes passing threshold and conditions.
+    carried : route matches counted before (rate limits across calls), updated with this call's."""
     routes, n = snapshot.routes, len(valid)
     k = check_top_k(top_k)
     now = snapshot.as_of_us if now_us is None else now_us
     ts_us = np.full(n, now, np.int64) if ts is None else epoch_us(ts, n, now_us=now)
     tiers = routes.conditions.tier_codes(user_tiers(user_tier, n), n)
-    idx, sim, conf = match_routes(routes, x, valid, ts_us, tiers, k=k)
+    idx, sim, conf = match_routes(routes, x, valid, ts_us, tiers, k=k, carried=carried)
     return matches_arrow(routes, idx, sim, conf, snapshot.route_target >= 0)
 
 

@@ -241,14 +241,14 @@ def iter_batches(spec: LogSpec, agents: Sequence[str], *, rows: int = DEFAULT_BA
                 columns[name] = _one(table[spec.fields[name]]).cast(pa.string())
         for name in ("cost", "quality", "latency_ms"):
             if name in spec.fields:
-                columns[name] = _floats(table[spec.fields[name]], spec.fields[name])
+                columns[name] = _floats(table[spec.fields[name]], spec.fields[name], name, start)
         outcome = np.full((n, len(agents)), np.nan)
         cost = np.full((n, len(agents)), np.nan)
         for j, agent in enumerate(agents):
             if agent in spec.outcome:
-                outcome[:, j] = _floats(table[spec.outcome[agent]], spec.outcome[agent])
+                outcome[:, j] = _floats(table[spec.outcome[agent]], spec.outcome[agent], "quality", start)
             if agent in spec.outcome_cost:
-                cost[:, j] = _floats(table[spec.outcome_cost[agent]], spec.outcome_cost[agent])
+                cost[:, j] = _floats(table[spec.outcome_cost[agent]], spec.outcome_cost[agent], "cost", start)
         yield LogBatch(np.arange(start, start + n), request, columns, outcome, cost)
         start += n
 
@@ -257,13 +257,27 @@ def _one(column: pa.ChunkedArray) -> pa.Array:
     return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
 
-def _floats(column: pa.ChunkedArray, name: str) -> np.ndarray:
-    """float64 (n,) with NaN for NULL; booleans become 0/1; anything else is an error naming the column."""
+#: What a logged figure may be: cost and latency finite and >= 0, quality finite within [0, 1].
+_RANGES = {"cost": (0.0, np.inf), "latency_ms": (0.0, np.inf), "quality": (0.0, 1.0)}
+
+
+def _floats(column: pa.ChunkedArray, name: str, kind: str, start: int = 0) -> np.ndarray:
+    """float64 (n,) with NaN for NULL; booleans become 0/1; anything else is an error naming the column. Values
+    outside ``kind``'s range (:data:`_RANGES`; NaN and infinities too) are an error naming the column and the
+    first bad row (``start``: the batch's first row in the log)."""
     array = _one(column)
-    if pa.types.is_boolean(array.type) or pa.types.is_integer(array.type) or pa.types.is_floating(array.type) \
-            or pa.types.is_decimal(array.type) or pa.types.is_null(array.type):
-        return np.asarray(pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-    raise InvalidArgument("columns", name, f"column {name!r} holds {array.type}, expected numbers or booleans")
+    if not (pa.types.is_boolean(array.type) or pa.types.is_integer(array.type) or pa.types.is_floating(array.type)
+            or pa.types.is_decimal(array.type) or pa.types.is_null(array.type)):
+        raise InvalidArgument("columns", name, f"column {name!r} holds {array.type}, expected numbers or booleans")
+    values = np.asarray(pc.cast(array, pa.float64(), safe=False).to_numpy(zero_copy_only=False), dtype=np.float64)
+    given = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    low, high = _RANGES[kind]
+    bad = np.flatnonzero(given & ~((values >= low) & (values <= high) & np.isfinite(values)))
+    if len(bad):
+        why = "must be finite and >= 0" if np.isinf(high) else f"must be finite and within [{low:g}, {high:g}]"
+        raise InvalidArgument("log", name, f"column {name!r} row {start + int(bad[0])} holds "
+                              f"{float(values[bad[0]])!r}; a {kind} {why}")
+    return values
 
 
 def category_means(spec: LogSpec) -> pl.DataFrame | None:
@@ -308,7 +322,11 @@ def read_outcomes(spec: LogSpec) -> tuple[pa.Array, np.ndarray, np.ndarray, list
                   else pl.lit(None, pl.Float64).alias("cost"))
     for batch in spec.dataset.to_batches(columns=list(dict.fromkeys(spec.fields.values()))):
         check_utf8("log", batch)  # polars panics on invalid UTF-8 instead of raising
-    frame = pl.scan_pyarrow_dataset(spec.dataset).select(select).drop_nulls(["agent"]).collect()
+    frame = pl.scan_pyarrow_dataset(spec.dataset).select(select).collect()
+    for name in ("quality", "cost"):
+        if name in spec.fields:
+            _floats(pa.chunked_array(frame[name].to_arrow()), spec.fields[name], name)
+    frame = frame.drop_nulls(["agent"])
     if frame.height == 0:
         raise InvalidArgument("log", spec.path, "has no rows")
     agents = sorted(frame["agent"].unique().to_list())

@@ -3,6 +3,12 @@
 Each check takes the argument's name so the error says which argument was wrong and with what value.
 Checks work on whole columns. :func:`as_float_column` rejects NaN and infinities the caller passed, so in the
 columns it returns NaN means "NULL / not given", which every later check allows unless it says otherwise.
+
+What is stored must be something every later reader can handle, so a value accepted once can never break a later
+call (README "Reliability"): text is valid UTF-8 without NUL characters (:func:`check_text`), numbers are finite and
+at most :data:`MAX_STORED` (:func:`check_stored`), timestamps fall within years 1-9999 (:data:`MIN_TS_US`,
+:data:`MAX_TS_US`), JSON is at most :data:`MAX_JSON_BYTES` long and :data:`MAX_JSON_DEPTH` deep
+(:func:`load_json`).
 """
 
 from __future__ import annotations
@@ -10,14 +16,26 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 from tinydancer_duck.errors import InvalidArgument
+
+T = TypeVar("T")
+
+#: The largest magnitude a stored amount (dollars, milliseconds, tokens) may have: any sum or product a reader forms
+#: from stored values (cost = price x tokens, spend over millions of rows) stays finite and exact enough.
+MAX_STORED = 1e12
+#: Stored timestamps (µs since the epoch, UTC) lie within years 1-9999, the range of Python's datetime.
+MIN_TS_US = -62_135_596_800_000_000
+MAX_TS_US = 253_402_300_799_999_999
+#: Stored JSON (metadata, route conditions, agent configs): at most 1 MiB of text, nested at most 32 deep.
+MAX_JSON_BYTES = 1 << 20
+MAX_JSON_DEPTH = 32
 
 
 def as_float_column(argument: str, values: Any, n: int, *, allow_inf: bool = False) -> np.ndarray:
@@ -107,7 +125,43 @@ def as_texts(argument: str, values: Any) -> pa.Array:
     for i, value in enumerate(values.tolist() if isinstance(values, np.ndarray) else values):
         if value is not None and not isinstance(value, str):
             raise InvalidArgument(argument, value, f"row {i} is not text")
-    return pa.array(list(values), pa.string())
+    return text_array(argument, list(values))
+
+
+def text_array(argument: str, values: list[Any]) -> pa.Array:
+    """``pa.array(values, pa.string())``; a lone surrogate (not UTF-8) is an error naming ``argument``."""
+    try:
+        return pa.array(values, pa.string())
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(argument, exc.object, "is not valid UTF-8 text (it holds a lone surrogate)") from None
+
+
+def translate_text_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a public method so that text which is not UTF-8 (a lone surrogate, only possible from Python) is
+    an InvalidArgument naming the argument that held it, not a UnicodeEncodeError from deep inside."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def translated(*args: Any, **kwargs: Any) -> T:
+        try:
+            return method(*args, **kwargs)
+        except UnicodeEncodeError as exc:
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            named = next((name for name, value in bound.items() if _holds(value, exc.object)), "text")
+            raise InvalidArgument(named, exc.object, "is not valid UTF-8 text (it holds a lone surrogate)") from None
+
+    return translated
+
+
+def _holds(value: Any, text: Any) -> bool:
+    if isinstance(value, str):
+        return value == text or (isinstance(text, str) and text in value)
+    if isinstance(value, (list, tuple)):
+        return any(_holds(item, text) for item in value)
+    return False
 
 
 def check_utf8(argument: str, table: pa.Table | pa.RecordBatch) -> None:
@@ -167,14 +221,84 @@ def as_column(argument: str, values: Any, n: int) -> list[Any]:
     return column
 
 
-def check_names(argument: str, names: Iterable[Any]) -> list[str]:
-    """Non-NULL, non-blank strings, returned as a list."""
+def check_names(argument: str, names: Iterable[Any], *, stored: bool = False) -> list[str]:
+    """Non-NULL, non-blank strings that are storable text (:func:`check_text`), returned as a list.
+
+    stored : names of things that exist already (to remove them): a NUL is allowed, since a store written before
+        NUL was refused may hold such a name and must be able to get rid of it.
+    """
     out = []
     for name in names:
         if not isinstance(name, str) or not name.strip():
             raise InvalidArgument(argument, name, "must be a non-empty string")
+        check_text(argument, name.replace("\x00", "") if stored else name)
         out.append(name)
     return out
+
+
+def check_text(argument: str, value: str) -> str:
+    """Text every reader can store and filter by: encodable as UTF-8 (no lone surrogates) and without NUL."""
+    if "\x00" in value:
+        raise InvalidArgument(argument, value, "must not contain a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgument(argument, value, "is not valid UTF-8 text (it holds a lone surrogate)") from None
+    return value
+
+
+def check_text_column(argument: str, column: pa.Array) -> None:
+    """:func:`check_text` over an Arrow string column (Arrow strings are valid UTF-8 already; NUL is checked)."""
+    if len(column) and column.null_count < len(column):
+        import pyarrow.compute as pc
+
+        nul = pc.match_substring(column, "\x00")
+        if pc.any(nul).as_py():
+            raise InvalidArgument(argument, column.filter(nul)[0].as_py(), "must not contain a NUL character")
+
+
+def check_stored(argument: str, column: np.ndarray, maximum: float = MAX_STORED) -> None:
+    """|value| <= ``maximum`` where given (NaN = not given): the bound for numbers that are stored."""
+    bad = np.abs(column) > maximum
+    if bad.any():
+        raise InvalidArgument(argument, float(column[bad][0]), f"must be at most {maximum:g}")
+
+
+def load_json(argument: str, text: Any) -> Any:
+    """The value of a JSON text no larger than MAX_JSON_BYTES and nested at most MAX_JSON_DEPTH deep, whose
+    strings are storable text; anything else is an InvalidArgument naming ``argument``."""
+    if not isinstance(text, str):
+        raise InvalidArgument(argument, text, "must be JSON text")
+    if len(text) > MAX_JSON_BYTES:
+        raise InvalidArgument(argument, text, f"is longer than {MAX_JSON_BYTES} characters")
+    check_text(argument, text)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(argument, text, f"is not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise InvalidArgument(argument, text, f"is nested more than {MAX_JSON_DEPTH} deep") from None
+    check_json_value(argument, value)
+    return value
+
+
+def check_json_value(argument: str, value: Any) -> None:
+    """A parsed JSON value: at most MAX_JSON_DEPTH deep, its strings (keys too) storable text, numbers finite."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidArgument(argument, value, f"is nested more than {MAX_JSON_DEPTH} deep")
+        if isinstance(item, str):
+            check_text(argument, item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidArgument(argument, item, "holds a number that is not finite")
+        elif isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
 
 
 def check_choice(argument: str, value: Any, choices: Iterable[str]) -> str:
@@ -193,10 +317,7 @@ def field_mapping(columns: Mapping[str, str] | str | None, fields: Sequence[str]
     if columns is None:
         return {}
     if isinstance(columns, str):
-        try:
-            columns = json.loads(columns)
-        except json.JSONDecodeError as exc:
-            raise InvalidArgument("columns", columns, f"is not valid JSON ({exc.msg})") from None
+        columns = load_json("columns", columns)
     if not isinstance(columns, Mapping):
         raise InvalidArgument("columns", columns, f"must map {what}s to the log's column names")
     mapping = {}

@@ -19,11 +19,12 @@ from tinydancer_duck._decide import (
     classify,
     decide,
     decide_batch,
+    decide_metered,
     decide_multi,
     requests_from,
     semantic_matches,
 )
-from tinydancer_duck._validate import as_texts, check_int, to_us
+from tinydancer_duck._validate import as_texts, check_int, to_us, translate_text_errors
 from tinydancer_duck.budget import Budgets
 from tinydancer_duck.embed import Embedder, make_embedder, one_embedding
 from tinydancer_duck.errors import InvalidArgument
@@ -32,14 +33,16 @@ from tinydancer_duck.registry import IMPORT_TYPE, Registry, agents_from_log, con
 from tinydancer_duck.routing import (
     MAX_FALLBACKS,
     NUM_FALLBACKS,
+    Decisions,
+    Requests,
     RouteOptions,
     check_batch_objective,
     per_request_objective,
 )
-from tinydancer_duck.semantic import SemanticRoutes
+from tinydancer_duck.semantic import US_PER_MIN, SemanticRoutes
 from tinydancer_duck.settings import DEFAULT_SETTINGS, Settings
 from tinydancer_duck.snapshot import SNAPSHOT_TABLES, RoutingSnapshot, build_routing_snapshot
-from tinydancer_duck.store import Store
+from tinydancer_duck.store import Store, count_routes, held_by_others, reserve
 from tinydancer_duck.usage import Analytics, Health, Usage
 
 if TYPE_CHECKING:
@@ -67,6 +70,8 @@ class Engine:
         self.budgets = Budgets(self.store, self.usage, self.registry, self.settings)
         self.outcomes = OutcomeRouters(self.store, self.embedder, prepare=self._training_requests)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
+        if self.store.pending():  # a writer was killed between the two commits of one write: finish it first
+            self.store.recover()
         self._snapshot: RoutingSnapshot | None = None
 
     @property
@@ -123,6 +128,7 @@ class Engine:
     def list_agents(self) -> pa.Table:
         return self.registry.table()
 
+    @translate_text_errors
     def get_agent(self, name: str) -> dict[str, Any] | None:
         if name is not None and not isinstance(name, str):
             raise InvalidArgument("name", name, "must be a string")
@@ -138,6 +144,7 @@ class Engine:
     def clear_agents(self) -> int:
         return self.registry.clear()
 
+    @translate_text_errors
     def find_agents_by_capability(self, capability: str, limit: int = 10) -> pa.Table:
         return self.registry.find_by_capability(capability, limit)
 
@@ -159,15 +166,16 @@ class Engine:
             return cached
         agents = self.registry.snapshot()
         names = agents.names
-        over_budget, global_remaining, budget_until = self.budgets.blocked(names, now_us)
+        budget_left, global_remaining, budget_until = self.budgets.left(names, now_us)
         circuit_open, circuit_until = self.health.open_circuits(names, now_us)
         classifier = self.classifier.newest()
         snapshot = build_routing_snapshot(
             agents=agents, routes=self.routes.snapshot(), classifier=classifier if classifier.fits(self.embedder.identity, self.dim) else None,
-            outcome=self.outcomes.active(), circuit_open=circuit_open, over_budget=over_budget,
+            outcome=self.outcomes.active(), circuit_open=circuit_open, over_budget=budget_left <= 0,
             global_remaining=global_remaining, settings=self.settings, embedder=self.embedder, as_of_us=now_us,
             versions=versions, valid_until_us=min((u for u in (budget_until, circuit_until) if u is not None),
-                                                  default=None))
+                                                  default=None),
+            budget_left=budget_left if np.isfinite(budget_left).any() else None)
         if as_of is None:
             self._snapshot = snapshot
         return snapshot
@@ -183,10 +191,12 @@ class Engine:
         return batch.embeddings, estimated_cost(batch.tokens_in, snapshot.agents)[:, columns]
 
     # -- embedding and routing ----------------------------------------------------------------------------------
+    @translate_text_errors
     def embed(self, texts: Any) -> np.ndarray:
         """float32 (n, D) unit rows; zero rows for NULL/blank texts."""
         return self.embedder.embed(as_texts("texts", texts))
 
+    @translate_text_errors
     def route_struct(self, requests: Any, *, num_fallbacks: Any = NUM_FALLBACKS, explain: Any = False,
                      **options: Any) -> pa.StructArray:
         """The ruvector_route STRUCT for every request (the scalar SQL function calls this): the decision, up to
@@ -194,9 +204,10 @@ class Engine:
         fallbacks, explain = _output_options(num_fallbacks, explain)
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, requests)
-        decided = decide(snapshot, batch, RouteOptions.build(len(batch), **options), now_us=now_us)
+        decided = self._decide_live(snapshot, batch, RouteOptions.build(len(batch), **options), now_us)
         return decided.to_arrow(snapshot.agents, num_fallbacks=fallbacks, explain=explain)
 
+    @translate_text_errors
     def route_one(self, request: Any, *, num_fallbacks: Any = NUM_FALLBACKS, explain: Any = True,
                   **options: Any) -> dict[str, Any]:
         """One request's decision as a dict of ROUTE_FIELDS (None for NULL); the same decision as
@@ -209,13 +220,30 @@ class Engine:
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, [request] if request is None or isinstance(request, str)
                               else one_embedding(request, self.dim))
-        decided = decide(snapshot, batch, RouteOptions.build(1, **options), now_us=now_us)
+        decided = self._decide_live(snapshot, batch, RouteOptions.build(1, **options), now_us)
         return decided.row(0, snapshot.agents, num_fallbacks=fallbacks, explain=explain)
+
+    def _decide_live(self, snapshot: RoutingSnapshot, batch: Requests, options: RouteOptions,
+                     now_us: int) -> Decisions:
+        """:func:`decide`; or, when budgets or rate-limited routes hold across calls, :func:`decide_metered` under
+        the store ledger's lock with what other calls hold, then reserve what this call claims (README
+        "Reliability")."""
+        if not snapshot.metered:
+            return decide(snapshot, batch, options, now_us=now_us)
+        with self.store.ledger.open(now_us) as state:
+            held = held_by_others(state, snapshot.versions["usage"], now_us)
+            decided, claims = decide_metered(snapshot, batch, options, now_us=now_us, held_agents=held.per_agent,
+                                             held_total=held.total, held_routes=held.routes)
+            if snapshot.has_budgets:
+                reserve(state, claims.costs, now_us + int(self.settings.reservation_ttl_s * 1_000_000))
+            count_routes(state, claims.routes, now_us)
+        return decided
 
     def _live(self) -> tuple[RoutingSnapshot, int]:
         """The snapshot of now and the moment a live call decides at (route conditions are checked then)."""
         return self.snapshot(), to_us(None)
 
+    @translate_text_errors
     def route(self, requests: Any, *, optimize_for: Any = "balanced", required_capabilities: Any = None,
               max_cost: Any = None, max_latency_ms: Any = None, min_quality: Any = None,
               excluded_agents: Any = None, budget_remaining: Any = None, willingness_to_pay: Any = None,
@@ -236,6 +264,7 @@ class Engine:
                                    explain=explain)
         return pa.Table.from_struct_array(struct)
 
+    @translate_text_errors
     def route_multi_struct(self, requests: Any, *, num_agents: Any = 3, strategy: Any = "pipeline",
                            **options: Any) -> pa.StructArray:
         """The ruvector_route_multi plan STRUCT per request; num_agents and strategy may be columns."""
@@ -245,6 +274,7 @@ class Engine:
         return decide_multi(snapshot, batch, RouteOptions.build(n, **options), strategies=_column_values(strategy, n),
                             counts=_column_values(num_agents, n), now_us=now_us)
 
+    @translate_text_errors
     def route_multi(self, request: Any, *, num_agents: int = 3, strategy: str = "pipeline",
                     **options: Any) -> pa.Table:
         """Plan several agents for one request: one row per step (step, agent_name, capabilities, weight,
@@ -255,6 +285,7 @@ class Engine:
         return pa.Table.from_struct_array(steps) if len(steps) else pa.table(
             {f.name: pa.array([], f.type) for f in steps.type})
 
+    @translate_text_errors
     def batch_route(self, requests: Any, *, optimize_for: str = "total_cost", budget: float | None = None,
                     **options: Any) -> pa.Table:
         """Decide a whole batch together: ``total_cost`` (cheapest feasible per request) or, with ``budget``, the
@@ -262,6 +293,7 @@ class Engine:
         return pa.Table.from_struct_array(self.batch_route_struct(requests, optimize_for=optimize_for,
                                                                   budget=budget, **options))
 
+    @translate_text_errors
     def batch_route_struct(self, requests: Any, *, optimize_for: Any = "total_cost", budget: Any = None,
                            **options: Any) -> pa.StructArray:
         objective, limit = check_batch_objective(optimize_for, budget, options.get("willingness_to_pay"))
@@ -271,14 +303,26 @@ class Engine:
         decided = decide_batch(snapshot, batch, options, objective=objective, budget=limit, now_us=now_us)
         return decided.to_arrow(snapshot.agents)
 
+    @translate_text_errors
     def semantic_match(self, queries: Any, top_k: Any = 3, *, ts: Any = None, user_tier: Any = None
                        ) -> pa.ListArray:
         """LIST<STRUCT(route_name, similarity, target_agent, confidence, target_registered)> per query (texts or
         embeddings); route conditions are checked at ``ts`` per row (NULL or none: now)."""
         x, valid = self.routes.queries(queries)
         snapshot, now_us = self._live()
-        return semantic_matches(snapshot, x, valid, top_k=top_k, ts=ts, user_tier=user_tier, now_us=now_us)
+        if ts is not None or not len(snapshot.routes.conditions.limited):
+            return semantic_matches(snapshot, x, valid, top_k=top_k, ts=ts, user_tier=user_tier, now_us=now_us)
+        with self.store.ledger.open(now_us) as state:  # live and rate limited: the limits hold across calls
+            minute, index = now_us // US_PER_MIN, {name: i for i, name in enumerate(snapshot.route_names)}
+            held = held_by_others(state, snapshot.versions["usage"], now_us).routes
+            carried = {(index[r], minute): c for r, c in held.items() if r in index}
+            matched = semantic_matches(snapshot, x, valid, top_k=top_k, ts=ts, user_tier=user_tier, now_us=now_us,
+                                       carried=carried)
+            count_routes(state, {snapshot.route_names[r]: c - held.get(snapshot.route_names[r], 0)
+                                 for (r, m), c in carried.items() if m == minute}, now_us)
+        return matched
 
+    @translate_text_errors
     def classify_struct(self, requests: Any, top_k: int = TOP_K) -> pa.StructArray:
         """ruvector_classify_request: the top ``top_k`` (label, probability) sorted, top_category, confidence;
         NULL for NULL/blank requests."""

@@ -22,6 +22,8 @@ class Settings:
         breaker_window_s seconds (tinydancer_duck/usage/_health.py).
     breaker_cooldown_s: an open circuit turns half-open (lets probe requests through) after this many seconds.
     breaker_recovery_successes: consecutive successful probes that close a half-open circuit.
+    reservation_ttl_s: a route decided under a budget reserves its estimated cost until its usage is recorded,
+        or for at most this many seconds (tinydancer_duck/store/_ledger.py).
     """
 
     bytes_per_token: float = 4.12
@@ -36,6 +38,7 @@ class Settings:
     breaker_window_s: float = 60.0
     breaker_cooldown_s: float = 30.0
     breaker_recovery_successes: int = 2
+    reservation_ttl_s: float = 300.0
 
 
 DEFAULT_SETTINGS = Settings()

@@ -43,6 +43,9 @@ class RoutingSnapshot:
     global_remaining : what is left of the global budget (NaN: none set); it caps every request's budget.
     versions : table -> version this snapshot was built from; valid_until_us : when time alone changes the live
         state (a circuit turns half-open, a budget period ends), or None.
+    budget_left : float64 (A,) what each agent's own budget has left in its period (+inf without one), or None
+        when no budget is set (and in a replay). A live decision under budgets, or with rate-limited routes, also
+        counts what other calls hold in the store's ledger (:func:`tinydancer_duck._decide.decide_metered`).
     """
 
     agents: AgentSnapshot
@@ -61,6 +64,17 @@ class RoutingSnapshot:
     as_of_us: int
     versions: Mapping[str, int]
     valid_until_us: int | None = None
+    budget_left: np.ndarray | None = None
+
+    @property
+    def has_budgets(self) -> bool:
+        """Whether any budget applies (a live decision then reserves what it spends)."""
+        return self.budget_left is not None or not np.isnan(self.global_remaining)
+
+    @property
+    def metered(self) -> bool:
+        """Whether a live decision must count what other calls hold: budgets, or routes with rate limits."""
+        return self.has_budgets or bool(len(self.routes.conditions.limited))
 
     @property
     def embedder_identity(self) -> str:
@@ -78,13 +92,14 @@ class RoutingSnapshot:
         """The same snapshot without live state: a replay of the past ignores today's breakers and budgets."""
         size = self.agents.size
         return replace(self, circuit_open=np.zeros(size, bool), over_budget=np.zeros(size, bool),
-                       global_remaining=float("nan"), valid_until_us=None)
+                       global_remaining=float("nan"), valid_until_us=None, budget_left=None)
 
 
 def build_routing_snapshot(*, agents: AgentSnapshot, routes: RouteSnapshot, classifier: RouteClassifier | None,
                            outcome: OutcomeModel | None, circuit_open: np.ndarray, over_budget: np.ndarray,
                            global_remaining: float, settings: Settings, embedder: Embedder, as_of_us: int,
-                           versions: Mapping[str, int], valid_until_us: int | None = None) -> RoutingSnapshot:
+                           versions: Mapping[str, int], valid_until_us: int | None = None,
+                           budget_left: np.ndarray | None = None) -> RoutingSnapshot:
     """A snapshot from its parts, with what depends on several of them worked out once: which agent each route
     names, whether the classifier predicts capabilities, and each agent's column in the outcome model."""
     names = agents.names
@@ -103,4 +118,4 @@ def build_routing_snapshot(*, agents: AgentSnapshot, routes: RouteSnapshot, clas
                            classifier_matches=matches, outcome=outcome, outcome_columns=columns,
                            circuit_open=circuit_open, over_budget=over_budget, global_remaining=global_remaining,
                            settings=settings, embedder=embedder, as_of_us=as_of_us, versions=dict(versions),
-                           valid_until_us=valid_until_us)
+                           valid_until_us=valid_until_us, budget_left=budget_left)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
 from tinydancer_duck._blas import single_threaded_blas
+from tinydancer_duck._validate import MAX_TS_US, MIN_TS_US
+from tinydancer_duck.errors import InvalidArgument
 
 #: Calls of at most this many rows skip the BLAS thread switch (~30 µs: two threadpoolctl calls), which matters only
 #: for a one-request query.
@@ -103,6 +104,13 @@ def epoch_us_to_ts(column: pa.ChunkedArray) -> pa.Array:
     return one_chunk(column).cast(pa.int64()).cast(_TS)
 
 
-def now_of(column: pa.ChunkedArray) -> np.datetime64 | None:
+def now_of(column: pa.ChunkedArray) -> int | None:
+    """The ``now`` argument (µs since the epoch, as the SQL macro passes it), or None for the current time; a moment
+    outside years 1-9999 is an error naming ``now``."""
     values = one_chunk(column)
-    return None if len(values) == 0 or not values[0].is_valid else np.datetime64(values[0].as_py(), "us")
+    if len(values) == 0 or not values[0].is_valid:
+        return None
+    micros = int(values.cast(pa.int64())[0].as_py())
+    if not MIN_TS_US <= micros <= MAX_TS_US:
+        raise InvalidArgument("now", f"{micros} µs since 1970", "must fall within years 1-9999")
+    return micros

@@ -22,7 +22,14 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tinydancer_duck._validate import as_float_column, check_choice, check_nonnegative, check_number, to_us
+from tinydancer_duck._validate import (
+    as_float_column,
+    check_choice,
+    check_nonnegative,
+    check_number,
+    check_stored,
+    to_us,
+)
 from tinydancer_duck.errors import InvalidArgument, NotFound
 from tinydancer_duck.registry import AgentSnapshot, Registry
 from tinydancer_duck.settings import Settings
@@ -97,6 +104,7 @@ class Budgets:
         agents = agents * n if len(agents) == 1 else agents
         amounts = as_float_column("amount", _plain(amount), n)
         check_nonnegative("amount", amounts, required=True)
+        check_stored("amount", amounts)
         periods = [check_choice("period", "month" if p is None else p, PERIODS) for p in _broadcast(period, n)]
         if len(agents) != n:
             raise InvalidArgument("agent", f"{len(agents)} values", f"expected {n}")
@@ -140,13 +148,20 @@ class Budgets:
         nothing left in its current period (spent >= budget); global_remaining: the global budget minus spend
         in its period (may be negative), NaN when no global budget is set; the µs at which the first budget
         period ends (None without budgets): until then the answer stands unless usage or budgets change)."""
+        left, remaining, until = self.left(snapshot_names, now)
+        return left <= 0, remaining, until
+
+    def left(self, snapshot_names: Sequence[str] | pa.Array, now: Any = None) -> tuple[np.ndarray, float, int | None]:
+        """:meth:`blocked` with each agent's own budget left in its period (float (A,), +inf without one) instead
+        of whether it is exhausted."""
         rows = self._status_rows(now)
-        exhausted = {row[1] for row in rows if row[0] == "agent" and row[5] <= 0}
+        left = {row[1]: row[5] for row in rows if row[0] == "agent"}
         remaining = next((row[5] for row in rows if row[0] == "global"), float("nan"))
         names = snapshot_names.to_pylist() if isinstance(snapshot_names, (pa.Array, pa.ChunkedArray)) \
             else list(snapshot_names)
         until = min((to_us(row[7]) for row in rows), default=None)
-        return np.fromiter((name in exhausted for name in names), dtype=bool, count=len(names)), remaining, until
+        return (np.fromiter((left.get(name, np.inf) for name in names), dtype=np.float64, count=len(names)),
+                remaining, until)
 
     def _status_rows(self, now: Any) -> list[tuple]:
         """:meth:`status` as tuples in STATUS_SCHEMA order (the router reads them without building a frame)."""

@@ -1,10 +1,14 @@
 """`tinydancer doctor`: check a store and say what is wrong with it in plain words.
 
-Checks, table by table: the columns and types against the schemas this version writes; one embedder identity
-(and dimension) for every vector table; versions and fragments (many small fragments: reads are slow until
-compacted); row counts; duplicate or empty names in ``agents`` and ``routes``; route examples whose route is gone;
-models whose weights fail to load. :func:`check_store` returns a :class:`DoctorReport`; the command prints it and
-exits 0 when it found no problem, 1 otherwise.
+Checks, table by table: that it opens and reads in full; that its files still match the checksums they were
+written with (truncated or bit-flipped files) and its newest version is the highest ever committed (lost
+manifests); the columns and types against the schemas this version writes; one embedder identity (and dimension)
+for every vector table; versions and fragments (many small fragments: reads are slow until compacted); duplicate or
+empty names in ``agents`` and ``routes``; route examples whose route is gone; models whose weights fail to load.
+Across tables: writes a killed process left half done, agents whose stats count fewer requests than the usage
+table holds for them, and the routing snapshot itself (built as routing builds it). :func:`check_store` returns a
+:class:`DoctorReport`; the command prints it and exits 0 when it found no problem, 1 otherwise.
+``--repair`` (:mod:`tinydancer_duck.cli._repair`) fixes what can be fixed safely, after a backup.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinydancer_duck.errors import TinydancerError
-from tinydancer_duck.store import COMPACT_FRAGMENTS, IDENTITY_KEY, TABLES, expected_schema, inspect_store
+from tinydancer_duck.store import (
+    COMPACT_FRAGMENTS,
+    IDENTITY_KEY,
+    TABLES,
+    expected_schema,
+    inspect_store,
+    pending_writes,
+)
 
 VECTOR_TABLES = ("agents", "routes", "route_examples")
 KEYED_TABLES = {"agents": "name", "routes": "name"}
@@ -29,11 +40,21 @@ KEYED_TABLES = {"agents": "name", "routes": "name"}
 
 @dataclass
 class DoctorReport:
-    """What the doctor saw (``lines``: one per table) and the problems it found (plain sentences)."""
+    """What the doctor saw (``lines``: one per table) and the problems it found (plain sentences).
+
+    facts : the store's facts (:func:`inspect_store`), for ``--repair``; lagging : agent -> usage events not
+    counted in its stats; identity, dim : the embedder that made the store's vectors (None when unknown);
+    orphaned_routes : routes that are gone but still have examples.
+    """
 
     path: Path
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lagging: dict[str, int] = field(default_factory=dict)
+    identity: str | None = None
+    dim: int | None = None
+    orphaned_routes: list[str] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -56,31 +77,107 @@ def check_store(path: str | Path) -> DoctorReport:
         report.problems.append(f"there is no store at {report.path} (not a directory)")
         return report
     try:
-        facts = inspect_store(report.path)
+        report.facts = facts = inspect_store(report.path)
     except TinydancerError as exc:
         report.problems.append(str(exc))
         return report
     if not facts:
         report.lines.append("empty store: no tables yet (they are created on first use)")
-    identity, dim = _identity(facts, report)
+    report.identity, report.dim = identity, dim = _identity(facts, report)
     for name, fact in facts.items():
         if "error" in fact:
-            report.problems.append(f"table {name!r} cannot be opened: {fact['error']}")
+            report.problems.append(f"table {name!r} cannot be opened ({fact['error']}): its version folder is "
+                                   "lost or damaged; restore it from a backup, or move the folder aside to start "
+                                   "that table empty (repair cannot rebuild it)")
             continue
-        info = fact["info"]
-        report.lines.append(f"{name}: {info['rows']} rows, version {info['version']} ({info['versions']} kept), "
-                            f"{info['fragments']} fragments")
-        if name not in TABLES:
-            report.lines.append(f"{name}: not a tinydancer table (ignored)")
-            continue
-        _check_schema(name, fact["schema"], identity, dim, report)
-        if info["small_fragments"] >= 2 * COMPACT_FRAGMENTS:
-            report.problems.append(f"table {name!r} has {info['small_fragments']} small fragments, so reads are "
-                                   "slow; compact it with engine.store.compact()")
+        _check_table(name, fact, identity, dim, report)
+    for line in pending_writes(report.path):
+        report.problems.append(f"a write was left half done by a killed process ({line}); the next write "
+                               "finishes it, and so does --repair")
     _check_keys(facts, report)
     _check_examples(facts, report)
     _check_models(facts, identity, report)
+    _check_stats(facts, report)
+    _check_snapshot(report, identity)
     return report
+
+
+def _check_table(name: str, fact: dict[str, Any], identity: str | None, dim: int | None,
+                 report: DoctorReport) -> None:
+    info = fact["info"]
+    report.lines.append(f"{name}: {info['rows']} rows, version {info['version']} ({info['versions']} kept), "
+                        f"{info['fragments']} fragments")
+    for _, damage in fact["damaged"]:
+        report.problems.append(f"table {name!r} is damaged: {damage}; --repair goes back to its newest version "
+                               "that does not need it")
+    if fact["lost"] is not None:
+        newest, committed = fact["lost"]
+        report.problems.append(f"table {name!r} reads as version {newest}, but version {committed} was committed: "
+                               f"the manifest(s) of its last {committed - newest} write(s) are lost, so those writes "
+                               "are silently undone; --repair accepts version "
+                               f"{newest} as the newest")
+    if "read_error" in fact:
+        report.problems.append(f"table {name!r} cannot be read in full: {fact['read_error']}")
+    if fact["unverified"]:
+        report.lines.append(f"{name}: {len(fact['unverified'])} file(s) have no checksum (written before checksums "
+                            "were kept, or by a process killed right after its commit); --repair records them")
+    if name not in TABLES:
+        report.lines.append(f"{name}: not a tinydancer table (ignored)")
+        return
+    _check_schema(name, fact["schema"], identity, dim, report)
+    if info["small_fragments"] >= 2 * COMPACT_FRAGMENTS:
+        report.problems.append(f"table {name!r} has {info['small_fragments']} small fragments, so reads are "
+                               "slow; compact it with engine.store.compact()")
+
+
+def _check_stats(facts: dict[str, dict[str, Any]], report: DoctorReport) -> None:
+    """Agents whose total_requests is below the usage events stored for them since they were registered (the
+    stats of those events were never folded in: a write cut short before this version journaled it)."""
+    agents, usage = facts.get("agents", {}).get("data"), facts.get("usage", {}).get("data")
+    if agents is None or usage is None or not agents.num_rows or not usage.num_rows:
+        return
+    counted = {}
+    for name, created, total in zip(agents["name"].to_pylist(), agents["created_at"].to_pylist(),
+                                    agents["total_requests"].to_pylist()):
+        mine = pc.and_(pc.equal(usage["agent"], name), pc.greater_equal(usage["ts"], pa.scalar(created,
+                                                                                               usage["ts"].type)))
+        events = int(pc.sum(pc.cast(pc.fill_null(mine, False), pa.int64())).as_py() or 0)
+        counted[name] = events
+        if (total or 0) < events:
+            report.lagging[name] = events - (total or 0)
+    for name, missing in sorted(report.lagging.items()):
+        report.problems.append(f"agent {name!r} counts {counted[name] - missing} requests, but the usage table "
+                               f"holds {counted[name]} for it since it was registered: the stats of {missing} "
+                               "event(s) were never applied; --repair folds them in")
+
+
+def _check_snapshot(report: DoctorReport, identity: str | None) -> None:
+    """Build the routing snapshot as routing does (only on a store with every table readable and nothing half
+    done, since opening an Engine would otherwise create or finish something)."""
+    facts = report.facts
+    if identity is None or report.problems or any(name not in facts for name in TABLES):
+        return
+    kind = identity.split(":", 1)[0]
+    try:
+        from tinydancer_duck.embed import make_embedder
+        from tinydancer_duck.engine import Engine
+
+        embedder = make_embedder(kind)
+        if embedder.identity != identity:
+            report.lines.append(f"routing snapshot not built: this installation's {kind} embedder is "
+                                f"{embedder.identity!r}, the store's {identity!r}")
+            return
+        engine = Engine(report.path, embedder=embedder)
+        snapshot = engine.snapshot()
+        engine.routes.table()
+        engine.budgets.status()
+        engine.health.table()
+    except Exception as exc:  # noqa: BLE001 - whatever stops routing is the problem being reported
+        report.problems.append(f"routing cannot build its snapshot of this store: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''}")
+        return
+    report.lines.append(f"routing snapshot: {snapshot.agents.size} agents, {snapshot.routes.size} routes, "
+                        f"classifier {'yes' if snapshot.classifier is not None else 'none'}")
 
 
 def _identity(facts: dict[str, dict[str, Any]], report: DoctorReport) -> tuple[str | None, int | None]:
@@ -157,6 +254,7 @@ def _check_examples(facts: dict[str, dict[str, Any]], report: DoctorReport) -> N
     known = routes["name"] if routes is not None and "name" in routes.column_names else pa.array([], pa.string())
     orphaned = pc.unique(examples["route"].filter(pc.invert(pc.is_in(examples["route"], value_set=known))))
     if len(orphaned):
+        report.orphaned_routes = orphaned.to_pylist()
         count = int(pc.sum(pc.invert(pc.is_in(examples["route"], value_set=known))).as_py())
         report.problems.append(f"{count} route example(s) belong to {len(orphaned)} route(s) that no longer exist: "
                                f"{', '.join(repr(v) for v in orphaned.to_pylist()[:5])}")

@@ -99,8 +99,14 @@ def _doctor(args: argparse.Namespace) -> int:
     from tinydancer_duck.store import default_store_path
 
     from ._doctor import check_store
+    from ._repair import repair_store
 
-    report = check_store(args.store if args.store is not None else default_store_path())
+    path = args.store if args.store is not None else default_store_path()
+    if args.repair:
+        done, report = repair_store(path)
+        print("\n".join(f"repair: {line}" for line in done))
+    else:
+        report = check_store(path)
     print(report.text())
     return 0 if report.healthy else 1
 
@@ -244,10 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
     importer.set_defaults(run=import_agents_command)
 
     doctor = commands.add_parser("doctor", help="check a store and report its problems in plain words",
-                                 description="Check a store: schemas, embedder identity, versions and fragments, "
-                                             "row counts, duplicate names, orphaned route examples, models that fail "
-                                             "to load. Exit code 0 when healthy, 1 when problems were found.")
+                                 description="Check a store: every table opened and read in full, its files "
+                                             "against their checksums (truncated or changed files), lost versions, "
+                                             "schemas, embedder identity, fragments, duplicate names, orphaned route "
+                                             "examples, models that fail to load, half-done writes, agent stats "
+                                             "against usage, and the routing snapshot. Exit code 0 when healthy, 1 "
+                                             "when problems were found.")
     _store_option(doctor)
+    doctor.add_argument("--repair", action="store_true",
+                        help="after copying the store beside it, fix what is safe: finish half-done writes, go back "
+                             "to the newest undamaged version of a damaged table, accept lost versions, fold "
+                             "missing usage into agent stats")
     doctor.set_defaults(run=_doctor)
 
     reembed = commands.add_parser("reembed", help="move a store to another embedder (e.g. a new default table)",

@@ -26,13 +26,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinydancer_duck._numeric import normalize_random_state, validation_split
-from tinydancer_duck._validate import as_float_column, check_int, check_names
+from tinydancer_duck._validate import (
+    as_float_column,
+    as_texts,
+    check_int,
+    check_names,
+    check_number,
+    check_text,
+)
 from tinydancer_duck.embed import Embedder, embedding_matrix, is_vector_input, nonzero_rows
 from tinydancer_duck.errors import InvalidArgument, ModelError, NotFound
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Store, named_row, newest_order, newest_row, save_model
 
 from ._classifier import RouteClassifier, capabilities_arrow
+from ._fastgrnn import MAX_EPOCHS, MAX_HIDDEN_DIM
 from ._train import train
 
 __all__ = ["DEFAULT_MODEL_PATH", "KIND", "Classifiers", "TrainReport", "default_classifier", "fit", "train_classifier"]
@@ -179,7 +187,7 @@ class Classifiers:
             return embedding_matrix(requests, self.embedder.dim, argument=argument)
         if isinstance(requests, str):
             raise InvalidArgument(argument, requests, "pass a list of texts, not one string")
-        x = self.embedder.embed(requests)
+        x = self.embedder.embed(requests if isinstance(requests, pa.Array) else as_texts(argument, requests))
         return x, nonzero_rows(x)
 
     def capabilities_list(self, requests: Any, threshold: Any = 0.5) -> pa.ListArray:
@@ -227,8 +235,12 @@ class Classifiers:
         Every argument is checked before anything is trained or stored; a failure stores nothing.
         """
         check_names("model", [model])
-        hidden_dim = check_int("hidden_dim", hidden_dim, minimum=1)
-        epochs = check_int("epochs", epochs, minimum=1)
+        hidden_dim = check_int("hidden_dim", hidden_dim, minimum=1, maximum=MAX_HIDDEN_DIM)
+        epochs = check_int("epochs", epochs, minimum=1, maximum=MAX_EPOCHS)
+        check_number("learning_rate", learning_rate, above=0, maximum=10)
+        check_number("weight_decay", weight_decay, minimum=0, maximum=1e6)
+        if random_state is not None and not isinstance(random_state, np.random.Generator):
+            check_int("random_state", random_state, minimum=0, maximum=2**32 - 1)
         label_list = labels.to_pylist() if isinstance(labels, (pa.Array, pa.ChunkedArray)) else list(labels)
         n = len(label_list)
         if n == 0:
@@ -239,6 +251,8 @@ class Classifiers:
         if not all(isinstance(label, str) for label in label_list):
             raise InvalidArgument(label_argument, next(v for v in label_list if not isinstance(v, str)),
                                   "labels must be strings")
+        for label in set(label_list):  # labels are stored with the model
+            check_text(label_argument, label)
         classes = sorted(set(label_list))
         if len(classes) < 2:
             raise InvalidArgument(label_argument, classes, "needs at least 2 distinct labels")

@@ -162,9 +162,15 @@ _DERIVED: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
 }
 
 
+#: Bounds on training sizes: a hidden layer of 4096 over 768-dim inputs is ~12 MB of weights per matrix (30000 ran
+#: out of memory), and 10,000 epochs bound a run that would otherwise go on until stopped.
+MAX_HIDDEN_DIM = 4096
+MAX_EPOCHS = 10_000
+
+
 def _check_dims(input_dim: Any, hidden_dim: Any, mode: Any, rank: Any) -> None:
     check_int("input_dim", input_dim, minimum=1)
-    check_int("hidden_dim", hidden_dim, minimum=1)
+    check_int("hidden_dim", hidden_dim, minimum=1, maximum=MAX_HIDDEN_DIM)
     if mode not in MODES:
         raise InvalidArgument("mode", mode, f"must be one of {sorted(MODES)}")
     if mode == "lowrank":

@@ -37,6 +37,7 @@ from tinydancer_duck._numeric import Adam, bce_with_logits, normalize_random_sta
 from tinydancer_duck._validate import check_int, check_number
 from tinydancer_duck.errors import InvalidArgument, ModelError
 
+from ._fastgrnn import MAX_EPOCHS, MAX_HIDDEN_DIM
 from ._outcome_head import fit_head as _fit_head_weights
 from ._outcome_head import head_logits as _head_logits
 
@@ -285,9 +286,10 @@ KINDS = tuple(_FIT)
 CALIBRATIONS = ("platt",)
 # one table of value constraints for every kind's hyperparameters: (integer?, minimum, above, maximum)
 _CONSTRAINTS: dict[str, tuple[bool, float | None, float | None, float | None]] = {
-    "hidden_dim": (True, 0, None, None), "epochs": (True, 1, None, None), "patience": (True, 1, None, None),
-    "dim": (True, 1, None, None), "k": (True, 1, None, None), "max_rows": (True, 2, None, None),
-    "learning_rate": (False, None, 0.0, None), "weight_decay": (False, 0.0, None, None),
+    "hidden_dim": (True, 0, None, MAX_HIDDEN_DIM), "epochs": (True, 1, None, MAX_EPOCHS),
+    "patience": (True, 1, None, MAX_EPOCHS), "dim": (True, 1, None, MAX_HIDDEN_DIM), "k": (True, 1, None, None),
+    "max_rows": (True, 2, None, 1_000_000),
+    "learning_rate": (False, None, 0.0, 10.0), "weight_decay": (False, 0.0, None, 1e6),
     "validation_fraction": (False, 0.0, None, 0.9), "prior_strength": (False, None, 0.0, None),
     "temperature": (False, None, 0.0, None)}
 
@@ -302,7 +304,7 @@ def _check_hyperparameters(kind: str, hyperparameters: Mapping[str, Any]) -> Non
             continue
         integer, minimum, above, maximum = _CONSTRAINTS[name]
         if integer:
-            check_int(name, value, minimum=int(minimum or 0))
+            check_int(name, value, minimum=int(minimum or 0), maximum=None if maximum is None else int(maximum))
         else:
             check_number(name, value, minimum=minimum, above=above, maximum=maximum)
 
@@ -314,8 +316,11 @@ def _check_data(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     if y.ndim != 2 or len(y) != len(x) or y.shape[1] < 1:
         raise InvalidArgument("y", y.shape, f"expected ({len(x)}, A) with A >= 1")
     observed = y[~np.isnan(y)]
-    if not len(observed) or not np.isfinite(observed).all() or (observed < 0).any() or (observed > 1).any():
-        raise InvalidArgument("y", "values", "need observed outcomes within [0, 1] (NaN: unobserved)")
+    if not len(observed):
+        raise InvalidArgument("y", "all NaN", "need at least one observed outcome (NaN: unobserved)")
+    outside = observed[~((observed >= 0) & (observed <= 1))]
+    if len(outside):
+        raise InvalidArgument("y", float(outside[0]), "need observed outcomes within [0, 1] (NaN: unobserved)")
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norm, 1e-12)).astype(np.float32), y
 

@@ -122,8 +122,11 @@ def _checked_outcomes(outcomes: Any, agents: Sequence[str], folds: int) -> np.nd
         raise InvalidArgument("outcomes", getattr(y, "shape", None),
                               f"expected (n, {len(agents)}) with n >= folds ({folds})")
     observed = y[~np.isnan(y)]
-    if not len(observed) or (observed < 0).any() or (observed > 1).any():
-        raise InvalidArgument("outcomes", "values", "need observed outcomes within [0, 1]")
+    if not len(observed):
+        raise InvalidArgument("outcomes", "all NaN", "need at least one observed outcome (NaN: unobserved)")
+    outside = observed[(observed < 0) | (observed > 1)]
+    if len(outside):
+        raise InvalidArgument("outcomes", float(outside[0]), "need observed outcomes within [0, 1]")
     return y
 
 
@@ -236,6 +239,8 @@ class OutcomeRouters:
         check_names("model", [model])
         agents = check_names("agents", agents)
         check_int("folds", folds, minimum=2, maximum=20)
+        if random_state is not None and not isinstance(random_state, np.random.Generator):
+            check_int("random_state", random_state, minimum=0, maximum=2**32 - 1)
         hyperparameters = {name: value for name, value in (
             ("hidden_dim", hidden_dim), ("epochs", epochs), ("learning_rate", learning_rate),
             ("weight_decay", weight_decay), ("validation_fraction", validation_fraction)) if value is not None}

@@ -33,7 +33,7 @@ from tinydancer_duck._numeric import (
 from tinydancer_duck._validate import check_int, check_number
 from tinydancer_duck.errors import InvalidArgument, ModelError
 
-from ._fastgrnn import MODES, FastGRNNParams, _check_dims, forward, init_params
+from ._fastgrnn import MAX_EPOCHS, MODES, FastGRNNParams, _check_dims, forward, init_params
 from ._fastgrnn_grad import backward, forward_cache
 
 __all__ = ["LOSSES", "TrainResult", "loss_and_grads", "predict_logits", "predict_proba", "train"]
@@ -219,7 +219,8 @@ def train(x: Any, y: Any, *, task: str = "multiclass", n_classes: int, hidden_di
     """
     started = time.perf_counter()
     _check_options(task, mode, n_classes, learning_rate, weight_decay, validation_fraction)
-    epochs, batch_size = check_int("epochs", epochs, minimum=1), check_int("batch_size", batch_size, minimum=1)
+    epochs = check_int("epochs", epochs, minimum=1, maximum=MAX_EPOCHS)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     if patience is not None:
         patience = check_int("patience", patience, minimum=1)
     x = _check_x("x", x)

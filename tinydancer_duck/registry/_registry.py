@@ -25,14 +25,17 @@ from tinydancer_duck._validate import (
     check_bools,
     check_choice,
     check_int,
+    check_json_value,
     check_names,
     check_nonnegative,
+    check_stored,
     check_unit_interval,
+    load_json,
 )
 from tinydancer_duck.embed import MATCH_LEVEL, Embedder, background, null_scores
 from tinydancer_duck.errors import InvalidArgument, NotFound
 from tinydancer_duck.settings import Settings
-from tinydancer_duck.store import Store, write_locked
+from tinydancer_duck.store import Step, Store
 
 from ._snapshot import AGENT_TYPES, AgentSnapshot, build_snapshot, capability_text
 from ._stats import STATS, AffineFold, fold_observations
@@ -114,17 +117,29 @@ class Registry:
         ).append_column("similarity", pa.array(similarity[order].astype(np.float64)))
 
     # -- writes -------------------------------------------------------------------------------------------------
-    @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
     def register(self, columns: Mapping[str, Any]) -> int:
         """Validate and upsert a batch of agents given as columns; returns the number of distinct agents written.
 
         columns: ``name``, ``agent_type``, ``capabilities`` and any of :data:`OPTIONAL_FIELDS`, each a sequence,
         numpy or Arrow column with one value per agent (None: all NULL). Later rows win on duplicate names.
+        Validation and embedding run before the agents lock is taken; only carrying learned stats over from the
+        stored rows and the upsert run under it.
         """
+        fresh = self._prepare(columns)
+        if fresh is None:
+            return 0
+        with self.store.locked("agents"):  # read-modify-write: concurrent writers must not lose updates
+            previous = self._stored(fresh["name"])
+            self.store.upsert("agents", _carry_over(fresh, previous, self.settings))
+        return len(fresh["name"])
+
+    def _prepare(self, columns: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The validated columns of :meth:`register`, one row per distinct name (the last row wins), with the
+        capability embeddings; None for no rows."""
         names = check_names("name", as_list(columns["name"]))
         n = len(names)
         if n == 0:
-            return 0
+            return None
         types = [check_choice("agent_type", t, AGENT_TYPES) for t in as_column("agent_type", columns.get("agent_type"), n)]
         capabilities = [_check_capabilities(caps) for caps in as_column("capabilities", columns.get("capabilities"), n)]
         numbers = {f: as_float_column(f, columns.get(f), n) for f in
@@ -132,76 +147,55 @@ class Registry:
                     "success_rate")}
         for field in (*PRICE_FIELDS, "avg_output_tokens", "avg_latency_ms", "p99_latency_ms"):
             check_nonnegative(field, numbers[field])
+            check_stored(field, numbers[field])
         check_unit_interval("quality_score", numbers["quality_score"])
         check_unit_interval("success_rate", numbers["success_rate"])
         metadata = [_check_metadata(m) for m in as_column("metadata", columns.get("metadata"), n)]
-        active = [True if a is None else bool(a) for a in as_column("active", columns.get("active"), n)]
+        active = check_bools("active", [True if a is None else a for a in as_column("active", columns.get("active"), n)])
         described = _described(columns, n, metadata)
-
-        last = {name: i for i, name in enumerate(names)}  # later rows win
-        keep = np.fromiter(last.values(), dtype=np.int64)
-        embeddings = self.embedder.embed([capability_text(capabilities[i]) for i in keep])
-        latency = np.where(np.isnan(numbers["avg_latency_ms"]), self.settings.default_latency_ms,
-                           numbers["avg_latency_ms"])[keep]
-        previous = self.get([names[i] for i in keep])
-        known = previous["name"].is_valid().to_numpy(zero_copy_only=False)
-        now = datetime.now(timezone.utc)
-
-        def carried(field: str, fresh: np.ndarray, default: np.ndarray | float) -> np.ndarray:
-            old = np.asarray(previous[field].to_numpy(zero_copy_only=False), dtype=np.float64)
-            value = np.where(np.isnan(fresh), np.where(known, old, default), fresh)
-            return np.where(np.isnan(value), default, value)
-
-        rows = pa.table({
-            "name": [names[i] for i in keep],
-            "agent_type": [types[i] for i in keep],
-            "capabilities": pa.array([capabilities[i] for i in keep], pa.list_(pa.string())),
-            "capability_embedding": pa.FixedSizeListArray.from_arrays(
-                pa.array(embeddings.reshape(-1), pa.float32()), self.store.dim),
-            **{f: pa.array(numbers[f][keep], pa.float64(), from_pandas=True) for f in
-               (*PRICE_FIELDS, "avg_output_tokens")},
-            "avg_latency_ms": latency,
-            "p99_latency_ms": carried("p99_latency_ms", numbers["p99_latency_ms"][keep], 2.0 * latency),
-            "quality_score": np.where(np.isnan(numbers["quality_score"][keep]), self.settings.default_quality,
-                                      numbers["quality_score"][keep]),
-            "success_rate": carried("success_rate", numbers["success_rate"][keep], 1.0),
-            "total_requests": pa.array(np.where(known, previous["total_requests"].fill_null(0).to_numpy(), 0)),
-            "metadata": [metadata[i] for i in keep],
-            "active": [active[i] for i in keep],
-            "created_at": pc.if_else(previous["created_at"].is_valid(), previous["created_at"],
-                                     pa.scalar(now, previous.schema.field("created_at").type)),
-            "updated_at": pa.array([now] * len(keep), pa.timestamp("us", tz="UTC")),
-            **{field: column.take(pa.array(keep)) for field, column in described.items()},
-        })
-        self.store.upsert("agents", rows)
-        return len(keep)
+        keep = np.fromiter({name: i for i, name in enumerate(names)}.values(), dtype=np.int64)  # later rows win
+        fresh: dict[str, Any] = {f: numbers[f][keep] for f in numbers}
+        fresh.update(name=[names[i] for i in keep], agent_type=[types[i] for i in keep],
+                     capabilities=[capabilities[i] for i in keep], metadata=[metadata[i] for i in keep],
+                     active=[active[i] for i in keep])
+        fresh["described"] = {field: column.take(pa.array(keep)) for field, column in described.items()}
+        fresh["embedding"] = self.embedder.embed([capability_text(c) for c in fresh["capabilities"]])
+        return fresh
 
     def remove(self, names: Sequence[str]) -> int:
-        """Delete agents by name; every name must exist (nothing is deleted otherwise)."""
-        names = self._existing(names)
-        self.store.delete_keys("agents", "name", names)
+        """Delete agents by name; every name must exist (nothing is deleted otherwise). Reads only the stored
+        names, never the agent snapshot, so no stored value can stand in the way of a removal."""
+        with self.store.locked("agents"):  # no update computed from an older read may write a removed agent back
+            names = self._existing(names)
+            self.store.delete_keys("agents", "name", names)
         return len(set(names))
 
     def clear(self) -> int:
         """Delete every agent; returns how many there were."""
-        count = self.snapshot().size
-        self.store.delete_all("agents")
+        with self.store.locked("agents"):
+            count = self.store.count("agents")
+            self.store.delete_all("agents")
         return count
 
-    @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
     def set_active(self, names: Sequence[str], flags: Sequence[Any]) -> int:
         """Activate or deactivate agents (the last flag per name wins); unknown names are an error."""
-        names = self._existing(names)
-        values = check_bools("is_active", as_column("is_active", flags, len(names)))
-        return self._patch(names, {"active": pa.array(values)})
+        values = check_bools("is_active", as_column("is_active", flags, len(as_list(names))))
+        with self.store.locked("agents"):  # read-modify-write: concurrent writers must not lose updates
+            names = self._existing(names)
+            return self._patch(names, {"active": pa.array(values)})
 
-    @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
-    def update_metrics(self, names: Sequence[str], latency_ms: Any, success: Any, quality: Any = None) -> int:
-        """Fold observed outcomes into each agent's running stats (see :mod:`tinydancer_duck.registry._stats`)."""
-        names = self._existing(names)
+    def update_metrics(self, names: Sequence[str], latency_ms: Any, success: Any, quality: Any = None, *,
+                       usage: pa.Table | None = None) -> int:
+        """Fold observed outcomes into each agent's running stats (see :mod:`tinydancer_duck.registry._stats`).
+
+        usage : the usage events these outcomes come from, appended to ``usage`` all-or-nothing with the stats
+            (:meth:`Store.transact`), so a kill cannot leave one without the other.
+        """
+        names = check_names("name", as_list(names))
         n = len(names)
         latency = as_float_column("latency_ms", latency_ms, n)
         check_nonnegative("latency_ms", latency, required=True)
+        check_stored("latency_ms", latency)
         successes = as_column("success", success, n)
         if not isinstance(success, (pa.Array, pa.ChunkedArray)):  # Arrow booleans are typed already
             check_bools("success", successes)
@@ -209,52 +203,105 @@ class Registry:
             raise InvalidArgument("success", None, "must be true or false")
         observed = as_float_column("quality", quality, n)
         check_unit_interval("quality", observed)
-        current = self.get(names)
-        patch = fold_observations(current, names, latency, np.asarray(successes, bool), observed,
-                                  alpha=self.settings.latency_ewma_alpha)
-        return self._patch(patch.pop("name"), patch)
+        with self.store.locked("agents"):  # read-modify-write: concurrent writers must not lose updates
+            names = self._existing(names)
+            patch = fold_observations(self._stored(names), names, latency, np.asarray(successes, bool), observed,
+                                      alpha=self.settings.latency_ewma_alpha)
+            rows = self._patched_rows(patch.pop("name"), patch)
+            self.store.transact([*([Step("usage", "append", usage)] if usage is not None else []),
+                                 Step("agents", "upsert", rows)])
+            return rows.num_rows
 
-    @write_locked("agents")  # read-modify-write: concurrent writers must not lose updates
-    def apply_folds(self, folds: Mapping[str, AffineFold]) -> list[str]:
+    def apply_folds(self, folds: Mapping[str, AffineFold], *, usage: Step | None = None) -> list[str]:
         """Apply each agent's folded events (:class:`AffineFold`, a bulk ingest) to its stored stats, read at write
-        time, in one agents write; returns the agents updated (folds of unknown agents are skipped)."""
-        known = self.snapshot().index
-        names = [name for name in sorted(folds) if name in known]
-        if not names:
-            return []
-        rows = self.get(names)
-        values = {}
-        for stat in (*STATS, "total_requests"):
-            old = np.asarray(rows[stat].to_numpy(zero_copy_only=False), dtype=np.float64)
-            new = np.array([folds[n].apply(stat, o) for n, o in zip(names, old)])
-            values[stat] = np.rint(new).astype(np.int64) if stat == "total_requests" else new
-        self._patch(names, values)
+        time, in one agents write; returns the agents updated (folds of unknown agents are skipped).
+
+        usage : the append of the events themselves, committed all-or-nothing with the stats.
+        """
+        with self.store.locked("agents"):
+            known = self._stored_names()
+            names = [name for name in sorted(folds) if name in known]
+            steps = [usage] if usage is not None else []
+            if names:
+                rows = self._stored(names)
+                values = {}
+                for stat in (*STATS, "total_requests"):
+                    old = np.asarray(rows[stat].to_numpy(zero_copy_only=False), dtype=np.float64)
+                    new = np.array([folds[n].apply(stat, o) for n, o in zip(names, old)])
+                    values[stat] = np.rint(new).astype(np.int64) if stat == "total_requests" else new
+                steps.append(Step("agents", "upsert", self._patched_rows(names, values)))
+            if steps:
+                self.store.transact(steps)
         return names
 
     # -- helpers ------------------------------------------------------------------------------------------------
+    def _stored_names(self) -> set[str]:
+        """The names in the agents table as stored (no snapshot is built)."""
+        return set(self.store.read("agents")["name"].to_pylist())
+
+    def _stored(self, names: Sequence[str]) -> pa.Table:
+        """The stored rows (every column) aligned with ``names``; an all-NULL row for an unknown name."""
+        table = self.store.read("agents")
+        return table.take(pc.index_in(pa.array(list(names), pa.string()), value_set=table["name"]))
+
     def _existing(self, names: Sequence[Any]) -> list[str]:
-        names = check_names("name", as_list(names))
-        known = self.snapshot().index
+        names = check_names("name", as_list(names), stored=True)
+        known = self._stored_names()
         for name in names:
             if name not in known:
                 raise NotFound("agent", name)
         return names
 
-    def _patch(self, names: Sequence[str], values: Mapping[str, pa.Array]) -> int:
+    def _patch(self, names: Sequence[str], values: Mapping[str, Any]) -> int:
         """Rewrite whole rows of ``names`` with some fields replaced (the last value per name wins)."""
+        rows = self._patched_rows(names, values)
+        self.store.upsert("agents", rows)
+        return rows.num_rows
+
+    def _patched_rows(self, names: Sequence[str], values: Mapping[str, Any]) -> pa.Table:
+        """The stored rows of ``names`` (last value per name) with ``values`` replaced and updated_at now."""
         last = {name: i for i, name in enumerate(names)}
         keep = pa.array(list(last.values()), pa.int64())
-        rows = self.get(list(last))
+        rows = self._stored(list(last))
         for field, column in values.items():
             rows = rows.set_column(rows.schema.get_field_index(field), field,
                                    pa.array(column).take(keep).cast(rows.schema.field(field).type))
         now = pa.array([datetime.now(timezone.utc)] * rows.num_rows, pa.timestamp("us", tz="UTC"))
-        rows = rows.set_column(rows.schema.get_field_index("updated_at"), "updated_at", now)
-        snap = self.snapshot()
-        embedding = snap.table["capability_embedding"].take(
-            pa.array([snap.index[name] for name in last], pa.int64()))
-        self.store.upsert("agents", rows.append_column("capability_embedding", embedding))
-        return rows.num_rows
+        return rows.set_column(rows.schema.get_field_index("updated_at"), "updated_at", now)
+
+
+def _carry_over(fresh: Mapping[str, Any], previous: pa.Table, settings: Settings) -> pa.Table:
+    """The agents rows to upsert for a registration: the given configuration, with what was learned from traffic
+    (total_requests, and success_rate and p99 unless given) and created_at carried over from ``previous`` (the
+    stored rows aligned with the names; all-NULL rows for new agents)."""
+    known = previous["name"].is_valid().to_numpy(zero_copy_only=False)
+    now = datetime.now(timezone.utc)
+    latency = np.where(np.isnan(fresh["avg_latency_ms"]), settings.default_latency_ms, fresh["avg_latency_ms"])
+
+    def carried(field: str, default: np.ndarray | float) -> np.ndarray:
+        old = np.asarray(previous[field].to_numpy(zero_copy_only=False), dtype=np.float64)
+        value = np.where(np.isnan(fresh[field]), np.where(known, old, default), fresh[field])
+        return np.where(np.isnan(value), default, value)
+
+    return pa.table({
+        "name": fresh["name"],
+        "agent_type": fresh["agent_type"],
+        "capabilities": pa.array(fresh["capabilities"], pa.list_(pa.string())),
+        "capability_embedding": pa.FixedSizeListArray.from_arrays(
+            pa.array(fresh["embedding"].reshape(-1), pa.float32()), fresh["embedding"].shape[1]),
+        **{f: pa.array(fresh[f], pa.float64(), from_pandas=True) for f in (*PRICE_FIELDS, "avg_output_tokens")},
+        "avg_latency_ms": latency,
+        "p99_latency_ms": carried("p99_latency_ms", 2.0 * latency),
+        "quality_score": np.where(np.isnan(fresh["quality_score"]), settings.default_quality, fresh["quality_score"]),
+        "success_rate": carried("success_rate", 1.0),
+        "total_requests": pa.array(np.where(known, previous["total_requests"].fill_null(0).to_numpy(), 0)),
+        "metadata": fresh["metadata"],
+        "active": fresh["active"],
+        "created_at": pc.if_else(previous["created_at"].is_valid(), previous["created_at"],
+                                 pa.scalar(now, previous.schema.field("created_at").type)),
+        "updated_at": pa.array([now] * len(fresh["name"]), pa.timestamp("us", tz="UTC")),
+        **fresh["described"],
+    })
 
 
 def config_columns(configs: Sequence[str | None]) -> dict[str, list[Any]]:
@@ -313,17 +360,20 @@ def _check_metadata(metadata: Any) -> str:
     if metadata is None:
         return "{}"
     if isinstance(metadata, Mapping):
-        return json.dumps(metadata)
+        check_json_value("metadata", metadata)
+        text = json.dumps(metadata)
+        load_json("metadata", text)  # the size bound
+        return text
     _json_object("metadata", metadata)
     return metadata  # stored verbatim, as the caller wrote it
 
 
 def _json_object(argument: str, text: Any) -> dict[str, Any]:
-    """The dict a JSON-object text holds; anything else is an error naming ``argument``."""
-    try:
-        value = json.loads(text) if isinstance(text, str) else None
-    except json.JSONDecodeError as exc:
-        raise InvalidArgument(argument, text, f"is not valid JSON ({exc.msg})") from None
+    """The dict a JSON-object text holds (bounded in size and depth, see load_json); anything else is an error
+    naming ``argument``."""
+    if not isinstance(text, str):
+        raise InvalidArgument(argument, text, "must be a JSON object")
+    value = load_json(argument, text)
     if not isinstance(value, dict):
         raise InvalidArgument(argument, text, "must be a JSON object")
     return value

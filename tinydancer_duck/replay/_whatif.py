@@ -62,7 +62,7 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
             quality_threshold, (int, float)) or not 0 <= quality_threshold <= 1):
         raise InvalidArgument("quality_threshold", quality_threshold, "must be a number within [0, 1]")
     if latency_threshold_ms is not None:
-        constraints["max_latency_ms"] = latency_threshold_ms
+        constraints["max_latency_ms"] = check_number("latency_threshold_ms", latency_threshold_ms, minimum=0)
     replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", observed_only=observed_only,
                     holdout=holdout, **constraints)
     frames, done = [], 0

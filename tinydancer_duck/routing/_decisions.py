@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,6 +53,38 @@ class Decisions:
     scored: Scored
     embeddings: np.ndarray
     threshold: float
+
+    def take(self, rows: np.ndarray | slice) -> Decisions:
+        """The decisions of a subset of the requests."""
+        picked = np.arange(len(self.agent))[rows]
+        return replace(self, agent=self.agent[picked], confidence=self.confidence[picked],
+                       estimated_cost=self.estimated_cost[picked], estimated_latency_ms=self.estimated_latency_ms[picked],
+                       candidates=self.candidates[picked], reasoning=self.reasoning.take(pa.array(picked, pa.int64())),
+                       scored=self.scored.take(picked), embeddings=self.embeddings[picked])
+
+    @staticmethod
+    def concat(parts: list[Decisions]) -> Decisions:
+        """Decisions of consecutive row ranges, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in
+                  ("agent", "confidence", "estimated_cost", "estimated_latency_ms", "candidates", "embeddings")}
+        return replace(parts[0], reasoning=pa.concat_arrays([p.reasoning for p in parts]),
+                       scored=type(parts[0].scored).concat([p.scored for p in parts]), **joined)
+
+    def without_agent_from(self, start: int, why: str) -> Decisions:
+        """The decisions with every row from ``start`` on left without an agent (and no fallbacks) for ``why``."""
+        agent = self.agent.copy()
+        agent[start:] = -1
+        nan = np.full(len(agent) - start, np.nan)
+        candidate = self.scored.candidate.copy()
+        candidate[start:] = False
+        reasoning = pa.concat_arrays([self.reasoning.slice(0, start),
+                                      pa.array([why] * (len(agent) - start), pa.string())])
+        return replace(self, agent=agent, confidence=np.r_[self.confidence[:start], nan],
+                       estimated_cost=np.r_[self.estimated_cost[:start], nan],
+                       estimated_latency_ms=np.r_[self.estimated_latency_ms[:start], nan], reasoning=reasoning,
+                       scored=replace(self.scored, candidate=candidate))
 
     def ranked(self, k: int) -> np.ndarray:
         """int (n, k): the best candidates after the chosen agent, by score (-1 where fewer remain)."""

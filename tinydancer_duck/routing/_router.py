@@ -21,7 +21,7 @@ budget, semantic routes); the router itself reads no store.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -165,6 +165,24 @@ class Scored:
     def quality(self) -> np.ndarray:
         """float64 (n, A) expected quality (a read-only broadcast view when it is per agent)."""
         return np.broadcast_to(self.expected_quality, self.score.shape)
+
+    _PER_ROW = ("similarity", "cost", "reasons", "candidate", "match", "no_signal", "score")
+
+    def take(self, rows: np.ndarray) -> Scored:
+        """The matrices of a subset of the requests (a per-agent expected quality is shared)."""
+        quality = self.expected_quality if self.expected_quality.ndim == 1 else self.expected_quality[rows]
+        return replace(self, expected_quality=quality, **{f: getattr(self, f)[rows] for f in self._PER_ROW})
+
+    @staticmethod
+    def concat(parts: list[Scored]) -> Scored:
+        """The matrices of consecutive row ranges, in order (a per-agent expected quality becomes per row when the
+        parts differ)."""
+        first = parts[0]
+        same = all(p.expected_quality.ndim == 1 and np.array_equal(p.expected_quality, first.expected_quality)
+                   for p in parts)
+        quality = first.expected_quality if same else np.concatenate([p.quality for p in parts])
+        return replace(first, expected_quality=quality,
+                       **{f: np.concatenate([getattr(p, f) for p in parts]) for f in Scored._PER_ROW})
 
 
 def score_batch(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, settings: Settings,

@@ -11,7 +11,8 @@ A route's ``conditions`` is a JSON object with any of:
 
 Everything is evaluated against the row's own timestamp and user tier (NULL timestamp = now), so replaying a log
 sees each route as it would have behaved at that time. The rate limit is counted over the rows of one call, in
-row order (see :func:`rate_limit_pass`); it is not shared across calls or processes.
+row order (see :func:`rate_limit_pass`), on top of the matches earlier calls of any process counted in the store's
+live ledger (``tinydancer_duck/store/_ledger.py``) when the call decides at the current time.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck._validate import check_int
+from tinydancer_duck._validate import check_int, check_json_value, check_text, load_json
 from tinydancer_duck.errors import InvalidArgument
 
 KEYS = ("time_range", "user_tiers", "rate_limit_per_min")
@@ -47,11 +48,9 @@ def parse_conditions(value: Any) -> str | None:
     if isinstance(value, str):
         if not value.strip():
             return None
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise InvalidArgument("conditions", value, f"is not valid JSON ({exc.msg})") from None
+        parsed = load_json("conditions", value)
     else:
+        check_json_value("conditions", value)
         parsed = value
     if not isinstance(parsed, dict):
         raise InvalidArgument("conditions", value, "must be a JSON object")
@@ -69,6 +68,8 @@ def parse_conditions(value: Any) -> str | None:
         if not isinstance(tiers, list) or not tiers or not all(isinstance(t, str) and t for t in tiers):
             raise InvalidArgument("conditions.user_tiers", parsed["user_tiers"],
                                   "must be a non-empty list of non-empty strings")
+        for tier in tiers:
+            check_text("conditions.user_tiers", tier)
         out["user_tiers"] = sorted(set(tiers))
     if parsed.get("rate_limit_per_min") is not None:
         limit = parsed["rate_limit_per_min"]

@@ -30,11 +30,14 @@ from ._kernels import (
 
 
 def match_routes(snap: RouteSnapshot, x: np.ndarray, valid: np.ndarray, ts_us: np.ndarray, tiers: np.ndarray, *,
-                 k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 k: int, carried: dict[tuple[int, int], int] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Routes of n queries that pass their conditions and threshold.
 
     x : float32 (n, D) unit rows; valid : bool (n,); ts_us : int64 (n,) each row's time (µs since the epoch);
     tiers : int (n,) user-tier codes (``RouteConditions.tier_codes``).
+    carried : matches counted before this call per (route, UTC minute), for rate limits that hold across calls
+        (the live ledger); updated in place with this call's matches.
     k == 0: the best route per row (route int64 (n,) or -1, similarity (n,), confidence (n,), NaN where none);
     k > 0: lists (n, k) of (route, similarity (-inf where absent), confidence), best first.
     """
@@ -46,7 +49,7 @@ def match_routes(snap: RouteSnapshot, x: np.ndarray, valid: np.ndarray, ts_us: n
     out_conf = np.full(shape, np.nan)
     if snap.size == 0 or n == 0:
         return out_idx, out_sim, out_conf
-    carried: dict[tuple[int, int], int] = {}
+    carried = {} if carried is None else carried
     for lo in range(0, n, ROW_CHUNK):
         hi = min(lo + ROW_CHUNK, n)
         scores, eligible, choice = _chunk(snap, x[lo:hi], valid[lo:hi], ts_us[lo:hi], tiers[lo:hi],

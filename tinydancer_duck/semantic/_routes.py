@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck._validate import as_column, as_float_column, as_list, check_names
+from tinydancer_duck._validate import as_column, as_float_column, as_list, check_names, check_text
 from tinydancer_duck.embed import Embedder, background, embedding_matrix, is_vector_input, nonzero_rows
 from tinydancer_duck.errors import InvalidArgument, NotFound
 from tinydancer_duck.settings import Settings
@@ -106,6 +106,11 @@ class SemanticRoutes:
             return 0
         targets = check_names("target_agent", as_column("target_agent", columns.get("target_agent"), n))
         descriptions = as_column("description", columns.get("description"), n)
+        for description in descriptions:
+            if description is not None and not isinstance(description, str):
+                raise InvalidArgument("description", description, "must be text")
+            if description is not None:
+                check_text("description", description)
         priority = as_float_column("priority", columns.get("priority"), n)
         bad = ~np.isnan(priority) & ((priority != np.round(priority)) | (np.abs(priority) > 2**31 - 1))
         if bad.any():
@@ -168,6 +173,13 @@ class SemanticRoutes:
         names = as_list(names)
         n = len(names)
         text_list = as_column("example", texts, n)
+        for name, text in zip(names, text_list):
+            if name is not None:
+                check_names("route_name", [name])
+            if text is not None and not isinstance(text, str):
+                raise InvalidArgument("example", text, "must be text or an embedding")
+            if text is not None:
+                check_text("example", text)
         vectors, present = _embeddings("example", embeddings, n, self.store.dim)
         snap = self.snapshot()
         for name in names:
@@ -202,11 +214,12 @@ class SemanticRoutes:
         return accepted
 
     def delete(self, names: Sequence[Any]) -> int:
-        """Delete routes and their examples; every name must exist (nothing is deleted otherwise)."""
-        names = check_names("name", as_list(names))
-        snap = self.snapshot()
+        """Delete routes and their examples; every name must exist (nothing is deleted otherwise). Reads only the
+        stored names, never the route snapshot, so no stored value can stand in the way of a deletion."""
+        names = check_names("name", as_list(names), stored=True)
+        stored = set(self.store.read("routes")["name"].to_pylist())
         for name in names:
-            if name not in snap.index:
+            if name not in stored:
                 raise NotFound("route", name)
         self.store.delete_keys("routes", "name", set(names))
         # examples of a deleted route are ignored by the snapshot even if this second write failed

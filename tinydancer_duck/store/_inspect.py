@@ -1,5 +1,6 @@
-"""Facts about a store for ``tinydancer doctor``: every table's schema, fragments, versions and small tables' rows,
-read without an embedder (so a store made by another embedder can still be diagnosed)."""
+"""Facts about a store for ``tinydancer doctor``: every table opened and read in full, its files checked against
+the checksums they were written with, its newest version against the highest ever committed, and its schema,
+fragments and versions. Read without an embedder, so a store made by another embedder can still be diagnosed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tinydancer_duck.errors import StoreError
+
+from ._integrity import Integrity
 
 
 def table_info(table: Any) -> dict[str, int]:
@@ -18,21 +21,19 @@ def table_info(table: Any) -> dict[str, int]:
             "versions": len(table.list_versions())}
 
 
-#: Tables whose whole contents `tinydancer doctor` reads (the others are only counted).
-_INSPECT_READ = ("agents", "routes", "route_examples", "models", "budgets")
-
-
-def inspect_store(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Facts about every table in the store at ``path``, without an embedder (for ``tinydancer doctor``).
-
-    Per table: ``schema``, ``info`` (as :meth:`Store.info`) and ``data`` (the rows, for the small tables of
-    :data:`_INSPECT_READ`, else None); a table that cannot be opened has ``error`` instead.
-    """
+def connect(path: str | Path) -> Any:
     import lancedb  # ~2 s to import: only when a store is inspected
 
     try:
-        db = lancedb.connect(str(Path(path).expanduser()), read_consistency_interval=timedelta(0))
-        names, token = [], None
+        return lancedb.connect(str(Path(path).expanduser()), read_consistency_interval=timedelta(0))
+    except Exception as exc:
+        raise StoreError(f"cannot open store at {path}: {exc}") from exc
+
+
+def table_names(db: Any, root: Path) -> list[str]:
+    """Tables LanceDB lists, plus table folders it does not (one whose manifests are lost is not listed)."""
+    names, token = [], None
+    try:
         while True:
             listed = db.list_tables(page_token=token) if token else db.list_tables()
             names.extend(listed.tables)
@@ -40,13 +41,46 @@ def inspect_store(path: str | Path) -> dict[str, dict[str, Any]]:
             if not token:
                 break
     except Exception as exc:
-        raise StoreError(f"cannot open store at {path}: {exc}") from exc
+        raise StoreError(f"cannot list the tables of {root}: {exc}") from exc
+    folders = [p.name.removesuffix(".lance") for p in root.glob("*.lance") if p.is_dir()]
+    return sorted({*names, *folders})
+
+
+def inspect_store(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Facts about every table in the store at ``path`` (read only; for ``tinydancer doctor``).
+
+    Per table: ``schema``, ``info`` (as :meth:`Store.info`), ``data`` (every row, read in full), ``damaged``
+    (files whose bytes differ from their checksum), ``lost`` ((newest readable version, highest committed) when
+    manifests are lost, else None), ``unverified`` (files without a checksum); a table that cannot be opened has
+    ``error`` instead, one that opens but cannot be read in full ``read_error``.
+    """
+    root = Path(path).expanduser()
+    db = connect(root)
+    integrity = Integrity(root)
     facts: dict[str, dict[str, Any]] = {}
-    for name in sorted(names):
+    for name in table_names(db, root):
         try:
             table = db.open_table(name)
-            facts[name] = {"schema": table.schema, "info": table_info(table),
-                           "data": table.to_arrow() if name in _INSPECT_READ else None}
         except Exception as exc:  # noqa: BLE001 - reported by the doctor as a problem with this table
-            facts[name] = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+            facts[name] = {"error": _first_line(exc)}
+            continue
+        fact: dict[str, Any] = {"damaged": integrity.damaged(name), "unverified": integrity.unverifiable(name),
+                                "lost": None, "data": None}
+        try:
+            fact.update(schema=table.schema, info=table_info(table))
+        except Exception as exc:  # noqa: BLE001 - reported by the doctor
+            facts[name] = {"error": _first_line(exc)}
+            continue
+        committed = integrity.high_water(name)
+        if committed is not None and fact["info"]["version"] < committed:
+            fact["lost"] = (fact["info"]["version"], committed)
+        try:
+            fact["data"] = table.to_arrow()
+        except Exception as exc:  # noqa: BLE001 - reported by the doctor
+            fact["read_error"] = _first_line(exc)
+        facts[name] = fact
     return facts
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

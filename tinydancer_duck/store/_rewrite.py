@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from tinydancer_duck.errors import StoreError
 
+from ._integrity import Integrity
 from ._schemas import expected_schema
 
 
@@ -46,13 +47,17 @@ def rewrite_tables(path: str | Path, tables: Mapping[str, pa.Table], *, dim: int
     try:
         shutil.copytree(folder, backup)
         db = lancedb.connect(str(folder), read_consistency_interval=timedelta(0))
+        integrity = Integrity(folder)
         for name, rows in tables.items():
             schema = expected_schema(name, dim, identity)
             for field in schema:  # columns a newer version added: NULL, as Store._migrated adds them
                 if field.name not in rows.column_names:
                     rows = rows.append_column(field, pa.nulls(rows.num_rows, field.type))
             db.drop_table(name)
-            db.create_table(name, rows.select(schema.names).cast(schema), schema=schema)
+            for kept in (f"{name}.log", f"{name}.version"):  # the old table's checksums and versions are gone
+                (integrity.folder / kept).unlink(missing_ok=True)
+            handle = db.create_table(name, rows.select(schema.names).cast(schema), schema=schema)
+            integrity.record(name, int(handle.version))
     except Exception as exc:
         raise StoreError(f"re-embedding {folder} failed ({exc}); the store as it was is in {backup}") from exc
     return backup

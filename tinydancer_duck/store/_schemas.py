@@ -120,3 +120,32 @@ def expected_schema(name: str, dim: int, identity: str) -> pa.Schema:
     if name in vector:
         return vector[name](dim, identity)
     return {"models": MODELS_SCHEMA, "usage": USAGE_SCHEMA, "budgets": BUDGETS_SCHEMA}[name]
+
+
+def appended_fields(found: pa.Schema, expected: pa.Schema) -> pa.Schema | None:
+    """The nullable columns a newer version appended to ``expected`` that a table of schema ``found`` lacks (a
+    store written by an older version), or None when the difference is anything else."""
+    missing = expected.names[len(found.names):]
+    if not missing or found.names != expected.names[:len(found.names)] \
+            or not all(expected.field(field).nullable for field in missing):
+        return None
+    return pa.schema([expected.field(field) for field in missing])
+
+
+def check_schema(store: object, name: str, found: pa.Schema, expected: pa.Schema) -> None:
+    """StoreError when table ``name`` of the store at ``store`` was made by another embedder or version."""
+    from tinydancer_duck.errors import StoreError
+
+    want = (expected.metadata or {}).get(IDENTITY_KEY)
+    have = (found.metadata or {}).get(IDENTITY_KEY)
+    if want is not None and have != want:
+        raise StoreError(
+            f"store {store} table {name!r} holds vectors from embedder "
+            f"{(have or b'unknown').decode()!r}, but this connection uses {want.decode()!r}; "
+            f"open it with the same embedder, or move it to this one with `tinydancer reembed --store {store}`"
+        )
+    if found.names != expected.names:
+        raise StoreError(
+            f"store {store} table {name!r} has columns {found.names}, expected {expected.names}; "
+            "it was written by an incompatible version"
+        )

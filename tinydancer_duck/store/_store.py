@@ -8,20 +8,23 @@ Readers get Arrow tables (and numpy snapshots built from them) cached by table v
 check unless another connection or process wrote since. Values from users reach LanceDB filters only through
 :func:`sql_literal`, which quotes them as data.
 
-Reliability (README "Reliability"): every commit goes through :func:`_retry` (conflicts retried with backoff and
-jitter, on top of LanceDB's own retries); a write computed from a read runs inside :meth:`Store.locked`, a per-table
-lock across threads and processes whose reads skip the 50 ms version cache; a process killed mid-write leaves the
-previous version readable (LanceDB commits by writing one manifest); after every :data:`COMPACT_CHECK_EVERY` writes
-a table is checked and compacted past :data:`COMPACT_FRAGMENTS` small fragments (or every
-:data:`CLEANUP_EVERY_CHECKS`-th check), keeping versions younger than :data:`CLEANUP_OLDER_THAN` for readers still
-on them; :meth:`Store.compact` does the same on demand.
+Reliability (README "Reliability"): every commit holds the table's write lock and goes through :func:`_retry`
+(conflicts retried with backoff and jitter, on top of LanceDB's own retries); the files it adds are checksummed and
+the table's highest version noted (:mod:`._integrity`), so a read refuses a truncated or bit-flipped file or a lost
+manifest, and a table folder that exists but cannot be opened is an error, never replaced by a new empty table. A
+write computed from a read runs inside :meth:`Store.locked`, whose reads skip the 50 ms version cache. A process
+killed mid-write leaves the previous version readable (LanceDB commits by writing one manifest). Compaction is
+decided by the table itself: the writer whose commit makes a version divisible by :data:`COMPACT_CHECK_EVERY` reads
+the table's fragment statistics and compacts past :data:`COMPACT_FRAGMENTS` small fragments (or on every
+:data:`CLEANUP_EVERY_CHECKS`-th check), keeping versions younger than :data:`CLEANUP_OLDER_THAN` for readers still on
+them, so short-lived processes that each write once are compacted as well as one long-lived writer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -33,68 +36,43 @@ import pyarrow as pa
 
 from tinydancer_duck.errors import InvalidArgument, StoreError
 
+from . import _journal as journal
 from ._cache import SnapshotCache
 from ._inspect import table_info
-from ._locks import lock_file, write_locked  # noqa: F401 - write_locked is re-exported for the services
-
-T = TypeVar("T")
-
+from ._integrity import Integrity, listing
+from ._journal import JOURNAL_LOCK
+from ._ledger import Ledger
+from ._locks import held, write_locked  # noqa: F401 - write_locked is re-exported for the services
+from ._retry import retry as _retry
 from ._schemas import (
     BUDGETS_SCHEMA,
-    IDENTITY_KEY,
     MODELS_SCHEMA,
     TABLES,
     USAGE_SCHEMA,
     agents_schema,
+    appended_fields,
+    check_schema,
     route_examples_schema,
     routes_schema,
 )
+
+T = TypeVar("T")
 
 #: Seconds a table version read from LanceDB is trusted before asking again (see Store.version).
 CONSISTENCY_INTERVAL_S = 0.05
 _local_writes: dict[tuple[str, str], int] = {}  # (store directory, table) -> writes made by this process
 _local_lock = threading.Lock()
 
-#: Commit attempts for one write before giving up, and the first backoff (doubled each retry, with jitter).
-WRITE_ATTEMPTS = 8
-WRITE_BACKOFF_S = 0.02
-#: A process checks a table's fragments after this many of its own writes to it ...
-COMPACT_CHECK_EVERY = 32
-#: ... and compacts it when it has at least this many small fragments.
-COMPACT_FRAGMENTS = 64
+#: The writer whose commit makes a version divisible by this reads the table's fragment statistics ...
+COMPACT_CHECK_EVERY = 8
+#: ... and compacts it when it has at least this many small fragments. A cold read costs ~0.2 ms per fragment
+#: (lancedb 0.40, this machine), so a table stays within ~5 ms of its compacted read time.
+COMPACT_FRAGMENTS = 16
 #: Every this many checks a table is compacted anyway, which also removes its old versions (a table rewritten by
 #: upserts keeps one fragment but gains a version per write).
 CLEANUP_EVERY_CHECKS = 8
 #: Versions younger than this survive cleanup: readers pinned to them keep working.
 CLEANUP_OLDER_THAN = timedelta(minutes=2)
-#: Commit conflicts this process retried (LanceDB retries appends and merge_inserts internally first).
-conflicts_retried = 0
-_RETRYABLE = ("conflict", "retryable", "too many concurrent", "temporarily unavailable")
-# (store directory, table) -> [thread lock, open lock file or None, depth]: one flock per process and table, so two
-# Stores of one process on one directory share it instead of deadlocking on each other.
-_file_locks: dict[tuple[str, str], list[Any]] = {}
-
-
-def _retryable(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return any(word in text for word in _RETRYABLE)
-
-
-def _retry(what: str, write: Callable[[], T]) -> T:
-    """Run one LanceDB write; retry commit conflicts with exponential backoff; other failures become StoreError."""
-    for attempt in range(WRITE_ATTEMPTS):
-        try:
-            return write()
-        except Exception as exc:
-            if attempt + 1 < WRITE_ATTEMPTS and _retryable(exc):
-                global conflicts_retried
-                conflicts_retried += 1
-                time.sleep(WRITE_BACKOFF_S * 2**attempt * (0.5 + random.random()))
-                continue
-            raise StoreError(f"{what}: {exc}") from exc
-    raise AssertionError("unreachable")
-
-
 def default_store_path() -> Path:
     """``$TINYDANCER_HOME`` if set, else ``~/.tinydancer``."""
     home = os.environ.get("TINYDANCER_HOME")
@@ -102,12 +80,11 @@ def default_store_path() -> Path:
 
 
 def sql_literal(value: str) -> str:
-    """Quote a user string as a LanceDB (DataFusion) SQL string literal: data, never SQL."""
+    """Quote a user string as a LanceDB (DataFusion) SQL string literal: data, never SQL. A NUL character (which
+    no new name may hold, but a store written before that may) becomes ``chr(0)`` between quoted parts."""
     if not isinstance(value, str):
         raise StoreError(f"filter value must be a string, got {type(value).__name__}")
-    if "\x00" in value:
-        raise StoreError("filter value contains a NUL character")
-    return "'" + value.replace("'", "''") + "'"
+    return " || chr(0) || ".join("'" + part.replace("'", "''") + "'" for part in value.split("\x00"))
 
 
 def in_filter(column: str, values: Iterable[str]) -> str:
@@ -116,7 +93,7 @@ def in_filter(column: str, values: Iterable[str]) -> str:
 
 
 class Store:
-    """A LanceDB directory holding the four tables, for one embedder identity and dimension.
+    """A LanceDB directory holding the tables, for one embedder identity and dimension.
 
     Thread-safe for the engine's use: DuckDB may call UDFs from several threads (one at a time under the GIL, but
     interleaved), so table handles and caches are guarded by a lock.
@@ -141,9 +118,9 @@ class Store:
         self._versions: dict[str, tuple[int, float, int]] = {}
         self._tables: dict[str, Any] = {}
         self._snapshots = SnapshotCache(self._read_version)
-        self._fresh = 0  # > 0 inside locked(): reads ask LanceDB for the latest version every time
-        self._writes_since_check: dict[str, int] = {}
-        self._checks: dict[str, int] = {}
+        self.integrity = Integrity(self.path)
+        self.ledger = Ledger(self.path)
+        self._recovering = False
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             # interval 0: every read checks the latest version, so other connections' writes are seen at once.
@@ -155,66 +132,69 @@ class Store:
 
     # -- tables -------------------------------------------------------------------------------------------------
     def table(self, name: str) -> Any:
-        """The open LanceDB table, created on first use; checks the embedder identity of vector tables."""
+        """The open LanceDB table, created on first use; checks the embedder identity of vector tables and that no
+        committed version was lost."""
         with self._lock:
             handle = self._tables.get(name)
             if handle is not None:
                 return handle
-            schema = self._schemas[name]
-            try:
-                handle = self._db.open_table(name)
-            except Exception:  # noqa: BLE001 - LanceDB signals "no such table" with several exception types
-                try:
-                    handle = self._db.create_table(name, schema=schema, exist_ok=True)
-                except Exception as exc:
-                    raise StoreError(f"cannot open table {name!r} in {self.path}: {exc}") from exc
-            self._check_schema(name, self._migrated(name, handle, schema), schema)
+            handle = self._open(name)
+            check_schema(self.path, name, self._migrated(name, handle, self._schemas[name]), self._schemas[name])
+            self.integrity.check_version(name, lambda: int(handle.version))
             self._tables[name] = handle
+            return handle
+
+    def _open(self, name: str) -> Any:
+        """Open ``name``; create it only when its folder does not exist (or holds nothing but an aborted creation):
+        a table that exists but cannot be opened is an error, never silently replaced by an empty one."""
+        with contextlib.suppress(Exception):  # LanceDB signals "no such table" with several exception types
+            return self._db.open_table(name)
+        with held(self.path, self._key, name):  # one creator at a time; a concurrent creator may have won
+            try:
+                return self._db.open_table(name)
+            except Exception as exc:  # decided below by what is on disk
+                folder = self.integrity.table_folder(name)
+                if folder.exists() and not _aborted_creation(folder, self.integrity.high_water(name)):
+                    raise StoreError(
+                        f"table {name!r} exists in {self.path} but cannot be opened "
+                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). Nothing was changed. "
+                        f"Run `tinydancer doctor --store {self.path}`; restore {folder.name} from a backup, or move "
+                        "it aside to start that table empty") from exc
+                if folder.exists():  # a creation killed before its first manifest: nothing in it to lose
+                    shutil.rmtree(folder)
+            try:
+                handle = self._db.create_table(name, schema=self._schemas[name], exist_ok=True)
+            except Exception as exc:
+                raise StoreError(f"cannot create table {name!r} in {self.path}: {exc}") from exc
+            self.integrity.record(name, int(handle.version))
             return handle
 
     def _migrated(self, name: str, handle: Any, expected: pa.Schema) -> pa.Schema:
         """The table's schema after adding the nullable columns a newer version appended to it (all NULL in the
         rows already stored), so a store written by an older version keeps working."""
-        found = handle.schema
-        missing = expected.names[len(found.names):]
-        if not missing or found.names != expected.names[:len(found.names)] \
-                or not all(expected.field(field).nullable for field in missing):
-            return found
-        try:
-            _retry(f"cannot add columns {missing} to {name!r}",
-                   lambda: handle.add_columns(pa.schema([expected.field(field) for field in missing])))
-        finally:
-            self._wrote(name)
+        missing = appended_fields(handle.schema, expected)
+        if not missing:
+            return handle.schema
+        with held(self.path, self._key, name):
+            try:
+                _retry(f"cannot add columns {missing.names} to {name!r}", lambda: handle.add_columns(missing))
+            finally:
+                self._wrote(name)
+            self.integrity.record(name, int(handle.version))
         return handle.schema
-
-    def _check_schema(self, name: str, found: pa.Schema, expected: pa.Schema) -> None:
-        want = (expected.metadata or {}).get(IDENTITY_KEY)
-        have = (found.metadata or {}).get(IDENTITY_KEY)
-        if want is not None and have != want:
-            raise StoreError(
-                f"store {self.path} table {name!r} holds vectors from embedder "
-                f"{(have or b'unknown').decode()!r}, but this connection uses {want.decode()!r}; "
-                f"open it with the same embedder, or move it to this one with `tinydancer reembed --store {self.path}`"
-            )
-        if found.names != expected.names:
-            raise StoreError(
-                f"store {self.path} table {name!r} has columns {found.names}, expected {expected.names}; "
-                "it was written by an incompatible version"
-            )
 
     def version(self, name: str) -> int:
         """The table's latest version, asking LanceDB at most once per ``consistency_interval_s``.
 
-        Asking costs ~0.15 ms and a routing call reads up to five tables, so an answer is reused briefly: writes made
+        Asking costs ~0.15 ms and a routing call reads up to six tables, so an answer is reused briefly: writes made
         in this process (through any Store on the same directory) invalidate it at once, other processes' writes are
-        seen within the interval.
+        seen within the interval. A version lower than one seen before means a lost manifest: StoreError.
         """
         key = (self._key, name)
         writes = _local_writes.get(key, 0)
         cached = self._versions.get(name)
         now = time.monotonic()
-        if (cached is not None and cached[2] == writes and now - cached[1] < self.consistency_interval_s
-                and not self._fresh):
+        if cached is not None and cached[2] == writes and now - cached[1] < self.consistency_interval_s:
             return cached[0]
         try:
             version = int(self.table(name).version)
@@ -222,6 +202,10 @@ class Store:
             raise
         except Exception as exc:
             raise StoreError(f"cannot read version of {name!r}: {exc}") from exc
+        if cached is not None and version < cached[0]:
+            self.integrity.check_version(name, lambda: version)
+            raise StoreError(f"table {name!r} in {self.path} went back from version {cached[0]} to {version}: "
+                             f"a manifest was lost; run `tinydancer doctor --store {self.path}`")
         self._versions[name] = (version, now, writes)
         return version
 
@@ -235,33 +219,36 @@ class Store:
     def locked(self, *names: str) -> Iterator[None]:
         """Hold the write lock of tables ``names`` (in this order) across threads and processes.
 
-        Use it around a read-modify-write: reads inside see the latest version (no 50 ms cache), and no other
-        writer that also locks can interleave. Re-entrant. Plain appends and upserts do not need it.
+        Use it around a read-modify-write: no other writer can interleave (every commit holds its table's lock),
+        and reads inside see every write made before the lock was taken (each table's version is asked afresh once;
+        after that, only this process can change the locked tables, and its own writes refresh the version).
+        Re-entrant.
         """
         with contextlib.ExitStack() as stack:
             for name in names:
-                stack.enter_context(self._file_lock(name))
-            self._fresh += 1
-            try:
-                yield
-            finally:
-                self._fresh -= 1
+                stack.enter_context(held(self.path, self._key, name))
+            self._versions.clear()
+            if JOURNAL_LOCK in names and not self._recovering and journal.pending(self.path):
+                self.recover()
+            yield
 
-    @contextlib.contextmanager
-    def _file_lock(self, name: str) -> Iterator[None]:
-        with _local_lock:
-            entry = _file_locks.setdefault((self._key, name), [threading.RLock(), None, 0])
-        with entry[0]:
-            if entry[2] == 0:
-                entry[1] = lock_file(self.path / ".locks" / f"{name}.lock")
-            entry[2] += 1
+    def transact(self, steps: list[journal.Step]) -> list[int]:
+        """Commit ``steps`` (on several tables) all-or-nothing (:mod:`._journal`); returns each step's version."""
+        with self.locked(JOURNAL_LOCK):
+            return journal.run(self, steps)
+
+    def pending(self) -> list[str]:
+        """Writes that killed processes left half done (finished by :meth:`recover`), one line each."""
+        return journal.describe(self.path)
+
+    def recover(self) -> int:
+        """Finish the writes that killed processes left half done (:mod:`._journal`); how many there were."""
+        with held(self.path, self._key, JOURNAL_LOCK):
+            self._recovering = True
             try:
-                yield
+                return journal.recover(self)
             finally:
-                entry[2] -= 1
-                if entry[2] == 0 and entry[1] is not None:
-                    entry[1].close()  # closing the file releases the flock
-                    entry[1] = None
+                self._recovering = False
 
     # -- reads --------------------------------------------------------------------------------------------------
     def read(self, name: str) -> pa.Table:
@@ -274,90 +261,94 @@ class Store:
         """``build(table)``, cached by (table, kind) and recomputed only when the table's version changes.
 
         extend : ``extend(cached, rows)`` gives the value after ``rows`` were appended; used instead of a full read
-            when this Store's own appends are the only changes since the cached version (:mod:`.appends`).
+            when this Store's own appends are the only changes since the cached version (:mod:`._cache`).
         """
         with self._lock:
             return self._snapshots.value(name, self.version(name), kind, build, extend)
 
     def _read_version(self, name: str, version: int) -> pa.Table:
+        """A full read, after checking the table's files against their checksums and its version against the
+        highest committed (StoreError naming what is damaged)."""
+        handle = self.table(name)
+        if version < (self.integrity.high_water(name) or 0):  # stale, or a lost manifest: ask for the latest
+            self.integrity.check_version(name, lambda: int(handle.version))
+        self.integrity.verify(name, int(handle.version))
         try:
-            handle = self.table(name)
             arrow = handle.to_arrow()
         except Exception as exc:
-            raise StoreError(f"cannot read {name!r}: {exc}") from exc
+            raise StoreError(f"cannot read {name!r} in {self.path}: {str(exc).splitlines()[0]}; run "
+                             f"`tinydancer doctor --store {self.path}`") from exc
         return arrow.cast(self._schemas[name]) if arrow.schema != self._schemas[name] else arrow
 
     def count(self, name: str, where: str | None = None) -> int:
         try:
             return int(self.table(name).count_rows(where))
+        except StoreError:
+            raise
         except Exception as exc:
             raise StoreError(f"cannot count {name!r}: {exc}") from exc
 
     # -- writes -------------------------------------------------------------------------------------------------
-    def upsert(self, name: str, rows: pa.Table, key: str = "name") -> None:
-        """Insert new keys, replace existing ones; other rows are not touched."""
+    def upsert(self, name: str, rows: pa.Table, key: str | list[str] = "name") -> int:
+        """Insert new keys, replace existing ones; other rows are not touched. Returns the version written."""
         if rows.num_rows == 0:
-            return
+            return self.version(name)
         rows = rows.select(self._schemas[name].names).cast(self._schemas[name])
-        table = self.table(name)
-        try:
-            _retry(f"cannot write {rows.num_rows} row(s) to {name!r}",
-                   lambda: table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
-                   .execute(rows))
-        finally:
-            self._wrote(name)
-        self._maybe_compact(name)
+        return self._commit(name, f"cannot write {rows.num_rows} row(s) to {name!r}",
+                            lambda table: table.merge_insert(key).when_matched_update_all()
+                            .when_not_matched_insert_all().execute(rows))
 
-    def append(self, name: str, rows: pa.Table) -> None:
-        if rows.num_rows == 0:
-            return
-        rows = rows.select(self._schemas[name].names).cast(self._schemas[name])
-        table = self.table(name)
-        try:
-            added = _retry(f"cannot append {rows.num_rows} row(s) to {name!r}", lambda: table.add(rows))
-            version = getattr(added, "version", None)  # the version this append made (lancedb >= 0.22)
-            if version is not None:
-                with self._lock:
-                    self._snapshots.appended(name, int(version), rows)
-        finally:
-            self._wrote(name)
-        self._maybe_compact(name)
+    def append(self, name: str, rows: pa.Table | pa.RecordBatchReader) -> int:
+        """Append rows (a table, or a reader of batches: streamed into one commit); returns the version written."""
+        streamed = isinstance(rows, pa.RecordBatchReader)
+        if not streamed:
+            if rows.num_rows == 0:
+                return self.version(name)
+            rows = rows.select(self._schemas[name].names).cast(self._schemas[name])
+        version = self._commit(name, f"cannot append to {name!r}", lambda table: table.add(rows))
+        if not streamed:
+            with self._lock:
+                self._snapshots.appended(name, version, rows)
+        return version
 
-    def delete_keys(self, name: str, column: str, values: Iterable[str]) -> None:
-        """Delete rows whose ``column`` is one of ``values`` (quoted as data)."""
+    def delete_keys(self, name: str, column: str, values: Iterable[str]) -> int | None:
+        """Delete rows whose ``column`` is one of ``values`` (quoted as data); the version written."""
         values = list(values)
         if not values:
-            return
+            return None
         where = in_filter(column, values)
-        table = self.table(name)
-        try:
-            _retry(f"cannot delete from {name!r}", lambda: table.delete(where))
-        finally:
-            self._wrote(name)
-        self._maybe_compact(name)
+        return self._commit(name, f"cannot delete from {name!r}", lambda table: table.delete(where))
 
-    def delete_all(self, name: str) -> None:
+    def delete_all(self, name: str) -> int:
+        return self._commit(name, f"cannot clear {name!r}", lambda table: table.delete("true"))
+
+    def _commit(self, name: str, what: str, write: Callable[[Any], Any], *, maintain: bool = True) -> int:
+        """One commit to ``name`` under its write lock: retried on conflicts, its new files checksummed, the
+        version it made returned; then maybe a compaction (see the module docstring)."""
         table = self.table(name)
-        try:
-            _retry(f"cannot clear {name!r}", lambda: table.delete("true"))
-        finally:
-            self._wrote(name)
-        self._maybe_compact(name)
+        with held(self.path, self._key, name):
+            try:
+                result = _retry(what, lambda: write(table))
+            finally:
+                self._wrote(name)
+            version = getattr(result, "version", None)
+            version = int(version) if version is not None else int(table.version)
+            self.integrity.record(name, version)
+        if maintain:
+            self._maybe_compact(name, version)
+        return version
 
     # -- maintenance --------------------------------------------------------------------------------------------
-    def _maybe_compact(self, name: str) -> None:
-        """After every COMPACT_CHECK_EVERY writes of this process to ``name``: compact if fragments piled up."""
-        done = self._writes_since_check.get(name, 0) + 1
-        self._writes_since_check[name] = done
-        if done < COMPACT_CHECK_EVERY:
+    def _maybe_compact(self, name: str, version: int) -> None:
+        """When ``version`` is a multiple of COMPACT_CHECK_EVERY: compact if the table's small fragments piled up
+        (whoever wrote them: the count is read from the table, not from this process's writes)."""
+        if version % COMPACT_CHECK_EVERY:
             return
-        self._writes_since_check[name] = 0
-        checks = self._checks[name] = self._checks.get(name, 0) + 1
         try:
             small = int(self.table(name).stats()["fragment_stats"]["num_small_fragments"])
-            if small >= COMPACT_FRAGMENTS or checks % CLEANUP_EVERY_CHECKS == 0:
-                self.compact(name)
-        except StoreError:
+            if small >= COMPACT_FRAGMENTS or (version // COMPACT_CHECK_EVERY) % CLEANUP_EVERY_CHECKS == 0:
+                self._compact(name, CLEANUP_OLDER_THAN)
+        except (StoreError, KeyError, TypeError):
             pass  # maintenance only: the write itself succeeded; the next check tries again
 
     def compact(self, name: str | None = None, *,
@@ -373,21 +364,31 @@ class Store:
             raise InvalidArgument("table", name, f"must be one of {', '.join(TABLES)}")
         report = {}
         for table_name in (name,) if name is not None else TABLES:
-            before = self.info(table_name)
-            table = self.table(table_name)
-            try:
-                _retry(f"cannot compact {table_name!r}",
-                       lambda table=table: table.optimize(cleanup_older_than=cleanup_older_than))
-            finally:
-                self._wrote(table_name)
-            after = self.info(table_name)
+            with held(self.path, self._key, table_name):
+                before = self.info(table_name)
+                self._compact(table_name, cleanup_older_than)
+                after = self.info(table_name)
             report[table_name] = {"fragments_before": before["fragments"], "fragments_after": after["fragments"],
                                   "versions_before": before["versions"], "versions_after": after["versions"]}
         return report
+
+    def _compact(self, name: str, cleanup_older_than: timedelta) -> None:
+        with held(self.path, self._key, name):
+            self._commit(name, f"cannot compact {name!r}",
+                         lambda table: table.optimize(cleanup_older_than=cleanup_older_than), maintain=False)
+            self.integrity.forget_missing(name)
 
     def info(self, name: str) -> dict[str, int]:
         """rows, fragments, small_fragments, version and versions (kept on disk) of one table."""
         try:
             return table_info(self.table(name))
+        except StoreError:
+            raise
         except Exception as exc:
             raise StoreError(f"cannot inspect {name!r}: {exc}") from exc
+
+
+def _aborted_creation(folder: Path, high_water: int | None) -> bool:
+    """Whether a table folder that cannot be opened is only a creation killed before its first commit: no data or
+    deletion files, and no later version ever committed."""
+    return (high_water or 0) <= 1 and not any(rel.startswith(("data/", "_deletions/")) for rel in listing(folder))

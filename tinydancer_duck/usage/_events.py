@@ -2,8 +2,9 @@
 
 A usage event is (ts, request_id, agent, route, category, tokens_in, tokens_out, cost, latency_ms, success,
 quality). agent, cost, success and latency_ms are required; ts defaults to now (UTC); the rest may be NULL.
-Validation runs on the whole batch before anything is written: cost >= 0 and finite, latency_ms >= 0 and finite,
-quality within [0, 1], tokens >= 0, a NULL agent/cost/success/latency_ms is an error naming the argument.
+Validation runs on the whole batch before anything is written: cost, latency_ms and tokens >= 0, finite and at most
+1e12, quality within [0, 1], ts within years 1-9999, text valid UTF-8 without NUL; a NULL
+agent/cost/success/latency_ms is an error naming the argument.
 
 **Unknown agents.** An event for an agent that is not registered is stored (a log may name retired agents, and
 analytics should still count their spend) but updates no running stats; :meth:`Usage.record` returns False for
@@ -13,16 +14,23 @@ such rows and :meth:`Usage.ingest` lists them in its report.
 (:mod:`tinydancer_duck.registry._stats`), in timestamp order within each batch. :meth:`Usage.record` goes through
 :meth:`Registry.update_metrics` once per batch (one agents write per batch). :meth:`Usage.ingest` folds the whole file
 per agent as an affine map ``x -> decay * x + offset`` (an EWMA over k events is affine in its starting value) and
-applies it to the stored stats in one write at the end, so the file costs one agents write however long it is and
-a concurrent update made meanwhile is composed with, not overwritten. avg_latency_ms, success_rate, quality_score and
-total_requests equal those of the same events recorded one by one; p99 is a streaming estimate whose value depends on
-the batch size.
+applies it to the stored stats in one write, so the file costs one agents write however long it is.
+avg_latency_ms, success_rate, quality_score and total_requests equal those of the same events recorded one by one;
+p99 is a streaming estimate whose value depends on the batch size.
+
+**All or nothing.** The events and their agents' stats are two commits (usage, then agents), tied by an intent
+journal (:mod:`tinydancer_duck.store._journal`) under the agents lock: a process killed between them leaves an intent
+the next writer (or the next Engine) finishes, so usage and stats never disagree. An ingest is one streamed usage
+commit plus the agents commit, and skips events whose request_id is stored already, so re-running an interrupted
+(or finished) ingest stores each request once. Recording settles the budget reservations routing made for the events
+(:mod:`tinydancer_duck.store._ledger`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,16 +41,26 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck._validate import as_float_column, check_int, check_nonnegative, check_unit_interval
+from tinydancer_duck._validate import (
+    MAX_TS_US,
+    MIN_TS_US,
+    as_float_column,
+    check_int,
+    check_nonnegative,
+    check_stored,
+    check_text_column,
+    check_unit_interval,
+)
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.registry import AffineFold, Registry, fold_batch
 from tinydancer_duck.settings import Settings
-from tinydancer_duck.store import MAX_CHUNKS, USAGE_SCHEMA, Store
+from tinydancer_duck.store import MAX_CHUNKS, USAGE_SCHEMA, Step, Store, settle
 
 from ._log import FIELDS, batches, column_mapping, open_log
 
 _TS = pa.timestamp("us", tz="UTC")
 DEFAULT_BATCH_ROWS = 100_000
+MAX_BATCH_ROWS = 10_000_000
 
 Progress = Callable[[int, int], None]
 
@@ -95,65 +113,145 @@ class Usage:
         return self.record_columns(columns)
 
     def record_columns(self, columns: Mapping[str, Any]) -> np.ndarray:
-        """:meth:`record` with the fields as a mapping of columns (missing optional fields are NULL)."""
+        """:meth:`record` with the fields as a mapping of columns (missing optional fields are NULL).
+
+        The events and their agents' new stats are committed all-or-nothing (:meth:`Store.transact`): a process
+        killed between the two commits leaves an intent that the next writer finishes.
+        """
         batch = usage_batch(columns, now=datetime.now(timezone.utc))
         if batch.num_rows == 0:
             return np.zeros(0, bool)
         batch = _in_time_order(batch)
-        known = self._known(batch["agent"])
-        self.store.append("usage", batch)
-        if known.any():
-            rows = batch.filter(pa.array(known))
-            self.registry.update_metrics(rows["agent"], rows["latency_ms"], rows["success"], rows["quality"])
+        with self.store.locked("agents"):  # which agents exist, and their stats, cannot change meanwhile
+            known = self._known(batch["agent"])
+            if known.any():
+                rows = batch.filter(pa.array(known))
+                self.registry.update_metrics(rows["agent"], rows["latency_ms"], rows["success"], rows["quality"],
+                                             usage=batch)
+            else:
+                self.store.transact([Step("usage", "append", batch)])
+        if self.store.ledger.exists():  # routing reserved under a budget: settle
+            self._settle(_spend_by_agent(batch["agent"], batch["cost"]))
         order = pc.sort_indices(batch["_row"]).to_numpy()  # back to the caller's row order
         return known[order]
 
     def ingest(self, source: str | Path, *, columns: Mapping[str, str] | str | None = None,
                batch_rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None) -> IngestReport:
-        """Append a Parquet log (a file, a directory or a glob of files) to ``usage`` and fold it into agent stats.
+        """Append a Parquet log (a file, a directory or a glob of files) to ``usage`` and fold it into agent stats,
+        all or nothing, skipping events whose request_id is stored already.
 
         columns : our field -> the log's column name, for logs that name columns differently (JSON text or a
             mapping), e.g. ``{"agent": "model", "cost": "usd"}``. Unmapped fields use their own name; an optional
             field missing from the log is NULL.
-        batch_rows : rows per read batch and per LanceDB append; memory stays bounded by a few batches.
-        progress : called as ``progress(rows_done, rows_total)`` after validation (0) and after every append.
+        batch_rows : rows per read batch; memory stays bounded by a few batches.
+        progress : called as ``progress(rows_done, rows_total)`` after validation (0) and after every batch.
 
-        The file is read twice: a validation pass first, so a bad row anywhere fails the call before anything is
-        written; then the writing pass.
+        The file is read twice under the agents lock (other writers of usage and agents wait): a validation pass
+        that also folds the events into per-agent stats, so a bad row anywhere fails the call before anything is
+        written; then one streamed append (a single commit), and the stats in one agents write, both committed
+        all-or-nothing. Re-running an ingest (after a kill, or twice) stores no request_id twice; events without a
+        request_id cannot be recognized and are stored again.
         """
         started = time.perf_counter()
-        check_int("batch_rows", batch_rows, minimum=1)
+        check_int("batch_rows", batch_rows, minimum=1, maximum=MAX_BATCH_ROWS)
         dataset, selection = open_log(source, column_mapping(columns))
         total = dataset.count_rows()
         now = datetime.now(timezone.utc)
-        for batch in batches(dataset, selection, batch_rows):  # pass 1: validate only
-            usage_batch(batch, now=now)
-        if progress is not None:
-            progress(0, total)
+        with self.store.locked("agents"):
+            plan = self._plan_ingest(dataset, selection, batch_rows, now)
+            if progress is not None:
+                progress(0, total)
+            done = [0]
 
+            def appended() -> Iterator[pa.RecordBatch]:
+                for batch in batches(dataset, selection, batch_rows):
+                    rows = _in_time_order(plan.fresh(usage_batch(batch, now=now))).drop_columns(["_row"])
+                    done[0] += rows.num_rows
+                    yield from rows.to_batches()
+                    if progress is not None:
+                        progress(done[0], total)
+
+            stream = pa.RecordBatchReader.from_batches(USAGE_SCHEMA, appended())
+            updated = self.registry.apply_folds(
+                plan.folds, usage=Step("usage", "append", stream, count=plan.rows) if plan.rows else None)
+        self._settle(plan.spend)
+        return IngestReport(rows=plan.rows, total_cost=plan.cost, agents_updated=updated,
+                            unknown_agents=sorted(plan.unknown), seconds=time.perf_counter() - started)
+
+    def _plan_ingest(self, dataset: Any, selection: Mapping[str, str], batch_rows: int, now: datetime) -> _Plan:
+        """Pass 1 of an ingest: validate every batch, find the request_ids stored already, fold the new events."""
+        plan = _Plan(pa.array([], pa.string()))
+        if "request_id" in selection:
+            ids = dataset.to_table(columns=[selection["request_id"]]).column(0)
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):  # the pass below names it
+                plan.duplicates = _stored_duplicates(self.store.read("usage")["request_id"], ids.cast(pa.string()))
         names = self.registry.snapshot().names
-        folds: dict[str, AffineFold] = {}
-        unknown: set[str] = set()
-        done, cost = 0, 0.0
-        for batch in batches(dataset, selection, batch_rows):  # pass 2: write
-            rows = _in_time_order(usage_batch(batch, now=now))
-            self.store.append("usage", rows)
+        for batch in batches(dataset, selection, batch_rows):
+            rows = _in_time_order(plan.fresh(usage_batch(batch, now=now)))
             known = pc.is_in(rows["agent"], value_set=names).to_numpy(zero_copy_only=False)
             if not known.all():
-                unknown.update(pc.unique(rows["agent"].filter(pa.array(~known))).to_pylist())
+                plan.unknown.update(pc.unique(rows["agent"].filter(pa.array(~known))).to_pylist())
             if known.any():
-                fold_batch(folds, rows.filter(pa.array(known)), self.settings.latency_ewma_alpha)
-            done += rows.num_rows
-            cost += float(pc.sum(rows["cost"]).as_py() or 0.0)
-            if progress is not None:
-                progress(done, total)
-        updated = self.registry.apply_folds(folds)
-        return IngestReport(rows=done, total_cost=cost, agents_updated=updated, unknown_agents=sorted(unknown),
-                            seconds=time.perf_counter() - started)
+                fold_batch(plan.folds, rows.filter(pa.array(known)), self.settings.latency_ewma_alpha)
+            plan.rows += rows.num_rows
+            plan.cost += float(pc.sum(rows["cost"]).as_py() or 0.0)
+            for agent, (cost, count) in _spend_by_agent(rows["agent"], rows["cost"]).items():
+                old = plan.spend.get(agent, (0.0, 0))
+                plan.spend[agent] = (old[0] + cost, old[1] + count)
+        return plan
 
     # -- helpers ------------------------------------------------------------------------------------------------
+    def _settle(self, spend: Mapping[str, tuple[float, int]]) -> None:
+        """Settle the budget reservations of the recorded events (store/_ledger.py): from now on they count as
+        recorded spend. Only when routing ever reserved (the ledger exists)."""
+        if spend and self.store.ledger.exists():
+            now_us = time.time_ns() // 1000
+            with self.store.ledger.open(now_us) as state:
+                settle(state, spend, self.store.version("usage"), now_us)
+
     def _known(self, agents: pa.ChunkedArray | pa.Array) -> np.ndarray:
         return pc.is_in(agents, value_set=self.registry.snapshot().names).to_numpy(zero_copy_only=False)
+
+
+@dataclass
+class _Plan:
+    """What an ingest will write: the stored request_ids it skips, per-agent folds, rows, cost, unknown agents."""
+
+    duplicates: pa.Array
+    folds: dict[str, AffineFold] = field(default_factory=dict)
+    rows: int = 0
+    cost: float = 0.0
+    unknown: set[str] = field(default_factory=set)
+    spend: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def fresh(self, rows: pa.Table) -> pa.Table:
+        """``rows`` without the events whose request_id is stored already."""
+        if not len(self.duplicates):
+            return rows
+        return rows.filter(pc.invert(pc.fill_null(pc.is_in(rows["request_id"], value_set=self.duplicates), False)))
+
+
+def _spend_by_agent(agents: pa.ChunkedArray, costs: pa.ChunkedArray) -> dict[str, tuple[float, int]]:
+    """agent -> (sum of cost, events)."""
+    if len(agents) <= 16:  # a live record: a group-by's fixed cost (~1 ms) would dominate
+        spend: dict[str, tuple[float, int]] = {}
+        for agent, cost in zip(agents.to_pylist(), costs.to_pylist()):
+            total, count = spend.get(agent, (0.0, 0))
+            spend[agent] = (total + cost, count + 1)
+        return spend
+    grouped = pa.table({"agent": agents, "cost": costs}).group_by("agent").aggregate([("cost", "sum"),
+                                                                                      ("cost", "count")])
+    return {a: (float(c), int(k)) for a, c, k in zip(grouped["agent"].to_pylist(), grouped["cost_sum"].to_pylist(),
+                                                       grouped["cost_count"].to_pylist())}
+
+
+def _stored_duplicates(stored: pa.ChunkedArray, incoming: pa.ChunkedArray) -> pa.Array:
+    """The request_ids of ``incoming`` (the log's) that ``stored`` holds already (NULL never matches)."""
+    if not len(incoming) or not len(stored):
+        return pa.array([], pa.string())
+    wanted = pc.unique(incoming.drop_null())
+    stored = stored.combine_chunks() if isinstance(stored, pa.ChunkedArray) else stored
+    return pc.unique(stored.filter(pc.fill_null(pc.is_in(stored, value_set=wanted), False)))
 
 
 # -- validation -------------------------------------------------------------------------------------------------
@@ -178,10 +276,12 @@ def usage_batch(columns: Mapping[str, Any] | pa.Table | pa.RecordBatch, *, now: 
     for name in ("tokens_in", "tokens_out"):
         values = as_float_column(name, _plain(columns.get(name)), n)
         check_nonnegative(name, values)
+        check_stored(name, values)
         out[name] = pa.array(np.rint(values), pa.float64(), mask=np.isnan(values)).cast(pa.int64())
     for name in ("cost", "latency_ms"):
         values = as_float_column(name, _plain(columns.get(name)), n)
         check_nonnegative(name, values, required=True)
+        check_stored(name, values)
         out[name] = pa.array(values, pa.float64())
     out["success"] = _booleans(columns.get("success"), n)
     quality = as_float_column("quality", _plain(columns.get("quality")), n)
@@ -232,13 +332,16 @@ def _strings(name: str, values: Any, n: int) -> pa.Array:
     try:
         column = _broadcast(values, n)
         column = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        raise InvalidArgument(name, values if not _is_column(values) else str(_broadcast(values, n).type),
+    except UnicodeEncodeError:
+        raise InvalidArgument(name, values, "is not valid UTF-8 text (it holds a lone surrogate)") from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, OverflowError):
+        raise InvalidArgument(name, values if not _is_column(values) else type(values).__name__,
                               "must be text") from None
     try:
         column.validate(full=True)  # a Parquet file may declare invalid UTF-8 bytes as strings
     except pa.ArrowInvalid:
         raise InvalidArgument(name, "<invalid UTF-8>", "must be valid UTF-8 text") from None
+    check_text_column(name, column)
     return column
 
 
@@ -259,8 +362,8 @@ def _booleans(values: Any, n: int) -> pa.Array:
 def _timestamps(values: Any, n: int, now: datetime) -> pa.Array:
     """UTC µs timestamps; NULL (or no column) means ``now``. Naive timestamps and ISO texts without an offset are
     read as UTC."""
-    column = _broadcast(values, n)
     try:
+        column = _broadcast(values, n)
         if pa.types.is_null(column.type):
             column = pa.nulls(n, _TS)
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
@@ -276,9 +379,13 @@ def _timestamps(values: Any, n: int, now: datetime) -> pa.Array:
         else:
             raise TypeError
         column = column.cast(_TS)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
-        shown = values if not _is_column(values) else str(column.type)
-        raise InvalidArgument("ts", shown, "must be a timestamp (NULL means now)") from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError, OverflowError):
+        shown = values if not _is_column(values) else type(values).__name__
+        raise InvalidArgument("ts", shown, "must be a timestamp within years 1-9999 (NULL means now)") from None
+    micros = column.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False) & ((micros < MIN_TS_US) | (micros > MAX_TS_US)))
+    if len(bad):
+        raise InvalidArgument("ts", f"{int(micros[bad[0]])} µs since 1970", "must fall within years 1-9999")
     return column.fill_null(pa.scalar(now, _TS))
 
 

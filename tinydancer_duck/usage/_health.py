@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tinydancer_duck._validate import to_us
+from tinydancer_duck._validate import MAX_TS_US, MIN_TS_US, to_us
 from tinydancer_duck.registry import Registry
 from tinydancer_duck.settings import Settings
 
@@ -250,4 +250,6 @@ def _tripped(events: dict[str, tuple[np.ndarray, np.ndarray]], settings: Setting
 
 
 def _as_utc(us: float) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(us))
+    """A µs moment as a datetime, clamped to years 1-9999 (a window reaching before year 1 starts at year 1)."""
+    us = min(max(int(us), MIN_TS_US), MAX_TS_US)
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
