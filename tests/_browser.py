@@ -24,7 +24,22 @@ from pathlib import Path
 from typing import Any
 
 _LAUNCHER = ("import os, sys; a, b = os.dup(int(sys.argv[1])), os.dup(int(sys.argv[2])); os.dup2(a, 3); "
-             "os.dup2(b, 4); os.execvp(sys.argv[3], sys.argv[3:])")
+             "os.dup2(b, 4); os.set_inheritable(3, True); os.set_inheritable(4, True); "
+             "os.execvp(sys.argv[3], sys.argv[3:])")
+#: luminance statistics of boxes of a PNG, computed in the browser (its decoder, no imaging library here)
+_REGION_STATS = """(async () => {
+  const img = new Image(); img.src = 'data:image/png;base64,__PNG__'; await img.decode();
+  const canvas = document.createElement('canvas'); canvas.width = img.width; canvas.height = img.height;
+  const ctx = canvas.getContext('2d'); ctx.drawImage(img, 0, 0);
+  return __BOXES__.map(b => {
+    const d = ctx.getImageData(b.x, b.y, b.width, b.height).data; let n = 0, s = 0, s2 = 0, ink = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      const y = 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2]; n++; s += y; s2 += y * y;
+      if (y < 235) ink++;
+    }
+    return {std: Math.sqrt(Math.max(0, s2 / n - (s / n) ** 2)), ink: ink / n};
+  });
+})()"""
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -99,6 +114,15 @@ class Page:
         if path is not None:
             Path(path).write_bytes(data)
         return data
+
+    def region_stats(self, png: bytes, boxes: list[dict]) -> list[dict]:
+        """Per box ({x, y, width, height} in the screenshot's pixels): the standard deviation of luminance and the
+        share of pixels that are not near-white, measured by the browser's own PNG decoder on a blank page (this
+        navigates away from the page under test)."""
+        self.call("Page.navigate", {"url": "about:blank"})
+        script = _REGION_STATS.replace("__PNG__", base64.b64encode(png).decode()).replace("__BOXES__",
+                                                                                      json.dumps(boxes))
+        return self.evaluate(script)
 
     def messages(self) -> dict[str, list[str]]:
         """What the page said: console calls by level, uncaught exceptions, browser log entries, requests made."""

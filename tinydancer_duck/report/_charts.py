@@ -260,9 +260,12 @@ def chart_library() -> str:
 def render(spec: dict, fmt_: str = "svg") -> str | bytes:
     """SVG text (each mark's description as its ``<title>`` tooltip) or PNG bytes (2x scale) of a spec, offline."""
     vlc = _vl_convert()
-    if fmt_ == "png":
-        return vlc.vegalite_to_png(spec, scale=2, allowed_base_urls=[])
-    svg = vlc.vegalite_to_svg(spec, allowed_base_urls=[])
+    try:  # vl-convert's one seam: its errors (a bad spec, a refused data URL) are ValueErrors
+        if fmt_ == "png":
+            return vlc.vegalite_to_png(spec, scale=2, allowed_base_urls=[])
+        svg = vlc.vegalite_to_svg(spec, allowed_base_urls=[])
+    except ValueError as exc:
+        raise InvalidArgument("spec", spec.get("title"), f"cannot be drawn: {str(exc).splitlines()[0]}") from exc
     return re.sub(r'<(path|line) aria-label="([^"]*)"([^>]*?)/>', r'<\1 aria-label="\2"\3><title>\2</title></\1>', svg)
 
 
