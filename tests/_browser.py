@@ -102,14 +102,15 @@ class Page:
             raise RuntimeError(f"{expression!r} threw: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, path: Path | None = None, *, full_page: bool = True) -> bytes:
-        """PNG bytes of the page (the whole document with ``full_page``), also written to ``path``."""
+    def screenshot(self, path: Path | None = None, *, full_page: bool = True, scale: float = 1.0) -> bytes:
+        """PNG bytes of the page (the whole document with ``full_page``, ``scale`` pixels per CSS pixel), also
+        written to ``path``."""
         params: dict[str, Any] = {"format": "png"}
         if full_page:
             width, height = self.evaluate("[document.documentElement.scrollWidth, "
                                           "document.documentElement.scrollHeight]")
             params.update(captureBeyondViewport=True, clip={"x": 0, "y": 0, "width": width, "height": height,
-                                                            "scale": 1})
+                                                            "scale": scale})
         data = base64.b64decode(self.call("Page.captureScreenshot", params)["data"])
         if path is not None:
             Path(path).write_bytes(data)

@@ -75,7 +75,8 @@ def source_shares(counts: dict[str, Any], names: dict[str, str], suffix: str) ->
     total = sum(n for _, n in found)
     if not total:
         return "–"
-    return ", ".join(f"{name} {n / total:.0%}" for name, n in sorted(found, key=lambda x: -x[1]) if n)
+    shares = [(name, n / total) for name, n in sorted(found, key=lambda x: -x[1]) if n]
+    return ", ".join(f"{name} {share:.0%}" if share >= 0.005 else f"{name} <1%" for name, share in shares)
 
 
 def sources(counts: dict[str, Any]) -> tuple[str, str]:
