@@ -84,7 +84,7 @@ def generated(tmp_path_factory):
     pq.write_table(generate_log(1200, seed=3), log)
     engine = td.Engine(folder / "store")
     engine.import_agents(str(log))
-    engine.outcomes.train_log(str(log), holdout=HOLDOUT, epochs=60)
+    engine.outcomes.train_log(str(log), holdout=HOLDOUT)
     written = write_report(engine, str(log), folder / "report.html", holdout=HOLDOUT, points=12)
     return {"engine": engine, "log": str(log), "folder": folder, "written": written,
             "text": Path(written["path"]).read_text()}
@@ -161,7 +161,7 @@ def routerbench(tmp_path_factory):
     folder = tmp_path_factory.mktemp("routerbench")
     engine = td.Engine(folder / "store")
     engine.import_agents(str(log))
-    engine.outcomes.train_log(str(log), holdout=HOLDOUT, epochs=60)
+    engine.outcomes.train_log(str(log), holdout=HOLDOUT)
     return engine, str(log), folder
 
 

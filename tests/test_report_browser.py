@@ -36,7 +36,7 @@ def report(tmp_path_factory):
     pq.write_table(generate_log(900, seed=11), log)
     engine = td.Engine(folder / "store")
     engine.import_agents(str(log))
-    engine.outcomes.train_log(str(log), holdout=0.2, epochs=60)
+    engine.outcomes.train_log(str(log), holdout=0.2)
     return write_report(engine, str(log), folder / "report.html", holdout=0.2, points=10,
                         budgets=[0.05, 0.2, 0.5, 1.0, 3.0])
 
