@@ -1,8 +1,8 @@
 """The house's rules, as tests: one public face, rooms that import only what they may, no circles, lazy imports.
 
 Rooms are the subpackages of tinydancer_duck (store, embed, registry, routing, semantic, learn, usage, budget,
-replay, cli); "ground" modules at the top (errors, settings, _validate, _numeric, _blas, _logs) may be imported by
-every room. README "Layout" draws the same map.
+replay, report, cli); "ground" modules at the top (errors, settings, _validate, _numeric, _blas, _logs) may be
+imported by every room. README "Layout" draws the same map.
 """
 
 from __future__ import annotations
@@ -41,12 +41,13 @@ MAY_IMPORT = {
     "snapshot": {"registry", "semantic", "learn", "embed"},
     "_decide": {"snapshot", "routing", "semantic", "learn", "registry", "embed"},
     "replay": {"_decide", "snapshot", "routing"},
+    "report": {"replay", "snapshot", "__init__"},  # __init__: the package version the page names
     "engine": {"_decide", "snapshot", "_connect", "store", "embed", "registry", "routing", "semantic", "learn",
                "usage", "budget", "replay"},
     "_connect": {"udfs"},
     "udfs": {"engine", "store", "embed", "registry", "routing", "semantic", "learn", "usage", "budget", "replay"},
     "cli": {"engine", "_connect", "store", "embed", "registry", "routing", "semantic", "learn", "usage", "budget",
-            "replay", "snapshot", "datasets", "__init__"},
+            "replay", "report", "snapshot", "datasets", "__init__"},
     "__init__": set(),  # the public face resolves its names lazily (see test_import_is_lazy)
 }
 #: Modules that are pure kernels: numpy/pyarrow only, never a store, a database or polars (not even lazily).

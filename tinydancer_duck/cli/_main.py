@@ -17,6 +17,7 @@ from ._replay import (
     train_outcomes_command,
     whatif_command,
 )
+from ._report import add_commands
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument("--chart", default=None, help="PNG path (default: the output path with .png)")
     policy_options(whatif)
     whatif.set_defaults(run=whatif_command)
+    add_commands(commands)
 
     outcomes = commands.add_parser("train-outcomes", help="train the outcome router from a log with per-agent outcomes",
                                    description="Learn each agent's expected quality per request from a log with "

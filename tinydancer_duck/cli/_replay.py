@@ -68,10 +68,12 @@ def simulate_command(args: argparse.Namespace) -> int:
 
 def whatif_command(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
-    from tinydancer_duck.replay import budget_whatif, write_chart
+    from tinydancer_duck.replay import budget_whatif
 
     from ._progress import ProgressBar
+    from ._report import whatif_chart_path, write_whatif_chart
 
+    chart_path = whatif_chart_path(args)
     bar = ProgressBar("reading log")
     try:
         budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
@@ -97,8 +99,7 @@ def whatif_command(args: argparse.Namespace) -> int:
         frame.write_parquet(args.output)
     else:
         flat.write_csv(args.output)
-    chart = write_chart(table, args.chart or args.output.rsplit(".", 1)[0] + ".png")
-    print(f"frontier written to {args.output}" + (f" and {chart}" if chart else " (no chart: matplotlib not installed)"))
+    print(f"frontier written to {args.output}" + write_whatif_chart(args, table, chart_path))
     warn(warnings)
     return 0
 

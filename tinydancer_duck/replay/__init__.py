@@ -6,7 +6,7 @@ May import: routing, the snapshot and decision modules, ground.
 
 from ._curves import CURVE_TYPE, aiq, curve
 from ._simulate import ROW_TYPE, SUMMARY_TYPE, simulate
-from ._whatif import WHATIF_TYPE, budget_whatif, write_chart
+from ._whatif import WHATIF_TYPE, budget_whatif
 
 __all__ = [
     "CURVE_TYPE",
@@ -17,5 +17,4 @@ __all__ = [
     "budget_whatif",
     "curve",
     "simulate",
-    "write_chart",
 ]

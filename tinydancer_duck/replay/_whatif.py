@@ -110,26 +110,3 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
                     **dict(zip(SOURCE_COUNTS, sources)), "warnings": replay.warnings})
     return pa.Table.from_pylist(out, schema=pa.schema(list(WHATIF_TYPE)))
 
-
-def write_chart(table: pa.Table, path: str) -> str | None:
-    """Plot spend vs expected and measured quality to ``path`` (PNG) when matplotlib is importable; the path
-    written, or None without matplotlib (it is not a dependency)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    rows = table.to_pylist()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot([r["budget"] for r in rows], [r["expected_quality"] for r in rows], marker="o", label="expected quality")
-    ax.plot([r["budget"] for r in rows], [r["quality"] for r in rows], marker="x", label="measured quality")
-    ax.set_xlabel("budget ($ for the whole log)")
-    ax.set_ylabel("mean quality of served requests")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

@@ -1,0 +1,181 @@
+"""The report and chart commands: `tinydancer report` (one self-contained HTML page of a log's replays), `tinydancer
+curve` (the cost-quality curve as a table and a chart), and the what-if chart `tinydancer whatif` writes. Output
+paths are checked before any work; charts need the [charts] extra (vl-convert-python), and say so in one line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ._replay import constraints, policy_options, warn
+
+TABLE_FORMATS = (".csv", ".parquet")
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=None,
+                        help="LanceDB store directory (default: $TINYDANCER_HOME, else ~/.tinydancer)")
+
+
+def _budgets(text: str | None) -> list[float] | None:
+    from tinydancer_duck.errors import InvalidArgument
+
+    if text is None:
+        return None
+    try:
+        return [float(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise InvalidArgument("--budgets", text, "must be comma-separated numbers, e.g. 10,50,100") from None
+
+
+def _check_table_path(argument: str, path: str | None) -> None:
+    from tinydancer_duck.errors import InvalidArgument
+
+    if path is None:
+        return
+    target = Path(path)
+    if target.suffix.lower() not in TABLE_FORMATS:
+        raise InvalidArgument(argument, path, "must end in .csv or .parquet")
+    if not target.parent.is_dir():
+        raise InvalidArgument(argument, path, f"its folder {str(target.parent)!r} does not exist")
+
+
+def _replay_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"columns": args.columns, "observed_only": args.observed_only, "holdout": args.holdout}
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from tinydancer_duck.report import check_report_path, write_report
+
+    check_report_path("--output", args.output)
+    budgets = _budgets(args.budgets)
+    from tinydancer_duck.engine import Engine
+
+    written = write_report(Engine(args.store), args.log, args.output, budgets=budgets,
+                           quality_threshold=args.quality_threshold, points=args.points, **_replay_options(args),
+                           **constraints(args))
+    data = written["data"]
+    print(f"AIQ router {data.aiq['aiq_router']:.4f}, zero router {data.aiq['aiq_zero_router']:.4f} over "
+          f"{data.requests} requests" + ("" if data.actual is not None else "; the log has no actual policy"))
+    print(f"report written to {written['path']}: {written['bytes'] / 1024:.0f} KB in {written['seconds']:.1f} s")
+    warn(data.warnings)
+    return 0
+
+
+def curve_command(args: argparse.Namespace) -> int:
+    from tinydancer_duck.report import check_chart_path
+
+    _check_table_path("--output", args.output)
+    if args.chart is not None:
+        check_chart_path("--chart", args.chart)
+        _require_charts()
+    from tinydancer_duck.engine import Engine
+    from tinydancer_duck.replay import curve
+
+    snapshot = Engine(args.store).snapshot()
+    table, result = curve(snapshot, args.log, points=args.points, **_replay_options(args), **constraints(args))
+    for row in table.to_pylist():
+        hull = "  (on hull)" if row["on_hull"] and row["series"] != "oracle" else ""
+        print(f"{row['series']:12} {row['label'][:44]:44} ${row['cost']:<12.6g} quality {row['quality']:.4f}{hull}")
+    print(f"AIQ router {result['aiq_router']:.4f}, zero router {result['aiq_zero_router']:.4f} over mean costs "
+          f"{result['c_min']:.6g} to {result['c_max']:.6g}")
+    if args.output:
+        _write_table(table, args.output)
+        print(f"curve written to {args.output}")
+    if args.chart:
+        from tinydancer_duck.report import actual_and_calibrated, curve_chart, save_chart
+        
+        actual, calibrated = actual_and_calibrated(snapshot, args.log, **_replay_options(args))
+        point = None if actual is None else {"cost": actual["cost"], "quality": actual["quality"]}
+        save_chart(curve_chart(table, result, actual=point, calibrated=calibrated), args.chart, argument="--chart")
+        print(f"chart written to {args.chart}")
+    warn(result["warnings"])
+    return 0
+
+
+def _write_table(table: Any, path: str) -> None:
+    if path.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    else:
+        from pyarrow import csv
+
+        csv.write_csv(table, path)
+
+
+def _require_charts() -> None:
+    from tinydancer_duck.report import chart_library
+
+    chart_library()
+
+
+def whatif_chart_path(args: argparse.Namespace) -> Path | None:
+    """Where `tinydancer whatif` draws its chart, checked before any work: --chart (SVG or PNG by its suffix; the
+    [charts] extra is then required), else the --output path with .png when the extra is installed, else None."""
+    from tinydancer_duck.errors import TinydancerError
+    from tinydancer_duck.report import check_chart_path
+
+    if args.chart is not None:
+        path = check_chart_path("--chart", args.chart)
+        _require_charts()
+        return path
+    try:
+        _require_charts()
+    except TinydancerError:
+        return None
+    return Path(args.output).with_suffix(".png")
+
+
+def write_whatif_chart(args: argparse.Namespace, table: Any, path: Path | None) -> str:
+    """Draw the what-if frontier of ``table`` with each single agent and the log's actual policy to ``path``; what
+    to print after "frontier written to OUTPUT" (" and PATH", or why there is no chart)."""
+    from tinydancer_duck.report import CHARTS_EXTRA, actual_and_calibrated, save_chart, whatif_chart
+
+    if path is None:
+        return f" (no chart: {CHARTS_EXTRA})"
+    from tinydancer_duck.engine import Engine
+    from tinydancer_duck.replay import curve
+    
+    snapshot = Engine(args.store).snapshot()
+    agents, _ = curve(snapshot, args.log, points=3, **_replay_options(args))
+    actual, _ = actual_and_calibrated(snapshot, args.log, **_replay_options(args))
+    spec = whatif_chart(table, agents=[r for r in agents.to_pylist() if r["series"] == "zero_router"],
+                        actual=actual, quality_threshold=args.quality_threshold)
+    return f" and {save_chart(spec, path, argument='--chart')}"
+
+
+def add_commands(commands: Any) -> None:
+    """Register `report` and `curve` on the `tinydancer` subcommands."""
+    report = commands.add_parser(
+        "report", help="one self-contained HTML report of a log: curve, what-if, agent mix, savings",
+        description="Replay a log with the store's agents and router and write one self-contained HTML file (inline "
+                    "SVG charts, no script, nothing fetched): the cost-quality curve with single agents, the oracle, "
+                    "the log's actual policy and the router (AIQ beside the zero router); the budget what-if "
+                    "frontier against the actual spend and the quality threshold; the agent mix per policy; savings "
+                    "against the actual policy with each figure's source; and the table behind each chart.")
+    _store_option(report)
+    report.add_argument("log", help="Parquet file, directory or glob")
+    report.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
+    report.add_argument("--budgets", default=None,
+                        help="comma-separated total budgets in dollars (default: 8 from the cheapest to the dearest "
+                             "single agent's total, and the actual spend)")
+    report.add_argument("--quality-threshold", type=float, default=None,
+                        help="quality the budget frontier is held to (default 95%% of the best single agent's)")
+    report.add_argument("--points", type=int, default=40, help="willingness-to-pay points of the curve (default 40)")
+    policy_options(report)
+    report.set_defaults(run=report_command)
+
+    curve = commands.add_parser(
+        "curve", help="the cost-quality curve of a log: router, single agents, oracle, AIQ; CSV/Parquet, SVG/PNG",
+        description="Sweep the router over willingness to pay on a log and print each point, the single agents "
+                    "(the zero router) and the oracle, with AIQ for both; write the table as CSV or Parquet and "
+                    "the chart as SVG or PNG (by the --chart suffix).")
+    _store_option(curve)
+    curve.add_argument("log", help="Parquet file, directory or glob")
+    curve.add_argument("--points", type=int, default=40, help="willingness-to-pay points (default 40)")
+    curve.add_argument("--output", default=None, help="write the curve table: .csv or .parquet")
+    curve.add_argument("--chart", default=None, help="write the chart: .svg or .png")
+    policy_options(curve)
+    curve.set_defaults(run=curve_command)
