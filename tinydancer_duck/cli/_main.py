@@ -310,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     _store_option(reembed)
     reembed.add_argument("--embedder", default="static", help="static (default), onnx or hashing")
     reembed.set_defaults(run=_reembed)
+
+    from ._distributed import add_commands
+
+    add_commands(commands, _store_option)
     return parser
 
 

@@ -35,6 +35,7 @@ from tinydancer_duck.errors import InvalidArgument, StoreError
 
 from ._cache import SnapshotCache
 from ._inspect import table_info
+from ._location import store_location
 from ._locks import lock_file, write_locked  # noqa: F401 - write_locked is re-exported for the services
 
 T = TypeVar("T")
@@ -123,9 +124,12 @@ class Store:
     """
 
     def __init__(self, path: str | Path | None, *, embedder_identity: str, dim: int,
-                 consistency_interval_s: float = CONSISTENCY_INTERVAL_S) -> None:
-        self.path = Path(path).expanduser() if path is not None else default_store_path()
-        self._key = str(self.path.resolve())
+                 consistency_interval_s: float = CONSISTENCY_INTERVAL_S,
+                 storage_options: dict[str, str] | None = None) -> None:
+        # an object-store URI stays a string (README "Beyond one machine": what is safe there without file locks)
+        self.path, self.remote = store_location(path, default_store_path())
+        self._key = str(self.path) if self.remote else str(self.path.resolve())
+        self.storage_options = dict(storage_options or {})
         self.identity = embedder_identity
         self.dim = dim
         self._schemas = {
@@ -145,11 +149,13 @@ class Store:
         self._writes_since_check: dict[str, int] = {}
         self._checks: dict[str, int] = {}
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            if not self.remote:
+                self.path.mkdir(parents=True, exist_ok=True)
             # interval 0: every read checks the latest version, so other connections' writes are seen at once.
             import lancedb  # ~2 s to import: only when a store is opened
 
-            self._db = lancedb.connect(str(self.path), read_consistency_interval=timedelta(0))
+            self._db = lancedb.connect(str(self.path), read_consistency_interval=timedelta(0),
+                                       storage_options=self.storage_options or None)
         except Exception as exc:
             raise StoreError(f"cannot open store at {self.path}: {exc}") from exc
 
@@ -252,7 +258,7 @@ class Store:
         with _local_lock:
             entry = _file_locks.setdefault((self._key, name), [threading.RLock(), None, 0])
         with entry[0]:
-            if entry[2] == 0:
+            if entry[2] == 0 and not self.remote:  # object storage has no file locks: threads only
                 entry[1] = lock_file(self.path / ".locks" / f"{name}.lock")
             entry[2] += 1
             try:
