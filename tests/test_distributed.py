@@ -61,7 +61,7 @@ def test_bad_arguments_name_the_argument(setup):
     cases = [({"request": "prompt"}, "request"), ({"keep": ["nope"]}, "keep"), ({"keep": ["agent_name"]}, "keep"),
              ({"optimize_for": "cheapest"}, "optimize_for"), ({"max_cost": -1.0}, "max_cost"),
              ({"num_fallbacks": -1}, "num_fallbacks"), ({"optimize_for": "total_cost"}, "optimize_for"),
-             ({"budget": 10.0}, "budget")]
+             ({"budget": 10.0}, "budget"), ({"max_costs": 1.0}, "option")]
     for kwargs, argument in cases:
         with pytest.raises(InvalidArgument) as caught:
             td.route_batch(snapshot, batch, **kwargs)
@@ -160,3 +160,5 @@ def test_route_parquet_errors_are_one_clean_line(setup, tmp_path, capsys):
     assert code == 2 and "invalid workers=2" in capsys.readouterr().err
     code = main(["route-parquet", str(tmp_path / "none"), str(tmp_path / "o"), "--store", str(tmp_path / "s")])
     assert code == 2 and "has no Parquet files" in capsys.readouterr().err
+    code = main(["route-parquet", str(log), str(log.parent), "--store", str(tmp_path / "s")])
+    assert code == 2 and "already holds Parquet files" in capsys.readouterr().err

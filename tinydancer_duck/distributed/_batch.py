@@ -31,6 +31,9 @@ from tinydancer_duck.snapshot import RoutingSnapshot
 #: Output columns of classify_batch and semantic_route_batch (route_batch's are ROUTE_FIELDS).
 CLASSIFY_FIELDS = ("classifications", "top_category", "confidence")
 SEMANTIC_FIELDS = ("routes",)
+#: route_batch's per-request options (RouteOptions.build's keywords).
+ROUTE_OPTIONS = ("optimize_for", "required_capabilities", "max_cost", "max_latency_ms", "min_quality",
+                 "excluded_agents", "budget_remaining")
 #: Objectives that decide a whole batch together: not map-only.
 BATCH_OBJECTIVES = ("total_cost",)
 
@@ -65,6 +68,9 @@ def check_route_options(snapshot: RoutingSnapshot, options: dict[str, Any]) -> N
                               "rate limits count rows across the whole log in order, which independent batches "
                               "cannot; remove the limit (ruvector_create_route with conditions := NULL) or route "
                               "in one process (SQL counts a limit per 2048-row call)")
+    unknown = sorted(set(options) - set(ROUTE_OPTIONS))
+    if unknown:
+        raise InvalidArgument("option", unknown[0], f"is not a routing option; expected any of {', '.join(ROUTE_OPTIONS)}")
     RouteOptions.build(1, **{k: v for k, v in options.items() if not isinstance(v, (pa.Array, pa.ChunkedArray))})
 
 

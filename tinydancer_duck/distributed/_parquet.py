@@ -69,6 +69,9 @@ def route_parquet(source: str | Path, output: str | Path, snapshot: Any, *, engi
     check_route_options(snapshot, {k: v for k, v in arguments.items()
                                    if k not in ("request", "keep", "num_fallbacks", "explain", "ts")})
     files = input_files(source)
+    if "://" not in str(output) and any(Path(output).rglob("*.parquet")):
+        raise InvalidArgument("output", str(output), "already holds Parquet files: choose an empty or new folder "
+                              "(engines would add to them, not replace them)")
     Path(output).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     rows = run(files, str(output), snapshot, workers=workers, batch_rows=batch_rows, progress=progress,
