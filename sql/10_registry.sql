@@ -16,6 +16,13 @@ CREATE OR REPLACE MACRO ruvector_register_agent_full(config) AS _td_register_age
 CREATE OR REPLACE MACRO ruvector_list_agents() AS TABLE
     SELECT unnest(agents, max_depth := 2) FROM (SELECT _td_list_agents() AS agents);
 
+-- Register every agent of an outcome log (wide like RouterBench, or long), priced and scored by the log: one row
+-- per agent (name, observed, quality_score, cost_per_call or cost_per_1k_tokens, avg_latency_ms).
+CREATE OR REPLACE MACRO ruvector_import_agents(log, columns := NULL, agent_type := 'llm',
+        capabilities := ['general']) AS TABLE
+    SELECT unnest(agents, max_depth := 2) FROM (SELECT _td_import_agents(log::VARCHAR, _td_json_text(columns),
+        agent_type::VARCHAR, capabilities::VARCHAR[]) AS agents);
+
 CREATE OR REPLACE MACRO ruvector_get_agent(name) AS _td_get_agent(name::VARCHAR);
 
 CREATE OR REPLACE MACRO ruvector_remove_agent(name) AS _td_remove_agent(name::VARCHAR);

@@ -52,8 +52,8 @@ KIND = {
     **dict.fromkeys(("capabilities", "required_capabilities", "excluded_agents", "examples"), "list"),
     **dict.fromkeys(("num_agents", "top_k", "limit", "version", "batch_rows", "points", "hidden_dim", "epochs",
                      "random_state", "tokens_in", "tokens_out", "context_window", "max_output_tokens",
-                     "num_fallbacks"), "int"),
-    **dict.fromkeys(("is_active", "success", "explain"), "bool"),
+                     "num_fallbacks", "folds"), "int"),
+    **dict.fromkeys(("is_active", "success", "explain", "observed_only"), "bool"),
     **dict.fromkeys(("metadata", "config", "conditions", "columns", "demand"), "json"),
     "embedding": "embedding", "budgets": "numbers",
     **dict.fromkeys(("ts", "now"), "ts"),
@@ -62,7 +62,8 @@ KIND = {
                      "quality_score", "max_cost", "max_latency_ms", "min_quality", "budget_remaining", "budget",
                      "latency_ms", "quality", "amount", "monthly_budget", "quality_threshold",
                      "latency_threshold_ms", "threshold", "priority", "min_similarity", "learning_rate",
-                     "weight_decay", "out_of_scope_weight", "validation_fraction", "period_days"), "number"),
+                     "weight_decay", "out_of_scope_weight", "validation_fraction", "period_days",
+                     "willingness_to_pay", "quality_share", "cost_per_1k", "strongest_share", "holdout"), "number"),
 }
 #: Functions that train or replay a whole log: swept with explicit cases below (a valid log with a huge epochs
 #: would just run long), not by hypothesis.
@@ -164,8 +165,8 @@ def test_the_sweep_covers_the_whole_sql_surface(world):
             assert param in KIND or param in ("name", "agent", "route", "category", "request_id", "user_tier",
                                               "agent_type", "strategy", "optimize_for", "group_by", "time_range",
                                               "period", "text_column", "label_column", "route_column", "model",
-                                              "description", "target_agent", "capability", "route_name"), (name,
-                                                                                                          param)
+                                              "description", "target_agent", "capability", "route_name", "kind",
+                                              "calibration"), (name, param)
 
 
 @pytest.mark.parametrize("index", range(48))

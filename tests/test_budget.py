@@ -141,8 +141,20 @@ def test_demand_from_a_parquet_file_in_sql(con, engine, tmp_path):
         con.execute(f"SELECT * FROM ruvector_optimize_budget(3.0, demand := '{tmp_path}/nope.parquet')").fetchall()
 
 
+def test_the_seeds_optimizer_runs_on_a_fresh_store_and_says_what_it_assumed(seed_con):
+    rows = seed_con.execute("SELECT * FROM ruvector_optimize_budget(monthly_budget := 100.00, "
+                            "quality_threshold := 0.85, latency_threshold_ms := 2000)").fetchall()
+    columns = [d[0] for d in seed_con.description]
+    table = [dict(zip(columns, row)) for row in rows]
+    agents = [r for r in table if r["kind"] == "agent"]
+    # gpt-4 is too slow (2500 ms) and claude-3-haiku below 0.85: only code-specialist is eligible
+    assert [r["agent"] for r in agents] == ["code-specialist"]
+    assert sum(r["expected_requests"] for r in table) == pytest.approx(10_000)
+    assert all(r["basis"].startswith("assumed: no usage is recorded, so 10,000 requests a month") for r in table)
+    assert sum(r["allocation"] for r in table) == pytest.approx(100.0)
+
+
 @pytest.mark.parametrize(("call", "message"), [
-    ("100.0", "invalid demand=None: no usage is recorded"),
     ("0", "invalid monthly_budget=0.0: must be > 0"),
     ("-5", "invalid monthly_budget=-5.0: must be > 0"),
     ("NULL", "invalid monthly_budget=None: must be a finite number"),

@@ -287,6 +287,8 @@ def _macro_defaults() -> dict[str, dict[str, object]]:
 def _sql_literal(text: str) -> object:
     if text.upper() == "NULL":
         return None
+    if text.startswith("["):  # a list of text literals, compared with a Python tuple
+        return tuple(item.strip().strip("'") for item in text.strip("[]").split(",") if item.strip())
     if text.startswith("'"):
         return text.strip("'")
     if text.lower() in ("true", "false"):
@@ -321,7 +323,8 @@ def test_sql_macro_defaults_match_the_python_defaults():
         "ruvector_routing_analytics": Analytics.analytics_struct, "ruvector_set_budget": Budgets.set,
         "ruvector_optimize_budget": Budgets.optimize, "ruvector_simulate": simulate,
         "ruvector_simulate_summary": simulate, "ruvector_cost_quality_curve": curve,
-        "ruvector_budget_whatif": budget_whatif,
+        "ruvector_budget_whatif": budget_whatif, "ruvector_import_agents": Engine.import_agents,
+        "ruvector_calibrate": OutcomeRouters.knob,
     }
     sql_only = {"text_column", "label_column", "route_column", "now", "remove", "source"}
     macros = _macro_defaults()

@@ -10,7 +10,8 @@ import pytest
 from tinydancer_duck.datasets.generate_log import agent_specs, generate_log, to_long
 
 from tinydancer_duck.errors import InvalidArgument
-from tinydancer_duck.learn._outcomes import KIND, auc
+from tinydancer_duck.learn._outcome_metrics import auc
+from tinydancer_duck.learn._outcomes import KIND
 
 
 @pytest.fixture
@@ -29,11 +30,13 @@ def test_train_saves_a_versioned_model_and_reports_metrics(engine, log_path):
     routing = {r["name"]: r for r in report if r["kind"] == "routing"}
     assert routing["oracle"]["quality"] >= routing["router (argmax predicted quality)"]["quality"]
     assert all(r["version"] == 1 for r in report)
-    assert engine.outcomes.train_log(log_path, model="o", epochs=5)["version"][0].as_py() == 2
+    assert engine.outcomes.train_log(log_path, model="o", kind="head", epochs=5)["version"][0].as_py() == 2
     models = engine.store.read("models").to_pylist()
     assert [m["kind"] for m in models] == [KIND, KIND]
     assert models[0]["labels"] == ["premium", "math-tutor", "generalist"]
-    assert json.loads(models[0]["metrics"])["n_validation"] == 240
+    saved = json.loads(models[0]["metrics"])
+    assert saved["n_train"] == 1200 and saved["folds"] == 5
+    assert tutor["n"] == 1200  # every metric is out-of-fold, over every row
 
 
 def test_predicted_quality_replaces_quality_score_in_routing(engine, log_path):
@@ -75,7 +78,7 @@ def test_long_format_log_trains_with_unobserved_pairs_masked(engine, tmp_path):
 def test_sql_training_returns_metrics(con, log_path):
     rows = con.execute("SELECT kind, name, n FROM ruvector_train_outcome_router(source := ?, model := 'sql') "
                        "WHERE kind <> 'agent'", [log_path]).fetchall()
-    assert rows[0] == ("overall", "all agents", 720) and rows[1][0] == "routing"
+    assert rows[0] == ("overall", "all agents", 3600) and rows[1][0] == "routing"  # 1200 rows x 3 agents, out of fold
 
 
 def test_auc_matches_a_hand_computation():
@@ -92,7 +95,7 @@ def test_bad_input(engine, tmp_path, log_path):
     with pytest.raises(InvalidArgument, match="no per-agent outcomes"):
         engine.outcomes.train_log(str(bare))
     with pytest.raises(InvalidArgument, match="epochs=0"):
-        engine.outcomes.train_log(log_path, epochs=0)
+        engine.outcomes.train_log(log_path, kind="head", epochs=0)
     with pytest.raises(InvalidArgument, match="outcomes"):
         engine.outcomes.train(["a", "b"], np.array([[2.0], [0.0]]), ["x"])
 

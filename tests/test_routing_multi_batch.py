@@ -93,7 +93,7 @@ def test_seed_batch_route_runs_verbatim(seed_con):
     assert [d["request"] for d in decided] == ["Simple question 1", "Complex analysis task",
                                                "Code generation request"]
     assert {d["agent_name"] for d in decided} == {"claude-3-haiku"}  # the cheapest for every request
-    assert all(d["lambda"] is None and d["estimated_cost"] < 0.001 for d in decided)
+    assert all(d["willingness_to_pay"] is None and d["estimated_cost"] < 0.001 for d in decided)
 
 
 @pytest.fixture
@@ -137,13 +137,13 @@ def test_lagrangian_respects_the_budget_and_beats_greedy(market):
         assert decided["agent_name"].null_count == 0
         total_quality = pc_sum(decided["expected_quality"])
         assert total_quality > greedy_in_order(cost, np.tile(quality, (len(texts), 1)), budget)
-        assert decided["lambda"][0].as_py() > 0
+        assert 0 < decided["willingness_to_pay"][0].as_py() < float("inf")  # the budget's price of quality
 
 
 def test_budget_that_does_not_bind_and_one_that_cannot_be_met(market):
     engine, texts = market
     rich = engine.batch_route(texts, budget=1e6)
-    assert set(rich["agent_name"].to_pylist()) == {"premium"} and rich["lambda"][0].as_py() == 0.0
+    assert set(rich["agent_name"].to_pylist()) == {"premium"} and rich["willingness_to_pay"][0].as_py() == float("inf")
     cheapest_total = pc_sum(engine.batch_route(texts, optimize_for="total_cost")["estimated_cost"])
     poor = engine.batch_route(texts, budget=cheapest_total / 2)
     assert 0 < poor["agent_name"].null_count < len(texts)

@@ -26,6 +26,7 @@ from tinydancer_duck.errors import InvalidArgument, ModelError
 from tinydancer_duck.learn import capability_match, classification_arrow, top_classes
 from tinydancer_duck.registry import tokens_from_bytes
 from tinydancer_duck.routing import (
+    LEARNED,
     NO_SIGNALS,
     BatchDecisions,
     Decisions,
@@ -84,6 +85,7 @@ def signals_for(snapshot: RoutingSnapshot, batch: Requests, options: RouteOption
     budget_remaining at what is left of it. Semantic-route conditions are checked at ``ts_us`` (per row), else at
     ``now_us``, else at the snapshot's ``as_of``.
     """
+    options = learned_options(snapshot, options)
     agents = snapshot.agents
     if not agents.size:
         return NO_SIGNALS, options
@@ -95,6 +97,19 @@ def signals_for(snapshot: RoutingSnapshot, batch: Requests, options: RouteOption
                       quality=_expected_quality(snapshot, batch),
                       **_semantic_route(snapshot, batch, now_us, ts_us))
     return signals, options
+
+
+def learned_options(snapshot: RoutingSnapshot, options: RouteOptions) -> RouteOptions:
+    """``optimize_for='learned'`` rows routed by the willingness to pay the active outcome router was calibrated to
+    (cross-fitted on its training log, :mod:`tinydancer_duck.learn._calibrate`)."""
+    if not (options.objective == LEARNED).any():
+        return options
+    model = snapshot.outcome
+    value = None if model is None else model.default_willingness_to_pay
+    if value is None:
+        raise InvalidArgument("optimize_for", "learned", "needs a calibrated outcome router for this store's agents "
+                              "and embedder: train one (ruvector_train_outcomes or tinydancer train-outcomes)")
+    return options.with_willingness_to_pay(value)
 
 
 def _classifier_match(snapshot: RoutingSnapshot, batch: Requests) -> np.ndarray | None:

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from tinydancer_duck._validate import check_utf8, field_mapping
+from tinydancer_duck._validate import check_number, check_utf8, field_mapping
 from tinydancer_duck.errors import InvalidArgument
 
 FIELDS = ("request", "request_id", "category", "agent", "cost", "quality", "latency_ms", "agent_quality",
@@ -123,6 +123,25 @@ def open_log(log: str | Path, *, agents: Sequence[str] | None = None,
     return LogSpec(text, dataset, fields, outcome, cost)
 
 
+def resolved_path(path: str) -> str:
+    """A log's path as a training run records it (absolute; a glob as given), so a replay can tell it is the same
+    log."""
+    return path if any(ch in path for ch in "*?[") else str(Path(path).resolve())
+
+
+def log_agents(spec: LogSpec) -> list[str]:
+    """The agents a log holds outcomes for: its wide per-agent columns, else the distinct logged agents."""
+    if spec.wide:
+        return list(spec.outcome)
+    if "agent" not in spec.fields:
+        return []
+    seen: set[str] = set()
+    for batch in spec.dataset.to_batches(columns=[spec.fields["agent"]]):
+        check_utf8("log", batch)  # polars would panic on invalid UTF-8; Arrow's unique is enough here
+        seen.update(pc.unique(batch.column(0).cast(pa.string())).drop_null().to_pylist())
+    return sorted(seen)
+
+
 def _infer_agents(available: Sequence[str], patterns: Mapping[str, str]) -> list[str]:
     prefix, _, suffix = patterns["agent_cost"].partition("{agent}")
     names = [c[len(prefix): len(c) - len(suffix)] for c in available
@@ -133,10 +152,11 @@ def _infer_agents(available: Sequence[str], patterns: Mapping[str, str]) -> list
 
 @dataclass(frozen=True)
 class LogBatch:
-    """One batch of a log: the request column, optional per-row columns (Arrow or numpy) and the wide per-agent
-    matrices over ``agents`` (float64 (n, len(agents)), NaN where the log has no value)."""
+    """One batch of a log: its rows' positions in the log (int64 (n,)), the request column, optional per-row
+    columns (Arrow or numpy) and the wide per-agent matrices over ``agents`` (float64 (n, len(agents)), NaN where
+    the log has no value)."""
 
-    start: int
+    index: np.ndarray
     request: pa.Array
     columns: dict[str, Any]
     outcome: np.ndarray
@@ -144,6 +164,62 @@ class LogBatch:
 
     def __len__(self) -> int:
         return len(self.request)
+
+    def take(self, keep: np.ndarray) -> LogBatch:
+        """The rows where ``keep`` (bool (n,)) is true."""
+        rows = pa.array(np.flatnonzero(keep), pa.int64())
+        columns = {k: v.take(rows) if isinstance(v, pa.Array) else v[keep] for k, v in self.columns.items()}
+        return LogBatch(self.index[keep], self.request.take(rows), columns, self.outcome[keep],
+                        self.outcome_cost[keep])
+
+
+_HASH_BASE = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime
+_MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))  # splitmix64's finalizer
+_SEED = np.uint64(0x9E3779B97F4A7C15)  # so the empty text does not hash to 0
+
+
+def text_hash(texts: pa.Array) -> np.ndarray:
+    """uint64 (n,) a hash of each text's UTF-8 bytes that is the same on every machine, process and library version
+    (a polynomial over the bytes, then splitmix64's finalizer; NULL hashes like the empty text), computed from the
+    Arrow buffers in numpy: holdout and fold splits by request must agree between a training run and a later
+    replay."""
+    texts = pc.fill_null(texts.cast(pa.large_string()), "") if texts.null_count else texts.cast(pa.large_string())
+    n = len(texts)
+    offsets = np.frombuffer(texts.buffers()[1], np.int64)[texts.offset: texts.offset + n + 1]
+    lengths = np.diff(offsets)
+    data = texts.buffers()[2]
+    raw = np.frombuffer(data, np.uint8)[offsets[0]: offsets[-1]] if data is not None else np.zeros(0, np.uint8)
+    filled = lengths > 0
+    starts = (offsets[:-1] - offsets[0])[filled]
+    step = np.ones(len(raw), np.int64)  # each byte's position within its text, as a cumulative sum of steps
+    if len(raw):
+        step[0] = 0
+        step[starts[1:]] = 1 - lengths[filled][:-1]
+    powers = np.cumprod(np.full(max(int(lengths.max(initial=0)), 1), _HASH_BASE, np.uint64))
+    terms = (raw.astype(np.uint64) + np.uint64(1)) * powers[np.cumsum(step)]
+    h = np.full(n, _SEED, np.uint64)
+    if len(starts):
+        h[filled] += np.add.reduceat(terms, starts)
+    h ^= lengths.astype(np.uint64)
+    h = (h ^ (h >> np.uint64(30))) * _MIX[0]
+    h = (h ^ (h >> np.uint64(27))) * _MIX[1]
+    return h ^ (h >> np.uint64(31))
+
+
+def check_holdout(holdout: Any) -> float | None:
+    """None, or the share of requests held out of training, in (0, 1)."""
+    if holdout is None:
+        return None
+    value = check_number("holdout", holdout, minimum=0)
+    if not 0 < value < 1:
+        raise InvalidArgument("holdout", holdout, "must lie strictly between 0 and 1 (a share of the requests)")
+    return value
+
+
+def held_out(texts: pa.Array, fraction: float) -> np.ndarray:
+    """bool (n,): the requests a ``holdout`` of ``fraction`` keeps out of training (by request text, so a request
+    asked twice falls on one side, and the same on every run)."""
+    return (text_hash(texts) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53 < fraction
 
 
 def iter_batches(spec: LogSpec, agents: Sequence[str], *, rows: int = DEFAULT_BATCH_ROWS) -> Iterator[LogBatch]:
@@ -173,7 +249,7 @@ def iter_batches(spec: LogSpec, agents: Sequence[str], *, rows: int = DEFAULT_BA
                 outcome[:, j] = _floats(table[spec.outcome[agent]], spec.outcome[agent])
             if agent in spec.outcome_cost:
                 cost[:, j] = _floats(table[spec.outcome_cost[agent]], spec.outcome_cost[agent])
-        yield LogBatch(start, request, columns, outcome, cost)
+        yield LogBatch(np.arange(start, start + n), request, columns, outcome, cost)
         start += n
 
 

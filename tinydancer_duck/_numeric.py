@@ -158,3 +158,30 @@ def normalize_random_state(random_state: int | np.random.Generator | None) -> np
     if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
         raise InvalidArgument("random_state", random_state, "must be an integer >= 0 or a numpy Generator")
     return np.random.default_rng(int(random_state))
+
+
+#: A vanishing weight that breaks exact ties between agents without reordering anything else.
+_TIE = 1e-12
+
+
+def value_scores(quality: np.ndarray, cost: np.ndarray, willingness_to_pay: np.ndarray | float) -> np.ndarray:
+    """float64 (n, A) expected quality - cost / w for a willingness to pay w (dollars per unit of expected quality;
+    broadcast over rows). w = 0 is the cheapest agent, w = inf the best expected quality; a vanishing term breaks
+    ties toward the better quality (w = 0) or the cheaper agent (otherwise). The router, the cost-quality curve and
+    the outcome router's calibration all score with this, so a willingness to pay picks the same agent everywhere."""
+    w = np.asarray(willingness_to_pay, np.float64)
+    if w.ndim == 1:
+        w = w[:, None]
+    finite = np.isfinite(w) & (w > 0)
+    price = np.divide(1.0, w, out=np.zeros(w.shape), where=finite)
+    value = quality - (price + _TIE) * cost
+    return np.where(w == 0, -cost + _TIE * quality, value)
+
+
+def willingness_grid(costs: np.ndarray, points: int) -> np.ndarray:
+    """0, ``points - 2`` log-spaced values of willingness to pay around the typical (median positive) cost, from
+    1e-3 to 1e4 times it, and inf: a quality difference of 0.1 is then worth between 1e-4 and 1e3 times the typical
+    request's cost, which spans every trade-off between the cheapest and the best agent of a real fleet."""
+    positive = costs[costs > 0]
+    scale = float(np.median(positive)) if len(positive) else 1.0
+    return np.concatenate([[0.0], scale * np.geomspace(1e-3, 1e4, max(points - 2, 1)), [np.inf]])

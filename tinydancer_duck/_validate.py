@@ -20,17 +20,18 @@ import pyarrow as pa
 from tinydancer_duck.errors import InvalidArgument
 
 
-def as_float_column(argument: str, values: Any, n: int) -> np.ndarray:
+def as_float_column(argument: str, values: Any, n: int, *, allow_inf: bool = False) -> np.ndarray:
     """Return float64 (n,) from a scalar, sequence, numpy or Arrow column; NULL/None becomes NaN.
 
-    A NaN or infinity the caller really passed is an error here, so afterwards NaN means only "not given".
+    A NaN the caller really passed is an error here, so afterwards NaN means only "not given"; so is an infinity,
+    unless ``allow_inf`` (a limit that means "no limit", like an infinite willingness to pay).
     """
     if values is None:
         return np.full(n, np.nan)
     if type(values) in (int, float):  # one Python number (a one-request call): no Arrow round trip
         if type(values) is int and not -(2**63) <= values < 2**63:
             raise InvalidArgument(argument, values, "is out of range")
-        if not math.isfinite(values):
+        if math.isnan(values) or (math.isinf(values) and not allow_inf):
             raise InvalidArgument(argument, float(values), "must be a finite number")
         return np.full(n, float(values))
     if isinstance(values, pa.ChunkedArray):
@@ -58,7 +59,7 @@ def as_float_column(argument: str, values: Any, n: int) -> np.ndarray:
     # unsafe cast: an integer beyond 2**53 (e.g. BIGINT max from SQL) rounds instead of raising ArrowInvalid
     column = np.array(values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False), dtype=np.float64)
     given = ~np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    bad = given & ~np.isfinite(column)
+    bad = given & (np.isnan(column) if allow_inf else ~np.isfinite(column))
     if bad.any():
         raise InvalidArgument(argument, float(column[bad][0]), "must be a finite number")
     column[~given] = np.nan

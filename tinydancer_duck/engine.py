@@ -28,7 +28,7 @@ from tinydancer_duck.budget import Budgets
 from tinydancer_duck.embed import Embedder, make_embedder, one_embedding
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.learn import TOP_K, Classifiers, OutcomeRouters
-from tinydancer_duck.registry import Registry, config_columns
+from tinydancer_duck.registry import IMPORT_TYPE, Registry, agents_from_log, config_columns, estimated_cost
 from tinydancer_duck.routing import (
     MAX_FALLBACKS,
     NUM_FALLBACKS,
@@ -68,7 +68,7 @@ class Engine:
         self.analytics = Analytics(self.usage, self.registry)
         self.health = Health(self.usage, self.registry, self.settings)
         self.budgets = Budgets(self.store, self.usage, self.registry, self.settings)
-        self.outcomes = OutcomeRouters(self.store, self.embedder)
+        self.outcomes = OutcomeRouters(self.store, self.embedder, prepare=self._training_requests)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
         self._snapshot: RoutingSnapshot | None = None
 
@@ -88,6 +88,15 @@ class Engine:
                       cost_per_second=cost_per_second, avg_latency_ms=avg_latency_ms,
                       quality_score=quality_score, metadata=metadata, **more)
         return self.register_agents([fields]) == 1
+
+    def import_agents(self, log: Any, *, columns: Any = None, agent_type: str = "llm",
+                      capabilities: Sequence[str] = ("general",)) -> pa.Table:
+        """Register every agent of an outcome log, priced and scored by the log (``registry._import``); one row
+        per agent registered: name, observed, quality_score, cost_per_call, cost_per_1k_tokens, avg_latency_ms."""
+        found = agents_from_log(log, columns=columns, agent_type=agent_type, capabilities=capabilities)
+        self.register_agents([{k: v for k, v in agent.items() if k != "observed"} for agent in found])
+        return pa.Table.from_pylist([{f.name: agent[f.name] for f in IMPORT_TYPE} for agent in found],
+                                    schema=pa.schema(list(IMPORT_TYPE)))
 
     def register_agents(self, agents: pa.Table | Sequence[Mapping[str, Any]] | Any) -> int:
         """Register or replace many agents in one write: an Arrow table, a polars frame or a list of dicts.
@@ -166,6 +175,16 @@ class Engine:
             self._snapshot = snapshot
         return snapshot
 
+    def _training_requests(self, requests: Any, agents: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """An outcome log's embeddings and the router's cost estimate of each (request, agent), so the outcome
+        router is calibrated in the prices it will route with; None when an agent of the log is not registered."""
+        snapshot = self.snapshot()
+        batch = requests_from(snapshot, requests)
+        columns = [snapshot.agents.index.get(name) for name in agents]
+        if None in columns:
+            return batch.embeddings, None
+        return batch.embeddings, estimated_cost(batch.tokens_in, snapshot.agents)[:, columns]
+
     # -- embedding and routing ----------------------------------------------------------------------------------
     def embed(self, texts: Any) -> np.ndarray:
         """float32 (n, D) unit rows; zero rows for NULL/blank texts."""
@@ -202,16 +221,22 @@ class Engine:
 
     def route(self, requests: Any, *, optimize_for: Any = "balanced", required_capabilities: Any = None,
               max_cost: Any = None, max_latency_ms: Any = None, min_quality: Any = None,
-              excluded_agents: Any = None, budget_remaining: Any = None, num_fallbacks: Any = NUM_FALLBACKS,
-              explain: Any = False) -> pa.Table:
+              excluded_agents: Any = None, budget_remaining: Any = None, willingness_to_pay: Any = None,
+              num_fallbacks: Any = NUM_FALLBACKS, explain: Any = False) -> pa.Table:
         """Route every request; one row per request: agent_name (NULL when none fits), confidence,
         estimated_cost, estimated_latency_ms, candidates, reasoning, fallbacks (the next candidates) and, with
-        ``explain``, scores (every candidate's breakdown). ``pl.from_arrow`` gives a polars frame."""
+        ``explain``, scores (every candidate's breakdown). ``pl.from_arrow`` gives a polars frame.
+
+        willingness_to_pay : dollars per unit of expected quality; where given, the candidate of best expected
+            quality - cost / willingness_to_pay wins, whatever ``optimize_for`` says (``optimize_for='learned'``
+            uses the outcome router's calibrated value).
+        """
         struct = self.route_struct(requests, optimize_for=optimize_for,
                                    required_capabilities=required_capabilities, max_cost=max_cost,
                                    max_latency_ms=max_latency_ms, min_quality=min_quality,
                                    excluded_agents=excluded_agents, budget_remaining=budget_remaining,
-                                   num_fallbacks=num_fallbacks, explain=explain)
+                                   willingness_to_pay=willingness_to_pay, num_fallbacks=num_fallbacks,
+                                   explain=explain)
         return pa.Table.from_struct_array(struct)
 
     def route_multi_struct(self, requests: Any, *, num_agents: Any = 3, strategy: Any = "pipeline",
@@ -242,7 +267,7 @@ class Engine:
 
     def batch_route_struct(self, requests: Any, *, optimize_for: Any = "total_cost", budget: Any = None,
                            **options: Any) -> pa.StructArray:
-        objective, limit = check_batch_objective(optimize_for, budget)
+        objective, limit = check_batch_objective(optimize_for, budget, options.get("willingness_to_pay"))
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, requests)
         options = RouteOptions.build(len(batch), optimize_for=per_request_objective(objective), **options)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from tinydancer_duck.registry import FOUND_TYPE, config_columns
+from tinydancer_duck.registry import FOUND_TYPE, IMPORT_TYPE, config_columns
 
 from ._spec import UDF, arrow_sql_type, one_chunk
 
@@ -49,6 +49,15 @@ def udfs(engine: Engine) -> list[UDF]:
         rows = registry.table().to_struct_array()
         return pa.array([rows.to_pylist()], pa.list_(agent_struct_type()))
 
+    def import_agents(log, columns, agent_type, capabilities) -> pa.Array:
+        out = []
+        for log_, columns_, type_, caps in zip(*[one_chunk(c).to_pylist() for c in (log, columns, agent_type,
+                                                                                      capabilities)]):
+            table = engine.import_agents(log_, columns=columns_, agent_type=type_,
+                                         capabilities=["general"] if caps is None else caps)
+            out.append(table.to_pylist())
+        return pa.array(out, pa.list_(IMPORT_TYPE))
+
     def get_agent(name: pa.ChunkedArray) -> pa.Array:
         table = registry.get(one_chunk(name).to_pylist())
         struct = table.to_struct_array().combine_chunks() if table.num_rows else pa.array([], agent_struct_type())
@@ -81,6 +90,8 @@ def udfs(engine: Engine) -> list[UDF]:
         UDF("_td_register_agent_full", register_agent_full, ["VARCHAR"], "BOOLEAN", side_effects=True),
         UDF("_td_list_agents", list_agents, [], f"{agent_sql}[]", side_effects=True),
         UDF("_td_get_agent", get_agent, ["VARCHAR"], agent_sql, side_effects=True),
+        UDF("_td_import_agents", import_agents, ["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR[]"],
+            arrow_sql_type(IMPORT_TYPE) + "[]", side_effects=True),
         UDF("_td_remove_agent", remove_agent, ["VARCHAR"], "BOOLEAN", side_effects=True),
         UDF("_td_set_agent_active", set_agent_active, ["VARCHAR", "BOOLEAN"], "BOOLEAN", side_effects=True),
         UDF("_td_clear_agents", clear_agents, [], "BIGINT", side_effects=True),

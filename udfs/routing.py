@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from tinydancer_duck.engine import Engine
 
 OPTION_FIELDS = ("optimize_for", "required_capabilities", "max_cost", "max_latency_ms", "min_quality",
-                 "excluded_agents", "budget_remaining")
-OPTION_TYPES = ("VARCHAR", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR[]", "DOUBLE")
+                 "excluded_agents", "budget_remaining", "willingness_to_pay")
+OPTION_TYPES = ("VARCHAR", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR[]", "DOUBLE", "DOUBLE")
 BATCH_ROW = pa.struct([("request", pa.string()), *BATCH_TYPE])
 
 
@@ -34,15 +34,15 @@ def request_column(text: pa.ChunkedArray, vector: pa.ChunkedArray) -> pa.Array:
 
 def udfs(engine: Engine) -> list[UDF]:
     def route(text, vector, optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality,
-              excluded_agents, budget_remaining, num_fallbacks, explain) -> pa.Array:
+              excluded_agents, budget_remaining, willingness_to_pay, num_fallbacks, explain) -> pa.Array:
         options = (optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality, excluded_agents,
-                   budget_remaining)
+                   budget_remaining, willingness_to_pay)
         return engine.route_struct(request_column(text, vector), num_fallbacks=one_chunk(num_fallbacks),
                                    explain=one_chunk(explain),
                                    **{field: one_chunk(c) for field, c in zip(OPTION_FIELDS, options)})
 
     def route_one(request, optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality,
-                  excluded_agents, budget_remaining, num_fallbacks, explain) -> dict:
+                  excluded_agents, budget_remaining, willingness_to_pay, num_fallbacks, explain) -> dict:
         """The table form's one request, as Python values: text, an embedding (a list) or NULL; any other value
         (a number, a date) is routed as its text, as the scalar form's VARCHAR cast does."""
         if request is not None and not isinstance(request, (str, list)):
@@ -50,24 +50,26 @@ def udfs(engine: Engine) -> list[UDF]:
         return engine.route_one(request, optimize_for=optimize_for, required_capabilities=required_capabilities,
                                 max_cost=max_cost, max_latency_ms=max_latency_ms, min_quality=min_quality,
                                 excluded_agents=excluded_agents, budget_remaining=budget_remaining,
-                                num_fallbacks=num_fallbacks, explain=explain)
+                                willingness_to_pay=willingness_to_pay, num_fallbacks=num_fallbacks, explain=explain)
 
     def route_multi(text, vector, num_agents, strategy, optimize_for, required_capabilities, max_cost,
-                    max_latency_ms, min_quality, excluded_agents, budget_remaining) -> pa.Array:
+                    max_latency_ms, min_quality, excluded_agents, budget_remaining, willingness_to_pay) -> pa.Array:
         options = (optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality, excluded_agents,
-                   budget_remaining)
+                   budget_remaining, willingness_to_pay)
         return engine.route_multi_struct(request_column(text, vector), num_agents=one_chunk(num_agents),
                                          strategy=one_chunk(strategy),
                                          **{field: one_chunk(c) for field, c in zip(OPTION_FIELDS, options)})
 
-    def batch_route(requests, optimize_for, budget) -> pa.Array:
+    def batch_route(requests, optimize_for, budget, willingness_to_pay) -> pa.Array:
         """Each row holds a whole batch: its list of requests is decided together."""
         lists, objectives, budgets = one_chunk(requests), one_chunk(optimize_for), one_chunk(budget)
+        prices = one_chunk(willingness_to_pay)
         decided = []
         for row in range(len(lists)):  # one iteration per batch, not per request
             texts = lists[row].values if lists[row].is_valid else pa.array([], pa.string())
             struct = engine.batch_route_struct(texts, optimize_for=objectives[row].as_py(),
-                                               budget=budgets[row].as_py())
+                                               budget=budgets[row].as_py(),
+                                               willingness_to_pay=prices[row].as_py())
             decided.append(pa.StructArray.from_arrays([texts.cast(pa.string()), *struct.flatten()],
                                                       fields=list(BATCH_ROW)))
         lengths = pa.array([0] + [len(d) for d in decided], pa.int32())
@@ -80,5 +82,6 @@ def udfs(engine: Engine) -> list[UDF]:
             one_row=True),
         UDF("_td_route_multi", route_multi, ["VARCHAR", "FLOAT[]", "BIGINT", "VARCHAR", *OPTION_TYPES],
             arrow_sql_type(PLAN_TYPE)),
-        UDF("_td_batch_route", batch_route, ["VARCHAR[]", "VARCHAR", "DOUBLE"], f"{arrow_sql_type(BATCH_ROW)}[]"),
+        UDF("_td_batch_route", batch_route, ["VARCHAR[]", "VARCHAR", "DOUBLE", "DOUBLE"],
+            f"{arrow_sql_type(BATCH_ROW)}[]"),
     ]

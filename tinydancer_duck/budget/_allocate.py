@@ -19,9 +19,10 @@ budget and quality/latency thresholds.
 Output (one frame, stable shape): ``kind`` 'agent' rows (sorted by allocation, then name), then exactly one
 'unserved' row (agent NULL; expected_requests = demand left unserved, categories = the categories short of it) and
 one 'unallocated' row (agent NULL; allocation = budget not needed). Columns: kind, agent, categories,
-expected_requests, allocation, expected_spend, expected_quality, share. For agent rows allocation =
-expected_spend; sum(allocation) = monthly_budget, sum(expected_spend) <= monthly_budget and sum(expected_requests)
-= total demand, always.
+expected_requests, allocation, expected_spend, expected_quality, share, basis (where the demand came from: recorded
+usage, the demand given, or an assumption when neither exists). For agent rows allocation = expected_spend;
+sum(allocation) = monthly_budget, sum(expected_spend) <= monthly_budget and sum(expected_requests) = total demand,
+always.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from tinydancer_duck.registry import AgentSnapshot, estimated_cost
 OPTIMIZE_TYPE = pa.struct([("kind", pa.string()), ("agent", pa.string()), ("categories", pa.list_(pa.string())),
                            ("expected_requests", pa.float64()), ("allocation", pa.float64()),
                            ("expected_spend", pa.float64()), ("expected_quality", pa.float64()),
-                           ("share", pa.float64())])
+                           ("share", pa.float64()), ("basis", pa.string())])
 OUTPUT_SCHEMA = dict(pl.from_arrow(pa.schema(list(OPTIMIZE_TYPE)).empty_table()).schema)
 
 
@@ -86,9 +87,9 @@ def hull_steps(cost: np.ndarray, quality: np.ndarray, allowed: np.ndarray) -> tu
 
 
 def optimize(demand: pl.DataFrame, snapshot: AgentSnapshot, monthly_budget: float, quality_threshold: float,
-             latency_threshold_ms: float) -> pl.DataFrame:
+             latency_threshold_ms: float, basis: str = "demand given") -> pl.DataFrame:
     """The allocation (module docstring). demand: category (str), requests (float >= 0, > 0 in total),
-    avg_tokens (float >= 0): one row per category."""
+    avg_tokens (float >= 0): one row per category; ``basis`` says where it came from."""
     check_thresholds(monthly_budget, quality_threshold, latency_threshold_ms)
     budget = float(monthly_budget)
     categories = demand["category"].to_list()
@@ -136,7 +137,7 @@ def optimize(demand: pl.DataFrame, snapshot: AgentSnapshot, monthly_budget: floa
                     moved = fraction * requests[c]
                     x[c, src] -= moved
                     x[c, dst] += moved
-    return _report(x, cost, requests, categories, snapshot, budget)
+    return _report(x, cost, requests, categories, snapshot, budget).with_columns(pl.lit(basis).alias("basis"))
 
 
 def _report(x: np.ndarray, cost: np.ndarray, requests: np.ndarray, categories: list[str], snapshot: AgentSnapshot,
@@ -163,7 +164,27 @@ def _report(x: np.ndarray, cost: np.ndarray, requests: np.ndarray, categories: l
                 "expected_quality": None}
     used = math.fsum(r["allocation"] for r in agent_rows)
     unallocated = {"kind": "unallocated", "agent": None, "categories": [], "expected_requests": 0.0,
-                   "allocation": budget - used if budget - used > 1e-12 * budget else 0.0, "expected_spend": 0.0, "expected_quality": None}
+                   "allocation": budget - used if budget - used > 1e-12 * budget else 0.0, "expected_spend": 0.0,
+                   "expected_quality": None}
     frame = pl.DataFrame([*agent_rows, unserved, unallocated], schema={k: v for k, v in OUTPUT_SCHEMA.items()
-                                                                       if k != "share"})
+                                                                       if k not in ("share", "basis")})
     return frame.with_columns((pl.col("allocation") / budget).alias("share"))
+
+
+#: The demand assumed when no usage is recorded and none is given: this many requests a month, spread equally over
+#: the capabilities of the active agents, each of this many input tokens. Stated in the ``basis`` column.
+ASSUMED_MONTHLY_REQUESTS = 10_000
+ASSUMED_TOKENS = 256
+
+
+def assumed_demand(snapshot: AgentSnapshot) -> tuple[pl.DataFrame, str]:
+    """Equal demand over the active agents' capabilities (every agent's name when none has any), and the sentence
+    that says so."""
+    held = snapshot.has_capability[:, snapshot.active].any(axis=1) if snapshot.size else np.zeros(0, bool)
+    categories = [c for c, h in zip(snapshot.capability_vocab.to_pylist(), held) if h] or ["general"]
+    per = ASSUMED_MONTHLY_REQUESTS / len(categories)
+    basis = (f"assumed: no usage is recorded, so {ASSUMED_MONTHLY_REQUESTS:,} requests a month spread equally over "
+             f"{len(categories)} capabilities, {ASSUMED_TOKENS} input tokens each; record usage or pass demand := "
+             "for an allocation from real demand")
+    return pl.DataFrame({"category": categories, "requests": [per] * len(categories),
+                         "avg_tokens": [float(ASSUMED_TOKENS)] * len(categories)}), basis

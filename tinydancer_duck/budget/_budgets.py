@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from tinydancer_duck._validate import as_float_column, check_choice, check_nonnegative, check_number, to_us
 from tinydancer_duck.errors import InvalidArgument, NotFound
-from tinydancer_duck.registry import Registry
+from tinydancer_duck.registry import AgentSnapshot, Registry
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Store
 from tinydancer_duck.usage import Usage
@@ -179,32 +179,32 @@ class Budgets:
         and the output shape).
 
         demand : None (from usage: requests per category in the last ``period_days`` days before the newest
-            event, scaled to 30 days, avg_tokens = mean tokens_in), a Parquet/CSV/JSON path, or a polars/Arrow
-            table / list of dicts with category, requests[, avg_tokens] (avg input tokens per request).
+            event, scaled to 30 days, avg_tokens = mean tokens_in; with no usage recorded, an equal demand over the
+            agents' capabilities that the ``basis`` column states as an assumption), a Parquet/CSV/JSON path, or a
+            polars/Arrow table / list of dicts with category, requests[, avg_tokens] (avg input tokens per request).
         """
         _allocate.check_thresholds(monthly_budget, quality_threshold, latency_threshold_ms)
-        table = self._demand(demand, period_days)
-        if not self.registry.snapshot().size:
+        snapshot = self.registry.snapshot()
+        if not snapshot.size:
             raise InvalidArgument("agents", "none registered", "register agents before optimizing a budget")
-        return _allocate.optimize(table, self.registry.snapshot(), float(monthly_budget),
-                                        float(quality_threshold), float(latency_threshold_ms))
+        table, basis = self._demand(demand, period_days, snapshot)
+        return _allocate.optimize(table, snapshot, float(monthly_budget), float(quality_threshold),
+                                  float(latency_threshold_ms), basis)
 
-    def _demand(self, demand: Any, period_days: Any) -> pl.DataFrame:
-        if demand is None:
-            check_number("period_days", period_days, above=0, maximum=36_500)
-            frame = self.usage.frame()
-            newest = frame["ts"].max() if frame.height else None
-            if newest is None:
-                raise InvalidArgument("demand", None, "no usage is recorded, so there is no demand to allocate "
-                                      "for: record usage (ruvector_record_usage / ruvector_ingest_usage) or pass "
-                                      "demand := 'demand.parquet' with columns category, requests[, avg_tokens]")
-            recent = frame.filter(pl.col("ts") > newest - timedelta(days=float(period_days)))
-            table = recent.group_by("category").agg(
-                (pl.len() * (30.0 / float(period_days))).alias("requests"),
-                pl.col("tokens_in").mean().alias("avg_tokens"))
-        else:
-            table = _read_demand(demand)
-        return _clean_demand(table)
+    def _demand(self, demand: Any, period_days: Any, snapshot: AgentSnapshot) -> tuple[pl.DataFrame, str]:
+        if demand is not None:
+            return _clean_demand(_read_demand(demand)), "demand given"
+        check_number("period_days", period_days, above=0, maximum=36_500)
+        frame = self.usage.frame()
+        newest = frame["ts"].max() if frame.height else None
+        if newest is None:
+            table, basis = _allocate.assumed_demand(snapshot)
+            return _clean_demand(table), basis
+        recent = frame.filter(pl.col("ts") > newest - timedelta(days=float(period_days)))
+        table = recent.group_by("category").agg(
+            (pl.len() * (30.0 / float(period_days))).alias("requests"),
+            pl.col("tokens_in").mean().alias("avg_tokens"))
+        return _clean_demand(table), f"recorded usage of the last {float(period_days):g} days, scaled to 30"
 
 
 def _read_demand(demand: Any) -> pl.DataFrame:

@@ -9,6 +9,15 @@ from collections.abc import Sequence
 from tinydancer_duck import __version__
 from tinydancer_duck.errors import TinydancerError
 
+from ._replay import (
+    calibrate_command,
+    import_agents_command,
+    policy_options,
+    simulate_command,
+    train_outcomes_command,
+    whatif_command,
+)
+
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None,
@@ -37,7 +46,8 @@ def _route(args: argparse.Namespace) -> int:
 
     table = Engine(args.store).route(args.requests, optimize_for=args.optimize_for,
                                      required_capabilities=args.require or None, max_cost=args.max_cost,
-                                     max_latency_ms=args.max_latency_ms, min_quality=args.min_quality)
+                                     max_latency_ms=args.max_latency_ms, min_quality=args.min_quality,
+                                     willingness_to_pay=args.willingness_to_pay)
     for request, row in zip(args.requests, table.to_pylist()):
         agent = row["agent_name"] or "(none)"
         cost = "" if row["estimated_cost"] is None else f"  ${row['estimated_cost']:.6f}"
@@ -82,107 +92,6 @@ def _train(args: argparse.Namespace) -> int:
     print(f"saved {report.model!r} version {report.version}: train accuracy {report.train_accuracy:.4f}, "
           f"validation accuracy {report.validation_accuracy:.4f}, {report.epochs_run} epochs "
           f"(best {report.best_epoch}), {report.n_classes} classes, {report.seconds:.1f} s")
-    return 0
-
-
-def _policy_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--columns", default=None, metavar="JSON",
-                        help="map log fields to columns, e.g. '{\"request\": \"prompt\"}'")
-    parser.add_argument("--max-cost", type=float, default=None, help="max estimated dollars per request")
-    parser.add_argument("--max-latency-ms", type=float, default=None, help="max average latency in ms")
-    parser.add_argument("--min-quality", type=float, default=None, help="min quality score in [0, 1]")
-    parser.add_argument("--exclude", action="append", default=[], metavar="AGENT", help="exclude an agent (repeatable)")
-
-
-def _constraints(args: argparse.Namespace) -> dict:
-    return {"max_cost": args.max_cost, "max_latency_ms": args.max_latency_ms, "min_quality": args.min_quality,
-            "excluded_agents": args.exclude or None}
-
-
-def _simulate(args: argparse.Namespace) -> int:
-    from tinydancer_duck.engine import Engine
-    from tinydancer_duck.replay import simulate
-
-    from ._progress import ProgressBar
-
-    writer, bar = None, ProgressBar("simulating")
-
-    def sink(batch):
-        nonlocal writer
-        import pyarrow.parquet as pq
-
-        writer = writer or pq.ParquetWriter(args.output, batch.schema)
-        writer.write_batch(batch)
-
-    try:
-        _, summary = simulate(Engine(args.store), args.log, optimize_for=args.optimize_for, budget=args.budget,
-                              columns=args.columns, keep_rows=False, sink=sink if args.output else None,
-                              progress=bar, **_constraints(args))
-    finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
-    for key, value in summary.items():
-        if key != "agent_mix":
-            print(f"{key:24} {value:.6g}" if isinstance(value, float) else f"{key:24} {value}")
-    for row in summary["agent_mix"]:
-        print(f"  {row['agent']:30} {row['requests']:>9} requests  {row['share']:6.1%}  ${row['cost']:.4f}  "
-              f"quality {row['quality']:.3f}")
-    if args.output:
-        print(f"per-request decisions written to {args.output}")
-    return 0
-
-
-def _whatif(args: argparse.Namespace) -> int:
-    from tinydancer_duck.engine import Engine
-    from tinydancer_duck.replay import budget_whatif, write_chart
-
-    from ._progress import ProgressBar
-
-    bar = ProgressBar("reading log")
-    try:
-        budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
-    except ValueError:
-        from tinydancer_duck.errors import InvalidArgument
-
-        raise InvalidArgument("budgets", args.budgets, "must be comma-separated numbers, e.g. 10,50,100") from None
-    table = budget_whatif(Engine(args.store), args.log, budgets, quality_threshold=args.quality_threshold,
-                          latency_threshold_ms=args.latency_threshold_ms, columns=args.columns, progress=bar,
-                          **{k: v for k, v in _constraints(args).items() if k != "max_latency_ms"})
-    bar.close()
-    import polars as pl
-
-    frame = pl.from_arrow(table)
-    flat = frame.with_columns(pl.col("agent_mix").list.eval(
-        pl.element().struct.field("agent") + pl.lit(":") + pl.element().struct.field("requests").cast(pl.String))
-        .list.join(" ").alias("agent_mix"))
-    with pl.Config(tbl_rows=len(flat), tbl_cols=12, fmt_str_lengths=80, tbl_width_chars=200):
-        print(flat)
-    if args.output.endswith(".parquet"):
-        frame.write_parquet(args.output)
-    else:
-        flat.write_csv(args.output)
-    chart = write_chart(table, args.chart or args.output.rsplit(".", 1)[0] + ".png")
-    print(f"frontier written to {args.output}" + (f" and {chart}" if chart else " (no chart: matplotlib not installed)"))
-    return 0
-
-
-def _train_outcomes(args: argparse.Namespace) -> int:
-    from tinydancer_duck.engine import Engine
-
-    from ._progress import ProgressBar
-
-    bar = ProgressBar(f"training outcome router {args.model!r}")
-    table = Engine(args.store).outcomes.train_log(args.log, columns=args.columns, model=args.model,
-                                                  hidden_dim=args.hidden_dim, epochs=args.epochs,
-                                                  random_state=args.seed, progress=bar)
-    bar.close()
-    for row in table.to_pylist():
-        figures = "  ".join(f"{k} {row[k]:.4f}" for k in ("auc", "accuracy", "brier", "quality", "cost")
-                            if row[k] is not None)
-        print(f"{row['kind']:8} {row['name'][:40]:40} n={row['n']:<6} {figures}")
-    print(f"saved outcome router {args.model!r} version {table['version'][0].as_py()}; routing now uses its "
-          "predicted quality")
     return 0
 
 
@@ -234,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     _store_option(route)
     route.add_argument("requests", nargs="+", help="request texts")
     route.add_argument("--optimize-for", default="balanced",
-                       help="cost, latency, quality, balanced (default) or quality_per_dollar")
+                       help="cost, latency, quality, balanced (default), quality_per_dollar or learned (the outcome "
+                            "router's calibrated willingness to pay)")
+    route.add_argument("--willingness-to-pay", type=float, default=None, metavar="DOLLARS",
+                       help="dollars per unit of expected quality: the best expected quality - cost / this wins")
     route.add_argument("--require", action="append", default=[], metavar="CAPABILITY",
                        help="a required capability (repeatable)")
     route.add_argument("--max-cost", type=float, default=None, help="max estimated dollars per request")
@@ -262,11 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     _store_option(simulate)
     simulate.add_argument("log", help="Parquet file, directory or glob")
     simulate.add_argument("--optimize-for", default="balanced",
-                          help="cost, latency, quality, balanced (default), quality_per_dollar or total_cost")
-    simulate.add_argument("--budget", type=float, default=None, help="total dollars for the whole log (Lagrangian)")
+                          help="cost, latency, quality, balanced (default), quality_per_dollar, learned or total_cost")
+    simulate.add_argument("--budget", type=float, default=None,
+                          help="total dollars for the whole log (Lagrangian; held in logged cost)")
+    simulate.add_argument("--willingness-to-pay", type=float, default=None, metavar="DOLLARS",
+                          help="route every request by expected quality - cost / this (as route does)")
     simulate.add_argument("--output", default=None, help="write per-request decisions to this Parquet file")
-    _policy_options(simulate)
-    simulate.set_defaults(run=_simulate)
+    policy_options(simulate)
+    simulate.set_defaults(run=simulate_command)
 
     whatif = commands.add_parser("whatif", help="what each budget would have bought over a log (a frontier)",
                                  description="Allocate each total budget over the log's requests (Lagrangian) and "
@@ -280,21 +195,53 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument("--latency-threshold-ms", type=float, default=None, help="drop agents slower than this")
     whatif.add_argument("--output", default="whatif.csv", help="frontier table: .csv (default whatif.csv) or .parquet")
     whatif.add_argument("--chart", default=None, help="PNG path (default: the output path with .png)")
-    _policy_options(whatif)
-    whatif.set_defaults(run=_whatif)
+    policy_options(whatif)
+    whatif.set_defaults(run=whatif_command)
 
     outcomes = commands.add_parser("train-outcomes", help="train the outcome router from a log with per-agent outcomes",
                                    description="Learn each agent's expected quality per request from a log with "
                                                "per-agent outcomes (wide like RouterBench, or long), save it as the "
-                                               "active outcome router and print validation metrics.")
+                                               "active outcome router and print its out-of-fold metrics and the "
+                                               "calibrated willingness to pay.")
     _store_option(outcomes)
     outcomes.add_argument("log", help="Parquet file, directory or glob")
     outcomes.add_argument("--model", default="outcomes", help="model name in the store (default 'outcomes')")
     outcomes.add_argument("--columns", default=None, metavar="JSON", help="map log fields to columns")
-    outcomes.add_argument("--hidden-dim", type=int, default=0, help="hidden units (default 0: a linear head)")
-    outcomes.add_argument("--epochs", type=int, default=300, help="maximum epochs (default 300; early stopping)")
+    outcomes.add_argument("--kind", default="knn", help="knn (default), head, mf or ensemble")
+    outcomes.add_argument("--hidden-dim", type=int, default=None, help="hidden units of a head (default 0: linear)")
+    outcomes.add_argument("--epochs", type=int, default=None, help="maximum epochs of a head or mf (early stopping)")
     outcomes.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
-    outcomes.set_defaults(run=_train_outcomes)
+    outcomes.add_argument("--folds", type=int, default=5, help="cross-fitted folds for calibration (default 5)")
+    outcomes.add_argument("--holdout", type=float, default=None, metavar="FRACTION",
+                          help="keep this share of the requests out of training (simulate --holdout replays them)")
+    outcomes.set_defaults(run=train_outcomes_command)
+
+    calibrate = commands.add_parser("calibrate", help="the willingness to pay that meets a target",
+                                    description="Read the willingness to pay that meets one target off the outcome "
+                                                "router's out-of-fold cost-quality curve (default: 95%% of the best "
+                                                "single agent's quality, the knob optimize_for 'learned' uses).")
+    _store_option(calibrate)
+    calibrate.add_argument("--quality-share", type=float, default=None, help="share of the best agent's quality")
+    calibrate.add_argument("--cost-per-1k", type=float, default=None, help="dollars per 1,000 requests")
+    calibrate.add_argument("--strongest-share", type=float, default=None,
+                           help="share of requests sent to the best agent (RouteLLM's calibration)")
+    calibrate.add_argument("--model", default=None, help="outcome router name (default: the active one)")
+    calibrate.set_defaults(run=calibrate_command)
+
+    agents = commands.add_parser("agents", help="manage the store's agents", description="Manage agents.")
+    agent_commands = agents.add_subparsers(dest="agents_command", required=True)
+    importer = agent_commands.add_parser(
+        "import", help="register every agent of an outcome log, priced and scored by the log",
+        description="Register every agent a log holds outcomes for (wide like RouterBench, or long) with its mean "
+                    "logged cost (per call, or per 1k tokens when the log has tokens_in and tokens_out), latency "
+                    "and observed quality.")
+    _store_option(importer)
+    importer.add_argument("log", help="Parquet file, directory or glob")
+    importer.add_argument("--columns", default=None, metavar="JSON", help="map log fields to columns")
+    importer.add_argument("--agent-type", default="llm", help="agent type of every agent (default llm)")
+    importer.add_argument("--capability", action="append", default=[],
+                          help="capability of every agent (repeatable; default general)")
+    importer.set_defaults(run=import_agents_command)
 
     doctor = commands.add_parser("doctor", help="check a store and report its problems in plain words",
                                  description="Check a store: schemas, embedder identity, versions and fragments, "

@@ -4,6 +4,7 @@ Kernel modules never import the store.
 May import: store, embed, ground.
 """
 
+from ._calibrate import CALIBRATION_TYPE, KNOB_TYPE
 from ._classifier import (
     CLASSIFY_TYPE,
     LABEL_PROB,
@@ -17,7 +18,9 @@ from ._classify import Classifiers, TrainReport, row_model, train_classifier
 from ._outcomes import METRICS_TYPE, OutcomeModel, OutcomeRouters
 
 __all__ = [
+    "CALIBRATION_TYPE",
     "CLASSIFY_TYPE",
+    "KNOB_TYPE",
     "LABEL_PROB",
     "METRICS_TYPE",
     "TOP_K",

@@ -1,11 +1,10 @@
 """The outcome router: predict each agent's expected quality for a request, learned from logged outcomes.
 
-Model over the engine's unit-norm embeddings x (n, D): with ``hidden_dim`` H > 0 a one-hidden-layer network
-h = tanh(x W1 + b1), logits = h W2 + b2; with H = 0 logits = x W2 + b2 (a linear head). q̂ = sigmoid(logits), one
-output per agent, trained with the mean over observed (request, agent) pairs of the binary cross-entropy
-max(l, 0) - l·y + log1p(exp(-|l|)) (y in [0, 1]; unobserved pairs of a long log are masked out), Adam, decoupled
-weight decay on the weight matrices, full-batch epochs, early stopping on a seeded validation split. Output biases
-start at logit(mean outcome per agent), so an untrained model predicts each agent's average.
+Over the engine's unit-norm embeddings, one of the kinds of :mod:`tinydancer_duck.learn._outcome_models` (default
+kNN with per-agent Platt calibration: on RouterBench it routed to 95% of GPT-4's accuracy at the lowest held-out cost
+of the kinds compared, ``benchmarks/eval_outcome_models.py``); unobserved (request, agent) pairs of a long log are
+masked out. Training cross-fits ``folds`` models first, so its metrics and the willingness to pay it is calibrated to
+(:mod:`tinydancer_duck.learn._calibrate`) are out-of-fold; the model saved is then fitted on every row.
 
 Saved in the store's ``models`` table with kind ``outcome_router`` and the agent names as labels, versioned by
 name. The active outcome model is the newest of that kind that fits the engine's embedder; while one is active the
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,24 +22,36 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tinydancer_duck._numeric import Adam, bce_with_logits, normalize_random_state, sigmoid, validation_split
-from tinydancer_duck._validate import check_int, check_names
+from tinydancer_duck._numeric import normalize_random_state
+from tinydancer_duck._validate import as_texts, check_int, check_names
 from tinydancer_duck.embed import Embedder
 from tinydancer_duck.errors import InvalidArgument, ModelError
-from tinydancer_duck.store import Store, newest_row, save_model
+from tinydancer_duck.store import Store, named_row, newest_row, save_model
+
+from ._calibrate import Calibration, calibrate, cross_fit, fold_ids
+from ._outcome_metrics import evaluate
+from ._outcome_models import (
+    DEFAULT_HYPERPARAMETERS,
+    DEFAULT_KIND,
+    check_kind,
+    fit_outcome_model,
+    predict_outcome_model,
+)
 
 KIND = "outcome_router"
 Progress = Callable[[int, int, dict[str, float]], None]
+#: prepare(requests, agents) -> (embeddings float32 (n, D), the router's cost estimate float64 (n, A) or None).
+Prepare = Callable[[Any, Sequence[str]], tuple[np.ndarray, "np.ndarray | None"]]
 METRICS_TYPE = pa.struct([("model", pa.string()), ("version", pa.int64()), ("kind", pa.string()),
                           ("name", pa.string()), ("n", pa.int64()), ("auc", pa.float64()),
                           ("accuracy", pa.float64()), ("brier", pa.float64()), ("log_loss", pa.float64()),
                           ("quality", pa.float64()), ("cost", pa.float64())])
-_EPS = 1e-7
 
 
 @dataclass(frozen=True)
 class OutcomeModel:
-    """Weights (w1 (D, H) and b1 (H,) when hidden, w2 (H or D, A), b2 (A,)), agent labels, embedder identity."""
+    """Weights of one outcome model kind (:func:`~._outcome_models.predict_outcome_model`), agent labels, the
+    embedder identity and what training measured."""
 
     weights: dict[str, np.ndarray]
     labels: tuple[str, ...]
@@ -50,12 +60,23 @@ class OutcomeModel:
 
     @property
     def dim(self) -> int:
-        return int((self.weights["w1"] if "w1" in self.weights else self.weights["w2"]).shape[0])
+        return int(self.weights["input_dim"])
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The out-of-fold cost-quality curve saved with the model (None for a model saved before calibration)."""
+        data = self.metrics.get("calibration")
+        return None if not data else Calibration.from_json(data)
+
+    @property
+    def default_willingness_to_pay(self) -> float | None:
+        """The knob ``optimize_for := 'learned'`` routes with (:data:`~._calibrate.DEFAULT_TARGET`)."""
+        knob = self.metrics.get("willingness_to_pay")
+        return None if not knob else float(knob["willingness_to_pay"])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """float64 (n, A) expected quality in (0, 1) for float32 x (n, D)."""
-        logits = _logits(self.weights, np.asarray(x, np.float32)).astype(np.float64)
-        return sigmoid(logits, out=logits)
+        return predict_outcome_model(self.weights, x)
 
     def expected_quality(self, x: np.ndarray, columns: np.ndarray, default: np.ndarray) -> np.ndarray:
         """float64 (n, A) expected quality of A agents for float32 x (n, D): the prediction of column
@@ -73,8 +94,8 @@ class OutcomeModel:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> OutcomeModel:
         try:
-            with np.load(io.BytesIO(row["weights"])) as data:
-                weights = {k: data[k] for k in data.files}
+            with np.load(io.BytesIO(row["weights"]), allow_pickle=False) as data:
+                weights = _with_kind({k: data[k] for k in data.files})
             metrics = json.loads(row["metrics"] or "{}")
         except Exception as exc:
             raise ModelError(f"outcome model {row['name']!r} version {row['version']} cannot be loaded: {exc}") from exc
@@ -82,126 +103,60 @@ class OutcomeModel:
         return cls(weights, tuple(row["labels"]), metrics.get("embedder", ""), metrics)
 
 
-def _logits(w: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    h = np.tanh(x @ w["w1"] + w["b1"]) if "w1" in w else x
-    return h @ w["w2"] + w["b2"]
+def _with_kind(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Weights saved before outcome models had kinds are a linear or one-hidden-layer head: say so."""
+    if "kind" in weights:
+        return weights
+    first = weights["w1"] if "w1" in weights else weights["w2"]
+    return {**weights, "kind": np.array("head"), "input_dim": np.array(first.shape[0]),
+            "n_agents": np.array(weights["b2"].shape[0])}
 
 
-def fit(x: np.ndarray, y: np.ndarray, *, hidden_dim: int = 0, epochs: int = 300, learning_rate: float = 0.01,
-        weight_decay: float = 1e-3, validation_fraction: float = 0.2, patience: int = 30,
-        random_state: int | np.random.Generator | None = 0, progress: Progress | None = None
-        ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Train on x float32 (n, D), y float64 (n, A) in [0, 1] with NaN where unobserved (module docstring).
-
-    Returns (weights, report) with the validation rows' indices under report["validation_rows"].
-    """
-    rng = normalize_random_state(random_state)
-    n, d = x.shape
-    tr, val = validation_split(n, validation_fraction, rng, min_rows=5)
-    mask = ~np.isnan(y)
-    target = np.where(mask, y, 0.0).astype(np.float32)
-    mean = np.clip(np.nanmean(np.where(mask[tr], y[tr], np.nan), axis=0), 0.02, 0.98)
-    mean = np.where(np.isnan(mean), 0.5, mean)
-    a = y.shape[1]
-    w: dict[str, np.ndarray] = {}
-    width = d
-    if hidden_dim:
-        w["w1"] = (rng.standard_normal((d, hidden_dim)) / np.sqrt(d)).astype(np.float32)
-        w["b1"] = np.zeros(hidden_dim, np.float32)
-        width = hidden_dim
-    w["w2"] = np.zeros((width, a), np.float32)
-    w["b2"] = np.log(mean / (1 - mean)).astype(np.float32)
-    adam = Adam(w, learning_rate=learning_rate, weight_decay=weight_decay)
-    xs = (x * np.float32(np.sqrt(d))).astype(np.float32)  # unit rows -> unit-variance features
-
-    def loss_of(rows: np.ndarray) -> float:
-        return bce_with_logits(_logits(w, xs[rows]), target[rows], mask[rows])[0]
-
-    best, best_loss, best_epoch, waited, started = {k: p.copy() for k, p in w.items()}, np.inf, 0, 0, time.perf_counter()
-    x_tr, t_tr, m_tr = xs[tr], target[tr], mask[tr]
-    epoch = 0
-    for epoch in range(1, epochs + 1):
-        h = np.tanh(x_tr @ w["w1"] + w["b1"]) if hidden_dim else x_tr
-        logits = h @ w["w2"] + w["b2"]
-        d_logits = bce_with_logits(logits, t_tr, m_tr)[1]
-        grads = {"w2": h.T @ d_logits, "b2": d_logits.sum(axis=0)}
-        if hidden_dim:
-            d_h = (d_logits @ w["w2"].T) * (1 - h * h)
-            grads["w1"], grads["b1"] = x_tr.T @ d_h, d_h.sum(axis=0)
-        adam.step(grads)
-        current = loss_of(val) if len(val) else loss_of(tr)
-        if not np.isfinite(current):
-            raise ModelError(f"outcome training diverged at epoch {epoch} (loss {current}); lower learning_rate")
-        if current < best_loss - 1e-6:
-            best, best_loss, best_epoch, waited = {k: p.copy() for k, p in w.items()}, current, epoch, 0
-        else:
-            waited += 1
-        if progress is not None:
-            progress(epoch, epochs, {"val_loss": current})
-        if waited >= patience:
-            break
-    scale = np.float32(np.sqrt(d))  # fold the input scale into the first matrix
-    best["w1" if hidden_dim else "w2"] = best["w1" if hidden_dim else "w2"] * scale
-    return best, {"validation_rows": val, "train_rows": tr, "epochs_run": epoch, "best_epoch": best_epoch,
-                  "seconds": time.perf_counter() - started, "validation_loss": best_loss}
+def _predictor(weights: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    return OutcomeModel(weights, (), "").predict
 
 
-def auc(score: np.ndarray, label: np.ndarray) -> float:
-    """ROC AUC by the rank-sum (Mann-Whitney) formula with average ranks for ties; NaN with one class only."""
-    positive = label > 0.5
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if not n_pos or not n_neg:
-        return float("nan")
-    order = np.argsort(score, kind="mergesort")
-    ranks = np.empty(len(score))
-    sorted_scores = score[order]
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    average = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(average, counts)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+def _checked_outcomes(outcomes: Any, agents: Sequence[str], folds: int) -> np.ndarray:
+    y = np.asarray(outcomes, np.float64)
+    if y.ndim != 2 or y.shape[1] != len(agents) or len(y) < folds:
+        raise InvalidArgument("outcomes", getattr(y, "shape", None),
+                              f"expected (n, {len(agents)}) with n >= folds ({folds})")
+    observed = y[~np.isnan(y)]
+    if not len(observed) or (observed < 0).any() or (observed > 1).any():
+        raise InvalidArgument("outcomes", "values", "need observed outcomes within [0, 1]")
+    return y
 
 
-def evaluate(pred: np.ndarray, y: np.ndarray, cost: np.ndarray | None, agents: Sequence[str]) -> list[dict[str, Any]]:
-    """Validation metrics: per agent and pooled (AUC, accuracy at 0.5, Brier, log loss), and routing on the rows
-    where every agent's outcome is known: the router (argmax q̂), the best single agent and the oracle, each with
-    mean realized quality and mean cost per request."""
-    rows: list[dict[str, Any]] = []
+def _mean_logged_cost(logged: np.ndarray) -> np.ndarray:
+    """float64 (n, A): each agent's mean logged cost on every row (0 for an agent the log never prices): the
+    estimate an agent registered from this log (``tinydancer agents import``) gets."""
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(logged, axis=0) if len(logged) else np.zeros(logged.shape[1])
+    return np.broadcast_to(np.nan_to_num(mean, nan=0.0), logged.shape)
 
-    def scores(kind: str, name: str, p: np.ndarray, t: np.ndarray) -> dict[str, Any]:
-        pc_ = np.clip(p, _EPS, 1 - _EPS)
-        return {"kind": kind, "name": name, "n": len(t), "auc": auc(p, t) if len(t) else float("nan"),
-                "accuracy": float(np.mean((p > 0.5) == (t > 0.5))) if len(t) else float("nan"),
-                "brier": float(np.mean((p - t) ** 2)) if len(t) else float("nan"),
-                "log_loss": float(-np.mean(t * np.log(pc_) + (1 - t) * np.log(1 - pc_))) if len(t) else float("nan"),
-                "quality": float(np.mean(t)) if len(t) else float("nan"), "cost": None}
 
-    mask = ~np.isnan(y)
-    for j, agent in enumerate(agents):
-        rows.append(scores("agent", agent, pred[mask[:, j], j], y[mask[:, j], j]))
-    rows.append(scores("overall", "all agents", pred[mask], y[mask]))
-    full = mask.all(axis=1) & (np.ones(len(y), bool) if cost is None else ~np.isnan(cost).any(axis=1))
-    if full.any():
-        q, p = y[full], pred[full]
-        c = np.zeros_like(q) if cost is None else cost[full]
-        r = np.arange(len(q))
+class _Stages:
+    """One progress over the cross-fitted models and the final one: (fits done, folds + 1)."""
 
-        def route_row(name: str, pick: np.ndarray) -> dict[str, Any]:
-            return {"kind": "routing", "name": name, "n": len(q), "auc": None, "accuracy": None, "brier": None,
-                    "log_loss": None, "quality": float(q[r, pick].mean()), "cost": float(c[r, pick].mean())}
+    def __init__(self, progress: Progress | None, stages: int, kind: str, hyperparameters: dict[str, Any]) -> None:
+        self.progress, self.stages, self.done = progress, stages, 0
+        self.kind, self.hyperparameters = kind, hyperparameters
 
-        rows.append(route_row("router (argmax predicted quality)", np.argmax(p - 1e-9 * c, axis=1)))
-        best = int(np.argmax(q.mean(axis=0)))
-        rows.append(route_row(f"best single agent ({agents[best]})", np.full(len(q), best)))
-        rows.append(route_row("oracle", np.argmax(q - 1e-9 * c, axis=1)))
-    return rows
+    def fitted(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        weights = fit_outcome_model(self.kind, x, y, random_state=rng, **self.hyperparameters)
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.stages, {"fold": float(min(self.done, self.stages - 1))})
+        return weights
 
 
 class OutcomeRouters:
     """Train, save, load (cached by ``models`` version) and apply outcome routers over one store."""
 
-    def __init__(self, store: Store, embedder: Embedder) -> None:
+    def __init__(self, store: Store, embedder: Embedder, prepare: Prepare | None = None) -> None:
         self.store = store
         self.embedder = embedder
+        self.prepare = prepare
 
     # -- loading ------------------------------------------------------------------------------------------------
     def _newest(self, table: pa.Table) -> OutcomeModel | None:
@@ -215,53 +170,131 @@ class OutcomeRouters:
             return None
         return model
 
+    def named(self, model: str | None = None) -> OutcomeModel:
+        """The active outcome router (``model`` None) or the newest version of ``model``; ModelError when none."""
+        if model is None:
+            fitted = self.active()
+            if fitted is None:
+                raise ModelError("no outcome router is active for this store's embedder; train one "
+                                 "(ruvector_train_outcome_router or tinydancer train-outcomes)")
+            return fitted
+        check_names("model", [model])
+        row = named_row(self.store.read("models"), model)
+        if row is None or row["kind"] != KIND:
+            raise InvalidArgument("model", model, "is not a saved outcome router")
+        return OutcomeModel.from_row(row)
+
+    def calibration(self, model: str | None = None) -> tuple[OutcomeModel, Calibration]:
+        """The model and its out-of-fold cost-quality curve; ModelError when it has none."""
+        fitted = self.named(model)
+        curve = fitted.calibration
+        if curve is None:
+            raise ModelError(f"outcome router {fitted.metrics.get('name')!r} version {fitted.metrics.get('version')} "
+                             "has no calibration (saved by an older version, or its log has no request with every "
+                             "agent's outcome); train it again")
+        return fitted, curve
+
+    def knob(self, *, quality_share: float | None = None, cost_per_1k: float | None = None,
+             strongest_share: float | None = None, model: str | None = None) -> dict[str, Any]:
+        """The willingness to pay that meets one target on the model's out-of-fold curve
+        (:meth:`Calibration.knob`); no target gives the default one ``optimize_for='learned'`` uses."""
+        given = {k: v for k, v in (("quality_share", quality_share), ("cost_per_1k", cost_per_1k),
+                                   ("strongest_share", strongest_share)) if v is not None}
+        if len(given) > 1:
+            second = sorted(given)[1]
+            raise InvalidArgument(second, given[second], f"give one target, not {' and '.join(sorted(given))}")
+        fitted, curve = self.calibration(model)
+        knob = curve.knob(*next(iter(given.items()))) if given else curve.default()
+        return {**knob, "model": fitted.metrics.get("name"), "version": fitted.metrics.get("version"),
+                "strongest": curve.strongest, "cost_estimate": curve.cost_estimate}
+
+    def curve_rows(self, model: str | None = None) -> list[dict[str, Any]]:
+        """The model's out-of-fold cost-quality curve (:data:`~._calibrate.CALIBRATION_TYPE` rows)."""
+        return self.calibration(model)[1].points()
+
     # -- training -----------------------------------------------------------------------------------------------
     def train(self, requests: Any, outcomes: np.ndarray, agents: Sequence[str], *, costs: np.ndarray | None = None,
-              model: str = "outcomes", hidden_dim: int = 0, epochs: int = 300, learning_rate: float = 0.01,
-              weight_decay: float = 1e-3, validation_fraction: float = 0.2,
-              random_state: int | np.random.Generator | None = 0, progress: Progress | None = None) -> pa.Table:
+              model: str = "outcomes", kind: str = DEFAULT_KIND, hidden_dim: int | None = None,
+              epochs: int | None = None, learning_rate: float | None = None, weight_decay: float | None = None,
+              validation_fraction: float | None = None, calibration: str | None = DEFAULT_HYPERPARAMETERS["calibration"],
+              folds: int = 5,
+              random_state: int | np.random.Generator | None = 0, progress: Progress | None = None,
+              source: dict[str, Any] | None = None) -> pa.Table:
         """Fit on requests (texts or (n, D) embeddings) and outcomes float (n, A) in [0, 1] (NaN: unobserved), save
-        as the next version of ``model`` (it becomes active) and return the validation metrics (:data:`METRICS_TYPE`,
-        one row per agent, one pooled, and routing rows)."""
+        as the next version of ``model`` (it becomes active) and return its metrics (:data:`METRICS_TYPE`, one row
+        per agent, one pooled, and routing rows), all measured out-of-fold.
+
+        ``folds`` models are cross-fitted first (:mod:`tinydancer_duck.learn._calibrate`): their out-of-fold
+        predictions give the metrics and the calibrated willingness to pay saved with the model; the model saved
+        is then fitted on every row.
+
+        kind : ``knn`` (default), ``head``, ``mf`` or ``ensemble`` (:mod:`~._outcome_models`); hidden_dim, epochs,
+            learning_rate, weight_decay, validation_fraction : for the kinds that take them (None: the kind's
+            default; given to a kind without them, an error); calibration : "platt" (default) or None.
+        source : the log trained on ({"path", "rows", "holdout"}), so a replay can tell it is in-sample.
+        """
         check_names("model", [model])
         agents = check_names("agents", agents)
-        check_int("hidden_dim", hidden_dim, minimum=0)
-        check_int("epochs", epochs, minimum=1)
-        if not (isinstance(validation_fraction, (int, float)) and 0 <= validation_fraction < 1):
-            raise InvalidArgument("validation_fraction", validation_fraction, "must lie in [0, 1)")
-        y = np.asarray(outcomes, np.float64)
-        if y.ndim != 2 or y.shape[1] != len(agents) or not len(y):
-            raise InvalidArgument("outcomes", getattr(y, "shape", None), f"expected (n, {len(agents)}) with n >= 1")
-        observed = y[~np.isnan(y)]
-        if not len(observed) or (observed < 0).any() or (observed > 1).any():
-            raise InvalidArgument("outcomes", "values", "need observed outcomes within [0, 1]")
-        if isinstance(requests, np.ndarray):
-            x = np.asarray(requests, np.float32)
-        else:
-            x = self.embedder.embed(requests)
+        check_int("folds", folds, minimum=2, maximum=20)
+        hyperparameters = {name: value for name, value in (
+            ("hidden_dim", hidden_dim), ("epochs", epochs), ("learning_rate", learning_rate),
+            ("weight_decay", weight_decay), ("validation_fraction", validation_fraction)) if value is not None}
+        check_kind(kind, calibration, hyperparameters)  # before any embedding work
+        hyperparameters["calibration"] = calibration
+        y = _checked_outcomes(outcomes, agents, folds)
+        x, estimated = self._prepared(requests, agents)
         if x.shape != (len(y), self.embedder.dim):
             raise InvalidArgument("requests", x.shape, f"expected ({len(y)}, {self.embedder.dim})")
-        weights, report = fit(x, y, hidden_dim=int(hidden_dim), epochs=int(epochs), learning_rate=learning_rate,
-                              weight_decay=weight_decay, validation_fraction=validation_fraction,
-                              random_state=random_state, progress=progress)
-        fitted = OutcomeModel(weights, tuple(agents), self.embedder.identity)
-        val = report["validation_rows"] if len(report["validation_rows"]) else report["train_rows"]
-        metrics = evaluate(fitted.predict(x[val]), y[val], None if costs is None else np.asarray(costs)[val], agents)
-        summary = {"embedder": self.embedder.identity, "dim": self.embedder.dim, "hidden_dim": int(hidden_dim),
-                   "epochs_run": report["epochs_run"], "best_epoch": report["best_epoch"],
-                   "n_train": len(report["train_rows"]), "n_validation": len(report["validation_rows"]),
-                   "validation": [m for m in metrics if m["kind"] != "agent"]}
-        version = save_model(self.store, {"name": model, "kind": KIND, "weights": fitted.to_bytes(),
+        logged = np.full(y.shape, np.nan) if costs is None else np.asarray(costs, np.float64)
+        cost_estimate = "the registered agents' prices"
+        if estimated is None:
+            estimated, cost_estimate = _mean_logged_cost(logged), "each agent's mean logged cost"
+        rng = normalize_random_state(random_state)
+        from tinydancer_duck._logs import text_hash  # polars stays out of the decision path's imports
+
+        hashes = None if isinstance(requests, np.ndarray) else text_hash(as_texts("requests", requests))
+        stages = _Stages(progress, folds + 1, kind, hyperparameters)
+        fold = fold_ids(hashes, len(y), folds, rng)
+        predicted = cross_fit(lambda xs, ys, r: _predictor(stages.fitted(xs, ys, r)), x, y, fold, rng)
+        metrics = evaluate(predicted, y, None if costs is None else logged, agents)
+        calibration = calibrate(predicted, y, logged, estimated, list(agents), folds, cost_estimate)
+        weights = stages.fitted(x, y, rng)
+        summary = {"embedder": self.embedder.identity, "dim": self.embedder.dim, "kind": kind,
+                   "hyperparameters": {k: v for k, v in hyperparameters.items() if v is not None}, "n_train": len(y),
+                   "folds": folds, "log": source, "out_of_fold": [m for m in metrics if m["kind"] != "agent"],
+                   "calibration": None if calibration is None else calibration.to_json(),
+                   "willingness_to_pay": None if calibration is None else calibration.default()}
+        version = save_model(self.store, {"name": model, "kind": KIND,
+                                         "weights": OutcomeModel(weights, tuple(agents), "").to_bytes(),
                                          "labels": list(agents), "metrics": json.dumps(summary, default=float)})
         return pa.Table.from_pylist([dict(m, model=model, version=version) for m in metrics],
                                     schema=pa.schema(list(METRICS_TYPE)))
 
-    def train_log(self, log: Any, *, columns: Any = None, **options: Any) -> pa.Table:
-        """Train from a log with per-agent outcomes (wide or long, see :mod:`tinydancer_duck._logs`)."""
-        from tinydancer_duck._logs import open_log, read_outcomes
+    def _prepared(self, requests: Any, agents: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The requests' embeddings and the router's cost estimate per (request, agent), None when some agent is
+        not registered (the engine's ``prepare`` knows the prices; without it, embeddings only)."""
+        if self.prepare is not None:
+            return self.prepare(requests, agents)
+        if isinstance(requests, np.ndarray):
+            return np.asarray(requests, np.float32), None
+        return self.embedder.embed(requests), None
 
+    def train_log(self, log: Any, *, columns: Any = None, holdout: Any = None, **options: Any) -> pa.Table:
+        """Train from a log with per-agent outcomes (wide or long, see :mod:`tinydancer_duck._logs`).
+
+        holdout : a share of the requests (chosen by text, the same on every run) kept out of training, so a
+            replay with the same ``holdout`` is out-of-sample. The model records the log and the holdout, and a
+            replay of that log without them warns that it is in-sample.
+        """
+        from tinydancer_duck._logs import check_holdout, held_out, open_log, read_outcomes, resolved_path
+
+        fraction = check_holdout(holdout)
         spec = open_log(log, columns=columns)
         requests, outcomes, costs, agents = read_outcomes(spec)
+        if fraction is not None:
+            keep = ~held_out(requests, fraction)
+            requests, outcomes, costs = requests.filter(pa.array(keep)), outcomes[keep], costs[keep]
         if np.isnan(costs).all():
             costs = None
-        return self.train(requests, outcomes, agents, costs=costs, **options)
+        source = {"path": resolved_path(spec.path), "rows": spec.n_rows, "holdout": fraction}
+        return self.train(requests, outcomes, agents, costs=costs, source=source, **options)

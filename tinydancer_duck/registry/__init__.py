@@ -4,15 +4,18 @@ May import: store, embed, ground.
 """
 
 from ._costs import estimated_cost, tokens_from_bytes
+from ._import import IMPORT_TYPE, agents_from_log
 from ._registry import FOUND_TYPE, Registry, config_columns
 from ._snapshot import AgentSnapshot, build_snapshot, capability_text
 from ._stats import AffineFold, fold_batch
 
 __all__ = [
     "FOUND_TYPE",
+    "IMPORT_TYPE",
     "AffineFold",
     "AgentSnapshot",
     "Registry",
+    "agents_from_log",
     "build_snapshot",
     "capability_text",
     "config_columns",

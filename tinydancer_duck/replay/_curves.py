@@ -1,10 +1,12 @@
 """Cost-quality curves of a router over a log, their non-decreasing convex hulls and RouterBench's AIQ.
 
-Router curve: for a willingness-to-pay λ, every request takes argmax over its candidates of q̂ - λ·ĉ (q̂: the expected
-quality the router uses, from the outcome router or quality_score; ĉ: the router's cost estimate), λ swept over 0, a
-log-spaced grid and ∞ (cheapest candidate). Each λ gives one point: mean cost and mean quality per request, both
-measured as the simulation measures them (logged cost and observed outcome where the log has them, see
-:mod:`tinydancer_duck.replay._simulate`). A request without a candidate counts as cost 0 and quality 0.
+Router curve: for a willingness to pay w (dollars per unit of expected quality), every request takes the candidate of
+best q̂ - ĉ / w (q̂: the expected quality the router uses, from the outcome router or quality_score; ĉ: the router's
+cost estimate; :func:`tinydancer_duck._numeric.value_scores`, so ``ruvector_route(willingness_to_pay := w)`` makes
+the same choices), w swept over 0 (cheapest candidate), a log-spaced grid and ∞ (best expected quality). Each w gives
+one point: mean cost and mean quality per request, both measured as the simulation measures them (logged cost and
+observed outcome where the log has them, :mod:`tinydancer_duck.replay._frames`), with the count of decisions behind
+each source. A request without a candidate counts as cost 0 and quality 0.
 Zero router: each single agent for every request is one point; its hull is what mixing single agents at random
 achieves (RouterBench's "zero router"). Oracle: per request the agent with the best observed quality, the cheapest
 among ties: one point.
@@ -26,15 +28,18 @@ import numpy as np
 import pyarrow as pa
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
+from tinydancer_duck._numeric import value_scores, willingness_grid
 from tinydancer_duck._validate import check_int
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.snapshot import RoutingSnapshot
 
-from ._simulate import Frame, Progress, Replay, as_snapshot
+from ._frames import COST_SOURCES, QUALITY_SOURCES, SOURCE_COUNTS, Frame, Replay, as_snapshot
+from ._simulate import Progress
 
-CURVE_TYPE = pa.struct([("series", pa.string()), ("label", pa.string()), ("lambda", pa.float64()),
+CURVE_TYPE = pa.struct([("series", pa.string()), ("label", pa.string()), ("willingness_to_pay", pa.float64()),
                         ("cost", pa.float64()), ("quality", pa.float64()), ("total_cost", pa.float64()),
-                        ("requests", pa.int64()), ("on_hull", pa.bool_()), ("aiq", pa.float64())])
+                        ("requests", pa.int64()), ("on_hull", pa.bool_()), ("aiq", pa.float64()),
+                        *((name, pa.int64()) for name in SOURCE_COUNTS)])
 
 
 def nondecreasing_hull(cost: Sequence[float], quality: Sequence[float]) -> np.ndarray:
@@ -97,60 +102,70 @@ def cost_at_quality(cost: Sequence[float], quality: Sequence[float], target: flo
     return float(hx[k - 1] + (target - hy[k - 1]) * (hx[k] - hx[k - 1]) / (hy[k] - hy[k - 1]))
 
 
-def lambda_grid(points: int, scale: float) -> np.ndarray:
-    """0, ``points - 2`` log-spaced values around 1/scale (1e-3/scale .. 1e3/scale), and ∞."""
-    return np.concatenate([[0.0], np.geomspace(1e-3, 1e3, max(points - 2, 1)) / max(scale, 1e-12), [np.inf]])
-
-
 def _choose(value: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     best = np.argmax(np.where(candidate, value, -np.inf), axis=1)
     return np.where(candidate.any(axis=1), best, -1)
 
 
+class _Point:
+    """Running sums of one point of a curve: cost, quality, requests and the decisions per source."""
+
+    def __init__(self) -> None:
+        self.cost = self.quality = 0.0
+        self.requests = 0
+        self.sources = np.zeros(len(QUALITY_SOURCES) + len(COST_SOURCES), np.int64)
+
+    def add(self, frame: Frame, pick: np.ndarray) -> None:
+        """Add the decisions ``pick`` (int (n,), -1: none) of one frame."""
+        rows = np.flatnonzero(pick >= 0)
+        agents = pick[rows]
+        self.cost += float(frame.cost[rows, agents].sum())
+        self.quality += float(frame.quality[rows, agents].sum())
+        self.requests += len(rows)
+        self.sources += np.concatenate([
+            np.bincount(frame.quality_source[rows, agents], minlength=len(QUALITY_SOURCES)),
+            np.bincount(frame.cost_source[rows, agents], minlength=len(COST_SOURCES))])
+
+    def row(self, series: str, label: str, w: float | None, n: int, on_hull: bool, aiq_: float | None) -> dict:
+        return {"series": series, "label": label, "willingness_to_pay": w, "cost": self.cost / n,
+                "quality": self.quality / n, "total_cost": self.cost, "requests": self.requests, "on_hull": on_hull,
+                "aiq": aiq_, **dict(zip(SOURCE_COUNTS, self.sources.tolist()))}
+
+
 class _Sums:
-    """Running sums of one curve over a log's frames: the router at each λ of the grid, each single agent, and
-    the oracle (the best agent per row, cheapest among equals)."""
+    """Running sums of one curve over a log's frames: the router at each willingness to pay of the grid, each
+    single agent, and the oracle (the best agent per row, cheapest among equals)."""
 
     def __init__(self, points: int, n_agents: int) -> None:
         self.points = points
         self.grid: np.ndarray | None = None
-        self.cost = self.quality = self.counts = np.zeros(0)
-        self.single_cost, self.single_quality = np.zeros(n_agents), np.zeros(n_agents)
-        self.oracle_cost = self.oracle_quality = 0.0
+        self.router: list[_Point] = []
+        self.single = [_Point() for _ in range(n_agents)]
+        self.oracle = _Point()
         self.n_valid = 0
 
     def add(self, frame: Frame) -> None:
         valid, cand = frame.requests.valid, frame.candidate
-        if self.grid is None:  # λ is a price per unit of quality: scale it to the log's typical cost
-            positive = frame.estimated[cand & (frame.estimated > 0)]
-            self.grid = lambda_grid(self.points, float(np.median(positive)) if len(positive) else 1.0)
-            self.cost, self.quality = np.zeros(len(self.grid)), np.zeros(len(self.grid))
-            self.counts = np.zeros(len(self.grid), np.int64)
-        rows = np.arange(len(valid))
-        for k, lam in enumerate(self.grid):
-            if np.isinf(lam):
-                value = -frame.estimated + 1e-12 * frame.expected
-            else:
-                value = frame.expected - (lam + 1e-12) * frame.estimated
-            pick = _choose(value, cand)
-            chosen = pick >= 0
-            safe = np.maximum(pick, 0)
-            self.cost[k] += float(frame.cost[rows, safe][chosen].sum())
-            self.quality[k] += float(frame.quality[rows, safe][chosen].sum())
-            self.counts[k] += int(chosen.sum())
-        self.single_cost += frame.cost[valid].sum(axis=0)
-        self.single_quality += frame.quality[valid].sum(axis=0)
+        if self.grid is None:  # w is a price per unit of quality: scale it to the log's typical cost
+            self.grid = willingness_grid(frame.estimated[cand], self.points)
+            self.router = [_Point() for _ in self.grid]
+        for point, w in zip(self.router, self.grid):
+            point.add(frame, _choose(value_scores(frame.expected, frame.estimated, w), cand))
+        everyone = np.where(valid, 0, -1)
+        for j, point in enumerate(self.single):
+            point.add(frame, everyone + j * valid)
         span = float(frame.cost.max()) + 1e-12 if frame.cost.size else 1.0
         best = np.argmax(frame.quality - 1e-6 * frame.cost / span, axis=1)
-        self.oracle_cost += float(frame.cost[rows, best][valid].sum())
-        self.oracle_quality += float(frame.quality[rows, best][valid].sum())
+        self.oracle.add(frame, np.where(valid, best, -1))
         self.n_valid += int(valid.sum())
 
     def table(self, names: list[str]) -> tuple[pa.Table, dict[str, float]]:
         """The :data:`CURVE_TYPE` rows and the AIQs (see :func:`curve`)."""
         n, grid = self.n_valid, self.grid
-        r_cost, r_quality = self.cost / n, self.quality / n
-        s_cost, s_quality = self.single_cost / n, self.single_quality / n
+        r_cost = np.array([p.cost for p in self.router]) / n
+        r_quality = np.array([p.quality for p in self.router]) / n
+        s_cost = np.array([p.cost for p in self.single]) / n
+        s_quality = np.array([p.quality for p in self.single]) / n
         everything = np.concatenate([r_cost, s_cost])
         c_min, c_max = float(everything.min()), float(everything.max())
         result = {"aiq_router": aiq(r_cost, r_quality, c_min, c_max),
@@ -159,29 +174,33 @@ class _Sums:
         r_hull[nondecreasing_hull(r_cost, r_quality)] = True
         s_hull = np.zeros(len(names), bool)
         s_hull[nondecreasing_hull(s_cost, s_quality)] = True
-        out = [{"series": "router", "label": "cheapest" if np.isinf(lam) else f"lambda={lam:.4g}",
-                "lambda": None if np.isinf(lam) else float(lam), "cost": float(r_cost[k]),
-                "quality": float(r_quality[k]), "total_cost": float(self.cost[k]), "requests": int(self.counts[k]),
-                "on_hull": bool(r_hull[k]), "aiq": result["aiq_router"]} for k, lam in enumerate(grid)]
-        out += [{"series": "zero_router", "label": names[j], "lambda": None, "cost": float(s_cost[j]),
-                 "quality": float(s_quality[j]), "total_cost": float(self.single_cost[j]), "requests": n,
-                 "on_hull": bool(s_hull[j]), "aiq": result["aiq_zero_router"]} for j in range(len(names))]
-        out.append({"series": "oracle", "label": "oracle", "lambda": None, "cost": self.oracle_cost / n,
-                    "quality": self.oracle_quality / n, "total_cost": self.oracle_cost, "requests": n,
-                    "on_hull": True, "aiq": None})
+        out = [p.row("router", _label(w), float(w), n, bool(r_hull[k]), result["aiq_router"])
+               for k, (p, w) in enumerate(zip(self.router, grid))]
+        out += [p.row("zero_router", names[j], None, n, bool(s_hull[j]), result["aiq_zero_router"])
+                for j, p in enumerate(self.single)]
+        out.append(self.oracle.row("oracle", "oracle", None, n, True, None))
         return pa.Table.from_pylist(out, schema=pa.schema(list(CURVE_TYPE))), result
 
 
-def curve(source: RoutingSnapshot | Any, log: Any, *, points: int = 40, columns: Any = None,
-          rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None,
-          **constraints: Any) -> tuple[pa.Table, dict[str, float]]:
-    """The router's λ curve, the zero router (single agents) and the oracle over ``log``, streamed in batches.
+def _label(w: float) -> str:
+    if w == 0:
+        return "cheapest"
+    return "best expected quality" if np.isinf(w) else f"willingness_to_pay={w:.4g}"
 
-    Returns (table of :data:`CURVE_TYPE` rows, {"aiq_router", "aiq_zero_router", "c_min", "c_max"}).
+
+def curve(source: RoutingSnapshot | Any, log: Any, *, points: int = 40, columns: Any = None,
+          observed_only: bool = False, holdout: Any = None, rows: int = DEFAULT_BATCH_ROWS,
+          progress: Progress | None = None, **constraints: Any) -> tuple[pa.Table, dict[str, Any]]:
+    """The router's willingness-to-pay curve, the zero router (single agents) and the oracle over ``log``, streamed
+    in batches.
+
+    Returns (table of :data:`CURVE_TYPE` rows, {"aiq_router", "aiq_zero_router", "c_min", "c_max", "warnings"}).
+    observed_only, holdout : see :class:`~tinydancer_duck.replay._frames.Replay`.
     constraints : ruvector_route's constraints (they shape the router's candidates, not the single agents).
     """
     check_int("points", points, minimum=3, maximum=1000)
-    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", **constraints)
+    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", observed_only=observed_only,
+                    holdout=holdout, **constraints)
     sums, done = _Sums(points, replay.agents.size), 0
     for frame in replay.frames(rows):
         sums.add(frame)
@@ -190,4 +209,5 @@ def curve(source: RoutingSnapshot | Any, log: Any, *, points: int = 40, columns:
             progress(done, replay.n_rows)
     if sums.grid is None or sums.n_valid == 0:
         raise InvalidArgument("log", replay.spec.path, "has no usable requests")
-    return sums.table(replay.names)
+    table, result = sums.table(replay.names)
+    return table, {**result, "warnings": replay.warnings}

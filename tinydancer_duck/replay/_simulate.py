@@ -6,12 +6,12 @@ Lagrangian over the whole log), with the signals :meth:`Engine.signals` gives (c
 outcome router's predicted quality). A replay ignores today's circuit breakers and budgets: they describe now, not
 the log's past.
 
-Each decision is then evaluated against what the log knows. Quality of the chosen agent, first available of
-(:data:`QUALITY_SOURCES`): ``observed`` (the log's outcome for that agent on that row: a wide per-agent column, or
-the logged choice's quality when the simulation picked the same agent), ``category_mean`` (mean observed quality of
-the agent on the row's category across the log), ``predicted`` (the active outcome router), ``quality_score``.
-Cost: ``logged`` (the log's per-agent cost, or the logged cost when the same agent was chosen), else ``estimated``.
-The summary says which share of each figure came from which source.
+Each decision is then evaluated against what the log knows (:mod:`tinydancer_duck.replay._frames`: quality observed,
+a category mean, predicted or the agent's quality_score; cost logged or estimated). The summary counts how many
+decisions each figure took from each source (the counts add up to ``routed``), carries the replay's warnings (agents
+that differ between log and store, an in-sample outcome router) and, with a budget, what was spent against it: the
+budget is held in the evaluation's cost (logged where the log has it), so ``budget_overrun`` is 0 unless the cheapest
+choice for the requests served first already exceeds it.
 
 Without a budget the log streams in record batches (bounded memory; ``progress(done, total)`` after each); with a
 budget the per-(request, agent) matrices of the whole log are held (n·A·~40 bytes), not its embeddings.
@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck._decide import requests_from, signals_for
-from tinydancer_duck._logs import DEFAULT_BATCH_ROWS, LogBatch, LogSpec, category_means, iter_batches, open_log
-from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
 from tinydancer_duck.routing import (
     BATCH_OBJECTIVES,
-    CONSTRAINT_OPTIONS,
+    BatchDecisions,
     Requests,
     RouteOptions,
     Signals,
@@ -41,12 +38,11 @@ from tinydancer_duck.routing import (
     check_batch_objective,
     per_request_objective,
     route,
-    score_batch,
 )
 from tinydancer_duck.snapshot import RoutingSnapshot
 
-QUALITY_SOURCES = ("observed", "category_mean", "predicted", "quality_score")
-COST_SOURCES = ("logged", "estimated")
+from ._frames import COST_SOURCES, QUALITY_SOURCES, SOURCE_COUNTS, Frame, Replay, as_snapshot
+
 Progress = Callable[[int, int], None]
 
 ROW_TYPE = pa.struct([("row", pa.int64()), ("request_id", pa.string()), ("category", pa.string()),
@@ -64,129 +60,15 @@ SUMMARY_TYPE = pa.struct([("rows", pa.int64()), ("routed", pa.int64()), ("total_
                           ("mean_latency_ms", pa.float64()), ("actual_total_cost", pa.float64()),
                           ("actual_mean_quality", pa.float64()), ("savings", pa.float64()),
                           ("savings_pct", pa.float64()), ("agent_mix", pa.list_(MIX_TYPE)),
+                          *((name, pa.int64()) for name in SOURCE_COUNTS),
+                          ("budget", pa.float64()), ("budget_overrun", pa.float64()),
+                          ("warnings", pa.list_(pa.string())),
                           ("seconds", pa.float64()), ("rows_per_second", pa.float64())])
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One log batch prepared for decisions and evaluation; (n, A) matrices over the snapshot's agents.
-
-    expected : the router's expected quality; quality/quality_source : the evaluation quality and its source code
-    (index into QUALITY_SOURCES); cost/cost_source : evaluation cost; estimated : the router's cost estimate;
-    actual : int (n,) the logged agent (-1: none or unknown).
-    """
-
-    log: LogBatch
-    requests: Requests
-    options: RouteOptions
-    signals: Signals
-    expected: np.ndarray
-    estimated: np.ndarray
-    candidate: np.ndarray
-    match: np.ndarray
-    quality: np.ndarray
-    quality_source: np.ndarray
-    cost: np.ndarray
-    cost_source: np.ndarray
-    actual: np.ndarray
-
-    def light(self) -> Frame:
-        """The frame without embeddings and per-row signals (what a whole-log budget needs to keep)."""
-        n = len(self.requests)
-        return replace(self, requests=Requests(np.zeros((n, 0), np.float32), self.requests.valid,
-                                               self.requests.tokens_in), signals=Signals())
-
-
-class Replay:
-    """Streams a log as :class:`Frame` batches for one routing snapshot, policy constraints and column mapping.
-
-    snapshot : the snapshot to replay with; its live state (circuit breakers, budgets) is dropped, since it
-        describes now, not the log's past.
-    """
-
-    def __init__(self, snapshot: RoutingSnapshot, log: Any, *, columns: Any = None, optimize_for: Any = "balanced",
-                 **constraints: Any) -> None:
-        unknown = set(constraints) - set(CONSTRAINT_OPTIONS)
-        if unknown:
-            first = min(unknown)
-            raise InvalidArgument(first, constraints[first], "is not a routing constraint")
-        self.routing = snapshot.for_replay()
-        self.agents = self.routing.agents
-        if not self.agents.size:
-            raise InvalidArgument("agents", "none registered", "register agents before simulating a log")
-        self.names = self.agents.name_list()
-        self.spec: LogSpec = open_log(log, agents=self.names, columns=columns)
-        self.objective = optimize_for
-        self.constraints = constraints
-        RouteOptions.build(1, optimize_for=per_request_objective(optimize_for),
-                           **constraints)  # validate once, before reading the log
-        model = self.routing.outcome
-        self.predicted = self.routing.outcome_columns >= 0
-        self.model_label = (f"outcome router {model.metrics.get('name')!r} version {model.metrics.get('version')}"
-                            if model is not None else None)
-        means = category_means(self.spec)
-        self.category_means = {} if means is None else {
-            (c, a): m for c, a, m in zip(means["category"].to_list(), means["agent"].to_list(), means["mean"].to_list())}
-        self.n_rows = self.spec.n_rows
-
-    def frames(self, rows: int = DEFAULT_BATCH_ROWS) -> Iterator[Frame]:
-        snapshot = self.routing
-        for log in iter_batches(self.spec, self.names, rows=rows):
-            batch = requests_from(snapshot, log.request)
-            options = RouteOptions.build(len(batch), optimize_for=per_request_objective(self.objective),
-                                         **self.constraints)
-            signals, options = signals_for(snapshot, batch, options)
-            scored = score_batch(batch, options, self.agents, snapshot.settings, signals)
-            yield self._frame(log, batch, options, signals, scored)
-
-    def _frame(self, log: LogBatch, batch: Requests, options: RouteOptions, signals: Signals, scored: Any) -> Frame:
-        n, a = len(batch), self.agents.size
-        expected = np.array(np.broadcast_to(scored.quality, (n, a)), np.float64)
-        actual = np.full(n, -1)
-        if "agent" in log.columns:
-            actual = pc.index_in(log.columns["agent"], value_set=self.agents.names).fill_null(-1).to_numpy(
-                zero_copy_only=False).astype(np.int64)
-        rows = np.flatnonzero(actual >= 0)
-        observed = log.outcome.copy()
-        cost = log.outcome_cost.copy()
-        if "quality" in log.columns:
-            fill = np.isnan(observed[rows, actual[rows]])
-            observed[rows[fill], actual[rows[fill]]] = log.columns["quality"][rows[fill]]
-        if "cost" in log.columns:
-            fill = np.isnan(cost[rows, actual[rows]])
-            cost[rows[fill], actual[rows[fill]]] = log.columns["cost"][rows[fill]]
-        source = np.where(np.isnan(observed), 3, 0).astype(np.int8)
-        quality = np.where(np.isnan(observed), np.broadcast_to(self.agents.quality, (n, a)), observed)
-        predicted = np.broadcast_to(self.predicted, (n, a)) & (source == 3)
-        quality = np.where(predicted, expected, quality)
-        source[predicted] = 2
-        if self.category_means and "category" in log.columns:
-            categories = log.columns["category"].to_pylist()
-            for j, name in enumerate(self.names):
-                mean = np.array([self.category_means.get((c, name), np.nan) for c in categories])
-                use = (source[:, j] > 0) & ~np.isnan(mean)
-                quality[use, j] = mean[use]
-                source[use, j] = 1
-        cost_source = np.isnan(cost).astype(np.int8)
-        cost = np.where(np.isnan(cost), scored.cost, cost)
-        return Frame(log, batch, options, signals, expected, scored.cost, scored.candidate, scored.match, quality,
-                     source, cost, cost_source, actual)
-
-
-def as_snapshot(source: RoutingSnapshot | Any) -> RoutingSnapshot:
-    """The snapshot to replay with: ``source`` itself, or an Engine's snapshot of now (the Python API's
-    convenience; a replay itself only ever sees a snapshot)."""
-    if isinstance(source, RoutingSnapshot):
-        return source
-    snapshot = getattr(source, "snapshot", None)
-    if not callable(snapshot):
-        raise InvalidArgument("snapshot", type(source).__name__, "must be a RoutingSnapshot or an Engine")
-    return snapshot()
-
-
-def check_objective(optimize_for: Any, budget: Any) -> tuple[str, float | None]:
+def check_objective(optimize_for: Any, budget: Any, willingness_to_pay: Any = None) -> tuple[str, float | None]:
     """The objective (any of BATCH_OBJECTIVES) and budget, validated once; NULL objective means 'balanced'."""
-    return check_batch_objective("balanced" if optimize_for is None else optimize_for, budget)
+    return check_batch_objective("balanced" if optimize_for is None else optimize_for, budget, willingness_to_pay)
 
 
 def simulate_frames(replay: Replay, *, optimize_for: str, budget: float | None, rows: int = DEFAULT_BATCH_ROWS,
@@ -212,7 +94,8 @@ def simulate_frames(replay: Replay, *, optimize_for: str, budget: float | None, 
         done += len(frame.log)
         if progress is not None:
             progress(done, total)
-    agent, reasoning = budget_decisions(replay, frames, budget, optimize_for)
+    decided = budget_decisions(replay, frames, budget, optimize_for)
+    agent, reasoning = decided.agent, decided.reasoning
     start = 0
     for frame in frames:
         stop = start + len(frame.log)
@@ -221,22 +104,24 @@ def simulate_frames(replay: Replay, *, optimize_for: str, budget: float | None, 
 
 
 def budget_decisions(replay: Replay, frames: list[Frame], budget: float, optimize_for: str = "quality"
-                     ) -> tuple[np.ndarray, pa.Array]:
+                     ) -> BatchDecisions:
     """batch_route with ``budget`` over every frame at once (the match and expected quality are passed as
     signals, so no embeddings are needed)."""
     if not frames:
-        return np.zeros(0, np.int64), pa.array([], pa.string())
+        return BatchDecisions(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.nan, pa.array([], pa.string()))
     n = sum(len(f.log) for f in frames)
     requests = Requests(np.zeros((n, 0), np.float32), np.concatenate([f.requests.valid for f in frames]),
                         np.concatenate([f.requests.tokens_in for f in frames]))
+    unobserved = [f.signals.unobserved for f in frames]
     signals = Signals(match=np.concatenate([f.match for f in frames]),
                       quality=np.concatenate([f.expected for f in frames]),
-                      cost=np.concatenate([f.cost for f in frames]))  # logged where known: the budget holds there
+                      cost=np.concatenate([f.cost for f in frames]),  # logged where known: the budget holds there
+                      unobserved=None if unobserved[0] is None else np.concatenate(unobserved))
     objective = per_request_objective(optimize_for)
     options = RouteOptions.build(n, optimize_for=objective, **replay.constraints)
     decided = batch_route(requests, replay.agents, replay.routing.settings, optimize_for=objective, budget=budget,
                           options=options, signals=signals)
-    return decided.agent, decided.reasoning
+    return decided
 
 
 def _pick(matrix: np.ndarray, agent: np.ndarray) -> np.ndarray:
@@ -258,7 +143,7 @@ def decision_rows(replay: Replay, frame: Frame, agent: np.ndarray, reasoning: pa
     c_source = _pick(frame.cost_source.astype(np.float64), agent)
     nulls = pa.nulls(n, pa.string())
     arrays = [
-        pa.array(np.arange(log.start, log.start + n), pa.int64()),
+        pa.array(log.index, pa.int64()),
         log.columns.get("request_id", nulls), log.columns.get("category", nulls),
         pc.if_else(pa.array(chosen), names.take(safe), nulls),
         pa.array(_pick(frame.expected, agent), mask=~chosen),
@@ -277,19 +162,23 @@ def decision_rows(replay: Replay, frame: Frame, agent: np.ndarray, reasoning: pa
 
 
 def simulate(source: RoutingSnapshot | Any, log: Any, *, optimize_for: Any = "balanced", budget: Any = None,
-             columns: Any = None, rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None, keep_rows: bool = True,
+             willingness_to_pay: Any = None, observed_only: bool = False, holdout: Any = None, columns: Any = None,
+             rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None, keep_rows: bool = True,
              sink: Callable[[pa.RecordBatch], None] | None = None, **constraints: Any) -> tuple[pa.Table | None, dict]:
     """Replay ``log`` under a policy; returns (per-row decisions or None when ``keep_rows`` is false, summary dict).
 
-    optimize_for : one of cost, latency, quality, balanced, quality_per_dollar, total_cost
+    optimize_for : one of cost, latency, quality, balanced, quality_per_dollar, learned, total_cost
     budget : total dollars for the whole log (Lagrangian, see module docstring), or None
+    willingness_to_pay, observed_only, holdout : see :class:`~tinydancer_duck.replay._frames.Replay`
     constraints : ruvector_route's required_capabilities, max_cost, max_latency_ms, min_quality, excluded_agents
     sink : called with each batch of per-row decisions (e.g. a ParquetWriter's write_batch) as it is made
     """
-    objective, limit = check_objective(optimize_for, budget)
+    objective, limit = check_objective(optimize_for, budget, willingness_to_pay)
     started = time.perf_counter()
-    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for=objective, **constraints)
-    summary = Summary(replay)
+    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for=objective,
+                    willingness_to_pay=willingness_to_pay, observed_only=observed_only, holdout=holdout,
+                    **constraints)
+    summary = Summary(replay, limit)
     kept = []
     for frame, agent, reasoning in simulate_frames(replay, optimize_for=objective, budget=limit, rows=rows,
                                                    progress=progress):
@@ -307,8 +196,9 @@ def simulate(source: RoutingSnapshot | Any, log: Any, *, optimize_for: Any = "ba
 class Summary:
     """Running totals of a simulation, finished into one :data:`SUMMARY_TYPE` dict."""
 
-    def __init__(self, replay: Replay) -> None:
+    def __init__(self, replay: Replay, budget: float | None = None) -> None:
         self.replay = replay
+        self.budget = budget
         a = replay.agents.size
         self.rows = self.routed = self.realized_rows = 0
         self.cost = self.expected = self.quality = self.latency = self.realized = 0.0
@@ -375,7 +265,12 @@ class Summary:
             "actual_mean_quality": self.actual_quality / self.actual_quality_rows if self.actual_quality_rows else None,
             "savings": savings,
             "savings_pct": None if not actual_cost else 100.0 * savings / actual_cost,
-            "agent_mix": mix, "seconds": seconds, "rows_per_second": self.rows / seconds if seconds > 0 else None,
+            "agent_mix": mix,
+            **dict(zip(SOURCE_COUNTS, [*self.quality_sources.tolist(), *self.cost_sources.tolist()])),
+            "budget": self.budget,
+            "budget_overrun": None if self.budget is None else max(0.0, self.cost - self.budget),
+            "warnings": self.replay.warnings,
+            "seconds": seconds, "rows_per_second": self.rows / seconds if seconds > 0 else None,
         }
 
 
@@ -388,4 +283,4 @@ def _shares(counts: np.ndarray, names: tuple[str, ...]) -> str:
     return ", ".join(f"{names[i]} {counts[i] / total:.0%}" for i in order if counts[i])
 
 
-__all__ = ["BATCH_OBJECTIVES", "COST_SOURCES", "QUALITY_SOURCES", "Replay", "simulate"]
+__all__ = ["BATCH_OBJECTIVES", "COST_SOURCES", "QUALITY_SOURCES", "Replay", "as_snapshot", "simulate"]

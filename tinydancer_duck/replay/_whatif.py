@@ -2,11 +2,13 @@
 
 For every budget B the log's requests are allocated together by the router's Lagrangian batch allocation
 (:func:`tinydancer_duck.routing._batch.batch_route` with ``budget := B``: maximize total expected quality subject to total
-estimated cost <= B, λ by bisection, leftover spent on the best quality-per-dollar upgrades; when B cannot pay for the
-cheapest agent everywhere, the cheapest requests are served first). Budgets are totals for the whole log (last
-month's log, monthly budgets). Each row reports the estimated spend the allocation was held to and the spend and
-quality measured as a simulation measures them (logged per-agent costs and observed outcomes where the log has
-them), requests served, and the agent mix (polars group-by).
+cost <= B, λ by bisection, leftover spent on the best quality-per-dollar upgrades; when B cannot pay for the cheapest
+agent everywhere, the cheapest requests are served first). The cost the allocation is held to is the log's per-agent
+cost where the log has one (the router's estimate elsewhere), so ``spend`` stays within B and ``budget_overrun``
+reports the rare case it cannot. Budgets are totals for the whole log (last month's log, monthly budgets). Each row
+reports the spend and quality measured as a simulation measures them, the router's estimate of that spend, the
+willingness to pay the budget implies (1/λ: ``ruvector_route(willingness_to_pay := w)`` makes the same choices before
+the upgrades), requests served, the agent mix (polars group-by) and the decisions behind each figure's source.
 
 ``quality_threshold`` marks the budgets whose allocation serves every request at a mean expected quality at or above
 it (and the cheapest such budget); ``latency_threshold_ms`` removes agents slower than it on average.
@@ -26,12 +28,15 @@ from tinydancer_duck._validate import check_number
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.snapshot import RoutingSnapshot
 
-from ._simulate import MIX_TYPE, Progress, Replay, as_snapshot, budget_decisions
+from ._frames import COST_SOURCES, QUALITY_SOURCES, SOURCE_COUNTS, Replay, as_snapshot
+from ._simulate import MIX_TYPE, Progress, budget_decisions
 
 WHATIF_TYPE = pa.struct([("budget", pa.float64()), ("estimated_spend", pa.float64()), ("spend", pa.float64()),
+                         ("budget_overrun", pa.float64()), ("willingness_to_pay", pa.float64()),
                          ("expected_quality", pa.float64()), ("quality", pa.float64()),
                          ("requests", pa.int64()), ("served", pa.int64()), ("served_share", pa.float64()),
-                         ("meets_quality_threshold", pa.bool_()), ("agent_mix", pa.list_(MIX_TYPE))])
+                         ("meets_quality_threshold", pa.bool_()), ("agent_mix", pa.list_(MIX_TYPE)),
+                         *((name, pa.int64()) for name in SOURCE_COUNTS), ("warnings", pa.list_(pa.string()))])
 
 
 def check_budgets(budgets: Any) -> list[float]:
@@ -47,16 +52,19 @@ def check_budgets(budgets: Any) -> list[float]:
 
 
 def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[float], *,
-                  quality_threshold: float | None = None, latency_threshold_ms: float | None = None, columns: Any = None, rows: int = DEFAULT_BATCH_ROWS,
-                  progress: Progress | None = None, **constraints: Any) -> pa.Table:
-    """One row per budget (:data:`WHATIF_TYPE`), in the order given."""
+                  quality_threshold: float | None = None, latency_threshold_ms: float | None = None,
+                  columns: Any = None, observed_only: bool = False, holdout: Any = None,
+                  rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None, **constraints: Any) -> pa.Table:
+    """One row per budget (:data:`WHATIF_TYPE`), in the order given; observed_only and holdout as
+    :class:`~tinydancer_duck.replay._frames.Replay` takes them."""
     values = check_budgets(budgets)
     if quality_threshold is not None and (isinstance(quality_threshold, bool) or not isinstance(
             quality_threshold, (int, float)) or not 0 <= quality_threshold <= 1):
         raise InvalidArgument("quality_threshold", quality_threshold, "must be a number within [0, 1]")
     if latency_threshold_ms is not None:
         constraints["max_latency_ms"] = latency_threshold_ms
-    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", **constraints)
+    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", observed_only=observed_only,
+                    holdout=holdout, **constraints)
     frames, done = [], 0
     for frame in replay.frames(rows):
         frames.append(frame.light())
@@ -69,13 +77,17 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
     quality = np.concatenate([f.quality for f in frames])
     cost = np.concatenate([f.cost for f in frames])
     estimated = np.concatenate([f.estimated for f in frames])
+    quality_source = np.concatenate([f.quality_source for f in frames])
+    cost_source = np.concatenate([f.cost_source for f in frames])
     n = len(expected)
     names = pl.Series("agent", replay.names, pl.String)
     out = []
     for budget in values:
-        agent, _ = budget_decisions(replay, frames, budget, "quality")
-        served = np.flatnonzero(agent >= 0)
-        picked = agent[served]
+        decided = budget_decisions(replay, frames, budget, "quality")
+        served = np.flatnonzero(decided.agent >= 0)
+        picked = decided.agent[served]
+        sources = [*np.bincount(quality_source[served, picked], minlength=len(QUALITY_SOURCES)).tolist(),
+                   *np.bincount(cost_source[served, picked], minlength=len(COST_SOURCES)).tolist()]
         frame = pl.DataFrame({"agent": names.gather(picked), "cost": cost[served, picked],
                               "quality": quality[served, picked], "expected": expected[served, picked],
                               "estimated": estimated[served, picked]})
@@ -89,10 +101,13 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
         mean_expected = totals[2] if len(served) else None
         meets = None if quality_threshold is None else bool(
             len(served) == n and mean_expected is not None and mean_expected >= quality_threshold - 1e-12)
-        out.append({"budget": budget, "estimated_spend": float(totals[0] or 0.0), "spend": float(totals[1] or 0.0),
+        spend = float(totals[1] or 0.0)
+        out.append({"budget": budget, "estimated_spend": float(totals[0] or 0.0), "spend": spend,
+                    "budget_overrun": max(0.0, spend - budget), "willingness_to_pay": decided.willingness_to_pay,
                     "expected_quality": mean_expected, "quality": totals[3] if len(served) else None,
                     "requests": n, "served": len(served), "served_share": len(served) / n if n else None,
-                    "meets_quality_threshold": meets, "agent_mix": mix.to_dicts()})
+                    "meets_quality_threshold": meets, "agent_mix": mix.to_dicts(),
+                    **dict(zip(SOURCE_COUNTS, sources)), "warnings": replay.warnings})
     return pa.Table.from_pylist(out, schema=pa.schema(list(WHATIF_TYPE)))
 
 

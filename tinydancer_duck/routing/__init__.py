@@ -14,16 +14,18 @@ from ._batch import (
 )
 from ._decisions import MAX_FALLBACKS, NUM_FALLBACKS, ROUTE_FIELDS, ROUTE_TYPE, Decisions
 from ._multi import PLAN_TYPE, check_strategy, route_multi
-from ._options import CONSTRAINT_OPTIONS, RouteOptions
+from ._options import CONSTRAINT_OPTIONS, LEARNED, OBJECTIVE_NAMES, RouteOptions
 from ._router import NO_SIGNALS, Requests, Signals, route, score_batch
 
 __all__ = [
     "BATCH_OBJECTIVES",
     "BATCH_TYPE",
     "CONSTRAINT_OPTIONS",
+    "LEARNED",
     "MAX_FALLBACKS",
     "NO_SIGNALS",
     "NUM_FALLBACKS",
+    "OBJECTIVE_NAMES",
     "PLAN_TYPE",
     "ROUTE_FIELDS",
     "ROUTE_TYPE",

@@ -7,7 +7,10 @@
   bisection as the smallest value whose choices fit B. The budget the relaxation leaves unspent then buys the
   upgrades (to the λ = λ_low choice) with the best quality gain per extra dollar, while they fit. When even the
   cheapest agent for every request exceeds B, the cheapest requests are served first and the rest get no agent.
-- any per-request objective (cost, latency, quality, balanced, quality_per_dollar) without a budget: as ruvector_route.
+  The decision reports 1/λ as the willingness to pay the budget implies (the knob of ruvector_route that makes
+  the same choices, before the upgrades).
+- any per-request objective (cost, latency, quality, balanced, quality_per_dollar, learned) or a
+  willingness_to_pay without a budget: as ruvector_route.
 
 Expected quality q_ia is the agent's quality_score, or a per-request prediction when a Signals.quality is given.
 """
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from tinydancer_duck._numeric import value_scores
 from tinydancer_duck._validate import check_number
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.registry import AgentSnapshot
@@ -33,18 +37,18 @@ BISECTION_STEPS = 60
 #: One row of ruvector_batch_route (besides the request itself).
 BATCH_TYPE = pa.struct([("request_index", pa.int64()), ("agent_name", pa.string()), ("estimated_cost", pa.float64()),
                         ("expected_quality", pa.float64()), ("estimated_latency_ms", pa.float64()),
-                        ("lambda", pa.float64()), ("reasoning", pa.string())])
+                        ("willingness_to_pay", pa.float64()), ("reasoning", pa.string())])
 
 
 @dataclass(frozen=True)
 class BatchDecisions:
-    """agent int (n,) (-1: none), estimated cost and expected quality (NaN when none), the λ used (NaN without a
-    budget) and one reasoning per request."""
+    """agent int (n,) (-1: none), estimated cost and expected quality (NaN when none), the willingness to pay a
+    budget implied (1/λ; NaN without a budget) and one reasoning per request."""
 
     agent: np.ndarray
     cost: np.ndarray
     quality: np.ndarray
-    lagrange: float
+    willingness_to_pay: float
     reasoning: pa.Array
 
     def to_arrow(self, snapshot: AgentSnapshot) -> pa.StructArray:
@@ -59,7 +63,8 @@ class BatchDecisions:
             pa.array(self.cost, mask=~chosen),
             pa.array(self.quality, mask=~chosen),
             pa.array(latency, mask=~chosen),
-            pa.array(np.full(len(self.agent), self.lagrange), mask=np.full(len(self.agent), np.isnan(self.lagrange))),
+            pa.array(np.full(len(self.agent), self.willingness_to_pay),
+                     mask=np.full(len(self.agent), np.isnan(self.willingness_to_pay))),
             self.reasoning,
         ], fields=list(BATCH_TYPE))
 
@@ -70,13 +75,17 @@ def per_request_objective(objective: str | None) -> str:
     return "balanced" if objective in ("total_cost", None) else objective
 
 
-def check_batch_objective(optimize_for: object, budget: object) -> tuple[str, float | None]:
-    """Validate the batch arguments once."""
+def check_batch_objective(optimize_for: object, budget: object,
+                          willingness_to_pay: object = None) -> tuple[str, float | None]:
+    """Validate the batch arguments once; a budget sets its own willingness to pay, so both cannot be given."""
     if optimize_for is None:
         optimize_for = "total_cost"
     if not isinstance(optimize_for, str) or optimize_for.strip().lower() not in BATCH_OBJECTIVES:
         raise InvalidArgument("optimize_for", optimize_for, f"must be one of {', '.join(BATCH_OBJECTIVES)}")
     limit = None if budget is None else check_number("budget", budget, minimum=0)
+    if limit is not None and willingness_to_pay is not None:
+        raise InvalidArgument("willingness_to_pay", willingness_to_pay,
+                              "cannot be combined with budget: the budget decides the willingness to pay")
     return optimize_for.strip().lower(), limit
 
 
@@ -90,13 +99,14 @@ def batch_route(requests: Requests, snapshot: AgentSnapshot, settings: Settings,
     quality = np.asarray(scored.quality, dtype=np.float64)
     if budget is not None:
         return _within_budget(scored, quality, budget, requests.valid, snapshot)
-    if optimize_for == "total_cost":
+    if optimize_for == "total_cost" and options.willingness_to_pay is None:
         order = np.where(scored.candidate, scored.cost - 1e-12 * quality, np.inf)
         agent = _argbest(-order, scored.candidate)
         why = "cheapest candidate (total_cost)"
     else:
         agent = route(requests, options, snapshot, settings, signals).agent
-        why = f"best by {optimize_for}"
+        why = f"best by {optimize_for}" if options.willingness_to_pay is None else "best expected quality - cost / " \
+            "willingness_to_pay"
     return _decisions(agent, scored, quality, np.nan, requests.valid, snapshot, why)
 
 
@@ -104,23 +114,23 @@ def _within_budget(scored: Scored, quality: np.ndarray, budget: float, valid: np
                    snapshot: AgentSnapshot) -> BatchDecisions:
     candidate, cost = scored.candidate, scored.cost
 
-    def choose(lagrange: float) -> np.ndarray:
-        # the tiny cost term breaks quality ties toward the cheaper agent, also at λ = 0
-        return _argbest(quality - (lagrange + 1e-12) * cost, candidate)
+    def choose(lagrange: float) -> np.ndarray:  # the router's own scoring at willingness to pay 1/λ
+        return _argbest(value_scores(quality, cost, np.inf if lagrange == 0 else 1.0 / lagrange), candidate)
 
     def spend(agent: np.ndarray) -> float:
         return float(_picked(cost, agent).sum())
 
     best = choose(0.0)
     if spend(best) <= budget:
-        return _decisions(best, scored, quality, 0.0, valid, snapshot, "best expected quality; the budget is not binding")
+        return _decisions(best, scored, quality, np.inf, valid, snapshot,
+                          "best expected quality; the budget is not binding")
     high = 1.0
     while spend(choose(high)) > budget and high < 1e12:
         high *= 4.0
     cheapest = choose(high)
     if spend(cheapest) > budget:
         agent = _serve_cheapest_first(cheapest, cost, budget)
-        return _decisions(agent, scored, quality, high, valid, snapshot, "cheapest candidate; budget exhausted")
+        return _decisions(agent, scored, quality, 1.0 / high, valid, snapshot, "cheapest candidate; budget exhausted")
     low = 0.0
     for _ in range(BISECTION_STEPS):
         middle = (low + high) / 2.0
@@ -129,7 +139,8 @@ def _within_budget(scored: Scored, quality: np.ndarray, budget: float, valid: np
         else:
             low = middle
     agent = _upgrade(choose(high), choose(low), cost, quality, budget)
-    return _decisions(agent, scored, quality, high, valid, snapshot, "argmax quality - lambda * cost")
+    return _decisions(agent, scored, quality, 1.0 / high, valid, snapshot,
+                      "best expected quality - cost / willingness_to_pay, the budget's")
 
 
 def _upgrade(feasible: np.ndarray, better: np.ndarray, cost: np.ndarray, quality: np.ndarray,
@@ -173,7 +184,7 @@ def _picked(matrix: np.ndarray, agent: np.ndarray) -> np.ndarray:
     return np.where(agent >= 0, matrix[np.arange(len(agent)), np.maximum(agent, 0)], 0.0)
 
 
-def _decisions(agent: np.ndarray, scored: Scored, quality: np.ndarray, lagrange: float, valid: np.ndarray,
+def _decisions(agent: np.ndarray, scored: Scored, quality: np.ndarray, willingness_to_pay: float, valid: np.ndarray,
                snapshot: AgentSnapshot, why: str) -> BatchDecisions:
     names = snapshot.name_list()
     has_candidate = scored.candidate.any(axis=1)
@@ -190,4 +201,5 @@ def _decisions(agent: np.ndarray, scored: Scored, quality: np.ndarray, lagrange:
 
     chosen = agent >= 0
     return BatchDecisions(agent, np.where(chosen, _picked(scored.cost, agent), np.nan),
-                          np.where(chosen, _picked(quality, agent), np.nan), lagrange, format_once(key, describe))
+                          np.where(chosen, _picked(quality, agent), np.nan), willingness_to_pay,
+                          format_once(key, describe))

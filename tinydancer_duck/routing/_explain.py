@@ -14,11 +14,11 @@ import pyarrow.compute as pc
 
 from tinydancer_duck.registry import AgentSnapshot
 
-from ._options import OBJECTIVE_NAMES
+from ._options import OBJECTIVE_LABELS
 
 #: Why an agent is not a candidate, in the order constraints are checked (code = position + 1).
 CONSTRAINTS = ("inactive", "circuit_open", "excluded_agents", "required_capabilities", "context_window", "max_latency_ms",
-               "min_quality", "max_cost", "agent_budget", "budget_remaining")
+               "min_quality", "max_cost", "agent_budget", "budget_remaining", "not_in_log")
 _MAX_NAMED = 5  # removed agents named in a reasoning before "+N more"
 #: What the matched semantic route did for a request (``router.semantic_status``): no route matched; a route decided;
 #: its target is not a registered agent; its target is registered but not a candidate (inactive, open circuit or
@@ -111,14 +111,18 @@ def _reason(key: list[int], names: list[str], route_names: Sequence[str], thresh
     if winner == 0:
         emptied = CONSTRAINTS[max(codes) - 1]
         return f"{prefix}no agent: {emptied} removed the last candidate; removed: {listed}" + DETAIL
-    text = (f"{prefix}{names[winner - 1]} best by {OBJECTIVE_NAMES[objective]} among {n_candidates} "
+    label = OBJECTIVE_LABELS[objective]
+    text = (f"{prefix}{names[winner - 1]} best by {_OBJECTIVE_WORDS.get(label, label)} among {n_candidates} "
             f"candidate{'s' if n_candidates != 1 else ''}" + DETAIL)
-    if no_signal:
+    if no_signal and label not in _OBJECTIVE_WORDS:  # a willingness to pay never weighs the match
         text += f" (no capability cleared the match threshold {threshold:.2f}; the objective alone decided)"
     if removed:
         text += f"; removed: {listed}"
     return text
 
+
+#: How a reasoning names an objective that is not a single word.
+_OBJECTIVE_WORDS = {"willingness_to_pay": "expected quality - cost / willingness_to_pay"}
 
 _SEMANTIC_PREFIX = {
     NO_ROUTE: "",

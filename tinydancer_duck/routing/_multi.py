@@ -23,9 +23,10 @@ from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.registry import AgentSnapshot
 from tinydancer_duck.settings import Settings
 
+from ._candidates import required_matrix
 from ._explain import format_once
 from ._options import RouteOptions
-from ._router import NO_SIGNALS, Requests, Scored, Signals, required_matrix, score_batch
+from ._router import NO_SIGNALS, Requests, Scored, Signals, score_batch
 
 STRATEGIES = ("pipeline", "parallel", "ensemble")
 MAX_AGENTS = 64  # more steps than this is a mistake, not a plan

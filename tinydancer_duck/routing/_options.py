@@ -6,7 +6,7 @@ one :class:`RouteOptions` of n rows so the router never branches on where a requ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,13 @@ import pyarrow.compute as pc
 from tinydancer_duck._validate import as_float_column, check_nonnegative, check_unit_interval
 from tinydancer_duck.errors import InvalidArgument
 
-OBJECTIVE_NAMES = ("cost", "latency", "quality", "balanced", "quality_per_dollar")
+OBJECTIVE_NAMES = ("cost", "latency", "quality", "balanced", "quality_per_dollar", "learned")
+#: The objective of a request routed by a willingness to pay (argmax expected quality - cost / willingness_to_pay);
+#: ``learned`` becomes it once the outcome router's calibrated willingness to pay is filled in.
+BY_VALUE = len(OBJECTIVE_NAMES)
+LEARNED = OBJECTIVE_NAMES.index("learned")
+#: How a decision names its objective (OBJECTIVE_NAMES, then the willingness-to-pay value).
+OBJECTIVE_LABELS = (*OBJECTIVE_NAMES, "willingness_to_pay")
 #: The per-request constraints a policy may set (a replay's policy takes these; budget_remaining is live state).
 CONSTRAINT_OPTIONS = ("required_capabilities", "max_cost", "max_latency_ms", "min_quality", "excluded_agents")
 
@@ -25,8 +31,9 @@ CONSTRAINT_OPTIONS = ("required_capabilities", "max_cost", "max_latency_ms", "mi
 class RouteOptions:
     """Constraints and objective for n requests.
 
-    objective : int8 (n,), an index into OBJECTIVE_NAMES.
+    objective : int8 (n,), an index into OBJECTIVE_LABELS (BY_VALUE where a willingness to pay decides).
     max_cost, max_latency_ms, min_quality, budget_remaining : float64 (n,), NaN where unconstrained.
+    willingness_to_pay : float64 (n,) dollars per unit of expected quality; NaN where the objective decides.
     required_capabilities, excluded_agents : list<string> Arrow arrays of length n, or None when unused.
     """
 
@@ -37,6 +44,7 @@ class RouteOptions:
     budget_remaining: np.ndarray
     required_capabilities: pa.ListArray | None
     excluded_agents: pa.ListArray | None
+    willingness_to_pay: np.ndarray | None = None
 
     def take(self, rows: np.ndarray) -> RouteOptions:
         """The options of a subset of the requests."""
@@ -44,18 +52,31 @@ class RouteOptions:
         lists = (lambda column: None if column is None else column.take(index))
         return RouteOptions(self.objective[rows], self.max_cost[rows], self.max_latency_ms[rows],
                             self.min_quality[rows], self.budget_remaining[rows],
-                            lists(self.required_capabilities), lists(self.excluded_agents))
+                            lists(self.required_capabilities), lists(self.excluded_agents),
+                            None if self.willingness_to_pay is None else self.willingness_to_pay[rows])
+
+    def with_willingness_to_pay(self, value: float) -> RouteOptions:
+        """The options with ``optimize_for='learned'`` rows routed by ``value`` (the outcome router's calibrated
+        willingness to pay)."""
+        learned = self.objective == LEARNED
+        if not learned.any():
+            return self
+        wtp = np.full(len(self.objective), np.nan) if self.willingness_to_pay is None else self.willingness_to_pay
+        return replace(self, objective=np.where(learned, BY_VALUE, self.objective).astype(np.int8),
+                       willingness_to_pay=np.where(learned, value, wtp))
 
     @classmethod
     def build(cls, n: int, *, optimize_for: Any = "balanced", required_capabilities: Any = None,
               max_cost: Any = None, max_latency_ms: Any = None, min_quality: Any = None,
-              excluded_agents: Any = None, budget_remaining: Any = None) -> RouteOptions:
-        """Columns from scalars (broadcast) or columns of length n; raises InvalidArgument naming the argument."""
+              excluded_agents: Any = None, budget_remaining: Any = None,
+              willingness_to_pay: Any = None) -> RouteOptions:
+        """Columns from scalars (broadcast) or columns of length n; raises InvalidArgument naming the argument.
+        A row with a willingness to pay is routed by it, whatever its optimize_for."""
         if n == 1:  # one request (SQL hands over 1-row Arrow columns): Python values skip ~0.3 ms of Arrow kernels
             optimize_for, required_capabilities, max_cost, max_latency_ms, min_quality, excluded_agents, \
-                budget_remaining = (_single_value(v) for v in (optimize_for, required_capabilities, max_cost,
-                                                               max_latency_ms, min_quality, excluded_agents,
-                                                               budget_remaining))
+                budget_remaining, willingness_to_pay = (
+                    _single_value(v) for v in (optimize_for, required_capabilities, max_cost, max_latency_ms,
+                                               min_quality, excluded_agents, budget_remaining, willingness_to_pay))
         costs = as_float_column("max_cost", max_cost, n)
         check_nonnegative("max_cost", costs)
         latency = as_float_column("max_latency_ms", max_latency_ms, n)
@@ -63,14 +84,19 @@ class RouteOptions:
         quality = as_float_column("min_quality", min_quality, n)
         check_unit_interval("min_quality", quality)
         budget = as_float_column("budget_remaining", budget_remaining, n)  # negative means overspent: allowed
+        wtp = as_float_column("willingness_to_pay", willingness_to_pay, n, allow_inf=True)
+        check_nonnegative("willingness_to_pay", wtp)
+        objective = objective_codes(optimize_for, n)
+        valued = ~np.isnan(wtp)
         return cls(
-            objective=objective_codes(optimize_for, n),
+            objective=np.where(valued, BY_VALUE, objective).astype(np.int8) if valued.any() else objective,
             max_cost=costs,
             max_latency_ms=latency,
             min_quality=quality,
             budget_remaining=budget,
             required_capabilities=string_lists("required_capabilities", required_capabilities, n),
             excluded_agents=string_lists("excluded_agents", excluded_agents, n),
+            willingness_to_pay=wtp if valued.any() else None,
         )
 
 

@@ -6,7 +6,9 @@
 2. estimated cost: :mod:`tinydancer_duck.registry._costs`;
 3. match m in [0, 1]: max(0, cosine(request, capability embedding)); a row where every candidate has m = 0 carries
    no match signal, so its objective alone decides (m = 1) and the reasoning says so;
-4. score by objective, normalized within each request's candidate set (:data:`OBJECTIVES`);
+4. score by objective, normalized within each request's candidate set (:data:`OBJECTIVES`); a request with a
+   willingness to pay w instead scores expected quality - cost / w (:func:`value_scores`), unweighted by the match,
+   so a live request picks the agent the cost-quality curve picks at w;
 5. decision: a matched semantic route whose target agent is a candidate decides; otherwise the best candidate
    (ties go to the alphabetically first). Confidence = softmax of the candidate scores
    at ``Settings.confidence_temperature``, estimated cost and latency, and a reasoning string. No candidate gives
@@ -25,9 +27,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tinydancer_duck._numeric import value_scores
 from tinydancer_duck.registry import AgentSnapshot, estimated_cost
 from tinydancer_duck.settings import Settings
 
+from ._candidates import removal_codes
 from ._decisions import Decisions, ratio_to_best
 from ._explain import (
     CONSTRAINTS,
@@ -37,7 +41,7 @@ from ._explain import (
     explain,
     winner_detail,
 )
-from ._options import OBJECTIVE_NAMES, RouteOptions
+from ._options import BY_VALUE, OBJECTIVE_NAMES, RouteOptions
 
 _TINY = 1e-12
 
@@ -85,6 +89,7 @@ OBJECTIVES: dict[str, Scorer] = {
 }
 
 
+
 @dataclass(frozen=True)
 class Requests:
     """A batch of n requests: float32 (n, D) L2-normalized embeddings, bool (n,) validity, float64 (n,) tokens_in."""
@@ -112,6 +117,7 @@ class Signals:
     route_similarity, route_threshold : float (n,) the matched route's similarity and the threshold it cleared.
     cost : float64 (n, A) what each (request, agent) costs when it is known better than the estimate (a replayed
         log's per-agent costs), so a budget is held in what was really spent.
+    unobserved : bool (n, A) pairs a replay with ``observed_only`` must not choose: the log holds no outcome there.
     """
 
     match: np.ndarray | None = None
@@ -124,6 +130,7 @@ class Signals:
     route_similarity: np.ndarray | None = None
     route_threshold: np.ndarray | None = None
     cost: np.ndarray | None = None
+    unobserved: np.ndarray | None = None
 
     def take(self, rows: np.ndarray) -> Signals:
         """The signals of a subset of the requests (per-agent fields are shared)."""
@@ -131,7 +138,8 @@ class Signals:
         return Signals(per_row(self.match), per_row(self.quality) if self.quality is not None
                        and self.quality.ndim == 2 else self.quality, self.circuit_open, self.over_budget,
                        per_row(self.route), per_row(self.route_target), self.route_names,
-                       per_row(self.route_similarity), per_row(self.route_threshold), per_row(self.cost))
+                       per_row(self.route_similarity), per_row(self.route_threshold), per_row(self.cost),
+                       per_row(self.unobserved))
 
 
 NO_SIGNALS = Signals()
@@ -178,6 +186,11 @@ def score_batch(requests: Requests, options: RouteOptions, snapshot: AgentSnapsh
 
     def scores(code: int, rows: slice | np.ndarray) -> np.ndarray:
         rows_quality = quality if quality.ndim == 1 else quality[rows]
+        if code == BY_VALUE:
+            return np.where(candidate[rows], value_scores(rows_quality, cost[rows],
+                                                          options.willingness_to_pay[rows]), -np.inf)
+        if code >= len(OBJECTIVES):
+            raise ValueError("optimize_for='learned' reached the router without its willingness to pay")
         term = OBJECTIVES[OBJECTIVE_NAMES[code]](cost[rows], snapshot.latency_ms, rows_quality, candidate[rows],
                                                  settings)
         return np.where(candidate[rows], match[rows] * term, -np.inf)
@@ -318,75 +331,3 @@ def semantic_status(signals: Signals, candidate: np.ndarray, n: int) -> np.ndarr
     status[known & ~usable] = ROUTE_TARGET_REMOVED
     status[usable] = ROUTE_DECIDED
     return status
-
-
-def removal_codes(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarray,
-                  signals: Signals = NO_SIGNALS, tokens_in: np.ndarray | None = None) -> np.ndarray:
-    """uint8 (n, A): 0 for a candidate, else 1 + the index in CONSTRAINTS of the first constraint it fails."""
-    n, n_agents = cost.shape
-    codes = np.zeros((n, n_agents), np.uint8)
-    fails = _failures(options, snapshot, cost, signals, n, tokens_in)
-    for position in range(len(CONSTRAINTS) - 1, -1, -1):  # write the last first, so the first failure wins
-        mask = fails.get(CONSTRAINTS[position])
-        if mask is not None:
-            np.copyto(codes, np.uint8(position + 1), where=mask)
-    return codes
-
-
-def _failures(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarray, signals: Signals,
-              n: int, tokens_in: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Constraint name -> where it fails, as a mask broadcastable to (n, A); a constraint that cannot fail (not
-    given, NULL for every row, no agent inactive) is left out, which spares a one-request call most of the work."""
-    fails = {}
-    if not snapshot.active.all():
-        fails["inactive"] = ~snapshot.active
-    if signals.circuit_open is not None:
-        fails["circuit_open"] = signals.circuit_open
-    if signals.over_budget is not None:
-        fails["agent_budget"] = signals.over_budget
-    if options.excluded_agents is not None:
-        fails["excluded_agents"] = _listed(options.excluded_agents, snapshot.names, n)
-    if options.required_capabilities is not None:
-        fails["required_capabilities"] = ~_covers(options.required_capabilities, snapshot, n)
-    if tokens_in is not None and snapshot.windowed.any():  # NaN window: unlimited, never fails
-        fails["context_window"] = np.add.outer(tokens_in, snapshot.output_tokens) > snapshot.context_window
-    limits = (("max_latency_ms", np.greater, snapshot.latency_ms, options.max_latency_ms),
-              ("min_quality", np.less, snapshot.quality, options.min_quality),
-              ("max_cost", np.greater, cost, options.max_cost),
-              ("budget_remaining", np.greater, cost, options.budget_remaining))
-    for name, fails_when, value, limit in limits:
-        if not np.isnan(limit).all():  # a NaN limit (not given) never fails
-            fails[name] = fails_when(value, limit[:, None])
-    return fails
-
-
-def _listed(lists: pa.ListArray, names: pa.Array, n: int) -> np.ndarray:
-    """bool (n, A): agent a's name is in row i's list."""
-    out = np.zeros((n, len(names)), bool)
-    if len(names) == 0:
-        return out
-    parents = pc.list_parent_indices(lists).to_numpy()
-    position = pc.index_in(pc.list_flatten(lists), value_set=names)
-    found = position.is_valid().to_numpy(zero_copy_only=False)
-    out[parents[found], position.to_numpy(zero_copy_only=False)[found].astype(np.int64)] = True
-    return out
-
-
-def _covers(required: pa.ListArray, snapshot: AgentSnapshot, n: int) -> np.ndarray:
-    """bool (n, A): agent a holds every capability row i requires (a capability nobody has excludes everyone)."""
-    needed = required_matrix(required, snapshot, n)
-    held = np.zeros((needed.shape[1], snapshot.size), np.float32)
-    held[:-1] = snapshot.has_capability
-    return (needed @ held) >= needed.sum(axis=1, keepdims=True)
-
-
-def required_matrix(required: pa.ListArray, snapshot: AgentSnapshot, n: int) -> np.ndarray:
-    """float32 (n, K + 1): 1 where row i requires capability k of the vocabulary; column K: one no agent holds."""
-    flat = pc.list_flatten(required)
-    parents = pc.list_parent_indices(required).to_numpy()
-    present = flat.is_valid().to_numpy(zero_copy_only=False)
-    n_known = len(snapshot.capability_vocab)
-    position = pc.index_in(flat, value_set=snapshot.capability_vocab).fill_null(n_known)
-    needed = np.zeros((n, n_known + 1), np.float32)
-    needed[parents[present], position.to_numpy(zero_copy_only=False)[present]] = 1.0
-    return needed

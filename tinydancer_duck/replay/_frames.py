@@ -1,0 +1,243 @@
+"""A log prepared for replay: batches of requests decided by the engine's router and evaluated against the log.
+
+Each :class:`Frame` holds, over the snapshot's A agents, what the router expects (quality, estimated cost) and what
+the evaluation uses. Quality of an (request, agent) pair, first available of (:data:`QUALITY_SOURCES`):
+``observed`` (the log's outcome for that agent on that row: a wide per-agent column, or the logged choice's quality
+when it is that agent), ``category_mean`` (mean observed quality of the agent on the row's category across the log),
+``predicted`` (the active outcome router), ``quality_score`` (the agent's registered prior). Cost: ``logged`` (the
+log's per-agent cost, or the logged cost of the logged choice), else ``estimated``.
+
+A :class:`Replay` also says what a reader of its figures should know (:attr:`Replay.warnings`): agents of the log that
+are not registered and registered agents the log never observed, and a replay that is in-sample for the active
+outcome router (trained on this log, without the same ``holdout``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tinydancer_duck._decide import requests_from, signals_for
+from tinydancer_duck._logs import (
+    DEFAULT_BATCH_ROWS,
+    LogBatch,
+    LogSpec,
+    category_means,
+    check_holdout,
+    held_out,
+    iter_batches,
+    log_agents,
+    open_log,
+    resolved_path,
+)
+from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.routing import (
+    CONSTRAINT_OPTIONS,
+    Requests,
+    RouteOptions,
+    Signals,
+    per_request_objective,
+    score_batch,
+)
+from tinydancer_duck.snapshot import RoutingSnapshot
+
+QUALITY_SOURCES = ("observed", "category_mean", "predicted", "quality_score")
+COST_SOURCES = ("logged", "estimated")
+#: A figure's count of decisions per source of their quality and cost (each group adds up to the decisions made).
+SOURCE_COUNTS = tuple(f"{source}_rows" for source in (*QUALITY_SOURCES, *(f"{c}_cost" for c in COST_SOURCES)))
+_NAMED = 5  # agents named in a warning before "+N more"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One log batch prepared for decisions and evaluation; (n, A) matrices over the snapshot's agents.
+
+    expected : the router's expected quality; quality/quality_source : the evaluation quality and its source code
+    (index into QUALITY_SOURCES); cost/cost_source : evaluation cost; estimated : the router's cost estimate;
+    actual : int (n,) the logged agent (-1: none or unknown).
+    """
+
+    log: LogBatch
+    requests: Requests
+    options: RouteOptions
+    signals: Signals
+    expected: np.ndarray
+    estimated: np.ndarray
+    candidate: np.ndarray
+    match: np.ndarray
+    quality: np.ndarray
+    quality_source: np.ndarray
+    cost: np.ndarray
+    cost_source: np.ndarray
+    actual: np.ndarray
+
+    def light(self) -> Frame:
+        """The frame without embeddings and per-row signals (what a whole-log budget needs to keep)."""
+        n = len(self.requests)
+        return replace(self, requests=Requests(np.zeros((n, 0), np.float32), self.requests.valid,
+                                               self.requests.tokens_in),
+                       signals=Signals(unobserved=self.signals.unobserved))
+
+
+class Replay:
+    """Streams a log as :class:`Frame` batches for one routing snapshot, policy and column mapping.
+
+    snapshot : the snapshot to replay with; its live state (circuit breakers, budgets) is dropped, since it
+        describes now, not the log's past.
+    willingness_to_pay : route every request by expected quality - cost / w (as ruvector_route does).
+    observed_only : choose only among the agents whose outcome the log holds for that request, so every quality
+        figure is observed (no category mean, prediction or prior).
+    holdout : replay only the share of requests ``train-outcomes --holdout`` kept out of training.
+    """
+
+    def __init__(self, snapshot: RoutingSnapshot, log: Any, *, columns: Any = None, optimize_for: Any = "balanced",
+                 willingness_to_pay: Any = None, observed_only: bool = False, holdout: Any = None,
+                 **constraints: Any) -> None:
+        unknown = set(constraints) - set(CONSTRAINT_OPTIONS)
+        if unknown:
+            first = min(unknown)
+            raise InvalidArgument(first, constraints[first], "is not a routing constraint")
+        if not isinstance(observed_only, (bool, np.bool_)):
+            raise InvalidArgument("observed_only", observed_only, "must be true or false")
+        self.routing = snapshot.for_replay()
+        self.agents = self.routing.agents
+        if not self.agents.size:
+            raise InvalidArgument("agents", "none registered", "register agents before simulating a log "
+                                  "(tinydancer agents import LOG registers the log's own)")
+        self.names = self.agents.name_list()
+        self.spec: LogSpec = open_log(log, agents=self.names, columns=columns)
+        self.objective = optimize_for
+        self.willingness_to_pay = willingness_to_pay
+        self.observed_only = bool(observed_only)
+        self.holdout = check_holdout(holdout)
+        self.constraints = constraints
+        RouteOptions.build(1, optimize_for=per_request_objective(optimize_for), willingness_to_pay=willingness_to_pay,
+                           **constraints)  # validate once, before reading the log
+        model = self.routing.outcome
+        self.predicted = self.routing.outcome_columns >= 0
+        self.model_label = (f"outcome router {model.metrics.get('name')!r} version {model.metrics.get('version')}"
+                            if model is not None else None)
+        self.category_vocab, self.category_matrix = _category_matrix(self.spec, self.names)
+        self.n_rows = self.spec.n_rows
+        self.warnings = self._agent_warnings(log, columns) + self._sample_warnings()
+
+    def _agent_warnings(self, log: Any, columns: Any) -> list[str]:
+        """The log's agents that are not registered (their outcomes are ignored) and registered agents the log
+        never observed (their quality comes from a category mean, the outcome router or their prior)."""
+        in_log = log_agents(open_log(log, columns=columns))
+        registered = set(self.names)
+        missing = [a for a in in_log if a not in registered]
+        unseen = [a for a in self.names if a not in set(in_log)] if in_log else []
+        out = []
+        if missing:
+            out.append(f"{len(missing)} agent(s) of the log are not registered, so their outcomes are ignored: "
+                       f"{_listed(missing)} (tinydancer agents import LOG registers them)")
+        if unseen:
+            out.append(f"{len(unseen)} registered agent(s) never appear in the log, so their quality is not "
+                       f"observed: {_listed(unseen)}")
+        return out
+
+    def _sample_warnings(self) -> list[str]:
+        """In-sample: the active outcome router was trained on this very log and the replay does not keep to the
+        requests its training held out."""
+        model = self.routing.outcome
+        trained = {} if model is None else model.metrics.get("log") or {}
+        if trained.get("path") != resolved_path(self.spec.path) or trained.get("rows") != self.n_rows:
+            return []
+        held = trained.get("holdout")
+        if held is not None and self.holdout == held:
+            return []
+        fix = (f"replay with holdout {held} (the share it kept out)" if held is not None
+               else "train with --holdout FRACTION, then simulate with the same --holdout")
+        warning = (f"in-sample: {self.model_label} was trained on this log, so its predicted quality has seen these "
+                   f"outcomes; {fix}")
+        return [warning]
+
+    def frames(self, rows: int = DEFAULT_BATCH_ROWS) -> Iterator[Frame]:
+        snapshot = self.routing
+        for log in iter_batches(self.spec, self.names, rows=rows):
+            if self.holdout is not None:
+                log = log.take(held_out(log.request, self.holdout))
+                if not len(log):
+                    continue
+            batch = requests_from(snapshot, log.request)
+            options = RouteOptions.build(len(batch), optimize_for=per_request_objective(self.objective),
+                                         willingness_to_pay=self.willingness_to_pay, **self.constraints)
+            signals, options = signals_for(snapshot, batch, options)
+            observed, cost, actual = self._observed(log)
+            if self.observed_only:
+                signals = replace(signals, unobserved=np.isnan(observed))
+            scored = score_batch(batch, options, self.agents, snapshot.settings, signals)
+            yield self._frame(log, batch, options, signals, scored, observed, cost, actual)
+
+    def _observed(self, log: LogBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(observed outcome, logged cost) float64 (n, A), NaN where the log has none, and the logged agent."""
+        n = len(log)
+        actual = np.full(n, -1)
+        if "agent" in log.columns:
+            actual = pc.index_in(log.columns["agent"], value_set=self.agents.names).fill_null(-1).to_numpy(
+                zero_copy_only=False).astype(np.int64)
+        rows = np.flatnonzero(actual >= 0)
+        observed, cost = log.outcome.copy(), log.outcome_cost.copy()
+        for matrix, name in ((observed, "quality"), (cost, "cost")):
+            if name in log.columns:
+                fill = np.isnan(matrix[rows, actual[rows]])
+                matrix[rows[fill], actual[rows[fill]]] = log.columns[name][rows[fill]]
+        return observed, cost, actual
+
+    def _frame(self, log: LogBatch, batch: Requests, options: RouteOptions, signals: Signals, scored: Any,
+               observed: np.ndarray, cost: np.ndarray, actual: np.ndarray) -> Frame:
+        n, a = len(batch), self.agents.size
+        expected = np.array(np.broadcast_to(scored.quality, (n, a)), np.float64)
+        source = np.where(np.isnan(observed), 3, 0).astype(np.int8)
+        quality = np.where(np.isnan(observed), np.broadcast_to(self.agents.quality, (n, a)), observed)
+        predicted = np.broadcast_to(self.predicted, (n, a)) & (source == 3)
+        quality = np.where(predicted, expected, quality)
+        source[predicted] = 2
+        if self.category_vocab is not None and "category" in log.columns:
+            code = pc.index_in(log.columns["category"], value_set=self.category_vocab).fill_null(-1).to_numpy(
+                zero_copy_only=False)
+            mean = np.where((code >= 0)[:, None], self.category_matrix[np.maximum(code, 0)], np.nan)
+            use = (source > 0) & ~np.isnan(mean)
+            quality[use] = mean[use]
+            source[use] = 1
+        cost_source = np.isnan(cost).astype(np.int8)
+        cost = np.where(np.isnan(cost), scored.cost, cost)
+        return Frame(log, batch, options, signals, expected, scored.cost, scored.candidate, scored.match, quality,
+                     source, cost, cost_source, actual)
+
+
+def _category_matrix(spec: LogSpec, names: list[str]) -> tuple[pa.Array | None, np.ndarray]:
+    """The log's categories and float64 (C, A) the mean observed quality of each agent on each (NaN: never)."""
+    means = category_means(spec)
+    if means is None or not means.height:
+        return None, np.zeros((0, len(names)))
+    vocab = means["category"].unique(maintain_order=True)
+    matrix = np.full((len(vocab), len(names)), np.nan)
+    row = {c: i for i, c in enumerate(vocab.to_list())}
+    column = {a: j for j, a in enumerate(names)}
+    for category, agent, mean in means.select("category", "agent", "mean").iter_rows():  # one per pair, not per row
+        if agent in column:
+            matrix[row[category], column[agent]] = mean
+    return vocab.to_arrow(), matrix
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(names[:_NAMED])
+    return shown + (f", +{len(names) - _NAMED} more" if len(names) > _NAMED else "")
+
+
+def as_snapshot(source: RoutingSnapshot | Any) -> RoutingSnapshot:
+    """The snapshot to replay with: ``source`` itself, or an Engine's snapshot of now (the Python API's
+    convenience; a replay itself only ever sees a snapshot)."""
+    if isinstance(source, RoutingSnapshot):
+        return source
+    snapshot = getattr(source, "snapshot", None)
+    if not callable(snapshot):
+        raise InvalidArgument("snapshot", type(source).__name__, "must be a RoutingSnapshot or an Engine")
+    return snapshot()
