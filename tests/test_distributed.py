@@ -162,3 +162,23 @@ def test_route_parquet_errors_are_one_clean_line(setup, tmp_path, capsys):
     assert code == 2 and "has no Parquet files" in capsys.readouterr().err
     code = main(["route-parquet", str(log), str(log.parent), "--store", str(tmp_path / "s")])
     assert code == 2 and "already holds Parquet files" in capsys.readouterr().err
+
+
+def test_a_snapshot_with_an_outcome_model_routes_like_sql(tmp_path):
+    from tinydancer_duck.datasets.generate_log import agent_specs, generate_log
+
+    engine = td.Engine(tmp_path / "store")
+    engine.register_agents(agent_specs())
+    pq.write_table(generate_log(1200, seed=7), tmp_path / "train.parquet")
+    engine.outcomes.train_log(str(tmp_path / "train.parquet"))
+    log = tmp_path / "log.parquet"
+    pq.write_table(generate_log(3000, seed=8).select(["request_id", "request"]), log)
+    from _distributed import sql_decisions
+
+    want = sql_decisions(engine, log)
+    snapshot = pickle.loads(pickle.dumps(engine.snapshot()))
+    assert snapshot.outcome is not None
+    table = pq.read_table(log)
+    got = pa.Table.from_batches([td.route_batch(snapshot, table.slice(s, 700), keep=["request_id"])
+                                 for s in range(0, table.num_rows, 700)])
+    assert_same_decisions(got, want)
