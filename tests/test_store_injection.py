@@ -15,7 +15,7 @@ import pytest
 
 import tinydancer_duck as td
 from tinydancer_duck import cli
-from tinydancer_duck.store import _store as store_module
+from tinydancer_duck.store import _literal as store_module
 
 ROOT = Path(__file__).resolve().parents[1]
 NASTY = [

@@ -36,6 +36,11 @@ _LAZY = {
     "simulate": "tinydancer_duck.replay",
     "IngestReport": "tinydancer_duck.usage",
     "RoutingSnapshot": "tinydancer_duck.snapshot",
+    "classify_batch": "tinydancer_duck.distributed",
+    "ray_route": "tinydancer_duck.distributed",
+    "route_batch": "tinydancer_duck.distributed",
+    "semantic_route_batch": "tinydancer_duck.distributed",
+    "spark_route": "tinydancer_duck.distributed",
 }
 
 __all__ = [
@@ -55,10 +60,15 @@ __all__ = [
     "TrainReport",
     "aiq",
     "budget_whatif",
+    "classify_batch",
     "connect",
     "curve",
     "make_embedder",
+    "ray_route",
+    "route_batch",
+    "semantic_route_batch",
     "simulate",
+    "spark_route",
     "train_classifier",
 ]
 
@@ -77,6 +87,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names resolve lazily above
+    from tinydancer_duck.distributed import classify_batch, ray_route, route_batch, semantic_route_batch, spark_route
     from tinydancer_duck.embed import Embedder, HashingEmbedder, StaticEmbedder, make_embedder
     from tinydancer_duck.engine import Engine, connect
     from tinydancer_duck.learn import RouteClassifier, TrainReport, train_classifier

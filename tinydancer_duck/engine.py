@@ -52,15 +52,18 @@ if TYPE_CHECKING:
 class Engine:
     """Agents, embedder and router over one LanceDB store.
 
-    store : directory of the LanceDB store (default ``$TINYDANCER_HOME``, else ``~/.tinydancer``).
+    store : directory of the LanceDB store (default ``$TINYDANCER_HOME``, else ``~/.tinydancer``), or an
+        object-store URI LanceDB opens (``s3://bucket/prefix``; README "Beyond one machine" says what is safe there).
     embedder : "static" (default), "onnx", "hashing", or any object with the Embedder protocol.
+    storage_options : for an object-store URI, LanceDB's settings (credentials, region, endpoint, ...).
     """
 
     def __init__(self, store: str | Path | None = None, *, embedder: str | Embedder = "static",
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, storage_options: Mapping[str, str] | None = None) -> None:
         self.embedder = make_embedder(embedder) if isinstance(embedder, str) else embedder
         self.settings = settings or DEFAULT_SETTINGS
-        self.store = Store(store, embedder_identity=self.embedder.identity, dim=self.embedder.dim)
+        self.store = Store(store, embedder_identity=self.embedder.identity, dim=self.embedder.dim,
+                           storage_options=dict(storage_options) if storage_options else None)
         self.registry = Registry(self.store, self.embedder, self.settings)
         self.routes = SemanticRoutes(self.store, self.embedder, self.settings)
         self.classifier = Classifiers(self.store, self.embedder, self.settings)
@@ -368,10 +371,11 @@ def _column_values(value: Any, n: int) -> list[Any]:
 
 
 def connect(store: str | Path | None = None, *, embedder: str | Embedder = "static",
-            settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
+            settings: Settings | None = None, storage_options: Mapping[str, str] | None = None
+            ) -> duckdb.DuckDBPyConnection:
     """Open an in-memory DuckDB with the routing functions over the LanceDB store at ``store``.
 
-    store : the LanceDB directory (default ``$TINYDANCER_HOME``, else ``~/.tinydancer``); connections on one store
-        see each other's writes.
+    store : the LanceDB directory (default ``$TINYDANCER_HOME``, else ``~/.tinydancer``) or an object-store URI
+        (with ``storage_options``); connections on one store see each other's writes.
     """
-    return Engine(store, embedder=embedder, settings=settings).connect()
+    return Engine(store, embedder=embedder, settings=settings, storage_options=storage_options).connect()

@@ -8,14 +8,18 @@ never an Engine. It holds numpy arrays, Arrow arrays and the embedder, so it can
 
 from __future__ import annotations
 
+import json
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,6 +28,10 @@ if TYPE_CHECKING:
     from tinydancer_duck.registry import AgentSnapshot
     from tinydancer_duck.semantic import RouteSnapshot
 
+#: A snapshot file starts with these bytes, then one line of JSON header, then the pickled snapshot.
+SNAPSHOT_MAGIC = b"TINYDANCER-SNAPSHOT\n"
+#: Bumped when the file layout changes; a file of another format (or package version) is refused.
+SNAPSHOT_FORMAT = 1
 #: The store tables a snapshot is built from; their versions key a cached snapshot.
 SNAPSHOT_TABLES = ("agents", "routes", "route_examples", "models", "usage", "budgets")
 
@@ -88,6 +96,46 @@ class RoutingSnapshot:
         """Whether this snapshot still describes the store at ``now_us`` with tables at ``versions``."""
         return versions == self.versions and (self.valid_until_us is None or now_us < self.valid_until_us)
 
+    def save(self, path: str | Path) -> Path:
+        """Write this snapshot to one self-contained file (conventionally ``.tds``); returns the path.
+
+        The file holds a header (format, package version, embedder identity, as_of) and the pickled snapshot: the
+        packaged embedder table is named by its fingerprint rather than copied, so the file is small and a reader
+        with another table refuses it. Load only files you made yourself: unpickling runs code.
+        """
+        header = {"format": SNAPSHOT_FORMAT, "version": _package_version(), "embedder": self.embedder_identity,
+                  "as_of_us": self.as_of_us, "agents": self.agents.size, "routes": self.routes.size}
+        payload = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        target = Path(path)
+        try:
+            with open(target, "wb") as out:
+                out.write(SNAPSHOT_MAGIC + json.dumps(header).encode() + b"\n" + payload)
+        except OSError as exc:
+            raise InvalidArgument("path", str(path), f"cannot be written ({exc.strerror or exc})") from None
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> RoutingSnapshot:
+        """Read a file written by :meth:`save`; InvalidArgument when it is not one, or was written by another
+        version of the package; ModelError when this installation has another embedder table."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise InvalidArgument("path", str(path), f"cannot be read ({exc.strerror or exc})") from None
+        if not data.startswith(SNAPSHOT_MAGIC):
+            raise InvalidArgument("path", str(path), "is not a tinydancer snapshot file (make one with "
+                                                     "`tinydancer snapshot` or RoutingSnapshot.save)")
+        end = data.index(b"\n", len(SNAPSHOT_MAGIC))
+        header = json.loads(data[len(SNAPSHOT_MAGIC):end])
+        if header.get("format") != SNAPSHOT_FORMAT or header.get("version") != _package_version():
+            raise InvalidArgument("path", str(path), f"was written by tinydancer_duck {header.get('version')} "
+                                  f"(snapshot format {header.get('format')}); this is {_package_version()} (format "
+                                  f"{SNAPSHOT_FORMAT}): make the snapshot again with this version")
+        snapshot = pickle.loads(data[end + 1:])
+        if not isinstance(snapshot, cls) or snapshot.embedder_identity != header.get("embedder"):
+            raise InvalidArgument("path", str(path), "holds no routing snapshot of the embedder its header names")
+        return snapshot
+
     def for_replay(self) -> RoutingSnapshot:
         """The same snapshot without live state: a replay of the past ignores today's breakers and budgets."""
         size = self.agents.size
@@ -119,3 +167,9 @@ def build_routing_snapshot(*, agents: AgentSnapshot, routes: RouteSnapshot, clas
                            circuit_open=circuit_open, over_budget=over_budget, global_remaining=global_remaining,
                            settings=settings, embedder=embedder, as_of_us=as_of_us, versions=dict(versions),
                            valid_until_us=valid_until_us, budget_left=budget_left)
+
+
+def _package_version() -> str:
+    from tinydancer_duck import __version__
+
+    return __version__

@@ -17,7 +17,7 @@ from ._replay import (
     train_outcomes_command,
     whatif_command,
 )
-from ._report import add_commands
+from ._report import add_commands as add_report_commands
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument("--chart", default=None, help="PNG path (default: the output path with .png)")
     policy_options(whatif)
     whatif.set_defaults(run=whatif_command)
-    add_commands(commands)
+    add_report_commands(commands)
 
     outcomes = commands.add_parser("train-outcomes", help="train the outcome router from a log with per-agent outcomes",
                                    description="Learn each agent's expected quality per request from a log with "
@@ -272,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     _store_option(reembed)
     reembed.add_argument("--embedder", default="static", help="static (default), onnx or hashing")
     reembed.set_defaults(run=_reembed)
+
+    from ._distributed import add_commands as add_distributed_commands
+
+    add_distributed_commands(commands, _store_option)
     return parser
 
 

@@ -16,6 +16,7 @@ its first 126 tokens.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.metadata
 import threading
@@ -87,11 +88,21 @@ class StaticEmbedder:
         if stored.ndim != 2 or stored.shape[0] != len(self.tokenizer.vocab.tokens):
             raise ModelError(f"static table {table_path} has shape {stored.shape}, expected (vocab size, D)")
         self.table = np.ascontiguousarray(stored, dtype=np.float32)  # fp16 on disk, float32 once at load
+        self.stored_dtype = stored.dtype
         self.dim = int(self.table.shape[1])
+        self.packaged = Path(table_path).resolve() == STATIC_TABLE.resolve()
         if name is None:
-            name = STATIC_NAME if Path(table_path).resolve() == STATIC_TABLE.resolve() else Path(table_path).stem
+            name = STATIC_NAME if self.packaged else Path(table_path).stem
         self.identity = f"static:{name}:{self.dim}"
         self.max_tokens = max_tokens
+
+    def __reduce__(self) -> tuple[Callable[..., StaticEmbedder], tuple[Any, ...]]:
+        """Pickle by identity, not by value: the packaged table (31 MB as float32) is named with its fingerprint and
+        reloaded from the unpickling process's own package, which refuses another table; any other table travels
+        in the dtype it was stored in (fp16 for built tables), so the float32 rows a worker sums are the same."""
+        if self.packaged:
+            return _packaged_static, (self.identity, packaged_fingerprint(), self.max_tokens)
+        return _static_from_table, (self.table.astype(self.stored_dtype), self.identity, self.max_tokens)
 
     def embed(self, texts: Texts) -> np.ndarray:
         return self.embed_counted(texts)[0]
@@ -112,6 +123,43 @@ class StaticEmbedder:
         return l2_normalize(out), tokens
 
 
+_fingerprint: list[str] = []
+
+
+def packaged_fingerprint() -> str:
+    """blake2b of the packaged static table file, computed once per process (~20 ms)."""
+    if not _fingerprint:
+        _fingerprint.append(hashlib.blake2b(STATIC_TABLE.read_bytes(), digest_size=16).hexdigest())
+    return _fingerprint[0]
+
+
+def _packaged_static(identity: str, fingerprint: str, max_tokens: int) -> StaticEmbedder:
+    """Unpickle a packaged-table embedder: this process's shared one, if its table is the same file."""
+    embedder = make_embedder("static")
+    if embedder.identity != identity or packaged_fingerprint() != fingerprint:
+        raise ModelError(f"this snapshot was made with the static table {identity} (fingerprint {fingerprint}), "
+                         f"but this installation ships {embedder.identity} (fingerprint {packaged_fingerprint()}): "
+                         "install the same tinydancer_duck version on every worker, or rebuild the snapshot")
+    if max_tokens == embedder.max_tokens:
+        return embedder
+    other = copy.copy(embedder)
+    other.max_tokens = max_tokens
+    return other
+
+
+def _static_from_table(table: np.ndarray, identity: str, max_tokens: int) -> StaticEmbedder:
+    """Unpickle an embedder of a custom table shipped by value."""
+    embedder = StaticEmbedder.__new__(StaticEmbedder)
+    embedder.tokenizer = Tokenizer()
+    embedder.table = np.ascontiguousarray(table, dtype=np.float32)
+    embedder.stored_dtype = table.dtype
+    embedder.dim = int(table.shape[1])
+    embedder.packaged = False
+    embedder.identity = identity
+    embedder.max_tokens = max_tokens
+    return embedder
+
+
 class HashingEmbedder:
     """Signed feature hashing of word unigrams and character 3/4-grams of ``<word>``; keyword overlap only.
 
@@ -127,6 +175,9 @@ class HashingEmbedder:
         self.identity = f"hashing:crc32-w1-c34:{dim}"
         self.max_tokens = max_tokens
         self._cache: dict[str, np.ndarray] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**vars(self), "_cache": {}}  # a cache, not state: workers refill their own
 
     def word_vector(self, word: str) -> np.ndarray:
         """Hashed features of one word; float32 (dim,), cached."""
@@ -181,6 +232,7 @@ class OnnxEmbedder:
 
     def __init__(self, model_path: Path | str | None = None, *, name: str | None = None, cache_size: int = 10_000,
                  batch_size: int = 64) -> None:
+        self._args = (None if model_path is None else str(model_path), name, cache_size, batch_size)
         try:
             import onnxruntime as ort
 
@@ -210,6 +262,12 @@ class OnnxEmbedder:
         self.batch_size = batch_size
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[Callable[..., OnnxEmbedder], tuple[Any, ...]]:
+        """Pickled as its constructor arguments (an onnxruntime session cannot be): a worker opens the same model
+        file, or builds the default model from its own package."""
+        model_path, name, cache_size, batch_size = self._args
+        return _onnx_embedder, (model_path, name, cache_size, batch_size, self.identity)
 
     def embed(self, texts: Texts) -> np.ndarray:
         arr = as_string_array(texts)
@@ -264,6 +322,15 @@ class OnnxEmbedder:
             summed = np.einsum("bld,bl->bd", hidden.astype(np.float32), mask.astype(np.float32))
             out[rows] = summed / mask.sum(axis=1, keepdims=True)
         return l2_normalize(out)
+
+
+def _onnx_embedder(model_path: str | None, name: str | None, cache_size: int, batch_size: int,
+                   identity: str) -> OnnxEmbedder:
+    embedder = OnnxEmbedder(model_path, name=name, cache_size=cache_size, batch_size=batch_size)
+    if embedder.identity != identity:
+        raise ModelError(f"this snapshot was made with the onnx embedder {identity}, but this process builds "
+                         f"{embedder.identity}")
+    return embedder
 
 
 EMBEDDERS: dict[str, Callable[[], Any]] = {

@@ -236,13 +236,18 @@ class Tokenizer:
             small = self._tokenize_small(texts if isinstance(texts, list) else texts.to_pylist(), max_tokens)
             if small is not None:
                 return small
+        from ._split import split_flat  # it learns character classes from flat_words: imported here, not above
+
         if isinstance(texts, list):
             texts = pa.array(texts, pa.string())
-        flat, parents = flat_words(texts, max_tokens * CHARS_PER_TOKEN)
-        found = pc.index_in(flat, value_set=self.vocab.words)
-        unknown = found.is_null().to_numpy(zero_copy_only=False)
-        pos = found.fill_null(0).to_numpy()
-        ids = self.vocab.word_ids[pos]
+        flat, parents = split_flat(texts, max_tokens * CHARS_PER_TOKEN)
+        # the chunk's distinct words against the word table: index_in would hash the 30K-word table every call
+        encoded = flat.dictionary_encode()
+        index = self.vocab_words
+        found = np.array([index.get(w, -1) for w in encoded.dictionary.to_pylist()], np.int64)
+        ids = found[encoded.indices.to_numpy()] if len(flat) else np.zeros(0, np.int64)
+        unknown = ids < 0
+        ids = np.where(unknown, 0, ids).astype(np.int32)
         if unknown.any():
             ids, parents = self._expand(flat, ids, parents, unknown)
         return truncate(ids, parents, n, max_tokens)

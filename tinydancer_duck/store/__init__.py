@@ -10,12 +10,13 @@ from ._integrity import Integrity
 from ._journal import Step
 from ._journal import describe as _describe_pending
 from ._ledger import count_routes, held_by_others, reserve, settle
+from ._literal import sql_literal
 from ._locks import write_locked
 from ._models import named_row, newest_order, newest_row, save_model
 from ._repair import accept_newest, adopt_checksums, backup, restore_readable
 from ._rewrite import read_tables, rewrite_tables
 from ._schemas import IDENTITY_KEY, TABLES, USAGE_SCHEMA, expected_schema
-from ._store import COMPACT_FRAGMENTS, Store, default_store_path, sql_literal
+from ._store import COMPACT_FRAGMENTS, Store, default_store_path
 
 
 def pending_writes(path: str) -> list[str]:

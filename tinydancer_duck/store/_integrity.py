@@ -243,3 +243,32 @@ def _parse(text: str) -> dict[str, tuple[int, int]]:
         if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
             sums[parts[0]] = (int(parts[1]), int(parts[2]))
     return sums
+
+
+class Unchecked(Integrity):
+    """A remote store's integrity: no checksums or high-water marks. Its files are not on this machine to be read
+    cheaply, and object stores check what they store themselves; README "Beyond one machine" says so."""
+
+    def record(self, table: str, version: int | None) -> None:
+        return None
+
+    def forget_missing(self, table: str) -> None:
+        return None
+
+    def set_high_water(self, table: str, version: int) -> None:
+        return None
+
+    def high_water(self, table: str) -> int | None:
+        return None
+
+    def check_version(self, table: str, latest: Callable[[], int]) -> None:
+        return None
+
+    def damaged(self, table: str, version: int | None = None) -> list[tuple[str, str]]:
+        return []
+
+    def verify(self, table: str, version: int) -> None:
+        return None
+
+    def unverifiable(self, table: str) -> list[str]:
+        return []

@@ -66,7 +66,7 @@ def run(store: Store, steps: Sequence[Step]) -> list[int]:
     if len(steps) == 1:
         return [_apply(store, steps[0])]
     counts = {step.table: store.count(step.table) for step in steps if step.op == "append"}
-    intent = _save(store.path, steps, counts)
+    intent = _save(store.side, steps, counts)
     versions = []
     for step in steps:
         try:
@@ -92,7 +92,7 @@ def _committed(store: Store, step: Step, counts: dict[str, int]) -> bool:
 def recover(store: Store) -> int:
     """Finish every pending intent (the caller holds the journal lock); returns how many there were."""
     done = 0
-    for intent in pending(store.path):
+    for intent in pending(store.side):
         _finish(store, intent)
         shutil.rmtree(intent, ignore_errors=True)
         done += 1

@@ -6,7 +6,7 @@ refuses vectors from another embedder instead of silently mixing spaces.
 
 Readers get Arrow tables (and numpy snapshots built from them) cached by table version: a read costs one version
 check unless another connection or process wrote since. Values from users reach LanceDB filters only through
-:func:`sql_literal`, which quotes them as data.
+:func:`._literal.sql_literal`, which quotes them as data.
 
 Reliability (README "Reliability"): every commit holds the table's write lock and goes through :func:`_retry`
 (conflicts retried with backoff and jitter, on top of LanceDB's own retries); the files it adds are checksummed and
@@ -39,9 +39,11 @@ from tinydancer_duck.errors import InvalidArgument, StoreError
 from . import _journal as journal
 from ._cache import SnapshotCache
 from ._inspect import table_info
-from ._integrity import Integrity, listing
+from ._integrity import Integrity, Unchecked, listing
 from ._journal import JOURNAL_LOCK
 from ._ledger import Ledger
+from ._literal import in_filter
+from ._location import side_folder, store_location
 from ._locks import held, write_locked  # noqa: F401 - write_locked is re-exported for the services
 from ._retry import retry as _retry
 from ._schemas import (
@@ -79,19 +81,6 @@ def default_store_path() -> Path:
     return Path(home).expanduser() if home else Path.home() / ".tinydancer"
 
 
-def sql_literal(value: str) -> str:
-    """Quote a user string as a LanceDB (DataFusion) SQL string literal: data, never SQL. A NUL character (which
-    no new name may hold, but a store written before that may) becomes ``chr(0)`` between quoted parts."""
-    if not isinstance(value, str):
-        raise StoreError(f"filter value must be a string, got {type(value).__name__}")
-    return " || chr(0) || ".join("'" + part.replace("'", "''") + "'" for part in value.split("\x00"))
-
-
-def in_filter(column: str, values: Iterable[str]) -> str:
-    """``column IN ('a', 'b')`` with every value quoted by :func:`sql_literal`."""
-    return f"{column} IN ({', '.join(sql_literal(v) for v in values)})"
-
-
 class Store:
     """A LanceDB directory holding the tables, for one embedder identity and dimension.
 
@@ -100,9 +89,12 @@ class Store:
     """
 
     def __init__(self, path: str | Path | None, *, embedder_identity: str, dim: int,
-                 consistency_interval_s: float = CONSISTENCY_INTERVAL_S) -> None:
-        self.path = Path(path).expanduser() if path is not None else default_store_path()
-        self._key = str(self.path.resolve())
+                 consistency_interval_s: float = CONSISTENCY_INTERVAL_S,
+                 storage_options: dict[str, str] | None = None) -> None:
+        # an object-store URI stays a string (README "Beyond one machine": what is safe there without file locks)
+        self.path, self.remote = store_location(path, default_store_path())
+        self._key = str(self.path) if self.remote else str(self.path.resolve())
+        self.storage_options = dict(storage_options or {})
         self.identity = embedder_identity
         self.dim = dim
         self._schemas = {
@@ -118,15 +110,19 @@ class Store:
         self._versions: dict[str, tuple[int, float, int]] = {}
         self._tables: dict[str, Any] = {}
         self._snapshots = SnapshotCache(self._read_version)
-        self.integrity = Integrity(self.path)
-        self.ledger = Ledger(self.path)
+        # the side files (locks, checksums, budget ledger, journal) need a local folder: a remote store's are kept
+        # on this machine and hold across its processes only (README "Beyond one machine")
+        self.side = side_folder(self.path, self.remote)
+        self.integrity = Unchecked(self.side) if self.remote else Integrity(self.path)
+        self.ledger = Ledger(self.side)
         self._recovering = False
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.side.mkdir(parents=True, exist_ok=True)
             # interval 0: every read checks the latest version, so other connections' writes are seen at once.
             import lancedb  # ~2 s to import: only when a store is opened
 
-            self._db = lancedb.connect(str(self.path), read_consistency_interval=timedelta(0))
+            self._db = lancedb.connect(str(self.path), read_consistency_interval=timedelta(0),
+                                       storage_options=self.storage_options or None)
         except Exception as exc:
             raise StoreError(f"cannot open store at {self.path}: {exc}") from exc
 
@@ -149,7 +145,7 @@ class Store:
         a table that exists but cannot be opened is an error, never silently replaced by an empty one."""
         with contextlib.suppress(Exception):  # LanceDB signals "no such table" with several exception types
             return self._db.open_table(name)
-        with held(self.path, self._key, name):  # one creator at a time; a concurrent creator may have won
+        with held(self.side, self._key, name):  # one creator at a time; a concurrent creator may have won
             try:
                 return self._db.open_table(name)
             except Exception as exc:  # decided below by what is on disk
@@ -175,7 +171,7 @@ class Store:
         missing = appended_fields(handle.schema, expected)
         if not missing:
             return handle.schema
-        with held(self.path, self._key, name):
+        with held(self.side, self._key, name):
             try:
                 _retry(f"cannot add columns {missing.names} to {name!r}", lambda: handle.add_columns(missing))
             finally:
@@ -226,9 +222,9 @@ class Store:
         """
         with contextlib.ExitStack() as stack:
             for name in names:
-                stack.enter_context(held(self.path, self._key, name))
+                stack.enter_context(held(self.side, self._key, name))
             self._versions.clear()
-            if JOURNAL_LOCK in names and not self._recovering and journal.pending(self.path):
+            if JOURNAL_LOCK in names and not self._recovering and journal.pending(self.side):
                 self.recover()
             yield
 
@@ -239,11 +235,11 @@ class Store:
 
     def pending(self) -> list[str]:
         """Writes that killed processes left half done (finished by :meth:`recover`), one line each."""
-        return journal.describe(self.path)
+        return journal.describe(self.side)
 
     def recover(self) -> int:
         """Finish the writes that killed processes left half done (:mod:`._journal`); how many there were."""
-        with held(self.path, self._key, JOURNAL_LOCK):
+        with held(self.side, self._key, JOURNAL_LOCK):
             self._recovering = True
             try:
                 return journal.recover(self)
@@ -326,7 +322,7 @@ class Store:
         """One commit to ``name`` under its write lock: retried on conflicts, its new files checksummed, the
         version it made returned; then maybe a compaction (see the module docstring)."""
         table = self.table(name)
-        with held(self.path, self._key, name):
+        with held(self.side, self._key, name):
             try:
                 result = _retry(what, lambda: write(table))
             finally:
@@ -364,7 +360,7 @@ class Store:
             raise InvalidArgument("table", name, f"must be one of {', '.join(TABLES)}")
         report = {}
         for table_name in (name,) if name is not None else TABLES:
-            with held(self.path, self._key, table_name):
+            with held(self.side, self._key, table_name):
                 before = self.info(table_name)
                 self._compact(table_name, cleanup_older_than)
                 after = self.info(table_name)
@@ -373,7 +369,7 @@ class Store:
         return report
 
     def _compact(self, name: str, cleanup_older_than: timedelta) -> None:
-        with held(self.path, self._key, name):
+        with held(self.side, self._key, name):
             self._commit(name, f"cannot compact {name!r}",
                          lambda table: table.optimize(cleanup_older_than=cleanup_older_than), maintain=False)
             self.integrity.forget_missing(name)
