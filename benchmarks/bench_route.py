@@ -154,6 +154,49 @@ def bench_sql_log(store: Path, log: Path, rows: int, repeats: int) -> list[dict]
     return results
 
 
+#: Context windows for the huge-request measurement: the two big LLMs as the seed registers them, 8K for the rest.
+WINDOWS = {"gpt-4": 128_000, "claude-3-haiku": 200_000}
+SMALL_WINDOW = 8_192
+#: 1% of the rows become the request repeated this many times (~50K tokens: past every 8K window, within 128K).
+HUGE_REPEAT = 4_000
+
+
+def with_windows(engine: td.Engine) -> None:
+    """Give every agent of the store a context window (WINDOWS, else SMALL_WINDOW)."""
+    for agent in json.loads((REPO / "datasets" / "agents.json").read_text()):
+        engine.register_agents([{**agent, "context_window": WINDOWS.get(agent["name"], SMALL_WINDOW)}])
+
+
+def bench_huge_requests(store: Path, log: Path, rows: int, repeats: int) -> list[dict]:
+    """Issue 18: the same route query over the log with every 100th request made ~50K tokens long (built in the
+    query, so no multi-GB file): rows/s against the plain log, and how many huge rows went to an 8K agent."""
+    big = ", ".join(f"'{name}'" for name in WINDOWS)
+    huge = "request_id % 100 = 0"
+    query = (f"SELECT count(*) FILTER (WHERE {huge} AND r.agent_name NOT IN ({big})) || ' of ' || "
+             f"count(*) FILTER (WHERE {huge}) FROM (SELECT request_id, ruvector_route(CASE WHEN {huge} THEN "
+             f"repeat(request || ' ', {HUGE_REPEAT}) ELSE request END) AS r FROM '{{log}}')")
+    plain = "SELECT count(r.agent_name) FROM (SELECT ruvector_route(request) AS r FROM '{log}')"
+    out = []
+    for name, sql_text in (("ruvector_route over the log, agents with context windows", plain),
+                           ("the same with 1% of requests ~50K tokens long", query)):
+        runs = [run_child(store, log, sql_text) for _ in range(max(1, repeats // 2))]
+        seconds = statistics.median(r["seconds"] for r in runs)
+        passed = None
+        if "FILTER" in sql_text:
+            past, total = runs[0]["result"].split(" of ")
+            name += f" ({past} of {total} huge rows to an 8K agent)"
+            passed = int(past) == 0 and int(total) == rows // 100 + (rows % 100 > 0)
+        out.append({"operation": f"{name}, {rows:,} rows", "us_per_row": seconds / rows * 1e6,
+                    "rows_per_s": rows / seconds, "seconds": seconds,
+                    "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+                    "target": "< 1.15x the time, none past a window" if passed is not None else "(baseline)",
+                    "passed": passed})
+    ratio = out[1]["seconds"] / out[0]["seconds"]
+    out[1]["operation"] += f", {ratio:.2f}x the plain log's time"
+    out[1]["passed"] = bool(out[1]["passed"]) and ratio < 1.15
+    return out
+
+
 def bench_embedder(engine: td.Engine, repeats: int) -> dict:
     """The default embedder alone on 100K short texts in DuckDB-sized (2048-row) batches."""
     texts = pa.array(request_texts()[:100_000])
@@ -185,8 +228,10 @@ def bench_sql(rows: int, repeats: int) -> list[dict]:
         store, log = Path(scratch) / "store", Path(scratch) / "log.parquet"
         engine = agents_store(store)
         write_log(log, rows)
-        return [*bench_sql_log(store, log, rows, repeats), bench_embedder(engine, repeats),
-                bench_one_request(engine)]
+        results = [*bench_sql_log(store, log, rows, repeats), bench_embedder(engine, repeats),
+                   bench_one_request(engine)]
+        with_windows(engine)
+        return [*results, *bench_huge_requests(store, log, rows, repeats)]
 
 
 def main() -> None:

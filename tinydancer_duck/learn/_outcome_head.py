@@ -39,8 +39,9 @@ def fit_head(x: np.ndarray, y: np.ndarray, *, hidden_dim: int = 0, epochs: int =
     tr, val = validation_split(n, validation_fraction, rng, min_rows=5)
     mask = ~np.isnan(y)
     target = np.where(mask, y, 0.0).astype(np.float32)
-    mean = np.clip(np.nanmean(np.where(mask[tr], y[tr], np.nan), axis=0), 0.02, 0.98)
-    mean = np.where(np.isnan(mean), 0.5, mean)
+    seen = mask[tr].sum(axis=0)
+    mean = np.where(seen > 0, np.where(mask[tr], y[tr], 0.0).sum(axis=0) / np.maximum(seen, 1), 0.5)
+    mean = np.clip(mean, 0.02, 0.98)
     a = y.shape[1]
     w: dict[str, np.ndarray] = {}
     width = d

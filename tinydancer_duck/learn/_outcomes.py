@@ -133,8 +133,8 @@ def _checked_outcomes(outcomes: Any, agents: Sequence[str], folds: int) -> np.nd
 def _mean_logged_cost(logged: np.ndarray) -> np.ndarray:
     """float64 (n, A): each agent's mean logged cost on every row (0 for an agent the log never prices): the
     estimate an agent registered from this log (``tinydancer agents import``) gets."""
-    with np.errstate(all="ignore"):
-        mean = np.nanmean(logged, axis=0) if len(logged) else np.zeros(logged.shape[1])
+    priced = (~np.isnan(logged)).sum(axis=0)
+    mean = np.where(priced > 0, np.nansum(logged, axis=0) / np.maximum(priced, 1), 0.0)
     return np.broadcast_to(np.nan_to_num(mean, nan=0.0), logged.shape)
 
 

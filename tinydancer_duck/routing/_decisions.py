@@ -189,5 +189,5 @@ class Decisions:
 
 def ratio_to_best(value: np.ndarray, best: np.ndarray) -> np.ndarray:
     """value / best, 1 where both are 0 (a free agent among free agents)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # overflow: inf times the best, as it is
         return np.where(best > 0, value / np.where(best > 0, best, 1.0), np.where(value > 0, np.inf, 1.0))
