@@ -66,6 +66,10 @@ def synthetic_snapshot(n_agents: int, dim: int, rng: np.random.Generator):
         "active": [True] * n_agents,
         "created_at": pa.nulls(n_agents, pa.timestamp("us", tz="UTC")),
         "updated_at": pa.nulls(n_agents, pa.timestamp("us", tz="UTC")),
+        "description": [None] * n_agents,
+        "examples": [None] * n_agents,
+        "context_window": [None] * n_agents,
+        "max_output_tokens": [None] * n_agents,
     }).cast(agents_schema(dim, "bench"))
     return build_snapshot(table, DEFAULT_SETTINGS, dim)
 

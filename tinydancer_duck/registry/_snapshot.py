@@ -75,31 +75,22 @@ class AgentSnapshot:
 
     def similarity(self, x: np.ndarray) -> np.ndarray:
         """float32 (n, A): each agent's best cosine to each request (rows of x: unit float32 (n, D))."""
+        return self.similarity_and_rows(x)[0]
+
+    def similarity_and_rows(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 (n, A) best cosine, int32 (n, A) the match row behind it: an index into ``match_labels``, for
+        an explanation's 'what matched'), from one product of the requests with every match vector."""
         if not self.size:
-            return np.zeros((len(x), 0), np.float32)
+            return np.zeros((len(x), 0), np.float32), np.zeros((len(x), 0), np.int32)
         scores = x @ self.match_vectors.T
-        return scores if len(self.match_starts) == len(self.match_vectors) else \
-            np.maximum.reduceat(scores, self.match_starts, axis=1)
-
-    def matched_rows(self, x: np.ndarray) -> np.ndarray:
-        """int (n, A): for each request and agent, the match row (index into ``match_labels``) behind the
-        similarity (an explanation's 'what matched')."""
-        ends = np.r_[self.match_starts[1:], len(self.match_vectors)]
-        out = np.empty((len(x), self.size), np.int64)
-        for a in range(self.size):
-            out[:, a] = self.match_starts[a] + (x @ self.match_vectors[self.match_starts[a]:ends[a]].T).argmax(axis=1)
-        return out
-
-    def best_rows(self, x: np.ndarray, agents: np.ndarray) -> np.ndarray:
-        """int (n,): the match row (index into ``match_labels``) that gave request i its similarity to agent
-        ``agents[i]`` (-1 where agents[i] is -1), to say which capability matched."""
-        out = np.full(len(agents), -1)
-        ends = np.r_[self.match_starts[1:], len(self.match_vectors)] if self.size else np.zeros(0, np.int64)
-        for a in np.unique(agents[agents >= 0]):
-            rows = np.flatnonzero(agents == a)
-            block = x[rows] @ self.match_vectors[self.match_starts[a]:ends[a]].T
-            out[rows] = self.match_starts[a] + block.argmax(axis=1)
-        return out
+        starts = self.match_starts.astype(np.int32)
+        if len(starts) == len(self.match_vectors):  # one vector per agent: nothing to reduce
+            return scores, np.broadcast_to(starts, scores.shape)
+        ends = np.r_[starts[1:], len(self.match_vectors)]
+        rows = np.empty((len(x), self.size), np.int32)
+        for a in range(self.size):  # A segments, each a vectorized argmax over all requests
+            rows[:, a] = starts[a] + scores[:, starts[a]:ends[a]].argmax(axis=1)
+        return np.maximum.reduceat(scores, starts, axis=1), rows
 
 
 def build_snapshot(table: pa.Table, settings: Settings, dim: int,

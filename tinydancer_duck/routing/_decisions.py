@@ -40,8 +40,8 @@ MAX_FALLBACKS = 64
 class Decisions:
     """Per-request outcome; agent is -1 (NULL) when no agent was chosen. float64 columns are NaN then.
 
-    scored : the (n, A) matrices the decision was made from (for fallbacks and the breakdown).
-    embeddings : float32 (n, D) the requests (to say which capability matched); threshold : the match threshold.
+    scored : the (n, A) matrices the decision was made from (for fallbacks and the breakdown, including which
+    capability matched); threshold : the match threshold.
     """
 
     agent: np.ndarray
@@ -51,7 +51,6 @@ class Decisions:
     candidates: np.ndarray
     reasoning: pa.Array
     scored: Scored
-    embeddings: np.ndarray
     threshold: float
 
     def take(self, rows: np.ndarray | slice) -> Decisions:
@@ -60,7 +59,7 @@ class Decisions:
         return replace(self, agent=self.agent[picked], confidence=self.confidence[picked],
                        estimated_cost=self.estimated_cost[picked], estimated_latency_ms=self.estimated_latency_ms[picked],
                        candidates=self.candidates[picked], reasoning=self.reasoning.take(pa.array(picked, pa.int64())),
-                       scored=self.scored.take(picked), embeddings=self.embeddings[picked])
+                       scored=self.scored.take(picked))
 
     @staticmethod
     def concat(parts: list[Decisions]) -> Decisions:
@@ -68,7 +67,7 @@ class Decisions:
         if len(parts) == 1:
             return parts[0]
         joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in
-                  ("agent", "confidence", "estimated_cost", "estimated_latency_ms", "candidates", "embeddings")}
+                  ("agent", "confidence", "estimated_cost", "estimated_latency_ms", "candidates")}
         return replace(parts[0], reasoning=pa.concat_arrays([p.reasoning for p in parts]),
                        scored=type(parts[0].scored).concat([p.scored for p in parts]), **joined)
 
@@ -170,8 +169,7 @@ class Decisions:
         fastest = np.repeat(np.min(np.where(candidate, snapshot.latency_ms, np.inf), axis=1, initial=np.inf), counts)
         similarity = scored.similarity[keep][flat_rows, flat_agents]
         labels = pa.array(snapshot.match_labels, pa.string())
-        best_rows = snapshot.matched_rows(self.embeddings[keep])[flat_rows, flat_agents] if len(flat_agents) \
-            else np.zeros(0, np.int64)
+        best_rows = scored.matched[keep][flat_rows, flat_agents].astype(np.int64)
         values = pa.StructArray.from_arrays([
             snapshot.names.take(pa.array(flat_agents, pa.int64())) if len(flat_agents) else pa.array([], pa.string()),
             pa.array(similarity, pa.float64()),

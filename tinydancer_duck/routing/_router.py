@@ -160,13 +160,14 @@ class Scored:
     no_signal: np.ndarray
     expected_quality: np.ndarray  # (A,) or (n, A), as the objectives saw it
     score: np.ndarray
+    matched: np.ndarray  # int32 (n, A): the match row behind each similarity (-1: a signal gave the match)
 
     @property
     def quality(self) -> np.ndarray:
         """float64 (n, A) expected quality (a read-only broadcast view when it is per agent)."""
         return np.broadcast_to(self.expected_quality, self.score.shape)
 
-    _PER_ROW = ("similarity", "cost", "reasons", "candidate", "match", "no_signal", "score")
+    _PER_ROW = ("similarity", "cost", "reasons", "candidate", "match", "no_signal", "score", "matched")
 
     def take(self, rows: np.ndarray) -> Scored:
         """The matrices of a subset of the requests (a per-agent expected quality is shared)."""
@@ -194,9 +195,10 @@ def score_batch(requests: Requests, options: RouteOptions, snapshot: AgentSnapsh
     candidate = (reasons == 0) & requests.valid[:, None]
     if signals.match is not None:
         similarity, threshold = np.asarray(signals.match, dtype=np.float32), 0.0
-        match = np.array(similarity)
+        match, matched = np.array(similarity), np.full(similarity.shape, -1, np.int32)
     else:
-        similarity, threshold = snapshot.similarity(requests.embeddings), snapshot.match_threshold
+        similarity, matched = snapshot.similarity_and_rows(requests.embeddings)
+        threshold = snapshot.match_threshold
         match = calibrated_match(similarity, threshold)
     no_signal = ~(np.where(candidate, match, 0.0) > 0).any(axis=1)
     match[no_signal] = 1.0
@@ -220,7 +222,7 @@ def score_batch(requests: Requests, options: RouteOptions, snapshot: AgentSnapsh
         score = np.full((n, n_agents), -np.inf)
         for code, rows in groups:
             score[rows] = scores(code, rows)
-    return Scored(similarity, threshold, cost, reasons, candidate, match, no_signal, quality, score)
+    return Scored(similarity, threshold, cost, reasons, candidate, match, no_signal, quality, score, matched)
 
 
 def calibrated_match(similarity: np.ndarray, threshold: float) -> np.ndarray:
@@ -277,7 +279,6 @@ def route(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, se
                     detail=_detail(requests, snapshot, scored, signals, winner, semantic, no_signal)),
             requests, snapshot, scored.reasons, winner),
         scored=scored,
-        embeddings=requests.embeddings,
         threshold=scored.threshold,
     )
 
@@ -319,7 +320,7 @@ def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals
     fastest = np.min(np.where(scored.candidate, snapshot.latency_ms, np.inf), axis=1, initial=np.inf)
     labels = None
     if signals.match is None:
-        matched = snapshot.best_rows(requests.embeddings, by_objective)
+        matched = np.where(by_objective >= 0, scored.matched[rows, np.maximum(by_objective, 0)], -1)
         labels = pa.array(snapshot.match_labels, pa.string()).take(pa.array(np.maximum(matched, 0), pa.int64()))
     detail = winner_detail(by_objective, no_signal, scored.similarity[rows, safe], labels,
                            ratio_to_best(scored.cost[rows, safe], cheapest), ratio_to_best(snapshot.latency_ms[safe], fastest),
