@@ -75,3 +75,35 @@ def test_mixed_embedders_and_wrong_schemas_are_reported(tmp_path):
     assert "vector tables were made by different embedders" in text and "static:other-model:256" in text
     assert "table 'budgets' lacks column(s) agent, period, created_at" in text
     assert "column budgets.amount has type int32, expected double" in text
+
+
+def test_warnings_name_what_routing_may_not_do_as_meant(tmp_path, capsys):
+    """Issue 13 item 6: each warning names the things to look at; a store with warnings only is still healthy."""
+    import numpy as np
+
+    engine = healthy_engine(tmp_path / "s")
+    engine.register_agent("idle-bot", "tool", ["weather"], cost_per_call=0.001)
+    engine.routes.create_route("refunds", "refund requests", "nobody-registered")
+    for _ in range(3):
+        engine.usage.record("ghost", 0.5, True, 10.0)
+    engine.usage.record(["gpt-4"] * 120, [0.01] * 120, [True] * 120, [100.0] * 120)
+    rng = np.random.default_rng(0)
+    engine.outcomes.train([f"request {i}" for i in range(40)], rng.integers(0, 2, (40, 2)).astype(float),
+                          ["gpt-4", "retired-model"], model="router")
+
+    assert cli.main(["doctor", "--store", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "healthy: no problems found" in out
+    assert "2 semantic route(s) have no fitted threshold" in out and "'billing', 'refunds'" in out
+    assert "'refunds' -> 'nobody-registered'" in out
+    assert "3 usage row(s) name 1 agent(s) that are not registered: 'ghost'" in out
+    assert "1 active agent(s) received none of the 124 recorded requests: 'idle-bot'" in out
+    assert "outcome model 'router' (version 1) predicts for 2 agents, 1 of 2 of them registered" in out
+    assert "'retired-model'" in out
+
+
+def test_a_fitted_store_has_no_warnings(tmp_path):
+    engine = td.Engine(tmp_path / "s", embedder="hashing")
+    engine.register_agent("gpt-4", "llm", ["code"], cost_per_1k_tokens=0.03)
+    engine.usage.record("gpt-4", 0.01, True, 100.0)
+    assert doctor.check_store(tmp_path / "s").warnings == []

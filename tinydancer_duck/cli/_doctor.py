@@ -6,8 +6,9 @@ manifests); the columns and types against the schemas this version writes; one e
 for every vector table; versions and fragments (many small fragments: reads are slow until compacted); duplicate or
 empty names in ``agents`` and ``routes``; route examples whose route is gone; models whose weights fail to load.
 Across tables: writes a killed process left half done, agents whose stats count fewer requests than the usage
-table holds for them, and the routing snapshot itself (built as routing builds it). :func:`check_store` returns a
-:class:`DoctorReport`; the command prints it and exits 0 when it found no problem, 1 otherwise.
+table holds for them, and the routing snapshot itself (built as routing builds it). Warnings
+(:mod:`._doctor_warnings`) say where routing may not do what was meant. :func:`check_store` returns a
+:class:`DoctorReport`; the command prints it and exits 0 when it found no problem (warnings or not), 1 otherwise.
 ``--repair`` (:mod:`tinydancer_duck.cli._repair`) fixes what can be fixed safely, after a backup.
 """
 
@@ -34,6 +35,8 @@ from tinydancer_duck.store import (
     pending_writes,
 )
 
+from ._doctor_warnings import store_warnings
+
 VECTOR_TABLES = ("agents", "routes", "route_examples")
 KEYED_TABLES = {"agents": "name", "routes": "name"}
 
@@ -55,6 +58,7 @@ class DoctorReport:
     identity: str | None = None
     dim: int | None = None
     orphaned_routes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -62,6 +66,9 @@ class DoctorReport:
 
     def text(self) -> str:
         out = [f"store {self.path}", *(f"  {line}" for line in self.lines)]
+        if self.warnings:
+            out.append(f"{len(self.warnings)} warning(s) (the store is sound; routing may not do what you meant):")
+            out.extend(f"  - {warning}" for warning in self.warnings)
         if self.problems:
             out.append(f"{len(self.problems)} problem(s):")
             out.extend(f"  - {problem}" for problem in self.problems)
@@ -99,6 +106,7 @@ def check_store(path: str | Path) -> DoctorReport:
     _check_models(facts, identity, report)
     _check_stats(facts, report)
     _check_snapshot(report, identity)
+    report.warnings = store_warnings(facts)
     return report
 
 
