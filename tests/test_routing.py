@@ -259,6 +259,25 @@ def test_table_form_over_a_column_routes_each_row(seed_con):
             assert one["confidence"] == pytest.approx(batched["confidence"], rel=1e-6)
 
 
+def test_a_few_requests_are_explained_as_a_large_batch_explains_them(seed_con):
+    """Up to 16 requests the reasoning and the scores are joined in Python, past that with Arrow kernels: the same
+    text and numbers either way (40 requests in one call, against each on its own)."""
+    texts = [f"{verb} {thing}" for verb in ("debug", "summarize", "classify", "write", "translate")
+             for thing in ("my failing tests", "this article", "a poem", "the invoice", "a legal document",
+                           "these numbers", "the weather", "a recipe")]
+    seed_con.execute("CREATE TABLE many AS SELECT * FROM unnest(?) AS t(request)", [texts])
+    batch = [r[0] for r in seed_con.execute(
+        "SELECT ruvector_route(request, optimize_for := 'balanced', explain := true) FROM many").fetchall()]
+    assert len(batch) == 40 and len({b["reasoning"] for b in batch}) > 3
+    for text, batched in zip(texts, batch):
+        (one,) = rows(seed_con, "SELECT * FROM ruvector_route(?, optimize_for := 'balanced')", [text])
+        assert one["reasoning"] == batched["reasoning"] and one["agent_name"] == batched["agent_name"]
+        assert [s["agent_name"] for s in one["scores"]] == [s["agent_name"] for s in batched["scores"]]
+        for mine, theirs in zip(one["scores"], batched["scores"]):
+            assert mine["matched_on"] == theirs["matched_on"]
+            assert mine == pytest.approx(theirs, rel=1e-5)
+
+
 @pytest.mark.parametrize(("request_sql", "message"), [
     ("['a', 'b']", "invalid request=['a', 'b']: must be text or an embedding"),
     ("[0.1, NULL, 0.3]::FLOAT[]", "invalid request='length 3'"),

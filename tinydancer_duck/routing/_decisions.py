@@ -97,7 +97,9 @@ class Decisions:
         order = np.argsort(-score, axis=1, kind="stable")[:, :k]
         picked = np.take_along_axis(score, order, axis=1)
         out = np.where(np.isfinite(picked), order, -1)
-        return np.pad(out, ((0, 0), (0, k - out.shape[1])), constant_values=-1)
+        if out.shape[1] == k:
+            return out
+        return np.concatenate([out, np.full((n, k - out.shape[1]), -1)], axis=1)
 
     def to_arrow(self, snapshot: AgentSnapshot, *, num_fallbacks: int = NUM_FALLBACKS,
                  explain: bool = False) -> pa.StructArray:
@@ -138,8 +140,26 @@ class Decisions:
             "candidates": int(self.candidates[i]),
             "reasoning": self.reasoning[i].as_py(),
             "fallbacks": fallbacks,
-            "scores": self._scores(snapshot, rows=np.array([i])).to_pylist()[0] if explain else None,
+            "scores": self._scores_of(i, snapshot) if explain else None,
         }
+
+    def _scores_of(self, i: int, snapshot: AgentSnapshot) -> list[dict[str, Any]]:
+        """Request i's row of :meth:`_scores` as Python values, without Arrow (the one-request table form)."""
+        scored = self.scored
+        agents = np.flatnonzero(scored.candidate[i])
+        agents = agents[np.argsort(-scored.score[i, agents], kind="stable")]
+        if not len(agents):
+            return []
+        cost, latency = scored.cost[i], snapshot.latency_ms
+        cost_ratio = ratio_to_best(cost[agents], np.full(len(agents), cost[agents].min()))
+        latency_ratio = ratio_to_best(latency[agents], np.full(len(agents), latency[agents].min()))
+        names, labels, quality = snapshot.name_list(), snapshot.match_labels, scored.quality[i]
+        return [{"agent_name": names[a], "similarity": float(scored.similarity[i, a]),
+                 "threshold": float(self.threshold),
+                 "matched_on": labels[m] if (m := int(scored.matched[i, a])) >= 0 and len(labels) else None,
+                 "match": float(scored.match[i, a]), "cost_vs_cheapest": float(cost_ratio[j]),
+                 "latency_vs_fastest": float(latency_ratio[j]), "quality": float(quality[a]),
+                 "score": float(scored.score[i, a])} for j, a in enumerate(agents)]
 
     def _fallbacks(self, snapshot: AgentSnapshot, k: int) -> pa.Array:
         ranked = self.ranked(k)

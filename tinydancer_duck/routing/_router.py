@@ -321,7 +321,9 @@ def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals
     labels = None
     if signals.match is None:
         matched = np.where(by_objective >= 0, scored.matched[rows, np.maximum(by_objective, 0)], -1)
-        labels = pa.array(snapshot.match_labels, pa.string()).take(pa.array(np.maximum(matched, 0), pa.int64()))
+        at = np.maximum(matched, 0)
+        labels = pa.array([snapshot.match_labels[m] for m in at.tolist()], pa.string()) if n <= 16 else \
+            pa.array(snapshot.match_labels, pa.string()).take(pa.array(at, pa.int64()))
     detail = winner_detail(by_objective, no_signal, scored.similarity[rows, safe], labels,
                            ratio_to_best(scored.cost[rows, safe], cheapest), ratio_to_best(snapshot.latency_ms[safe], fastest),
                            scored.quality[rows, safe])
