@@ -23,8 +23,11 @@ def arrow_tokens(tokenizer: Tokenizer, texts: pa.Array, max_tokens: int):
     found = pc.index_in(flat, value_set=tokenizer.vocab.words)
     unknown = found.is_null().to_numpy(zero_copy_only=False)
     ids = tokenizer.vocab.word_ids[found.fill_null(0).to_numpy()]
-    if unknown.any():
-        ids, parents = tokenizer._expand(flat, ids, parents, unknown)
+    if unknown.any():  # each unknown word's pieces in its place, one word at a time (the reference, not _expand)
+        pieces = [tokenizer.unseen_word(w).tolist() if u else [int(i)]
+                  for w, i, u in zip(flat.to_pylist(), ids, unknown)]
+        ids = np.array([x for piece in pieces for x in piece], np.int32)
+        parents = np.repeat(parents, [len(piece) for piece in pieces])
     return truncate(ids, parents, len(texts), max_tokens)
 
 

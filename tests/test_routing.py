@@ -365,6 +365,17 @@ def test_seed_agents_take_their_windows_from_metadata_and_say_which_is_largest(s
     assert nobody["reasoning"].endswith("the largest window is claude-3-haiku's 200000 tokens")
 
 
+def test_a_long_text_the_tokenizer_only_read_part_of_is_counted_by_its_bytes(fleet):
+    """The tokenizer reads a text's first max_tokens * 32 characters: 20,000 spaces then 40,000 words count 1
+    token there, but the text is ~15,000 tokens long and must not reach a 2,000-token window."""
+    sparse = "hello" + " " * 20_000 + "word " * 8_000
+    fleet.register_agent("best", "llm", ["general help"], cost_per_1k_tokens=0.2, avg_latency_ms=2000,
+                         quality_score=0.99, avg_output_tokens=100, context_window=2_000)
+    decision = fleet.route([sparse], optimize_for="quality").to_pylist()[0]
+    assert decision["agent_name"] != "best" and "best (context_window)" in decision["reasoning"]
+    assert f"context window: {tokens_in(fleet, sparse) + 100} tokens > best's 2000" in decision["reasoning"]
+
+
 def test_fallbacks_are_the_next_candidates_by_score(fleet):
     decision = fleet.route([REQUEST], optimize_for="quality", num_fallbacks=3).to_pylist()[0]
     assert decision["agent_name"] == "best"

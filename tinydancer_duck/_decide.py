@@ -74,7 +74,8 @@ def requests_from(snapshot: RoutingSnapshot, requests: Any) -> Requests:
         return Requests(x, nonzero_rows(x), tokens_from_bytes(byte_lengths, settings))
     x, counts = counted(requests)
     return Requests(x, nonzero_rows(x), tokens_from_bytes(byte_lengths, settings, counts,
-                                                          snapshot.embedder.max_tokens))
+                                                          snapshot.embedder.max_tokens,
+                                                          getattr(snapshot.embedder, "read_bytes", None)))
 
 
 # -- signals ----------------------------------------------------------------------------------------------------

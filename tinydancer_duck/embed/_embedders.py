@@ -107,6 +107,12 @@ class StaticEmbedder:
     def embed(self, texts: Texts) -> np.ndarray:
         return self.embed_counted(texts)[0]
 
+    @property
+    def read_bytes(self) -> int:
+        """The tokenizer reads at most this many characters of a text (so at most this many bytes of it are
+        certainly read): a longer text's count is a lower bound, not its length in tokens."""
+        return self.max_tokens * CHARS_PER_TOKEN
+
     def embed_counted(self, texts: Texts) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings as :meth:`embed`, int (n,) WordPiece tokens per text, at most ``max_tokens``): the count
         comes free with the embedding and is a better tokens_in than the bytes (benchmarks/eval_token_counts.py)."""

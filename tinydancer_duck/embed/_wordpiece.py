@@ -249,7 +249,7 @@ class Tokenizer:
         unknown = ids < 0
         ids = np.where(unknown, 0, ids).astype(np.int32)
         if unknown.any():
-            ids, parents = self._expand(flat, ids, parents, unknown)
+            ids, parents = self._expand(encoded, found, ids, parents, unknown)
         return truncate(ids, parents, n, max_tokens)
 
     def _tokenize_small(self, values: list[str | None], max_tokens: int
@@ -287,20 +287,29 @@ class Tokenizer:
         return self._words
 
     def _expand(
-        self, flat: pa.Array, ids: np.ndarray, parents: np.ndarray, unknown: np.ndarray
+        self, encoded: pa.DictionaryArray, found: np.ndarray, ids: np.ndarray, parents: np.ndarray,
+        unknown: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Replace each unknown word's placeholder id by its WordPiece ids (0, 1 or more per word)."""
+        """Replace each unknown word's placeholder id by its WordPiece ids (0, 1 or more per word). Each distinct
+        unknown word is split once per call (a long text repeats its words: 'lorem ipsum' 8,000 times is 5 words),
+        then its pieces are spread to every occurrence."""
+        missing = np.flatnonzero(found < 0)  # distinct unknown words, as dictionary positions
+        pieces = [self.unseen_word(w) for w in encoded.dictionary.take(pa.array(missing)).to_pylist()]
+        distinct_lens = np.ones(len(found), dtype=np.intp)
+        distinct_lens[missing] = [len(p) for p in pieces]
+        distinct_start = np.zeros(len(found), dtype=np.intp)
+        distinct_start[missing] = np.cumsum(distinct_lens[missing]) - distinct_lens[missing]
+        codes = encoded.indices.to_numpy()
         where = np.flatnonzero(unknown)
-        pieces = [self.unseen_word(w) for w in flat.filter(pa.array(unknown)).to_pylist()]
-        lens = np.ones(len(ids), dtype=np.intp)
-        piece_lens = np.fromiter((len(p) for p in pieces), dtype=np.intp, count=len(pieces))
-        lens[where] = piece_lens
+        lens = distinct_lens[codes]
         starts = np.cumsum(lens) - lens
         out = np.empty(int(lens.sum()), dtype=np.int32)
         known = ~unknown
         out[starts[known]] = ids[known]
+        piece_lens = lens[where]
         if piece_lens.sum():
             concat = np.concatenate(pieces)
-            within = np.arange(len(concat)) - np.repeat(np.cumsum(piece_lens) - piece_lens, piece_lens)
-            out[np.repeat(starts[where], piece_lens) + within] = concat
+            within = np.arange(int(piece_lens.sum())) - np.repeat(np.cumsum(piece_lens) - piece_lens, piece_lens)
+            source = np.repeat(distinct_start[codes[where]], piece_lens) + within
+            out[np.repeat(starts[where], piece_lens) + within] = concat[source]
         return out, np.repeat(parents, lens)

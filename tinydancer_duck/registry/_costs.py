@@ -19,14 +19,19 @@ if TYPE_CHECKING:
 
 
 def tokens_from_bytes(byte_lengths: np.ndarray, settings: Settings, counted: np.ndarray | None = None,
-                      limit: int = 0) -> np.ndarray:
-    """tokens_in, float64 (n,): the tokenizer's count where it counted the whole text (``counted`` below ``limit``,
-    about 5% from GPT-4's count on the shared datasets), else ceil(bytes / bytes_per_token) (about 5% on long texts,
-    20% on short ones: benchmarks/eval_token_counts.py)."""
-    estimate = np.ceil(np.asarray(byte_lengths, dtype=np.float64) / settings.bytes_per_token)
+                      limit: int = 0, read_bytes: int | None = None) -> np.ndarray:
+    """tokens_in, float64 (n,): the tokenizer's count where it counted the whole text (``counted`` below ``limit``
+    and the text no longer than the ``read_bytes`` the tokenizer reads; about 5% from GPT-4's count on the shared
+    datasets), else ceil(bytes / bytes_per_token) (about 5% on long texts, 20% on short ones:
+    benchmarks/eval_token_counts.py). A text cut before its tokens were counted is never counted short."""
+    byte_lengths = np.asarray(byte_lengths, dtype=np.float64)
+    estimate = np.ceil(byte_lengths / settings.bytes_per_token)
     if counted is None:
         return estimate
-    return np.where(np.asarray(counted) < limit, counted, np.maximum(estimate, counted)).astype(np.float64)
+    whole = np.asarray(counted) < limit
+    if read_bytes is not None:
+        whole &= byte_lengths <= read_bytes
+    return np.where(whole, counted, np.maximum(estimate, counted)).astype(np.float64)
 
 
 def fixed_cost(cost_per_1k_tokens: np.ndarray, output_tokens: np.ndarray, cost_per_call: np.ndarray,
