@@ -133,3 +133,19 @@ def test_bad_input_names_the_argument(setup):
         con.execute("SELECT * FROM ruvector_simulate(?, optimize_for := 'cheapest')", [path]).fetchall()
     with pytest.raises(Exception, match="log='/no/such.parquet'"):
         con.execute("SELECT * FROM ruvector_simulate_summary('/no/such.parquet')").fetchall()
+
+
+def test_a_replay_counts_logged_requests_their_logged_agent_could_not_read(engine, tmp_path):
+    """Issue 18: the log's own policy sent 3 requests past premium's 4,000-token window; the router sends none."""
+    specs = agent_specs(SHARP)
+    engine.register_agents([{**s, "context_window": 4_000} if s["name"] == "premium" else s for s in specs])
+    log = generate_log(60, seed=5, agents=SHARP).to_pylist()
+    long_text = "please review this contract clause " * 800  # ~28 KB: about 6,800 tokens in
+    premium_rows = [i for i, row in enumerate(log) if row["agent"] == "premium"][:3]
+    for i in premium_rows:
+        log[i]["request"] = long_text
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.Table.from_pylist(log), path)
+    rows, summary = simulate(engine, str(path), optimize_for="quality")
+    assert len(premium_rows) == 3 and summary["actual_over_window"] == 3
+    assert "premium" not in {rows["agent_name"][i].as_py() for i in premium_rows}

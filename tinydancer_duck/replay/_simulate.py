@@ -58,7 +58,8 @@ SUMMARY_TYPE = pa.struct([("rows", pa.int64()), ("routed", pa.int64()), ("total_
                           ("mean_quality", pa.float64()), ("quality_source", pa.string()),
                           ("realized_quality", pa.float64()), ("realized_rows", pa.int64()),
                           ("mean_latency_ms", pa.float64()), ("actual_total_cost", pa.float64()),
-                          ("actual_mean_quality", pa.float64()), ("savings", pa.float64()),
+                          ("actual_mean_quality", pa.float64()), ("actual_over_window", pa.int64()),
+                          ("savings", pa.float64()),
                           ("savings_pct", pa.float64()), ("agent_mix", pa.list_(MIX_TYPE)),
                           *((name, pa.int64()) for name in SOURCE_COUNTS),
                           ("budget", pa.float64()), ("budget_overrun", pa.float64()),
@@ -208,6 +209,7 @@ class Summary:
         self.mix_requests, self.mix_cost, self.mix_quality = np.zeros(a, np.int64), np.zeros(a), np.zeros(a)
         self.actual_cost = self.actual_quality = 0.0
         self.actual_cost_rows = self.actual_quality_rows = 0
+        self.actual_over_window = 0
 
     def add(self, frame: Frame, agent: np.ndarray) -> None:
         chosen = agent >= 0
@@ -229,6 +231,7 @@ class Summary:
         self.mix_requests += np.bincount(picked, minlength=len(self.mix_requests))
         self.mix_cost += np.bincount(picked, weights=cost, minlength=len(self.mix_cost))
         self.mix_quality += np.bincount(picked, weights=quality, minlength=len(self.mix_quality))
+        self.actual_over_window += self._over_window(frame)
         for name, total, count in (("cost", "actual_cost", "actual_cost_rows"),
                                    ("quality", "actual_quality", "actual_quality_rows")):
             values = frame.log.columns.get(name)
@@ -236,6 +239,17 @@ class Summary:
                 known = ~np.isnan(values)
                 setattr(self, total, getattr(self, total) + float(values[known].sum()))
                 setattr(self, count, getattr(self, count) + int(known.sum()))
+
+    def _over_window(self, frame: Frame) -> int:
+        """Logged requests whose logged agent could not have read them (tokens in + its output > its window): the
+        log's own policy broke a constraint the router keeps (issue 18)."""
+        agents, actual = self.replay.agents, frame.actual
+        logged = np.flatnonzero(actual >= 0)
+        if not len(logged) or not agents.windowed.any():
+            return 0
+        picked = actual[logged]
+        need = frame.requests.tokens_in[logged] + agents.output_tokens[picked]
+        return int((need > agents.context_window[picked]).sum())  # NaN window: unlimited, never over
 
     def finish(self, seconds: float) -> dict[str, Any]:
         routed = max(self.routed, 1)
@@ -263,6 +277,7 @@ class Summary:
             "mean_latency_ms": None if none else self.latency / routed,
             "actual_total_cost": actual_cost,
             "actual_mean_quality": self.actual_quality / self.actual_quality_rows if self.actual_quality_rows else None,
+            "actual_over_window": self.actual_over_window,
             "savings": savings,
             "savings_pct": None if not actual_cost else 100.0 * savings / actual_cost,
             "agent_mix": mix,
