@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from tinydancer_duck import __version__
 from tinydancer_duck.errors import TinydancerError
 
+from ._errors import Parser, is_wrapped_udf_error, one_line
 from ._replay import (
     calibrate_command,
     import_agents_command,
@@ -33,12 +35,22 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
+    import duckdb
+
     from tinydancer_duck.engine import connect
+    from tinydancer_duck.errors import InvalidArgument
 
     con = connect(args.store)
-    result = con.sql(args.query)
-    if result is not None:
-        result.show(max_rows=args.max_rows, max_width=args.max_width)
+    if sys.stdout.isatty():  # DuckDB draws its own bar on long queries; in a pipe it would only add noise
+        con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = true")
+    try:
+        result = con.sql(args.query)
+        if result is not None:
+            result.show(max_rows=args.max_rows, max_width=args.max_width)
+    except duckdb.Error as exc:
+        if is_wrapped_udf_error(exc):  # our own message names the function's argument and value
+            raise
+        raise InvalidArgument("query", args.query, one_line(exc)) from exc
     return 0
 
 
@@ -126,8 +138,10 @@ def _reembed(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """Every command and its options. Long because it is one declarative table of the command line; each
     command's work lives in its own function above."""
-    parser = argparse.ArgumentParser(prog="tinydancer", description="Route AI requests to agents with DuckDB SQL.")
+    parser = Parser(prog="tinydancer", description="Route AI requests to agents with DuckDB SQL.")
     parser.add_argument("--version", action="version", version=f"tinydancer_duck {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (before or after the "
+                                                              "command)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="register sample agents and route a Parquet log of real requests in SQL",
@@ -276,18 +290,34 @@ def build_parser() -> argparse.ArgumentParser:
     from ._distributed import add_commands as add_distributed_commands
 
     add_distributed_commands(commands, _store_option)
+    _add_debug(parser)
     return parser
 
 
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` after the command too (``tinydancer sql "..." --debug``), on every subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                 help="show the traceback of an error")
+                _add_debug(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every error is one line on stderr and exit code 2 (``--debug``: with its traceback)."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except TinydancerError as exc:
-        print(f"tinydancer: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's one seam: every failure becomes one line
+        if args.debug:
+            traceback.print_exc()
+        ours = isinstance(exc, TinydancerError) or is_wrapped_udf_error(exc)
+        hint = "" if args.debug or ours else " (--debug shows the traceback)"
+        print(f"tinydancer: {one_line(exc)}{hint}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
