@@ -34,8 +34,10 @@ def simulate_command(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
     from tinydancer_duck.replay import simulate
 
+    from ._paths import PARQUET, check_output
     from ._progress import ProgressBar
 
+    check_output("--output", args.output, PARQUET)
     writer, bar = None, ProgressBar("simulating")
 
     def sink(batch):

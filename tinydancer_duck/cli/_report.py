@@ -8,9 +8,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ._paths import CHART, HTML, TABLE, check_output
 from ._replay import constraints, policy_options, warn
-
-TABLE_FORMATS = (".csv", ".parquet")
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
@@ -29,26 +28,14 @@ def _budgets(text: str | None) -> list[float] | None:
         raise InvalidArgument("--budgets", text, "must be comma-separated numbers, e.g. 10,50,100") from None
 
 
-def _check_table_path(argument: str, path: str | None) -> None:
-    from tinydancer_duck.errors import InvalidArgument
-
-    if path is None:
-        return
-    target = Path(path)
-    if target.suffix.lower() not in TABLE_FORMATS:
-        raise InvalidArgument(argument, path, "must end in .csv or .parquet")
-    if not target.parent.is_dir():
-        raise InvalidArgument(argument, path, f"its folder {str(target.parent)!r} does not exist")
-
-
 def _replay_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"columns": args.columns, "observed_only": args.observed_only, "holdout": args.holdout}
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from tinydancer_duck.report import check_report_path, write_report
+    from tinydancer_duck.report import write_report
 
-    check_report_path("--output", args.output)
+    check_output("--output", args.output, HTML)
     budgets = _budgets(args.budgets)
     from tinydancer_duck.engine import Engine
 
@@ -64,11 +51,9 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def curve_command(args: argparse.Namespace) -> int:
-    from tinydancer_duck.report import check_chart_path
-
-    _check_table_path("--output", args.output)
+    check_output("--output", args.output, TABLE)
     if args.chart is not None:
-        check_chart_path("--chart", args.chart)
+        check_output("--chart", args.chart, CHART)
         _require_charts()
     from tinydancer_duck.engine import Engine
     from tinydancer_duck.replay import curve
@@ -115,10 +100,10 @@ def whatif_chart_path(args: argparse.Namespace) -> Path | None:
     """Where `tinydancer whatif` draws its chart, checked before any work: --chart (SVG or PNG by its suffix; the
     [charts] extra is then required), else the --output path with .png when the extra is installed, else None."""
     from tinydancer_duck.errors import TinydancerError
-    from tinydancer_duck.report import check_chart_path
 
+    check_output("--output", args.output, TABLE)
     if args.chart is not None:
-        path = check_chart_path("--chart", args.chart)
+        path = check_output("--chart", args.chart, CHART)
         _require_charts()
         return path
     try:
