@@ -12,6 +12,7 @@ from tinydancer_duck.errors import TinydancerError
 
 from ._errors import Parser, is_wrapped_udf_error, one_line
 from ._replay import (
+    LOG_HELP,
     calibrate_command,
     import_agents_command,
     policy_options,
@@ -188,12 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random_state (default 0: reproducible weights)")
     train.set_defaults(run=_train)
 
-    simulate = commands.add_parser("simulate", help="replay a Parquet request log under a routing policy",
+    simulate = commands.add_parser("simulate", help="replay a request log under a routing policy",
                                    description="Replay a log with the store's agents and router under a policy and "
                                                "print cost, quality (with its source), latency, agent mix and "
                                                "savings against the log's actual choices.")
     _store_option(simulate)
-    simulate.add_argument("log", help="Parquet file, directory or glob")
+    simulate.add_argument("log", help=LOG_HELP)
     simulate.add_argument("--optimize-for", default="balanced",
                           help="cost, latency, quality, balanced (default), quality_per_dollar, learned or total_cost")
     simulate.add_argument("--budget", type=float, default=None,
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "frontier as CSV or Parquet, and a PNG chart when matplotlib is "
                                              "installed.")
     _store_option(whatif)
-    whatif.add_argument("log", help="Parquet file, directory or glob")
+    whatif.add_argument("log", help=LOG_HELP)
     whatif.add_argument("--budgets", required=True, help="comma-separated total budgets in dollars, e.g. 10,50,100")
     whatif.add_argument("--quality-threshold", type=float, default=None, help="mark budgets reaching this quality")
     whatif.add_argument("--latency-threshold-ms", type=float, default=None, help="drop agents slower than this")
@@ -226,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "active outcome router and print its out-of-fold metrics and the "
                                                "calibrated willingness to pay.")
     _store_option(outcomes)
-    outcomes.add_argument("log", help="Parquet file, directory or glob")
+    outcomes.add_argument("log", help=LOG_HELP)
     outcomes.add_argument("--model", default="outcomes", help="model name in the store (default 'outcomes')")
     outcomes.add_argument("--columns", default=None, metavar="JSON", help="map log fields to columns")
     outcomes.add_argument("--kind", default="knn", help="knn (default), head, mf or ensemble")
@@ -258,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "logged cost (per call, or per 1k tokens when the log has tokens_in and tokens_out), latency "
                     "and observed quality.")
     _store_option(importer)
-    importer.add_argument("log", help="Parquet file, directory or glob")
+    importer.add_argument("log", help=LOG_HELP)
     importer.add_argument("--columns", default=None, metavar="JSON", help="map log fields to columns")
     importer.add_argument("--agent-type", default="llm", help="agent type of every agent (default llm)")
     importer.add_argument("--capability", action="append", default=[],

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+LOG_HELP = ("the log: a .parquet, .csv or .json/.jsonl file, or a folder or glob of them; RouterBench's sample_id, "
+            "eval_name, prompt and model columns are taken as request_id, category, request and agent")
+
 
 def policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--columns", default=None, metavar="JSON",
@@ -25,6 +28,16 @@ def constraints(args: argparse.Namespace) -> dict:
             "excluded_agents": args.exclude or None}
 
 
+def announce_columns(log: str, columns: str | None) -> None:
+    """Open the log once before any work (a bad log fails fast) and say on stderr which of its columns were taken
+    under another name: "columns: sample_id → request_id, eval_name → category"."""
+    from tinydancer_duck._logs import open_log
+
+    aliased = open_log(log, columns=columns).aliased
+    if aliased:
+        print("columns: " + ", ".join(f"{column} → {name}" for column, name in aliased.items()), file=sys.stderr)
+
+
 def warn(warnings: list[str]) -> None:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -38,6 +51,7 @@ def simulate_command(args: argparse.Namespace) -> int:
     from ._progress import ProgressBar
 
     check_output("--output", args.output, PARQUET)
+    announce_columns(args.log, args.columns)
     writer, bar = None, ProgressBar("simulating")
 
     def sink(batch):
@@ -76,6 +90,7 @@ def whatif_command(args: argparse.Namespace) -> int:
     from ._report import whatif_chart_path, write_whatif_chart
 
     chart_path = whatif_chart_path(args)
+    announce_columns(args.log, args.columns)
     bar = ProgressBar("reading log")
     try:
         budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
@@ -111,6 +126,7 @@ def train_outcomes_command(args: argparse.Namespace) -> int:
 
     from ._progress import ProgressBar
 
+    announce_columns(args.log, args.columns)
     bar = ProgressBar(f"training outcome router {args.model!r}")
     engine = Engine(args.store)
     table = engine.outcomes.train_log(args.log, columns=args.columns, model=args.model, kind=args.kind,
@@ -150,6 +166,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
 def import_agents_command(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
 
+    announce_columns(args.log, args.columns)
     table = Engine(args.store).import_agents(args.log, columns=args.columns, agent_type=args.agent_type,
                                              capabilities=args.capability or ["general"])
     for row in table.to_pylist():

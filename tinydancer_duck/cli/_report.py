@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ._paths import CHART, HTML, TABLE, check_output
-from ._replay import constraints, policy_options, warn
+from ._replay import LOG_HELP, announce_columns, constraints, policy_options, warn
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +37,7 @@ def report_command(args: argparse.Namespace) -> int:
 
     check_output("--output", args.output, HTML)
     budgets = _budgets(args.budgets)
+    announce_columns(args.log, args.columns)
     from tinydancer_duck.engine import Engine
 
     written = write_report(Engine(args.store), args.log, args.output, budgets=budgets,
@@ -55,6 +56,7 @@ def curve_command(args: argparse.Namespace) -> int:
     if args.chart is not None:
         check_output("--chart", args.chart, CHART)
         _require_charts()
+    announce_columns(args.log, args.columns)
     from tinydancer_duck.engine import Engine
     from tinydancer_duck.replay import curve
 
@@ -141,7 +143,7 @@ def add_commands(commands: Any) -> None:
                     "frontier against the actual spend and the quality threshold; the agent mix per policy; savings "
                     "against the actual policy with each figure's source; and the table behind each chart.")
     _store_option(report)
-    report.add_argument("log", help="Parquet file, directory or glob")
+    report.add_argument("log", help=LOG_HELP)
     report.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
     report.add_argument("--budgets", default=None,
                         help="comma-separated total budgets in dollars (default: 8 from the cheapest to the dearest "
@@ -158,7 +160,7 @@ def add_commands(commands: Any) -> None:
                     "(the zero router) and the oracle, with AIQ for both; write the table as CSV or Parquet and "
                     "the chart as SVG or PNG (by the --chart suffix).")
     _store_option(curve)
-    curve.add_argument("log", help="Parquet file, directory or glob")
+    curve.add_argument("log", help=LOG_HELP)
     curve.add_argument("--points", type=int, default=40, help="willingness-to-pay points (default 40)")
     curve.add_argument("--output", default=None, help="write the curve table: .csv or .parquet")
     curve.add_argument("--chart", default=None, help="write the chart: .svg or .png")
