@@ -53,7 +53,9 @@ def test_route_and_sql_commands(tmp_path, capsys):
     assert main(["sql", "SELECT ruvector_register_agent('helper', 'llm', ['writing'], cost_per_call := 0.01)",
                  "--store", store]) == 0
     assert main(["route", "write a poem", "--store", store, "--optimize-for", "cost"]) == 0
-    assert "'write a poem' -> helper" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("#  request")))
+    assert lines[header + 2].split() == ["1", "write", "a", "poem", "helper", "0.01", "1000", "1.00"]
 
 
 def test_errors_are_one_clean_line(tmp_path, capsys):

@@ -15,6 +15,7 @@ from ._replay import (
     LOG_HELP,
     calibrate_command,
     import_agents_command,
+    list_agents_command,
     policy_options,
     simulate_command,
     train_outcomes_command,
@@ -62,10 +63,17 @@ def _route(args: argparse.Namespace) -> int:
                                      required_capabilities=args.require or None, max_cost=args.max_cost,
                                      max_latency_ms=args.max_latency_ms, min_quality=args.min_quality,
                                      willingness_to_pay=args.willingness_to_pay)
-    for request, row in zip(args.requests, table.to_pylist()):
-        agent = row["agent_name"] or "(none)"
-        cost = "" if row["estimated_cost"] is None else f"  ${row['estimated_cost']:.6f}"
-        print(f"{request!r} -> {agent}{cost}\n    {row['reasoning']}")
+    from ._table import fixed, money, number, show
+
+    rows = table.to_pylist()
+    show(("#", "request", "agent", "est. cost ($)", "est. latency (ms)", "confidence (0-1)"),
+         [(i, request, row["agent_name"], money(row["estimated_cost"]), number(row["estimated_latency_ms"]),
+           fixed(row["confidence"], 2)) for i, (request, row) in enumerate(zip(args.requests, rows), 1)])
+    print("\nwhy:")
+    for i, row in enumerate(rows, 1):
+        print(f"  {i}. {row['reasoning']}")
+    print("\nest. cost and latency come from the agent's registered price and average latency (priors until usage "
+          "is recorded); confidence: how clearly the chosen agent beat the others.")
     return 0
 
 
@@ -265,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--capability", action="append", default=[],
                           help="capability of every agent (repeatable; default general)")
     importer.set_defaults(run=import_agents_command)
+    lister = agent_commands.add_parser("list", help="print the store's agents as a table",
+                                       description="Print every agent of the store: type, capabilities, prices, "
+                                                   "latency, quality, requests recorded.")
+    _store_option(lister)
+    lister.set_defaults(run=list_agents_command)
 
     doctor = commands.add_parser("doctor", help="check a store and report its problems in plain words",
                                  description="Check a store: every table opened and read in full, its files "

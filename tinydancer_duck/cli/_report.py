@@ -62,9 +62,11 @@ def curve_command(args: argparse.Namespace) -> int:
 
     snapshot = Engine(args.store).snapshot()
     table, result = curve(snapshot, args.log, points=args.points, **_replay_options(args), **constraints(args))
-    for row in table.to_pylist():
-        hull = "  (on hull)" if row["on_hull"] and row["series"] != "oracle" else ""
-        print(f"{row['series']:12} {row['label'][:44]:44} ${row['cost']:<12.6g} quality {row['quality']:.4f}{hull}")
+    from ._table import fixed, money, show
+
+    show(("series", "label", "mean cost ($/request)", "quality (0-1)", "on hull"),
+         [(r["series"], r["label"], money(r["cost"]), fixed(r["quality"], 4),
+           r["on_hull"] if r["series"] != "oracle" else None) for r in table.to_pylist()])
     print(f"AIQ router {result['aiq_router']:.4f}, zero router {result['aiq_zero_router']:.4f} over mean costs "
           f"{result['c_min']:.6g} to {result['c_max']:.6g}")
     if args.output:
@@ -115,19 +117,17 @@ def whatif_chart_path(args: argparse.Namespace) -> Path | None:
     return Path(args.output).with_suffix(".png")
 
 
-def write_whatif_chart(args: argparse.Namespace, table: Any, path: Path | None) -> str:
+def write_whatif_chart(args: argparse.Namespace, table: Any, path: Path | None, snapshot: Any,
+                       actual: dict | None) -> str:
     """Draw the what-if frontier of ``table`` with each single agent and the log's actual policy to ``path``; what
     to print after "frontier written to OUTPUT" (" and PATH", or why there is no chart)."""
-    from tinydancer_duck.report import CHARTS_EXTRA, actual_and_calibrated, save_chart, whatif_chart
+    from tinydancer_duck.report import CHARTS_EXTRA, save_chart, whatif_chart
 
     if path is None:
         return f" (no chart: {CHARTS_EXTRA})"
-    from tinydancer_duck.engine import Engine
     from tinydancer_duck.replay import curve
-    
-    snapshot = Engine(args.store).snapshot()
+
     agents, _ = curve(snapshot, args.log, points=3, **_replay_options(args))
-    actual, _ = actual_and_calibrated(snapshot, args.log, **_replay_options(args))
     spec = whatif_chart(table, agents=[r for r in agents.to_pylist() if r["series"] == "zero_router"],
                         actual=actual, quality_threshold=args.quality_threshold)
     return f" and {save_chart(spec, path, argument='--chart')}"
