@@ -102,18 +102,18 @@ def _train(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
     from tinydancer_duck.learn import train_classifier
 
-    from ._progress import ProgressBar
+    from ._progress import ProgressBar, stopping_note
 
     columns = _read_columns(args.source, [args.text_column, args.label_column])
-    bar = ProgressBar(f"training {args.model!r}")
+    bar = ProgressBar(f"training {args.model!r}", unit="epoch")
     report = train_classifier(Engine(args.store), columns[args.text_column], columns[args.label_column],
                               model=args.model, hidden_dim=args.hidden_dim, epochs=args.epochs,
                               random_state=args.seed,
                               progress=lambda epoch, total, metrics: bar(epoch, total, metrics))
     bar.close()
     print(f"saved {report.model!r} version {report.version}: train accuracy {report.train_accuracy:.4f}, "
-          f"validation accuracy {report.validation_accuracy:.4f}, {report.epochs_run} epochs "
-          f"(best {report.best_epoch}), {report.n_classes} classes, {report.seconds:.1f} s")
+          f"validation accuracy {report.validation_accuracy:.4f}, {report.n_classes} classes, {report.seconds:.1f} s")
+    print(stopping_note(report.epochs_run, report.best_epoch, args.epochs))
     return 0
 
 
@@ -154,10 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="register sample agents and route a Parquet log of real requests in SQL",
-                               description="Register agents on a fresh temporary store (or --store), write a Parquet "
-                                           "log of real requests and route it in one SQL query under two objectives.")
-    _store_option(demo)
-    demo.add_argument("--rows", type=int, default=3000, help="requests in the generated log (default 3000)")
+                               description="Register eight agents in a store folder (./tinydancer-demo unless "
+                                           "--store), write a Parquet log of real requests inside it, route it in "
+                                           "one SQL query under two objectives, explain every figure and print the "
+                                           "next three commands to try on that store.")
+    demo.add_argument("--store", default="tinydancer-demo",
+                      help="folder of the demo's store and request log (default ./tinydancer-demo; made if missing)")
+    demo.add_argument("--rows", type=int, default=3000,
+                      help="requests in the generated log, 1 to 18,100 (default 3000)")
     demo.set_defaults(run=_demo)
 
     sql = commands.add_parser("sql", help="run one SQL statement with every ruvector_* function available",

@@ -23,7 +23,7 @@ def check_output(argument: str, path: str | None, suffixes: tuple[str, ...] | No
     target = Path(path)
     if suffixes and target.suffix.lower() not in suffixes:
         raise InvalidArgument(argument, str(path), f"must end in {' or '.join(suffixes)}")
-    if suffixes is not None and target.is_dir():
+    if suffixes != () and target.is_dir():
         raise InvalidArgument(argument, str(path), "is a folder, expected a file name")
     if suffixes == () and target.exists() and not target.is_dir():
         raise InvalidArgument(argument, str(path), "is a file, expected a folder")

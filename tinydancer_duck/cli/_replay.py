@@ -201,7 +201,7 @@ def train_outcomes_command(args: argparse.Namespace) -> int:
     from ._progress import ProgressBar
 
     announce_columns(args.log, args.columns)
-    bar = ProgressBar(f"training outcome router {args.model!r}")
+    bar = ProgressBar(f"training outcome router {args.model!r}", unit="fit")
     engine = Engine(args.store)
     table = engine.outcomes.train_log(args.log, columns=args.columns, model=args.model, kind=args.kind,
                                       hidden_dim=args.hidden_dim, epochs=args.epochs, random_state=args.seed,
