@@ -1,7 +1,7 @@
 -- Simulation, cost-quality curves, budget what-if and the outcome router (udfs/replay.py ->
 -- tinydancer_duck/replay/_simulate.py, curves.py, whatif.py, outcome.py).
 --
--- log: a Parquet file, directory or glob. columns: JSON text (or a STRUCT) mapping log fields to its columns, e.g.
+-- log: a Parquet, CSV or JSON file (by extension), or a directory or glob of them. columns: JSON text (or a STRUCT) mapping log fields to its columns, e.g.
 -- '{"request": "prompt", "agent": "model"}'; fields request, request_id, category, agent, cost, quality, latency_ms,
 -- and the per-agent column patterns agent_quality (default '{agent}') and agent_cost (default '{agent}|total_cost').
 

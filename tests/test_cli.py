@@ -53,7 +53,9 @@ def test_route_and_sql_commands(tmp_path, capsys):
     assert main(["sql", "SELECT ruvector_register_agent('helper', 'llm', ['writing'], cost_per_call := 0.01)",
                  "--store", store]) == 0
     assert main(["route", "write a poem", "--store", store, "--optimize-for", "cost"]) == 0
-    assert "'write a poem' -> helper" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("#  request")))
+    assert lines[header + 2].split() == ["1", "write", "a", "poem", "helper", "0.01", "1000", "1.00"]
 
 
 def test_errors_are_one_clean_line(tmp_path, capsys):
@@ -84,6 +86,9 @@ def test_train_command_trains_and_activates_a_model(tmp_path, capsys):
                  "--model", "three", "--epochs", "15", "--store", store]) == 0
     captured = capsys.readouterr()
     assert "training 'three' [" in captured.err and "saved 'three' version 1" in captured.out
+    assert "epoch 1/15" in captured.err and "ETA" in captured.err
+    ending = captured.out.strip().splitlines()[-1]
+    assert ending.startswith(("stopped early at epoch", "15 epochs (best")), ending
     top = td.connect(store).execute("SELECT ruvector_classify_request('what is the weather in paris')"
                                     ".top_category").fetchone()[0]
     assert top == "weather"
@@ -121,3 +126,86 @@ def test_reembed_moves_a_store_to_another_embedder(tmp_path, capsys):
                        new.embed(["code"])[0], atol=1e-6)
     backups = list(tmp_path.glob("store.backup-*"))
     assert len(backups) == 1 and td.Engine(backups[0], embedder="hashing").get_agent("coder") is not None
+
+
+def test_demo_prints_three_commands_that_work_on_its_store(tmp_path, monkeypatch, capsys):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--rows", "250"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "tinydancer-demo" / "requests.parquet").exists()  # the default store folder, log inside
+    assert "median confidence (0-1)" in out and "median confidence: the middle of" in out
+    commands = [line.strip() for line in out.splitlines() if line.startswith("  tinydancer ")]
+    assert [shlex.split(c)[1] for c in commands] == ["route", "simulate", "report"]
+    assert all("--store tinydancer-demo" in c for c in commands)
+
+    assert main(shlex.split(commands[0])[1:]) == 0
+    routed = capsys.readouterr().out.splitlines()
+    assert routed[2].split()[0] == "1" and "banking-assistant" in routed[2]  # a refund goes to the bank's agent
+
+    assert main(shlex.split(commands[1])[1:]) == 0
+    simulated = capsys.readouterr().out
+    assert simulated.startswith("replayed 250 requests of tinydancer-demo/requests.parquet under optimize_for 'cost'")
+    mix = simulated.split("agent mix:")[1].splitlines()[3:]
+    assert sum(int(line.split()[1]) for line in mix if line.strip() and line.startswith("  ") and
+               line.split()[1].isdigit()) == 250
+
+    assert main(shlex.split(commands[2])[1:]) == 0
+    reported = capsys.readouterr().out
+    assert "report written to tinydancer-demo/report.html" in reported
+    assert (tmp_path / "tinydancer-demo" / "report.html").stat().st_size > 10_000
+
+
+def test_demo_runs_again_on_its_store(tmp_path, capsys):
+    store = str(tmp_path / "demo")
+    assert main(["demo", "--rows", "50", "--store", store]) == 0
+    assert main(["demo", "--rows", "60", "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert "registered 8 agents" in out and "60 rows x 2 objectives" in out
+
+
+@pytest.mark.parametrize("rows", ["-5", "0", "100000"])
+def test_demo_rows_out_of_range_is_one_line(tmp_path, capsys, rows):
+    assert main(["demo", "--rows", rows, "--store", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = f"tinydancer: invalid --rows={int(rows)}: must be between 1 and 18,100 (the real requests the demo ships)"
+    assert err == [expected]
+    assert not (tmp_path / "d").exists()
+
+
+def test_stopping_note_says_how_training_ended():
+    from tinydancer_duck.cli._progress import stopping_note
+
+    assert stopping_note(12, 7, 30) == ("stopped early at epoch 12 of 30 (best 7): no better validation loss for the "
+                                        "patience window")
+    assert stopping_note(30, 30, 30) == ("30 epochs (best 30): still improving at the last epoch; more --epochs may "
+                                         "help")
+    assert stopping_note(30, 26, 30) == "30 epochs (best 26): ran every epoch; the best came 4 before the end"
+
+
+def test_progress_bar_shows_the_unit_and_an_eta():
+    import io
+
+    from tinydancer_duck.cli._progress import ProgressBar
+
+    stream = io.StringIO()
+    bar = ProgressBar("training", stream=stream, unit="epoch")
+    bar.started -= 2.0  # two seconds for the first of four epochs
+    bar(1, 4, {"val_loss": 0.5})
+    bar(4, 4)
+    first, last = stream.getvalue().splitlines()
+    assert "epoch 1/4" in first and "ETA 6." in first and "val_loss 0.5" in first
+    assert "epoch 4/4" in last and "ETA" not in last
+
+
+def test_sql_turns_duckdb_progress_on_for_a_terminal(tmp_path, capsys, monkeypatch):
+    import sys
+
+    query = "SELECT current_setting('enable_progress_bar') AS bar, current_setting('enable_progress_bar_print') AS p"
+    assert main(["sql", query, "--store", str(tmp_path / "s")]) == 0
+    assert "false" in capsys.readouterr().out
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["sql", query, "--store", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("true") == 2 and "false" not in out

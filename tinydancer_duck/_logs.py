@@ -1,22 +1,25 @@
 """Reading request logs for simulation, what-if and outcome training: column mapping and streaming.
 
-A log is a Parquet file, directory or glob. Fields (all optional but the request) and their default columns:
+A log is a Parquet, CSV or JSON file (by its extension: .parquet, .csv, .json/.jsonl/.ndjson), or a directory or glob
+of them (one format). Fields (all optional but the request) and their default columns:
 
 - ``request``: the request text (default: the first of ``request``, ``prompt``, ``text``, ``content``);
-- ``request_id``, ``category``;
-- the logged choice: ``agent`` (the agent that served it), ``cost`` (what it cost), ``quality`` (its outcome in
-  [0, 1]; ``success`` is used when there is no ``quality``), ``latency_ms``;
+- ``request_id`` (else RouterBench's ``sample_id``), ``category`` (else ``eval_name``);
+- the logged choice: ``agent`` (the agent that served it; else ``model``), ``cost`` (what it cost), ``quality`` (its
+  outcome in [0, 1]; ``success`` is used when there is no ``quality``), ``latency_ms``;
 - wide per-agent outcomes (RouterBench's shape): for agent A, column ``agent_quality`` with ``{agent}`` replaced by A
   (default ``{agent}``) holds A's outcome, and ``agent_cost`` (default ``{agent}|total_cost``) its dollar cost.
 
 ``columns`` maps fields to the log's column names (JSON text or a dict); naming a column the log does not have is an
-error naming it. A log without wide outcomes but with ``agent`` + ``quality`` is "long": one observed (request,
+error naming it. The columns taken under another name are in :attr:`LogSpec.aliased` (the CLI prints them). A log
+without wide outcomes but with ``agent`` + ``quality`` is "long": one observed (request,
 agent) outcome per row, which :func:`read_outcomes` pivots to the wide shape for training.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,11 @@ from tinydancer_duck.errors import InvalidArgument
 FIELDS = ("request", "request_id", "category", "agent", "cost", "quality", "latency_ms", "agent_quality",
           "agent_cost")
 REQUEST_DEFAULTS = ("request", "prompt", "text", "content")
+#: field -> other names a common log uses for it (RouterBench's), taken when the field's own column is absent.
+ALIASES = {"request_id": ("sample_id",), "category": ("eval_name",), "agent": ("model",)}
+#: file extension -> pyarrow.dataset format (JSON is read whole: Arrow's JSON reader is not a dataset format).
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json",
+           ".ndjson": "json"}
 PATTERN_DEFAULTS = {"agent_quality": "{agent}", "agent_cost": "{agent}|total_cost"}
 DEFAULT_BATCH_ROWS = 16_384
 
@@ -50,6 +58,7 @@ class LogSpec:
     fields: dict[str, str]
     outcome: dict[str, str] = field(default_factory=dict)
     outcome_cost: dict[str, str] = field(default_factory=dict)
+    aliased: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -60,22 +69,54 @@ class LogSpec:
         return bool(self.outcome)
 
 
-def parquet_dataset(argument: str, source: str | Path) -> ds.Dataset:
-    """A Parquet file, directory or glob as one dataset; a missing or unreadable source names ``argument``."""
+def log_dataset(argument: str, source: str | Path) -> ds.Dataset:
+    """A Parquet, CSV or JSON file, or a directory or glob of them, as one dataset, the format picked by extension
+    (:data:`FORMATS`); a missing, mixed or unreadable source names ``argument``."""
     if not isinstance(source, (str, Path)) or not str(source).strip():
-        raise InvalidArgument(argument, source, "must be a Parquet file, directory or glob")
+        raise InvalidArgument(argument, source, "must be a Parquet, CSV or JSON file, directory or glob")
     text = str(source)
     try:
         if any(ch in text for ch in "*?["):
             files = sorted(glob.glob(text))
-            if not files:
-                raise FileNotFoundError(text)
-            return ds.dataset(files, format="parquet")
-        if not Path(text).exists():
+        elif Path(text).is_dir():
+            files = sorted(str(p) for p in Path(text).rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
+        elif Path(text).exists():
+            files = [text]
+        else:
             raise FileNotFoundError(text)
-        return ds.dataset(text, format="parquet")
-    except (FileNotFoundError, OSError, pa.ArrowInvalid) as exc:
-        raise InvalidArgument(argument, text, f"cannot be read as Parquet ({type(exc).__name__}: {exc})") from None
+        if not files:
+            raise FileNotFoundError(f"no {', '.join(sorted(set(FORMATS)))} files in {text}")
+        kinds = {FORMATS.get(Path(f).suffix.lower(), "parquet") for f in files}
+        if len(kinds) > 1:
+            raise InvalidArgument(argument, text, f"mixes formats ({', '.join(sorted(kinds))}); use one")
+        kind = kinds.pop()
+        if kind == "json":
+            return ds.dataset(pa.concat_tables([_json_table(f) for f in files], promote_options="default"))
+        if Path(text).is_dir() and kind == "parquet" and not any(ch in text for ch in "*?["):
+            return ds.dataset(text, format="parquet")  # keeps hive partitions
+        return ds.dataset(files, format=kind)
+    except (FileNotFoundError, OSError, pa.ArrowInvalid, ValueError) as exc:
+        if isinstance(exc, InvalidArgument):
+            raise
+        what = {".csv": "CSV", ".json": "JSON", ".jsonl": "JSON", ".ndjson": "JSON"}.get(Path(text).suffix.lower(),
+                                                                                          "Parquet")
+        raise InvalidArgument(argument, text, f"cannot be read as {what} ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def _json_table(path: str) -> pa.Table:
+    """A JSON log: one object per line (JSON Lines), or one array of objects."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096).lstrip()
+    if head.startswith(b"["):
+        with open(path, encoding="utf-8") as handle:
+            rows = json.load(handle)
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError("expected an array of objects, one per request")
+        return pa.Table.from_pylist(rows)
+    from pyarrow import json as pa_json
+
+    return pa_json.read_json(path)
 
 
 def parse_columns(columns: Mapping[str, str] | str | None) -> dict[str, str]:
@@ -87,7 +128,7 @@ def open_log(log: str | Path, *, agents: Sequence[str] | None = None,
              columns: Mapping[str, str] | str | None = None) -> LogSpec:
     """Open ``log`` and map its columns. ``agents``: the agents whose wide outcome columns to look for (None: every
     agent that has both an outcome and a cost column by the patterns)."""
-    dataset = parquet_dataset("log", log)
+    dataset = log_dataset("log", log)
     text = str(log)
     mapping = parse_columns(columns)
     available = dataset.schema.names
@@ -107,8 +148,11 @@ def open_log(log: str | Path, *, agents: Sequence[str] | None = None,
             fields[name] = found
         elif name in have:
             fields[name] = name
+        elif any(alias in have for alias in ALIASES.get(name, ())):
+            fields[name] = next(alias for alias in ALIASES[name] if alias in have)
     if "quality" not in fields and "quality" not in mapping and "success" in have:
         fields["quality"] = "success"
+    aliased = {column: name for name, column in fields.items() if column != name and name not in mapping}
     patterns = {key: mapping.get(key, default) for key, default in PATTERN_DEFAULTS.items()}
     for key, pattern in patterns.items():
         if "{agent}" not in pattern:
@@ -120,7 +164,7 @@ def open_log(log: str | Path, *, agents: Sequence[str] | None = None,
     outcome = {a: c for a, c in outcome.items() if c in have and c not in taken}
     cost = {a: patterns["agent_cost"].format(agent=a) for a in agents}
     cost = {a: c for a, c in cost.items() if c in have and c not in taken}
-    return LogSpec(text, dataset, fields, outcome, cost)
+    return LogSpec(text, dataset, fields, outcome, cost, aliased)
 
 
 def resolved_path(path: str) -> str:

@@ -7,6 +7,7 @@ import argparse
 import json
 from typing import Any
 
+from ._paths import check_output
 from ._progress import ProgressBar
 
 
@@ -85,6 +86,7 @@ def _as_of(text: str | None) -> Any:
 
 
 def run_snapshot(args: argparse.Namespace) -> int:
+    check_output("--output", args.output)
     snapshot = _build_snapshot(args.store, args.storage_options, args.as_of)
     path = snapshot.save(args.output)
     print(f"snapshot of {snapshot.agents.size} agents, {snapshot.routes.size} routes "
@@ -96,6 +98,7 @@ def run_route_parquet(args: argparse.Namespace) -> int:
     from tinydancer_duck.distributed import route_parquet
     from tinydancer_duck.snapshot import RoutingSnapshot
 
+    check_output("output", args.output, ())
     snapshot = RoutingSnapshot.load(args.snapshot) if args.snapshot else \
         _build_snapshot(args.store, args.storage_options)
     options = {"optimize_for": args.optimize_for, "max_cost": args.max_cost, "max_latency_ms": args.max_latency_ms,

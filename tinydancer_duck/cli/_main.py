@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from tinydancer_duck import __version__
 from tinydancer_duck.errors import TinydancerError
 
+from ._errors import Parser, is_wrapped_udf_error, one_line
 from ._replay import (
+    LOG_HELP,
     calibrate_command,
     import_agents_command,
+    list_agents_command,
     policy_options,
     simulate_command,
     train_outcomes_command,
@@ -33,12 +37,22 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
+    import duckdb
+
     from tinydancer_duck.engine import connect
+    from tinydancer_duck.errors import InvalidArgument
 
     con = connect(args.store)
-    result = con.sql(args.query)
-    if result is not None:
-        result.show(max_rows=args.max_rows, max_width=args.max_width)
+    if sys.stdout.isatty():  # DuckDB draws its own bar on long queries; in a pipe it would only add noise
+        con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = true")
+    try:
+        result = con.sql(args.query)
+        if result is not None:
+            result.show(max_rows=args.max_rows, max_width=args.max_width)
+    except duckdb.Error as exc:
+        if is_wrapped_udf_error(exc):  # our own message names the function's argument and value
+            raise
+        raise InvalidArgument("query", args.query, one_line(exc)) from exc
     return 0
 
 
@@ -49,10 +63,17 @@ def _route(args: argparse.Namespace) -> int:
                                      required_capabilities=args.require or None, max_cost=args.max_cost,
                                      max_latency_ms=args.max_latency_ms, min_quality=args.min_quality,
                                      willingness_to_pay=args.willingness_to_pay)
-    for request, row in zip(args.requests, table.to_pylist()):
-        agent = row["agent_name"] or "(none)"
-        cost = "" if row["estimated_cost"] is None else f"  ${row['estimated_cost']:.6f}"
-        print(f"{request!r} -> {agent}{cost}\n    {row['reasoning']}")
+    from ._table import fixed, money, number, show
+
+    rows = table.to_pylist()
+    show(("#", "request", "agent", "est. cost ($)", "est. latency (ms)", "confidence (0-1)"),
+         [(i, request, row["agent_name"], money(row["estimated_cost"]), number(row["estimated_latency_ms"]),
+           fixed(row["confidence"], 2)) for i, (request, row) in enumerate(zip(args.requests, rows), 1)])
+    print("\nwhy:")
+    for i, row in enumerate(rows, 1):
+        print(f"  {i}. {row['reasoning']}")
+    print("\nest. cost and latency come from the agent's registered price and average latency (priors until usage "
+          "is recorded); confidence: how clearly the chosen agent beat the others.")
     return 0
 
 
@@ -81,18 +102,18 @@ def _train(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
     from tinydancer_duck.learn import train_classifier
 
-    from ._progress import ProgressBar
+    from ._progress import ProgressBar, stopping_note
 
     columns = _read_columns(args.source, [args.text_column, args.label_column])
-    bar = ProgressBar(f"training {args.model!r}")
+    bar = ProgressBar(f"training {args.model!r}", unit="epoch")
     report = train_classifier(Engine(args.store), columns[args.text_column], columns[args.label_column],
                               model=args.model, hidden_dim=args.hidden_dim, epochs=args.epochs,
                               random_state=args.seed,
                               progress=lambda epoch, total, metrics: bar(epoch, total, metrics))
     bar.close()
     print(f"saved {report.model!r} version {report.version}: train accuracy {report.train_accuracy:.4f}, "
-          f"validation accuracy {report.validation_accuracy:.4f}, {report.epochs_run} epochs "
-          f"(best {report.best_epoch}), {report.n_classes} classes, {report.seconds:.1f} s")
+          f"validation accuracy {report.validation_accuracy:.4f}, {report.n_classes} classes, {report.seconds:.1f} s")
+    print(stopping_note(report.epochs_run, report.best_epoch, args.epochs))
     return 0
 
 
@@ -126,15 +147,21 @@ def _reembed(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """Every command and its options. Long because it is one declarative table of the command line; each
     command's work lives in its own function above."""
-    parser = argparse.ArgumentParser(prog="tinydancer", description="Route AI requests to agents with DuckDB SQL.")
+    parser = Parser(prog="tinydancer", description="Route AI requests to agents with DuckDB SQL.")
     parser.add_argument("--version", action="version", version=f"tinydancer_duck {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (before or after the "
+                                                              "command)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="register sample agents and route a Parquet log of real requests in SQL",
-                               description="Register agents on a fresh temporary store (or --store), write a Parquet "
-                                           "log of real requests and route it in one SQL query under two objectives.")
-    _store_option(demo)
-    demo.add_argument("--rows", type=int, default=3000, help="requests in the generated log (default 3000)")
+                               description="Register eight agents in a store folder (./tinydancer-demo unless "
+                                           "--store), write a Parquet log of real requests inside it, route it in "
+                                           "one SQL query under two objectives, explain every figure and print the "
+                                           "next three commands to try on that store.")
+    demo.add_argument("--store", default="tinydancer-demo",
+                      help="folder of the demo's store and request log (default ./tinydancer-demo; made if missing)")
+    demo.add_argument("--rows", type=int, default=3000,
+                      help="requests in the generated log, 1 to 18,100 (default 3000)")
     demo.set_defaults(run=_demo)
 
     sql = commands.add_parser("sql", help="run one SQL statement with every ruvector_* function available",
@@ -174,12 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random_state (default 0: reproducible weights)")
     train.set_defaults(run=_train)
 
-    simulate = commands.add_parser("simulate", help="replay a Parquet request log under a routing policy",
+    simulate = commands.add_parser("simulate", help="replay a request log under a routing policy",
                                    description="Replay a log with the store's agents and router under a policy and "
                                                "print cost, quality (with its source), latency, agent mix and "
                                                "savings against the log's actual choices.")
     _store_option(simulate)
-    simulate.add_argument("log", help="Parquet file, directory or glob")
+    simulate.add_argument("log", help=LOG_HELP)
     simulate.add_argument("--optimize-for", default="balanced",
                           help="cost, latency, quality, balanced (default), quality_per_dollar, learned or total_cost")
     simulate.add_argument("--budget", type=float, default=None,
@@ -196,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "frontier as CSV or Parquet, and a PNG chart when matplotlib is "
                                              "installed.")
     _store_option(whatif)
-    whatif.add_argument("log", help="Parquet file, directory or glob")
+    whatif.add_argument("log", help=LOG_HELP)
     whatif.add_argument("--budgets", required=True, help="comma-separated total budgets in dollars, e.g. 10,50,100")
     whatif.add_argument("--quality-threshold", type=float, default=None, help="mark budgets reaching this quality")
     whatif.add_argument("--latency-threshold-ms", type=float, default=None, help="drop agents slower than this")
@@ -212,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "active outcome router and print its out-of-fold metrics and the "
                                                "calibrated willingness to pay.")
     _store_option(outcomes)
-    outcomes.add_argument("log", help="Parquet file, directory or glob")
+    outcomes.add_argument("log", help=LOG_HELP)
     outcomes.add_argument("--model", default="outcomes", help="model name in the store (default 'outcomes')")
     outcomes.add_argument("--columns", default=None, metavar="JSON", help="map log fields to columns")
     outcomes.add_argument("--kind", default="knn", help="knn (default), head, mf or ensemble")
@@ -244,12 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "logged cost (per call, or per 1k tokens when the log has tokens_in and tokens_out), latency "
                     "and observed quality.")
     _store_option(importer)
-    importer.add_argument("log", help="Parquet file, directory or glob")
+    importer.add_argument("log", help=LOG_HELP)
     importer.add_argument("--columns", default=None, metavar="JSON", help="map log fields to columns")
     importer.add_argument("--agent-type", default="llm", help="agent type of every agent (default llm)")
     importer.add_argument("--capability", action="append", default=[],
                           help="capability of every agent (repeatable; default general)")
     importer.set_defaults(run=import_agents_command)
+    lister = agent_commands.add_parser("list", help="print the store's agents as a table",
+                                       description="Print every agent of the store: type, capabilities, prices, "
+                                                   "latency, quality, requests recorded.")
+    _store_option(lister)
+    lister.set_defaults(run=list_agents_command)
 
     doctor = commands.add_parser("doctor", help="check a store and report its problems in plain words",
                                  description="Check a store: every table opened and read in full, its files "
@@ -276,18 +308,34 @@ def build_parser() -> argparse.ArgumentParser:
     from ._distributed import add_commands as add_distributed_commands
 
     add_distributed_commands(commands, _store_option)
+    _add_debug(parser)
     return parser
 
 
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` after the command too (``tinydancer sql "..." --debug``), on every subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                 help="show the traceback of an error")
+                _add_debug(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every error is one line on stderr and exit code 2 (``--debug``: with its traceback)."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except TinydancerError as exc:
-        print(f"tinydancer: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's one seam: every failure becomes one line
+        if args.debug:
+            traceback.print_exc()
+        ours = isinstance(exc, TinydancerError) or is_wrapped_udf_error(exc)
+        hint = "" if args.debug or ours else " (--debug shows the traceback)"
+        print(f"tinydancer: {one_line(exc)}{hint}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

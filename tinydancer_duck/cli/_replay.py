@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+LOG_HELP = ("the log: a .parquet, .csv or .json/.jsonl file, or a folder or glob of them; RouterBench's sample_id, "
+            "eval_name, prompt and model columns are taken as request_id, category, request and agent")
+
 
 def policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--columns", default=None, metavar="JSON",
@@ -25,6 +28,16 @@ def constraints(args: argparse.Namespace) -> dict:
             "excluded_agents": args.exclude or None}
 
 
+def announce_columns(log: str, columns: str | None) -> None:
+    """Open the log once before any work (a bad log fails fast) and say on stderr which of its columns were taken
+    under another name: "columns: sample_id → request_id, eval_name → category"."""
+    from tinydancer_duck._logs import open_log
+
+    aliased = open_log(log, columns=columns).aliased
+    if aliased:
+        print("columns: " + ", ".join(f"{column} → {name}" for column, name in aliased.items()), file=sys.stderr)
+
+
 def warn(warnings: list[str]) -> None:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -34,8 +47,11 @@ def simulate_command(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
     from tinydancer_duck.replay import simulate
 
+    from ._paths import PARQUET, check_output
     from ._progress import ProgressBar
 
+    check_output("--output", args.output, PARQUET)
+    announce_columns(args.log, args.columns)
     writer, bar = None, ProgressBar("simulating")
 
     def sink(batch):
@@ -54,54 +70,129 @@ def simulate_command(args: argparse.Namespace) -> int:
         bar.close()
         if writer is not None:
             writer.close()
-    for key, value in summary.items():
-        if key not in ("agent_mix", "warnings"):
-            print(f"{key:24} {value:.6g}" if isinstance(value, float) else f"{key:24} {value}")
-    for row in summary["agent_mix"]:
-        print(f"  {row['agent']:30} {row['requests']:>9} requests  {row['share']:6.1%}  ${row['cost']:.4f}  "
-              f"quality {row['quality']:.3f}")
+    print_summary(summary, args.log, args.optimize_for)
     if args.output:
         print(f"per-request decisions written to {args.output}")
     warn(summary["warnings"])
     return 0
 
 
+def print_summary(summary: dict, log: str, policy: str) -> None:
+    """A simulation's figures as one table (value, where it came from), the agent mix, and a line per figure saying
+    what it means; values resting on a prior rather than on the log are marked *."""
+    from ._table import ASSUMED, fixed, money, number, share, show
+
+    def mark(text: str, assumed: bool) -> str:
+        return text + ASSUMED if assumed and text != "–" else text
+
+    s = summary
+    estimated_cost = s["estimated_cost_rows"] > 0
+    prior_quality = s["quality_score_rows"] > 0
+    print(f"replayed {s['rows']:,} requests of {log} under optimize_for {policy!r}: {s['routed']:,} routed")
+    rows = [
+        ("total cost ($)", mark(money(s["total_cost"]), estimated_cost), s["cost_source"]),
+        ("mean cost ($/request)", mark(money(s["mean_cost"]), estimated_cost), s["cost_source"]),
+        ("expected quality (0-1)", mark(fixed(s["mean_expected_quality"], 4), s["expected_quality_source"] ==
+                                        "quality_score"), s["expected_quality_source"]),
+        ("measured quality (0-1)", mark(fixed(s["mean_quality"], 4), prior_quality), s["quality_source"]),
+        ("realized quality (0-1)", fixed(s["realized_quality"], 4),
+         f"observed outcomes only: {s['realized_rows']:,} of {s['routed']:,} requests"),
+        ("mean latency (ms)", mark(number(s["mean_latency_ms"]), True), "the chosen agents' registered avg_latency_ms"),
+        ("actual cost ($)", money(s["actual_total_cost"]), "the log's own choices (its cost column)"
+         if s["actual_total_cost"] is not None else "the log records no choice of its own"),
+        ("actual quality (0-1)", fixed(s["actual_mean_quality"], 4), "the log's own choices (its quality column)"
+         if s["actual_mean_quality"] is not None else "the log records no outcome of its own choices"),
+        ("savings ($)", money(s["savings"]), "actual cost - total cost"),
+        ("savings (%)", fixed(s["savings_pct"], 1), "of the actual cost"),
+    ]
+    if s["budget"] is not None:
+        rows += [("budget ($)", money(s["budget"]), "for the whole log"),
+                 ("budget overrun ($)", money(s["budget_overrun"]), "spend beyond the budget")]
+    rows.append(("time (s)", number(s["seconds"], 3), f"{s['rows_per_second'] or 0:,.0f} requests/s"))
+    show(("figure", "value", "source"), rows)
+    print("\nagent mix:")
+    show(("agent", "requests", "share", "cost ($)", "measured quality (0-1)"),
+         [(m["agent"], f"{m['requests']:,}", share(m["share"]), money(m["cost"]), fixed(m["quality"], 4))
+          for m in s["agent_mix"]], indent="  ")
+    print("\nexpected quality: what the router predicted for its choices when it chose them (source above).\n"
+          "measured quality: the log's verdict on each choice: the outcome it observed for that request and agent, "
+          "else the category's mean, else a prediction, else the agent's quality_score (shares above).\n"
+          "realized quality: the mean over only the choices whose outcome the log observed (no estimates).\n"
+          "mean latency: the chosen agents' registered average latency (from agents import or registration); not "
+          "measured per request.\n"
+          f"{ASSUMED} assumed: rests (partly) on a prior registered with the agent, not on this log.")
+
+
 def whatif_command(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
+    from tinydancer_duck.errors import InvalidArgument
     from tinydancer_duck.replay import budget_whatif
+    from tinydancer_duck.report import actual_and_calibrated
 
     from ._progress import ProgressBar
     from ._report import whatif_chart_path, write_whatif_chart
 
     chart_path = whatif_chart_path(args)
-    bar = ProgressBar("reading log")
     try:
         budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
     except ValueError:
-        from tinydancer_duck.errors import InvalidArgument
-
-        raise InvalidArgument("budgets", args.budgets, "must be comma-separated numbers, e.g. 10,50,100") from None
-    table = budget_whatif(Engine(args.store), args.log, budgets, quality_threshold=args.quality_threshold,
+        raise InvalidArgument("--budgets", args.budgets, "must be comma-separated numbers, e.g. 10,50,100") from None
+    announce_columns(args.log, args.columns)
+    snapshot = Engine(args.store).snapshot()
+    bar = ProgressBar("reading log")
+    table = budget_whatif(snapshot, args.log, budgets, quality_threshold=args.quality_threshold,
                           latency_threshold_ms=args.latency_threshold_ms, columns=args.columns,
                           observed_only=args.observed_only, holdout=args.holdout, progress=bar,
                           **{k: v for k, v in constraints(args).items() if k != "max_latency_ms"})
     bar.close()
+    actual, _ = actual_and_calibrated(snapshot, args.log, columns=args.columns, observed_only=args.observed_only,
+                                      holdout=args.holdout)
+    print_frontier(table.to_pylist(), actual, args.quality_threshold)
+    _write_frontier(table, args.output)
+    print(f"frontier written to {args.output}" + write_whatif_chart(args, table, chart_path, snapshot, actual))
+    warn(table["warnings"][0].as_py() if table.num_rows else [])
+    return 0
+
+
+def print_frontier(rows: list[dict], actual: dict | None, quality_threshold: float | None) -> None:
+    """The what-if frontier as one table, the log's actual policy first as the baseline, each budget's full agent
+    mix, and a line per figure saying what it means."""
+    from ._table import fixed, money, number, show
+
+    baseline = ("actual (the log)", "–", money(actual["total_cost"]), "–", fixed(actual["quality"], 4), "–",
+                f"{actual['requests']:,}", "–", "–") if actual else (
+        "actual (the log)", "–", "–", "–", "–", "–", "–", "–", "–")
+    table = [baseline] + [(
+        f"budget {money(r['budget'])}", money(r["budget"]), money(r["spend"]), money(r["estimated_spend"]),
+        fixed(r["quality"], 4), fixed(r["expected_quality"], 4), f"{r['served']:,} of {r['requests']:,}",
+        number(r["willingness_to_pay"]), r["meets_quality_threshold"]) for r in rows]
+    show(("policy", "budget ($)", "spend ($)", "est. spend ($)", "quality", "exp. quality", "served",
+          "w.t.p. ($/quality)", "meets threshold"), table)
+    print("\nagent mix (requests per agent):")
+    for r in rows:
+        mix = ", ".join(f"{m['agent']} {m['requests']:,}" for m in r["agent_mix"]) or "none served"
+        print(f"  budget {money(r['budget'])}: {mix}")
+    threshold = "" if quality_threshold is None else f" (threshold {quality_threshold:g})"
+    print("\nspend: the chosen agents' cost as the log records it (the router's estimate where it has none); est. "
+          "spend: the router's own estimate.\nquality: mean measured quality in [0, 1], the log's verdict on the "
+          "choices (observed, else category mean, else predicted, else quality_score); exp. quality: the router's "
+          "prediction when choosing.\nw.t.p.: willingness to pay, the price per unit of quality the budget implies (route with "
+          "willingness_to_pay := it for the same choices).\nmeets threshold: every request served at a mean "
+          f"expected quality at or above --quality-threshold{threshold}.\nactual (the log): the log's own choices "
+          + ("(its agent, cost and quality columns)." if actual else
+             "— this log records none (no cost column for a choice of its own)."))
+
+
+def _write_frontier(table, path: str) -> None:
     import polars as pl
 
     frame = pl.from_arrow(table)
-    warnings = table["warnings"][0].as_py() if table.num_rows else []
-    flat = frame.drop("warnings").with_columns(pl.col("agent_mix").list.eval(
+    if path.lower().endswith(".parquet"):
+        frame.write_parquet(path)
+        return
+    frame.drop("warnings").with_columns(pl.col("agent_mix").list.eval(
         pl.element().struct.field("agent") + pl.lit(":") + pl.element().struct.field("requests").cast(pl.String))
-        .list.join(" ").alias("agent_mix"))
-    with pl.Config(tbl_rows=len(flat), tbl_cols=12, fmt_str_lengths=80, tbl_width_chars=200):
-        print(flat)
-    if args.output.endswith(".parquet"):
-        frame.write_parquet(args.output)
-    else:
-        flat.write_csv(args.output)
-    print(f"frontier written to {args.output}" + write_whatif_chart(args, table, chart_path))
-    warn(warnings)
-    return 0
+        .list.join(" ").alias("agent_mix")).write_csv(path)
 
 
 def train_outcomes_command(args: argparse.Namespace) -> int:
@@ -109,16 +200,18 @@ def train_outcomes_command(args: argparse.Namespace) -> int:
 
     from ._progress import ProgressBar
 
-    bar = ProgressBar(f"training outcome router {args.model!r}")
+    announce_columns(args.log, args.columns)
+    bar = ProgressBar(f"training outcome router {args.model!r}", unit="fit")
     engine = Engine(args.store)
     table = engine.outcomes.train_log(args.log, columns=args.columns, model=args.model, kind=args.kind,
                                       hidden_dim=args.hidden_dim, epochs=args.epochs, random_state=args.seed,
                                       folds=args.folds, holdout=args.holdout, progress=bar)
     bar.close()
-    for row in table.to_pylist():
-        figures = "  ".join(f"{k} {row[k]:.4f}" for k in ("auc", "accuracy", "brier", "quality", "cost")
-                            if row[k] is not None)
-        print(f"{row['kind']:8} {row['name'][:40]:40} n={row['n']:<6} {figures}")
+    from ._table import fixed, money, show
+
+    show(("kind", "name", "requests", "AUC", "accuracy", "Brier", "quality (0-1)", "cost ($/request)"),
+         [(r["kind"], r["name"], f"{r['n']:,}", fixed(r["auc"], 4), fixed(r["accuracy"], 4), fixed(r["brier"], 4),
+           fixed(r["quality"], 4), money(r["cost"])) for r in table.to_pylist()])
     print(f"saved outcome router {args.model!r} version {table['version'][0].as_py()}; routing now uses its "
           "predicted quality (metrics above are out-of-fold)")
     _print_knob(engine.outcomes.knob(model=args.model))
@@ -145,16 +238,36 @@ def calibrate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def list_agents_command(args: argparse.Namespace) -> int:
+    from tinydancer_duck.engine import Engine
+
+    from ._table import fixed, money, number, show
+
+    rows = Engine(args.store).list_agents().to_pylist()
+    show(("agent", "type", "capabilities", "$/1k tokens", "$/call", "$/second", "latency (ms)", "quality (0-1)",
+          "requests", "active"),
+         [(r["name"], r["agent_type"], ", ".join(r["capabilities"] or []), money(r["cost_per_1k_tokens"]),
+           money(r["cost_per_call"]), money(r["cost_per_second"]), number(r["avg_latency_ms"]),
+           fixed(r["quality_score"], 3), f"{r['total_requests'] or 0:,}", r["active"]) for r in rows])
+    print(f"{len(rows)} agent(s); latency and quality are the registered values (priors until usage is recorded)")
+    return 0
+
+
 def import_agents_command(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
 
+    announce_columns(args.log, args.columns)
     table = Engine(args.store).import_agents(args.log, columns=args.columns, agent_type=args.agent_type,
                                              capabilities=args.capability or ["general"])
-    for row in table.to_pylist():
-        price = (f"${row['cost_per_1k_tokens']:.6g}/1k tokens" if row["cost_per_1k_tokens"] is not None
-                 else f"${row['cost_per_call']:.6g}/call" if row["cost_per_call"] is not None else "no logged cost")
-        quality = "no outcomes" if row["quality_score"] is None else f"quality {row['quality_score']:.4f}"
-        print(f"{row['name'][:44]:44} {price:>24}  {quality}  ({row['observed']} outcomes)")
+    from ._table import fixed, money, number, show
+
+    show(("agent", "price ($)", "per", "latency (ms)", "quality (0-1)", "outcomes"),
+         [(r["name"], money(r["cost_per_1k_tokens"] if r["cost_per_1k_tokens"] is not None else r["cost_per_call"]),
+           "1k tokens" if r["cost_per_1k_tokens"] is not None else "call" if r["cost_per_call"] is not None else "–",
+           number(r.get("avg_latency_ms")), fixed(r["quality_score"], 4), f"{r['observed']:,}")
+          for r in table.to_pylist()])
+    if any(r["avg_latency_ms"] is None for r in table.to_pylist()):
+        print("latency –: the log has no latency_ms column; routing assumes the default latency for these agents")
     print(f"registered {table.num_rows} agent(s) from {args.log}")
     return 0
 

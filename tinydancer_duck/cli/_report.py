@@ -8,9 +8,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._replay import constraints, policy_options, warn
-
-TABLE_FORMATS = (".csv", ".parquet")
+from ._paths import CHART, HTML, TABLE, check_output
+from ._replay import LOG_HELP, announce_columns, constraints, policy_options, warn
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
@@ -29,27 +28,16 @@ def _budgets(text: str | None) -> list[float] | None:
         raise InvalidArgument("--budgets", text, "must be comma-separated numbers, e.g. 10,50,100") from None
 
 
-def _check_table_path(argument: str, path: str | None) -> None:
-    from tinydancer_duck.errors import InvalidArgument
-
-    if path is None:
-        return
-    target = Path(path)
-    if target.suffix.lower() not in TABLE_FORMATS:
-        raise InvalidArgument(argument, path, "must end in .csv or .parquet")
-    if not target.parent.is_dir():
-        raise InvalidArgument(argument, path, f"its folder {str(target.parent)!r} does not exist")
-
-
 def _replay_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"columns": args.columns, "observed_only": args.observed_only, "holdout": args.holdout}
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from tinydancer_duck.report import check_report_path, write_report
+    from tinydancer_duck.report import write_report
 
-    check_report_path("--output", args.output)
+    check_output("--output", args.output, HTML)
     budgets = _budgets(args.budgets)
+    announce_columns(args.log, args.columns)
     from tinydancer_duck.engine import Engine
 
     written = write_report(Engine(args.store), args.log, args.output, budgets=budgets,
@@ -64,20 +52,21 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def curve_command(args: argparse.Namespace) -> int:
-    from tinydancer_duck.report import check_chart_path
-
-    _check_table_path("--output", args.output)
+    check_output("--output", args.output, TABLE)
     if args.chart is not None:
-        check_chart_path("--chart", args.chart)
+        check_output("--chart", args.chart, CHART)
         _require_charts()
+    announce_columns(args.log, args.columns)
     from tinydancer_duck.engine import Engine
     from tinydancer_duck.replay import curve
 
     snapshot = Engine(args.store).snapshot()
     table, result = curve(snapshot, args.log, points=args.points, **_replay_options(args), **constraints(args))
-    for row in table.to_pylist():
-        hull = "  (on hull)" if row["on_hull"] and row["series"] != "oracle" else ""
-        print(f"{row['series']:12} {row['label'][:44]:44} ${row['cost']:<12.6g} quality {row['quality']:.4f}{hull}")
+    from ._table import fixed, money, show
+
+    show(("series", "label", "mean cost ($/request)", "quality (0-1)", "on hull"),
+         [(r["series"], r["label"], money(r["cost"]), fixed(r["quality"], 4),
+           r["on_hull"] if r["series"] != "oracle" else None) for r in table.to_pylist()])
     print(f"AIQ router {result['aiq_router']:.4f}, zero router {result['aiq_zero_router']:.4f} over mean costs "
           f"{result['c_min']:.6g} to {result['c_max']:.6g}")
     if args.output:
@@ -115,10 +104,10 @@ def whatif_chart_path(args: argparse.Namespace) -> Path | None:
     """Where `tinydancer whatif` draws its chart, checked before any work: --chart (SVG or PNG by its suffix; the
     [charts] extra is then required), else the --output path with .png when the extra is installed, else None."""
     from tinydancer_duck.errors import TinydancerError
-    from tinydancer_duck.report import check_chart_path
 
+    check_output("--output", args.output, TABLE)
     if args.chart is not None:
-        path = check_chart_path("--chart", args.chart)
+        path = check_output("--chart", args.chart, CHART)
         _require_charts()
         return path
     try:
@@ -128,19 +117,17 @@ def whatif_chart_path(args: argparse.Namespace) -> Path | None:
     return Path(args.output).with_suffix(".png")
 
 
-def write_whatif_chart(args: argparse.Namespace, table: Any, path: Path | None) -> str:
+def write_whatif_chart(args: argparse.Namespace, table: Any, path: Path | None, snapshot: Any,
+                       actual: dict | None) -> str:
     """Draw the what-if frontier of ``table`` with each single agent and the log's actual policy to ``path``; what
     to print after "frontier written to OUTPUT" (" and PATH", or why there is no chart)."""
-    from tinydancer_duck.report import CHARTS_EXTRA, actual_and_calibrated, save_chart, whatif_chart
+    from tinydancer_duck.report import CHARTS_EXTRA, save_chart, whatif_chart
 
     if path is None:
         return f" (no chart: {CHARTS_EXTRA})"
-    from tinydancer_duck.engine import Engine
     from tinydancer_duck.replay import curve
-    
-    snapshot = Engine(args.store).snapshot()
+
     agents, _ = curve(snapshot, args.log, points=3, **_replay_options(args))
-    actual, _ = actual_and_calibrated(snapshot, args.log, **_replay_options(args))
     spec = whatif_chart(table, agents=[r for r in agents.to_pylist() if r["series"] == "zero_router"],
                         actual=actual, quality_threshold=args.quality_threshold)
     return f" and {save_chart(spec, path, argument='--chart')}"
@@ -156,7 +143,7 @@ def add_commands(commands: Any) -> None:
                     "frontier against the actual spend and the quality threshold; the agent mix per policy; savings "
                     "against the actual policy with each figure's source; and the table behind each chart.")
     _store_option(report)
-    report.add_argument("log", help="Parquet file, directory or glob")
+    report.add_argument("log", help=LOG_HELP)
     report.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
     report.add_argument("--budgets", default=None,
                         help="comma-separated total budgets in dollars (default: 8 from the cheapest to the dearest "
@@ -173,7 +160,7 @@ def add_commands(commands: Any) -> None:
                     "(the zero router) and the oracle, with AIQ for both; write the table as CSV or Parquet and "
                     "the chart as SVG or PNG (by the --chart suffix).")
     _store_option(curve)
-    curve.add_argument("log", help="Parquet file, directory or glob")
+    curve.add_argument("log", help=LOG_HELP)
     curve.add_argument("--points", type=int, default=40, help="willingness-to-pay points (default 40)")
     curve.add_argument("--output", default=None, help="write the curve table: .csv or .parquet")
     curve.add_argument("--chart", default=None, help="write the chart: .svg or .png")

@@ -1,4 +1,4 @@
-"""Reading usage logs: Parquet files, directories or globs streamed in batches, with a column mapping for logs
+"""Reading usage logs: Parquet, CSV or JSON files, directories or globs streamed in batches, with a column mapping for logs
 that name the usage fields differently."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from tinydancer_duck._logs import parquet_dataset
+from tinydancer_duck._logs import log_dataset
 from tinydancer_duck._validate import field_mapping
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.store import USAGE_SCHEMA
@@ -24,8 +24,8 @@ def column_mapping(columns: Mapping[str, str] | str | None) -> dict[str, str]:
 
 
 def open_log(source: str | Path, mapping: Mapping[str, str]) -> tuple[ds.Dataset, dict[str, str]]:
-    """The Parquet dataset and, for each field it provides, the source column to read."""
-    dataset = parquet_dataset("path", source)
+    """The dataset and, for each field it provides, the source column to read."""
+    dataset = log_dataset("path", source)
     available = set(dataset.schema.names)
     selection = {}
     for name in FIELDS:
