@@ -35,7 +35,7 @@ def test_demo_routes_a_parquet_log(tmp_path, capsys):
     assert main(["demo", "--rows", "400", "--store", str(tmp_path / "store")]) == 0
     out = capsys.readouterr().out
     assert "registered 8 agents" in out and "400 rows x 2 objectives" in out
-    assert "optimize_for := 'cost'" in out and "optimize_for := 'quality'" in out
+    assert "optimize_for := 'cost'" in out and "optimize_for := 'balanced'" in out
 
 
 def test_demo_summary_values(tmp_path):
@@ -43,9 +43,11 @@ def test_demo_summary_values(tmp_path):
 
     summary = run_demo(tmp_path / "store", rows=300, echo=lambda line: None)
     assert summary["rows"] == 300
-    for objective in ("by_cost", "by_quality"):
+    for objective in ("by_cost", "by_balanced"):
         assert sum(summary[objective]["mix"].values()) == 300
-    assert 0 < summary["by_cost"]["total_cost"] < summary["by_quality"]["total_cost"]
+    assert 0 < summary["by_cost"]["total_cost"] < summary["by_balanced"]["total_cost"]
+    # sensible out of the box (issue 13): the $1.20-a-call human gets the few requests that ask for support
+    assert summary["by_balanced"]["mix"].get("human-support", 0) < 0.1 * 300
 
 
 def test_route_and_sql_commands(tmp_path, capsys):

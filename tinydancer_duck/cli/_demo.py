@@ -58,7 +58,7 @@ quality_score := 0.90
 ROUTE_LOG_SQL = """
 SELECT request_id, request,
        ruvector_route(request, optimize_for := 'cost') AS by_cost,
-       ruvector_route(request, optimize_for := 'quality') AS by_quality
+       ruvector_route(request, optimize_for := 'balanced') AS by_balanced
 FROM read_parquet(?)
 """
 
@@ -142,7 +142,7 @@ def run_demo(store: str | Path = DEFAULT_STORE, *, rows: int = 3000, echo: Calla
 
     con.register("routed", routed)
     summary: dict = {"rows": routed.num_rows, "seconds": seconds, "store": str(store), "log": str(log)}
-    for step, objective in ((3, "by_cost"), (4, "by_quality")):
+    for step, objective in ((3, "by_cost"), (4, "by_balanced")):
         figures = con.sql(f"""
             SELECT {objective}.agent_name AS agent, count(*) AS requests,
                    sum({objective}.estimated_cost) AS est_cost,
@@ -157,9 +157,9 @@ def run_demo(store: str | Path = DEFAULT_STORE, *, rows: int = 3000, echo: Calla
     echo("\n   requests: how many of the log's requests the objective sent to the agent; est. cost: the sum of the "
          "agent's registered price over them (no request was sent to any model); median confidence: the middle of "
          "the router's confidence in each choice, 0-1 (how clearly the chosen agent beat the runner-up).")
-    echo("\n5. a few decisions (cost -> the cheapest capable agent, quality -> the best):")
-    show(("request", "by cost", "by quality"),
-         con.sql("SELECT request, by_cost.agent_name, by_quality.agent_name FROM routed ORDER BY request_id "
+    echo("\n5. a few decisions (cost -> the cheapest capable agent, balanced -> cost, speed and quality weighed):")
+    show(("request", "by cost", "balanced"),
+         con.sql("SELECT request, by_cost.agent_name, by_balanced.agent_name FROM routed ORDER BY request_id "
                  "LIMIT 5").fetchall(), echo=echo, indent="   ")
     con.close()
     summary["next"] = next_commands(store, log)
