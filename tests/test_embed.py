@@ -265,3 +265,24 @@ def test_small_ascii_batches_tokenize_exactly_like_the_arrow_path(monkeypatch):
     for got, expected in zip(mixed_from_list, tokenizer.tokenize(pa.array(mixed), 512)):
         np.testing.assert_array_equal(got, expected)
     assert tokenizer._tokenize_small(["café"], 512) is None  # non-ASCII goes to Arrow
+
+
+def test_segment_sum_equals_each_texts_sum_in_token_order_with_a_few_long_texts():
+    """segment_sum hands the last few long texts to a whole-text sum: the bits must still be those of adding each
+    text's token rows one by one, in order (a text's embedding never depends on its batch-mates)."""
+    from tinydancer_duck.embed._vectors import segment_sum
+
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((1000, 64)).astype(np.float32)
+    for _ in range(100):
+        n = int(rng.integers(1, 60))
+        counts = rng.integers(0, 40, n)
+        counts[rng.integers(0, n, 3)] = rng.integers(100, 600, 3)
+        ids = rng.integers(0, 1000, counts.sum())
+        out = segment_sum(table, ids, np.repeat(np.arange(n), counts), counts)
+        starts = np.cumsum(counts) - counts
+        for i in range(n):
+            expected = np.zeros(64, np.float32)
+            for token in ids[starts[i]:starts[i] + counts[i]]:
+                expected += table[token]
+            assert np.array_equal(out[i], expected)

@@ -368,7 +368,7 @@ def test_seed_agents_take_their_windows_from_metadata_and_say_which_is_largest(s
 
 
 def test_a_long_text_the_tokenizer_only_read_part_of_is_counted_by_its_bytes(fleet):
-    """The tokenizer reads a text's first max_tokens * 32 characters: 20,000 spaces then 40,000 words count 1
+    """The tokenizer reads a text's first max_tokens * 16 characters: 20,000 spaces then 40,000 words count 1
     token there, but the text is ~15,000 tokens long and must not reach a 2,000-token window."""
     sparse = "hello" + " " * 20_000 + "word " * 8_000
     fleet.register_agent("best", "llm", ["general help"], cost_per_1k_tokens=0.2, avg_latency_ms=2000,

@@ -10,7 +10,7 @@
 Every embedder is deterministic across processes (crc32/blake2b, never Python's salted ``hash()``), returns float32
 C-contiguous (n, D) arrays with unit-norm rows, and gives an all-zero row for a NULL, empty or whitespace-only text
 (callers mask those rows). Static and hashing embedders read at most a text's first ``MAX_TOKENS`` (512) tokens,
-taken from its first 512 * 32 characters, so a 1 MB string costs no more than a short paragraph; the ONNX model reads
+taken from its first 512 * 16 characters, so a 1 MB string costs no more than a short paragraph; the ONNX model reads
 its first 126 tokens.
 """
 

@@ -12,8 +12,9 @@ import pyarrow as pa
 
 from tinydancer_duck.errors import InvalidArgument
 
-#: Row block of ``segment_sum``: keeps the (rows, D) gather buffer inside the CPU cache.
-_BLOCK = 2048
+#: ``segment_sum`` sums the texts still open whole once they are this many times fewer than the steps left: a batch
+#: with 1% of 512-token texts otherwise spent ~6 ms per 2048 rows in hundreds of numpy calls on 20 rows.
+_STEPS_PER_TEXT = 4
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -57,6 +58,10 @@ def segment_sum(table: np.ndarray, ids: np.ndarray, parents: np.ndarray, counts:
     buf = np.empty((n, dim), dtype=np.float32)
     for j in range(longest):
         k = int(active[j])
+        if k * _STEPS_PER_TEXT <= longest - j:  # a few long texts left: each summed whole, in token order (the
+            for i in range(k):                   # loop's order, so the same bits), not hundreds of tiny steps
+                np.add.reduce(table[ids[first[i]:first[i] + sorted_counts[i]]], axis=0, out=acc[i])
+            break
         np.take(table, ids[first[:k] + j], axis=0, out=buf[:k])
         acc[:k] += buf[:k]
     out[order] = acc
