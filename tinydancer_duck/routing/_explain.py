@@ -69,7 +69,7 @@ def winner_detail(winner: np.ndarray, no_signal: np.ndarray, similarity: np.ndar
     def number(values: np.ndarray, decimals: int) -> pa.Array:
         return pc.cast(pc.round(pa.array(np.asarray(values, np.float64)), decimals), pa.string())
 
-    if len(winner) <= _FEW:
+    if len(winner) <= FEW_ROWS:
         return _few_details(winner, no_signal, labels, number(np.r_[similarity, quality], 2).to_pylist(),
                             number(np.r_[cost_ratio, latency_ratio], 1).to_pylist())
     matched = pc.binary_join_element_wise(": match ", number(similarity, 2), "" if labels is None else
@@ -83,7 +83,7 @@ def winner_detail(winner: np.ndarray, no_signal: np.ndarray, similarity: np.ndar
 
 #: Up to this many requests, details are joined in Python: a dozen Arrow kernel calls on one-row arrays cost more
 #: (~0.4 ms) than the decision. The numbers are still formatted by Arrow, so both paths give the same text.
-_FEW = 16
+FEW_ROWS = 16
 
 
 def _few_details(winner: np.ndarray, no_signal: np.ndarray, labels: pa.Array | None, two: list[str],

@@ -35,6 +35,7 @@ from ._candidates import removal_codes
 from ._decisions import Decisions, ratio_to_best
 from ._explain import (
     CONSTRAINTS,
+    FEW_ROWS,
     ROUTE_DECIDED,
     ROUTE_TARGET_REMOVED,
     ROUTE_TARGET_UNKNOWN,
@@ -322,7 +323,7 @@ def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals
     if signals.match is None:
         matched = np.where(by_objective >= 0, scored.matched[rows, np.maximum(by_objective, 0)], -1)
         at = np.maximum(matched, 0)
-        labels = pa.array([snapshot.match_labels[m] for m in at.tolist()], pa.string()) if n <= 16 else \
+        labels = pa.array([snapshot.match_labels[m] for m in at.tolist()], pa.string()) if n <= FEW_ROWS else \
             pa.array(snapshot.match_labels, pa.string()).take(pa.array(at, pa.int64()))
     detail = winner_detail(by_objective, no_signal, scored.similarity[rows, safe], labels,
                            ratio_to_best(scored.cost[rows, safe], cheapest), ratio_to_best(snapshot.latency_ms[safe], fastest),
