@@ -404,3 +404,18 @@ def test_explain_lists_every_candidate_with_the_terms_of_its_score(fleet):
     assert {s["threshold"] for s in scores} == {fleet.snapshot().agents.match_threshold}
     assert "cost 1x the cheapest, latency 60x the fastest, quality 0.5" in decision["reasoning"]
     assert fleet.route([REQUEST]).to_pylist()[0]["scores"] is None  # only when asked
+
+
+def test_a_few_numbers_are_written_as_arrow_writes_them():
+    """The one-request path formats its numbers in Python where that is provably Arrow's text, else by Arrow:
+    either way the reasoning reads the same as a large batch's (ties, 1e9 and up, infinities included)."""
+    import pyarrow.compute as pc
+
+    from tinydancer_duck.routing._explain import few_numbers
+
+    rng = np.random.default_rng(2)
+    values = np.concatenate([rng.uniform(0, 2, 4000), 10.0 ** rng.uniform(-8, 12, 4000),
+                             [0.0, 1.0, np.inf, 2.675, 0.125, 0.135, 0.005, 0.015, 1e9, 9.99e9, 37735.8]])
+    for decimals in (1, 2):
+        for chunk in np.array_split(values, 800):
+            assert few_numbers(chunk, decimals) == pc.cast(pc.round(pa.array(chunk), decimals), pa.string()).to_pylist()

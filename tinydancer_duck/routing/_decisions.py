@@ -150,16 +150,18 @@ class Decisions:
         agents = agents[np.argsort(-scored.score[i, agents], kind="stable")]
         if not len(agents):
             return []
-        cost, latency = scored.cost[i], snapshot.latency_ms
-        cost_ratio = ratio_to_best(cost[agents], np.full(len(agents), cost[agents].min()))
-        latency_ratio = ratio_to_best(latency[agents], np.full(len(agents), latency[agents].min()))
-        names, labels, quality = snapshot.name_list(), snapshot.match_labels, scored.quality[i]
-        return [{"agent_name": names[a], "similarity": float(scored.similarity[i, a]),
-                 "threshold": float(self.threshold),
-                 "matched_on": labels[m] if (m := int(scored.matched[i, a])) >= 0 and len(labels) else None,
-                 "match": float(scored.match[i, a]), "cost_vs_cheapest": float(cost_ratio[j]),
-                 "latency_vs_fastest": float(latency_ratio[j]), "quality": float(quality[a]),
-                 "score": float(scored.score[i, a])} for j, a in enumerate(agents)]
+        rows = agents.tolist()
+        cost, latency = scored.cost[i, agents].tolist(), snapshot.latency_ms[agents].tolist()
+        cheapest, fastest = min(cost), min(latency)
+        names, labels = snapshot.name_list(), snapshot.match_labels
+        similarity, match = scored.similarity[i, agents].tolist(), scored.match[i, agents].tolist()
+        quality, score = scored.quality[i, agents].tolist(), scored.score[i, agents].tolist()
+        matched = scored.matched[i, agents].tolist()
+        return [{"agent_name": names[a], "similarity": similarity[j], "threshold": float(self.threshold),
+                 "matched_on": labels[matched[j]] if matched[j] >= 0 and len(labels) else None,
+                 "match": match[j], "cost_vs_cheapest": _ratio(cost[j], cheapest),
+                 "latency_vs_fastest": _ratio(latency[j], fastest), "quality": quality[j], "score": score[j]}
+                for j, a in enumerate(rows)]
 
     def _fallbacks(self, snapshot: AgentSnapshot, k: int) -> pa.Array:
         ranked = self.ranked(k)
@@ -203,6 +205,13 @@ class Decisions:
         ], fields=list(SCORE_TYPE))
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
         return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _ratio(value: float, best: float) -> float:
+    """:func:`ratio_to_best` of one pair, in Python (the same IEEE division)."""
+    if best > 0:
+        return value / best
+    return float("inf") if value > 0 else 1.0
 
 
 def ratio_to_best(value: np.ndarray, best: np.ndarray) -> np.ndarray:

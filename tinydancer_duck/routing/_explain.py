@@ -70,8 +70,8 @@ def winner_detail(winner: np.ndarray, no_signal: np.ndarray, similarity: np.ndar
         return pc.cast(pc.round(pa.array(np.asarray(values, np.float64)), decimals), pa.string())
 
     if len(winner) <= FEW_ROWS:
-        return _few_details(winner, no_signal, labels, number(np.r_[similarity, quality], 2).to_pylist(),
-                            number(np.r_[cost_ratio, latency_ratio], 1).to_pylist())
+        return _few_details(winner, no_signal, labels, few_numbers(np.r_[similarity, quality], 2),
+                            few_numbers(np.r_[cost_ratio, latency_ratio], 1))
     matched = pc.binary_join_element_wise(": match ", number(similarity, 2), "" if labels is None else
                                           pc.binary_join_element_wise(" on '", labels, "'", ""), ", ", "")
     unmatched = pa.array(np.full(len(winner), ": "), pa.string())
@@ -84,6 +84,19 @@ def winner_detail(winner: np.ndarray, no_signal: np.ndarray, similarity: np.ndar
 #: Up to this many requests, details are joined in Python: a dozen Arrow kernel calls on one-row arrays cost more
 #: (~0.4 ms) than the decision. The numbers are still formatted by Arrow, so both paths give the same text.
 FEW_ROWS = 16
+
+
+def few_numbers(values: np.ndarray, decimals: int) -> list[str]:
+    """A few numbers as the Arrow path formats them (``cast(round(x, decimals), string)``), in Python where that is
+    provably the same text: finite, below 1e9 (Arrow writes larger ones with an exponent) and not near a rounding
+    tie (where Arrow's rounding of the decimal digits and Python's of the binary value may differ); else Arrow's."""
+    values = np.asarray(values, np.float64)
+    scaled = np.abs(values) * 10.0 ** decimals
+    if not (np.isfinite(values).all() and (np.abs(values) < 1e9).all()
+            and (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6).all()):
+        return pc.cast(pc.round(pa.array(values), decimals), pa.string()).to_pylist()
+    return [text.removesuffix(".0") for text in map(repr, (round(v, decimals)
+                                                                              for v in values.tolist()))]
 
 
 def _few_details(winner: np.ndarray, no_signal: np.ndarray, labels: pa.Array | None, two: list[str],
