@@ -220,15 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     whatif = commands.add_parser("whatif", help="what each budget would have bought over a log (a frontier)",
                                  description="Allocate each total budget over the log's requests (Lagrangian) and "
                                              "report spend, quality, requests served and agent mix; writes the "
-                                             "frontier as CSV or Parquet, and a PNG chart when matplotlib is "
-                                             "installed.")
+                                             "frontier as CSV or Parquet, and its chart (SVG or PNG) when the "
+                                             "[charts] extra is installed.")
     _store_option(whatif)
     whatif.add_argument("log", help=LOG_HELP)
     whatif.add_argument("--budgets", required=True, help="comma-separated total budgets in dollars, e.g. 10,50,100")
     whatif.add_argument("--quality-threshold", type=float, default=None, help="mark budgets reaching this quality")
     whatif.add_argument("--latency-threshold-ms", type=float, default=None, help="drop agents slower than this")
     whatif.add_argument("--output", default="whatif.csv", help="frontier table: .csv (default whatif.csv) or .parquet")
-    whatif.add_argument("--chart", default=None, help="PNG path (default: the output path with .png)")
+    whatif.add_argument("--chart", default=None,
+                        help="chart path, .svg or .png (default: the output path with .png, with the [charts] extra)")
     policy_options(whatif)
     whatif.set_defaults(run=whatif_command)
     add_report_commands(commands)
