@@ -27,7 +27,7 @@ from tinydancer_duck.learn._classifier import RouteClassifier
 from tinydancer_duck.learn._classify import default_classifier
 from tinydancer_duck.learn._fastgrnn import init_params
 
-CLINC = Path(__file__).resolve().parents[1] / "datasets" / "clinc150_train_val.json"
+CLINC = Path(__file__).resolve().parents[1] / "tinydancer_duck" / "datasets" / "clinc150_train_val.json"
 
 
 def clinc_like(rows: int, seed: int = 0) -> list[str]:

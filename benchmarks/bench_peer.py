@@ -93,7 +93,7 @@ def workload() -> dict[str, np.ndarray]:
     """Routes, utterances and queries from CLINC150, with our default embedder's vectors."""
     from tinydancer_duck.embed._embedders import make_embedder
 
-    data = json.loads((REPO / "datasets" / "clinc150_train_val.json").read_text())
+    data = json.loads((REPO / "tinydancer_duck" / "datasets" / "clinc150_train_val.json").read_text())
     by_intent: dict[str, list[str]] = {}
     for text, intent in data["train"]:
         by_intent.setdefault(intent, []).append(text)

@@ -90,7 +90,7 @@ def bench_kernel(rows: int, repeats: int) -> dict:
 
 
 def request_texts() -> list[str]:
-    data = json.loads((REPO / "datasets" / "clinc150_train_val.json").read_text())
+    data = json.loads((REPO / "tinydancer_duck" / "datasets" / "clinc150_train_val.json").read_text())
     return [text for text, _ in data["train"] + data["val"]]
 
 
@@ -134,7 +134,7 @@ def run_child(store: Path, log: Path, query: str) -> dict:
 def agents_store(path: Path) -> td.Engine:
     """An engine over a new store at ``path`` holding the packaged demo agents."""
     engine = td.Engine(path)
-    engine.register_agents(json.loads((REPO / "datasets" / "agents.json").read_text()))
+    engine.register_agents(json.loads((REPO / "tinydancer_duck" / "datasets" / "agents.json").read_text()))
     return engine
 
 
@@ -167,7 +167,7 @@ HUGE_TAIL = "repeat(' lorem ipsum dolor sit amet', 8000)"
 
 def with_windows(engine: td.Engine) -> None:
     """Give every agent of the store a context window (WINDOWS, else SMALL_WINDOW)."""
-    for agent in json.loads((REPO / "datasets" / "agents.json").read_text()):
+    for agent in json.loads((REPO / "tinydancer_duck" / "datasets" / "agents.json").read_text()):
         engine.register_agents([{**agent, "context_window": WINDOWS.get(agent["name"], SMALL_WINDOW)}])
 
 

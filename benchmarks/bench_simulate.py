@@ -1,4 +1,4 @@
-"""Simulation throughput and memory: replay a generated 1M-row log (datasets/generate_log.py) streamed in record
+"""Simulation throughput and memory: replay a generated 1M-row log (tinydancer_duck/datasets/generate_log.py) streamed in record
 batches, in a child process that reports its own peak RSS (resource.getrusage), for a per-request objective
 (streaming) and for a whole-log budget (the (n, A) matrices held, no embeddings).
 

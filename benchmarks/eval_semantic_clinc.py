@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 import tinydancer_duck as td
 
-DATA = REPO / "datasets" / "clinc150_train_val.json"
+DATA = REPO / "tinydancer_duck" / "datasets" / "clinc150_train_val.json"
 
 
 def load() -> dict[str, list[list[str]]]:

@@ -30,7 +30,7 @@ from tinydancer_duck.settings import DEFAULT_SETTINGS
 def texts() -> dict[str, list[str]]:
     import pyarrow.parquet as pq
 
-    clinc = json.loads((REPO / "datasets" / "clinc150_train_val.json").read_text())
+    clinc = json.loads((REPO / "tinydancer_duck" / "datasets" / "clinc150_train_val.json").read_text())
     out = {"clinc150": [t for t, _ in clinc["train"] + clinc["val"]]}
     with (SHARED / "intents" / "banking77_train.csv").open(newline="", encoding="utf-8") as handle:
         out["banking77"] = [row["text"] for row in csv.DictReader(handle)]

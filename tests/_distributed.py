@@ -21,7 +21,7 @@ FLOATS = ("confidence", "estimated_cost", "estimated_latency_ms")
 def routing_engine(store: str | Path, **kwargs) -> td.Engine:
     """An engine on ``store`` with the packaged agents and one semantic route (with a target agent)."""
     engine = td.Engine(store, **kwargs)
-    engine.register_agents(json.loads((REPO / "datasets" / "agents.json").read_text()))
+    engine.register_agents(json.loads((REPO / "tinydancer_duck" / "datasets" / "agents.json").read_text()))
     target = engine.list_agents()["name"][0].as_py()
     engine.routes.create_route("weather", "questions about the weather forecast", target)
     examples = ["what is the weather like today", "will it rain tomorrow", "how hot is it outside",

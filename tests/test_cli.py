@@ -80,7 +80,8 @@ def test_train_command_trains_and_activates_a_model(tmp_path, capsys):
 
     import tinydancer_duck as td
 
-    data = json.loads((Path(__file__).resolve().parents[1] / "datasets" / "clinc150_train_val.json").read_text())
+    clinc = Path(__file__).resolve().parents[1] / "tinydancer_duck" / "datasets" / "clinc150_train_val.json"
+    data = json.loads(clinc.read_text())
     picked = [row for row in data["train"] if row[1] in ("balance", "weather", "timer")]
     pq.write_table(pa.table({"q": [r[0] for r in picked], "intent": [r[1] for r in picked]}), tmp_path / "t.parquet")
     store = str(tmp_path / "store")

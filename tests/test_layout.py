@@ -63,9 +63,10 @@ MAX_FUNCTION_LINES = 60
 
 
 def _modules() -> dict[str, Path]:
-    """Dotted module name (under tinydancer_duck, udfs as 'udfs.x') -> file."""
-    found = {".".join(p.relative_to(PACKAGE).with_suffix("").parts): p for p in PACKAGE.rglob("*.py")}
-    found.update({"udfs." + p.stem: p for p in (ROOT / "udfs").glob("*.py")})
+    """Dotted module name under tinydancer_duck -> file (the shipped data's build scripts are not modules the package
+    imports, so they are left out)."""
+    found = {".".join(p.relative_to(PACKAGE).with_suffix("").parts): p for p in PACKAGE.rglob("*.py")
+             if p.parent.name != "datasets" or p.name == "__init__.py"}
     return {name.removesuffix(".__init__"): path for name, path in found.items()}
 
 
@@ -95,8 +96,7 @@ def _imports(path: Path, module: str) -> list[tuple[str, bool, int]]:
             if node.level:
                 base = package[: len(package) - node.level + 1]
                 target = ".".join([*base, node.module] if node.module else base)
-                if not module.startswith("udfs"):  # udfs' relative imports stay udfs-internal names
-                    target = "tinydancer_duck." + target if target else "tinydancer_duck"
+                target = "tinydancer_duck." + target if target else "tinydancer_duck"
             else:
                 target = node.module or ""
             names = [f"{target}.{a.name}" for a in node.names]
@@ -113,14 +113,10 @@ def _is_module(dotted: str) -> bool:
 
 def _ours(target: str) -> str | None:
     """Our module name for an import target ('routing._router', 'udfs.x'), else None."""
-    if target.startswith("tinydancer_duck.udfs"):
-        return "udfs" + target.removeprefix("tinydancer_duck.udfs")
     if target == "tinydancer_duck":
         return "__init__"
     if target.startswith("tinydancer_duck."):
         return target.removeprefix("tinydancer_duck.")
-    if target.startswith("udfs"):
-        return target
     return None
 
 
@@ -168,7 +164,7 @@ def test_private_modules_stay_in_their_room():
 def test_heavy_libraries_stay_where_they_belong():
     wrong = []
     for module, path in _modules().items():
-        rel = str(path.relative_to(PACKAGE)) if path.is_relative_to(PACKAGE) else str(path.relative_to(ROOT))
+        rel = str(path.relative_to(PACKAGE))
         kernel = rel.startswith(KERNELS)
         for target, at_top, line in _imports(path, module):
             library = target.split(".")[0]
@@ -273,7 +269,7 @@ def _macro_defaults() -> dict[str, dict[str, object]]:
     import re
 
     found: dict[str, dict[str, object]] = {}
-    for path in sorted((ROOT / "sql").glob("*.sql")):
+    for path in sorted((PACKAGE / "sql").glob("*.sql")):
         text = re.sub(r"--[^\n]*", "", path.read_text())
         for name, params in re.findall(r"CREATE OR REPLACE MACRO (ruvector_\w+)\((.*?)\) AS", text, re.DOTALL):
             defaults = {}

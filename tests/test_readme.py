@@ -24,7 +24,7 @@ def sql_blocks() -> list[str]:
 
 def write_fixtures(folder: Path) -> None:
     """The files the README's examples read: requests, usage log, outcomes log and training Parquet files."""
-    data = json.loads((REPO / "datasets" / "clinc150_train_val.json").read_text())
+    data = json.loads((REPO / "tinydancer_duck" / "datasets" / "clinc150_train_val.json").read_text())
     texts = [text for text, _ in data["val"][:300]]
     pq.write_table(pa.table({"request_id": list(range(len(texts))), "request": texts}), folder / "requests.parquet")
     start = datetime.now(timezone.utc) - timedelta(days=1)

@@ -1,4 +1,5 @@
-"""Simulation on generated logs whose right answers are known by construction (datasets/generate_log.py)."""
+"""Simulation on generated logs whose right answers are known by construction
+(tinydancer_duck/datasets/generate_log.py)."""
 
 from __future__ import annotations
 

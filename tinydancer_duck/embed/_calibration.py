@@ -2,8 +2,8 @@
 
 A cosine similarity means nothing by itself: the static table puts a request at 0.2-0.5 of unrelated requests, a
 one-word capability at 0.1-0.3 of any sentence, the hashing embedder both near 0. So each embedder is measured once
-per process on a shipped background of 850 generic requests from many domains (``datasets/background_requests.json``,
-``datasets/build_background.py``), each with a group (a CLINC150 domain, Banking77, RouterBench, an out-of-scope
+per process on a shipped background of 850 generic requests from many domains (``tinydancer_duck/datasets/background_requests.json``,
+``tinydancer_duck/datasets/build_background.py``), each with a group (a CLINC150 domain, Banking77, RouterBench, an out-of-scope
 query), and a similarity counts only above what unrelated text reaches:
 
 - **routes** (:class:`TextNull`): a route scores a request by its best vector among k (its description and

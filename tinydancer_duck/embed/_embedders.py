@@ -1,7 +1,7 @@
 """Text embedders: one protocol, three kinds.
 
 - ``static`` (default): a (V, D) token table distilled from all-MiniLM-L6-v2 with model2vec's method, then refit
-  to the model's sentence embeddings on a corpus of real texts (``datasets/build_static_embedder.py``); a text is the
+  to the model's sentence embeddings on a corpus of real texts (``tinydancer_duck/datasets/build_static_embedder.py``); a text is the
   L2-normalized sum (= mean, after normalizing) of its WordPiece tokens' rows. numpy + pyarrow only.
 - ``onnx``: the contextual all-MiniLM-L6-v2 model, int8-quantized, through onnxruntime (optional extra ``[onnx]``;
   the model file is built locally from a pip-shipped model, see ``_onnx_model``), 384-dim.

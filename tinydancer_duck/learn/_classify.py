@@ -3,7 +3,7 @@
 Which classifier is active: the newest row of kind ``route_classifier`` in the store's ``models`` table (latest
 ``created_at``, then highest version); with none saved, the default model shipped in the package
 (``tinydancer_duck/data/default_classifier.npz``, CLINC150 intents, static embedder; rebuilt by
-``datasets/build_default_classifier.py``). Saving a model therefore makes it active, and :meth:`Classifiers.activate`
+``tinydancer_duck/datasets/build_default_classifier.py``). Saving a model therefore makes it active, and :meth:`Classifiers.activate`
 re-activates an older one by saving a copy of it as the newest version. The active model is deserialized once per
 ``models`` table version (the store's snapshot cache), not per batch.
 
@@ -50,7 +50,7 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "default_
 DEFAULT_NAME = "default (packaged)"
 Progress = Callable[[int, int, dict[str, float]], None]
 
-#: Training defaults (tuned on a held-out split of CLINC150 train, see datasets/build_default_classifier.py).
+#: Training defaults (tuned on a held-out split of CLINC150 train, see tinydancer_duck/datasets/build_default_classifier.py).
 LEARNING_RATE = 1e-3
 WEIGHT_DECAY = 0.1
 BATCH_SIZE = 128

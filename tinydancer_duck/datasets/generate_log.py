@@ -11,7 +11,7 @@ Wide format (like RouterBench): one row per request with ``request_id``, ``categ
 (``agent``, ``cost``, ``quality``, ``latency_ms``) and, per agent, its outcome in column ``<agent>`` (0/1) and its
 dollar cost in ``<agent>|total_cost``. Long format (:func:`to_long`): one row per (request, agent) observed.
 
-    python datasets/generate_log.py out.parquet --rows 100000 --seed 0
+    python tinydancer_duck/datasets/generate_log.py out.parquet --rows 100000 --seed 0
 """
 
 from __future__ import annotations
