@@ -56,12 +56,13 @@ def save_models_forever(store: str, ready: str) -> None:
 
     import tinydancer_duck as td
     from tinydancer_duck.learn._classify import fit
+    from tinydancer_duck.options import FastGRNNConfig
 
     engine = td.Engine(store, embedder="hashing")
     rng = np.random.default_rng(os.getpid())
     x = rng.normal(size=(40, engine.dim)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    model, _ = fit(x, ["a", "b"] * 20, identity=engine.embedder.identity, hidden_dim=8, epochs=1)
+    model, _ = fit(x, ["a", "b"] * 20, FastGRNNConfig(hidden_dim=8, epochs=1), identity=engine.embedder.identity)
     Path(ready).touch()
     while True:
         engine.classifier.save(model, "crashy")

@@ -61,7 +61,7 @@ def test_bad_arguments_name_the_argument(setup):
     cases = [({"request": "prompt"}, "request"), ({"keep": ["nope"]}, "keep"), ({"keep": ["agent_name"]}, "keep"),
              ({"optimize_for": "cheapest"}, "optimize_for"), ({"max_cost": -1.0}, "max_cost"),
              ({"num_fallbacks": -1}, "num_fallbacks"), ({"optimize_for": "total_cost"}, "optimize_for"),
-             ({"budget": 10.0}, "budget"), ({"max_costs": 1.0}, "option")]
+             ({"budget": 10.0}, "budget"), ({"max_costs": 1.0}, "max_costs")]
     for kwargs, argument in cases:
         with pytest.raises(InvalidArgument) as caught:
             td.route_batch(snapshot, batch, **kwargs)

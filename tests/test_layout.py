@@ -27,8 +27,9 @@ PUBLIC = {
     "RouteClassifier", "RoutingSnapshot", "Settings", "StaticEmbedder", "StoreError", "TinydancerError",
     "TrainReport", "aiq", "budget_whatif", "connect", "curve", "make_embedder", "simulate", "train_classifier",
     "route_batch", "classify_batch", "semantic_route_batch", "ray_route", "spark_route",
+    "RouteOptions", "Policy", "FastGRNNConfig", "OutcomeModelConfig",
 }
-GROUND = {"errors", "settings", "_validate", "_numeric", "_blas", "_logs"}
+GROUND = {"errors", "settings", "_validate", "_numeric", "_blas", "_logs", "options"}
 #: unit -> the units it may import (a unit is a room, or a top-level module outside the ground).
 MAY_IMPORT = {
     "store": set(),
@@ -56,7 +57,7 @@ MAY_IMPORT = {
 KERNELS = ("routing/", "semantic/_kernels.py", "semantic/_match.py", "semantic/_conditions.py", "semantic/_fit.py",
            "learn/_fastgrnn.py", "learn/_fastgrnn_grad.py", "learn/_train.py", "learn/_classifier.py", "embed/",
            "registry/_snapshot.py", "registry/_stats.py", "snapshot.py", "_decide.py", "distributed/", "_numeric.py",
-           "_validate.py", "errors.py", "settings.py")
+           "_validate.py", "errors.py", "settings.py", "options/")
 HEAVY = ("duckdb", "lancedb", "polars")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
@@ -261,78 +262,3 @@ def test_cli_help_and_version_start_without_numpy(flag):
         assert lines[0] == f"tinydancer_duck {td.__version__}"
     else:
         assert "simulate" in "\n".join(lines)
-
-
-# -- the SQL surface's defaults are the Python API's defaults ---------------------------------------------------------
-def _macro_defaults() -> dict[str, dict[str, object]]:
-    """macro name -> {parameter: default} from sql/*.sql (the first definition of each name)."""
-    import re
-
-    found: dict[str, dict[str, object]] = {}
-    for path in sorted((PACKAGE / "sql").glob("*.sql")):
-        text = re.sub(r"--[^\n]*", "", path.read_text())
-        for name, params in re.findall(r"CREATE OR REPLACE MACRO (ruvector_\w+)\((.*?)\) AS", text, re.DOTALL):
-            defaults = {}
-            for param in params.split(","):
-                if ":=" in param:
-                    key, literal = (part.strip() for part in param.split(":=", 1))
-                    defaults[key.strip('"')] = _sql_literal(literal)
-            found.setdefault(name, defaults)
-    return found
-
-
-def _sql_literal(text: str) -> object:
-    if text.upper() == "NULL":
-        return None
-    if text.startswith("["):  # a list of text literals, compared with a Python tuple
-        return tuple(item.strip().strip("'") for item in text.strip("[]").split(",") if item.strip())
-    if text.startswith("'"):
-        return text.strip("'")
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return float(text)
-
-
-def _python_defaults(function) -> dict[str, object]:
-    import inspect
-
-    return {name: p.default for name, p in inspect.signature(function).parameters.items()
-            if p.default is not inspect.Parameter.empty}
-
-
-def test_sql_macro_defaults_match_the_python_defaults():
-    from tinydancer_duck.budget import Budgets
-    from tinydancer_duck.engine import Engine
-    from tinydancer_duck.learn import Classifiers, OutcomeRouters
-    from tinydancer_duck.replay import budget_whatif, curve, simulate
-    from tinydancer_duck.semantic import SemanticRoutes
-    from tinydancer_duck.usage import Analytics, Usage
-
-    python = {
-        "ruvector_register_agent": Engine.register_agent, "ruvector_route": Engine.route,
-        "ruvector_route_multi": Engine.route_multi, "ruvector_batch_route": Engine.batch_route,
-        "ruvector_find_agents_by_capability": Engine.find_agents_by_capability,
-        "ruvector_update_agent_metrics": Engine.update_agent_metrics, "ruvector_semantic_route": Engine.semantic_match,
-        "ruvector_create_route": SemanticRoutes.create_route, "ruvector_fit_routes": SemanticRoutes.fit,
-        "ruvector_classify_capabilities": Classifiers.capabilities_list, "ruvector_train_classifier": Classifiers.train,
-        "ruvector_activate_classifier": Classifiers.activate, "ruvector_train_outcome_router": OutcomeRouters.train,
-        "ruvector_record_usage": Usage.record, "ruvector_ingest_usage": Usage.ingest,
-        "ruvector_routing_analytics": Analytics.analytics_struct, "ruvector_set_budget": Budgets.set,
-        "ruvector_optimize_budget": Budgets.optimize, "ruvector_simulate": simulate,
-        "ruvector_simulate_summary": simulate, "ruvector_cost_quality_curve": curve,
-        "ruvector_budget_whatif": budget_whatif, "ruvector_import_agents": Engine.import_agents,
-        "ruvector_calibrate": OutcomeRouters.knob,
-    }
-    sql_only = {"text_column", "label_column", "route_column", "now", "remove", "source"}
-    macros = _macro_defaults()
-    mismatched, compared = [], 0
-    for macro, function in python.items():
-        defaults = _python_defaults(function)
-        for param, value in macros[macro].items():
-            if param in sql_only or param not in defaults:
-                continue
-            compared += 1
-            if defaults[param] != value:
-                mismatched.append(f"{macro}({param} := {value!r}) but Python's default is {defaults[param]!r}")
-    assert not mismatched, "\n".join(mismatched)
-    assert compared >= 60  # the comparison really ran over the surface

@@ -10,13 +10,12 @@ from hypothesis import strategies as st
 from tinydancer_duck.errors import InvalidArgument, ModelError
 from tinydancer_duck.learn._outcome_metrics import auc
 from tinydancer_duck.learn._outcome_models import (
-    DEFAULT_HYPERPARAMETERS,
-    DEFAULT_KIND,
     KINDS,
     _fit_platt,
     fit_outcome_model,
     predict_outcome_model,
 )
+from tinydancer_duck.options import OutcomeModelConfig
 
 FAST_MF = {"dim": 4, "epochs": 150}
 SMALL = {"head": {}, "knn": {}, "mf": FAST_MF, "ensemble": {"members": (("knn", {}), ("mf", FAST_MF))}}
@@ -113,7 +112,7 @@ def test_platt_recovers_a_known_miscalibration():
 
 def test_default_kind_fits(data):
     x, y, label = data
-    p = predict_outcome_model(fit_outcome_model(DEFAULT_KIND, x, y, **DEFAULT_HYPERPARAMETERS), x)
+    p = predict_outcome_model(fit_outcome_model(OutcomeModelConfig().kind, x, y, calibration=OutcomeModelConfig().calibration), x)
     assert auc(p[:, 0], label == 0) > 0.98
 
 

@@ -41,8 +41,13 @@ def test_an_impossible_figure_is_named_by_column_and_row(con, tmp_path, column, 
         con.execute(call.format(log=tmp_path / "log.parquet")).fetchall()
 
 
-def test_budget_whatif_names_latency_threshold_ms(con, tmp_path):
+def test_budget_whatif_takes_max_latency_ms_like_every_replay(con, tmp_path):
+    """The what-if's latency limit is the routing option max_latency_ms (once latency_threshold_ms silently overwrote
+    it); the old name is not a parameter."""
     pq.write_table(pa.table({"request": ["x"], "a": [0.5], "a|total_cost": [0.01]}), tmp_path / "log.parquet")
-    with pytest.raises(duckdb.Error, match=r"invalid latency_threshold_ms=-1.0: must be >= 0"):
+    with pytest.raises(duckdb.Error, match=r"invalid max_latency_ms=-1.0: must be >= 0"):
         con.execute(f"SELECT * FROM ruvector_budget_whatif(log := '{tmp_path / 'log.parquet'}', budgets := [1.0], "
-                    "latency_threshold_ms := -1)").fetchall()
+                    "max_latency_ms := -1)").fetchall()
+    with pytest.raises(duckdb.BinderException, match="max_latency_ms := NULL"):
+        con.execute(f"SELECT * FROM ruvector_budget_whatif(log := '{tmp_path / 'log.parquet'}', budgets := [1.0], "
+                    "latency_threshold_ms := 10)").fetchall()

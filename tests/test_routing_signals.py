@@ -11,7 +11,7 @@ from conftest import SEED_ROUTES_SQL, rows
 
 import tinydancer_duck as td
 
-DATA = Path(__file__).resolve().parents[1] / "datasets" / "clinc150_train_val.json"
+DATA = Path(__file__).resolve().parents[1] / "tinydancer_duck" / "datasets" / "clinc150_train_val.json"
 
 
 @pytest.fixture

@@ -19,58 +19,22 @@ from tinydancer_duck.settings import Settings
 
 __version__ = "0.1.0"
 
-#: public name -> the module that defines it, imported on first use (PEP 562).
-_LAZY = {
-    "Embedder": "tinydancer_duck.embed",
-    "HashingEmbedder": "tinydancer_duck.embed",
-    "StaticEmbedder": "tinydancer_duck.embed",
-    "make_embedder": "tinydancer_duck.embed",
-    "Engine": "tinydancer_duck.engine",
-    "connect": "tinydancer_duck.engine",
-    "RouteClassifier": "tinydancer_duck.learn",
-    "TrainReport": "tinydancer_duck.learn",
-    "train_classifier": "tinydancer_duck.learn",
-    "aiq": "tinydancer_duck.replay",
-    "budget_whatif": "tinydancer_duck.replay",
-    "curve": "tinydancer_duck.replay",
-    "simulate": "tinydancer_duck.replay",
-    "IngestReport": "tinydancer_duck.usage",
-    "RoutingSnapshot": "tinydancer_duck.snapshot",
-    "classify_batch": "tinydancer_duck.distributed",
-    "ray_route": "tinydancer_duck.distributed",
-    "route_batch": "tinydancer_duck.distributed",
-    "semantic_route_batch": "tinydancer_duck.distributed",
-    "spark_route": "tinydancer_duck.distributed",
+#: The public names, by the module that defines them; each is imported on first use (PEP 562). The one list:
+#: ``__all__`` is derived from it and tests/test_layout.py checks the TYPE_CHECKING imports below against it.
+_LAZY_BY_MODULE = {
+    "tinydancer_duck.embed": ("Embedder", "HashingEmbedder", "StaticEmbedder", "make_embedder"),
+    "tinydancer_duck.engine": ("Engine", "connect"),
+    "tinydancer_duck.learn": ("RouteClassifier", "TrainReport", "train_classifier"),
+    "tinydancer_duck.options": ("FastGRNNConfig", "OutcomeModelConfig", "Policy", "RouteOptions"),
+    "tinydancer_duck.replay": ("aiq", "budget_whatif", "curve", "simulate"),
+    "tinydancer_duck.usage": ("IngestReport",),
+    "tinydancer_duck.snapshot": ("RoutingSnapshot",),
+    "tinydancer_duck.distributed": ("classify_batch", "ray_route", "route_batch", "semantic_route_batch",
+                                    "spark_route"),
 }
-
-__all__ = [
-    "Embedder",
-    "Engine",
-    "HashingEmbedder",
-    "IngestReport",
-    "InvalidArgument",
-    "ModelError",
-    "NotFound",
-    "RouteClassifier",
-    "RoutingSnapshot",
-    "Settings",
-    "StaticEmbedder",
-    "StoreError",
-    "TinydancerError",
-    "TrainReport",
-    "aiq",
-    "budget_whatif",
-    "classify_batch",
-    "connect",
-    "curve",
-    "make_embedder",
-    "ray_route",
-    "route_batch",
-    "semantic_route_batch",
-    "simulate",
-    "spark_route",
-    "train_classifier",
-]
+_LAZY = {name: module for module, names in _LAZY_BY_MODULE.items() for name in names}
+_EAGER = ("InvalidArgument", "ModelError", "NotFound", "Settings", "StoreError", "TinydancerError")
+__all__ = sorted((*_EAGER, *_LAZY))
 
 
 def __getattr__(name: str) -> Any:
@@ -91,6 +55,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names resolve l
     from tinydancer_duck.embed import Embedder, HashingEmbedder, StaticEmbedder, make_embedder
     from tinydancer_duck.engine import Engine, connect
     from tinydancer_duck.learn import RouteClassifier, TrainReport, train_classifier
+    from tinydancer_duck.options import FastGRNNConfig, OutcomeModelConfig, Policy, RouteOptions
     from tinydancer_duck.replay import aiq, budget_whatif, curve, simulate
     from tinydancer_duck.snapshot import RoutingSnapshot
     from tinydancer_duck.usage import IngestReport

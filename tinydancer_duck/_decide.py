@@ -32,7 +32,7 @@ from tinydancer_duck.routing import (
     BatchDecisions,
     Decisions,
     Requests,
-    RouteOptions,
+    OptionColumns,
     Signals,
     batch_route,
     check_strategy,
@@ -79,9 +79,9 @@ def requests_from(snapshot: RoutingSnapshot, requests: Any) -> Requests:
 
 
 # -- signals ----------------------------------------------------------------------------------------------------
-def signals_for(snapshot: RoutingSnapshot, batch: Requests, options: RouteOptions, *, now_us: int | None = None,
+def signals_for(snapshot: RoutingSnapshot, batch: Requests, options: OptionColumns, *, now_us: int | None = None,
                 ts_us: np.ndarray | None = None, carried: dict[tuple[int, int], int] | None = None
-                ) -> tuple[Signals, RouteOptions]:
+                ) -> tuple[Signals, OptionColumns]:
     """What the snapshot adds to the router for ``batch``, and the options with the global budget's cap.
 
     Open circuits and agents past their own budget stop being candidates; a global budget caps every request's
@@ -102,7 +102,7 @@ def signals_for(snapshot: RoutingSnapshot, batch: Requests, options: RouteOption
     return signals, options
 
 
-def learned_options(snapshot: RoutingSnapshot, options: RouteOptions) -> RouteOptions:
+def learned_options(snapshot: RoutingSnapshot, options: OptionColumns) -> OptionColumns:
     """``optimize_for='learned'`` rows routed by the willingness to pay the active outcome router was calibrated to
     (cross-fitted on its training log, :mod:`tinydancer_duck.learn._calibrate`)."""
     if not (options.objective == LEARNED).any():
@@ -111,7 +111,7 @@ def learned_options(snapshot: RoutingSnapshot, options: RouteOptions) -> RouteOp
     value = None if model is None else model.default_willingness_to_pay
     if value is None:
         raise InvalidArgument("optimize_for", "learned", "needs a calibrated outcome router for this store's agents "
-                              "and embedder: train one (ruvector_train_outcomes or tinydancer train-outcomes)")
+                              "and embedder: train one (ruvector_train_outcome_router or tinydancer train-outcomes)")
     return options.with_willingness_to_pay(value)
 
 
@@ -161,7 +161,7 @@ def _semantic_route(snapshot: RoutingSnapshot, batch: Requests, now_us: int | No
 
 
 # -- decisions --------------------------------------------------------------------------------------------------
-def decide(snapshot: RoutingSnapshot, batch: Requests, options: RouteOptions, *, now_us: int | None = None,
+def decide(snapshot: RoutingSnapshot, batch: Requests, options: OptionColumns, *, now_us: int | None = None,
            ts_us: np.ndarray | None = None) -> Decisions:
     """Route every request of ``batch`` (:func:`tinydancer_duck.routing.route` with the snapshot's signals)."""
     signals, options = signals_for(snapshot, batch, options, now_us=now_us, ts_us=ts_us)
@@ -177,7 +177,7 @@ class Claims:
     routes: dict[str, int]
 
 
-def decide_metered(snapshot: RoutingSnapshot, batch: Requests, options: RouteOptions, *, now_us: int,
+def decide_metered(snapshot: RoutingSnapshot, batch: Requests, options: OptionColumns, *, now_us: int,
                    held_agents: Mapping[str, float], held_total: float, held_routes: Mapping[str, int]
                    ) -> tuple[Decisions, Claims]:
     """:func:`decide` for live calls when budgets or route rate limits hold across calls and processes.
@@ -265,7 +265,7 @@ def _none_left(decided: Decisions, fits: int) -> Decisions:
     return decided.without_agent_from(fits, "no agent: earlier requests of this call used the budget that was left")
 
 
-def decide_multi(snapshot: RoutingSnapshot, batch: Requests, options: RouteOptions, *, strategies: list[Any],
+def decide_multi(snapshot: RoutingSnapshot, batch: Requests, options: OptionColumns, *, strategies: list[Any],
                  counts: list[Any], now_us: int | None = None) -> pa.StructArray:
     """The ruvector_route_multi plan STRUCT per request; ``strategies`` and ``counts`` hold one value per request
     (rows sharing a (strategy, num_agents) pair are planned together, then put back in order)."""
@@ -288,7 +288,7 @@ def decide_multi(snapshot: RoutingSnapshot, batch: Requests, options: RouteOptio
     return pa.concat_arrays(parts).take(pa.array(inverse, pa.int64()))
 
 
-def decide_batch(snapshot: RoutingSnapshot, batch: Requests, options: RouteOptions, *, objective: str,
+def decide_batch(snapshot: RoutingSnapshot, batch: Requests, options: OptionColumns, *, objective: str,
                  budget: float | None, now_us: int | None = None) -> BatchDecisions:
     """Decide a whole batch together (``total_cost``, a per-request objective, or a total ``budget``)."""
     signals, options = signals_for(snapshot, batch, options, now_us=now_us)

@@ -33,6 +33,7 @@ import pyarrow.dataset as ds
 
 from tinydancer_duck._validate import check_number, check_utf8, field_mapping
 from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.options import HOLDOUT
 
 FIELDS = ("request", "request_id", "category", "agent", "cost", "quality", "latency_ms", "agent_quality",
           "agent_cost")
@@ -251,13 +252,8 @@ def text_hash(texts: pa.Array) -> np.ndarray:
 
 
 def check_holdout(holdout: Any) -> float | None:
-    """None, or the share of requests held out of training, in (0, 1)."""
-    if holdout is None:
-        return None
-    value = check_number("holdout", holdout, minimum=0)
-    if not 0 < value < 1:
-        raise InvalidArgument("holdout", holdout, "must lie strictly between 0 and 1 (a share of the requests)")
-    return value
+    """None, or the share of requests held out of training, in (0, 1) (:data:`tinydancer_duck.options.HOLDOUT`)."""
+    return HOLDOUT.value(holdout)
 
 
 def held_out(texts: pa.Array, fraction: float) -> np.ndarray:

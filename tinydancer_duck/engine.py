@@ -30,15 +30,8 @@ from tinydancer_duck.embed import Embedder, make_embedder, one_embedding
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.learn import TOP_K, Classifiers, OutcomeRouters
 from tinydancer_duck.registry import IMPORT_TYPE, Registry, agents_from_log, config_columns, estimated_cost
-from tinydancer_duck.routing import (
-    MAX_FALLBACKS,
-    NUM_FALLBACKS,
-    Decisions,
-    Requests,
-    RouteOptions,
-    check_batch_objective,
-    per_request_objective,
-)
+from tinydancer_duck.options import EXPLAIN, NUM_AGENTS, NUM_FALLBACKS, STRATEGY, RouteOptions, per_row_values
+from tinydancer_duck.routing import Decisions, OptionColumns, Requests, check_batch_objective, per_request_objective
 from tinydancer_duck.semantic import US_PER_MIN, SemanticRoutes
 from tinydancer_duck.settings import DEFAULT_SETTINGS, Settings
 from tinydancer_duck.snapshot import SNAPSHOT_TABLES, RoutingSnapshot, build_routing_snapshot
@@ -200,33 +193,37 @@ class Engine:
         return self.embedder.embed(as_texts("texts", texts))
 
     @translate_text_errors
-    def route_struct(self, requests: Any, *, num_fallbacks: Any = NUM_FALLBACKS, explain: Any = False,
-                     **options: Any) -> pa.StructArray:
+    def route_struct(self, requests: Any, options: RouteOptions | None = None, *,
+                     num_fallbacks: Any = NUM_FALLBACKS.default, explain: Any = EXPLAIN.default,
+                     **values: Any) -> pa.StructArray:
         """The ruvector_route STRUCT for every request (the scalar SQL function calls this): the decision, up to
-        ``num_fallbacks`` next candidates and, with ``explain``, every candidate's score breakdown."""
-        fallbacks, explain = _output_options(num_fallbacks, explain)
+        ``num_fallbacks`` next candidates and, with ``explain``, every candidate's score breakdown. ``options``
+        and ``values``: :class:`~tinydancer_duck.options.RouteOptions` (``values`` applied over ``options``)."""
+        options = RouteOptions.of(options, **values)
+        fallbacks, shown = NUM_FALLBACKS.value(num_fallbacks), EXPLAIN.value(explain)
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, requests)
-        decided = self._decide_live(snapshot, batch, RouteOptions.build(len(batch), **options), now_us)
-        return decided.to_arrow(snapshot.agents, num_fallbacks=fallbacks, explain=explain)
+        decided = self._decide_live(snapshot, batch, OptionColumns.of(options, len(batch)), now_us)
+        return decided.to_arrow(snapshot.agents, num_fallbacks=fallbacks, explain=shown)
 
     @translate_text_errors
-    def route_one(self, request: Any, *, num_fallbacks: Any = NUM_FALLBACKS, explain: Any = True,
-                  **options: Any) -> dict[str, Any]:
+    def route_one(self, request: Any, options: RouteOptions | None = None, *,
+                  num_fallbacks: Any = NUM_FALLBACKS.default, explain: Any = True, **values: Any) -> dict[str, Any]:
         """One request's decision as a dict of ROUTE_FIELDS (None for NULL); the same decision as
         :meth:`route_struct`. The one-request SQL table form calls this: for one row, Arrow conversions would cost
         more than the routing itself.
 
         request : text, None, or one embedding (a sequence or numpy array of ``dim`` floats)
         """
-        fallbacks, explain = _output_options(num_fallbacks, explain)
+        options = RouteOptions.of(options, **values)
+        fallbacks, shown = NUM_FALLBACKS.value(num_fallbacks), EXPLAIN.value(True if explain is None else explain)
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, [request] if request is None or isinstance(request, str)
                               else one_embedding(request, self.dim))
-        decided = self._decide_live(snapshot, batch, RouteOptions.build(1, **options), now_us)
-        return decided.row(0, snapshot.agents, num_fallbacks=fallbacks, explain=explain)
+        decided = self._decide_live(snapshot, batch, OptionColumns.of(options, 1), now_us)
+        return decided.row(0, snapshot.agents, num_fallbacks=fallbacks, explain=shown)
 
-    def _decide_live(self, snapshot: RoutingSnapshot, batch: Requests, options: RouteOptions,
+    def _decide_live(self, snapshot: RoutingSnapshot, batch: Requests, options: OptionColumns,
                      now_us: int) -> Decisions:
         """:func:`decide`; or, when budgets or rate-limited routes hold across calls, :func:`decide_metered` under
         the store ledger's lock with what other calls hold, then reserve what this call claims (README
@@ -246,64 +243,58 @@ class Engine:
         """The snapshot of now and the moment a live call decides at (route conditions are checked then)."""
         return self.snapshot(), to_us(None)
 
-    @translate_text_errors
-    def route(self, requests: Any, *, optimize_for: Any = "balanced", required_capabilities: Any = None,
-              max_cost: Any = None, max_latency_ms: Any = None, min_quality: Any = None,
-              excluded_agents: Any = None, budget_remaining: Any = None, willingness_to_pay: Any = None,
-              num_fallbacks: Any = NUM_FALLBACKS, explain: Any = False) -> pa.Table:
+    def route(self, requests: Any, options: RouteOptions | None = None, *, num_fallbacks: Any = NUM_FALLBACKS.default,
+              explain: Any = EXPLAIN.default, **values: Any) -> pa.Table:
         """Route every request; one row per request: agent_name (NULL when none fits), confidence,
         estimated_cost, estimated_latency_ms, candidates, reasoning, fallbacks (the next candidates) and, with
         ``explain``, scores (every candidate's breakdown). ``pl.from_arrow`` gives a polars frame.
 
-        willingness_to_pay : dollars per unit of expected quality; where given, the candidate of best expected
-            quality - cost / willingness_to_pay wins, whatever ``optimize_for`` says (``optimize_for='learned'``
-            uses the outcome router's calibrated value).
+        options, values : :class:`~tinydancer_duck.options.RouteOptions`, or its fields by name
+            (``engine.route(texts, optimize_for="cost", max_cost=0.01)``; values are applied over options).
         """
-        struct = self.route_struct(requests, optimize_for=optimize_for,
-                                   required_capabilities=required_capabilities, max_cost=max_cost,
-                                   max_latency_ms=max_latency_ms, min_quality=min_quality,
-                                   excluded_agents=excluded_agents, budget_remaining=budget_remaining,
-                                   willingness_to_pay=willingness_to_pay, num_fallbacks=num_fallbacks,
-                                   explain=explain)
-        return pa.Table.from_struct_array(struct)
+        return pa.Table.from_struct_array(self.route_struct(requests, options, num_fallbacks=num_fallbacks,
+                                                            explain=explain, **values))
 
     @translate_text_errors
-    def route_multi_struct(self, requests: Any, *, num_agents: Any = 3, strategy: Any = "pipeline",
-                           **options: Any) -> pa.StructArray:
+    def route_multi_struct(self, requests: Any, options: RouteOptions | None = None, *,
+                           num_agents: Any = NUM_AGENTS.default, strategy: Any = STRATEGY.default,
+                           **values: Any) -> pa.StructArray:
         """The ruvector_route_multi plan STRUCT per request; num_agents and strategy may be columns."""
+        options = RouteOptions.of(options, **values)
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, requests)
         n = len(batch)
-        return decide_multi(snapshot, batch, RouteOptions.build(n, **options), strategies=_column_values(strategy, n),
-                            counts=_column_values(num_agents, n), now_us=now_us)
+        return decide_multi(snapshot, batch, OptionColumns.of(options, n),
+                            strategies=per_row_values(STRATEGY, strategy, n),
+                            counts=per_row_values(NUM_AGENTS, num_agents, n), now_us=now_us)
 
-    @translate_text_errors
-    def route_multi(self, request: Any, *, num_agents: int = 3, strategy: str = "pipeline",
-                    **options: Any) -> pa.Table:
+    def route_multi(self, request: Any, options: RouteOptions | None = None, *, num_agents: int = 3,
+                    strategy: str = "pipeline", **values: Any) -> pa.Table:
         """Plan several agents for one request: one row per step (step, agent_name, capabilities, weight,
-        estimated_cost, estimated_latency_ms). ``options`` are ruvector_route's constraints."""
-        plan = self.route_multi_struct([request] if isinstance(request, str) else request, num_agents=num_agents,
-                                       strategy=strategy, **options)
+        estimated_cost, estimated_latency_ms). ``options``, ``values``: ruvector_route's."""
+        plan = self.route_multi_struct([request] if isinstance(request, str) else request, options,
+                                       num_agents=num_agents, strategy=strategy, **values)
         steps = plan.field("steps").flatten()
         return pa.Table.from_struct_array(steps) if len(steps) else pa.table(
             {f.name: pa.array([], f.type) for f in steps.type})
 
-    @translate_text_errors
     def batch_route(self, requests: Any, *, optimize_for: str = "total_cost", budget: float | None = None,
-                    **options: Any) -> pa.Table:
+                    **values: Any) -> pa.Table:
         """Decide a whole batch together: ``total_cost`` (cheapest feasible per request) or, with ``budget``, the
-        most total expected quality within it (Lagrangian; the λ used is a column). One row per request."""
+        most total expected quality within it (Lagrangian; the λ used is a column). One row per request.
+        ``values``: ruvector_route's other options."""
         return pa.Table.from_struct_array(self.batch_route_struct(requests, optimize_for=optimize_for,
-                                                                  budget=budget, **options))
+                                                                  budget=budget, **values))
 
     @translate_text_errors
     def batch_route_struct(self, requests: Any, *, optimize_for: Any = "total_cost", budget: Any = None,
-                           **options: Any) -> pa.StructArray:
-        objective, limit = check_batch_objective(optimize_for, budget, options.get("willingness_to_pay"))
+                           **values: Any) -> pa.StructArray:
+        objective, limit = check_batch_objective(optimize_for, budget, values.get("willingness_to_pay"))
+        options = RouteOptions.of(optimize_for=per_request_objective(objective), **values)
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, requests)
-        options = RouteOptions.build(len(batch), optimize_for=per_request_objective(objective), **options)
-        decided = decide_batch(snapshot, batch, options, objective=objective, budget=limit, now_us=now_us)
+        decided = decide_batch(snapshot, batch, OptionColumns.of(options, len(batch)), objective=objective,
+                               budget=limit, now_us=now_us)
         return decided.to_arrow(snapshot.agents)
 
     @translate_text_errors
@@ -338,36 +329,6 @@ class Engine:
         from tinydancer_duck._connect import connect_engine
 
         return connect_engine(self)
-
-
-def _output_options(num_fallbacks: Any, explain: Any) -> tuple[int, bool]:
-    """What a decision lists besides the choice: one value per call (a column must hold one value)."""
-    fallbacks = _one_value(num_fallbacks, "num_fallbacks")
-    shown = _one_value(explain, "explain")
-    if not isinstance(shown, (bool, np.bool_)):
-        raise InvalidArgument("explain", shown, "must be true or false")
-    return check_int("num_fallbacks", fallbacks, minimum=0, maximum=MAX_FALLBACKS), bool(shown)
-
-
-def _one_value(value: Any, argument: str) -> Any:
-    """A call-wide option given as a scalar or as a column repeating one value (SQL passes a constant)."""
-    if isinstance(value, (pa.Array, pa.ChunkedArray)):
-        distinct = {v for v in value.to_pylist() if v is not None} if len(value) else set()
-        if len(distinct) > 1:
-            raise InvalidArgument(argument, sorted(distinct)[:2], "must be the same for every row of a call")
-        return distinct.pop() if distinct else None
-    return value
-
-
-def _column_values(value: Any, n: int) -> list[Any]:
-    """n Python values from a scalar or a column (Arrow, numpy or list)."""
-    if isinstance(value, pa.ChunkedArray):
-        value = value.combine_chunks()
-    if isinstance(value, pa.Array):
-        return value.to_pylist()
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return list(value)
-    return [value] * n
 
 
 def connect(store: str | Path | None = None, *, embedder: str | Embedder = "static",

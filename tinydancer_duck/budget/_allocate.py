@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tinydancer_duck._validate import check_number
+from tinydancer_duck.options import LATENCY_CEILING, MONTHLY_BUDGET, QUALITY_FLOOR
 from tinydancer_duck.registry import AgentSnapshot, estimated_cost
 
 #: One row of ruvector_optimize_budget (the allocation frame's columns).
@@ -46,9 +46,10 @@ OUTPUT_SCHEMA = dict(pl.from_arrow(pa.schema(list(OPTIMIZE_TYPE)).empty_table())
 
 
 def check_thresholds(monthly_budget: float, quality_threshold: float, latency_threshold_ms: float) -> None:
-    check_number("monthly_budget", monthly_budget, above=0)
-    check_number("quality_threshold", quality_threshold, minimum=0, maximum=1)
-    check_number("latency_threshold_ms", latency_threshold_ms, minimum=0)
+    """The allocation's arguments, checked by their declarations (a missing budget is not a number)."""
+    for param, value in ((MONTHLY_BUDGET, monthly_budget), (QUALITY_FLOOR, quality_threshold),
+                         (LATENCY_CEILING, latency_threshold_ms)):
+        param.check.scalar(param.name, value)
 
 
 def eligible_matrix(categories: list[str], snapshot: AgentSnapshot, quality_threshold: float,

@@ -7,6 +7,9 @@ import argparse
 import json
 from typing import Any
 
+from tinydancer_duck.options import EXPLAIN, NUM_FALLBACKS, RouteOptions
+
+from ._flags import add_flags, flag_values
 from ._paths import check_output
 from ._progress import ProgressBar
 
@@ -42,11 +45,7 @@ def add_commands(commands: Any, store_option: Any) -> None:
     route.add_argument("--request-column", default="request", help="column holding the request (default request)")
     route.add_argument("--keep", nargs="+", default=None, metavar="COL",
                        help="input columns to copy to the output (default: all)")
-    route.add_argument("--optimize-for", default="balanced",
-                       help="cost, latency, quality, balanced (default) or quality_per_dollar")
-    route.add_argument("--max-cost", type=float, default=None, help="max estimated dollars per request")
-    route.add_argument("--max-latency-ms", type=float, default=None, help="max average latency in ms")
-    route.add_argument("--min-quality", type=float, default=None, help="min quality score in [0, 1]")
+    add_flags(route, (*RouteOptions.params(), NUM_FALLBACKS, EXPLAIN))
     route.add_argument("--batch-rows", type=int, default=8192, help="rows per batch (default 8192)")
     route.set_defaults(run=run_route_parquet)
 
@@ -101,8 +100,7 @@ def run_route_parquet(args: argparse.Namespace) -> int:
     check_output("output", args.output, ())
     snapshot = RoutingSnapshot.load(args.snapshot) if args.snapshot else \
         _build_snapshot(args.store, args.storage_options)
-    options = {"optimize_for": args.optimize_for, "max_cost": args.max_cost, "max_latency_ms": args.max_latency_ms,
-               "min_quality": args.min_quality}
+    options = flag_values(args, (*RouteOptions.params(), NUM_FALLBACKS, EXPLAIN))
     bar = ProgressBar(f"routing on {args.engine}")
     try:
         report = route_parquet(args.input, args.output, snapshot, engine=args.engine, workers=args.workers,

@@ -11,13 +11,15 @@ from tinydancer_duck import __version__
 from tinydancer_duck.errors import TinydancerError
 
 from ._errors import Parser, is_wrapped_udf_error, one_line
+from ._flags import add_flags, flag_values
 from ._replay import (
     LOG_HELP,
     calibrate_command,
     import_agents_command,
     list_agents_command,
-    policy_options,
     simulate_command,
+    sql_flags,
+    sql_values,
     train_outcomes_command,
     whatif_command,
 )
@@ -59,10 +61,9 @@ def _sql(args: argparse.Namespace) -> int:
 def _route(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
 
-    table = Engine(args.store).route(args.requests, optimize_for=args.optimize_for,
-                                     required_capabilities=args.require or None, max_cost=args.max_cost,
-                                     max_latency_ms=args.max_latency_ms, min_quality=args.min_quality,
-                                     willingness_to_pay=args.willingness_to_pay)
+    from tinydancer_duck.options import RouteOptions
+
+    table = Engine(args.store).route(args.requests, **flag_values(args, RouteOptions.params()))
     from ._table import fixed, money, number, show
 
     rows = table.to_pylist()
@@ -101,19 +102,21 @@ def _quote_literal(text: str) -> str:
 def _train(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
     from tinydancer_duck.learn import train_classifier
+    from tinydancer_duck.options import FastGRNNConfig
 
     from ._progress import ProgressBar, stopping_note
 
-    columns = _read_columns(args.source, [args.text_column, args.label_column])
-    bar = ProgressBar(f"training {args.model!r}", unit="epoch")
-    report = train_classifier(Engine(args.store), columns[args.text_column], columns[args.label_column],
-                              model=args.model, hidden_dim=args.hidden_dim, epochs=args.epochs,
-                              random_state=args.seed,
-                              progress=lambda epoch, total, metrics: bar(epoch, total, metrics))
+    values = sql_values(args, "ruvector_train_classifier", skip=("source",))
+    text_column, label_column = values.pop("text_column", "text"), values.pop("label_column", "label")
+    columns = _read_columns(args.source, [text_column, label_column])
+    bar = ProgressBar(f"training {values.get('model', 'default')!r}", unit="epoch")
+    report = train_classifier(Engine(args.store), columns[text_column], columns[label_column],
+                              progress=lambda epoch, total, metrics: bar(epoch, total, metrics),
+                              **values)
     bar.close()
     print(f"saved {report.model!r} version {report.version}: train accuracy {report.train_accuracy:.4f}, "
           f"validation accuracy {report.validation_accuracy:.4f}, {report.n_classes} classes, {report.seconds:.1f} s")
-    print(stopping_note(report.epochs_run, report.best_epoch, args.epochs))
+    print(stopping_note(report.epochs_run, report.best_epoch, values.get("epochs", FastGRNNConfig().epochs)))
     return 0
 
 
@@ -176,16 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Route requests given on the command line and print each decision.")
     _store_option(route)
     route.add_argument("requests", nargs="+", help="request texts")
-    route.add_argument("--optimize-for", default="balanced",
-                       help="cost, latency, quality, balanced (default), quality_per_dollar or learned (the outcome "
-                            "router's calibrated willingness to pay)")
-    route.add_argument("--willingness-to-pay", type=float, default=None, metavar="DOLLARS",
-                       help="dollars per unit of expected quality: the best expected quality - cost / this wins")
-    route.add_argument("--require", action="append", default=[], metavar="CAPABILITY",
-                       help="a required capability (repeatable)")
-    route.add_argument("--max-cost", type=float, default=None, help="max estimated dollars per request")
-    route.add_argument("--max-latency-ms", type=float, default=None, help="max average latency in ms")
-    route.add_argument("--min-quality", type=float, default=None, help="min quality score in [0, 1]")
+    from tinydancer_duck.options import RouteOptions
+
+    add_flags(route, RouteOptions.params())
     route.set_defaults(run=_route)
 
     train = commands.add_parser("train", help="train a route classifier from a labeled file, with a progress bar",
@@ -193,12 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "CSV or JSON file and save it as the store's active classifier.")
     _store_option(train)
     train.add_argument("source", help="file with one request and its label per row")
-    train.add_argument("--text-column", default="text", help="column holding the request text (default text)")
-    train.add_argument("--label-column", default="label", help="column holding the label (default label)")
-    train.add_argument("--model", default="default", help="model name in the store (default 'default')")
-    train.add_argument("--hidden-dim", type=int, default=64, help="FastGRNN hidden units (default 64)")
-    train.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30; early stopping)")
-    train.add_argument("--seed", type=int, default=0, help="random_state (default 0: reproducible weights)")
+    sql_flags(train, "ruvector_train_classifier", skip=("source",))
     train.set_defaults(run=_train)
 
     simulate = commands.add_parser("simulate", help="replay a request log under a routing policy",
@@ -207,14 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                "savings against the log's actual choices.")
     _store_option(simulate)
     simulate.add_argument("log", help=LOG_HELP)
-    simulate.add_argument("--optimize-for", default="balanced",
-                          help="cost, latency, quality, balanced (default), quality_per_dollar, learned or total_cost")
-    simulate.add_argument("--budget", type=float, default=None,
-                          help="total dollars for the whole log (Lagrangian; held in logged cost)")
-    simulate.add_argument("--willingness-to-pay", type=float, default=None, metavar="DOLLARS",
-                          help="route every request by expected quality - cost / this (as route does)")
+    sql_flags(simulate, "ruvector_simulate_summary")
     simulate.add_argument("--output", default=None, help="write per-request decisions to this Parquet file")
-    policy_options(simulate)
     simulate.set_defaults(run=simulate_command)
 
     whatif = commands.add_parser("whatif", help="what each budget would have bought over a log (a frontier)",
@@ -224,13 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
                                              "[charts] extra is installed.")
     _store_option(whatif)
     whatif.add_argument("log", help=LOG_HELP)
-    whatif.add_argument("--budgets", required=True, help="comma-separated total budgets in dollars, e.g. 10,50,100")
-    whatif.add_argument("--quality-threshold", type=float, default=None, help="mark budgets reaching this quality")
-    whatif.add_argument("--latency-threshold-ms", type=float, default=None, help="drop agents slower than this")
+    sql_flags(whatif, "ruvector_budget_whatif")
     whatif.add_argument("--output", default="whatif.csv", help="frontier table: .csv (default whatif.csv) or .parquet")
     whatif.add_argument("--chart", default=None,
                         help="chart path, .svg or .png (default: the output path with .png, with the [charts] extra)")
-    policy_options(whatif)
     whatif.set_defaults(run=whatif_command)
     add_report_commands(commands)
 
@@ -241,15 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "calibrated willingness to pay.")
     _store_option(outcomes)
     outcomes.add_argument("log", help=LOG_HELP)
-    outcomes.add_argument("--model", default="outcomes", help="model name in the store (default 'outcomes')")
-    outcomes.add_argument("--columns", default=None, metavar="JSON", help="map log fields to columns")
-    outcomes.add_argument("--kind", default="knn", help="knn (default), head, mf or ensemble")
-    outcomes.add_argument("--hidden-dim", type=int, default=None, help="hidden units of a head (default 0: linear)")
-    outcomes.add_argument("--epochs", type=int, default=None, help="maximum epochs of a head or mf (early stopping)")
-    outcomes.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
-    outcomes.add_argument("--folds", type=int, default=5, help="cross-fitted folds for calibration (default 5)")
-    outcomes.add_argument("--holdout", type=float, default=None, metavar="FRACTION",
-                          help="keep this share of the requests out of training (simulate --holdout replays them)")
+    sql_flags(outcomes, "ruvector_train_outcome_router", skip=("source",))
     outcomes.set_defaults(run=train_outcomes_command)
 
     calibrate = commands.add_parser("calibrate", help="the willingness to pay that meets a target",
@@ -257,11 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "router's out-of-fold cost-quality curve (default: 95%% of the best "
                                                 "single agent's quality, the knob optimize_for 'learned' uses).")
     _store_option(calibrate)
-    calibrate.add_argument("--quality-share", type=float, default=None, help="share of the best agent's quality")
-    calibrate.add_argument("--cost-per-1k", type=float, default=None, help="dollars per 1,000 requests")
-    calibrate.add_argument("--strongest-share", type=float, default=None,
-                           help="share of requests sent to the best agent (RouteLLM's calibration)")
-    calibrate.add_argument("--model", default=None, help="outcome router name (default: the active one)")
+    sql_flags(calibrate, "ruvector_calibrate", skip=())
     calibrate.set_defaults(run=calibrate_command)
 
     agents = commands.add_parser("agents", help="manage the store's agents", description="Manage agents.")
@@ -273,10 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "and observed quality.")
     _store_option(importer)
     importer.add_argument("log", help=LOG_HELP)
-    importer.add_argument("--columns", default=None, metavar="JSON", help="map log fields to columns")
-    importer.add_argument("--agent-type", default="llm", help="agent type of every agent (default llm)")
-    importer.add_argument("--capability", action="append", default=[],
-                          help="capability of every agent (repeatable; default general)")
+    sql_flags(importer, "ruvector_import_agents")
     importer.set_defaults(run=import_agents_command)
     lister = agent_commands.add_parser("list", help="print the store's agents as a table",
                                        description="Print every agent of the store: type, capabilities, prices, "

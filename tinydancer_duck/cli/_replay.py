@@ -6,26 +6,22 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tinydancer_duck.options import SIGNATURES
+
+from ._flags import add_flags, flag_values
+
 LOG_HELP = ("the log: a .parquet, .csv or .json/.jsonl file, or a folder or glob of them; RouterBench's sample_id, "
             "eval_name, prompt and model columns are taken as request_id, category, request and agent")
 
 
-def policy_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--columns", default=None, metavar="JSON",
-                        help="map log fields to columns, e.g. '{\"request\": \"prompt\"}'")
-    parser.add_argument("--max-cost", type=float, default=None, help="max estimated dollars per request")
-    parser.add_argument("--max-latency-ms", type=float, default=None, help="max average latency in ms")
-    parser.add_argument("--min-quality", type=float, default=None, help="min quality score in [0, 1]")
-    parser.add_argument("--exclude", action="append", default=[], metavar="AGENT", help="exclude an agent (repeatable)")
-    parser.add_argument("--observed-only", action="store_true",
-                        help="choose only among agents whose outcome the log holds for the request")
-    parser.add_argument("--holdout", type=float, default=None, metavar="FRACTION",
-                        help="replay only the requests train-outcomes --holdout FRACTION kept out of training")
+def sql_flags(parser: argparse.ArgumentParser, function: str, *, skip: tuple[str, ...] = ("log",)) -> None:
+    """The flags of the SQL function ``function``'s parameters (all but ``skip``), under their declared names."""
+    add_flags(parser, [p for p in SIGNATURES[function].params if p.name not in skip])
 
 
-def constraints(args: argparse.Namespace) -> dict:
-    return {"max_cost": args.max_cost, "max_latency_ms": args.max_latency_ms, "min_quality": args.min_quality,
-            "excluded_agents": args.exclude or None}
+def sql_values(args: argparse.Namespace, function: str, *, skip: tuple[str, ...] = ("log",)) -> dict:
+    """The values of :func:`sql_flags`' flags, by parameter name."""
+    return flag_values(args, [p for p in SIGNATURES[function].params if p.name not in skip])
 
 
 def announce_columns(log: str, columns: str | None) -> None:
@@ -62,15 +58,13 @@ def simulate_command(args: argparse.Namespace) -> int:
         writer.write_batch(batch)
 
     try:
-        _, summary = simulate(Engine(args.store), args.log, optimize_for=args.optimize_for, budget=args.budget,
-                              willingness_to_pay=args.willingness_to_pay, observed_only=args.observed_only,
-                              holdout=args.holdout, columns=args.columns, keep_rows=False,
-                              sink=sink if args.output else None, progress=bar, **constraints(args))
+        _, summary = simulate(Engine(args.store), args.log, keep_rows=False, sink=sink if args.output else None,
+                              progress=bar, **sql_values(args, "ruvector_simulate_summary"))
     finally:
         bar.close()
         if writer is not None:
             writer.close()
-    print_summary(summary, args.log, args.optimize_for)
+    print_summary(summary, args.log, args.optimize_for or "balanced")
     if args.output:
         print(f"per-request decisions written to {args.output}")
     warn(summary["warnings"])
@@ -125,7 +119,6 @@ def print_summary(summary: dict, log: str, policy: str) -> None:
 
 def whatif_command(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
-    from tinydancer_duck.errors import InvalidArgument
     from tinydancer_duck.replay import budget_whatif
     from tinydancer_duck.report import actual_and_calibrated
 
@@ -133,17 +126,11 @@ def whatif_command(args: argparse.Namespace) -> int:
     from ._report import whatif_chart_path, write_whatif_chart
 
     chart_path = whatif_chart_path(args)
-    try:
-        budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
-    except ValueError:
-        raise InvalidArgument("--budgets", args.budgets, "must be comma-separated numbers, e.g. 10,50,100") from None
     announce_columns(args.log, args.columns)
     snapshot = Engine(args.store).snapshot()
     bar = ProgressBar("reading log")
-    table = budget_whatif(snapshot, args.log, budgets, quality_threshold=args.quality_threshold,
-                          latency_threshold_ms=args.latency_threshold_ms, columns=args.columns,
-                          observed_only=args.observed_only, holdout=args.holdout, progress=bar,
-                          **{k: v for k, v in constraints(args).items() if k != "max_latency_ms"})
+    values = sql_values(args, "ruvector_budget_whatif")
+    table = budget_whatif(snapshot, args.log, values.pop("budgets"), progress=bar, **values)
     bar.close()
     actual, _ = actual_and_calibrated(snapshot, args.log, columns=args.columns, observed_only=args.observed_only,
                                       holdout=args.holdout)
@@ -201,20 +188,20 @@ def train_outcomes_command(args: argparse.Namespace) -> int:
     from ._progress import ProgressBar
 
     announce_columns(args.log, args.columns)
-    bar = ProgressBar(f"training outcome router {args.model!r}", unit="fit")
+    model = args.model or SIGNATURES["ruvector_train_outcome_router"].param("model").default
+    bar = ProgressBar(f"training outcome router {model!r}", unit="fit")
     engine = Engine(args.store)
-    table = engine.outcomes.train_log(args.log, columns=args.columns, model=args.model, kind=args.kind,
-                                      hidden_dim=args.hidden_dim, epochs=args.epochs, random_state=args.seed,
-                                      folds=args.folds, holdout=args.holdout, progress=bar)
+    table = engine.outcomes.train_log(args.log, progress=bar, **sql_values(args, "ruvector_train_outcome_router",
+                                                                           skip=("source",)))
     bar.close()
     from ._table import fixed, money, show
 
     show(("kind", "name", "requests", "AUC", "accuracy", "Brier", "quality (0-1)", "cost ($/request)"),
          [(r["kind"], r["name"], f"{r['n']:,}", fixed(r["auc"], 4), fixed(r["accuracy"], 4), fixed(r["brier"], 4),
            fixed(r["quality"], 4), money(r["cost"])) for r in table.to_pylist()])
-    print(f"saved outcome router {args.model!r} version {table['version'][0].as_py()}; routing now uses its "
+    print(f"saved outcome router {model!r} version {table['version'][0].as_py()}; routing now uses its "
           "predicted quality (metrics above are out-of-fold)")
-    _print_knob(engine.outcomes.knob(model=args.model))
+    _print_knob(engine.outcomes.knob(model=model))
     return 0
 
 
@@ -231,8 +218,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
 
     engine = Engine(args.store)
-    knob = engine.outcomes.knob(quality_share=args.quality_share, cost_per_1k=args.cost_per_1k,
-                                strongest_share=args.strongest_share, model=args.model)
+    knob = engine.outcomes.knob(**sql_values(args, "ruvector_calibrate", skip=()))
     _print_knob(knob)
     print(f"route with it: SELECT ruvector_route(request, willingness_to_pay := {knob['willingness_to_pay']:.6g})")
     return 0
@@ -257,8 +243,7 @@ def import_agents_command(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
 
     announce_columns(args.log, args.columns)
-    table = Engine(args.store).import_agents(args.log, columns=args.columns, agent_type=args.agent_type,
-                                             capabilities=args.capability or ["general"])
+    table = Engine(args.store).import_agents(args.log, **sql_values(args, "ruvector_import_agents"))
     from ._table import fixed, money, number, show
 
     show(("agent", "price ($)", "per", "latency (ms)", "quality (0-1)", "outcomes"),

@@ -8,24 +8,24 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from tinydancer_duck.options import BUDGETS, COLUMNS, POINTS, QUALITY_THRESHOLD, Policy
+
+from ._flags import add_flags, flag_values
 from ._paths import CHART, HTML, TABLE, check_output
-from ._replay import LOG_HELP, announce_columns, constraints, policy_options, warn
+from ._replay import LOG_HELP, announce_columns, sql_flags, sql_values, warn
+
+#: The report's options: what-if budgets (optional: a default sweep), the quality threshold, the curve's points, the
+#: log's columns and the replay's constraints.
+REPORT_PARAMS = (BUDGETS.evolve(default=None, doc="total budgets in dollars, comma-separated (default: 8 from the "
+                                "cheapest to the dearest single agent's total, and the actual spend)"),
+                 QUALITY_THRESHOLD.evolve(doc="quality the budget frontier is held to (default 95% of the best "
+                                          "single agent's)"),
+                 POINTS, COLUMNS, *Policy.flat_params(choosing=False))
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None,
                         help="LanceDB store directory (default: $TINYDANCER_HOME, else ~/.tinydancer)")
-
-
-def _budgets(text: str | None) -> list[float] | None:
-    from tinydancer_duck.errors import InvalidArgument
-
-    if text is None:
-        return None
-    try:
-        return [float(b) for b in text.split(",") if b.strip()]
-    except ValueError:
-        raise InvalidArgument("--budgets", text, "must be comma-separated numbers, e.g. 10,50,100") from None
 
 
 def _replay_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -36,13 +36,10 @@ def report_command(args: argparse.Namespace) -> int:
     from tinydancer_duck.report import write_report
 
     check_output("--output", args.output, HTML)
-    budgets = _budgets(args.budgets)
     announce_columns(args.log, args.columns)
     from tinydancer_duck.engine import Engine
 
-    written = write_report(Engine(args.store), args.log, args.output, budgets=budgets,
-                           quality_threshold=args.quality_threshold, points=args.points, **_replay_options(args),
-                           **constraints(args))
+    written = write_report(Engine(args.store), args.log, args.output, **flag_values(args, REPORT_PARAMS))
     data = written["data"]
     print(f"AIQ router {data.aiq['aiq_router']:.4f}, zero router {data.aiq['aiq_zero_router']:.4f} over "
           f"{data.requests} requests" + ("" if data.actual is not None else "; the log has no actual policy"))
@@ -61,7 +58,7 @@ def curve_command(args: argparse.Namespace) -> int:
     from tinydancer_duck.replay import curve
 
     snapshot = Engine(args.store).snapshot()
-    table, result = curve(snapshot, args.log, points=args.points, **_replay_options(args), **constraints(args))
+    table, result = curve(snapshot, args.log, **sql_values(args, "ruvector_cost_quality_curve"))
     from ._table import fixed, money, show
 
     show(("series", "label", "mean cost ($/request)", "quality (0-1)", "on hull"),
@@ -145,13 +142,7 @@ def add_commands(commands: Any) -> None:
     _store_option(report)
     report.add_argument("log", help=LOG_HELP)
     report.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
-    report.add_argument("--budgets", default=None,
-                        help="comma-separated total budgets in dollars (default: 8 from the cheapest to the dearest "
-                             "single agent's total, and the actual spend)")
-    report.add_argument("--quality-threshold", type=float, default=None,
-                        help="quality the budget frontier is held to (default 95%% of the best single agent's)")
-    report.add_argument("--points", type=int, default=40, help="willingness-to-pay points of the curve (default 40)")
-    policy_options(report)
+    add_flags(report, REPORT_PARAMS)
     report.set_defaults(run=report_command)
 
     curve = commands.add_parser(
@@ -161,8 +152,7 @@ def add_commands(commands: Any) -> None:
                     "the chart as SVG or PNG (by the --chart suffix).")
     _store_option(curve)
     curve.add_argument("log", help=LOG_HELP)
-    curve.add_argument("--points", type=int, default=40, help="willingness-to-pay points (default 40)")
+    sql_flags(curve, "ruvector_cost_quality_curve")
     curve.add_argument("--output", default=None, help="write the curve table: .csv or .parquet")
     curve.add_argument("--chart", default=None, help="write the chart: .svg or .png")
-    policy_options(curve)
     curve.set_defaults(run=curve_command)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,14 @@ from threadpoolctl import threadpool_limits
 
 from tinydancer_duck.embed._embedders import make_embedder
 from tinydancer_duck.learn._classify import DEFAULT_MODEL_PATH, fit
+from tinydancer_duck.options import FastGRNNConfig
 
 DATA = Path(__file__).resolve().parent / "clinc150_train_val.json"
 SEED = 0
 #: Chosen by --tune on a held-out 10% of CLINC150 train (see the commit message for the table).
 HIDDEN_DIM, EPOCHS, LEARNING_RATE, WEIGHT_DECAY, BATCH_SIZE, PATIENCE = 256, 100, 1e-3, 0.2, 128, 10
+CONFIG = FastGRNNConfig(hidden_dim=HIDDEN_DIM, epochs=EPOCHS, learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY,
+                        batch_size=BATCH_SIZE, patience=PATIENCE, validation_fraction=0.1, random_state=SEED)
 LINEAR_LR, LINEAR_EPOCHS = 0.03, 30
 
 
@@ -81,9 +85,8 @@ def tune(x: np.ndarray, labels: list[str]) -> None:
         print(f"linear lr={lr} epochs={epochs}: {np.mean(np.argmax(x[hold] @ w + b, 1) == y[hold]):.4f}", flush=True)
     for hidden in (64, 256, 512):
         for wd in (0.0, 0.1, 0.2, 0.4):
-            model, rep = fit(x[rest], [labels[i] for i in rest], identity="tune", hidden_dim=hidden, epochs=EPOCHS,
-                             learning_rate=LEARNING_RATE, weight_decay=wd, batch_size=BATCH_SIZE, patience=PATIENCE,
-                             random_state=SEED)
+            model, rep = fit(x[rest], [labels[i] for i in rest], replace(CONFIG, hidden_dim=hidden, weight_decay=wd),
+                             identity="tune")
             acc = np.mean(np.argmax(model.logits(x[hold]), 1) == y[hold])
             print(f"fastgrnn hidden={hidden} weight_decay={wd}: {acc:.4f} (epochs {rep['epochs_run']})", flush=True)
 
@@ -101,13 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             tune(x_tr, tr_label)
             return 0
         started = time.perf_counter()
-        model, report = fit(x_tr, tr_label, identity=embedder.identity, hidden_dim=HIDDEN_DIM, epochs=EPOCHS,
-                            learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY, batch_size=BATCH_SIZE,
-                            patience=PATIENCE, random_state=SEED)
+        model, report = fit(x_tr, tr_label, CONFIG, identity=embedder.identity)
         # Refit on all of train for the early-stopped number of epochs (the linear baseline also sees all of it).
-        model, full = fit(x_tr, tr_label, identity=embedder.identity, hidden_dim=HIDDEN_DIM,
-                          epochs=report["best_epoch"], learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY,
-                          batch_size=BATCH_SIZE, validation_fraction=0.0, patience=None, random_state=SEED)
+        model, full = fit(x_tr, tr_label, replace(CONFIG, epochs=report["best_epoch"], validation_fraction=0.0),
+                          identity=embedder.identity)
         seconds = time.perf_counter() - started
         classes = list(model.labels)
         y_va = np.searchsorted(classes, va_label)

@@ -24,18 +24,16 @@ from tinydancer_duck._decide import classify, decide, requests_from, semantic_ma
 from tinydancer_duck.embed import embedding_matrix, is_vector_input, nonzero_rows
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.learn import TOP_K
-from tinydancer_duck.routing import MAX_FALLBACKS, NUM_FALLBACKS, ROUTE_FIELDS, RouteOptions
+from tinydancer_duck.options import BATCH_OBJECTIVES, EXPLAIN, NUM_FALLBACKS, OBJECTIVE_NAMES, RouteOptions
+from tinydancer_duck.routing import ROUTE_FIELDS, OptionColumns
 from tinydancer_duck.semantic import epoch_us
 from tinydancer_duck.snapshot import RoutingSnapshot
 
 #: Output columns of classify_batch and semantic_route_batch (route_batch's are ROUTE_FIELDS).
 CLASSIFY_FIELDS = ("classifications", "top_category", "confidence")
 SEMANTIC_FIELDS = ("routes",)
-#: route_batch's per-request options (RouteOptions.build's keywords).
-ROUTE_OPTIONS = ("optimize_for", "required_capabilities", "max_cost", "max_latency_ms", "min_quality",
-                 "excluded_agents", "budget_remaining")
 #: Objectives that decide a whole batch together: not map-only.
-BATCH_OBJECTIVES = ("total_cost",)
+WHOLE_BATCH = tuple(o for o in BATCH_OBJECTIVES if o not in OBJECTIVE_NAMES)
 
 
 @contextmanager
@@ -46,18 +44,20 @@ def _one_blas_thread() -> Iterator[None]:
         yield
 
 
-def check_route_options(snapshot: RoutingSnapshot, options: dict[str, Any]) -> None:
-    """Validate route_batch's options once (adapters call this on the driver, before any task starts).
+def check_route_options(snapshot: RoutingSnapshot, options: RouteOptions | None = None, **values: Any
+                        ) -> RouteOptions:
+    """The options route_batch will use, validated once (adapters call this on the driver, before any task starts):
+    ``values`` applied over ``options``, exactly as ``Engine.route`` takes them.
 
     raises : InvalidArgument for a bad option, a batch objective or ``budget`` (one λ for the whole log), or a
         snapshot with rate-limited semantic routes (a limit counts rows across the whole log, in order)
     """
-    if "budget" in options:
-        raise InvalidArgument("budget", options["budget"], "is a batch objective: one λ for the whole log is not "
+    if "budget" in values:
+        raise InvalidArgument("budget", values["budget"], "is a batch objective: one λ for the whole log is not "
                               "map-only; route the log in one process with Engine.batch_route(requests, budget=B) "
                               "or ruvector_batch_route(..., budget := B)")
-    objective = options.get("optimize_for")
-    if isinstance(objective, str) and objective.strip().lower() in BATCH_OBJECTIVES:
+    objective = values.get("optimize_for")
+    if isinstance(objective, str) and objective.strip().lower() in WHOLE_BATCH:
         raise InvalidArgument("optimize_for", objective, "is a batch objective (decides a whole log together), "
                               "not map-only; use Engine.batch_route in one process, or a per-request objective")
     limited = snapshot.routes.conditions.limited if snapshot.routes.size else np.zeros(0, np.int64)
@@ -68,37 +68,42 @@ def check_route_options(snapshot: RoutingSnapshot, options: dict[str, Any]) -> N
                               "rate limits count rows across the whole log in order, which independent batches "
                               "cannot; remove the limit (ruvector_create_route with conditions := NULL) or route "
                               "in one process (SQL counts a limit per 2048-row call)")
-    unknown = sorted(set(options) - set(ROUTE_OPTIONS))
-    if unknown:
-        raise InvalidArgument("option", unknown[0], f"is not a routing option; expected any of {', '.join(ROUTE_OPTIONS)}")
-    RouteOptions.build(1, **{k: v for k, v in options.items() if not isinstance(v, (pa.Array, pa.ChunkedArray))})
+    return RouteOptions.of(options, **values)
+
+
+#: route_batch's arguments that are not routing options.
+BATCH_ARGUMENTS = ("request", "keep", "ts", "num_fallbacks", "explain")
+
+
+def checked_arguments(snapshot: RoutingSnapshot, arguments: dict[str, Any]) -> dict[str, Any]:
+    """route_batch's keyword arguments with the routing options validated once into one ``options`` value, so an
+    engine's driver fails fast and its workers receive a checked RouteOptions."""
+    values = {k: v for k, v in arguments.items() if k not in BATCH_ARGUMENTS and k != "options"}
+    chosen = check_route_options(snapshot, arguments.get("options"), **values)
+    return {**{k: v for k, v in arguments.items() if k in BATCH_ARGUMENTS}, "options": chosen}
 
 
 def route_batch(snapshot: RoutingSnapshot, batch: pa.RecordBatch | pa.Table, request: str = "request",
-                keep: Sequence[str] | None = None, *, ts: str | None = None, num_fallbacks: int = NUM_FALLBACKS,
-                explain: bool = False, **options: Any) -> pa.RecordBatch:
+                keep: Sequence[str] | None = None, *, options: RouteOptions | None = None, ts: str | None = None,
+                num_fallbacks: int = NUM_FALLBACKS.default, explain: bool = False, **values: Any) -> pa.RecordBatch:
     """Route every row of ``batch``: the ``keep`` columns (default: all of them) and then ruvector_route's fields
     (agent_name, confidence, estimated_cost, estimated_latency_ms, candidates, reasoning, fallbacks, scores).
 
     request : the column holding the request text (or embedding: a list / fixed-size list of floats)
     ts : optional timestamp column; semantic-route time conditions are checked at it (else at the snapshot's as_of)
-    options : ruvector_route's per-request options as scalars (optimize_for, required_capabilities, max_cost,
-        max_latency_ms, min_quality, excluded_agents, budget_remaining)
+    options, values : ruvector_route's options (:class:`~tinydancer_duck.options.RouteOptions`, or its fields by
+        name, applied over ``options``), exactly as ``Engine.route`` takes them
     """
-    check_route_options(snapshot, options)
-    check = (lambda name, value, hi: _check_count(name, value, hi))
-    fallbacks = check("num_fallbacks", num_fallbacks, MAX_FALLBACKS)
-    if not isinstance(explain, bool):
-        raise InvalidArgument("explain", explain, "must be true or false")
+    chosen = check_route_options(snapshot, options, **values)
+    fallbacks, shown = NUM_FALLBACKS.value(num_fallbacks), EXPLAIN.value(explain)
     batch = as_record_batch(batch)
     kept = _kept(batch, keep, ROUTE_FIELDS)
     n = batch.num_rows
     times = None if ts is None else epoch_us(_column(batch, ts, "ts"), n, now_us=snapshot.as_of_us)
     with _one_blas_thread():
         requests = requests_from(snapshot, _column(batch, request, "request"))
-        decided = decide(snapshot, requests, RouteOptions.build(n, **options), now_us=snapshot.as_of_us,
-                         ts_us=times)
-        struct = decided.to_arrow(snapshot.agents, num_fallbacks=fallbacks, explain=explain)
+        decided = decide(snapshot, requests, OptionColumns.of(chosen, n), now_us=snapshot.as_of_us, ts_us=times)
+        struct = decided.to_arrow(snapshot.agents, num_fallbacks=fallbacks, explain=shown)
     return _joined(kept, struct)
 
 
@@ -120,7 +125,7 @@ def semantic_route_batch(snapshot: RoutingSnapshot, batch: pa.RecordBatch | pa.T
                          ) -> pa.RecordBatch:
     """ruvector_semantic_route per row: the ``keep`` columns, then ``routes``: LIST<STRUCT(route_name, similarity,
     target_agent, confidence, target_registered)>, best first. Refuses rate-limited routes (see route_batch)."""
-    check_route_options(snapshot, {})
+    check_route_options(snapshot)
     batch = as_record_batch(batch)
     kept = _kept(batch, keep, SEMANTIC_FIELDS)
     times = None if ts is None else _column(batch, ts, "ts")

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from tinydancer_duck.errors import InvalidArgument
 
-from ._batch import check_route_options, route_batch
+from ._batch import checked_arguments, route_batch
 
 Progress = Callable[[int, int], None]
 
@@ -66,8 +66,7 @@ def route_parquet(source: str | Path, output: str | Path, snapshot: Any, *, engi
         raise InvalidArgument("workers", workers, "must be a positive integer")
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise InvalidArgument("batch_rows", batch_rows, "must be a positive integer")
-    check_route_options(snapshot, {k: v for k, v in arguments.items()
-                                   if k not in ("request", "keep", "num_fallbacks", "explain", "ts")})
+    arguments = checked_arguments(snapshot, arguments)
     files = input_files(source)
     if "://" not in str(output) and any(Path(output).rglob("*.parquet")):
         raise InvalidArgument("output", str(output), "already holds Parquet files: choose an empty or new folder "

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from tinydancer_duck.errors import InvalidArgument
 
-from ._batch import check_route_options, classify_batch, route_batch, semantic_route_batch
+from ._batch import checked_arguments, classify_batch, route_batch, semantic_route_batch
 
 if TYPE_CHECKING:
     import ray.data
@@ -46,10 +46,9 @@ def ray_route(dataset: ray.data.Dataset, snapshot: RoutingSnapshot, *, request: 
         raise InvalidArgument("kind", kind, f"must be one of {', '.join(KINDS)}")
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise InvalidArgument("batch_rows", batch_rows, "must be a positive integer")
-    if kind == "route":
-        check_route_options(snapshot, {k: v for k, v in options.items()
-                                       if k not in ("num_fallbacks", "explain", "ts")})
     arguments = {"request": request, "keep": keep, **options}
+    if kind == "route":
+        arguments = checked_arguments(snapshot, arguments)
     if repartition:
         dataset = dataset.repartition(target_num_rows_per_block=batch_rows)
     return dataset.map_batches(_apply, batch_format="pyarrow", batch_size=batch_rows, zero_copy_batch=True,

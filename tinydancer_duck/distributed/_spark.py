@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from tinydancer_duck.errors import InvalidArgument
 
-from ._batch import check_route_options
+from ._batch import checked_arguments
 from ._ray import KINDS
 
 if TYPE_CHECKING:
@@ -40,10 +40,9 @@ def spark_route(df: pyspark.sql.DataFrame, snapshot: RoutingSnapshot, *, request
     function = KINDS.get(kind)
     if function is None:
         raise InvalidArgument("kind", kind, f"must be one of {', '.join(KINDS)}")
-    if kind == "route":
-        check_route_options(snapshot, {k: v for k, v in options.items()
-                                       if k not in ("num_fallbacks", "explain", "ts")})
     arguments = {"request": request, "keep": keep, **options}
+    if kind == "route":
+        arguments = checked_arguments(snapshot, arguments)
     conf = df.sparkSession.conf
     large = str(conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false")).lower() == "true"
     empty = to_arrow_schema(df.schema, timezone=conf.get("spark.sql.session.timeZone", "UTC"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,16 +31,15 @@ from tinydancer_duck._validate import (
     as_texts,
     check_int,
     check_names,
-    check_number,
     check_text,
 )
 from tinydancer_duck.embed import Embedder, embedding_matrix, is_vector_input, nonzero_rows
 from tinydancer_duck.errors import InvalidArgument, ModelError, NotFound
+from tinydancer_duck.options import FastGRNNConfig, Text
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Store, named_row, newest_order, newest_row, save_model
 
 from ._classifier import RouteClassifier, capabilities_arrow
-from ._fastgrnn import MAX_EPOCHS, MAX_HIDDEN_DIM
 from ._train import train
 
 __all__ = ["DEFAULT_MODEL_PATH", "KIND", "Classifiers", "TrainReport", "default_classifier", "fit", "train_classifier"]
@@ -50,12 +49,6 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "default_
 DEFAULT_NAME = "default (packaged)"
 Progress = Callable[[int, int, dict[str, float]], None]
 
-#: Training defaults (tuned on a held-out split of CLINC150 train, see tinydancer_duck/datasets/build_default_classifier.py).
-LEARNING_RATE = 1e-3
-WEIGHT_DECAY = 0.1
-BATCH_SIZE = 128
-VALIDATION_FRACTION = 0.1
-PATIENCE = 10
 
 
 @dataclass(frozen=True)
@@ -220,27 +213,22 @@ class Classifiers:
         return self.train(data, labels, text_argument="text_column", label_argument="label_column", **options)
 
     # -- training -----------------------------------------------------------------------------------------------
-    def train(self, texts: Any, labels: Any, *, model: str = "default", hidden_dim: int = 64, epochs: int = 30,
-              learning_rate: float = LEARNING_RATE, weight_decay: float = WEIGHT_DECAY,
-              batch_size: int = BATCH_SIZE, validation_fraction: float = VALIDATION_FRACTION,
-              patience: int | None = PATIENCE, random_state: int | np.random.Generator | None = 0,
-              progress: Progress | None = None, text_argument: str = "texts",
-              label_argument: str = "labels") -> TrainReport:
+    def train(self, texts: Any, labels: Any, config: FastGRNNConfig | None = None, *, model: str = "default",
+              progress: Progress | None = None, text_argument: str = "texts", label_argument: str = "labels",
+              **values: Any) -> TrainReport:
         """Train on (text or embedding, label) rows, save as the next version of ``model`` and make it active.
 
         texts : n texts (list / Arrow strings) or embeddings ((n, D) numpy / Arrow lists of D floats)
         labels : n non-NULL class names, at least two distinct
+        config, values : :class:`~tinydancer_duck.options.FastGRNNConfig`, or its fields by name applied over it
         progress : called as ``progress(epoch, epochs, metrics)`` after every epoch
         text_argument, label_argument : argument names used in error messages (the SQL entry passes its own)
         Every argument is checked before anything is trained or stored; a failure stores nothing.
         """
-        check_names("model", [model])
-        hidden_dim = check_int("hidden_dim", hidden_dim, minimum=1, maximum=MAX_HIDDEN_DIM)
-        epochs = check_int("epochs", epochs, minimum=1, maximum=MAX_EPOCHS)
-        check_number("learning_rate", learning_rate, above=0, maximum=10)
-        check_number("weight_decay", weight_decay, minimum=0, maximum=1e6)
-        if random_state is not None and not isinstance(random_state, np.random.Generator):
-            check_int("random_state", random_state, minimum=0, maximum=2**32 - 1)
+        Text().scalar("model", model)
+        generator = values.pop("random_state") if isinstance(values.get("random_state"), np.random.Generator) \
+            else None  # a caller threading its own stream through
+        config = FastGRNNConfig.of(config, **values)
         label_list = labels.to_pylist() if isinstance(labels, (pa.Array, pa.ChunkedArray)) else list(labels)
         n = len(label_list)
         if n == 0:
@@ -263,37 +251,32 @@ class Classifiers:
             first = int(np.flatnonzero(~valid)[0])
             raise InvalidArgument(text_argument, None, f"{int((~valid).sum())} NULL or empty row(s), first at row "
                                   f"{first}")
-        fitted, report = fit(x, label_list, identity=self.embedder.identity, hidden_dim=hidden_dim, epochs=epochs,
-                             learning_rate=learning_rate, weight_decay=weight_decay, batch_size=batch_size,
-                             validation_fraction=validation_fraction, patience=patience,
-                             random_state=random_state, progress=progress)
+        fitted, report = fit(x, label_list, config, identity=self.embedder.identity, random_state=generator,
+                             progress=progress)
         version = self.save(fitted, model)
         return TrainReport(model=model, version=version, **report)
 
 
-def fit(x: np.ndarray, labels: list[str], *, identity: str, hidden_dim: int, epochs: int,
-        learning_rate: float = LEARNING_RATE, weight_decay: float = WEIGHT_DECAY, batch_size: int = BATCH_SIZE,
-        validation_fraction: float = VALIDATION_FRACTION, patience: int | None = PATIENCE,
-        random_state: int | np.random.Generator | None = 0,
+def fit(x: np.ndarray, labels: list[str], config: FastGRNNConfig, *, identity: str,
+        random_state: np.random.Generator | None = None,
         progress: Progress | None = None) -> tuple[RouteClassifier, dict[str, Any]]:
     """Fit FastGRNN + head on unit-norm embeddings x float32 (n, D) and n string labels (no store, no checks
     beyond the trainer's). A seeded ``validation_fraction`` of the rows is held out for early stopping and the
-    reported validation accuracy. Returns the model (metrics attached) and the report fields of TrainReport."""
+    reported validation accuracy (``random_state``: a Generator to draw from instead of the config's seed).
+    Returns the model (metrics attached) and the report fields of TrainReport."""
     classes = sorted(set(labels))
-    rng = normalize_random_state(random_state)
+    rng = normalize_random_state(config.random_state if random_state is None else random_state)
     y = pc.index_in(pa.array(labels, pa.string()), value_set=pa.array(classes, pa.string())).to_numpy()
     scale = float(np.sqrt(x.shape[1]))
     n = len(y)
-    tr, val = validation_split(n, validation_fraction, rng)
+    tr, val = validation_split(n, config.validation_fraction, rng)
     if not len(val):
         # Nothing held out, yet draw the permutation fit has always drawn here: the rng stream, and so every seeded
         # model (the packaged default is refit with validation_fraction 0), stays bit-identical.
         rng.permutation(n)
-    result = train(x[tr] * np.float32(scale), y[tr], n_classes=len(classes), hidden_dim=hidden_dim, epochs=epochs,
-                   batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
+    result = train(x[tr] * np.float32(scale), y[tr], replace(config, validation_fraction=0.0), n_classes=len(classes),
                    x_val=x[val] * np.float32(scale) if len(val) else None, y_val=y[val] if len(val) else None,
-                   validation_fraction=0.0,  # the split is made here: none held out means train on every row
-                   patience=patience, random_state=rng, progress=progress)
+                   random_state=rng, progress=progress)  # the split is made here: none held out trains on every row
     fitted = RouteClassifier(result.params, result.head_weight, result.head_bias, tuple(classes), identity, scale)
 
     def accuracy(rows: np.ndarray) -> float:
@@ -302,24 +285,21 @@ def fit(x: np.ndarray, labels: list[str], *, identity: str, hidden_dim: int, epo
     report = {"train_accuracy": accuracy(tr), "validation_accuracy": accuracy(val), "epochs_run": result.epochs_run,
               "best_epoch": result.best_epoch, "seconds": result.seconds, "n_train": len(tr), "n_validation": len(val),
               "n_classes": len(classes)}
-    metrics = dict(report, epochs=epochs, learning_rate=learning_rate, weight_decay=weight_decay,
-                   batch_size=batch_size, random_state=random_state if isinstance(random_state, int) else None)
+    metrics = dict(report, epochs=config.epochs, learning_rate=config.learning_rate,
+                   weight_decay=config.weight_decay, batch_size=config.batch_size,
+                   random_state=config.random_state if random_state is None else None)
     return RouteClassifier(fitted.cell, fitted.head_weight, fitted.head_bias, fitted.labels, identity, scale,
                            metrics), report
 
 
-def train_classifier(target: Any, texts: Any, labels: Any, *, model: str = "default", hidden_dim: int = 64,
-                     epochs: int = 30, random_state: int | np.random.Generator | None = 0,
-                     progress: Progress | None = None, **options: Any) -> TrainReport:
+def train_classifier(target: Any, texts: Any, labels: Any, config: FastGRNNConfig | None = None, *,
+                     model: str = "default", progress: Progress | None = None, **values: Any) -> TrainReport:
     """Train and save a route classifier (for the CLI and Python users).
 
     target : an Engine (uses ``engine.classifier``) or a :class:`Classifiers`
-    texts, labels, model, hidden_dim, epochs, random_state, progress : see :meth:`Classifiers.train`
-    options : learning_rate, weight_decay, batch_size, validation_fraction, patience
+    texts, labels, config, model, progress, values : see :meth:`Classifiers.train`
     """
     service = getattr(target, "classifier", target)
     if not isinstance(service, Classifiers):
         raise InvalidArgument("target", type(target).__name__, "expected an Engine or a Classifiers service")
-    return service.train(texts, labels, model=model, hidden_dim=hidden_dim, epochs=epochs,
-                         random_state=random_state, progress=progress, **options)
-
+    return service.train(texts, labels, config, model=model, progress=progress, **values)

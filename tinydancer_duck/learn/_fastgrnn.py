@@ -30,6 +30,7 @@ import numpy as np
 
 from tinydancer_duck._numeric import normalize_random_state, sigmoid
 from tinydancer_duck._validate import check_int
+from tinydancer_duck.options import MAX_EPOCHS, MAX_HIDDEN_DIM
 from tinydancer_duck.errors import InvalidArgument
 
 __all__ = ["MODES", "FastGRNNParams", "forward", "init_params", "step"]
@@ -164,8 +165,6 @@ _DERIVED: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
 
 #: Bounds on training sizes: a hidden layer of 4096 over 768-dim inputs is ~12 MB of weights per matrix (30000 ran
 #: out of memory), and 10,000 epochs bound a run that would otherwise go on until stopped.
-MAX_HIDDEN_DIM = 4096
-MAX_EPOCHS = 10_000
 
 
 def _check_dims(input_dim: Any, hidden_dim: Any, mode: Any, rank: Any) -> None:

@@ -45,8 +45,6 @@ Weights = dict[str, np.ndarray]
 # chosen by benchmarks/eval_outcome_models.py (RouterBench, 5-fold CV by prompt, seeds 0 and 1): the best OOF AIQ
 # (0.846 vs 0.837-0.845 for the others) and the cheapest cost at 95% of GPT-4's accuracy (w chosen on training folds:
 # 29% of GPT-4's cost vs 31-47%); k, m and τ are chosen per fit by leave-one-out. Costs ~100x the head's predict time.
-DEFAULT_KIND = "knn"
-DEFAULT_HYPERPARAMETERS: dict[str, Any] = {"calibration": "platt"}
 KNN_GRID = {"k": (10, 20, 40, 80, 160, 320, 640), "prior_strength": (0.5, 2.0, 8.0), "temperature": (0.05, 0.1, 0.2, 0.5)}
 _SELECT_ROWS = 2000  # leave-one-out rows that choose k, m, τ: bounds that search's GEMMs at large max_rows
 _CHUNK = 1024  # query rows per similarity block: 1024 x 10,000 float32 is 40 MB

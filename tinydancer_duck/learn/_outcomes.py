@@ -23,16 +23,15 @@ import numpy as np
 import pyarrow as pa
 
 from tinydancer_duck._numeric import normalize_random_state
-from tinydancer_duck._validate import as_texts, check_int, check_names
+from tinydancer_duck._validate import as_texts, check_names
 from tinydancer_duck.embed import Embedder
 from tinydancer_duck.errors import InvalidArgument, ModelError
+from tinydancer_duck.options import OutcomeModelConfig, Text
 from tinydancer_duck.store import Store, named_row, newest_row, save_model
 
 from ._calibrate import Calibration, calibrate, cross_fit, fold_ids
 from ._outcome_metrics import evaluate
 from ._outcome_models import (
-    DEFAULT_HYPERPARAMETERS,
-    DEFAULT_KIND,
     check_kind,
     fit_outcome_model,
     predict_outcome_model,
@@ -216,13 +215,9 @@ class OutcomeRouters:
         return self.calibration(model)[1].points()
 
     # -- training -----------------------------------------------------------------------------------------------
-    def train(self, requests: Any, outcomes: np.ndarray, agents: Sequence[str], *, costs: np.ndarray | None = None,
-              model: str = "outcomes", kind: str = DEFAULT_KIND, hidden_dim: int | None = None,
-              epochs: int | None = None, learning_rate: float | None = None, weight_decay: float | None = None,
-              validation_fraction: float | None = None, calibration: str | None = DEFAULT_HYPERPARAMETERS["calibration"],
-              folds: int = 5,
-              random_state: int | np.random.Generator | None = 0, progress: Progress | None = None,
-              source: dict[str, Any] | None = None) -> pa.Table:
+    def train(self, requests: Any, outcomes: np.ndarray, agents: Sequence[str],
+              config: OutcomeModelConfig | None = None, *, costs: np.ndarray | None = None, model: str = "outcomes",
+              progress: Progress | None = None, source: dict[str, Any] | None = None, **values: Any) -> pa.Table:
         """Fit on requests (texts or (n, D) embeddings) and outcomes float (n, A) in [0, 1] (NaN: unobserved), save
         as the next version of ``model`` (it becomes active) and return its metrics (:data:`METRICS_TYPE`, one row
         per agent, one pooled, and routing rows), all measured out-of-fold.
@@ -231,19 +226,15 @@ class OutcomeRouters:
         predictions give the metrics and the calibrated willingness to pay saved with the model; the model saved
         is then fitted on every row.
 
-        kind : ``knn`` (default), ``head``, ``mf`` or ``ensemble`` (:mod:`~._outcome_models`); hidden_dim, epochs,
-            learning_rate, weight_decay, validation_fraction : for the kinds that take them (None: the kind's
-            default; given to a kind without them, an error); calibration : "platt" (default) or None.
+        config, values : :class:`~tinydancer_duck.options.OutcomeModelConfig` (kind, the kind's hyperparameters,
+            calibration, random_state, folds), or its fields by name applied over it.
         source : the log trained on ({"path", "rows", "holdout"}), so a replay can tell it is in-sample.
         """
-        check_names("model", [model])
+        Text().scalar("model", model)
         agents = check_names("agents", agents)
-        check_int("folds", folds, minimum=2, maximum=20)
-        if random_state is not None and not isinstance(random_state, np.random.Generator):
-            check_int("random_state", random_state, minimum=0, maximum=2**32 - 1)
-        hyperparameters = {name: value for name, value in (
-            ("hidden_dim", hidden_dim), ("epochs", epochs), ("learning_rate", learning_rate),
-            ("weight_decay", weight_decay), ("validation_fraction", validation_fraction)) if value is not None}
+        config = OutcomeModelConfig.of(config, **values)
+        kind, folds, calibration = config.kind, config.folds, None if config.calibration == "none" else "platt"
+        hyperparameters = config.hyperparameters()
         check_kind(kind, calibration, hyperparameters)  # before any embedding work
         hyperparameters["calibration"] = calibration
         y = _checked_outcomes(outcomes, agents, folds)
@@ -254,7 +245,7 @@ class OutcomeRouters:
         cost_estimate = "the registered agents' prices"
         if estimated is None:
             estimated, cost_estimate = _mean_logged_cost(logged), "each agent's mean logged cost"
-        rng = normalize_random_state(random_state)
+        rng = normalize_random_state(config.random_state)
         from tinydancer_duck._logs import text_hash  # polars stays out of the decision path's imports
 
         hashes = None if isinstance(requests, np.ndarray) else text_hash(as_texts("requests", requests))

@@ -30,10 +30,11 @@ from tinydancer_duck._numeric import (
     softmax,
     validation_split,
 )
-from tinydancer_duck._validate import check_int, check_number
+from tinydancer_duck._validate import check_int
 from tinydancer_duck.errors import InvalidArgument, ModelError
+from tinydancer_duck.options import FastGRNNConfig
 
-from ._fastgrnn import MAX_EPOCHS, MODES, FastGRNNParams, _check_dims, forward, init_params
+from ._fastgrnn import FastGRNNParams, _check_dims, forward, init_params
 from ._fastgrnn_grad import backward, forward_cache
 
 __all__ = ["LOSSES", "TrainResult", "loss_and_grads", "predict_logits", "predict_proba", "train"]
@@ -158,18 +159,11 @@ def _eval(x: np.ndarray, y: np.ndarray, theta: Mapping[str, np.ndarray], mode: s
     return LOSSES[task](logits, y)[0], _ACCURACY[task](logits, y)
 
 
-def _check_options(task: str, mode: str, n_classes: Any, learning_rate: Any, weight_decay: Any,
-                   validation_fraction: Any) -> None:
-    """The trainer's scalar options, checked once before any work."""
+def _check_task(task: str, n_classes: Any) -> None:
+    """The task and its class count (the config's options are checked by :class:`FastGRNNConfig`)."""
     if task not in LOSSES:
         raise InvalidArgument("task", task, f"must be one of {sorted(LOSSES)}")
-    if mode not in MODES:
-        raise InvalidArgument("mode", mode, f"must be one of {sorted(MODES)}")
     check_int("n_classes", n_classes, minimum=2 if task == "multiclass" else 1)
-    check_number("learning_rate", learning_rate, above=0)
-    check_number("weight_decay", weight_decay, minimum=0)
-    if not (isinstance(validation_fraction, (int, float)) and 0.0 <= validation_fraction < 1.0):
-        raise InvalidArgument("validation_fraction", validation_fraction, "must lie in [0, 1)")
 
 
 def _epoch(x: np.ndarray, y: np.ndarray, theta: dict[str, np.ndarray], adam: Adam, rng: np.random.Generator,
@@ -205,43 +199,44 @@ def _held_out(x: np.ndarray, y: np.ndarray, x_val: Any, y_val: Any, fraction: fl
     return (x[tr], y[tr], x[val], y[val]) if len(val) else (x, y, None, None)
 
 
-def train(x: Any, y: Any, *, task: str = "multiclass", n_classes: int, hidden_dim: int = 64, mode: str = "full",
-          rank: int | None = None, epochs: int = 30, batch_size: int = 256, learning_rate: float = 1e-2,
-          weight_decay: float = 0.0, validation_fraction: float = 0.1, x_val: Any = None, y_val: Any = None,
-          patience: int | None = 5, random_state: int | np.random.Generator | None = 0,
-          progress: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
+def train(x: Any, y: Any, config: FastGRNNConfig | None = None, *, n_classes: int, task: str = "multiclass",
+          x_val: Any = None, y_val: Any = None, progress: Callable[[int, int, dict[str, float]], None] | None = None,
+          **values: Any) -> TrainResult:
     """Train FastGRNN + linear head on x (n, d) or (n, T, d) float, y as described in the module docstring.
 
+    config, values : :class:`~tinydancer_duck.options.FastGRNNConfig` (hidden_dim, mode, rank, epochs, batch_size,
+        learning_rate, weight_decay, validation_fraction, patience, random_state), or its fields by name applied
+        over it; ``random_state`` may also be a numpy Generator (a caller threading one stream through).
     Validation: explicit (x_val, y_val), else a seeded ``validation_fraction`` of the rows. Training stops after
-    ``patience`` epochs without a lower validation loss (None: run all epochs) and keeps the best epoch's weights.
-    With no validation set (fraction 0, no x_val) every epoch runs and the lowest-training-loss epoch is kept. ``progress(epoch, epochs, metrics)`` is called after each epoch.
+    ``patience`` epochs without a lower validation loss and keeps the best epoch's weights. With no validation set
+    (fraction 0, no x_val) every epoch runs and the lowest-training-loss epoch is kept. ``progress(epoch, epochs,
+    metrics)`` is called after each epoch.
     Raises InvalidArgument for bad arguments, ModelError if the weights stop being finite.
     """
     started = time.perf_counter()
-    _check_options(task, mode, n_classes, learning_rate, weight_decay, validation_fraction)
-    epochs = check_int("epochs", epochs, minimum=1, maximum=MAX_EPOCHS)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    if patience is not None:
-        patience = check_int("patience", patience, minimum=1)
+    seed = values.pop("random_state", None)
+    config = FastGRNNConfig.of(config, **values)
+    _check_task(task, n_classes)
     x = _check_x("x", x)
     n = x.shape[0]
     y = _check_y("y", y, n, task, n_classes)
-    _check_dims(x.shape[-1], hidden_dim, mode, rank)
-    rng = normalize_random_state(random_state)
-    x_tr, y_tr, x_val, y_val = _held_out(x, y, x_val, y_val, validation_fraction, rng, task, n_classes)
+    hidden_dim, mode, epochs = config.hidden_dim, config.mode, config.epochs
+    _check_dims(x.shape[-1], hidden_dim, mode, config.rank)
+    rng = normalize_random_state(config.random_state if seed is None else seed)
+    x_tr, y_tr, x_val, y_val = _held_out(x, y, x_val, y_val, config.validation_fraction, rng, task, n_classes)
 
-    cell = init_params(x.shape[-1], hidden_dim, mode=mode, rank=rank, random_state=rng)
+    cell = init_params(x.shape[-1], hidden_dim, mode=mode, rank=config.rank, random_state=rng)
     theta = {k: np.array(v) for k, v in cell.arrays.items()}
     theta["head_weight"] = (rng.standard_normal((n_classes, hidden_dim)) / np.sqrt(hidden_dim)).astype(np.float32)
     theta["head_bias"] = np.zeros(n_classes, dtype=np.float32)
-    adam = Adam(theta, learning_rate=learning_rate, weight_decay=weight_decay)
+    adam = Adam(theta, learning_rate=config.learning_rate, weight_decay=config.weight_decay)
 
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
     best = {k: p.copy() for k, p in theta.items()}
     best_loss, best_epoch, waited, epoch = np.inf, 0, 0, 0
     n_tr = x_tr.shape[0]
     for epoch in range(1, epochs + 1):
-        metrics = {"train_loss": _epoch(x_tr, y_tr, theta, adam, rng, batch_size, mode, task, epoch) / n_tr}
+        metrics = {"train_loss": _epoch(x_tr, y_tr, theta, adam, rng, config.batch_size, mode, task, epoch) / n_tr}
         history["train_loss"].append(metrics["train_loss"])
         if x_val is not None:
             metrics["val_loss"], metrics["val_accuracy"] = _eval(x_val, y_val, theta, mode, task, n_classes)
@@ -255,7 +250,7 @@ def train(x: Any, y: Any, *, task: str = "multiclass", n_classes: int, hidden_di
             waited += 1
         if progress is not None:
             progress(epoch, epochs, dict(metrics))
-        if x_val is not None and patience is not None and waited >= patience:
+        if x_val is not None and waited >= config.patience:
             break
 
     if not all(np.isfinite(p).all() for p in best.values()):

@@ -29,11 +29,11 @@ import pyarrow as pa
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
 from tinydancer_duck._numeric import value_scores, willingness_grid
-from tinydancer_duck._validate import check_int
 from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.options import POINTS, Policy
 from tinydancer_duck.snapshot import RoutingSnapshot
 
-from ._frames import COST_SOURCES, QUALITY_SOURCES, SOURCE_COUNTS, Frame, Replay, as_snapshot
+from ._frames import COST_SOURCES, QUALITY_SOURCES, SOURCE_COUNTS, Frame, Replay, as_snapshot, constraints_only
 from ._simulate import Progress
 
 CURVE_TYPE = pa.struct([("series", pa.string()), ("label", pa.string()), ("willingness_to_pay", pa.float64()),
@@ -188,19 +188,20 @@ def _label(w: float) -> str:
     return "best expected quality" if np.isinf(w) else f"willingness_to_pay={w:.4g}"
 
 
-def curve(source: RoutingSnapshot | Any, log: Any, *, points: int = 40, columns: Any = None,
-          observed_only: bool = False, holdout: Any = None, rows: int = DEFAULT_BATCH_ROWS,
-          progress: Progress | None = None, **constraints: Any) -> tuple[pa.Table, dict[str, Any]]:
+def curve(source: RoutingSnapshot | Any, log: Any, policy: Policy | None = None, *, points: int = 40,
+          columns: Any = None, rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None,
+          **values: Any) -> tuple[pa.Table, dict[str, Any]]:
     """The router's willingness-to-pay curve, the zero router (single agents) and the oracle over ``log``, streamed
     in batches.
 
     Returns (table of :data:`CURVE_TYPE` rows, {"aiq_router", "aiq_zero_router", "c_min", "c_max", "warnings"}).
-    observed_only, holdout : see :class:`~tinydancer_duck.replay._frames.Replay`.
-    constraints : ruvector_route's constraints (they shape the router's candidates, not the single agents).
+    policy, values : the replay's constraints (they shape the router's candidates, not the single agents),
+        ``observed_only`` and ``holdout`` (:class:`~tinydancer_duck.options.Policy`); the curve sweeps the choice
+        itself, so an objective, a willingness to pay or a budget is an error.
     """
-    check_int("points", points, minimum=3, maximum=1000)
-    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", observed_only=observed_only,
-                    holdout=holdout, **constraints)
+    points = POINTS.value(points)
+    replay = Replay(as_snapshot(source), log, constraints_only(policy, values, "the cost-quality curve"),
+                    columns=columns)
     sums, done = _Sums(points, replay.agents.size), 0
     for frame in replay.frames(rows):
         sums.add(frame)

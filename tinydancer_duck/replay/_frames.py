@@ -28,7 +28,6 @@ from tinydancer_duck._logs import (
     LogBatch,
     LogSpec,
     category_means,
-    check_holdout,
     held_out,
     iter_batches,
     log_agents,
@@ -36,14 +35,8 @@ from tinydancer_duck._logs import (
     resolved_path,
 )
 from tinydancer_duck.errors import InvalidArgument
-from tinydancer_duck.routing import (
-    CONSTRAINT_OPTIONS,
-    Requests,
-    RouteOptions,
-    Signals,
-    per_request_objective,
-    score_batch,
-)
+from tinydancer_duck.options import Policy
+from tinydancer_duck.routing import OptionColumns, Requests, Signals, score_batch
 from tinydancer_duck.snapshot import RoutingSnapshot
 
 QUALITY_SOURCES = ("observed", "category_mean", "predicted", "quality_score")
@@ -64,7 +57,7 @@ class Frame:
 
     log: LogBatch
     requests: Requests
-    options: RouteOptions
+    options: OptionColumns
     signals: Signals
     expected: np.ndarray
     estimated: np.ndarray
@@ -89,21 +82,13 @@ class Replay:
 
     snapshot : the snapshot to replay with; its live state (circuit breakers, budgets) is dropped, since it
         describes now, not the log's past.
-    willingness_to_pay : route every request by expected quality - cost / w (as ruvector_route does).
-    observed_only : choose only among the agents whose outcome the log holds for that request, so every quality
-        figure is observed (no category mean, prediction or prior).
-    holdout : replay only the share of requests ``train-outcomes --holdout`` kept out of training.
+    policy : the routing options every request is decided with (a willingness to pay routes by expected quality -
+        cost / w, as ruvector_route does); ``observed_only`` chooses only among the agents whose outcome the log
+        holds for that request, so every quality figure is observed (no category mean, prediction or prior);
+        ``holdout`` replays only the share of requests ``train-outcomes --holdout`` kept out of training.
     """
 
-    def __init__(self, snapshot: RoutingSnapshot, log: Any, *, columns: Any = None, optimize_for: Any = "balanced",
-                 willingness_to_pay: Any = None, observed_only: bool = False, holdout: Any = None,
-                 **constraints: Any) -> None:
-        unknown = set(constraints) - set(CONSTRAINT_OPTIONS)
-        if unknown:
-            first = min(unknown)
-            raise InvalidArgument(first, constraints[first], "is not a routing constraint")
-        if not isinstance(observed_only, (bool, np.bool_)):
-            raise InvalidArgument("observed_only", observed_only, "must be true or false")
+    def __init__(self, snapshot: RoutingSnapshot, log: Any, policy: Policy, *, columns: Any = None) -> None:
         self.routing = snapshot.for_replay()
         self.agents = self.routing.agents
         if not self.agents.size:
@@ -111,13 +96,10 @@ class Replay:
                                   "(tinydancer agents import LOG registers the log's own)")
         self.names = self.agents.name_list()
         self.spec: LogSpec = open_log(log, agents=self.names, columns=columns)
-        self.objective = optimize_for
-        self.willingness_to_pay = willingness_to_pay
-        self.observed_only = bool(observed_only)
-        self.holdout = check_holdout(holdout)
-        self.constraints = constraints
-        RouteOptions.build(1, optimize_for=per_request_objective(optimize_for), willingness_to_pay=willingness_to_pay,
-                           **constraints)  # validate once, before reading the log
+        self.policy = policy
+        self.objective = policy.optimize_for
+        self.observed_only = policy.observed_only
+        self.holdout = policy.holdout
         model = self.routing.outcome
         self.predicted = self.routing.outcome_columns >= 0
         self.model_label = (f"outcome router {model.metrics.get('name')!r} version {model.metrics.get('version')}"
@@ -166,9 +148,7 @@ class Replay:
                 if not len(log):
                     continue
             batch = requests_from(snapshot, log.request)
-            options = RouteOptions.build(len(batch), optimize_for=per_request_objective(self.objective),
-                                         willingness_to_pay=self.willingness_to_pay, **self.constraints)
-            signals, options = signals_for(snapshot, batch, options)
+            signals, options = signals_for(snapshot, batch, OptionColumns.of(self.policy.options, len(batch)))
             observed, cost, actual = self._observed(log)
             if self.observed_only:
                 signals = replace(signals, unobserved=np.isnan(observed))
@@ -190,7 +170,7 @@ class Replay:
                 matrix[rows[fill], actual[rows[fill]]] = log.columns[name][rows[fill]]
         return observed, cost, actual
 
-    def _frame(self, log: LogBatch, batch: Requests, options: RouteOptions, signals: Signals, scored: Any,
+    def _frame(self, log: LogBatch, batch: Requests, options: OptionColumns, signals: Signals, scored: Any,
                observed: np.ndarray, cost: np.ndarray, actual: np.ndarray) -> Frame:
         n, a = len(batch), self.agents.size
         expected = np.array(np.broadcast_to(scored.quality, (n, a)), np.float64)
@@ -230,6 +210,17 @@ def _category_matrix(spec: LogSpec, names: list[str]) -> tuple[pa.Array | None, 
 def _listed(names: list[str]) -> str:
     shown = ", ".join(names[:_NAMED])
     return shown + (f", +{len(names) - _NAMED} more" if len(names) > _NAMED else "")
+
+
+def constraints_only(policy: Policy | None, values: dict[str, Any], what: str) -> Policy:
+    """The policy of a replay that sweeps the choice itself (the curve, the what-if): its constraints only; an
+    objective, a willingness to pay or a budget is an error naming it."""
+    chosen = Policy.of(policy, **values)
+    for name, value in (("optimize_for", values.get("optimize_for")), ("budget", chosen.budget),
+                        ("willingness_to_pay", chosen.options.willingness_to_pay)):
+        if value is not None:
+            raise InvalidArgument(name, value, f"does not apply to {what}, which sweeps the choice itself")
+    return Policy.of(chosen, optimize_for="quality")
 
 
 def as_snapshot(source: RoutingSnapshot | Any) -> RoutingSnapshot:

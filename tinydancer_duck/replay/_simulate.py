@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -28,14 +29,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
+from tinydancer_duck.options import Policy
 from tinydancer_duck.routing import (
-    BATCH_OBJECTIVES,
     BatchDecisions,
+    OptionColumns,
     Requests,
-    RouteOptions,
     Signals,
     batch_route,
-    check_batch_objective,
     per_request_objective,
     route,
 )
@@ -65,11 +65,6 @@ SUMMARY_TYPE = pa.struct([("rows", pa.int64()), ("routed", pa.int64()), ("total_
                           ("budget", pa.float64()), ("budget_overrun", pa.float64()),
                           ("warnings", pa.list_(pa.string())),
                           ("seconds", pa.float64()), ("rows_per_second", pa.float64())])
-
-
-def check_objective(optimize_for: Any, budget: Any, willingness_to_pay: Any = None) -> tuple[str, float | None]:
-    """The objective (any of BATCH_OBJECTIVES) and budget, validated once; NULL objective means 'balanced'."""
-    return check_batch_objective("balanced" if optimize_for is None else optimize_for, budget, willingness_to_pay)
 
 
 def simulate_frames(replay: Replay, *, optimize_for: str, budget: float | None, rows: int = DEFAULT_BATCH_ROWS,
@@ -119,7 +114,7 @@ def budget_decisions(replay: Replay, frames: list[Frame], budget: float, optimiz
                       cost=np.concatenate([f.cost for f in frames]),  # logged where known: the budget holds there
                       unobserved=None if unobserved[0] is None else np.concatenate(unobserved))
     objective = per_request_objective(optimize_for)
-    options = RouteOptions.build(n, optimize_for=objective, **replay.constraints)
+    options = OptionColumns.of(replace(replay.policy.options, optimize_for=objective), n)
     decided = batch_route(requests, replay.agents, replay.routing.settings, optimize_for=objective, budget=budget,
                           options=options, signals=signals)
     return decided
@@ -162,27 +157,23 @@ def decision_rows(replay: Replay, frame: Frame, agent: np.ndarray, reasoning: pa
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(list(ROW_TYPE)))
 
 
-def simulate(source: RoutingSnapshot | Any, log: Any, *, optimize_for: Any = "balanced", budget: Any = None,
-             willingness_to_pay: Any = None, observed_only: bool = False, holdout: Any = None, columns: Any = None,
+def simulate(source: RoutingSnapshot | Any, log: Any, policy: Policy | None = None, *, columns: Any = None,
              rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None, keep_rows: bool = True,
-             sink: Callable[[pa.RecordBatch], None] | None = None, **constraints: Any) -> tuple[pa.Table | None, dict]:
+             sink: Callable[[pa.RecordBatch], None] | None = None, **values: Any) -> tuple[pa.Table | None, dict]:
     """Replay ``log`` under a policy; returns (per-row decisions or None when ``keep_rows`` is false, summary dict).
 
-    optimize_for : one of cost, latency, quality, balanced, quality_per_dollar, learned, total_cost
-    budget : total dollars for the whole log (Lagrangian, see module docstring), or None
-    willingness_to_pay, observed_only, holdout : see :class:`~tinydancer_duck.replay._frames.Replay`
-    constraints : ruvector_route's required_capabilities, max_cost, max_latency_ms, min_quality, excluded_agents
+    policy, values : a :class:`~tinydancer_duck.options.Policy`, or its fields and ruvector_route's options by name
+        (``simulate(snapshot, log, optimize_for="cost", max_cost=0.01, budget=5)``; values apply over policy)
+    columns : the log's column mapping (JSON text or a dict); rows : rows per batch
     sink : called with each batch of per-row decisions (e.g. a ParquetWriter's write_batch) as it is made
     """
-    objective, limit = check_objective(optimize_for, budget, willingness_to_pay)
+    chosen = Policy.of(policy, **values)
     started = time.perf_counter()
-    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for=objective,
-                    willingness_to_pay=willingness_to_pay, observed_only=observed_only, holdout=holdout,
-                    **constraints)
-    summary = Summary(replay, limit)
+    replay = Replay(as_snapshot(source), log, chosen, columns=columns)
+    summary = Summary(replay, chosen.budget)
     kept = []
-    for frame, agent, reasoning in simulate_frames(replay, optimize_for=objective, budget=limit, rows=rows,
-                                                   progress=progress):
+    for frame, agent, reasoning in simulate_frames(replay, optimize_for=chosen.optimize_for, budget=chosen.budget,
+                                                   rows=rows, progress=progress):
         summary.add(frame, agent)
         if keep_rows or sink is not None:
             batch = decision_rows(replay, frame, agent, reasoning)
@@ -298,4 +289,4 @@ def _shares(counts: np.ndarray, names: tuple[str, ...]) -> str:
     return ", ".join(f"{names[i]} {counts[i] / total:.0%}" for i in order if counts[i])
 
 
-__all__ = ["BATCH_OBJECTIVES", "COST_SOURCES", "QUALITY_SOURCES", "Replay", "as_snapshot", "simulate"]
+__all__ = ["COST_SOURCES", "QUALITY_SOURCES", "Replay", "as_snapshot", "simulate"]

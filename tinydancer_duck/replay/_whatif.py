@@ -11,7 +11,7 @@ willingness to pay the budget implies (1/λ: ``ruvector_route(willingness_to_pay
 the upgrades), requests served, the agent mix (polars group-by) and the decisions behind each figure's source.
 
 ``quality_threshold`` marks the budgets whose allocation serves every request at a mean expected quality at or above
-it (and the cheapest such budget); ``latency_threshold_ms`` removes agents slower than it on average.
+it (and the cheapest such budget); the policy's ``max_latency_ms`` removes agents slower than it on average.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import polars as pl
 import pyarrow as pa
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
-from tinydancer_duck._validate import check_number
 from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.options import BUDGET, QUALITY_THRESHOLD, Policy
 from tinydancer_duck.snapshot import RoutingSnapshot
 
-from ._frames import COST_SOURCES, QUALITY_SOURCES, SOURCE_COUNTS, Replay, as_snapshot
+from ._frames import COST_SOURCES, QUALITY_SOURCES, SOURCE_COUNTS, Replay, as_snapshot, constraints_only
 from ._simulate import MIX_TYPE, Progress, budget_decisions
 
 WHATIF_TYPE = pa.struct([("budget", pa.float64()), ("estimated_spend", pa.float64()), ("spend", pa.float64()),
@@ -48,23 +48,24 @@ def check_budgets(budgets: Any) -> list[float]:
     values = list(budgets)
     if not values:
         raise InvalidArgument("budgets", values, "must be a non-empty list of numbers >= 0")
-    return [check_number("budgets", value, minimum=0) for value in values]
+    return [BUDGET.check.scalar("budgets", value) for value in values]
 
 
-def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[float], *,
-                  quality_threshold: float | None = None, latency_threshold_ms: float | None = None,
-                  columns: Any = None, observed_only: bool = False, holdout: Any = None,
-                  rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None, **constraints: Any) -> pa.Table:
-    """One row per budget (:data:`WHATIF_TYPE`), in the order given; observed_only and holdout as
-    :class:`~tinydancer_duck.replay._frames.Replay` takes them."""
-    values = check_budgets(budgets)
-    if quality_threshold is not None and (isinstance(quality_threshold, bool) or not isinstance(
-            quality_threshold, (int, float)) or not 0 <= quality_threshold <= 1):
-        raise InvalidArgument("quality_threshold", quality_threshold, "must be a number within [0, 1]")
-    if latency_threshold_ms is not None:
-        constraints["max_latency_ms"] = check_number("latency_threshold_ms", latency_threshold_ms, minimum=0)
-    replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", observed_only=observed_only,
-                    holdout=holdout, **constraints)
+def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[float], policy: Policy | None = None,
+                  *, quality_threshold: float | None = None, columns: Any = None, rows: int = DEFAULT_BATCH_ROWS,
+                  progress: Progress | None = None, **values: Any) -> pa.Table:
+    """One row per budget (:data:`WHATIF_TYPE`), in the order given.
+
+    policy, values : the replay's constraints (max_latency_ms drops agents slower than it on average),
+        ``observed_only`` and ``holdout`` (:class:`~tinydancer_duck.options.Policy`); each budget decides the
+        choice, so an objective, a willingness to pay or a budget is an error.
+    quality_threshold : marks the budgets whose allocation serves every request at a mean expected quality at or
+        above it.
+    """
+    amounts = check_budgets(budgets)
+    quality_threshold = QUALITY_THRESHOLD.value(quality_threshold)
+    replay = Replay(as_snapshot(source), log, constraints_only(policy, values, "the budget what-if"),
+                    columns=columns)
     frames, done = [], 0
     for frame in replay.frames(rows):
         frames.append(frame.light())
@@ -82,7 +83,7 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
     n = len(expected)
     names = pl.Series("agent", replay.names, pl.String)
     out = []
-    for budget in values:
+    for budget in amounts:
         decided = budget_decisions(replay, frames, budget, "quality")
         served = np.flatnonzero(decided.agent >= 0)
         picked = decided.agent[served]

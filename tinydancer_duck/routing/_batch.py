@@ -23,16 +23,15 @@ import numpy as np
 import pyarrow as pa
 
 from tinydancer_duck._numeric import value_scores
-from tinydancer_duck._validate import check_number
 from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.options import BATCH_OBJECTIVE, BATCH_OBJECTIVES, BUDGET, RouteOptions
 from tinydancer_duck.registry import AgentSnapshot
 from tinydancer_duck.settings import Settings
 
 from ._explain import format_once
-from ._options import OBJECTIVE_NAMES, RouteOptions
+from ._options import OptionColumns
 from ._router import NO_SIGNALS, Requests, Scored, Signals, route, score_batch
 
-BATCH_OBJECTIVES = ("total_cost", *OBJECTIVE_NAMES)
 BISECTION_STEPS = 60
 #: One row of ruvector_batch_route (besides the request itself).
 BATCH_TYPE = pa.struct([("request_index", pa.int64()), ("agent_name", pa.string()), ("estimated_cost", pa.float64()),
@@ -77,24 +76,22 @@ def per_request_objective(objective: str | None) -> str:
 
 def check_batch_objective(optimize_for: object, budget: object,
                           willingness_to_pay: object = None) -> tuple[str, float | None]:
-    """Validate the batch arguments once; a budget sets its own willingness to pay, so both cannot be given."""
-    if optimize_for is None:
-        optimize_for = "total_cost"
-    if not isinstance(optimize_for, str) or optimize_for.strip().lower() not in BATCH_OBJECTIVES:
-        raise InvalidArgument("optimize_for", optimize_for, f"must be one of {', '.join(BATCH_OBJECTIVES)}")
-    limit = None if budget is None else check_number("budget", budget, minimum=0)
+    """Validate the batch arguments once (NULL objective: total_cost); a budget sets its own willingness to pay,
+    so both cannot be given."""
+    objective = BATCH_OBJECTIVE.evolve(default="total_cost").value(optimize_for)
+    limit = BUDGET.value(budget)
     if limit is not None and willingness_to_pay is not None:
         raise InvalidArgument("willingness_to_pay", willingness_to_pay,
                               "cannot be combined with budget: the budget decides the willingness to pay")
-    return optimize_for.strip().lower(), limit
+    return objective, limit
 
 
 def batch_route(requests: Requests, snapshot: AgentSnapshot, settings: Settings, *, optimize_for: str,
-                budget: float | None, options: RouteOptions | None = None,
+                budget: float | None, options: OptionColumns | None = None,
                 signals: Signals = NO_SIGNALS) -> BatchDecisions:
     """Decide every request of one batch together (arguments validated by :func:`check_batch_objective`)."""
     n = len(requests)
-    options = options or RouteOptions.build(n, optimize_for=per_request_objective(optimize_for))
+    options = options or OptionColumns.of(RouteOptions(optimize_for=per_request_objective(optimize_for)), n)
     scored = score_batch(requests, options, snapshot, settings, signals)
     quality = np.asarray(scored.quality, dtype=np.float64)
     if budget is not None:

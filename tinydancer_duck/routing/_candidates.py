@@ -1,5 +1,5 @@
 """Step 1 of the router: which agents may serve each request, and the first constraint that rules each other out
-(:data:`tinydancer_duck.routing._explain.CONSTRAINTS`, in that order). Masks only; scoring is the router's."""
+(:data:`CONSTRAINTS`, in that order). Masks only; scoring is the router's."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ import pyarrow.compute as pc
 
 from tinydancer_duck.registry import AgentSnapshot
 
-from ._explain import CONSTRAINTS
-from ._options import RouteOptions
+from ._options import OptionColumns
 
 if TYPE_CHECKING:
     from ._router import Signals
 
+#: Why an agent is not a candidate, in the order constraints are checked (code = position + 1).
+CONSTRAINTS = ("inactive", "circuit_open", "excluded_agents", "required_capabilities", "context_window",
+               "max_latency_ms", "min_quality", "max_cost", "agent_budget", "budget_remaining", "not_in_log")
 
-def removal_codes(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarray,
+
+def removal_codes(options: OptionColumns, snapshot: AgentSnapshot, cost: np.ndarray,
                   signals: Signals | None = None, tokens_in: np.ndarray | None = None) -> np.ndarray:
     """uint8 (n, A): 0 for a candidate, else 1 + the index in CONSTRAINTS of the first constraint it fails."""
     n, n_agents = cost.shape
@@ -31,7 +34,7 @@ def removal_codes(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarr
     return codes
 
 
-def _failures(options: RouteOptions, snapshot: AgentSnapshot, cost: np.ndarray, signals: Signals | None,
+def _failures(options: OptionColumns, snapshot: AgentSnapshot, cost: np.ndarray, signals: Signals | None,
               n: int, tokens_in: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Constraint name -> where it fails, as a mask broadcastable to (n, A); a constraint that cannot fail (not
     given, NULL for every row, no agent inactive) is left out, which spares a one-request call most of the work."""

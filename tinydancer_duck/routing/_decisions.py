@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from tinydancer_duck.options import NUM_FALLBACKS
+
 if TYPE_CHECKING:
     from tinydancer_duck.registry import AgentSnapshot
 
@@ -31,9 +33,8 @@ ROUTE_TYPE = pa.struct([("agent_name", pa.string()), ("confidence", pa.float64()
                         ("estimated_latency_ms", pa.float64()), ("candidates", pa.int32()), ("reasoning", pa.string()),
                         ("fallbacks", pa.list_(FALLBACK_TYPE)), ("scores", pa.list_(SCORE_TYPE))])
 ROUTE_FIELDS = tuple(ROUTE_TYPE.names)
-#: Fallbacks listed per decision unless the caller asks for another number, and the most a caller may ask for.
-NUM_FALLBACKS = 2
-MAX_FALLBACKS = 64
+#: Fallbacks listed per decision unless the caller asks for another number (options.NUM_FALLBACKS declares it).
+DEFAULT_FALLBACKS = NUM_FALLBACKS.default
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Decisions:
             return out
         return np.concatenate([out, np.full((n, k - out.shape[1]), -1)], axis=1)
 
-    def to_arrow(self, snapshot: AgentSnapshot, *, num_fallbacks: int = NUM_FALLBACKS,
+    def to_arrow(self, snapshot: AgentSnapshot, *, num_fallbacks: int = DEFAULT_FALLBACKS,
                  explain: bool = False) -> pa.StructArray:
         """The STRUCT ruvector_route returns."""
         chosen = self.agent >= 0
@@ -123,7 +124,7 @@ class Decisions:
             fields=list(ROUTE_TYPE),
         )
 
-    def row(self, i: int, snapshot: AgentSnapshot, *, num_fallbacks: int = NUM_FALLBACKS,
+    def row(self, i: int, snapshot: AgentSnapshot, *, num_fallbacks: int = DEFAULT_FALLBACKS,
             explain: bool = False) -> dict[str, Any]:
         """Request i's decision as Python values (the STRUCT's fields; None where :meth:`to_arrow` has NULL)."""
         agent = int(self.agent[i])

@@ -14,11 +14,9 @@ import pyarrow.compute as pc
 
 from tinydancer_duck.registry import AgentSnapshot
 
+from ._candidates import CONSTRAINTS
 from ._options import OBJECTIVE_LABELS
 
-#: Why an agent is not a candidate, in the order constraints are checked (code = position + 1).
-CONSTRAINTS = ("inactive", "circuit_open", "excluded_agents", "required_capabilities", "context_window", "max_latency_ms",
-               "min_quality", "max_cost", "agent_budget", "budget_remaining", "not_in_log")
 _MAX_NAMED = 5  # removed agents named in a reasoning before "+N more"
 #: What the matched semantic route did for a request (``router.semantic_status``): no route matched; a route decided;
 #: its target is not a registered agent; its target is registered but not a candidate (inactive, open circuit or

@@ -18,18 +18,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck._validate import check_int
-from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.options import NUM_AGENTS, STRATEGY
 from tinydancer_duck.registry import AgentSnapshot
 from tinydancer_duck.settings import Settings
 
 from ._candidates import required_matrix
 from ._explain import format_once
-from ._options import RouteOptions
+from ._options import OptionColumns
 from ._router import NO_SIGNALS, Requests, Scored, Signals, score_batch
 
-STRATEGIES = ("pipeline", "parallel", "ensemble")
-MAX_AGENTS = 64  # more steps than this is a mistake, not a plan
 
 STEP_TYPE = pa.struct([
     ("step", pa.int32()), ("agent_name", pa.string()), ("capabilities", pa.list_(pa.string())),
@@ -89,13 +86,11 @@ class Plans:
 
 
 def check_strategy(strategy: object, num_agents: object) -> tuple[str, int]:
-    """Validate the two multi-agent arguments once per call."""
-    if not isinstance(strategy, str) or strategy.strip().lower() not in STRATEGIES:
-        raise InvalidArgument("strategy", strategy, f"must be one of {', '.join(STRATEGIES)}")
-    return strategy.strip().lower(), check_int("num_agents", num_agents, minimum=1, maximum=MAX_AGENTS)
+    """Validate the two multi-agent arguments once per call (NULL: the default)."""
+    return STRATEGY.value(strategy), NUM_AGENTS.value(num_agents)
 
 
-def route_multi(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, settings: Settings, *,
+def route_multi(requests: Requests, options: OptionColumns, snapshot: AgentSnapshot, settings: Settings, *,
                 strategy: str, num_agents: int, signals: Signals = NO_SIGNALS) -> Plans:
     """Plan up to ``num_agents`` agents per request with one strategy (validated by :func:`check_strategy`)."""
     if strategy == "pipeline":
@@ -135,7 +130,7 @@ def _top_k(snapshot: AgentSnapshot, scored: Scored, strategy: str, k: int, setti
     return Plans(strategy, agent, weight, covers, *_step_costs(snapshot, scored, agent), format_once(key, describe))
 
 
-def _pipeline(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, scored: Scored, k: int) -> Plans:
+def _pipeline(requests: Requests, options: OptionColumns, snapshot: AgentSnapshot, scored: Scored, k: int) -> Plans:
     n, n_agents = scored.score.shape
     needed, relevance = _needed_capabilities(requests, options, snapshot, k)
     covered = np.zeros_like(needed)
@@ -187,7 +182,7 @@ def _pipeline(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot
                  format_once(key, describe))
 
 
-def _needed_capabilities(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot,
+def _needed_capabilities(requests: Requests, options: OptionColumns, snapshot: AgentSnapshot,
                          k: int) -> tuple[np.ndarray, np.ndarray]:
     """bool (n, K) needed capabilities and float (n, K) relevance (higher first) over the capability vocabulary.
 

@@ -2,7 +2,7 @@
 
 1. candidates: active, circuit not open, not excluded, holding every required capability, avg latency <=
    max_latency_ms, quality >= min_quality, estimated cost <= max_cost, not over its own budget, estimated cost <=
-   budget_remaining (:data:`tinydancer_duck.routing._explain.CONSTRAINTS`, in that order);
+   budget_remaining (:data:`tinydancer_duck.routing._candidates.CONSTRAINTS`, in that order);
 2. estimated cost: :mod:`tinydancer_duck.registry._costs`;
 3. match m in [0, 1]: max(0, cosine(request, capability embedding)); a row where every candidate has m = 0 carries
    no match signal, so its objective alone decides (m = 1) and the reasoning says so;
@@ -31,10 +31,9 @@ from tinydancer_duck._numeric import value_scores
 from tinydancer_duck.registry import AgentSnapshot, estimated_cost
 from tinydancer_duck.settings import Settings
 
-from ._candidates import removal_codes
+from ._candidates import CONSTRAINTS, removal_codes
 from ._decisions import Decisions, ratio_to_best
 from ._explain import (
-    CONSTRAINTS,
     FEW_ROWS,
     ROUTE_DECIDED,
     ROUTE_TARGET_REMOVED,
@@ -42,7 +41,7 @@ from ._explain import (
     explain,
     winner_detail,
 )
-from ._options import BY_VALUE, OBJECTIVE_NAMES, RouteOptions
+from ._options import BY_VALUE, OBJECTIVE_NAMES, OptionColumns
 
 _TINY = 1e-12
 
@@ -187,7 +186,7 @@ class Scored:
                        **{f: np.concatenate([getattr(p, f) for p in parts]) for f in Scored._PER_ROW})
 
 
-def score_batch(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, settings: Settings,
+def score_batch(requests: Requests, options: OptionColumns, snapshot: AgentSnapshot, settings: Settings,
                 signals: Signals = NO_SIGNALS) -> Scored:
     """Candidates, costs, matches and objective scores for every (request, agent) pair."""
     n, n_agents = len(requests), snapshot.size
@@ -243,7 +242,7 @@ def objective_groups(objective: np.ndarray) -> list[tuple[int, slice | np.ndarra
     return [(int(code), objective == code) for code in np.unique(objective)]
 
 
-def route(requests: Requests, options: RouteOptions, snapshot: AgentSnapshot, settings: Settings,
+def route(requests: Requests, options: OptionColumns, snapshot: AgentSnapshot, settings: Settings,
           signals: Signals = NO_SIGNALS) -> Decisions:
     """Decide an agent for every request (see the module docstring for the rules)."""
     n, n_agents = len(requests), snapshot.size

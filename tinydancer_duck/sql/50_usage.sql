@@ -1,42 +1,39 @@
--- Usage, analytics and health (udfs/usage.py -> tinydancer_duck/usage/_events.py, analytics.py, health.py).
--- Timestamps reach the UDFs as µs since the epoch (UTC): TIMESTAMPTZ as is, TIMESTAMP/DATE read as UTC, text with
--- an offset ('...Z', '...+02:00') by its offset and text without one as UTC; NULL means now.
+-- Generated from the declarations in tinydancer_duck/options by `python -m tinydancer_duck.udfs`;
+-- edit those, not this file (tests/test_surfaces.py checks it).
+-- Usage, analytics and health (tinydancer_duck/udfs/usage.py -> tinydancer_duck/usage/). Timestamps reach the
+-- UDFs as µs since the epoch (UTC): TIMESTAMPTZ as is, TIMESTAMP/DATE read as UTC, text with an offset ('...Z',
+-- '...+02:00') by its offset and text without one as UTC; NULL means now.
 
--- One event per row; vectorized (one LanceDB append and one agents write per batch of rows), so
--- SELECT ruvector_record_usage(agent, cost, success, latency_ms, ts := ts) FROM 'log.parquet' ingests a log.
--- Returns true when the agent is registered (its running stats were updated), false when the event was stored
--- for an unregistered agent. Bad values fail the batch before anything of it is written.
+-- Record events, one per row (vectorized: one append and one agents write per batch): true when the agent is
+-- registered (its running stats were updated), false when the event was stored for an unregistered agent. Bad
+-- values fail the batch before anything of it is written.
 CREATE OR REPLACE MACRO ruvector_record_usage(agent, cost, success, latency_ms, ts := NULL, request_id := NULL,
         route := NULL, category := NULL, tokens_in := NULL, tokens_out := NULL, quality := NULL) AS
     _td_record_usage(agent::VARCHAR, cost::DOUBLE, success::BOOLEAN, latency_ms::DOUBLE, _td_epoch_us(ts),
         request_id::VARCHAR, route::VARCHAR, category::VARCHAR, tokens_in::BIGINT, tokens_out::BIGINT,
         quality::DOUBLE);
 
--- Bulk ingest of a Parquet log (file, directory or glob), streamed in batches of batch_rows; validated in full
--- before anything is written. columns maps usage fields to the log's names: {'agent': 'model', 'cost': 'usd'}
--- (a STRUCT, MAP or JSON text). One row: rows, total_cost, agents_updated, unknown_agents, seconds.
+-- Bulk ingest of a Parquet log, streamed and all or nothing (validated in full before anything is written;
+-- request_ids stored already are skipped). One row: rows, total_cost, agents_updated, unknown_agents, seconds.
 CREATE OR REPLACE MACRO ruvector_ingest_usage(path, columns := NULL, batch_rows := 100000) AS TABLE
-    SELECT unnest(report) FROM (SELECT _td_ingest_usage(path::VARCHAR, _td_json_text(columns), batch_rows::BIGINT)
-        AS report);
+    SELECT unnest(result) FROM (SELECT _td_ingest_usage(path::VARCHAR, _td_json_text(columns),
+        batch_rows::BIGINT) AS result);
 
--- Per agent, route, category, day or hour over the events since now - time_range ('7 days', '24 hours',
--- '30 minutes', '1 week', 'all'): the group key column (named like group_by), total_requests, total_cost,
--- avg_cost, avg_latency_ms, p50_latency_ms, p95_latency_ms, success_rate, avg_quality.
+-- Per group over the events since now - time_range: the group key (named like group_by), total_requests,
+-- total_cost, avg_cost, avg_latency_ms, p50_latency_ms, p95_latency_ms, success_rate, avg_quality.
 CREATE OR REPLACE MACRO ruvector_routing_analytics(time_range := '7 days', group_by := 'agent') AS TABLE
-    SELECT COLUMNS(lambda c: c NOT IN ('agent', 'route', 'category', 'day', 'hour')
-                   OR c = lower(trim(group_by::VARCHAR)))
-    FROM (SELECT unnest(rows, max_depth := 2)
-          FROM (SELECT _td_routing_analytics(time_range::VARCHAR, group_by::VARCHAR) AS rows));
+    SELECT COLUMNS(lambda c: c NOT IN ('agent', 'route', 'category', 'day',
+        'hour') OR c = lower(trim(group_by::VARCHAR))) FROM (SELECT unnest(rows,
+        max_depth := 2) FROM (SELECT _td_routing_analytics(time_range::VARCHAR, group_by::VARCHAR) AS rows));
 
--- One-row summary: agents, active_agents, total_requests, total_cost, success_rate, avg_latency_ms,
--- agents_with_usage, first_ts, last_ts. Scalar (a STRUCT) and table forms.
-CREATE OR REPLACE MACRO ruvector_routing_stats() AS _td_routing_stats();
-
+-- One summary: agents, active_agents, total_requests, total_cost, success_rate, avg_latency_ms,
+-- agents_with_usage, first_ts, last_ts (a STRUCT, or a table row).
+CREATE OR REPLACE MACRO ruvector_routing_stats() AS
+    _td_routing_stats();
 CREATE OR REPLACE MACRO ruvector_routing_stats() AS TABLE
-    SELECT unnest(stats) FROM (SELECT _td_routing_stats() AS stats);
+    SELECT unnest(result) FROM (SELECT _td_routing_stats() AS result);
 
--- Circuit breaker per registered agent at `now` (default: the current time): agent, state (closed, open,
--- half_open), recent_failures and recent_requests within the breaker window, opened_at, retry_at (when an open
--- circuit turns half-open), probe_successes, last_failure_at.
+-- The circuit breaker of every agent at now: state (closed, open, half_open), recent_failures and
+-- recent_requests within the window, opened_at, retry_at, probe_successes, last_failure_at.
 CREATE OR REPLACE MACRO ruvector_agent_health(now := NULL) AS TABLE
     SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_agent_health(_td_epoch_us(now)) AS rows);

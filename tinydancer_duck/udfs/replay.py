@@ -1,8 +1,5 @@
-"""Simulation UDFs: replay a log, its summary, cost-quality curves, budget what-if, train the outcome router.
-
-Each takes its (constant) arguments as one-row columns and returns one LIST(STRUCT) value that the table macros in
-sql/60_replay.sql unnest; the work is done by tinydancer_duck.replay._simulate, curves, whatif and outcome.
-"""
+"""Replays and the outcome router: simulate a log (per row, or a summary), the cost-quality curve, budget what-if,
+train the outcome router, calibrate its willingness to pay. Each takes constant arguments and returns one table."""
 
 from __future__ import annotations
 
@@ -11,122 +8,65 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from tinydancer_duck.learn import CALIBRATION_TYPE, KNOB_TYPE, METRICS_TYPE
+from tinydancer_duck.options import SIGNATURES
 from tinydancer_duck.replay import CURVE_TYPE, ROW_TYPE, SUMMARY_TYPE, WHATIF_TYPE, budget_whatif, curve, simulate
-from tinydancer_duck.routing import CONSTRAINT_OPTIONS
 
-from ._spec import UDF, arrow_sql_type, as_list, one_chunk
+from ._bind import TABLE_OF_ONE_ROW, TABLE_OF_ROWS, Adapter, Binding, Call
 
 if TYPE_CHECKING:
     from tinydancer_duck.engine import Engine
 
-POLICY = ("VARCHAR", "VARCHAR", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR[]", "DOUBLE", "VARCHAR", "DOUBLE",
-          "BOOLEAN", "DOUBLE")
+TITLE = ("Simulation, cost-quality curves, budget what-if and the outcome router (tinydancer_duck/udfs/replay.py -> "
+         "tinydancer_duck/replay/, tinydancer_duck/learn/). log: a Parquet, CSV or JSON file (by extension), or a "
+         "folder or glob of them; columns maps log fields (request, request_id, category, agent, cost, quality, "
+         "latency_ms, and the per-agent column patterns agent_quality, default '{agent}', and agent_cost, default "
+         "'{agent}|total_cost') to its columns. holdout := f replays only the requests "
+         "ruvector_train_outcome_router(holdout := f) kept out of training; observed_only := true chooses only among "
+         "agents whose outcome the log holds.")
 
 
-def _rows(columns: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """The Python values of each input row (the macros pass constants: one row)."""
-    return list(zip(*[one_chunk(c).to_pylist() for c in columns]))
+def _rows(typ: pa.DataType, udf: str) -> Call:
+    return Call(udf, pa.list_(typ), TABLE_OF_ROWS, side_effects=True)
 
 
-def _table_list(table: pa.Table, typ: pa.DataType) -> pa.Array:
-    rows = pa.StructArray.from_arrays([c.combine_chunks() for c in table.columns], names=table.column_names) \
-        if table.num_rows else pa.array([], typ)
-    return as_list(rows, typ)
+BINDINGS = (
+    Binding(SIGNATURES["ruvector_simulate"], table=_rows(ROW_TYPE, "_td_simulate")),
+    Binding(SIGNATURES["ruvector_simulate_summary"], table=_rows(SUMMARY_TYPE, "_td_simulate_summary")),
+    Binding(SIGNATURES["ruvector_cost_quality_curve"], table=_rows(CURVE_TYPE, "_td_cost_quality_curve")),
+    Binding(SIGNATURES["ruvector_budget_whatif"], table=_rows(WHATIF_TYPE, "_td_budget_whatif")),
+    Binding(SIGNATURES["ruvector_train_outcome_router"], table=_rows(METRICS_TYPE, "_td_train_outcome_router")),
+    Binding(SIGNATURES["ruvector_calibrate"],
+            table=Call("_td_calibrate", KNOB_TYPE, TABLE_OF_ONE_ROW, side_effects=True)),
+    Binding(SIGNATURES["ruvector_calibration_curve"], table=_rows(CALIBRATION_TYPE, "_td_calibration_curve")),
+)
 
 
-def _constraints(values: tuple[Any, ...]) -> dict[str, Any]:
-    return {k: v for k, v in zip(CONSTRAINT_OPTIONS, values) if v is not None}
+def adapters(engine: Engine) -> dict[str, Adapter]:
+    def simulate_rows(log: str, columns: str | None, **policy: Any) -> pa.Table:
+        return simulate(engine.snapshot(), log, columns=columns, **policy)[0]
 
+    def simulate_summary(log: str, columns: str | None, **policy: Any) -> list[dict[str, Any]]:
+        return [simulate(engine.snapshot(), log, columns=columns, keep_rows=False, **policy)[1]]
 
-def udfs(engine: Engine) -> list[UDF]:
-    """The area's UDFs bound to ``engine``. Long because it declares one small adapter per SQL function of the
-    area, side by side with its registration."""
+    def cost_quality_curve(log: str, points: int, columns: str | None, **policy: Any) -> pa.Table:
+        return curve(engine.snapshot(), log, points=points, columns=columns, **policy)[0]
 
-    def run_simulation(log, optimize_for, *rest, summary: bool) -> list[pa.Array]:
-        out = []
-        for log_, objective, caps, max_cost, max_latency, min_quality, excluded, budget, columns, price, observed, \
-                holdout in _rows((log, optimize_for, *rest)):
-            table, result = simulate(engine.snapshot(), log_, optimize_for=objective, budget=budget, columns=columns,
-                                     willingness_to_pay=price, observed_only=bool(observed), holdout=holdout,
-                                     keep_rows=not summary,
-                                     **_constraints((caps, max_cost, max_latency, min_quality, excluded)))
-            out.append(as_list(pa.array([result], SUMMARY_TYPE), SUMMARY_TYPE) if summary
-                       else _table_list(table, ROW_TYPE))
-        return out
+    def whatif(log: str, budgets: list[float], quality_threshold: float | None, columns: str | None,
+               **policy: Any) -> pa.Table:
+        return budget_whatif(engine.snapshot(), log, budgets, quality_threshold=quality_threshold, columns=columns,
+                             **policy)
 
-    def simulate_rows(log, optimize_for, caps, max_cost, max_latency, min_quality, excluded, budget, columns,
-                      willingness_to_pay, observed_only, holdout) -> pa.Array:
-        parts = run_simulation(log, optimize_for, caps, max_cost, max_latency, min_quality, excluded, budget, columns,
-                               willingness_to_pay, observed_only, holdout, summary=False)
-        return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(ROW_TYPE))
+    def train_outcome_router(source: str, model: str, columns: str | None, holdout: float | None,
+                             **config: Any) -> pa.Table:
+        return engine.outcomes.train_log(source, columns=columns, model=model, holdout=holdout, **config)
 
-    def simulate_summary(log, optimize_for, caps, max_cost, max_latency, min_quality, excluded, budget, columns,
-                         willingness_to_pay, observed_only, holdout) -> pa.Array:
-        parts = run_simulation(log, optimize_for, caps, max_cost, max_latency, min_quality, excluded, budget, columns,
-                               willingness_to_pay, observed_only, holdout, summary=True)
-        return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(SUMMARY_TYPE))
+    def calibrate(**target: Any) -> dict[str, Any]:
+        return engine.outcomes.knob(**target)
 
-    def cost_quality_curve(log, points, columns, caps, max_cost, max_latency, min_quality, excluded, observed_only,
-                           holdout) -> pa.Array:
-        parts = []
-        for log_, points_, columns_, *constraint, observed, holdout_ in _rows(
-                (log, points, columns, caps, max_cost, max_latency, min_quality, excluded, observed_only, holdout)):
-            table, _ = curve(engine.snapshot(), log_, points=40 if points_ is None else points_, columns=columns_,
-                             observed_only=bool(observed), holdout=holdout_, **_constraints(tuple(constraint)))
-            parts.append(_table_list(table, CURVE_TYPE))
-        return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(CURVE_TYPE))
+    def calibration_curve(model: str | None) -> pa.Array:
+        return pa.array([engine.outcomes.curve_rows(model)], pa.list_(CALIBRATION_TYPE))
 
-    def whatif(log, budgets, quality_threshold, latency_threshold_ms, columns, caps, max_cost, min_quality,
-               excluded, observed_only, holdout) -> pa.Array:
-        parts = []
-        for log_, budgets_, threshold, latency, columns_, caps_, cost_, quality_, excluded_, observed, holdout_ in \
-                _rows((log, budgets, quality_threshold, latency_threshold_ms, columns, caps, max_cost, min_quality,
-                       excluded, observed_only, holdout)):
-            table = budget_whatif(engine.snapshot(), log_, budgets_, quality_threshold=threshold,
-                                  latency_threshold_ms=latency, columns=columns_, observed_only=bool(observed),
-                                  holdout=holdout_, **_constraints((caps_, cost_, None, quality_, excluded_)))
-            parts.append(_table_list(table, WHATIF_TYPE))
-        return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(WHATIF_TYPE))
-
-    def train_outcome_router(source, model, columns, kind, hidden_dim, epochs, learning_rate, weight_decay,
-                             validation_fraction, calibration, random_state, folds, holdout) -> pa.Array:
-        parts = []
-        for source_, model_, columns_, kind_, hidden, epochs_, rate, decay, fraction, calibration_, seed, folds_, \
-                holdout_ in _rows((source, model, columns, kind, hidden_dim, epochs, learning_rate, weight_decay,
-                                   validation_fraction, calibration, random_state, folds, holdout)):
-            table = engine.outcomes.train_log(source_, columns=columns_, model=model_, kind=kind_,
-                                              hidden_dim=hidden, epochs=epochs_, learning_rate=rate,
-                                              weight_decay=decay, validation_fraction=fraction,
-                                              calibration=calibration_, random_state=seed, folds=folds_,
-                                              holdout=holdout_)
-            parts.append(_table_list(table, METRICS_TYPE))
-        return pa.concat_arrays(parts) if parts else pa.array([], pa.list_(METRICS_TYPE))
-
-    def calibrate(quality_share, cost_per_1k, strongest_share, model) -> pa.Array:
-        knobs = [engine.outcomes.knob(quality_share=q, cost_per_1k=c, strongest_share=s, model=m)
-                 for q, c, s, m in _rows((quality_share, cost_per_1k, strongest_share, model))]
-        return pa.array(knobs, KNOB_TYPE)
-
-    def calibration_curve(model) -> pa.Array:
-        return pa.array([engine.outcomes.curve_rows(m) for (m,) in _rows((model,))], pa.list_(CALIBRATION_TYPE))
-
-    constraints = ["VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR[]"]
-    return [
-        UDF("_td_simulate", simulate_rows, list(POLICY), arrow_sql_type(ROW_TYPE) + "[]", side_effects=True),
-        UDF("_td_simulate_summary", simulate_summary, list(POLICY), arrow_sql_type(SUMMARY_TYPE) + "[]",
-            side_effects=True),
-        UDF("_td_cost_quality_curve", cost_quality_curve, ["VARCHAR", "BIGINT", "VARCHAR", *constraints, "BOOLEAN",
-                                                           "DOUBLE"],
-            arrow_sql_type(CURVE_TYPE) + "[]", side_effects=True),
-        UDF("_td_budget_whatif", whatif, ["VARCHAR", "DOUBLE[]", "DOUBLE", "DOUBLE", "VARCHAR", "VARCHAR[]", "DOUBLE",
-                                          "DOUBLE", "VARCHAR[]", "BOOLEAN", "DOUBLE"],
-            arrow_sql_type(WHATIF_TYPE) + "[]", side_effects=True),
-        UDF("_td_calibrate", calibrate, ["DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR"], arrow_sql_type(KNOB_TYPE),
-            side_effects=True),
-        UDF("_td_calibration_curve", calibration_curve, ["VARCHAR"], arrow_sql_type(CALIBRATION_TYPE) + "[]",
-            side_effects=True),
-        UDF("_td_train_outcome_router", train_outcome_router, ["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BIGINT",
-                                                               "BIGINT", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR",
-                                                               "BIGINT", "BIGINT", "DOUBLE"],
-            arrow_sql_type(METRICS_TYPE) + "[]", side_effects=True),
-    ]
+    return {"_td_simulate": simulate_rows, "_td_simulate_summary": simulate_summary,
+            "_td_cost_quality_curve": cost_quality_curve, "_td_budget_whatif": whatif,
+            "_td_train_outcome_router": train_outcome_router, "_td_calibrate": calibrate,
+            "_td_calibration_curve": calibration_curve}

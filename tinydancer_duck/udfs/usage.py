@@ -1,59 +1,88 @@
-"""Usage, analytics and health UDFs: record events, ingest a Parquet log, analytics, summary, circuit breakers."""
+"""Usage, analytics, health and budgets: record events, ingest a log, analytics, the summary, circuit breakers; set
+and remove budgets, their status, and the monthly allocation."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import polars as pl
 import pyarrow as pa
 
-from tinydancer_duck.usage import ANALYTICS_TYPE, DEFAULT_BATCH_ROWS, HEALTH_TYPE, INGEST_TYPE, STATS_TYPE
+from tinydancer_duck.budget import OPTIMIZE_TYPE, STATUS_TYPE
+from tinydancer_duck.options import SIGNATURES
+from tinydancer_duck.usage import ANALYTICS_TYPE, HEALTH_TYPE, INGEST_TYPE, STATS_TYPE
 
-from ._spec import UDF, arrow_sql_type, as_list, epoch_us_to_ts, now_of, one_chunk
+from ._arrow import as_list, epoch_us_to_ts, now_of
+from ._bind import TABLE_OF_ONE_ROW, TABLE_OF_ROWS, Adapter, Binding, Call
 
 if TYPE_CHECKING:
     from tinydancer_duck.engine import Engine
 
-RECORD_FIELDS = ("agent", "cost", "success", "latency_ms", "ts", "request_id", "route", "category", "tokens_in",
-                 "tokens_out", "quality")
-RECORD_TYPES = ("VARCHAR", "DOUBLE", "BOOLEAN", "DOUBLE", "BIGINT", "VARCHAR", "VARCHAR", "VARCHAR", "BIGINT",
-                "BIGINT", "DOUBLE")
-def udfs(engine: Engine) -> list[UDF]:
-    def record_usage(agent, cost, success, latency_ms, ts, request_id, route, category, tokens_in, tokens_out,
-                     quality) -> pa.Array:
-        columns = (agent, cost, success, latency_ms, ts, request_id, route, category, tokens_in, tokens_out, quality)
-        fields = {name: one_chunk(c) for name, c in zip(RECORD_FIELDS, columns)}
-        fields["ts"] = epoch_us_to_ts(ts)
-        return pa.array(engine.usage.record_columns(fields), pa.bool_())
+TITLE = ("Usage, analytics and health (tinydancer_duck/udfs/usage.py -> tinydancer_duck/usage/). Timestamps reach the "
+         "UDFs as µs since the epoch (UTC): TIMESTAMPTZ as is, TIMESTAMP/DATE read as UTC, text with an offset "
+         "('...Z', '...+02:00') by its offset and text without one as UTC; NULL means now.")
+BUDGET_TITLE = "Budgets (tinydancer_duck/udfs/usage.py -> tinydancer_duck/budget/)."
+_GROUPED = ("SELECT COLUMNS(lambda c: c NOT IN ('agent', 'route', 'category', 'day', 'hour') OR c = "
+            "lower(trim(group_by::VARCHAR))) FROM (" + TABLE_OF_ROWS + ")")
 
-    def ingest_usage(path: pa.ChunkedArray, columns: pa.ChunkedArray, batch_rows: pa.ChunkedArray) -> pa.Array:
-        reports = []
-        for p, mapping, rows in zip(one_chunk(path).to_pylist(), one_chunk(columns).to_pylist(),
-                                    one_chunk(batch_rows).to_pylist()):
-            report = engine.usage.ingest(p, columns=mapping, batch_rows=DEFAULT_BATCH_ROWS if rows is None else rows)
-            reports.append(asdict(report))
-        return pa.array(reports, INGEST_TYPE)
+BINDINGS = (
+    Binding(SIGNATURES["ruvector_record_usage"], scalar=Call("_td_record_usage", "BOOLEAN", side_effects=True)),
+    Binding(SIGNATURES["ruvector_ingest_usage"],
+            table=Call("_td_ingest_usage", INGEST_TYPE, TABLE_OF_ONE_ROW, side_effects=True)),
+    Binding(SIGNATURES["ruvector_routing_analytics"],
+            table=Call("_td_routing_analytics", pa.list_(ANALYTICS_TYPE), _GROUPED, side_effects=True)),
+    Binding(SIGNATURES["ruvector_routing_stats"], scalar=Call("_td_routing_stats", STATS_TYPE, side_effects=True),
+            table=Call("_td_routing_stats", STATS_TYPE, TABLE_OF_ONE_ROW, side_effects=True)),
+    Binding(SIGNATURES["ruvector_agent_health"],
+            table=Call("_td_agent_health", pa.list_(HEALTH_TYPE), TABLE_OF_ROWS, side_effects=True)),
+)
+BUDGET_BINDINGS = (
+    Binding(SIGNATURES["ruvector_set_budget"], scalar=Call("_td_set_budget", "BOOLEAN", side_effects=True)),
+    Binding(SIGNATURES["ruvector_remove_budget"], scalar=Call("_td_remove_budget", "BOOLEAN", side_effects=True)),
+    Binding(SIGNATURES["ruvector_budget_status"],
+            table=Call("_td_budget_status", pa.list_(STATUS_TYPE), TABLE_OF_ROWS, side_effects=True)),
+    Binding(SIGNATURES["ruvector_optimize_budget"],
+            table=Call("_td_optimize_budget", pa.list_(OPTIMIZE_TYPE), TABLE_OF_ROWS, side_effects=True)),
+)
 
-    def routing_analytics(time_range: pa.ChunkedArray, group_by: pa.ChunkedArray) -> pa.Array:
-        results = [engine.analytics.analytics_struct(t, g) for t, g in
-                   zip(one_chunk(time_range).to_pylist(), one_chunk(group_by).to_pylist())]
-        return pa.concat_arrays([as_list(r, ANALYTICS_TYPE) for r in results]) if results \
-            else pa.array([], pa.list_(ANALYTICS_TYPE))
 
-    def routing_stats() -> pa.Array:
-        return pa.array([engine.analytics.routing_stats()], STATS_TYPE)
+def _arrow(frame: pl.DataFrame) -> pa.Table:
+    return frame.to_arrow()
 
-    def agent_health(now: pa.ChunkedArray) -> pa.Array:
-        table = engine.health.table(now_of(now)).to_arrow()
-        return as_list(pa.StructArray.from_arrays([c.combine_chunks() for c in table.columns],
-                                                  names=table.column_names), HEALTH_TYPE)
 
-    return [
-        UDF("_td_record_usage", record_usage, RECORD_TYPES, "BOOLEAN", side_effects=True),
-        UDF("_td_ingest_usage", ingest_usage, ["VARCHAR", "VARCHAR", "BIGINT"], arrow_sql_type(INGEST_TYPE),
-            side_effects=True),
-        UDF("_td_routing_analytics", routing_analytics, ["VARCHAR", "VARCHAR"], arrow_sql_type(ANALYTICS_TYPE) + "[]",
-            side_effects=True),
-        UDF("_td_routing_stats", routing_stats, [], arrow_sql_type(STATS_TYPE), side_effects=True),
-        UDF("_td_agent_health", agent_health, ["BIGINT"], arrow_sql_type(HEALTH_TYPE) + "[]", side_effects=True),
-    ]
+def adapters(engine: Engine) -> dict[str, Adapter]:
+    budgets = engine.budgets
+
+    def record_usage(ts: pa.Array, **fields: pa.Array) -> pa.Array:
+        return pa.array(engine.usage.record_columns({**fields, "ts": epoch_us_to_ts(ts)}), pa.bool_())
+
+    def ingest_usage(path: str, columns: str | None, batch_rows: int) -> dict[str, Any]:
+        return asdict(engine.usage.ingest(path, columns=columns, batch_rows=batch_rows))
+
+    def routing_analytics(time_range: str, group_by: str) -> pa.Array:
+        return as_list(engine.analytics.analytics_struct(time_range, group_by), ANALYTICS_TYPE)
+
+    def routing_stats() -> dict[str, Any]:
+        return engine.analytics.routing_stats()
+
+    def agent_health(now: int | None) -> pa.Table:
+        return _arrow(engine.health.table(now_of(now)))
+
+    def set_budget(amount: pa.Array, agent: pa.Array, period: pa.Array) -> pa.Array:
+        budgets.set(amount, agent, period)
+        return pa.array([True] * len(amount), pa.bool_())
+
+    def remove_budget(agent: pa.Array) -> pa.Array:
+        return pa.array([budgets.remove(a) for a in agent.to_pylist()], pa.bool_())
+
+    def budget_status(now: int | None) -> pa.Table:
+        return _arrow(budgets.status(now_of(now)))
+
+    def optimize_budget(monthly_budget: float, **thresholds: Any) -> pa.Table:
+        return _arrow(budgets.optimize(monthly_budget, **thresholds))
+
+    return {"_td_record_usage": record_usage, "_td_ingest_usage": ingest_usage,
+            "_td_routing_analytics": routing_analytics, "_td_routing_stats": routing_stats,
+            "_td_agent_health": agent_health, "_td_set_budget": set_budget, "_td_remove_budget": remove_budget,
+            "_td_budget_status": budget_status, "_td_optimize_budget": optimize_budget}
