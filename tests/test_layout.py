@@ -61,6 +61,9 @@ KERNELS = ("routing/", "semantic/_kernels.py", "semantic/_match.py", "semantic/_
 HEAVY = ("duckdb", "lancedb", "polars")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
+#: A public function takes at most this many parameters (value objects carry the rest), unless its docstring says
+#: why ("parameters because ...").
+MAX_PARAMETERS = 8
 
 
 def _modules() -> dict[str, Path]:
@@ -262,3 +265,63 @@ def test_cli_help_and_version_start_without_numpy(flag):
         assert lines[0] == f"tinydancer_duck {td.__version__}"
     else:
         assert "simulate" in "\n".join(lines)
+
+
+def test_public_functions_take_few_parameters():
+    """Value objects (RouteOptions, Policy, FastGRNNConfig, OutcomeModelConfig) travel whole instead of long
+    parameter lists; a public function over the cap says why in its docstring."""
+    too_many = []
+    for path in _modules().values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+                args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+                count = len([a for a in args if a.arg not in ("self", "cls")])
+                why = " ".join((ast.get_docstring(node) or "").lower().split())
+                if count > MAX_PARAMETERS and "parameters because" not in why:
+                    too_many.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {count} parameters")
+    assert not too_many, "\n".join(too_many)
+
+
+def test_the_declarations_load_without_numpy_or_pyarrow():
+    """The CLI builds its flags from tinydancer_duck.options before any heavy import."""
+    loaded = _fresh_python("import sys, tinydancer_duck.options; "
+                           f"print(' '.join(m for m in {HEAVY + ('numpy', 'pyarrow')!r} if m in sys.modules))")
+    assert loaded == ""
+
+
+def test_the_public_names_are_listed_once():
+    """__all__ is derived from the lazy table, and the imports type checkers read match it."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    checked = {alias.name for node in ast.walk(tree) if isinstance(node, ast.If) for child in node.body
+               if isinstance(child, ast.ImportFrom) for alias in child.names}
+    assert checked == set(td._LAZY)
+    assert set(td.__all__) == set(td._LAZY) | set(td._EAGER)
+
+
+_MUTATORS = {"append", "extend", "insert", "update", "setdefault", "pop", "popitem", "clear", "add", "discard",
+             "remove"}
+
+
+def test_the_routing_room_holds_no_mutable_module_state():
+    """routing/ is pure: no module-level container is changed after import (a cache filled with user strings at call
+    time made decisions depend on what was routed before)."""
+    wrong = []
+    for path in sorted((PACKAGE / "routing").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        module_names = {target.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                        if isinstance(target, ast.Name)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Global):
+                wrong.append(f"{path.name}:{node.lineno} global {', '.join(node.names)}")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id in module_names \
+                    and node.func.attr in _MUTATORS:
+                wrong.append(f"{path.name}:{node.lineno} {node.func.value.id}.{node.func.attr}(...)")
+            if isinstance(node, (ast.Assign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
+                            and target.value.id in module_names:
+                        wrong.append(f"{path.name}:{node.lineno} {target.value.id}[...] =")
+    assert not wrong, "\n".join(wrong)

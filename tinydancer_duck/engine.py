@@ -75,17 +75,12 @@ class Engine:
         return self.embedder.dim
 
     # -- registry -----------------------------------------------------------------------------------------------
-    def register_agent(self, name: str, agent_type: str, capabilities: Sequence[str], *,
-                       cost_per_1k_tokens: float | None = None, cost_per_call: float | None = None,
-                       cost_per_second: float | None = None, avg_latency_ms: float | None = None,
-                       quality_score: float | None = None, metadata: str | Mapping[str, Any] | None = None,
-                       **more: Any) -> bool:
-        """Register or replace one agent (see :meth:`register_agents` for the other fields)."""
-        fields = dict(name=name, agent_type=agent_type, capabilities=capabilities,
-                      cost_per_1k_tokens=cost_per_1k_tokens, cost_per_call=cost_per_call,
-                      cost_per_second=cost_per_second, avg_latency_ms=avg_latency_ms,
-                      quality_score=quality_score, metadata=metadata, **more)
-        return self.register_agents([fields]) == 1
+    def register_agent(self, name: str, agent_type: str, capabilities: Sequence[str], **fields: Any) -> bool:
+        """Register or replace one agent; ``fields``: any other agent field by name (cost_per_1k_tokens,
+        cost_per_call, cost_per_second, avg_latency_ms, quality_score, metadata, description, examples,
+        context_window, max_output_tokens, ...: ruvector_register_agent's parameters); an unknown name is an error."""
+        return self.register_agents([dict(name=name, agent_type=agent_type, capabilities=capabilities,
+                                          **fields)]) == 1
 
     def import_agents(self, log: Any, *, columns: Any = None, agent_type: str = "llm",
                       capabilities: Sequence[str] = ("general",)) -> pa.Table:
@@ -97,11 +92,9 @@ class Engine:
                                     schema=pa.schema(list(IMPORT_TYPE)))
 
     def register_agents(self, agents: pa.Table | Sequence[Mapping[str, Any]] | Any) -> int:
-        """Register or replace many agents in one write: an Arrow table, a polars frame or a list of dicts.
-
-        Fields: name, agent_type, capabilities, cost_per_1k_tokens, cost_per_call, cost_per_second,
-        avg_output_tokens, avg_latency_ms, p99_latency_ms, quality_score, success_rate, metadata, active.
-        """
+        """Register or replace many agents in one write: an Arrow table, a polars frame or a list of dicts, with
+        the agent fields (ruvector_register_agent's parameters, plus avg_output_tokens, p99_latency_ms,
+        success_rate and active) as columns or keys; an unknown field is an error naming it."""
         if hasattr(agents, "to_arrow") and not isinstance(agents, pa.Table):
             agents = agents.to_arrow()
         if isinstance(agents, pa.Table):

@@ -149,7 +149,8 @@ def build_routing_snapshot(*, agents: AgentSnapshot, routes: RouteSnapshot, clas
                            versions: Mapping[str, int], valid_until_us: int | None = None,
                            budget_left: np.ndarray | None = None) -> RoutingSnapshot:
     """A snapshot from its parts, with what depends on several of them worked out once: which agent each route
-    names, whether the classifier predicts capabilities, and each agent's column in the outcome model."""
+    names, whether the classifier predicts capabilities, and each agent's column in the outcome model. Takes many
+    parameters because they are the snapshot's parts, each built by another service (keyword-only)."""
     names = agents.names
     route_target = (pc.index_in(routes.targets, value_set=names).fill_null(-1).to_numpy(zero_copy_only=False)
                     .astype(np.int64) if routes.size else np.zeros(0, np.int64))

@@ -202,7 +202,8 @@ class Classifiers:
                       label_type: str | None, texts: pa.Array | None, vectors: pa.Array | None,
                       labels: pa.Array | None, **options: Any) -> TrainReport:
         """The SQL entry: columns aggregated by ruvector_train_classifier. A column the source lacks arrives with
-        DuckDB type "NULL" (see sql/30_classify.sql); errors name the SQL argument and its value."""
+        DuckDB type "NULL" (see sql/30_learn.sql); errors name the SQL argument and its value. Takes many
+        parameters because the macro hands the aggregated columns over one by one."""
         if not n_rows:
             raise InvalidArgument("source", source, "has no rows")
         for argument, name, typ in (("text_column", text_column, text_type), ("label_column", label_column,

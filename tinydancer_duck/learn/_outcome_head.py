@@ -30,7 +30,9 @@ def fit_head(x: np.ndarray, y: np.ndarray, *, hidden_dim: int = 0, epochs: int =
         weight_decay: float = 1e-3, validation_fraction: float = 0.2, patience: int = 30,
         random_state: int | np.random.Generator | None = 0, progress: Progress | None = None
         ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Train on x float32 (n, D), y float64 (n, A) in [0, 1] with NaN where unobserved (module docstring).
+    """Train on x float32 (n, D), y float64 (n, A) in [0, 1] with NaN where unobserved (module docstring). Takes
+    many parameters because each is a head hyperparameter with the kind's default (OutcomeModelConfig passes the
+    ones a caller gave).
 
     Returns (weights, report) with the validation rows' indices under report["validation_rows"].
     """

@@ -34,6 +34,7 @@ from tinydancer_duck._validate import (
 )
 from tinydancer_duck.embed import MATCH_LEVEL, Embedder, background, null_scores
 from tinydancer_duck.errors import InvalidArgument, NotFound
+from tinydancer_duck.options import AGENT_FIELDS, CONFIG_ONLY_FIELDS
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Step, Store
 
@@ -41,15 +42,11 @@ from ._snapshot import AGENT_TYPES, AgentSnapshot, build_snapshot, capability_te
 from ._stats import STATS, AffineFold, fold_observations
 
 PRICE_FIELDS = ("cost_per_1k_tokens", "cost_per_call", "cost_per_second")
+#: Every field an agent's registration may set (declared in tinydancer_duck.options).
+FIELDS = tuple(p.name for p in (*AGENT_FIELDS, *CONFIG_ONLY_FIELDS))
 #: One row of ruvector_find_agents_by_capability (:meth:`Registry.find_by_capability`).
 FOUND_TYPE = pa.struct([("name", pa.string()), ("agent_type", pa.string()), ("capabilities", pa.list_(pa.string())),
                         ("quality_score", pa.float64()), ("exact_match", pa.bool_()), ("similarity", pa.float64())])
-#: Fields of ruvector_register_agent_full's JSON config, beyond the required name/agent_type/capabilities.
-#: What describes an agent beyond its capability words: matching uses all of them; a request whose input tokens plus
-#: the agent's expected output exceed its context window is not a candidate.
-DESCRIBED_FIELDS = ("description", "examples", "context_window", "max_output_tokens")
-OPTIONAL_FIELDS = (*PRICE_FIELDS, "avg_output_tokens", "avg_latency_ms", "p99_latency_ms", "quality_score",
-                   "success_rate", "metadata", "active", *DESCRIBED_FIELDS)
 #: Largest context window accepted (tokens): larger than any model's, small enough for every reader's int64 math.
 MAX_CONTEXT_WINDOW = 1 << 40
 
@@ -120,7 +117,7 @@ class Registry:
     def register(self, columns: Mapping[str, Any]) -> int:
         """Validate and upsert a batch of agents given as columns; returns the number of distinct agents written.
 
-        columns: ``name``, ``agent_type``, ``capabilities`` and any of :data:`OPTIONAL_FIELDS`, each a sequence,
+        columns: ``name``, ``agent_type``, ``capabilities`` and any other of :data:`FIELDS`, each a sequence,
         numpy or Arrow column with one value per agent (None: all NULL). Later rows win on duplicate names.
         Validation and embedding run before the agents lock is taken; only carrying learned stats over from the
         stored rows and the upsert run under it.
@@ -136,6 +133,10 @@ class Registry:
     def _prepare(self, columns: Mapping[str, Any]) -> dict[str, Any] | None:
         """The validated columns of :meth:`register`, one row per distinct name (the last row wins), with the
         capability embeddings; None for no rows."""
+        unknown = sorted(set(columns) - set(FIELDS))
+        if unknown:
+            raise InvalidArgument(unknown[0], columns[unknown[0]], f"is not an agent field; the fields are "
+                                  f"{', '.join(FIELDS)}")
         names = check_names("name", as_list(columns["name"]))
         n = len(names)
         if n == 0:
@@ -309,14 +310,13 @@ def config_columns(configs: Sequence[str | None]) -> dict[str, list[Any]]:
     parsed = []
     for text in configs:
         config = _json_object("config", text)
-        unknown = set(config) - {"name", "agent_type", "capabilities", *OPTIONAL_FIELDS}
+        unknown = set(config) - set(FIELDS)
         if unknown:
             raise InvalidArgument("config", min(unknown), "is not an agent field")
         if isinstance(config.get("metadata"), (dict, list)):
             config["metadata"] = json.dumps(config["metadata"])
         parsed.append(config)
-    fields = ("name", "agent_type", "capabilities", *OPTIONAL_FIELDS)
-    return {f: [c.get(f) for c in parsed] for f in fields}
+    return {f: [c.get(f) for c in parsed] for f in FIELDS}
 
 
 def _described(columns: Mapping[str, Any], n: int, metadata: list[str]) -> dict[str, pa.Array]:

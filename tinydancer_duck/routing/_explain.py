@@ -33,7 +33,8 @@ def explain(valid: np.ndarray, objective: np.ndarray, winner: np.ndarray, no_sig
             semantic: np.ndarray | None = None, route: np.ndarray | None = None,
             route_names: Sequence[str] = (), detail: pa.Array | None = None) -> pa.Array:
     """One reasoning string per request: the situation (formatted once per distinct one) with the decision's own
-    numbers (``detail``, one string per request, e.g. from :func:`winner_detail`) after the winner.
+    numbers (``detail``, one string per request, e.g. from :func:`winner_detail`) after the winner. Takes many
+    parameters because each is one column of the situation key the strings are formatted from.
 
     semantic, route : int (n,) semantic-route status (:data:`NO_ROUTE`...) and matched route index, if routes were used.
     """

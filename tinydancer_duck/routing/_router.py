@@ -1,8 +1,8 @@
 """The router: for n requests and A agents, build (n, A) matrices and decide in numpy (DESIGN §5).
 
 1. candidates: active, circuit not open, not excluded, holding every required capability, avg latency <=
-   max_latency_ms, quality >= min_quality, estimated cost <= max_cost, not over its own budget, estimated cost <=
-   budget_remaining (:data:`tinydancer_duck.routing._candidates.CONSTRAINTS`, in that order);
+   max_latency_ms, quality at least the minimum asked, estimated cost <= max_cost, not over its own budget,
+   estimated cost <= budget_remaining (:data:`tinydancer_duck.routing._candidates.CONSTRAINTS`, in that order);
 2. estimated cost: :mod:`tinydancer_duck.registry._costs`;
 3. match m in [0, 1]: max(0, cosine(request, capability embedding)); a row where every candidate has m = 0 carries
    no match signal, so its objective alone decides (m = 1) and the reasoning says so;

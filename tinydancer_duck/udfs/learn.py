@@ -64,7 +64,8 @@ def adapters(engine: Engine) -> dict[str, Adapter]:
 
     def train(source: str, text_column: str, label_column: str, model: str, n_rows: pa.Array, text_type: pa.Array,
               label_type: pa.Array, texts: pa.Array, vectors: pa.Array, labels: pa.Array, **training: Any) -> pa.Array:
-        """The source's rows, aggregated by the macro into one row of lists (kept as Arrow)."""
+        """The source's rows, aggregated by the macro into one row of lists (kept as Arrow). Takes many parameters
+        because the macro hands the aggregated columns over one by one."""
         report = service.train_columns(source=source, text_column=text_column, label_column=label_column,
                                        n_rows=n_rows[0].as_py(), text_type=text_type[0].as_py(),
                                        label_type=label_type[0].as_py(), texts=texts[0].values,

@@ -103,7 +103,8 @@ class Usage:
     def record(self, agent: Any, cost: Any, success: Any, latency_ms: Any, *, ts: Any = None,
                request_id: Any = None, route: Any = None, category: Any = None, tokens_in: Any = None,
                tokens_out: Any = None, quality: Any = None) -> np.ndarray:
-        """Record events given as scalars (one event) or equal-length columns; one append, one agents write.
+        """Record events given as scalars (one event) or equal-length columns; one append, one agents write. Takes
+        many parameters because they are ruvector_record_usage's declared fields, keyword for keyword.
 
         Returns bool (n,): True where the agent is registered and its stats were updated.
         """
