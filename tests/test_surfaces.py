@@ -242,3 +242,33 @@ def test_declared_defaults_are_valid_values():
             if param.default is not REQUIRED and param.default is not None:
                 default = list(param.default) if isinstance(param.check, Strings) else param.default
                 assert param.value(default) is not None, (signature.name, param.name)
+
+
+# -- the README's parameter lists are the declared ones ------------------------------------------------------------
+def _readme_signatures() -> list[tuple[str, str]]:
+    """(function, text) for each place README writes a function's full parameter list (its required parameters
+    by name and others as ``name := default``), whitespace folded."""
+    import re
+    from pathlib import Path
+
+    from tinydancer_duck.udfs._sql import signature_text
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    found = []
+    for match in re.finditer(r"(ruvector_\w+)\(([^()`]*)\)", text):
+        name, inner = match.group(1), " ".join(match.group(2).split())
+        if name not in SIGNATURES or ":=" not in inner:
+            continue
+        parts = [p.strip() for p in inner.split(",")]
+        required = [p.name for p in SIGNATURES[name].params if p.required]
+        listed = parts[:len(required)] == required and all(re.fullmatch(r"[\w\"]+( := .+)?", p) for p in parts)
+        if not listed or sum(":=" in p for p in parts) < 2 or not any(p.endswith(":= NULL") for p in parts):
+            continue  # a call with values, not a parameter list
+        found.append((name, f"{name}({inner})"))
+    assert found, "README lists no parameters?"
+    return [(name, text, signature_text(SIGNATURES[name])) for name, text in found]
+
+
+def test_readme_parameter_lists_match_the_declarations():
+    for name, written, declared in _readme_signatures():
+        assert written == declared, f"README's {name} differs from the declaration:\n{written}\n{declared}"
