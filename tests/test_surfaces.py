@@ -16,6 +16,7 @@ import tinydancer_duck as td
 from tinydancer_duck.cli._flags import flag_of, flag_values
 from tinydancer_duck.cli._main import build_parser, main
 from tinydancer_duck.options import (
+    EXPLORING,
     REQUIRED,
     SIGNATURES,
     Choices,
@@ -33,14 +34,17 @@ REQUESTS = ["Write a Python function to sort a list", "Debug my failing unit tes
 #: A value of each routing option that changes some decision over REQUESTS with the seed agents.
 GIVEN = {"optimize_for": "latency", "required_capabilities": ["debugging"], "max_cost": 0.0009,
          "max_latency_ms": 300.0, "min_quality": 0.85, "excluded_agents": ["code-specialist"],
-         "budget_remaining": 0.0009, "willingness_to_pay": 0.05}
+         "budget_remaining": 0.0009, "willingness_to_pay": 0.05, "explore": 1.0, "explore_seed": 3}
+#: What an option needs beside it to change anything (a seed draws only where a request explores).
+WITH = {"explore_seed": {"explore": 1.0}}
 
 
 def bad_value(param):
     """A value the declared check refuses (None where SQL's own types refuse it first)."""
     check = param.check
     if isinstance(check, Interval) and (check.low is not None or check.high is not None):
-        return (check.high + 1.0) if check.high is not None else (check.low - 1.0)
+        bad = (check.low - 1.0) if check.low is not None else (check.high + 1.0)
+        return int(bad) if check.integer else bad
     if isinstance(check, Choices):
         return "nope"
     return None
@@ -125,9 +129,10 @@ def test_a_bad_routing_option_gets_one_error_everywhere(seeded, tmp_path, param)
     message = expected_error(param, value)
     literal = sql_literal(value)
     sql_calls = [f"SELECT ruvector_route('x', {param.name} := {literal})",
-                 f"SELECT * FROM ruvector_route('x', {param.name} := {literal})",
-                 f"SELECT ruvector_route_multi('x', {param.name} := {literal})"]
-    if param.name != "optimize_for":
+                 f"SELECT * FROM ruvector_route('x', {param.name} := {literal})"]
+    if param.name not in EXPLORING:
+        sql_calls.append(f"SELECT ruvector_route_multi('x', {param.name} := {literal})")
+    if param.name not in ("optimize_for", *EXPLORING):
         sql_calls.append(f"SELECT * FROM ruvector_batch_route(['x'], {param.name} := {literal})")
     for sql in sql_calls:
         with pytest.raises(duckdb.Error) as info:
@@ -157,19 +162,20 @@ def test_an_unknown_option_is_named_on_every_python_surface(seeded):
 @pytest.mark.parametrize("param", ROUTE_PARAMS, ids=lambda p: p.name)
 def test_every_surface_makes_the_same_decisions(seeded, param):
     engine, con = seeded
-    value = GIVEN[param.name]
-    python = engine.route(REQUESTS, **{param.name: value})["agent_name"].to_pylist()
-    plain = engine.route(REQUESTS)["agent_name"].to_pylist()
+    base = WITH.get(param.name, {})
+    given = {**base, param.name: GIVEN[param.name]}
+    python = engine.route(REQUESTS, **given)["agent_name"].to_pylist()
+    plain = engine.route(REQUESTS, **base)["agent_name"].to_pylist()
     assert python != plain or param.name == "optimize_for", "the option changes nothing here: pick another value"
-    literal = sql_literal(value)
+    literals = ", ".join(f"{name} := {sql_literal(value)}" for name, value in given.items())
     scalar = [row[0] for row in con.execute(
-        f"SELECT ruvector_route(r, {param.name} := {literal}).agent_name FROM unnest(?) t(r)", [REQUESTS]).fetchall()]
-    table = [con.execute(f"SELECT agent_name FROM ruvector_route(?, {param.name} := {literal})", [r]).fetchone()[0]
+        f"SELECT ruvector_route(r, {literals}).agent_name FROM unnest(?) t(r)", [REQUESTS]).fetchall()]
+    table = [con.execute(f"SELECT agent_name FROM ruvector_route(?, {literals})", [r]).fetchone()[0]
              for r in REQUESTS]
-    batch = td.route_batch(engine.snapshot(), pa.table({"request": REQUESTS}), **{param.name: value})
+    batch = td.route_batch(engine.snapshot(), pa.table({"request": REQUESTS}), **given)
     assert scalar == table == batch["agent_name"].to_pylist() == python
-    if param.name != "optimize_for":  # a batch decides by its objective: the same per request as route's
-        together = engine.batch_route(REQUESTS, optimize_for="balanced", **{param.name: value})
+    if param.name not in ("optimize_for", "explore", "explore_seed"):  # a batch's own objective; no exploring
+        together = engine.batch_route(REQUESTS, optimize_for="balanced", **given)
         assert together["agent_name"].to_pylist() == python
 
 
@@ -272,3 +278,12 @@ def _readme_signatures() -> list[tuple[str, str]]:
 def test_readme_parameter_lists_match_the_declarations():
     for name, written, declared in _readme_signatures():
         assert written == declared, f"README's {name} differs from the declaration:\n{written}\n{declared}"
+
+
+def test_plans_and_batches_refuse_exploring(seeded):
+    engine, con = seeded
+    for call in (lambda: engine.route_multi("x", explore=0.1), lambda: engine.batch_route(["x"], explore=0.1)):
+        with pytest.raises(td.InvalidArgument, match="invalid explore=0.1: applies to a single decision"):
+            call()
+    with pytest.raises(duckdb.BinderException):
+        con.execute("SELECT ruvector_route_multi('x', explore := 0.1)").fetchall()

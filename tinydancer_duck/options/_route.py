@@ -46,6 +46,12 @@ class RouteOptions(Declared):
         "DOUBLE", None, Interval(0, allow_inf=True), per_row=True, metavar="DOLLARS",
         doc="dollars per unit of expected quality: the best expected quality - cost / this wins, whatever "
             "optimize_for says")
+    explore: Any = declare(
+        "DOUBLE", None, Interval(0, 1), per_row=True, metavar="EPSILON",
+        doc="the probability that the agent is drawn uniformly among the candidates instead (a seeded draw per "
+            "request); each decision reports its propensity")
+    explore_seed: Any = declare("BIGINT", 0, Interval(0, 2**63 - 1, integer=True), metavar="SEED",
+                                doc="seeds the exploration draws (the same request and seed draw the same way)")
 
 
 #: What a decision lists besides the choice: one value per call.
@@ -67,19 +73,22 @@ STRATEGY = Param("strategy", "VARCHAR", "pipeline", Choices(("pipeline", "parall
 
 _AREA = "20_routing"
 _OPTIONS = params_of(RouteOptions)
+#: Options only a single decision takes: a plan or a batch decided together does not explore.
+EXPLORING = ("explore", "explore_seed")
+_DECIDING = tuple(p for p in _OPTIONS if p.name not in EXPLORING)
 SIGNATURES = (
     Signature("ruvector_route", (REQUEST, *_OPTIONS, NUM_FALLBACKS, EXPLAIN), _AREA, twin="Engine.route",
               table_defaults=(("explain", True),),
               doc="Route requests: STRUCT(agent_name, confidence, estimated_cost, estimated_latency_ms, candidates, "
                   "reasoning, fallbacks, scores) per row over a column; SELECT * FROM ruvector_route(...) routes one "
                   "request as a table row (and explains it: explain defaults to true there)."),
-    Signature("ruvector_route_multi", (REQUEST, NUM_AGENTS, STRATEGY, *_OPTIONS), _AREA, twin="Engine.route_multi",
+    Signature("ruvector_route_multi", (REQUEST, NUM_AGENTS, STRATEGY, *_DECIDING), _AREA, twin="Engine.route_multi",
               doc="Plan several agents per request: STRUCT(strategy, steps, total_cost, total_latency_ms, "
                   "reasoning) per row; the table form gives one row per step of one request."),
     Signature("ruvector_batch_route",
               (Param("requests", "VARCHAR[]", doc="the batch's requests, decided together", per_row=True),
                BATCH_OBJECTIVE.evolve(default="total_cost", per_row=False), BUDGET,
-               *(p.evolve(per_row=False) for p in _OPTIONS[1:])), _AREA, twin="Engine.batch_route",
+               *(p.evolve(per_row=False) for p in _DECIDING[1:])), _AREA, twin="Engine.batch_route",
               doc="Decide a whole batch together: total_cost, any per-request objective, or budget := B (the most "
                   "total expected quality within B; the willingness to pay it implies is a column). Over a table: "
                   "SELECT * FROM ruvector_batch_route((SELECT list(request) FROM 'log.parquet'), budget := 50)."),

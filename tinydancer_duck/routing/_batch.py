@@ -92,6 +92,7 @@ def batch_route(requests: Requests, snapshot: AgentSnapshot, settings: Settings,
     """Decide every request of one batch together (arguments validated by :func:`check_batch_objective`)."""
     n = len(requests)
     options = options or OptionColumns.of(RouteOptions(optimize_for=per_request_objective(optimize_for)), n)
+    options.refuse_exploring("a batch decided together")
     scored = score_batch(requests, options, snapshot, settings, signals)
     quality = np.asarray(scored.quality, dtype=np.float64)
     if budget is not None:

@@ -29,7 +29,8 @@ SCORE_TYPE = pa.struct([
     ("latency_vs_fastest", pa.float64()), ("quality", pa.float64()), ("score", pa.float64()),
 ])
 #: The STRUCT ruvector_route returns (the SQL return type is derived from it).
-ROUTE_TYPE = pa.struct([("agent_name", pa.string()), ("confidence", pa.float64()), ("estimated_cost", pa.float64()),
+ROUTE_TYPE = pa.struct([("agent_name", pa.string()), ("confidence", pa.float64()), ("propensity", pa.float64()),
+                        ("estimated_cost", pa.float64()),
                         ("estimated_latency_ms", pa.float64()), ("candidates", pa.int32()), ("reasoning", pa.string()),
                         ("fallbacks", pa.list_(FALLBACK_TYPE)), ("scores", pa.list_(SCORE_TYPE))])
 ROUTE_FIELDS = tuple(ROUTE_TYPE.names)
@@ -41,12 +42,14 @@ DEFAULT_FALLBACKS = NUM_FALLBACKS.default
 class Decisions:
     """Per-request outcome; agent is -1 (NULL) when no agent was chosen. float64 columns are NaN then.
 
+    propensity : the probability the policy picks the agent it picked (1.0 unless it explores).
     scored : the (n, A) matrices the decision was made from (for fallbacks and the breakdown, including which
     capability matched); threshold : the match threshold.
     """
 
     agent: np.ndarray
     confidence: np.ndarray
+    propensity: np.ndarray
     estimated_cost: np.ndarray
     estimated_latency_ms: np.ndarray
     candidates: np.ndarray
@@ -58,6 +61,7 @@ class Decisions:
         """The decisions of a subset of the requests."""
         picked = np.arange(len(self.agent))[rows]
         return replace(self, agent=self.agent[picked], confidence=self.confidence[picked],
+                       propensity=self.propensity[picked],
                        estimated_cost=self.estimated_cost[picked], estimated_latency_ms=self.estimated_latency_ms[picked],
                        candidates=self.candidates[picked], reasoning=self.reasoning.take(pa.array(picked, pa.int64())),
                        scored=self.scored.take(picked))
@@ -68,7 +72,7 @@ class Decisions:
         if len(parts) == 1:
             return parts[0]
         joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in
-                  ("agent", "confidence", "estimated_cost", "estimated_latency_ms", "candidates")}
+                  ("agent", "confidence", "propensity", "estimated_cost", "estimated_latency_ms", "candidates")}
         return replace(parts[0], reasoning=pa.concat_arrays([p.reasoning for p in parts]),
                        scored=type(parts[0].scored).concat([p.scored for p in parts]), **joined)
 
@@ -82,6 +86,7 @@ class Decisions:
         reasoning = pa.concat_arrays([self.reasoning.slice(0, start),
                                       pa.array([why] * (len(agent) - start), pa.string())])
         return replace(self, agent=agent, confidence=np.r_[self.confidence[:start], nan],
+                       propensity=np.r_[self.propensity[:start], nan],
                        estimated_cost=np.r_[self.estimated_cost[:start], nan],
                        estimated_latency_ms=np.r_[self.estimated_latency_ms[:start], nan], reasoning=reasoning,
                        scored=replace(self.scored, candidate=candidate))
@@ -114,6 +119,7 @@ class Decisions:
             [
                 names,
                 pa.array(self.confidence, pa.float64(), mask=mask),
+                pa.array(self.propensity, pa.float64(), mask=mask),
                 pa.array(self.estimated_cost, pa.float64(), mask=mask),
                 pa.array(self.estimated_latency_ms, pa.float64(), mask=mask),
                 pa.array(self.candidates, pa.int32()),
@@ -136,6 +142,7 @@ class Decisions:
         return {
             "agent_name": names[agent] if chosen else None,
             "confidence": number(self.confidence),
+            "propensity": number(self.propensity),
             "estimated_cost": number(self.estimated_cost),
             "estimated_latency_ms": number(self.estimated_latency_ms),
             "candidates": int(self.candidates[i]),

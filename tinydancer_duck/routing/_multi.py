@@ -93,6 +93,7 @@ def check_strategy(strategy: object, num_agents: object) -> tuple[str, int]:
 def route_multi(requests: Requests, options: OptionColumns, snapshot: AgentSnapshot, settings: Settings, *,
                 strategy: str, num_agents: int, signals: Signals = NO_SIGNALS) -> Plans:
     """Plan up to ``num_agents`` agents per request with one strategy (validated by :func:`check_strategy`)."""
+    options.refuse_exploring("a multi-agent plan")
     if strategy == "pipeline":
         # required capabilities say what the pipeline must cover, not what each of its agents must hold
         scored = score_batch(requests, replace(options, required_capabilities=None), snapshot, settings, signals)

@@ -31,6 +31,8 @@ class OptionColumns:
     willingness_to_pay : float64 (n,) dollars per unit of expected quality, NaN where the objective decides; None
         when no request has one.
     required_capabilities, excluded_agents : list<string> Arrow arrays of length n, or None when unused.
+    explore : float64 (n,) the probability of drawing the agent among the candidates, or None when no request
+        explores; explore_seed : the draws' seed (:mod:`tinydancer_duck.routing._explore`).
     """
 
     objective: np.ndarray
@@ -41,6 +43,8 @@ class OptionColumns:
     required_capabilities: pa.ListArray | None
     excluded_agents: pa.ListArray | None
     willingness_to_pay: np.ndarray | None = None
+    explore: np.ndarray | None = None
+    explore_seed: int = 0
 
     @classmethod
     def of(cls, options: RouteOptions, n: int) -> OptionColumns:
@@ -49,6 +53,7 @@ class OptionColumns:
         wtp = _numbers("willingness_to_pay", options.willingness_to_pay, n)
         objective = _objectives(options.optimize_for, n)
         valued = ~np.isnan(wtp)
+        explore = np.nan_to_num(_numbers("explore", options.explore, n))
         return cls(
             objective=np.where(valued, BY_VALUE, objective).astype(np.int8) if valued.any() else objective,
             max_cost=_numbers("max_cost", options.max_cost, n),
@@ -58,16 +63,25 @@ class OptionColumns:
             required_capabilities=_lists("required_capabilities", options.required_capabilities, n),
             excluded_agents=_lists("excluded_agents", options.excluded_agents, n),
             willingness_to_pay=wtp if valued.any() else None,
+            explore=explore if explore.any() else None,
+            explore_seed=options.explore_seed,
         )
+
+    def refuse_exploring(self, what: str) -> None:
+        """An error naming ``explore`` when it is asked of a decision that cannot explore (``what``)."""
+        if self.explore is not None:
+            raise InvalidArgument("explore", float(self.explore.max()), f"applies to a single decision "
+                                  f"(ruvector_route), not to {what}")
 
     def take(self, rows: np.ndarray) -> OptionColumns:
         """The options of a subset of the requests."""
         index = pa.array(rows, pa.int64())
         lists = (lambda column: None if column is None else column.take(index))
+        per_row = (lambda column: None if column is None else column[rows])
         return OptionColumns(self.objective[rows], self.max_cost[rows], self.max_latency_ms[rows],
                              self.min_quality[rows], self.budget_remaining[rows],
                              lists(self.required_capabilities), lists(self.excluded_agents),
-                             None if self.willingness_to_pay is None else self.willingness_to_pay[rows])
+                             per_row(self.willingness_to_pay), per_row(self.explore), self.explore_seed)
 
     def with_willingness_to_pay(self, value: float) -> OptionColumns:
         """The options with ``optimize_for='learned'`` rows routed by ``value`` (the outcome router's calibrated

@@ -33,6 +33,7 @@ from tinydancer_duck.settings import Settings
 
 from ._candidates import CONSTRAINTS, removal_codes
 from ._decisions import Decisions, ratio_to_best
+from ._explore import exploration_notes, explored
 from ._explain import (
     FEW_ROWS,
     ROUTE_DECIDED,
@@ -254,30 +255,39 @@ def route(requests: Requests, options: OptionColumns, snapshot: AgentSnapshot, s
     semantic = semantic_status(signals, candidate, n)
     if signals.route is not None:
         winner = np.where(semantic == ROUTE_DECIDED, signals.route_target, winner)
+    chosen, propensity, explores = winner, np.where(has_candidate, 1.0, np.nan), None
+    if options.explore is not None:
+        chosen, propensity, explores = explored(winner, candidate, options.explore, requests.embeddings,
+                                                options.explore_seed)
     rows = np.arange(n)
-    safe = np.maximum(winner, 0)
+    safe = np.maximum(chosen, 0)
     top = np.where(has_candidate, score[rows, safe], 0.0) if n_agents else np.zeros(n)
     # a non-candidate scores -inf, so its weight is exp(-inf) = 0
     shifted = (score - top[:, None]) / settings.confidence_temperature
-    if signals.route is None:  # top is the row's best score: every exponent is <= 0
+    if signals.route is None and explores is None:  # top is the row's best score: every exponent is <= 0
         weights = np.exp(shifted)
     else:
-        with np.errstate(over="ignore"):  # a semantic route's target may score far below the best candidate
+        with np.errstate(over="ignore"):  # a route's target or an explored agent may score far below the best
             weights = np.exp(shifted)
     confidence = np.where(has_candidate, 1.0 / weights.sum(axis=1).clip(min=1.0), np.nan)
     pick = (lambda values: np.where(has_candidate, values, np.nan))
     no_signal = scored.no_signal & has_candidate
+    reasoning = _with_window_notes(
+        explain(requests.valid, options.objective, winner, no_signal, scored.reasons, n_candidates, snapshot,
+                semantic=semantic, route=signals.route, route_names=signals.route_names,
+                detail=_detail(requests, snapshot, scored, signals, winner, semantic, no_signal)),
+        requests, snapshot, scored.reasons, winner)
+    if explores is not None and explores.any():
+        reasoning = exploration_notes(reasoning, explores, chosen, propensity, options.explore, n_candidates,
+                                      snapshot.name_list())
     return Decisions(
-        agent=winner,
+        agent=chosen,
         confidence=confidence,
+        propensity=propensity,
         estimated_cost=pick(scored.cost[rows, safe] if n_agents else np.zeros(n)),
         estimated_latency_ms=pick(snapshot.latency_ms[safe] if n_agents else np.zeros(n)),
         candidates=n_candidates.astype(np.int32),
-        reasoning=_with_window_notes(
-            explain(requests.valid, options.objective, winner, no_signal, scored.reasons, n_candidates, snapshot,
-                    semantic=semantic, route=signals.route, route_names=signals.route_names,
-                    detail=_detail(requests, snapshot, scored, signals, winner, semantic, no_signal)),
-            requests, snapshot, scored.reasons, winner),
+        reasoning=reasoning,
         scored=scored,
         threshold=scored.threshold,
     )

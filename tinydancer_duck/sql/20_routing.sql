@@ -7,18 +7,20 @@
 -- (and explains it: explain defaults to true there).
 CREATE OR REPLACE MACRO ruvector_route(request, optimize_for := 'balanced', required_capabilities := NULL,
         max_cost := NULL, max_latency_ms := NULL, min_quality := NULL, excluded_agents := NULL,
-        budget_remaining := NULL, willingness_to_pay := NULL, num_fallbacks := 2, explain := false) AS
+        budget_remaining := NULL, willingness_to_pay := NULL, explore := NULL, explore_seed := 0, num_fallbacks := 2,
+        explain := false) AS
     _td_route(_td_request_text(request), _td_request_vector(request), optimize_for::VARCHAR,
         required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE, min_quality::DOUBLE,
-        excluded_agents::VARCHAR[], budget_remaining::DOUBLE, willingness_to_pay::DOUBLE, num_fallbacks::BIGINT,
-        explain::BOOLEAN);
+        excluded_agents::VARCHAR[], budget_remaining::DOUBLE, willingness_to_pay::DOUBLE, explore::DOUBLE,
+        explore_seed::BIGINT, num_fallbacks::BIGINT, explain::BOOLEAN);
 CREATE OR REPLACE MACRO ruvector_route(request, optimize_for := 'balanced', required_capabilities := NULL,
         max_cost := NULL, max_latency_ms := NULL, min_quality := NULL, excluded_agents := NULL,
-        budget_remaining := NULL, willingness_to_pay := NULL, num_fallbacks := 2, explain := true) AS TABLE
+        budget_remaining := NULL, willingness_to_pay := NULL, explore := NULL, explore_seed := 0, num_fallbacks := 2,
+        explain := true) AS TABLE
     SELECT unnest(result) FROM (SELECT _td_route_one(request::VARIANT, optimize_for::VARCHAR,
         required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE, min_quality::DOUBLE,
-        excluded_agents::VARCHAR[], budget_remaining::DOUBLE, willingness_to_pay::DOUBLE, num_fallbacks::BIGINT,
-        explain::BOOLEAN) AS result);
+        excluded_agents::VARCHAR[], budget_remaining::DOUBLE, willingness_to_pay::DOUBLE, explore::DOUBLE,
+        explore_seed::BIGINT, num_fallbacks::BIGINT, explain::BOOLEAN) AS result);
 
 -- Plan several agents per request: STRUCT(strategy, steps, total_cost, total_latency_ms, reasoning) per row; the
 -- table form gives one row per step of one request.
