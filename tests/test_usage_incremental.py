@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinydancer_duck as td
-from tinydancer_duck.budget._budgets import PERIODS, period_bounds
+from tinydancer_duck.budget._budgets import period_bounds
+from tinydancer_duck.options import PERIODS
 from tinydancer_duck.settings import DEFAULT_SETTINGS
 from tinydancer_duck.store._cache import AppendLog
 from tinydancer_duck.usage._health import CLOSED, OPEN, BreakerBook

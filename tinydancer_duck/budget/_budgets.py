@@ -22,15 +22,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tinydancer_duck._validate import (
-    as_float_column,
-    check_choice,
-    check_nonnegative,
-    check_number,
-    check_stored,
-    to_us,
-)
+from tinydancer_duck._validate import as_float_column, as_list, check_nonnegative, check_number, check_stored, to_us
 from tinydancer_duck.errors import InvalidArgument, NotFound
+from tinydancer_duck.options import PERIODS, SIGNATURES, per_row_values
 from tinydancer_duck.registry import AgentSnapshot, Registry
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Store
@@ -38,7 +32,7 @@ from tinydancer_duck.usage import Usage
 
 from . import _allocate
 
-PERIODS = ("day", "week", "month")
+_SET = SIGNATURES["ruvector_set_budget"]
 STATUS_TYPE = pa.struct([
     ("scope", pa.string()), ("agent", pa.string()), ("period", pa.string()), ("budget", pa.float64()),
     ("spent", pa.float64()), ("remaining", pa.float64()), ("period_start", pa.timestamp("us", tz="UTC")),
@@ -99,15 +93,12 @@ class Budgets:
 
         amount >= 0 and finite; agent must be registered; period day, week or month. Returns budgets written.
         """
-        agents = _as_list(agent)
-        n = max(len(agents), len(_as_list(amount)), len(_as_list(period)))
-        agents = agents * n if len(agents) == 1 else agents
-        amounts = as_float_column("amount", _plain(amount), n)
+        n = max(len(as_list(value)) for value in (agent, amount, period))
+        agents = per_row_values(_SET.param("agent"), agent, n)
+        amounts = as_float_column("amount", amount, n)
         check_nonnegative("amount", amounts, required=True)
         check_stored("amount", amounts)
-        periods = [check_choice("period", "month" if p is None else p, PERIODS) for p in _broadcast(period, n)]
-        if len(agents) != n:
-            raise InvalidArgument("agent", f"{len(agents)} values", f"expected {n}")
+        periods = per_row_values(_SET.param("period"), period, n)
         known = self.registry.snapshot().index
         for name in agents:
             if name is not None and (not isinstance(name, str) or name not in known):
@@ -277,28 +268,3 @@ def _clean_demand(table: pl.DataFrame) -> pl.DataFrame:
 
 def _as_datetime(now: Any) -> datetime:
     return datetime(1970, 1, 1, tzinfo=_UTC) + timedelta(microseconds=to_us(now))
-
-
-def _plain(values: Any) -> Any:
-    if isinstance(values, pa.ChunkedArray):
-        return values.combine_chunks()
-    return values
-
-
-def _as_list(values: Any) -> list[Any]:
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        return values.to_pylist()
-    if isinstance(values, np.ndarray):
-        return values.tolist()
-    if isinstance(values, (list, tuple)):
-        return list(values)
-    return [values]
-
-
-def _broadcast(values: Any, n: int) -> list[Any]:
-    items = _as_list(values)
-    if len(items) == 1:
-        return items * n
-    if len(items) != n:
-        raise InvalidArgument("period", f"{len(items)} values", f"expected {n}")
-    return items

@@ -47,7 +47,7 @@ from ._route import (
     RouteOptions,
 )
 from ._route import SIGNATURES as _ROUTE
-from ._services import LATENCY_CEILING, MONTHLY_BUDGET, PERIODS, QUALITY_FLOOR
+from ._services import LATENCY_CEILING, MONTHLY_BUDGET, PERIODS, QUALITY_FLOOR, TOP_K
 from ._services import SIGNATURES as _SERVICES
 
 #: Every SQL function, by name, in the order of its SQL file.
@@ -59,7 +59,7 @@ __all__ = [
     "CONFIG_ONLY_FIELDS", "CONTENT", "EXPLAIN", "EXPLORING", "HOLDOUT", "LATENCY_CEILING", "LIVE_ONLY", "LOG", "MONTHLY_BUDGET", "QUALITY_FLOOR", "MAX_CONTEXT_WINDOW", "MAX_EPOCHS",
     "MAX_HIDDEN_DIM", "MAX_STORED", "NUM_AGENTS", "NUM_FALLBACKS", "OBJECTIVE_NAMES", "PERIODS", "POINTS",
     "QUALITY_THRESHOLD", "REQUEST",
-    "REQUIRED", "SIGNATURES", "STRATEGY", "Check", "Choices", "Declared", "FastGRNNConfig", "Flag", "Interval",
+    "REQUIRED", "SIGNATURES", "STRATEGY", "TOP_K", "Check", "Choices", "Declared", "FastGRNNConfig", "Flag", "Interval",
     "OutcomeModelConfig", "Param", "Policy", "RouteOptions", "Signature", "Strings", "Text", "declare", "is_column",
     "one_value", "params_of", "per_row_values",
 ]

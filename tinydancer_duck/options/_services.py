@@ -9,6 +9,7 @@ from ._registry import COLUMNS, MAX_STORED
 _AMOUNT = Interval(0, MAX_STORED)
 _NAME = Param("name", "VARCHAR", check=Text(), doc="the route's name", per_row=True)
 NOW = Param("now", "TIMESTAMP", None, doc="the moment to report at (default: now; TIMESTAMP read as UTC)")
+TOP_K = Param("top_k", "BIGINT", 3, Interval(1, integer=True), "routes to list")
 #: The monthly allocation's budget and the thresholds an agent must meet to be funded.
 MONTHLY_BUDGET = Param("monthly_budget", "DOUBLE", check=Interval(0, closed="neither"), doc="dollars for the month")
 QUALITY_FLOOR = Param("quality_threshold", "DOUBLE", 0.8, Interval(0, 1), "the least quality an agent must have")
@@ -43,7 +44,7 @@ SEMANTIC = (
               doc="Add an utterance to a route; a route scores a request by the max over its utterances."),
     Signature("ruvector_semantic_route",
               (Param("query", "REQUEST", doc="text, or its embedding", per_row=True),
-               Param("top_k", "BIGINT", 3, Interval(1, integer=True), "routes to list"),
+               TOP_K,
                Param("ts", "TIMESTAMP", None, doc="when conditions are checked (default: now), so a replay sees "
                      "the routes as they were", per_row=True),
                Param("user_tier", "VARCHAR", None, doc="the request's user tier, for routes that name tiers",
@@ -118,7 +119,7 @@ BUDGET = (
               (MONTHLY_BUDGET, QUALITY_FLOOR, LATENCY_CEILING,
                Param("demand", "VARCHAR", None, doc="a file of (category, requests[, avg_tokens]); default: the "
                      "recorded usage of the last period_days days"),
-               Param("period_days", "DOUBLE", 30, Interval(0, 3660, closed="right"), "days of usage that make the "
+               Param("period_days", "DOUBLE", 30, Interval(0, 36_500, closed="right"), "days of usage that make the "
                      "demand, scaled to 30")),
               "55_budget", twin="Budgets.optimize",
               doc="Allocate a monthly budget across agents from demand per category: rows of kind 'agent' per "

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tinydancer_duck._validate import as_column, as_list, check_int
+from tinydancer_duck._validate import as_column
 from tinydancer_duck.embed import NullScores
 from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.options import TOP_K
 
 from ._conditions import US_PER_MIN, rate_limit_pass
 from ._kernels import (
@@ -155,11 +156,5 @@ def user_tiers(values: Any, n: int) -> pa.Array | None:
 
 
 def check_top_k(top_k: Any) -> int:
-    """One top_k for the batch: an integer >= 1 (a column must hold one value)."""
-    values = as_list(top_k)
-    distinct = {v for v in values if v is not None} if values else set()
-    if not distinct and values and all(v is None for v in values):
-        raise InvalidArgument("top_k", None, "must be an integer >= 1")
-    if len(distinct) > 1:
-        raise InvalidArgument("top_k", sorted(distinct)[:2], "must be the same for every row of a call")
-    return check_int("top_k", distinct.pop() if distinct else 3, minimum=1)
+    """One top_k for the batch (a column must hold one value; NULL: the default), as declared."""
+    return TOP_K.value(top_k)
