@@ -56,7 +56,7 @@ KIND = {
     **dict.fromkeys(("capabilities", "required_capabilities", "excluded_agents", "examples"), "list"),
     **dict.fromkeys(("num_agents", "top_k", "limit", "version", "batch_rows", "points", "hidden_dim", "epochs",
                      "random_state", "tokens_in", "tokens_out", "context_window", "max_output_tokens",
-                     "num_fallbacks", "folds"), "int"),
+                     "num_fallbacks", "folds", "explore_seed"), "int"),
     **dict.fromkeys(("is_active", "success", "explain", "observed_only"), "bool"),
     **dict.fromkeys(("metadata", "config", "conditions", "columns", "demand"), "json"),
     "embedding": "embedding", "budgets": "numbers",
@@ -67,7 +67,8 @@ KIND = {
                      "latency_ms", "quality", "amount", "monthly_budget", "quality_threshold",
                      "latency_threshold_ms", "threshold", "priority", "min_similarity", "learning_rate",
                      "weight_decay", "out_of_scope_weight", "validation_fraction", "period_days",
-                     "willingness_to_pay", "quality_share", "cost_per_1k", "strongest_share", "holdout"), "number"),
+                     "willingness_to_pay", "quality_share", "cost_per_1k", "strongest_share", "holdout", "explore"),
+                    "number"),
 }
 #: Functions that train or replay a whole log: swept with explicit cases below (a valid log with a huge epochs
 #: would just run long), not by hypothesis.

@@ -12,12 +12,12 @@ from tinydancer_duck.errors import InvalidArgument
 from ._learn import HOLDOUT
 from ._params import REQUIRED, Declared, Flag, Interval, Param, Signature, declare, params_of
 from ._registry import COLUMNS, LOG
-from ._route import BATCH_OBJECTIVE, BUDGET, OBJECTIVE_NAMES, RouteOptions
+from ._route import BATCH_OBJECTIVE, BUDGET, EXPLORING, OBJECTIVE_NAMES, RouteOptions
 
 #: Routing options a replay does not take: what is left of a budget is live state (a replay has ``budget``).
 LIVE_ONLY = ("budget_remaining",)
 #: Routing options that choose (the curve and the what-if sweep the choice themselves and take only constraints).
-CHOOSING = ("optimize_for", "willingness_to_pay")
+CHOOSING = ("optimize_for", "willingness_to_pay", *EXPLORING)
 
 
 @dataclass(frozen=True)

@@ -217,7 +217,8 @@ def constraints_only(policy: Policy | None, values: dict[str, Any], what: str) -
     objective, a willingness to pay or a budget is an error naming it."""
     chosen = Policy.of(policy, **values)
     for name, value in (("optimize_for", values.get("optimize_for")), ("budget", chosen.budget),
-                        ("willingness_to_pay", chosen.options.willingness_to_pay)):
+                        ("willingness_to_pay", chosen.options.willingness_to_pay),
+                        ("explore", chosen.options.explore)):
         if value is not None:
             raise InvalidArgument(name, value, f"does not apply to {what}, which sweeps the choice itself")
     return Policy.of(chosen, optimize_for="quality")

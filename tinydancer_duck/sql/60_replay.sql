@@ -39,24 +39,21 @@ CREATE OR REPLACE MACRO ruvector_simulate_summary(log, optimize_for := 'balanced
 -- convex hull, aiq is RouterBench's AIQ of the series.
 CREATE OR REPLACE MACRO ruvector_cost_quality_curve(log, points := 40, columns := NULL,
         required_capabilities := NULL, max_cost := NULL, max_latency_ms := NULL, min_quality := NULL,
-        excluded_agents := NULL, explore := NULL, explore_seed := 0, observed_only := false,
-        holdout := NULL) AS TABLE
+        excluded_agents := NULL, observed_only := false, holdout := NULL) AS TABLE
     SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_cost_quality_curve(log::VARCHAR, points::BIGINT,
         _td_json_text(columns), required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE,
-        min_quality::DOUBLE, excluded_agents::VARCHAR[], explore::DOUBLE, explore_seed::BIGINT,
-        observed_only::BOOLEAN, holdout::DOUBLE) AS rows);
+        min_quality::DOUBLE, excluded_agents::VARCHAR[], observed_only::BOOLEAN, holdout::DOUBLE) AS rows);
 
 -- One row per total budget: estimated_spend, spend (logged where the log has it: the budget is held there),
 -- budget_overrun, the willingness_to_pay that budget implies, expected_quality, quality, requests, served,
 -- served_share, meets_quality_threshold, agent_mix, source counts and warnings.
 CREATE OR REPLACE MACRO ruvector_budget_whatif(log, budgets, quality_threshold := NULL, columns := NULL,
         required_capabilities := NULL, max_cost := NULL, max_latency_ms := NULL, min_quality := NULL,
-        excluded_agents := NULL, explore := NULL, explore_seed := 0, observed_only := false,
-        holdout := NULL) AS TABLE
+        excluded_agents := NULL, observed_only := false, holdout := NULL) AS TABLE
     SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_budget_whatif(log::VARCHAR, budgets::DOUBLE[],
         quality_threshold::DOUBLE, _td_json_text(columns), required_capabilities::VARCHAR[], max_cost::DOUBLE,
-        max_latency_ms::DOUBLE, min_quality::DOUBLE, excluded_agents::VARCHAR[], explore::DOUBLE,
-        explore_seed::BIGINT, observed_only::BOOLEAN, holdout::DOUBLE) AS rows);
+        max_latency_ms::DOUBLE, min_quality::DOUBLE, excluded_agents::VARCHAR[], observed_only::BOOLEAN,
+        holdout::DOUBLE) AS rows);
 
 -- Train the outcome router from a log with per-agent outcomes (wide or long), save it as the next version of
 -- model (it becomes active) and return its out-of-fold metrics: kind 'agent' (per agent), 'overall', 'routing'
