@@ -1,6 +1,6 @@
 """The report and chart commands: `tinydancer report` (one self-contained HTML page of a log's replays), `tinydancer
-curve` (the cost-quality curve as a table and a chart), and the what-if chart `tinydancer whatif` writes. Output
-paths are checked before any work; charts need the [charts] extra (vl-convert-python), and say so in one line."""
+curve` (the cost-quality curve as a table and a chart), and the what-if chart `tinydancer whatif --chart` writes.
+Output paths are checked before any work; nothing is written unless asked."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tinydancer_duck.options import BUDGETS, COLUMNS, POINTS, QUALITY_THRESHOLD,
 from ._flags import add_flags, flag_values
 from ._paths import CHART, HTML, TABLE, check_output
 from ._replay import LOG_HELP, announce_columns, sql_flags, sql_values, warn
+from ._stores import READ, store_option
 
 #: The report's options: what-if budgets (optional: a default sweep), the quality threshold, the curve's points, the
 #: log's columns and the replay's constraints.
@@ -21,11 +22,6 @@ REPORT_PARAMS = (BUDGETS.evolve(default=None, doc="total budgets in dollars, com
                  QUALITY_THRESHOLD.evolve(doc="quality the budget frontier is held to (default 95% of the best "
                                           "single agent's)"),
                  POINTS, COLUMNS, *Policy.flat_params(choosing=False))
-
-
-def _store_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default=None,
-                        help="LanceDB store directory (default: $TINYDANCER_HOME, else ~/.tinydancer)")
 
 
 def _replay_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -50,9 +46,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 def curve_command(args: argparse.Namespace) -> int:
     check_output("--output", args.output, TABLE)
-    if args.chart is not None:
-        check_output("--chart", args.chart, CHART)
-        _require_charts()
+    check_output("--chart", args.chart, CHART)
     announce_columns(args.log, args.columns)
     from tinydancer_duck.engine import Engine
     from tinydancer_duck.replay import curve
@@ -91,43 +85,15 @@ def _write_table(table: Any, path: str) -> None:
         csv.write_csv(table, path)
 
 
-def _require_charts() -> None:
-    from tinydancer_duck.report import chart_library
-
-    chart_library()
-
-
-def whatif_chart_path(args: argparse.Namespace) -> Path | None:
-    """Where `tinydancer whatif` draws its chart, checked before any work: --chart (SVG or PNG by its suffix; the
-    [charts] extra is then required), else the --output path with .png when the extra is installed, else None."""
-    from tinydancer_duck.errors import TinydancerError
-
-    check_output("--output", args.output, TABLE)
-    if args.chart is not None:
-        path = check_output("--chart", args.chart, CHART)
-        _require_charts()
-        return path
-    try:
-        _require_charts()
-    except TinydancerError:
-        return None
-    return Path(args.output).with_suffix(".png")
-
-
-def write_whatif_chart(args: argparse.Namespace, table: Any, path: Path | None, snapshot: Any,
-                       actual: dict | None) -> str:
-    """Draw the what-if frontier of ``table`` with each single agent and the log's actual policy to ``path``; what
-    to print after "frontier written to OUTPUT" (" and PATH", or why there is no chart)."""
-    from tinydancer_duck.report import CHARTS_EXTRA, save_chart, whatif_chart
-
-    if path is None:
-        return f" (no chart: {CHARTS_EXTRA})"
+def write_whatif_chart(args: argparse.Namespace, table: Any, snapshot: Any, actual: dict | None) -> Path:
+    """Draw the what-if frontier of ``table`` with each single agent and the log's actual policy to --chart."""
     from tinydancer_duck.replay import curve
+    from tinydancer_duck.report import save_chart, whatif_chart
 
     agents, _ = curve(snapshot, args.log, points=3, **_replay_options(args))
     spec = whatif_chart(table, agents=[r for r in agents.to_pylist() if r["series"] == "zero_router"],
                         actual=actual, quality_threshold=args.quality_threshold)
-    return f" and {save_chart(spec, path, argument='--chart')}"
+    return save_chart(spec, args.chart, argument="--chart")
 
 
 def add_commands(commands: Any) -> None:
@@ -139,7 +105,7 @@ def add_commands(commands: Any) -> None:
                     "the log's actual policy and the router (AIQ beside the zero router); the budget what-if "
                     "frontier against the actual spend and the quality threshold; the agent mix per policy; savings "
                     "against the actual policy with each figure's source; and the table behind each chart.")
-    _store_option(report)
+    store_option(report, READ)
     report.add_argument("log", help=LOG_HELP)
     report.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
     add_flags(report, REPORT_PARAMS)
@@ -150,7 +116,7 @@ def add_commands(commands: Any) -> None:
         description="Sweep the router over willingness to pay on a log and print each point, the single agents "
                     "(the zero router) and the oracle, with AIQ for both; write the table as CSV or Parquet and "
                     "the chart as SVG or PNG (by the --chart suffix).")
-    _store_option(curve)
+    store_option(curve, READ)
     curve.add_argument("log", help=LOG_HELP)
     sql_flags(curve, "ruvector_cost_quality_curve")
     curve.add_argument("--output", default=None, help="write the curve table: .csv or .parquet")
