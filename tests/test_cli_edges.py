@@ -78,7 +78,7 @@ def test_every_declared_flag_is_checked(tmp_path):
                 for name, sub in action.choices.items()}
     assert {p.name for p in SIGNATURES["ruvector_calibrate"].params} <= declared["calibrate"]
     assert {"holdout", "budget", "optimize_for"} <= declared["simulate"]
-    assert {"points"} <= declared["report"]
+    assert {"include_unobserved", "points"} <= declared["report"]
 
 
 def test_a_log_without_rows_is_refused(tmp_path, store, capsys):

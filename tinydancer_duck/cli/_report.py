@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tinydancer_duck.options import BUDGETS, COLUMNS, POINTS, QUALITY_THRESHOLD, Policy
+from tinydancer_duck.options import BUDGETS, COLUMNS, INCLUDE_UNOBSERVED, POINTS, QUALITY_THRESHOLD, Policy
 
 from ._flags import add_flags, flag_values
 from ._paths import CHART, HTML, TABLE, check_output
@@ -21,7 +21,7 @@ REPORT_PARAMS = (BUDGETS.evolve(default=None, doc="total budgets in dollars, com
                                 "cheapest to the dearest single agent's total, and the actual spend)"),
                  QUALITY_THRESHOLD.evolve(doc="quality the budget frontier is held to (default 95% of the best "
                                           "single agent's)"),
-                 POINTS, COLUMNS, *Policy.flat_params(choosing=False))
+                 POINTS, COLUMNS, *Policy.flat_params(choosing=False), INCLUDE_UNOBSERVED)
 
 
 def _replay_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -37,8 +37,12 @@ def report_command(args: argparse.Namespace) -> int:
 
     written = write_report(Engine(args.store), args.log, args.output, **flag_values(args, REPORT_PARAMS))
     data = written["data"]
-    print(f"AIQ router {data.aiq['aiq_router']:.4f}, zero router {data.aiq['aiq_zero_router']:.4f} over "
-          f"{data.requests} requests" + ("" if data.actual is not None else "; the log has no actual policy"))
+    for _, sentence in data.headline:
+        print(sentence)
+    if data.unobserved:
+        names = ", ".join(a["name"] for a in data.unobserved)
+        print(f"compared on their priors alone: {names}" if data.unobserved_included else
+              f"left out, no evidence in this log: {names} (--include-unobserved compares them on their priors)")
     print(f"report written to {written['path']}: {written['bytes'] / 1024:.0f} KB in {written['seconds']:.1f} s")
     warn(data.warnings)
     return 0
