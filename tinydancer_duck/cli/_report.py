@@ -43,7 +43,9 @@ def report_command(args: argparse.Namespace) -> int:
         names = ", ".join(a["name"] for a in data.unobserved)
         print(f"compared on their priors alone: {names}" if data.unobserved_included else
               f"left out, no evidence in this log: {names} (--include-unobserved compares them on their priors)")
-    print(f"report written to {written['path']}: {written['bytes'] / 1024:.0f} KB in {written['seconds']:.1f} s")
+    print(f"report written to {written['path']}: {written['bytes'] / 1024:.0f} KB in {written['seconds']:.1f} s "
+          f"({data.requests:,} requests; AIQ router {data.aiq['aiq_router']:.4f}, zero router "
+          f"{data.aiq['aiq_zero_router']:.4f})")
     warn(data.warnings)
     return 0
 
