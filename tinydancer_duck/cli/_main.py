@@ -205,8 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--force", action="store_true", help="replace example files already in DIR")
     example.set_defaults(run=_example_data)
 
-    sql = commands.add_parser("sql", help="run one SQL statement with every ruvector_* function available",
-                              description="Run SQL on an in-memory DuckDB connected to the store.")
+    sql = commands.add_parser("sql", help="run SQL statements with every ruvector_* function available",
+                              description="Run SQL on an in-memory DuckDB connected to the store and print each "
+                                          "statement's result. A store that does not exist is refused unless "
+                                          "--create (a statement may read or write it).")
     store_option(sql, SQL)
     sql.add_argument("--create", action="store_true",
                      help="create the store when --store holds none (without it a missing store is refused)")

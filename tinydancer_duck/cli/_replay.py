@@ -174,9 +174,10 @@ def print_frontier(rows: list[dict], actual: dict | None, quality_threshold: flo
         print(f"  budget {money(r['budget'])}: {mix}")
     threshold = "" if quality_threshold is None else f" (threshold {quality_threshold:g})"
     print("\nspend: the chosen agents' cost as the log records it (the router's estimate where it has none); est. "
-          "spend: the router's own estimate.\nquality: mean measured quality in [0, 1], the log's verdict on the "
-          "choices (observed, else category mean, else predicted, else quality_score); exp. quality: the router's "
-          "prediction when choosing.\nw.t.p.: willingness to pay, the price per unit of quality the budget implies (route with "
+          "spend: the router's own estimate.\nquality: mean measured quality in [0, 1] over the requests served, "
+          "the log's verdict on the choices (observed, else category mean, else predicted, else quality_score); "
+          "exp. quality: the router's prediction when choosing.\nw.t.p.: willingness to pay, the price per unit of "
+          "quality the budget implies (route with "
           "willingness_to_pay := it for the same choices).\nmeets threshold: every request served at a mean "
           f"expected quality at or above --quality-threshold{threshold}.\nactual (the log): the log's own choices "
           + ("(its agent, cost and quality columns)." if actual else

@@ -65,7 +65,7 @@ def curve_command(args: argparse.Namespace) -> int:
          [(r["series"], r["label"], money(r["cost"]), fixed(r["quality"], 4),
            r["on_hull"] if r["series"] != "oracle" else None) for r in table.to_pylist()])
     print(f"AIQ router {result['aiq_router']:.4f}, zero router {result['aiq_zero_router']:.4f} over mean costs "
-          f"{result['c_min']:.6g} to {result['c_max']:.6g}")
+          f"${money(result['c_min'])} to ${money(result['c_max'])} per request")
     if args.output:
         _write_table(table, args.output)
         print(f"curve written to {args.output}")
@@ -107,7 +107,9 @@ def add_commands(commands: Any) -> None:
     report = commands.add_parser(
         "report", help="one self-contained HTML report of a log: curve, what-if, agent mix, savings",
         description="Replay a log with the store's agents and router and write one self-contained HTML file (inline "
-                    "SVG charts, no script, nothing fetched): the cost-quality curve with single agents, the oracle, "
+                    "SVG charts, no script, nothing fetched): its conclusions in one sentence per question (printed "
+                    "too); the agents without evidence in the log (left out unless --include-unobserved); "
+                    "the cost-quality curve with single agents, the oracle, "
                     "the log's actual policy and the router (AIQ beside the zero router); the budget what-if "
                     "frontier against the actual spend and the quality threshold; the agent mix per policy; savings "
                     "against the actual policy with each figure's source; and the table behind each chart.")

@@ -21,7 +21,7 @@ READ, WRITE, SQL = "read", "write", "sql"
 
 def store_option(parser: argparse.ArgumentParser, use: str) -> None:
     """The ``--store`` option, and how the command uses the store (:data:`READ`, :data:`WRITE` or :data:`SQL`)."""
-    made = " (made when missing)" if use == WRITE else ""
+    made = {WRITE: " (made when missing)", READ: " (must hold a store)"}.get(use, "")
     parser.add_argument("--store", default=None,
                         help=f"LanceDB store directory (default: $TINYDANCER_HOME, else ~/.tinydancer){made}")
     parser.set_defaults(store_use=use)

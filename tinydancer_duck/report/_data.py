@@ -221,14 +221,13 @@ def actual_and_calibrated(source: RoutingSnapshot | Any, log: Any, **replay: Any
 
 def unobserved_agents(snapshot: RoutingSnapshot, log: Any, columns: Any = None) -> list[dict[str, Any]]:
     """The snapshot's agents without evidence in ``log``: the log holds no outcome of theirs and no outcome router
-    covers them (module docstring); name, agent_type, quality (their prior, also as quality_score) and prices."""
+    covers them (module docstring); name, agent_type, quality_score (their prior) and prices."""
     in_log = set(log_agents(open_log(log, columns=columns)))
     covered = snapshot.outcome_columns >= 0
-    rows = snapshot.agents.table.to_pylist()
-    by_name = {r["name"]: r for r in rows}
-    keys = ("agent_type", "quality_score", "cost_per_call", "cost_per_1k_tokens", "cost_per_second")
-    return [{"name": name, **{k: by_name[name][k] for k in keys}, "quality": by_name[name]["quality_score"]}
-            for j, name in enumerate(snapshot.agents.name_list()) if name not in in_log and not covered[j]]
+    by_name = {r["name"]: r for r in snapshot.agents.table.to_pylist()}
+    keys = ("name", "agent_type", "quality_score", "cost_per_call", "cost_per_1k_tokens", "cost_per_second")
+    return [{k: by_name[name][k] for k in keys} for j, name in enumerate(snapshot.agents.name_list())
+            if name not in in_log and not covered[j]]
 
 
 def _comparable(snapshot: RoutingSnapshot, log: Any, replay: dict[str, Any], include: bool

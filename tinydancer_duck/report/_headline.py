@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._charts import fmt, share
+from ._data import BOUNDS
 
 if TYPE_CHECKING:
     from ._data import ReportData
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 POLICY_PHRASES = {"router at calibrated price": "the router at its calibrated price",
                   "router: cheapest": "the router choosing the cheapest agent",
                   "router: best expected quality": "the router choosing the best expected quality"}
-BOUNDS = ("_low", "_high")
 PRIORS_ONLY = ("Nothing in this log is observed and no outcome router covers its agents: every quality below is an "
                "agent's registered prior, so this report shows what the registered prices and quality scores imply, "
                "not what happened.")
@@ -92,13 +92,14 @@ def _savings(data: ReportData, best: dict[str, Any]) -> str:
     cost, was = best["total_cost"], reference["total_cost"]
     change = "–"
     if was:
-        share = 100.0 * (was - cost) / was
+        saved = 100.0 * (was - cost) / was
         spread = interval(best, "savings_pct", percent) if data.actual is not None else ""
-        change = f"{percent(abs(share))}{spread} {'less' if share >= 0 else 'more'}"
+        change = f"{percent(abs(saved))}{spread} {'less' if saved >= 0 else 'more'}"
     estimator = f" (95% intervals: {best['estimator']})" if best.get("estimator") else ""
-    return (f"The best policy, {_phrase(best['policy'])}, would have cost {money(cost)}{interval(best, 'total_cost', money)} "
-            f"for the {best['requests']:,} requests replayed against {money(was)} for {against}: {change}, at "
-            f"mean quality {quality(best['quality'])}{interval(best, 'quality', quality)} against "
+    spent = f"{money(cost)}{interval(best, 'total_cost', money)}"
+    return (f"The best policy, {_phrase(best['policy'])}, would have cost {spent} for the {best['requests']:,} "
+            f"requests replayed against {money(was)} for {against}: {change}, at mean quality "
+            f"{quality(best['quality'])}{interval(best, 'quality', quality)} against "
             f"{quality(reference['quality'])}{estimator}.")
 
 

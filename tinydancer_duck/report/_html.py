@@ -189,7 +189,7 @@ def _unobserved(data: ReportData) -> str:
         prices = [f"${fmt(agent[key])} {unit}" for key, unit in PRICES if agent.get(key) is not None]
         price = " + ".join(prices) or "no price"
         return (f"<b>{html.escape(agent['name'])}</b> ({html.escape(agent['agent_type'])}, registered quality "
-                f"{cell(agent['quality'], 'quality')}, {price})")
+                f"{cell(agent['quality_score'], 'quality')}, {price})")
 
     names = "; ".join(one(a) for a in data.unobserved)
     why = ("the log holds no outcome of theirs and no outcome router covers them, so their quality would be their "
