@@ -43,6 +43,7 @@ QUALITY_SOURCES = {"observed": "observed", "category_mean": "category mean", "pr
 COST_SOURCES = {"logged": "logged", "estimated": "estimated"}
 THRESHOLD_SHARE = 0.95
 BUDGET_POINTS = 8
+BUDGET_PREFIX = "budget $"
 #: interval bounds a replay may give beside a figure (``<figure>_low``, ``<figure>_high``), and the estimator's name
 BOUNDS = ("_low", "_high")
 
@@ -151,6 +152,11 @@ def default_budgets(agents: Sequence[dict[str, Any]], actual: dict[str, Any] | N
         spent = float(actual["total_cost"])
         budgets = {b for b in budgets if abs(b - spent) > 0.01 * spent} | {spent}  # the spend, not a near twin
     return sorted(budgets) or [0.0]
+
+
+def budget_label(budget: float) -> str:
+    """How a what-if budget is named as a policy: "budget $0.603"."""
+    return f"{BUDGET_PREFIX}{fmt(budget)}"
 
 
 def bounds(figures: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
@@ -284,7 +290,7 @@ def gather(source: RoutingSnapshot | Any, log: Any, *, budgets: Sequence[float] 
     for label, summary in summaries:
         mix += [{"policy": label, **m} for m in summary["agent_mix"]]
     for r in whatif.to_pylist():
-        mix += [{"policy": f"budget ${fmt(r['budget'])}", **m} for m in r["agent_mix"]]
+        mix += [{"policy": budget_label(r["budget"]), **m} for m in r["agent_mix"]]
 
     model = snapshot.outcome
     label = None if model is None else f"{model.metrics.get('name')!r} version {model.metrics.get('version')}"

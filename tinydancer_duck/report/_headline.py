@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._charts import fmt, share
-from ._data import BOUNDS
+from ._data import BUDGET_PREFIX, bounds, budget_label
 
 if TYPE_CHECKING:
     from ._data import ReportData
@@ -52,8 +52,8 @@ def interval(row: dict[str, Any], key: str, show: Callable[[Any], str]) -> str:
 
 def _phrase(policy: str) -> str:
     """A policy's label as the headline names it."""
-    if policy.startswith("budget $"):
-        return f"the router under a total budget of {policy.split(' ', 1)[1]}"
+    if policy.startswith(BUDGET_PREFIX):
+        return f"the router under a total budget of ${policy.removeprefix(BUDGET_PREFIX)}"
     return POLICY_PHRASES.get(policy, policy)
 
 
@@ -63,10 +63,8 @@ def candidates(data: ReportData) -> list[dict[str, Any]]:
     out = [p for p in data.policies if p["policy"] in POLICY_PHRASES and p["quality"] is not None]
     for r in data.whatif.to_pylist():
         if r["served"] == r["requests"] and r["quality"] is not None:
-            out.append({"policy": f"budget ${fmt(r['budget'])}", "requests": r["served"], "total_cost": r["spend"],
-                        "quality": r["quality"], **{f"total_cost{end}": r.get(f"spend{end}") for end in BOUNDS},
-                        **{f"quality{end}": r.get(f"quality{end}") for end in BOUNDS},
-                        "estimator": r.get("estimator")})
+            out.append({"policy": budget_label(r["budget"]), "requests": r["served"], "total_cost": r["spend"],
+                        "quality": r["quality"], **bounds(r, {"spend": "total_cost", "quality": "quality"})})
     return out
 
 

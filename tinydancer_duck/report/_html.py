@@ -192,7 +192,7 @@ def _unobserved(data: ReportData) -> str:
                 f"{cell(agent['quality_score'], 'quality')}, {price})")
 
     names = "; ".join(one(a) for a in data.unobserved)
-    why = ("the log holds no outcome of theirs and no outcome router covers them, so their quality would be their "
+    why = ("The log holds no outcome of theirs and no outcome router covers them, so their quality would be their "
            "registered prior alone")
     if data.priors_only:
         what = "No agent has evidence here, so all are compared on their priors"
@@ -202,7 +202,7 @@ def _unobserved(data: ReportData) -> str:
         what = ("They are left out of every policy, the oracle, the best single agent and the quality threshold; "
                 "<code>tinydancer report --include-unobserved</code> compares them on their priors")
     return (f'<div class="unobserved" data-unobserved="{len(data.unobserved)}"><b>Agents without evidence in this '
-            f"log ({len(data.unobserved)}):</b> {names}. {why[0].upper()}{why[1:]}. {what}.</div>")
+            f"log ({len(data.unobserved)}):</b> {names}. {why}. {what}.</div>")
 
 
 def _shape(series: str) -> str:
