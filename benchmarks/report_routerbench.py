@@ -1,12 +1,13 @@
-"""`tinydancer report` on the shared RouterBench logs: file size and generation time per log, and the README's
-screenshot (docs/report.png) taken by the browser test's own headless Chromium.
+"""`tinydancer report` on the shared RouterBench logs: file size and generation time per log, and optionally a
+screenshot taken by the browser test's own headless Chromium (the README's docs/report.png is the journey's report:
+benchmarks/report_example.py).
 
 Data: ../shared/datasets/routerbench/{arc_challenge,mbpp,winograde}_train.parquet (skips cleanly without them), each
 alone and the three concatenated. Per log, a fresh store built as a user would: ``tinydancer agents import LOG``,
 ``tinydancer train-outcomes LOG --holdout 0.2`` (so the router's points are out of sample), then the measured command
 ``tinydancer report LOG --holdout 0.2 -o LOG.html`` in its own process (wall time, Python's start included).
 
-    python benchmarks/report_routerbench.py [--out DIR] [--screenshot docs/report.png]
+    python benchmarks/report_routerbench.py [--out DIR] [--screenshot routerbench.png]
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def tinydancer(*args: str, cwd: Path) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="folder for the HTML reports (default: a temporary one)")
-    parser.add_argument("--screenshot", default=str(ROOT / "docs" / "report.png"),
-                        help="where the concatenated log's screenshot goes ('' for none)")
+    parser.add_argument("--screenshot", default="", help="where the concatenated log's screenshot goes (default: "
+                        "none)")
     parser.add_argument("--scale", type=float, default=0.8, help="screenshot pixels per CSS pixel (default 0.8)")
     args = parser.parse_args()
     if not all((DATA / f"{name}_train.parquet").exists() for name in FILES):
@@ -66,10 +67,10 @@ def main() -> None:
         html = out / f"{key}.html"
         seconds, said = tinydancer("report", log.name if log.parent == out else str(log), "--holdout", "0.2",
                                    "--store", store, "-o", html.name, cwd=out)
-        first, written = said.splitlines()[:2]
-        aiq = first.removeprefix("AIQ router ").split(" over ")[0].replace(", zero router", " /")
-        replayed = first.split(" over ")[1].split()[0]
-        own = written.rsplit(" in ", 1)[1]
+        written = next(line for line in said.splitlines() if line.startswith("report written to "))
+        own, figures = written.rsplit(" in ", 1)[1].split(" (", 1)  # "3.2 s (373 requests; AIQ router ...)"
+        replayed = figures.split()[0]
+        aiq = figures.split("AIQ router ")[1].rstrip(")").replace(", zero router", " /")
         rows = pl.scan_parquet(log).select(pl.len()).collect().item()
         print(f"| {name} | {rows:,} | {replayed} | {html.stat().st_size / 1024:.0f} KB | {seconds:.1f} s ({own}) "
               f"| {aiq} |")

@@ -53,7 +53,7 @@ def test_demo_summary_values(tmp_path):
 def test_route_and_sql_commands(tmp_path, capsys):
     store = str(tmp_path / "store")
     assert main(["sql", "SELECT ruvector_register_agent('helper', 'llm', ['writing'], cost_per_call := 0.01)",
-                 "--store", store]) == 0
+                 "--store", store, "--create"]) == 0
     assert main(["route", "write a poem", "--store", store, "--optimize-for", "cost"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = lines.index(next(line for line in lines if line.startswith("#  request")))
@@ -61,7 +61,7 @@ def test_route_and_sql_commands(tmp_path, capsys):
 
 
 def test_errors_are_one_clean_line(tmp_path, capsys):
-    code = main(["route", "hi", "--store", str(tmp_path / "s"), "--optimize-for", "cheapest"])
+    code = main(["route", "hi", "--store", str(tmp_path / "s"), "--optimize-for", "cheapest"])  # checked first
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("tinydancer: invalid optimize_for='cheapest'") and "Traceback" not in err
 
@@ -157,6 +157,7 @@ def test_demo_prints_three_commands_that_work_on_its_store(tmp_path, monkeypatch
     assert main(shlex.split(commands[2])[1:]) == 0
     reported = capsys.readouterr().out
     assert "report written to tinydancer-demo/report.html" in reported
+    assert reported.startswith("Nothing in this log is observed")  # the demo's log holds no outcome: said first
     assert (tmp_path / "tinydancer-demo" / "report.html").stat().st_size > 10_000
 
 
@@ -206,7 +207,7 @@ def test_sql_turns_duckdb_progress_on_for_a_terminal(tmp_path, capsys, monkeypat
     import sys
 
     query = "SELECT current_setting('enable_progress_bar') AS bar, current_setting('enable_progress_bar_print') AS p"
-    assert main(["sql", query, "--store", str(tmp_path / "s")]) == 0
+    assert main(["sql", query, "--store", str(tmp_path / "s"), "--create"]) == 0
     assert "false" in capsys.readouterr().out
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     assert main(["sql", query, "--store", str(tmp_path / "s")]) == 0

@@ -32,9 +32,11 @@ def test_healthy_store_exits_zero_and_lists_tables(tmp_path, capsys):
     assert "embedder: hashing:" in out and "agents: 1 rows" in out and "usage: 1 rows" in out
 
 
-def test_missing_store_is_a_problem(tmp_path, capsys):
-    assert cli.main(["doctor", "--store", str(tmp_path / "nowhere")]) == 1
-    assert "there is no store" in capsys.readouterr().out
+def test_missing_store_is_refused_in_one_line(tmp_path, capsys):
+    nowhere = tmp_path / "nowhere"
+    assert cli.main(["doctor", "--store", str(nowhere)]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"tinydancer: no store at {nowhere}; create one with")
+    assert not nowhere.exists()
 
 
 def test_each_kind_of_damage_is_reported(tmp_path, capsys, monkeypatch):

@@ -41,32 +41,33 @@ def log(tmp_path) -> Path:
 
 
 @pytest.fixture
-def store(tmp_path, log) -> str:
+def store(tmp_path, log, capsys) -> str:
     path = str(tmp_path / "store")
     assert main(["agents", "import", str(log), "--store", path]) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"created a new store at {path}"
     return path
 
 
 def test_sql_syntax_error_is_one_line_naming_the_query(tmp_path, capsys):
-    line = one_error_line(capsys, main(["sql", "SELEC 1", "--store", str(tmp_path / "s")]))
+    line = one_error_line(capsys, main(["sql", "SELEC 1", "--create", "--store", str(tmp_path / "s")]))
     assert line.startswith("tinydancer: invalid query='SELEC 1': Parser Error: syntax error at or near \"SELEC\"")
 
 
-def test_bad_optimize_for_inside_sql_prints_our_message(tmp_path, capsys):
-    code = main(["sql", "SELECT ruvector_route('hi', optimize_for := 'cheapest')", "--store", str(tmp_path / "s")])
+def test_bad_optimize_for_inside_sql_prints_our_message(store, capsys):
+    code = main(["sql", "SELECT ruvector_route('hi', optimize_for := 'cheapest')", "--store", store])
     line = one_error_line(capsys, code)
     assert line.startswith("tinydancer: invalid optimize_for='cheapest': must be one of cost, latency")
     assert "Python exception" not in line and "--debug" not in line
 
 
-def test_missing_file_in_sql_names_it(tmp_path, capsys):
-    line = one_error_line(capsys, main(["sql", "SELECT * FROM 'nope.parquet'", "--store", str(tmp_path / "s")]))
+def test_missing_file_in_sql_names_it(store, capsys):
+    line = one_error_line(capsys, main(["sql", "SELECT * FROM 'nope.parquet'", "--store", store]))
     assert "invalid query=" in line and "nope.parquet" in line and "IO Error" in line
 
 
 def test_debug_shows_the_traceback_in_either_position(tmp_path, capsys):
     for argv in (["--debug", "sql", "SELEC 1"], ["sql", "SELEC 1", "--debug"]):
-        assert main([*argv, "--store", str(tmp_path / "s")]) == 2
+        assert main([*argv, "--create", "--store", str(tmp_path / "s")]) == 2
         err = capsys.readouterr().err
         assert "Traceback (most recent call last)" in err and "ParserException" in err
         assert err.strip().splitlines()[-1].startswith("tinydancer: invalid query='SELEC 1'")
@@ -87,19 +88,19 @@ def test_unreadable_log_is_one_line(tmp_path, capsys, store):
     assert "invalid log=" in line and "bad.parquet" in line
 
 
-def test_foreign_error_is_one_line_with_a_hint(tmp_path, capsys, monkeypatch):
+def test_foreign_error_is_one_line_with_a_hint(store, capsys, monkeypatch):
     from tinydancer_duck import engine
 
     def broken(*args, **kwargs):
         raise OSError("disk on fire\nsecond line")
 
     monkeypatch.setattr(engine.Engine, "route", broken)
-    line = one_error_line(capsys, main(["route", "hi", "--store", str(tmp_path / "s")]))
+    line = one_error_line(capsys, main(["route", "hi", "--store", store]))
     assert line == "tinydancer: OSError: disk on fire (--debug shows the traceback)"
 
 
 def test_a_subprocess_error_has_no_traceback(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "tinydancer_duck.cli", "sql", "SELEC 1", "--store",
+    done = subprocess.run([sys.executable, "-m", "tinydancer_duck.cli", "sql", "SELEC 1", "--create", "--store",
                            str(tmp_path / "s")], check=False, capture_output=True, text=True, cwd=REPO,
                           timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 2
@@ -126,7 +127,7 @@ def test_a_subprocess_error_has_no_traceback(tmp_path):
     (["snapshot", "--store", "STORE", "-o", "/nonexistent/s.tds"], "--output", "/nonexistent/s.tds",
      "does not exist"),
 ])
-def test_output_paths_fail_before_any_work(tmp_path, capsys, monkeypatch, log, argv, argument, value, why):
+def test_output_paths_fail_before_any_work(tmp_path, capsys, monkeypatch, log, store, argv, argument, value, why):
     from tinydancer_duck import distributed, engine, replay, report
 
     def no_work(*args, **kwargs):
@@ -137,7 +138,8 @@ def test_output_paths_fail_before_any_work(tmp_path, capsys, monkeypatch, log, a
                          (report, "write_report")):
         monkeypatch.setattr(module, name, no_work)
     monkeypatch.chdir(tmp_path)
-    argv = [str(log) if a == "LOG" else str(tmp_path / "store") if a == "STORE" else a for a in argv]
+    argv = [str(log) if a == "LOG" else store if a == "STORE" else a for a in argv]
+    argv += [] if "--store" in argv else ["--store", store]
     line = one_error_line(capsys, main(argv))
     assert line.startswith(f"tinydancer: invalid {argument}={value!r}: ") and why in line
     assert not any(p.suffix in (".parquet", ".csv", ".png", ".svg", ".html", ".tds") and p != log

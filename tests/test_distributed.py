@@ -154,14 +154,17 @@ def test_route_parquet_local_and_the_cli(setup, tmp_path, capsys):
 
 
 def test_route_parquet_errors_are_one_clean_line(setup, tmp_path, capsys):
-    _, _, log, _ = setup
-    code = main(["route-parquet", str(log), str(tmp_path / "o"), "--store", str(tmp_path / "s"),
-                 "--engine", "local", "--workers", "2"])
+    engine, _, log, _ = setup
+    store = str(engine.store.path)
+    code = main(["route-parquet", str(log), str(tmp_path / "o"), "--store", store, "--engine", "local",
+                 "--workers", "2"])
     assert code == 2 and "invalid workers=2" in capsys.readouterr().err
-    code = main(["route-parquet", str(tmp_path / "none"), str(tmp_path / "o"), "--store", str(tmp_path / "s")])
+    code = main(["route-parquet", str(tmp_path / "none"), str(tmp_path / "o"), "--store", store])
     assert code == 2 and "has no Parquet files" in capsys.readouterr().err
-    code = main(["route-parquet", str(log), str(log.parent), "--store", str(tmp_path / "s")])
+    code = main(["route-parquet", str(log), str(log.parent), "--store", store])
     assert code == 2 and "already holds Parquet files" in capsys.readouterr().err
+    code = main(["route-parquet", str(log), str(tmp_path / "o"), "--store", str(tmp_path / "s")])
+    assert code == 2 and "no store at" in capsys.readouterr().err and not (tmp_path / "s").exists()
 
 
 def test_a_snapshot_with_an_outcome_model_routes_like_sql(tmp_path):

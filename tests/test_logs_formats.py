@@ -93,7 +93,8 @@ def test_routerbench_columns_are_mapped_and_announced(logs, capsys, tmp_path):
     assert spec.aliased == {"prompt": "request", "sample_id": "request_id", "eval_name": "category"}
     assert main(["agents", "import", logs["csv"], "--store", str(tmp_path / "s")]) == 0
     assert capsys.readouterr().err.splitlines() == [
-        "columns: prompt → request, sample_id → request_id, eval_name → category"]
+        "columns: prompt → request, sample_id → request_id, eval_name → category",
+        f"created a new store at {tmp_path / 's'}"]
     assert main(["simulate", logs["csv"], "--store", str(tmp_path / "s")]) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "columns: prompt → request, sample_id → request_id, eval_name → category"

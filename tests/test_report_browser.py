@@ -1,7 +1,7 @@
 """The report in a real browser: headless Chromium (Debian's `chromium`; .ci/run installs it) opens the HTML file
 with the network cut off, and the test checks what a person would see: every chart drawn (non-blank pixels in its
-box of a full-page screenshot), one SVG per chart holding one element per figure of its table, and nothing logged,
-thrown or fetched."""
+box of a full-page screenshot), one SVG per chart holding one element per figure of its table, every table within
+its panel, the headline's sentences shown, and nothing logged, thrown or fetched."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from tinydancer_duck.datasets.generate_log import generate_log
 import tinydancer_duck as td
 from tinydancer_duck.report import CHARTS, write_report
 
-pytest.importorskip("vl_convert", reason='charts need vl-convert-python: pip install "tinydancer_duck[charts]"')
 if find_chromium() is None:
     pytest.skip("no chromium on PATH: `apt-get install chromium` (.ci/run installs it where apt-get can)",
                 allow_module_level=True)
@@ -24,6 +23,14 @@ if find_chromium() is None:
 LAYERS = """(() => Object.fromEntries([...document.querySelectorAll('figure.chart')].map(f => [f.dataset.chart,
   Object.fromEntries([...f.querySelectorAll('g.role-mark')].map(g => [g.getAttribute('class').split(' ').pop(),
     g.querySelectorAll('path, line, text').length]))])))()"""
+#: each data table's width against its panel's (a table wider than its section would be cut off or scroll)
+FIT = """[...document.querySelectorAll('table[data-table]')].map(t => { const s = t.closest('section');
+  const r = t.getBoundingClientRect(), p = s.getBoundingClientRect();
+  return {name: t.dataset.table, scroll: t.scrollWidth, width: Math.round(r.width), panel: s.clientWidth,
+          right: Math.round(r.right), panelRight: Math.round(p.right), overflow: getComputedStyle(t.parentElement)
+          .overflowX}; })"""
+HEADLINE = """[...document.querySelectorAll('.headline p[data-question]')].map(p => ({question: p.dataset.question,
+  text: p.innerText, visible: p.getBoundingClientRect().height > 0}))"""
 BOXES = """[...document.querySelectorAll('figure.chart svg')].map(s => { const r = s.getBoundingClientRect();
   return {x: Math.round(r.x + scrollX), y: Math.round(r.y + scrollY), width: Math.round(r.width),
           height: Math.round(r.height)}; })"""
@@ -47,6 +54,8 @@ def test_chromium_draws_every_chart(report, tmp_path):
         assert page.evaluate("document.querySelectorAll('figure.chart > svg').length") == len(CHARTS)
         layers = page.evaluate(LAYERS)
         boxes = page.evaluate(BOXES)
+        fit = page.evaluate(FIT)
+        headline = page.evaluate(HEADLINE)
         png = page.screenshot(tmp_path / "report.png")
         said = page.messages()
         stats = page.region_stats(png, [*boxes, {"x": 0, "y": 0, "width": 12, "height": 12}])
@@ -66,3 +75,8 @@ def test_chromium_draws_every_chart(report, tmp_path):
         assert box["std"] > 15 and box["ink"] > 0.03, (name, box)
     assert stats[-1]["std"] == 0  # a corner of the page's plain background, for contrast
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
+    assert [f["name"] for f in fit] == list(CHARTS)
+    for table in fit:  # every table fits its panel: no column cut off, no horizontal scrollbar
+        assert table["scroll"] <= table["width"] <= table["panel"] and table["right"] <= table["panelRight"], table
+    assert [(h["question"], h["text"]) for h in headline] == data.headline and all(h["visible"] for h in headline)
+    assert headline[0]["question"] == "savings" and "the log's actual policy" in headline[0]["text"]

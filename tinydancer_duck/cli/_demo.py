@@ -166,4 +166,6 @@ def run_demo(store: str | Path = DEFAULT_STORE, *, rows: int = 3000, echo: Calla
     echo("\nnext, on the same store (copy and paste):")
     for what, command in summary["next"]:
         echo(f"  # {what}\n  {command}")
+    echo("these agents' qualities are registered priors (the log holds no outcomes); to learn from outcomes, the "
+         "README's journey continues with `tinydancer example-data`")
     return summary

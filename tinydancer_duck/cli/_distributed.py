@@ -12,16 +12,17 @@ from tinydancer_duck.options import EXPLAIN, NUM_FALLBACKS, RouteOptions
 from ._flags import add_flags, flag_values
 from ._paths import check_output
 from ._progress import ProgressBar
+from ._stores import READ, store_option
 
 
-def add_commands(commands: Any, store_option: Any) -> None:
+def add_commands(commands: Any) -> None:
     """Register both commands on the ``tinydancer`` subparsers."""
     snapshot = commands.add_parser(
         "snapshot", help="freeze a store's routing state into one file for workers",
         description="Build the routing snapshot of a store (agents, semantic routes, models, breakers and budgets "
                     "as of now or --as-of) and write it to one self-contained file that route-parquet, "
                     "RoutingSnapshot.load and every worker read; no store access is needed after this.")
-    store_option(snapshot)
+    store_option(snapshot, READ)
     snapshot.add_argument("--storage-options", default=None, metavar="JSON",
                           help="object-store settings for an s3:// store, e.g. '{\"aws_endpoint\": \"...\"}'")
     snapshot.add_argument("--as-of", default=None, help="ISO date-time to build the snapshot at (default: now)")
@@ -47,7 +48,7 @@ def add_commands(commands: Any, store_option: Any) -> None:
                        help="input columns to copy to the output (default: all)")
     add_flags(route, (*RouteOptions.params(), NUM_FALLBACKS, EXPLAIN))
     route.add_argument("--batch-rows", type=int, default=8192, help="rows per batch (default 8192)")
-    route.set_defaults(run=run_route_parquet)
+    route.set_defaults(run=run_route_parquet, store_use=READ)
 
 
 def _storage_options(text: str | None) -> dict[str, str] | None:

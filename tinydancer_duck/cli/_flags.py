@@ -41,7 +41,10 @@ def _help(param: Param) -> str:
 
 def add_flags(parser: argparse.ArgumentParser, params: Iterable[Param]) -> None:
     """One flag per parameter: a BOOLEAN is a switch, a list of texts is a repeatable flag (``--exclude A
-    --exclude B``), a list of numbers is comma-separated; the default is left to the library (None here)."""
+    --exclude B``), a list of numbers is comma-separated; the default is left to the library (None here). The
+    parameters are remembered on the parser, so :func:`check_flags` checks every given value before any work."""
+    params = list(params)
+    parser.set_defaults(declared_params=(*(parser.get_default("declared_params") or ()), *params))
     for param in params:
         flag, kwargs = flag_of(param), {"dest": param.name, "default": None, "help": _help(param)}
         if param.metavar:
@@ -54,6 +57,15 @@ def add_flags(parser: argparse.ArgumentParser, params: Iterable[Param]) -> None:
             parser.add_argument(flag, type=_numbers, **{**kwargs, "required": param.required})
         else:
             parser.add_argument(flag, type=_TYPES.get(param.sql, str), **kwargs)
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Check every given flag against its declared constraint (``invalid quality_share=2.0: must be within (0,
+    1]``), the same check SQL and Python callers get, before the command does any work."""
+    for param in getattr(args, "declared_params", ()):
+        value = getattr(args, param.name, None)
+        if value is not None and value is not False:
+            param.value(value)
 
 
 def flag_values(args: argparse.Namespace, params: Iterable[Param]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from tinydancer_duck import __version__
 from tinydancer_duck.errors import TinydancerError
 
 from ._errors import Parser, is_wrapped_udf_error, one_line
-from ._flags import add_flags, flag_values
+from ._flags import add_flags, check_flags, flag_values
 from ._replay import (
     LOG_HELP,
     calibrate_command,
@@ -24,11 +24,7 @@ from ._replay import (
     whatif_command,
 )
 from ._report import add_commands as add_report_commands
-
-
-def _store_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default=None,
-                        help="LanceDB store directory (default: $TINYDANCER_HOME, else ~/.tinydancer)")
+from ._stores import READ, SQL, WRITE, init_command, run_with_store, store_option
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -38,19 +34,43 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _example_data(args: argparse.Namespace) -> int:
+    from tinydancer_duck.datasets.example_data import existing, write_example_data
+    from tinydancer_duck.errors import InvalidArgument
+
+    from ._paths import check_output
+
+    folder = check_output("DIR", args.folder, ())
+    clashes = existing(folder)
+    if clashes and not args.force:
+        raise InvalidArgument("DIR", args.folder, f"already holds {clashes[0].name}: choose another folder, or "
+                              "--force to replace the example files")
+    folder.mkdir(exist_ok=True)
+    for name, rows in write_example_data(folder).items():
+        print(f"wrote {folder / name} ({rows:,} rows)")
+    print("synthetic and seeded (tinydancer_duck/datasets/generate_log.py): outcomes.parquet holds every agent's "
+          "outcome per request and the log's own choice; the README's journey reads these files")
+    return 0
+
+
 def _sql(args: argparse.Namespace) -> int:
     import duckdb
 
     from tinydancer_duck.engine import connect
     from tinydancer_duck.errors import InvalidArgument
 
+    try:  # parsed before the store is opened (or created): a typo creates nothing
+        statements = duckdb.connect().extract_statements(args.query)
+    except duckdb.Error as exc:
+        raise InvalidArgument("query", args.query, one_line(exc)) from exc
     con = connect(args.store)
     if sys.stdout.isatty():  # DuckDB draws its own bar on long queries; in a pipe it would only add noise
         con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = true")
-    try:
-        result = con.sql(args.query)
-        if result is not None:
-            result.show(max_rows=args.max_rows, max_width=args.max_width)
+    try:  # one statement at a time, so each one's result is printed (DuckDB alone would show only the last)
+        for statement in statements:
+            result = con.sql(statement.query)
+            if result is not None:
+                result.show(max_rows=args.max_rows, max_width=args.max_width)
     except duckdb.Error as exc:
         if is_wrapped_udf_error(exc):  # our own message names the function's argument and value
             raise
@@ -165,11 +185,33 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder of the demo's store and request log (default ./tinydancer-demo; made if missing)")
     demo.add_argument("--rows", type=int, default=3000,
                       help="requests in the generated log, 1 to 18,100 (default 3000)")
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_demo, store_use=WRITE)
 
-    sql = commands.add_parser("sql", help="run one SQL statement with every ruvector_* function available",
-                              description="Run SQL on an in-memory DuckDB connected to the store.")
-    _store_option(sql)
+    init = commands.add_parser("init", help="create an empty store (no agents) at a path",
+                               description="Create an empty store at PATH (default: $TINYDANCER_HOME, else "
+                                           "~/.tinydancer). Commands that only read a store (agents list, route, "
+                                           "simulate, report, ...) refuse a path that holds none; agents import, "
+                                           "train, train-outcomes, demo and sql --create make one too.")
+    init.add_argument("store", nargs="?", default=None, metavar="PATH", help="the store's folder")
+    init.set_defaults(run=init_command)
+
+    example = commands.add_parser(
+        "example-data", help="write the example files the README's journey reads",
+        description="Write outcomes.parquet (an outcome log in RouterBench's wide shape with the log's own choice), "
+                    "requests.parquet (requests to route), usage.parquet (a usage log) and agents.parquet (agent "
+                    "rows) into DIR: synthetic, seeded, the same every time.")
+    example.add_argument("folder", nargs="?", default=".", metavar="DIR",
+                         help="folder to write into (default: the current folder; made if missing)")
+    example.add_argument("--force", action="store_true", help="replace example files already in DIR")
+    example.set_defaults(run=_example_data)
+
+    sql = commands.add_parser("sql", help="run SQL statements with every ruvector_* function available",
+                              description="Run SQL on an in-memory DuckDB connected to the store and print each "
+                                          "statement's result. A store that does not exist is refused unless "
+                                          "--create (a statement may read or write it).")
+    store_option(sql, SQL)
+    sql.add_argument("--create", action="store_true",
+                     help="create the store when --store holds none (without it a missing store is refused)")
     sql.add_argument("query", help="the SQL to run, e.g. \"SELECT * FROM ruvector_list_agents()\"")
     sql.add_argument("--max-rows", type=int, default=40, help="rows to print (default 40)")
     sql.add_argument("--max-width", type=int, default=160, help="characters per printed line (default 160)")
@@ -177,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     route = commands.add_parser("route", help="route one or more requests with the store's agents",
                                 description="Route requests given on the command line and print each decision.")
-    _store_option(route)
+    store_option(route, READ)
     route.add_argument("requests", nargs="+", help="request texts")
     from tinydancer_duck.options import RouteOptions
 
@@ -187,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a route classifier from a labeled file, with a progress bar",
                                 description="Train a FastGRNN route classifier on (text, label) rows of a Parquet, "
                                             "CSV or JSON file and save it as the store's active classifier.")
-    _store_option(train)
+    store_option(train, WRITE)
     train.add_argument("source", help="file with one request and its label per row")
     sql_flags(train, "ruvector_train_classifier", skip=("source",))
     train.set_defaults(run=_train)
@@ -196,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Replay a log with the store's agents and router under a policy and "
                                                "print cost, quality (with its source), latency, agent mix and "
                                                "savings against the log's actual choices.")
-    _store_option(simulate)
+    store_option(simulate, READ)
     simulate.add_argument("log", help=LOG_HELP)
     sql_flags(simulate, "ruvector_simulate_summary")
     simulate.add_argument("--output", default=None, help="write per-request decisions to this Parquet file")
@@ -204,15 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     whatif = commands.add_parser("whatif", help="what each budget would have bought over a log (a frontier)",
                                  description="Allocate each total budget over the log's requests (Lagrangian) and "
-                                             "report spend, quality, requests served and agent mix; writes the "
-                                             "frontier as CSV or Parquet, and its chart (SVG or PNG) when the "
-                                             "[charts] extra is installed.")
-    _store_option(whatif)
+                                             "print spend, quality, requests served and agent mix beside the log's "
+                                             "actual policy; with --output the frontier as CSV or Parquet, with "
+                                             "--chart its chart as SVG or PNG.")
+    store_option(whatif, READ)
     whatif.add_argument("log", help=LOG_HELP)
     sql_flags(whatif, "ruvector_budget_whatif")
-    whatif.add_argument("--output", default="whatif.csv", help="frontier table: .csv (default whatif.csv) or .parquet")
-    whatif.add_argument("--chart", default=None,
-                        help="chart path, .svg or .png (default: the output path with .png, with the [charts] extra)")
+    whatif.add_argument("--output", default=None, help="write the frontier table: .csv or .parquet")
+    whatif.add_argument("--chart", default=None, help="write the frontier's chart: .svg or .png")
     whatif.set_defaults(run=whatif_command)
     add_report_commands(commands)
 
@@ -221,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "per-agent outcomes (wide like RouterBench, or long), save it as the "
                                                "active outcome router and print its out-of-fold metrics and the "
                                                "calibrated willingness to pay.")
-    _store_option(outcomes)
+    store_option(outcomes, WRITE)
     outcomes.add_argument("log", help=LOG_HELP)
     sql_flags(outcomes, "ruvector_train_outcome_router", skip=("source",))
     outcomes.set_defaults(run=train_outcomes_command)
@@ -230,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     description="Read the willingness to pay that meets one target off the outcome "
                                                 "router's out-of-fold cost-quality curve (default: 95%% of the best "
                                                 "single agent's quality, the knob optimize_for 'learned' uses).")
-    _store_option(calibrate)
+    store_option(calibrate, READ)
     sql_flags(calibrate, "ruvector_calibrate", skip=())
     calibrate.set_defaults(run=calibrate_command)
 
@@ -241,14 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Register every agent a log holds outcomes for (wide like RouterBench, or long) with its mean "
                     "logged cost (per call, or per 1k tokens when the log has tokens_in and tokens_out), latency "
                     "and observed quality.")
-    _store_option(importer)
+    store_option(importer, WRITE)
     importer.add_argument("log", help=LOG_HELP)
     sql_flags(importer, "ruvector_import_agents")
     importer.set_defaults(run=import_agents_command)
     lister = agent_commands.add_parser("list", help="print the store's agents as a table",
                                        description="Print every agent of the store: type, capabilities, prices, "
                                                    "latency, quality, requests recorded.")
-    _store_option(lister)
+    store_option(lister, READ)
     lister.set_defaults(run=list_agents_command)
 
     doctor = commands.add_parser("doctor", help="check a store and report its problems in plain words",
@@ -258,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "examples, models that fail to load, half-done writes, agent stats "
                                              "against usage, and the routing snapshot. Exit code 0 when healthy, 1 "
                                              "when problems were found.")
-    _store_option(doctor)
+    store_option(doctor, READ)
     doctor.add_argument("--repair", action="store_true",
                         help="after copying the store beside it, fix what is safe: finish half-done writes, go back "
                              "to the newest undamaged version of a damaged table, accept lost versions, fold "
@@ -269,13 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Recompute every vector of a store (agents' capabilities, routes' "
                                               "descriptions, route examples) with the given embedder, after a backup "
                                               "of the store folder; what has no text to embed is reported.")
-    _store_option(reembed)
+    store_option(reembed, READ)
     reembed.add_argument("--embedder", default="static", help="static (default), onnx or hashing")
     reembed.set_defaults(run=_reembed)
 
     from ._distributed import add_commands as add_distributed_commands
 
-    add_distributed_commands(commands, _store_option)
+    add_distributed_commands(commands)
     _add_debug(parser)
     return parser
 
@@ -294,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every error is one line on stderr and exit code 2 (``--debug``: with its traceback)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        check_flags(args)
+        return run_with_store(args, args.run)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's one seam: every failure becomes one line

@@ -25,11 +25,15 @@ def sql_values(args: argparse.Namespace, function: str, *, skip: tuple[str, ...]
 
 
 def announce_columns(log: str, columns: str | None) -> None:
-    """Open the log once before any work (a bad log fails fast) and say on stderr which of its columns were taken
-    under another name: "columns: sample_id → request_id, eval_name → category"."""
+    """Open the log once before any work (a bad or empty log fails fast) and say on stderr which of its columns were
+    taken under another name: "columns: sample_id → request_id, eval_name → category"."""
     from tinydancer_duck._logs import open_log
+    from tinydancer_duck.errors import InvalidArgument
 
-    aliased = open_log(log, columns=columns).aliased
+    spec = open_log(log, columns=columns)
+    if spec.n_rows == 0:
+        raise InvalidArgument("log", log, "has no rows: nothing to replay, import or train on")
+    aliased = spec.aliased
     if aliased:
         print("columns: " + ", ".join(f"{column} → {name}" for column, name in aliased.items()), file=sys.stderr)
 
@@ -64,6 +68,10 @@ def simulate_command(args: argparse.Namespace) -> int:
         bar.close()
         if writer is not None:
             writer.close()
+    if summary["rows"] == 0:  # the holdout kept none of the log's requests out of training
+        from tinydancer_duck.errors import InvalidArgument
+
+        raise InvalidArgument("holdout", args.holdout, f"leaves no request of {args.log} to replay")
     print_summary(summary, args.log, args.optimize_for or "balanced")
     if args.output:
         print(f"per-request decisions written to {args.output}")
@@ -122,10 +130,12 @@ def whatif_command(args: argparse.Namespace) -> int:
     from tinydancer_duck.replay import budget_whatif
     from tinydancer_duck.report import actual_and_calibrated
 
+    from ._paths import CHART, TABLE, check_output
     from ._progress import ProgressBar
-    from ._report import whatif_chart_path, write_whatif_chart
+    from ._report import write_whatif_chart
 
-    chart_path = whatif_chart_path(args)
+    check_output("--output", args.output, TABLE)
+    check_output("--chart", args.chart, CHART)
     announce_columns(args.log, args.columns)
     snapshot = Engine(args.store).snapshot()
     bar = ProgressBar("reading log")
@@ -135,8 +145,11 @@ def whatif_command(args: argparse.Namespace) -> int:
     actual, _ = actual_and_calibrated(snapshot, args.log, columns=args.columns, observed_only=args.observed_only,
                                       holdout=args.holdout)
     print_frontier(table.to_pylist(), actual, args.quality_threshold)
-    _write_frontier(table, args.output)
-    print(f"frontier written to {args.output}" + write_whatif_chart(args, table, chart_path, snapshot, actual))
+    if args.output:
+        _write_frontier(table, args.output)
+        print(f"frontier written to {args.output}")
+    if args.chart:
+        print(f"chart written to {write_whatif_chart(args, table, snapshot, actual)}")
     warn(table["warnings"][0].as_py() if table.num_rows else [])
     return 0
 
@@ -161,9 +174,10 @@ def print_frontier(rows: list[dict], actual: dict | None, quality_threshold: flo
         print(f"  budget {money(r['budget'])}: {mix}")
     threshold = "" if quality_threshold is None else f" (threshold {quality_threshold:g})"
     print("\nspend: the chosen agents' cost as the log records it (the router's estimate where it has none); est. "
-          "spend: the router's own estimate.\nquality: mean measured quality in [0, 1], the log's verdict on the "
-          "choices (observed, else category mean, else predicted, else quality_score); exp. quality: the router's "
-          "prediction when choosing.\nw.t.p.: willingness to pay, the price per unit of quality the budget implies (route with "
+          "spend: the router's own estimate.\nquality: mean measured quality in [0, 1] over the requests served, "
+          "the log's verdict on the choices (observed, else category mean, else predicted, else quality_score); "
+          "exp. quality: the router's prediction when choosing.\nw.t.p.: willingness to pay, the price per unit of "
+          "quality the budget implies (route with "
           "willingness_to_pay := it for the same choices).\nmeets threshold: every request served at a mean "
           f"expected quality at or above --quality-threshold{threshold}.\nactual (the log): the log's own choices "
           + ("(its agent, cost and quality columns)." if actual else
@@ -254,6 +268,9 @@ def import_agents_command(args: argparse.Namespace) -> int:
     if any(r["avg_latency_ms"] is None for r in table.to_pylist()):
         print("latency –: the log has no latency_ms column; routing assumes the default latency for these agents")
     print(f"registered {table.num_rows} agent(s) from {args.log}")
+    from ._columns import unpaired_columns
+
+    warn([f"{problem}: that agent was not imported" for problem in unpaired_columns(args.log, args.columns)])
     return 0
 
 

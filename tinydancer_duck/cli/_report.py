@@ -1,6 +1,6 @@
 """The report and chart commands: `tinydancer report` (one self-contained HTML page of a log's replays), `tinydancer
-curve` (the cost-quality curve as a table and a chart), and the what-if chart `tinydancer whatif` writes. Output
-paths are checked before any work; charts need the [charts] extra (vl-convert-python), and say so in one line."""
+curve` (the cost-quality curve as a table and a chart), and the what-if chart `tinydancer whatif --chart` writes.
+Output paths are checked before any work; nothing is written unless asked."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tinydancer_duck.options import BUDGETS, COLUMNS, POINTS, QUALITY_THRESHOLD, Policy
+from tinydancer_duck.options import BUDGETS, COLUMNS, INCLUDE_UNOBSERVED, POINTS, QUALITY_THRESHOLD, Policy
 
 from ._flags import add_flags, flag_values
 from ._paths import CHART, HTML, TABLE, check_output
 from ._replay import LOG_HELP, announce_columns, sql_flags, sql_values, warn
+from ._stores import READ, store_option
 
 #: The report's options: what-if budgets (optional: a default sweep), the quality threshold, the curve's points, the
 #: log's columns and the replay's constraints.
@@ -20,12 +21,7 @@ REPORT_PARAMS = (BUDGETS.evolve(default=None, doc="total budgets in dollars, com
                                 "cheapest to the dearest single agent's total, and the actual spend)"),
                  QUALITY_THRESHOLD.evolve(doc="quality the budget frontier is held to (default 95% of the best "
                                           "single agent's)"),
-                 POINTS, COLUMNS, *Policy.flat_params(choosing=False))
-
-
-def _store_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default=None,
-                        help="LanceDB store directory (default: $TINYDANCER_HOME, else ~/.tinydancer)")
+                 POINTS, COLUMNS, *Policy.flat_params(choosing=False), INCLUDE_UNOBSERVED)
 
 
 def _replay_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -41,18 +37,22 @@ def report_command(args: argparse.Namespace) -> int:
 
     written = write_report(Engine(args.store), args.log, args.output, **flag_values(args, REPORT_PARAMS))
     data = written["data"]
-    print(f"AIQ router {data.aiq['aiq_router']:.4f}, zero router {data.aiq['aiq_zero_router']:.4f} over "
-          f"{data.requests} requests" + ("" if data.actual is not None else "; the log has no actual policy"))
-    print(f"report written to {written['path']}: {written['bytes'] / 1024:.0f} KB in {written['seconds']:.1f} s")
+    for _, sentence in data.headline:
+        print(sentence)
+    if data.unobserved:
+        names = ", ".join(a["name"] for a in data.unobserved)
+        print(f"compared on their priors alone: {names}" if data.unobserved_included else
+              f"left out, no evidence in this log: {names} (--include-unobserved compares them on their priors)")
+    print(f"report written to {written['path']}: {written['bytes'] / 1024:.0f} KB in {written['seconds']:.1f} s "
+          f"({data.requests:,} requests; AIQ router {data.aiq['aiq_router']:.4f}, zero router "
+          f"{data.aiq['aiq_zero_router']:.4f})")
     warn(data.warnings)
     return 0
 
 
 def curve_command(args: argparse.Namespace) -> int:
     check_output("--output", args.output, TABLE)
-    if args.chart is not None:
-        check_output("--chart", args.chart, CHART)
-        _require_charts()
+    check_output("--chart", args.chart, CHART)
     announce_columns(args.log, args.columns)
     from tinydancer_duck.engine import Engine
     from tinydancer_duck.replay import curve
@@ -65,7 +65,7 @@ def curve_command(args: argparse.Namespace) -> int:
          [(r["series"], r["label"], money(r["cost"]), fixed(r["quality"], 4),
            r["on_hull"] if r["series"] != "oracle" else None) for r in table.to_pylist()])
     print(f"AIQ router {result['aiq_router']:.4f}, zero router {result['aiq_zero_router']:.4f} over mean costs "
-          f"{result['c_min']:.6g} to {result['c_max']:.6g}")
+          f"${money(result['c_min'])} to ${money(result['c_max'])} per request")
     if args.output:
         _write_table(table, args.output)
         print(f"curve written to {args.output}")
@@ -91,43 +91,15 @@ def _write_table(table: Any, path: str) -> None:
         csv.write_csv(table, path)
 
 
-def _require_charts() -> None:
-    from tinydancer_duck.report import chart_library
-
-    chart_library()
-
-
-def whatif_chart_path(args: argparse.Namespace) -> Path | None:
-    """Where `tinydancer whatif` draws its chart, checked before any work: --chart (SVG or PNG by its suffix; the
-    [charts] extra is then required), else the --output path with .png when the extra is installed, else None."""
-    from tinydancer_duck.errors import TinydancerError
-
-    check_output("--output", args.output, TABLE)
-    if args.chart is not None:
-        path = check_output("--chart", args.chart, CHART)
-        _require_charts()
-        return path
-    try:
-        _require_charts()
-    except TinydancerError:
-        return None
-    return Path(args.output).with_suffix(".png")
-
-
-def write_whatif_chart(args: argparse.Namespace, table: Any, path: Path | None, snapshot: Any,
-                       actual: dict | None) -> str:
-    """Draw the what-if frontier of ``table`` with each single agent and the log's actual policy to ``path``; what
-    to print after "frontier written to OUTPUT" (" and PATH", or why there is no chart)."""
-    from tinydancer_duck.report import CHARTS_EXTRA, save_chart, whatif_chart
-
-    if path is None:
-        return f" (no chart: {CHARTS_EXTRA})"
+def write_whatif_chart(args: argparse.Namespace, table: Any, snapshot: Any, actual: dict | None) -> Path:
+    """Draw the what-if frontier of ``table`` with each single agent and the log's actual policy to --chart."""
     from tinydancer_duck.replay import curve
+    from tinydancer_duck.report import save_chart, whatif_chart
 
     agents, _ = curve(snapshot, args.log, points=3, **_replay_options(args))
     spec = whatif_chart(table, agents=[r for r in agents.to_pylist() if r["series"] == "zero_router"],
                         actual=actual, quality_threshold=args.quality_threshold)
-    return f" and {save_chart(spec, path, argument='--chart')}"
+    return save_chart(spec, args.chart, argument="--chart")
 
 
 def add_commands(commands: Any) -> None:
@@ -135,11 +107,13 @@ def add_commands(commands: Any) -> None:
     report = commands.add_parser(
         "report", help="one self-contained HTML report of a log: curve, what-if, agent mix, savings",
         description="Replay a log with the store's agents and router and write one self-contained HTML file (inline "
-                    "SVG charts, no script, nothing fetched): the cost-quality curve with single agents, the oracle, "
+                    "SVG charts, no script, nothing fetched): its conclusions in one sentence per question (printed "
+                    "too); the agents without evidence in the log (left out unless --include-unobserved); "
+                    "the cost-quality curve with single agents, the oracle, "
                     "the log's actual policy and the router (AIQ beside the zero router); the budget what-if "
                     "frontier against the actual spend and the quality threshold; the agent mix per policy; savings "
                     "against the actual policy with each figure's source; and the table behind each chart.")
-    _store_option(report)
+    store_option(report, READ)
     report.add_argument("log", help=LOG_HELP)
     report.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
     add_flags(report, REPORT_PARAMS)
@@ -150,7 +124,7 @@ def add_commands(commands: Any) -> None:
         description="Sweep the router over willingness to pay on a log and print each point, the single agents "
                     "(the zero router) and the oracle, with AIQ for both; write the table as CSV or Parquet and "
                     "the chart as SVG or PNG (by the --chart suffix).")
-    _store_option(curve)
+    store_option(curve, READ)
     curve.add_argument("log", help=LOG_HELP)
     sql_flags(curve, "ruvector_cost_quality_curve")
     curve.add_argument("--output", default=None, help="write the curve table: .csv or .parquet")

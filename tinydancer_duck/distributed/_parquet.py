@@ -47,6 +47,13 @@ def input_files(source: str | Path) -> list[str]:
         ([text] if path.is_file() else sorted(glob.glob(text)))
     if not files:
         raise InvalidArgument("input", text, "has no Parquet files")
+    for file in files:  # a file that is not Parquet is named here, not as Arrow's "magic bytes" mid-run
+        try:
+            pq.ParquetFile(file).close()
+        except (pa.ArrowInvalid, OSError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InvalidArgument("input", file, f"is not a Parquet file ({reason}); route-parquet reads Parquet "
+                                  "only") from None
     return files
 
 

@@ -90,6 +90,10 @@ POINTS = Param("points", "BIGINT", 40, Interval(3, 1000, integer=True), "willing
 BUDGETS = Param("budgets", "DOUBLE[]", REQUIRED, doc="total budgets for the whole log, in dollars")
 QUALITY_THRESHOLD = Param("quality_threshold", "DOUBLE", None, Interval(0, 1), "mark the budgets whose allocation "
                           "serves every request at this mean expected quality or more")
+#: The report's (not a SQL function's): agents without evidence in the log are left out unless this is true.
+INCLUDE_UNOBSERVED = Param("include_unobserved", "BOOLEAN", False, Flag(),
+                           "compare agents without evidence in the log too (never observed, no outcome router "
+                           "covering them), on their registered prior quality")
 _REPLAY_DOC = (" Every figure says where it came from (observed_rows, category_mean_rows, predicted_rows, "
                "quality_score_rows; logged_cost_rows, estimated_cost_rows: each group adds up to the decisions).")
 _POLICY = Policy.flat_params()

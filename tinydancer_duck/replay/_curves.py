@@ -9,7 +9,8 @@ observed outcome where the log has them, :mod:`tinydancer_duck.replay._frames`),
 each source. A request without a candidate counts as cost 0 and quality 0.
 Zero router: each single agent for every request is one point; its hull is what mixing single agents at random
 achieves (RouterBench's "zero router"). Oracle: per request the agent with the best observed quality, the cheapest
-among ties: one point.
+among ties: one point. Agents the policy's ``excluded_agents`` names are no option anywhere: not for the router, not
+as single agents, not for the oracle.
 
 Non-decreasing convex hull (Hu et al., "RouterBench: A Benchmark for Multi-LLM Routing System", arXiv:2403.12031,
 §3): the upper convex hull of the points that improve quality over every cheaper point; any point on it is reachable
@@ -136,11 +137,12 @@ class _Sums:
     """Running sums of one curve over a log's frames: the router at each willingness to pay of the grid, each
     single agent, and the oracle (the best agent per row, cheapest among equals)."""
 
-    def __init__(self, points: int, n_agents: int) -> None:
+    def __init__(self, points: int, included: np.ndarray) -> None:
         self.points = points
         self.grid: np.ndarray | None = None
         self.router: list[_Point] = []
-        self.single = [_Point() for _ in range(n_agents)]
+        self.included = included
+        self.single = [_Point() for _ in range(len(included))]
         self.oracle = _Point()
         self.n_valid = 0
 
@@ -155,17 +157,19 @@ class _Sums:
         for j, point in enumerate(self.single):
             point.add(frame, everyone + j * valid)
         span = float(frame.cost.max()) + 1e-12 if frame.cost.size else 1.0
-        best = np.argmax(frame.quality - 1e-6 * frame.cost / span, axis=1)
+        best = np.argmax(np.where(self.included, frame.quality - 1e-6 * frame.cost / span, -np.inf), axis=1)
         self.oracle.add(frame, np.where(valid, best, -1))
         self.n_valid += int(valid.sum())
 
     def table(self, names: list[str]) -> tuple[pa.Table, dict[str, float]]:
         """The :data:`CURVE_TYPE` rows and the AIQs (see :func:`curve`)."""
         n, grid = self.n_valid, self.grid
+        kept = np.flatnonzero(self.included)
+        names, single = [names[j] for j in kept], [self.single[j] for j in kept]
         r_cost = np.array([p.cost for p in self.router]) / n
         r_quality = np.array([p.quality for p in self.router]) / n
-        s_cost = np.array([p.cost for p in self.single]) / n
-        s_quality = np.array([p.quality for p in self.single]) / n
+        s_cost = np.array([p.cost for p in single]) / n
+        s_quality = np.array([p.quality for p in single]) / n
         everything = np.concatenate([r_cost, s_cost])
         c_min, c_max = float(everything.min()), float(everything.max())
         result = {"aiq_router": aiq(r_cost, r_quality, c_min, c_max),
@@ -177,7 +181,7 @@ class _Sums:
         out = [p.row("router", _label(w), float(w), n, bool(r_hull[k]), result["aiq_router"])
                for k, (p, w) in enumerate(zip(self.router, grid))]
         out += [p.row("zero_router", names[j], None, n, bool(s_hull[j]), result["aiq_zero_router"])
-                for j, p in enumerate(self.single)]
+                for j, p in enumerate(single)]
         out.append(self.oracle.row("oracle", "oracle", None, n, True, None))
         return pa.Table.from_pylist(out, schema=pa.schema(list(CURVE_TYPE))), result
 
@@ -195,19 +199,22 @@ def curve(source: RoutingSnapshot | Any, log: Any, policy: Policy | None = None,
     in batches.
 
     Returns (table of :data:`CURVE_TYPE` rows, {"aiq_router", "aiq_zero_router", "c_min", "c_max", "warnings"}).
-    policy, values : the replay's constraints (they shape the router's candidates, not the single agents),
+    policy, values : the replay's constraints (they shape the router's candidates, not the single agents; an
+        excluded agent is left out of the single agents and the oracle too),
         ``observed_only`` and ``holdout`` (:class:`~tinydancer_duck.options.Policy`); the curve sweeps the choice
         itself, so an objective, a willingness to pay or a budget is an error.
     """
     points = POINTS.value(points)
     replay = Replay(as_snapshot(source), log, constraints_only(policy, values, "the cost-quality curve"),
                     columns=columns)
-    sums, done = _Sums(points, replay.agents.size), 0
-    for frame in replay.frames(rows):
+    excluded = replay.policy.options.excluded_agents
+    excluded = set(excluded) if isinstance(excluded, tuple) else set()  # one list for the whole log
+    included = np.array([name not in excluded for name in replay.names], bool)
+    if not included.any():
+        raise InvalidArgument("excluded_agents", sorted(excluded), "leaves no agent to compare")
+    sums = _Sums(points, included)
+    for frame in replay.frames(rows, progress):
         sums.add(frame)
-        done += len(frame.log)
-        if progress is not None:
-            progress(done, replay.n_rows)
     if sums.grid is None or sums.n_valid == 0:
         raise InvalidArgument("log", replay.spec.path, "has no usable requests")
     table, result = sums.table(replay.names)

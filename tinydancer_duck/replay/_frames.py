@@ -14,7 +14,7 @@ outcome router (trained on this log, without the same ``holdout``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -140,20 +140,25 @@ class Replay:
                    f"outcomes; {fix}")
         return [warning]
 
-    def frames(self, rows: int = DEFAULT_BATCH_ROWS) -> Iterator[Frame]:
-        snapshot = self.routing
+    def frames(self, rows: int = DEFAULT_BATCH_ROWS, progress: Callable[[int, int], None] | None = None
+               ) -> Iterator[Frame]:
+        """The log's frames, batch by batch (with ``holdout``, only the held-out requests); ``progress(read,
+        n_rows)`` after each batch is used, counting the log's rows read (held out or not), so it ends at n_rows."""
+        snapshot, read = self.routing, 0
         for log in iter_batches(self.spec, self.names, rows=rows):
+            read += len(log)
             if self.holdout is not None:
                 log = log.take(held_out(log.request, self.holdout))
-                if not len(log):
-                    continue
-            batch = requests_from(snapshot, log.request)
-            signals, options = signals_for(snapshot, batch, OptionColumns.of(self.policy.options, len(batch)))
-            observed, cost, actual = self._observed(log)
-            if self.observed_only:
-                signals = replace(signals, unobserved=np.isnan(observed))
-            scored = score_batch(batch, options, self.agents, snapshot.settings, signals)
-            yield self._frame(log, batch, options, signals, scored, observed, cost, actual)
+            if len(log):
+                batch = requests_from(snapshot, log.request)
+                signals, options = signals_for(snapshot, batch, OptionColumns.of(self.policy.options, len(batch)))
+                observed, cost, actual = self._observed(log)
+                if self.observed_only:
+                    signals = replace(signals, unobserved=np.isnan(observed))
+                scored = score_batch(batch, options, self.agents, snapshot.settings, signals)
+                yield self._frame(log, batch, options, signals, scored, observed, cost, actual)
+            if progress is not None:
+                progress(read, self.n_rows)
 
     def _observed(self, log: LogBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(observed outcome, logged cost) float64 (n, A), NaN where the log has none, and the logged agent."""

@@ -71,25 +71,16 @@ def simulate_frames(replay: Replay, *, optimize_for: str, budget: float | None, 
                     progress: Progress | None = None) -> Iterator[tuple[Frame, np.ndarray, pa.Array]]:
     """(frame, chosen agent int (n,) with -1 for none, reasoning) per log batch, decided by the engine's router."""
     agents, settings = replay.agents, replay.routing.settings
-    total, done = replay.n_rows, 0
     if budget is None:
-        for frame in replay.frames(rows):
+        for frame in replay.frames(rows, progress):
             if optimize_for == "total_cost":
                 decided = batch_route(frame.requests, agents, settings, optimize_for="total_cost", budget=None,
                                       options=frame.options, signals=frame.signals)
             else:
                 decided = route(frame.requests, frame.options, agents, settings, frame.signals)
-            done += len(frame.log)
-            if progress is not None:
-                progress(done, total)
             yield frame, decided.agent, decided.reasoning
         return
-    frames = []
-    for frame in replay.frames(rows):
-        frames.append(frame.light())
-        done += len(frame.log)
-        if progress is not None:
-            progress(done, total)
+    frames = [frame.light() for frame in replay.frames(rows, progress)]
     decided = budget_decisions(replay, frames, budget, optimize_for)
     agent, reasoning = decided.agent, decided.reasoning
     start = 0

@@ -66,12 +66,7 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
     quality_threshold = QUALITY_THRESHOLD.value(quality_threshold)
     replay = Replay(as_snapshot(source), log, constraints_only(policy, values, "the budget what-if"),
                     columns=columns)
-    frames, done = [], 0
-    for frame in replay.frames(rows):
-        frames.append(frame.light())
-        done += len(frame.log)
-        if progress is not None:
-            progress(done, replay.n_rows)
+    frames = [frame.light() for frame in replay.frames(rows, progress)]
     if not frames:
         raise InvalidArgument("log", replay.spec.path, "has no rows")
     expected = np.concatenate([f.expected for f in frames])

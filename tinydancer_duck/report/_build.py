@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,13 @@ from ._data import ReportData, gather
 from ._html import chart_specs, check_report_path, page
 
 
-def build_report(source: RoutingSnapshot | Any, log: Any, *, budgets: Sequence[float] | None = None,
-                 quality_threshold: float | None = None, columns: Any = None, observed_only: bool = False,
-                 holdout: Any = None, points: int = 40, **constraints: Any) -> tuple[str, ReportData]:
+def build_report(source: RoutingSnapshot | Any, log: Any, **options: Any) -> tuple[str, ReportData]:
     """(the HTML text, the figures it shows) of a report over ``log`` replayed by ``source`` (a
-    :class:`~tinydancer_duck.RoutingSnapshot` or an Engine); arguments as :func:`~tinydancer_duck.report.gather`."""
+    :class:`~tinydancer_duck.RoutingSnapshot` or an Engine); options as :func:`~tinydancer_duck.report.gather`."""
     from tinydancer_duck import __version__
 
-    library = chart_library()  # fails with the extra's name before any work when vl-convert is missing
-    data = gather(source, log, budgets=budgets, quality_threshold=quality_threshold, columns=columns,
-                  observed_only=observed_only, holdout=holdout, points=points, **constraints)
+    library = chart_library()  # fails naming vl-convert-python before any work when it is missing
+    data = gather(source, log, **options)
     started = time.perf_counter()
     svgs = {name: str(render(spec, "svg")) for name, spec in chart_specs(data).items()}
     text = page(data, svgs, version=__version__, library=library, render_seconds=time.perf_counter() - started)

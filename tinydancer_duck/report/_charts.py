@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +25,29 @@ import pyarrow as pa
 
 from tinydancer_duck.errors import InvalidArgument, TinydancerError
 
-CHARTS_EXTRA = 'charts need vl-convert-python: pip install "tinydancer_duck[charts]"'
+CHARTS_MISSING = ("charts need vl-convert-python, a dependency of tinydancer_duck missing from this environment: "
+                  "pip install vl-convert-python")
 CHART_FORMATS = (".svg", ".png")
 WIDTH, HEIGHT = 560, 330
+#: figures below this magnitude are shown as "<0.000001" (a willingness to pay of 1e-13 is 0 for a reader)
+TINY = 1e-6
 #: series of the cost-quality and what-if charts, in legend order, and their colors (Tableau 10).
 SERIES = {"router": "#4c78a8", "zero router hull": "#9d9d9d", "single agent": "#72b7b2", "oracle": "#e45756",
           "actual policy": "#f58518", "router at calibrated price": "#54a24b", "frontier (measured)": "#4c78a8",
           "frontier (expected)": "#b279a2", "quality threshold": "#e45756", "actual spend": "#f58518"}
-_SHAPES = {"single agent": "circle", "oracle": "diamond", "actual policy": "square",
-           "router at calibrated price": "triangle-up", "router": "circle"}
+#: each series' mark in the chart and its legend (one scale for both, so the legend shows what is drawn); "stroke"
+#: is a line or a rule.
+SHAPES = {"router": "circle", "zero router hull": "stroke", "single agent": "circle", "oracle": "diamond",
+          "actual policy": "square", "router at calibrated price": "triangle-up", "frontier (measured)": "circle",
+          "frontier (expected)": "stroke", "quality threshold": "stroke", "actual spend": "stroke"}
+#: how the page's text names a shape.
+SHAPE_WORDS = {"circle": "circle", "diamond": "diamond", "square": "square", "triangle-up": "triangle",
+               "stroke": "line"}
+#: colours of agents (Tableau 20): an agent takes the one its name hashes to, or the next free one, so it keeps its
+#: colour from one report to the next.
+AGENT_PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6",
+                 "#9d755d", "#bab0ac", "#9ecae9", "#ffbf79", "#88d27a", "#ff9d98", "#83bcb6", "#f2cf5b",
+                 "#d6a5c9", "#fcbfd2", "#d8b5a5", "#79706e")
 
 
 def short_name(agent: str) -> str:
@@ -39,13 +55,39 @@ def short_name(agent: str) -> str:
     return agent.rsplit("/", 1)[-1]
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-    """A figure for people: ``digits`` significant digits, '–' for a missing one."""
+def fmt(value: Any, digits: int = 3) -> str:
+    """A figure for people: ``digits`` significant digits in plain notation (0.0000807, never 8.07e-05; 12300),
+    '<0.000001' below a millionth, '–' for a missing one, '∞' for infinity."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, float):
-        return "∞" if math.isinf(value) else f"{value:.{digits}g}"
+        if math.isinf(value):
+            return "∞" if value > 0 else "-∞"
+        if 0 < abs(value) < TINY:
+            return ("-" if value < 0 else "") + f"<{TINY:f}".rstrip("0")
+        return "0" if value == 0 else format(Decimal(f"{value:.{digits}g}"), "f")
     return str(value)
+
+
+def share(value: float) -> str:
+    """A share of requests as a whole percentage; '<1%' for a few requests rather than '0%'."""
+    return "<1%" if 0 < value < 0.005 else f"{value:.0%}"
+
+
+def agent_colors(agents: Sequence[str]) -> dict[str, str]:
+    """A colour per agent: the palette entry its name hashes to (crc32, the same in every process), else the next
+    free one, taken in name order; beyond the palette's size colours repeat."""
+    taken: dict[int, str] = {}
+    out = {}
+    for agent in sorted(set(agents)):
+        slot = zlib.crc32(agent.encode()) % len(AGENT_PALETTE)
+        for step in range(len(AGENT_PALETTE)):
+            if (slot + step) % len(AGENT_PALETTE) not in taken:
+                slot = (slot + step) % len(AGENT_PALETTE)
+                break
+        taken[slot] = agent
+        out[agent] = AGENT_PALETTE[slot]
+    return out
 
 
 def _scale(values: Sequence[float]) -> dict:
@@ -59,18 +101,20 @@ def _scale(values: Sequence[float]) -> dict:
 def _encoding(x: str, y: str, x_title: str, y_title: str, scale: dict, present: set[str]) -> dict:
     """Shared by every layer: the axes, the description, and a color legend of only the series drawn."""
     shown = [s for s in SERIES if s in present]
+    legend = {"orient": "bottom", "columns": 3}
     return {"x": {"field": x, "type": "quantitative", "title": x_title, "scale": scale},
             "y": {"field": y, "type": "quantitative", "title": y_title, "scale": {"zero": False}},
             "color": {"field": "series", "type": "nominal", "title": None,
-                      "scale": {"domain": shown, "range": [SERIES[s] for s in shown]},
-                      "legend": {"orient": "bottom", "columns": 3}},
+                      "scale": {"domain": shown, "range": [SERIES[s] for s in shown]}, "legend": legend},
+            "shape": {"field": "series", "type": "nominal", "title": None,
+                      "scale": {"domain": shown, "range": [SHAPES[s] for s in shown]}, "legend": legend},
             "description": {"field": "description"}}
 
 
 def _points(name: str, series: str, x: str, y: str, size: int = 70) -> dict:
+    """The points of one series, in the shape its legend shows (:data:`SHAPES`, through the shared encoding)."""
     return {"name": name, "transform": [{"filter": {"field": "series", "equal": series}}],
-            "mark": {"type": "point", "filled": True, "shape": _SHAPES.get(series, "circle"), "size": size,
-                     "opacity": 0.9}}
+            "mark": {"type": "point", "filled": True, "size": size, "opacity": 0.9}}
 
 
 def _labels(name: str, series: str) -> dict:
@@ -188,8 +232,10 @@ def whatif_chart(table: pa.Table, *, agents: Sequence[Mapping[str, Any]] = (), a
 
 def mix_chart(mix: Sequence[Mapping[str, Any]]) -> dict:
     """Agent mix per policy: one stacked horizontal bar per policy, a segment per agent (share of the requests the
-    policy served). ``mix``: dicts with policy, agent, requests, share. Mark layer: mix_bars (one rect per row)."""
+    policy served), each agent in its own colour (:func:`agent_colors`). ``mix``: dicts with policy, agent,
+    requests, share. Mark layer: mix_bars (one rect per row)."""
     policies = list(dict.fromkeys(r["policy"] for r in mix))
+    colors = {short_name(a): c for a, c in agent_colors([r["agent"] for r in mix]).items()}
     rows = [{"policy": r["policy"], "agent": short_name(r["agent"]), "share": r["share"],
              "description": f"{r['policy']}: {r['agent']} {r['requests']} requests ({r['share']:.1%})"} for r in mix]
     return {**_frame("Agent mix per policy (share of requests)", rows),
@@ -200,7 +246,7 @@ def mix_chart(mix: Sequence[Mapping[str, Any]]) -> dict:
                                     "x": {"field": "share", "type": "quantitative", "title": "share of requests",
                                           "axis": {"format": "%"}, "stack": "zero", "scale": {"domain": [0, 1]}},
                                     "color": {"field": "agent", "type": "nominal", "title": "agent",
-                                              "scale": {"scheme": "category20"},
+                                              "scale": {"domain": list(colors), "range": list(colors.values())},
                                               "legend": {"orient": "bottom", "columns": 4}},
                                     "description": {"field": "description"}}}]}
 
@@ -245,12 +291,12 @@ def _vl_convert() -> Any:
     try:
         import vl_convert
     except ImportError:
-        raise TinydancerError(CHARTS_EXTRA) from None
+        raise TinydancerError(CHARTS_MISSING) from None
     return vl_convert
 
 
 def chart_library() -> str:
-    """'vl-convert-python X (Vega-Lite Y)'; the one-line error naming the extra when it is missing."""
+    """'vl-convert-python X (Vega-Lite Y)'; a one-line error naming the package when it is missing."""
     from importlib.metadata import version
 
     vlc = _vl_convert()
