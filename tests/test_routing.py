@@ -108,13 +108,11 @@ def test_balanced_and_quality_per_dollar_follow_the_formulas(fleet):
     names = ["cheap", "fast", "best", "value"]
     decision = fleet.route([REQUEST], optimize_for="balanced").to_pylist()[0]
     assert decision["agent_name"] == names[int(np.argmax(balanced))]
-    # confidence: the winner's softmax weight over scores m * term at temperature 0.1 (m is the same for all four):
-    # the calibrated match rises from 0 at the capability threshold to 1 at similarity 1; when no agent clears
-    # the threshold the objective alone decides (m = 1)
-    agents = fleet.snapshot().agents
-    similarity = float(agents.similarity(fleet.embed([REQUEST]))[0, 0])  # the same for all four agents
-    match = max(0.0, (similarity - agents.match_threshold) / (1 - agents.match_threshold)) or 1.0
-    weights = np.exp(match * (balanced - balanced.max()) / 0.1)
+    # confidence: the winner's softmax weight over the scores at temperature 0.1; four general agents and no
+    # specialist: each serves with probability 1, so the scores are the formula's (the old rule weighed them by a
+    # thresholded capability match instead)
+    assert [s["p_serve"] for s in decision["scores"] or fleet.route_one(REQUEST)["scores"]] == [1.0] * 4
+    weights = np.exp((balanced - balanced.max()) / 0.1)
     assert decision["confidence"] == pytest.approx(1 / weights.sum(), rel=1e-5)
 
 

@@ -1,15 +1,16 @@
 -- Agent registry: the seed's names and named parameters over the _td_* UDFs (udfs/registry.py).
 
 -- Beyond the seed's parameters: a description and example requests (matching uses them with the capabilities),
--- the context window and the largest output in tokens (metadata's context_window when not given).
+-- the context window and the largest output in tokens (metadata's context_window when not given), and the scope
+-- ('general' keeps a prior when nothing matches, 'specialist' serves only on evidence; NULL: from agent_type).
 CREATE OR REPLACE MACRO ruvector_register_agent(name, agent_type, capabilities, cost_per_1k_tokens := NULL,
         cost_per_call := NULL, cost_per_second := NULL, avg_latency_ms := NULL, quality_score := NULL,
         metadata := NULL, description := NULL, examples := NULL, context_window := NULL,
-        max_output_tokens := NULL) AS
+        max_output_tokens := NULL, scope := NULL) AS
     _td_register_agent(name::VARCHAR, agent_type::VARCHAR, capabilities::VARCHAR[], cost_per_1k_tokens::DOUBLE,
         cost_per_call::DOUBLE, cost_per_second::DOUBLE, avg_latency_ms::DOUBLE, quality_score::DOUBLE,
         _td_json_text(metadata), description::VARCHAR, examples::VARCHAR[], context_window::BIGINT,
-        max_output_tokens::BIGINT);
+        max_output_tokens::BIGINT, scope::VARCHAR);
 
 CREATE OR REPLACE MACRO ruvector_register_agent_full(config) AS _td_register_agent_full(config::VARCHAR);
 

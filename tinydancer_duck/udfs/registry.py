@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 
 REGISTER_FIELDS = ("name", "agent_type", "capabilities", "cost_per_1k_tokens", "cost_per_call", "cost_per_second",
                    "avg_latency_ms", "quality_score", "metadata", "description", "examples", "context_window",
-                   "max_output_tokens")
+                   "max_output_tokens", "scope")
 REGISTER_TYPES = ("VARCHAR", "VARCHAR", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR",
-                  "VARCHAR", "VARCHAR[]", "BIGINT", "BIGINT")
+                  "VARCHAR", "VARCHAR[]", "BIGINT", "BIGINT", "VARCHAR")
 
 
 def _true(n: int) -> pa.Array:
@@ -35,9 +35,10 @@ def udfs(engine: Engine) -> list[UDF]:
 
     def register_agent(name, agent_type, capabilities, cost_per_1k_tokens, cost_per_call, cost_per_second,
                        avg_latency_ms, quality_score, metadata, description, examples, context_window,
-                       max_output_tokens) -> pa.Array:
+                       max_output_tokens, scope) -> pa.Array:
         columns = (name, agent_type, capabilities, cost_per_1k_tokens, cost_per_call, cost_per_second,
-                   avg_latency_ms, quality_score, metadata, description, examples, context_window, max_output_tokens)
+                   avg_latency_ms, quality_score, metadata, description, examples, context_window, max_output_tokens,
+                   scope)
         registry.register({field: one_chunk(c) for field, c in zip(REGISTER_FIELDS, columns)})
         return _true(len(name))
 

@@ -1,0 +1,79 @@
+"""How much of a request the static embedder can read: the tokens it knows as whole words, out of all of them.
+
+A request embeds as the mean of its tokens' vectors, so a text the vocabulary does not cover still gets a vector
+(or none at all) that means nothing: emoji and most other scripts are [UNK] and dropped ('🙂🙂🙂' embeds as zeros),
+Cyrillic or Spanish words fall apart into single letters and short pieces, and a rare English word is known only as
+pieces ('lasagna' -> las ##ag ##na) whose vectors carry spurious similarity (0.33 with 'a request about escalation').
+The router weighs a request's evidence by the share of its tokens read as whole known words
+(:class:`~tinydancer_duck.embed.EvidenceCalibration`), and says so when that share is too small.
+
+A token counts as *known* when it is a whole-word entry of the vocabulary written in ASCII (after the tokenizer's
+accent stripping), not followed by a ``##`` piece of the same word; each token of a word read as ASCII pieces counts
+as half known (the table learned some such words, 'de ##bu ##g', and not others, 'las ##ag ##na': a word known only
+as pieces carries little evidence); a single character of another script and a word dropped as [UNK] count as not
+known. Additive to the tokenizer: it reads the ids the
+tokenizer made and re-splits only the few non-ASCII texts (where [UNK] words can hide), so ``embed()`` is unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._wordpiece import Tokenizer, split_words
+
+
+#: How much a token of a word read as ASCII pieces counts as known.
+PIECE_SHARE = 0.5
+
+
+def vocab_flags(tokenizer: Tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """(bool (V,) ASCII entries, bool (V,) ``##`` pieces) over the vocabulary, built once per tokenizer."""
+    flags = getattr(tokenizer, "_reading_flags", None)
+    if flags is None:
+        tokens = tokenizer.vocab.tokens
+        piece = np.array([t.startswith("##") for t in tokens], bool)
+        ascii_entry = np.array([t.isascii() and not (t.startswith("[") and t.endswith("]")) for t in tokens], bool)
+        flags = tokenizer._reading_flags = (ascii_entry, piece)  # type: ignore[attr-defined]
+    return flags
+
+
+def known_tokens(tokenizer: Tokenizer, ids: np.ndarray, parents: np.ndarray, n: int) -> np.ndarray:
+    """float64 (n,) tokens per text known (whole ASCII words 1, tokens of words read as ASCII pieces
+    :data:`PIECE_SHARE`); ids, parents as :meth:`Tokenizer.tokenize` gives them."""
+    if not len(ids):
+        return np.zeros(n)
+    ascii_entry, piece = vocab_flags(tokenizer)
+    head = np.zeros(len(ids), bool)
+    head[:-1] = piece[ids[1:]] & (parents[1:] == parents[:-1])  # the first token of a word read as pieces
+    weight = np.where(ascii_entry[ids], np.where(head | piece[ids], PIECE_SHARE, 1.0), 0.0)
+    return np.bincount(parents, weights=weight, minlength=n)
+
+
+def unread_words(tokenizer: Tokenizer, texts: list[str | None] | pa.Array, max_chars: int) -> np.ndarray:
+    """int64 (n,) words of each text that the tokenizer drops as [UNK] (emoji, most other scripts); only non-ASCII
+    texts can hold one (every ASCII character is in the vocabulary), so only those are split again."""
+    out = np.zeros(len(texts), np.int64)
+    if isinstance(texts, pa.Array):
+        ascii_only = pc.string_is_ascii(texts).fill_null(True).to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(~ascii_only)
+        others = texts.take(pa.array(rows, pa.int64())) if len(rows) else None
+    else:
+        rows = np.array([i for i, text in enumerate(texts) if text and not text.isascii()], np.int64)
+        others = pa.array([texts[i] for i in rows], pa.string()) if len(rows) else None
+    if others is None:
+        return out
+    index = tokenizer.vocab_words
+    for row, listed in zip(rows.tolist(), split_words(others, max_chars).to_pylist()):
+        out[row] = sum(1 for w in listed or () if w and w not in index and not len(tokenizer.unseen_word(w)))
+    return out
+
+
+def blank(texts: list[str | None] | pa.Array) -> np.ndarray:
+    """bool (n,): NULL, empty or whitespace-only texts (no request at all, unlike a text the embedder cannot read)."""
+    if isinstance(texts, pa.Array):
+        trimmed = pc.utf8_trim_whitespace(texts)
+        return np.asarray(pc.fill_null(pc.equal(pc.binary_length(trimmed), 0), True).to_numpy(zero_copy_only=False),
+                          bool)
+    return np.array([not (isinstance(t, str) and t.strip()) for t in texts], bool)
