@@ -19,7 +19,7 @@ rows are the held-out half benchmarks/eval_decisions.py reports on); CLINC150 ``
    fitted by Adam on the negative log-likelihood (fixed seed and steps: the same bytes every run).
 4. The clear level (what ``cost`` and ``latency`` require): among 0.3-0.7, the one under which the cost rule (a
    general agent cheaper than every specialist, so only the level sends a request to a specialist) gives the most
-   requests to their owner (or, unowned, to the general agent). The read levels: below 0.5 of a request's tokens
+   requests to their owner (or, unowned, to the general agent); ties go to the lowest. The read levels: below 0.5 of a request's tokens
    known it is no evidence; full evidence from the 1% quantile of the training requests' share (rounded down).
 """
 
@@ -178,19 +178,22 @@ def fit(inputs: np.ndarray, mask: np.ndarray, label: np.ndarray) -> tuple[np.nda
     return weights, float(-np.log(p[np.arange(len(label)), np.where(label >= 0, label, mask.shape[1])]).mean())
 
 
-def clear_level(features: np.ndarray, mask: np.ndarray, label: np.ndarray, weights: np.ndarray) -> dict[float, float]:
+def clear_level(inputs: np.ndarray, mask: np.ndarray, label: np.ndarray, weights: np.ndarray) -> dict[float, float]:
     """Share of requests the cost rule sends to their owner (unowned: to the general agent) at each level, with one
-    general agent cheaper than every specialist and the specialists priced in the order listed."""
-    p = probabilities(features, mask, weights)
-    specialist = p[:, :-1]
-    general = np.clip(1.0 - specialist.sum(axis=1), 0.0, 1.0)
+    general agent at a tenth of the cheapest specialist's price and the specialists priced 1, 2, ... in order: the
+    cheapest agent whose p clears the level, else the least price / p."""
+    p = probabilities(inputs, mask, weights)
+    specialist = np.where(mask, p[:, :-1], 0.0)
+    general = np.clip(1.0 - specialist.sum(axis=1, keepdims=True), 0.0, 1.0)
+    chances = np.concatenate([general, specialist], axis=1)  # column 0: the general agent
+    price = np.r_[0.1, np.arange(1.0, specialist.shape[1] + 1)]
     shares = {}
     for level in CLEAR_LEVELS:
-        clears = (specialist >= level) & mask
-        first = np.where(clears.any(axis=1), clears.argmax(axis=1), np.where(mask, specialist, -1).argmax(axis=1))
-        most_likely_general = general >= np.where(mask, specialist, -1).max(axis=1)
-        choice = np.where(general >= level, -1, np.where(clears.any(axis=1) | ~most_likely_general, first, -1))
-        shares[level] = float((choice == label).mean())
+        clears = chances >= level
+        with np.errstate(divide="ignore"):
+            per_served = np.where(chances > 0, price / np.maximum(chances, 1e-30), np.inf)
+        choice = np.where(clears.any(axis=1), np.where(clears, price, np.inf).argmin(axis=1), per_served.argmin(axis=1))
+        shares[level] = float((choice - 1 == label).mean())
     return shares
 
 

@@ -5,6 +5,8 @@ May import: ground.
 """
 
 from ._calibration import (
+    ROUTE_LEAD,
+    ROUTE_LEAD_LEVEL,
     ROUTE_LEVEL,
     ROUTE_MARGIN,
     Background,
@@ -20,6 +22,8 @@ from ._vectors import embedding_matrix, is_vector_input, nonzero_rows, one_embed
 from ._wordpiece import few_python_texts
 
 __all__ = [
+    "ROUTE_LEAD",
+    "ROUTE_LEAD_LEVEL",
     "ROUTE_LEVEL",
     "ROUTE_MARGIN",
     "Background",

@@ -125,35 +125,37 @@ def _one_detail(case: int, state: int, p: str, similarity: str, label: str, know
 def _arrow_details(winner: np.ndarray, case: np.ndarray, state: np.ndarray, p_serve: np.ndarray,
                    similarity: np.ndarray, labels: pa.Array, reading: Reading | None, cost_ratio: np.ndarray,
                    latency_ratio: np.ndarray, quality: np.ndarray) -> pa.Array:
-    """:func:`_one_detail` for every row with Arrow kernels (the same text)."""
+    """:func:`_one_detail` for every row with Arrow kernels (the same text); each variant of the claim is built only
+    when some row needs it (a batch usually holds one or two)."""
     def number(values: np.ndarray, decimals: int) -> pa.Array:
         return pc.cast(pc.round(pa.array(np.asarray(values, np.float64)), decimals), pa.string())
-
-    def text(value: str) -> pa.Array:
-        return pa.array(np.full(len(winner), value), pa.string())
 
     def join(*parts: pa.Array | str) -> pa.Array:
         return pc.binary_join_element_wise(*parts, "")
 
-    def pick(codes: np.ndarray, options: dict[int, pa.Array]) -> pa.Array:
-        out = text("")
-        for code, value in options.items():
-            out = pc.if_else(pa.array(codes == code), value, out)
+    def pick(codes: np.ndarray, options: dict[int, Callable[[], pa.Array | str]]) -> pa.Array | str:
+        present = np.unique(codes).tolist()
+        out = options[present[0]]()
+        for code in present[1:]:
+            out = pc.if_else(pa.array(codes == code), options[code](), out)
         return out
 
     p = number(p_serve, 2)
-    general = join("P(serve) ", p, " as a general agent")
-    claim = pick(case, {NO_EVIDENCE: text("no evidence"), GENERAL: general,
-                        MATCHED: join("P(serve) ", p, " from '", labels, "', similarity ", number(similarity, 2)),
-                        SIGNALLED: join("P(serve) ", p)})
+    general = (lambda: join("P(serve) ", p, " as a general agent"))
+    claim = pick(case, {NO_EVIDENCE: lambda: "no evidence", GENERAL: general,
+                        MATCHED: lambda: join("P(serve) ", p, " from '", labels, "', similarity ",
+                                              number(similarity, 2)),
+                        SIGNALLED: lambda: join("P(serve) ", p)})
     if reading is not None:
-        counts = join(number(reading.known, 1), " of ",
-                      pc.cast(pa.array(reading.total), pa.string()), " tokens known")
-        unread = join("no evidence: ", counts, pc.if_else(pa.array(case == GENERAL), join(", ", general), text("")))
-        claim = pick(state, {READ: claim, PART_READ: join(claim, " (", counts, ")"), UNREAD: unread})
+        counts = join(number(reading.known, 1), " of ", pc.cast(pa.array(reading.total), pa.string()),
+                      " tokens known")
+        unread = (lambda: join("no evidence: ", counts, pc.if_else(pa.array(case == GENERAL), join(", ", general()),
+                                                                   "")))
+        claim = pick(state, {READ: lambda: claim, PART_READ: lambda: join(claim, " (", counts, ")"),
+                             UNREAD: unread})
     out = join(": ", claim, ", cost ", number(cost_ratio, 1), "x the cheapest, latency ", number(latency_ratio, 1),
                "x the fastest, quality ", number(quality, 2))
-    return pc.if_else(pa.array(winner >= 0), out, text(""))
+    return out if (winner >= 0).all() else pc.if_else(pa.array(winner >= 0), out, "")
 
 
 #: Up to this many requests, details are joined in Python: a dozen Arrow kernel calls on one-row arrays cost more

@@ -9,7 +9,7 @@
    the reasoning says so;
 4. score by objective over expected quality E[q] = p * q, normalized within each request's candidates
    (:data:`OBJECTIVES`): ``cost`` and ``latency`` take the cheapest (fastest) candidate whose p clears the calibrated
-   level, else the most likely; ``quality`` the best E[q]; ``balanced`` p * (w_c Cmin/C + w_l Lmin/L) + w_q E[q],
+   level, else the least cost (latency) per request served, C / p; ``quality`` the best E[q]; ``balanced`` p * (w_c Cmin/C + w_l Lmin/L) + w_q E[q],
    so price and speed count only as far as an agent can serve the request; ``quality_per_dollar`` E[q] / C; a
    request with a willingness to pay w scores E[q] - C / w (:func:`value_scores`). No multiplicative gate: a weak
    match elsewhere never removes a general agent, and a specialist wins only on evidence;
@@ -55,8 +55,6 @@ from ._explain import (
 from ._options import BY_VALUE, OBJECTIVE_NAMES, RouteOptions
 
 _TINY = 1e-12
-#: Breaks ties in probability (every general agent has the same p) by the objective's own order, and nothing else.
-_TIE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -90,11 +88,14 @@ def _ratio_to_min(values: np.ndarray, candidate: np.ndarray) -> np.ndarray:
 
 
 def _cheapest_clearing(values: np.ndarray, terms: Terms) -> np.ndarray:
-    """The candidates whose p clears the level score min/value among themselves, in (0, 1]; the others score
-    p - 1 (below every clearing one), so with none clearing the most likely wins, ties to the smaller value."""
+    """The candidates whose p clears the level score min/value among themselves, in (0, 1]; the others score below
+    every clearing one, by value per request served (value / p, in [-1, 0)): with none clearing, the least cost
+    (or latency) per request served wins, so a weak match never buys a price many times the others' on the
+    strength of being the most likely of weak matches."""
     clearing = terms.candidate & (terms.p_serve >= terms.clear_level)
-    return np.where(clearing, _ratio_to_min(values, clearing),
-                    terms.p_serve - 1.0 + _TIE * _ratio_to_min(values, terms.candidate))
+    with np.errstate(divide="ignore"):
+        per_served = np.where(terms.p_serve > 0, values / np.maximum(terms.p_serve, 1e-30), np.inf)
+    return np.where(clearing, _ratio_to_min(values, clearing), _ratio_to_min(per_served, terms.candidate) - 1.0)
 
 
 def _cost(terms: Terms) -> np.ndarray:
