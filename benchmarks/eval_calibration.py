@@ -33,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tinydancer_duck.embed import ROUTE_LEAD, ROUTE_LEAD_LEVEL, ROUTE_LEVEL, background, make_embedder  # noqa: E402
+from tinydancer_duck.embed import ROUTE_LEAD, ROUTE_LEAD_LEVEL, ROUTE_LEVEL, background, make_embedder
 
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
 LEADS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, float("inf"))

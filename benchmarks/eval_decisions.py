@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "datasets"
 
-import tinydancer_duck as td  # noqa: E402
+import tinydancer_duck as td
 
 OBJECTIVES = ("cost", "latency", "quality", "balanced", "quality_per_dollar")
 EXPENSIVE = 50.0

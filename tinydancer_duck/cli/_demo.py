@@ -102,7 +102,7 @@ def next_commands(store: Path, log: Path) -> list[tuple[str, str]]:
     """(what it does, the command) for the three things to try next on the demo's store, quoted for a shell."""
     s, q = shlex.quote(str(store)), shlex.quote(str(log))
     return [("route one request with the demo's agents",
-             f"tinydancer route \"my card was charged twice, please refund it\" --store {s}"),
+             f"tinydancer route \"my credit card was charged twice, please refund it\" --store {s}"),
             ("replay the whole log under the cost objective: spend, quality, agent mix",
              f"tinydancer simulate {q} --store {s} --optimize-for cost"),
             ("one HTML page of the log: cost-quality curve, budgets, agent mix",

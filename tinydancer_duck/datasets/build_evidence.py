@@ -224,7 +224,7 @@ def build(shared: Path) -> dict:
         "spread": round(background(embedder).spread, 6),
     }
     return {"default": embedder.identity, "embedders": {embedder.identity: fitted},
-            "fit": {"requests": int(len(label)), "nll": round(nll, 4),
+            "fit": {"requests": len(label), "nll": round(nll, 4),
                     "cost_rule_right_share_by_clear_level": {str(k): round(v, 4) for k, v in shares.items()}}}
 
 

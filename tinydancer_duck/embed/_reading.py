@@ -23,7 +23,6 @@ import pyarrow.compute as pc
 
 from ._wordpiece import Tokenizer, split_words
 
-
 #: How much a token of a word read as ASCII pieces counts as known.
 PIECE_SHARE = 0.5
 

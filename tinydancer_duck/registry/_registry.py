@@ -36,7 +36,15 @@ from tinydancer_duck.errors import InvalidArgument, NotFound
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Step, Store
 
-from ._snapshot import AGENT_TYPES, SCOPES, AgentSnapshot, build_snapshot, capability_text, default_scope, with_background
+from ._snapshot import (
+    AGENT_TYPES,
+    SCOPES,
+    AgentSnapshot,
+    build_snapshot,
+    capability_text,
+    default_scope,
+    with_background,
+)
 from ._stats import STATS, AffineFold, fold_observations
 
 PRICE_FIELDS = ("cost_per_1k_tokens", "cost_per_call", "cost_per_second")

@@ -31,8 +31,9 @@ from tinydancer_duck.registry import AgentSnapshot
 from tinydancer_duck.settings import Settings
 
 from ._explain import format_once
+from ._objectives import OBJECTIVES, Terms
 from ._options import OBJECTIVE_NAMES, RouteOptions
-from ._router import NO_SIGNALS, OBJECTIVES, Requests, Scored, Signals, Terms, route, score_batch
+from ._router import NO_SIGNALS, Requests, Scored, Signals, route, score_batch
 
 BATCH_OBJECTIVES = ("total_cost", *OBJECTIVE_NAMES)
 BISECTION_STEPS = 60
