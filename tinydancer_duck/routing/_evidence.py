@@ -85,11 +85,15 @@ def _utilities(found: Similarities, snapshot: AgentSnapshot) -> tuple[np.ndarray
     scale = np.float32(1.0 / snapshot.spread)
     specialist = snapshot.active & ~snapshot.general
     phrase = np.where(snapshot.active, (found.phrase - snapshot.phrase_center) * scale, -np.inf).astype(np.float32)
-    example = np.where(snapshot.active, (found.example - snapshot.example_center) * scale, -np.inf).astype(np.float32)
     phrase_term = np.float32(calibration.phrase_weight) * phrase + np.float32(calibration.margin_weight) * margin(phrase)
+    has_phrase = np.isfinite(phrase)
+    if not snapshot.example_counts.any():  # no agent has examples: the phrases are all the evidence
+        utility = np.where(has_phrase & specialist, phrase_term, -np.inf).astype(np.float32)
+        return utility, found.phrase, np.where(np.isfinite(found.phrase), found.phrase_row, -1)
+    example = np.where(snapshot.active, (found.example - snapshot.example_center) * scale, -np.inf).astype(np.float32)
     example_term = (np.float32(calibration.example_weight) * example + np.float32(calibration.example_bias)
                     + np.float32(calibration.example_margin_weight) * margin(example))
-    has_phrase, has_example = np.isfinite(phrase), np.isfinite(example)
+    has_example = np.isfinite(example)
     utility = np.where(has_phrase, phrase_term, 0.0) + np.where(has_example, example_term, 0.0)
     utility = np.where((has_phrase | has_example) & specialist, utility, -np.inf).astype(np.float32)
     by_example = np.isfinite(found.example) & (~np.isfinite(found.phrase) | (example_term > phrase_term))

@@ -125,37 +125,55 @@ def _one_detail(case: int, state: int, p: str, similarity: str, label: str, know
 def _arrow_details(winner: np.ndarray, case: np.ndarray, state: np.ndarray, p_serve: np.ndarray,
                    similarity: np.ndarray, labels: pa.Array, reading: Reading | None, cost_ratio: np.ndarray,
                    latency_ratio: np.ndarray, quality: np.ndarray) -> pa.Array:
-    """:func:`_one_detail` for every row with Arrow kernels (the same text); each variant of the claim is built only
-    when some row needs it (a batch usually holds one or two)."""
+    """:func:`_one_detail` for every row with Arrow kernels (the same text): the most common kind of claim is built
+    for every row, the others only for their own rows and patched in (a batch usually holds one or two kinds, and
+    few requests read in part)."""
     def number(values: np.ndarray, decimals: int) -> pa.Array:
         return pc.cast(pc.round(pa.array(np.asarray(values, np.float64)), decimals), pa.string())
 
     def join(*parts: pa.Array | str) -> pa.Array:
         return pc.binary_join_element_wise(*parts, "")
 
-    def pick(codes: np.ndarray, options: dict[int, Callable[[], pa.Array | str]]) -> pa.Array | str:
-        present = np.unique(codes).tolist()
-        out = options[present[0]]()
-        for code in present[1:]:
-            out = pc.if_else(pa.array(codes == code), options[code](), out)
-        return out
+    def claim_of(code: int, rows: np.ndarray | None) -> pa.Array:
+        pick = (lambda values: values if rows is None else values[rows])
+        p = number(pick(p_serve), 2)
+        if code == NO_EVIDENCE:
+            return pa.array(np.full(len(p), "no evidence"), pa.string())
+        if code == GENERAL:
+            return join("P(serve) ", p, " as a general agent")
+        if code == MATCHED:
+            named = labels if rows is None else labels.take(pa.array(rows, pa.int64()))
+            return join("P(serve) ", p, " from '", named, "', similarity ", number(pick(similarity), 2))
+        return join("P(serve) ", p)
 
-    p = number(p_serve, 2)
-    general = (lambda: join("P(serve) ", p, " as a general agent"))
-    claim = pick(case, {NO_EVIDENCE: lambda: "no evidence", GENERAL: general,
-                        MATCHED: lambda: join("P(serve) ", p, " from '", labels, "', similarity ",
-                                              number(similarity, 2)),
-                        SIGNALLED: lambda: join("P(serve) ", p)})
+    codes, counts = np.unique(case, return_counts=True)
+    common = int(codes[np.argmax(counts)])
+    claim = claim_of(common, None)
+    for code in codes.tolist():
+        if code != common:
+            claim = _patched(claim, case == code, lambda rows, code=code: claim_of(code, rows))
     if reading is not None:
-        counts = join(number(reading.known, 1), " of ", pc.cast(pa.array(reading.total), pa.string()),
-                      " tokens known")
-        unread = (lambda: join("no evidence: ", counts, pc.if_else(pa.array(case == GENERAL), join(", ", general()),
-                                                                   "")))
-        claim = pick(state, {READ: lambda: claim, PART_READ: lambda: join(claim, " (", counts, ")"),
-                             UNREAD: unread})
+        def counted(rows: np.ndarray) -> pa.Array:
+            return join(number(reading.known[rows], 1), " of ", pc.cast(pa.array(reading.total[rows]), pa.string()),
+                        " tokens known")
+
+        def unread(rows: np.ndarray) -> pa.Array:
+            general = pa.array(case[rows] == GENERAL)
+            return join("no evidence: ", counted(rows), pc.if_else(general, join(", ", claim_of(GENERAL, rows)), ""))
+
+        claim = _patched(claim, state == PART_READ,
+                         lambda rows: join(claim.take(pa.array(rows, pa.int64())), " (", counted(rows), ")"))
+        claim = _patched(claim, state == UNREAD, unread)
     out = join(": ", claim, ", cost ", number(cost_ratio, 1), "x the cheapest, latency ", number(latency_ratio, 1),
                "x the fastest, quality ", number(quality, 2))
     return out if (winner >= 0).all() else pc.if_else(pa.array(winner >= 0), out, "")
+
+
+def _patched(values: pa.Array, mask: np.ndarray, make: Callable[[np.ndarray], pa.Array]) -> pa.Array:
+    """``values`` with the rows of ``mask`` replaced by ``make(those rows)`` (built for those rows only)."""
+    if not mask.any():
+        return values
+    return pc.replace_with_mask(values, pa.array(mask), make(np.flatnonzero(mask)))
 
 
 #: Up to this many requests, details are joined in Python: a dozen Arrow kernel calls on one-row arrays cost more
