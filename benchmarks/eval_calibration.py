@@ -17,6 +17,9 @@ quantile. The three are chosen together on CLINC150 *train*:
 The chosen point is then reported on CLINC150 *val* + oos_val (the same construction, val requests), which played no
 part in the choice. benchmarks/eval_decisions.py reports the shipped defaults on its own held-out sets.
 
+ROUTE_MARGIN (when a matched route decides ``ruvector_route``): the smallest lead over the runner-up at which 80% of
+the matched routes' decisions on in-scope train requests are right, under the chosen rule.
+
 Usage: ``python benchmarks/eval_calibration.py [--embedder static]``.
 """
 
@@ -33,11 +36,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tinydancer_duck.embed import ROUTE_LEAD, ROUTE_LEAD_LEVEL, ROUTE_LEVEL, background, make_embedder
+from tinydancer_duck.embed import ROUTE_LEAD, ROUTE_LEAD_LEVEL, ROUTE_LEVEL, ROUTE_MARGIN, background, make_embedder
 
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
 LEADS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, float("inf"))
 OOS_TARGET = 0.8
+MARGINS = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.08)
 SEED_QUERY = "How do I reset my password?"
 SEED_ROUTES = ("Customer support and help requests", "Technical documentation and API reference")
 
@@ -81,6 +85,23 @@ def quality(sets: list[tuple[np.ndarray, np.ndarray]], threshold: float, lead_th
     return right / max(inside, 1), rejected / max(outside, 1)
 
 
+def choose_margin(sets: list[tuple[np.ndarray, np.ndarray]], threshold: float, lead_threshold: float,
+                  lead: float) -> float:
+    """The smallest lead over the runner-up at which 80% of the rule's in-scope matches are right."""
+    for margin in MARGINS:
+        right = decided = 0
+        for scores, labels in sets:
+            ordered = np.sort(scores, axis=1)
+            top, second = ordered[:, -1], ordered[:, -2] if scores.shape[1] > 1 else np.full(len(scores), -np.inf)
+            fires = (top >= threshold) | ((top >= lead_threshold) & (top - second >= lead))
+            chosen = fires & (labels >= 0) & (top - second >= margin)
+            right += int((scores.argmax(axis=1)[chosen] == labels[chosen]).sum())
+            decided += int(chosen.sum())
+        if decided and right / decided >= 0.8:
+            return margin
+    return MARGINS[-1]
+
+
 def seed_example_answers(embedder, threshold: float, lead_threshold: float, lead: float) -> bool:
     """Whether the rule routes the seed plan's password example to customer_support."""
     scores = embedder.embed([SEED_QUERY]) @ embedder.embed(list(SEED_ROUTES)).T
@@ -107,8 +128,9 @@ def main() -> None:
     embedder = make_embedder(args.embedder)
     bg = background(embedder)
     print(f"embedder {embedder.identity}; shipped ROUTE_LEVEL {ROUTE_LEVEL}, ROUTE_LEAD_LEVEL {ROUTE_LEAD_LEVEL}, "
-          f"ROUTE_LEAD {ROUTE_LEAD} spreads ({ROUTE_LEAD * bg.spread:.3f} similarity)")
-    points = grid(embedder, route_sets(embedder, "train", "oos_train", np.random.default_rng(0)))
+          f"ROUTE_LEAD {ROUTE_LEAD} spreads ({ROUTE_LEAD * bg.spread:.3f} similarity), ROUTE_MARGIN {ROUTE_MARGIN}")
+    train = route_sets(embedder, "train", "oos_train", np.random.default_rng(0))
+    points = grid(embedder, train)
     print("Pareto frontier on CLINC150 train (in-scope top-1 / out-of-scope rejection; level, lead level, lead):")
     best_inside = -1.0
     for inside, rejected, level, lead_level, lead, seed in sorted(points, key=lambda p: (-p[1], -p[0])):
@@ -124,6 +146,7 @@ def main() -> None:
           f"{unconstrained[1]:.3f} at {unconstrained[2:5]})")
     null = bg.text_null(1)
     rule = (null.threshold(level), null.threshold(lead_level), lead * bg.spread)
+    print(f"chosen on train: ROUTE_MARGIN = {choose_margin(train, *rule)}")
     val = route_sets(embedder, "val", "oos_val", np.random.default_rng(0))
     held_inside, held_rejected = quality(val, *rule)
     plain_inside, plain_rejected = quality(val, null.threshold(0.98), np.inf, np.inf)

@@ -6,17 +6,19 @@ per process on a shipped background of 850 generic requests from many domains (`
 ``tinydancer_duck/datasets/build_background.py``), each with a group (a CLINC150 domain, Banking77, RouterBench, an out-of-scope
 query), and a similarity counts only above what unrelated text reaches:
 
-- **routes** (:class:`TextNull`): a route scores a request by its best vector among k (its description and
-  examples). Its null is the best similarity of a background text to k background texts of *other* groups; a route
-  without a fitted ``min_similarity`` decides only at or above that null's :data:`ROUTE_LEVEL` quantile for its k, and
-  its confidence is discounted by how often the null reaches its score. It depends on the embedder and k alone, so
-  adding examples to one route never moves another's threshold.
+- **routes** (:meth:`Background.text_null`): a route scores a request by its best vector among k (its description
+  and examples). Its null is the best similarity of a background text to k background texts of *other* groups; a
+  route without a fitted ``min_similarity`` matches at or above that null's :data:`ROUTE_LEVEL` quantile for its k,
+  or at or above its :data:`ROUTE_LEAD_LEVEL` quantile when it leads every other route by :data:`ROUTE_LEAD`
+  spreads, and its confidence is discounted by how often the null reaches its score. It depends on the embedder and
+  k alone, so adding examples to one route never moves another's threshold.
 - **agents** (:class:`EvidenceCalibration`): an agent's similarity to a request is centered on what the background
   reaches against that agent (a hub phrase like 'customer support' sits high against everything) and scaled by the
   background's spread, so the probability of serving fitted on the static embedder reads the same for another one.
 
-The levels and the margin were chosen on training data only (CLINC150 train and oos_train,
-``benchmarks/eval_calibration.py``), never on the evaluation sets the README reports.
+The route levels, lead and margin were chosen on training data only (CLINC150 train and oos_train,
+``benchmarks/eval_calibration.py``), and the agents' calibration fitted on it (``build_evidence.py``), never on the
+evaluation sets the README reports.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ ROUTE_LEVEL = 0.95
 ROUTE_LEAD_LEVEL = 0.8
 ROUTE_LEAD = 1.0
 #: A route decides a request only when it leads the best route to another target by this much similarity (chosen on
-#: CLINC150 train: the smallest margin at which 80% of the routes' decisions are right); closer than that, the
-#: routes disagree and the agents' match and the objective decide.
-ROUTE_MARGIN = 0.03
+#: CLINC150 train, benchmarks/eval_calibration.py: the smallest margin at which 80% of the matched routes' decisions
+#: are right; at the default operating point they are without one, so 0 -- it was 0.03 under the threshold-only
+#: rule); closer than that, the routes disagree and the agents' evidence and the objective decide.
+ROUTE_MARGIN = 0.0
 #: Draws of the route null per k (a text and k texts of other groups).
 DRAWS = 20_000
 
