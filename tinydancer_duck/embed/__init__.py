@@ -14,7 +14,6 @@ from ._calibration import (
     NullScores,
     background,
     evidence_calibration,
-    null_scores,
 )
 from ._embedders import Embedder, HashingEmbedder, StaticEmbedder, make_embedder
 from ._reading import blank as blank_texts
@@ -40,6 +39,5 @@ __all__ = [
     "is_vector_input",
     "make_embedder",
     "nonzero_rows",
-    "null_scores",
     "one_embedding",
 ]

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -114,14 +113,6 @@ def background(embedder: object) -> Background:
             similarity = np.where(groups[:, None] == groups[None, :], -np.inf, x @ x.T).astype(np.float32)
             cached = _backgrounds[identity] = Background(x, similarity)
     return cached
-
-
-def null_scores(background_vectors: np.ndarray, score: Callable[[np.ndarray], np.ndarray]) -> NullScores:
-    """The background scored by ``score`` (rows -> (rows, k) scores), pooled and sorted."""
-    if not len(background_vectors):
-        return NullScores(np.zeros(0, np.float32))
-    scores = np.asarray(score(background_vectors), np.float32).ravel()
-    return NullScores(np.sort(scores[np.isfinite(scores)]))
 
 
 @dataclass(frozen=True)

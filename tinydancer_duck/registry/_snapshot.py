@@ -42,8 +42,8 @@ class AgentSnapshot:
     phrase_center, example_center : float32 (A,) what the background requests reach against each agent (median);
         spread : the embedder's unit of similarity (:attr:`~tinydancer_duck.embed.Background.spread`).
     calibration : how similarity becomes the probability of serving.
-    general : bool (A,) agents of scope 'general' (an LLM that can answer anything at its quality): they keep a
-        prior when nothing matches; a specialist (tool, API, human desk) serves only on evidence.
+    general : bool (A,) agents of scope 'general' (an LLM that can answer anything at its quality): they serve
+        whatever no specialist is needed for; a specialist (tool, API, human desk) serves only on evidence.
     output_tokens, latency_ms, quality : with the Settings defaults filled in for NULLs; output_tokens is the expected
         output (avg_output_tokens, at most max_output_tokens).
     context_window : tokens an agent reads (input + output), NaN for unlimited; windowed : bool (A,) where set.

@@ -8,11 +8,12 @@
    evidence (p = 0 for all: only specialists, none of them matching) is decided by its objective alone (p = 1) and
    the reasoning says so;
 4. score by objective over expected quality E[q] = p * q, normalized within each request's candidates
-   (:data:`OBJECTIVES`): ``cost`` and ``latency`` take the cheapest (fastest) candidate whose p clears the calibrated
-   level, else the least cost (latency) per request served, C / p; ``quality`` the best E[q]; ``balanced`` p * (w_c Cmin/C + w_l Lmin/L) + w_q E[q],
-   so price and speed count only as far as an agent can serve the request; ``quality_per_dollar`` E[q] / C; a
-   request with a willingness to pay w scores E[q] - C / w (:func:`value_scores`). No multiplicative gate: a weak
-   match elsewhere never removes a general agent, and a specialist wins only on evidence;
+   (:mod:`._objectives`): ``cost`` and ``latency`` take the cheapest (fastest) candidate whose p clears the
+   calibrated level, else the least cost (latency) per request served, C / p; ``quality`` the best E[q];
+   ``balanced`` p * (w_c Cmin/C + w_l Lmin/L) + w_q E[q], so price and speed count only as far as an agent can serve
+   the request; ``quality_per_dollar`` E[q] / C; a request with a willingness to pay w scores E[q] - C / w
+   (:func:`value_scores`). No multiplicative gate: a weak match elsewhere never removes a general agent, and a
+   specialist wins only on evidence;
 5. decision: a matched semantic route whose target agent is a candidate decides; otherwise the best candidate
    (ties go to the alphabetically first). Confidence = softmax of the candidate scores
    at ``Settings.confidence_temperature``, estimated cost and latency, and a reasoning string. No candidate gives
@@ -133,14 +134,14 @@ class Scored:
     candidate: np.ndarray
     p_serve: np.ndarray
     no_evidence: np.ndarray
-    expected_quality: np.ndarray  # (A,) or (n, A): q, as the objectives saw it before weighing it by p_serve
+    agent_quality: np.ndarray  # (A,) or (n, A): quality q, as the objectives saw it (before p_serve)
     score: np.ndarray
     matched: np.ndarray
 
     @property
     def quality(self) -> np.ndarray:
         """float64 (n, A) quality q (a read-only broadcast view when it is per agent)."""
-        return np.broadcast_to(self.expected_quality, self.score.shape)
+        return np.broadcast_to(self.agent_quality, self.score.shape)
 
     @property
     def expected(self) -> np.ndarray:
@@ -157,18 +158,18 @@ class Scored:
 
     def take(self, rows: np.ndarray) -> Scored:
         """The matrices of a subset of the requests (a per-agent quality is shared)."""
-        quality = self.expected_quality if self.expected_quality.ndim == 1 else self.expected_quality[rows]
-        return replace(self, expected_quality=quality, **{f: getattr(self, f)[rows] for f in self._PER_ROW})
+        quality = self.agent_quality if self.agent_quality.ndim == 1 else self.agent_quality[rows]
+        return replace(self, agent_quality=quality, **{f: getattr(self, f)[rows] for f in self._PER_ROW})
 
     @staticmethod
     def concat(parts: list[Scored]) -> Scored:
         """The matrices of consecutive row ranges, in order (a per-agent quality becomes per row when the parts
         differ)."""
         first = parts[0]
-        same = all(p.expected_quality.ndim == 1 and np.array_equal(p.expected_quality, first.expected_quality)
+        same = all(p.agent_quality.ndim == 1 and np.array_equal(p.agent_quality, first.agent_quality)
                    for p in parts)
-        quality = first.expected_quality if same else np.concatenate([p.quality for p in parts])
-        return replace(first, expected_quality=quality,
+        quality = first.agent_quality if same else np.concatenate([p.quality for p in parts])
+        return replace(first, agent_quality=quality,
                        **{f: np.concatenate([getattr(p, f) for p in parts]) for f in Scored._PER_ROW})
 
 
@@ -296,14 +297,15 @@ def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals
     cheapest = np.min(np.where(scored.candidate, scored.cost, np.inf), axis=1, initial=np.inf)
     fastest = np.min(np.where(scored.candidate, snapshot.latency_ms, np.inf), axis=1, initial=np.inf)
     matched = scored.matched[rows, safe]
-    general = snapshot.general[safe]
-    case = np.select([no_evidence, general, matched >= 0], [NO_EVIDENCE, GENERAL, MATCHED], SIGNALLED).astype(np.int8)
-    at = np.maximum(matched, 0)
-    labels = [snapshot.labels[m] if snapshot.labels else "" for m in at.tolist()] if n <= FEW_ROWS else \
-        pa.array(snapshot.labels or ("",), pa.string()).take(pa.array(at if snapshot.labels else 0 * at, pa.int64()))
-    reading = reading_weight(requests.known, requests.total, snapshot)
+    case = np.select([no_evidence, snapshot.general[safe], matched >= 0], [NO_EVIDENCE, GENERAL, MATCHED],
+                     SIGNALLED).astype(np.int8)
+    names = snapshot.labels or ("",)  # a label for each winner's best row (read only where it matched)
+    at = np.clip(matched, 0, len(names) - 1)
+    labels = [names[m] for m in at.tolist()] if n <= FEW_ROWS else \
+        pa.array(names, pa.string()).take(pa.array(at, pa.int64()))
+    reading = Reading.of(reading_weight(requests.known, requests.total, snapshot), requests.known, requests.total)
     detail = winner_detail(by_objective, case, scored.p_serve[rows, safe], scored.similarity[rows, safe], labels,
-                           Reading.of(reading, requests.known, requests.total),
+                           reading,
                            ratio_to_best(scored.cost[rows, safe], cheapest),
                            ratio_to_best(snapshot.latency_ms[safe], fastest), scored.quality[rows, safe])
     if not decided.any():
