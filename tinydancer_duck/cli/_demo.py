@@ -157,7 +157,8 @@ def run_demo(store: str | Path = DEFAULT_STORE, *, rows: int = 3000, echo: Calla
     echo("\n   requests: how many of the log's requests the objective sent to the agent; est. cost: the sum of the "
          "agent's registered price over them (no request was sent to any model); median confidence: the middle of "
          "the router's confidence in each choice, 0-1 (how clearly the chosen agent beat the runner-up).")
-    echo("\n5. a few decisions (cost -> the cheapest capable agent, balanced -> cost, speed and quality weighed):")
+    echo("\n5. a few decisions (cost -> the cheapest agent that can serve the request, balanced -> cost, speed and "
+         "quality weighed by the probability of serving it):")
     show(("request", "by cost", "balanced"),
          con.sql("SELECT request, by_cost.agent_name, by_balanced.agent_name FROM routed ORDER BY request_id "
                  "LIMIT 5").fetchall(), echo=echo, indent="   ")

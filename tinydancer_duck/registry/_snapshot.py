@@ -129,13 +129,14 @@ def _by_agent(x: np.ndarray, vectors: np.ndarray, starts: np.ndarray, counts: np
     first = starts[present]
     owner = np.repeat(np.arange(len(present)), counts[present])  # the block of each vector column
     top = np.maximum.reduceat(scores, first, axis=1)
-    spread_top = top[:, owner]
+    scores -= top[:, owner]  # in place: 0 at each block's best, below 0 elsewhere
     columns = len(vectors)
-    rank = np.where(scores == spread_top, np.arange(columns, 0, -1, dtype=np.int32), np.int32(0))
+    rank = np.where(scores == 0, np.arange(columns, 0, -1, dtype=np.int32), np.int32(0))
     rows[:, present] = columns - np.maximum.reduceat(rank, first, axis=1)  # the first best row of each block
     if temperature > 0:
-        weights = np.exp((scores - spread_top) * np.float32(1.0 / temperature))
-        mean = np.add.reduceat(weights, first, axis=1) / counts[present].astype(np.float32)
+        scores *= np.float32(1.0 / temperature)
+        np.exp(scores, out=scores)
+        mean = np.add.reduceat(scores, first, axis=1) / counts[present].astype(np.float32)
         similarity[:, present] = top + np.float32(temperature) * np.log(mean)
     else:
         similarity[:, present] = top
