@@ -1,8 +1,8 @@
 """Batch routing: decisions that depend on the whole batch (DESIGN §5 "batch objectives").
 
 - ``total_cost``: for every request the cheapest candidate that can serve it (``cost``'s rule: the cheapest whose
-  probability of serving clears the calibrated level, else the most likely), so the batch costs the least the
-  constraints and the evidence allow.
+  probability of serving clears the calibrated level, else the least cost per request served), so the batch costs
+  the least the constraints and the evidence allow.
 - ``budget := B``: maximize the total expected quality subject to total estimated cost <= B. Lagrangian relaxation:
   each request takes argmax_a q_ia - λ·C_ia over its candidates; total cost falls as λ grows, so λ is found by
   bisection as the smallest value whose choices fit B. The budget the relaxation leaves unspent then buys the
