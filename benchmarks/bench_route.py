@@ -70,6 +70,7 @@ def synthetic_snapshot(n_agents: int, dim: int, rng: np.random.Generator):
         "examples": [None] * n_agents,
         "context_window": [None] * n_agents,
         "max_output_tokens": [None] * n_agents,
+        "scope": [None] * n_agents,
     }).cast(agents_schema(dim, "bench"))
     return build_snapshot(table, DEFAULT_SETTINGS, dim)
 

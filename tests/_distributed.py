@@ -58,7 +58,9 @@ def sql_decisions(engine: td.Engine, log: Path) -> pa.Table:
 
 
 def assert_same_decisions(got: pa.Table, want: pa.Table) -> None:
-    """Agents, reasoning and candidates identical per request_id; floats within 1e-6."""
+    """Agents, reasoning and candidates identical per request_id; floats within 5e-6 (a probability of serving is
+    computed in float32 from similarities whose last bits differ with the batch a row falls in, and confidence, a
+    softmax at temperature 0.1, magnifies that tenfold)."""
     got = got.sort_by("request_id")
     assert got["request_id"].to_pylist() == want["request_id"].to_pylist()
     for name in ("agent_name", "candidates", "reasoning"):
@@ -66,4 +68,4 @@ def assert_same_decisions(got: pa.Table, want: pa.Table) -> None:
     for name in FLOATS:
         a = got[name].to_numpy(zero_copy_only=False).astype(float)
         b = want[name].to_numpy(zero_copy_only=False).astype(float)
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6, equal_nan=True, err_msg=name)
+        np.testing.assert_allclose(a, b, rtol=0, atol=5e-6, equal_nan=True, err_msg=name)

@@ -171,7 +171,7 @@ def test_the_sweep_covers_the_whole_sql_surface(world):
                                               "agent_type", "strategy", "optimize_for", "group_by", "time_range",
                                               "period", "text_column", "label_column", "route_column", "model",
                                               "description", "target_agent", "capability", "route_name", "kind",
-                                              "calibration"), (name, param)
+                                              "calibration", "scope"), (name, param)
 
 
 @pytest.mark.parametrize("index", range(48))

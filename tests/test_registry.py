@@ -49,15 +49,18 @@ def test_context_window_description_and_examples(seed_con, engine):
 
 
 def test_a_store_from_before_the_new_agent_columns_gains_them(tmp_path):
-    """An agents table written without description/examples/context_window/max_output_tokens is migrated in place
-    on open: its rows keep their values and read NULL in the new columns."""
+    """An agents table written without description/examples/context_window/max_output_tokens/scope is migrated in
+    place on open: its rows keep their values and read NULL in the new columns, and a NULL scope follows the agent
+    type (an LLM is general) until the agent is registered again."""
     import lancedb
 
     store = tmp_path / "old"
     engine = td.Engine(store)
-    engine.register_agent("gpt-4", "llm", ["code"], cost_per_call=0.01)
+    engine.register_agents([{"name": "gpt-4", "agent_type": "llm", "capabilities": ["code"], "cost_per_call": 0.01},
+                            {"name": "desk", "agent_type": "human", "capabilities": ["complaints"],
+                             "cost_per_call": 1.0}])
     old = engine.store.read("agents").drop_columns(["description", "examples", "context_window",
-                                                    "max_output_tokens"])
+                                                    "max_output_tokens", "scope"])
     db = lancedb.connect(str(store))
     db.drop_table("agents")
     db.create_table("agents", old)
@@ -65,6 +68,8 @@ def test_a_store_from_before_the_new_agent_columns_gains_them(tmp_path):
     reopened = td.Engine(store)
     agent = reopened.get_agent("gpt-4")
     assert agent["cost_per_call"] == 0.01 and agent["context_window"] is None and agent["examples"] is None
+    assert agent["scope"] is None
+    assert reopened.snapshot().agents.general.tolist() == [False, True]  # desk, gpt-4
     assert reopened.route(["write code"])["agent_name"].to_pylist() == ["gpt-4"]
     reopened.register_agent("gpt-4", "llm", ["code"], context_window=1000)
     assert td.Engine(store).get_agent("gpt-4")["context_window"] == 1000

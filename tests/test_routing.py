@@ -108,13 +108,11 @@ def test_balanced_and_quality_per_dollar_follow_the_formulas(fleet):
     names = ["cheap", "fast", "best", "value"]
     decision = fleet.route([REQUEST], optimize_for="balanced").to_pylist()[0]
     assert decision["agent_name"] == names[int(np.argmax(balanced))]
-    # confidence: the winner's softmax weight over scores m * term at temperature 0.1 (m is the same for all four):
-    # the calibrated match rises from 0 at the capability threshold to 1 at similarity 1; when no agent clears
-    # the threshold the objective alone decides (m = 1)
-    agents = fleet.snapshot().agents
-    similarity = float(agents.similarity(fleet.embed([REQUEST]))[0, 0])  # the same for all four agents
-    match = max(0.0, (similarity - agents.match_threshold) / (1 - agents.match_threshold)) or 1.0
-    weights = np.exp(match * (balanced - balanced.max()) / 0.1)
+    # confidence: the winner's softmax weight over the scores at temperature 0.1; four general agents and no
+    # specialist: each serves with probability 1, so the scores are the formula's (the old rule weighed them by a
+    # thresholded capability match instead)
+    assert [s["p_serve"] for s in decision["scores"] or fleet.route_one(REQUEST)["scores"]] == [1.0] * 4
+    weights = np.exp((balanced - balanced.max()) / 0.1)
     assert decision["confidence"] == pytest.approx(1 / weights.sum(), rel=1e-5)
 
 
@@ -173,8 +171,10 @@ def test_parquet_log_with_null_and_empty_rows(seed_con, tmp_path):
         assert routed[i]["r"]["reasoning"] == "no agent: the request is NULL or empty"
     others = [r for r in routed if r["id"] not in (17, 4096, 9999)]
     assert all(r["r"]["agent_name"] is not None and 0 < r["r"]["confidence"] <= 1 for r in others)
-    debugging = {r["r"]["agent_name"] for r in others if r["id"] % 2}
-    assert debugging == {"code-specialist"}
+    debugging = [r["r"]["agent_name"] for r in others if r["id"] % 2]
+    # the evidence is a probability now, near the balanced objective's break-even for this lone specialist, and
+    # each request's own number moves it a little: most of them, not all (87% measured)
+    assert debugging.count("code-specialist") >= 0.8 * len(debugging)
 
 
 def test_sql_batches_equal_one_python_call(seed_con, engine):
@@ -191,8 +191,10 @@ def test_per_row_objectives_and_constraints(seed_con):
         SELECT o, ruvector_route('Write a Python function to calculate Fibonacci numbers', optimize_for := o,
                                  max_cost := c).agent_name AS agent
         FROM (VALUES ('cost', NULL), ('latency', NULL), ('quality', 0.0009)) v(o, c) ORDER BY o""")
+    # latency: the fastest agent that can serve the request; code-specialist (code execution, debugging, testing)
+    # has no evidence of writing new code (the old rule let a 100 ms tool with a weak match win on speed alone)
     assert [(r["o"], r["agent"]) for r in result] == [
-        ("cost", "claude-3-haiku"), ("latency", "code-specialist"), ("quality", "claude-3-haiku")]
+        ("cost", "claude-3-haiku"), ("latency", "claude-3-haiku"), ("quality", "claude-3-haiku")]
 
 
 def test_route_accepts_an_embedding(seed_con, engine):
@@ -277,7 +279,8 @@ def test_a_few_requests_are_explained_as_a_large_batch_explains_them(seed_con):
             numbers = [k for k, v in theirs.items() if isinstance(v, float)]
             assert {k: v for k, v in mine.items() if k not in numbers} == \
                 {k: v for k, v in theirs.items() if k not in numbers}
-            assert [mine[k] for k in numbers] == pytest.approx([theirs[k] for k in numbers], rel=1e-5)
+            # a similarity near 0 differs in its last float32 bits between a one-row and a batched product
+            assert [mine[k] for k in numbers] == pytest.approx([theirs[k] for k in numbers], rel=1e-5, abs=1e-7)
 
 
 @pytest.mark.parametrize(("request_sql", "message"), [
@@ -401,8 +404,10 @@ def test_explain_lists_every_candidate_with_the_terms_of_its_score(fleet):
     cheap = scores[0]
     assert cheap["cost_vs_cheapest"] == 1.0 and cheap["latency_vs_fastest"] == pytest.approx(3000 / 50)
     assert cheap["quality"] == 0.5 and cheap["matched_on"] == "general help"
-    assert {s["threshold"] for s in scores} == {fleet.snapshot().agents.match_threshold}
-    assert "cost 1x the cheapest, latency 60x the fastest, quality 0.5" in decision["reasoning"]
+    # four general agents, no specialist: each serves with probability 1, so expected quality is quality
+    assert [(s["p_serve"], s["expected_quality"]) for s in scores] == [(1.0, s["quality"]) for s in scores]
+    assert decision["reasoning"] == ("cheap best by cost among 4 candidates: P(serve) 1 as a general agent, cost 1x "
+                                     "the cheapest, latency 60x the fastest, quality 0.5")
     assert fleet.route([REQUEST]).to_pylist()[0]["scores"] is None  # only when asked
 
 

@@ -103,7 +103,7 @@ def test_hashing_embedder_has_no_classifier_and_still_routes(tmp_path):
 def test_semantic_routes_decide_first_and_the_reasoning_says_so(seed_con, engine):
     seed_con.execute(SEED_ROUTES_SQL).fetchall()
     seed_con.execute("SELECT ruvector_add_route_example('customer_support', 'I forgot my password and cannot log "
-                     "in')").fetchall()  # the description alone does not clear the calibrated threshold
+                     "in')").fetchall()  # an example makes the route's match plain (the description alone leads)
     question = "How do I reset my password?"
     unregistered = decide(engine, question)
     assert unregistered["agent_name"] in {"gpt-4", "claude-3-haiku", "code-specialist"}
@@ -120,7 +120,7 @@ def test_semantic_routes_decide_first_and_the_reasoning_says_so(seed_con, engine
                                           "candidate; ")
     engine.set_agent_active("support-agent", False)
     assert decide(engine, question)["agent_name"] != "support-agent"
-    sql = seed_con.execute("SELECT ruvector_route(?).agent_name", [question]).fetchone()[0]
+    sql = seed_con.execute("SELECT ruvector_route(?, optimize_for := 'quality').agent_name", [question]).fetchone()[0]
     assert sql == decide(engine, question)["agent_name"]
 
 

@@ -75,9 +75,11 @@ def test_seed_examples_run_verbatim(con):
     for statement in SEED_SQL.split(";"):
         if statement.strip():
             assert con.execute(statement).fetchall() == [(True,)]
-    # a one-line description is weak evidence: at the calibrated default threshold the password question matches
-    # neither route (unrelated background text scores as high), and neither does an unrelated request
-    assert con.execute(SEED_QUERY).fetchall() == []
+    # the seed plan's answer: the password question is only 0.19 from customer support, below what unrelated text
+    # reaches at the default level, but it leads technical docs (0.05) by far more than a spread, so it matches
+    # (issue 23; the earlier default, a threshold alone, matched neither); an unrelated request matches neither
+    (first,) = con.execute(SEED_QUERY).fetchall()
+    assert first[0] == "customer_support" and first[1] == pytest.approx(0.19, abs=0.01) and first[2] == "support-agent"
     assert con.execute("SELECT * FROM ruvector_semantic_route('Write a Python function to calculate Fibonacci "
                        "numbers')").fetchall() == []
     for example in ("I forgot my password and cannot log in", "I need help with my account",
@@ -166,6 +168,33 @@ def test_min_similarity_drops_routes_and_out_of_scope_returns_nothing(con):
     assert [r[0] for r in match(con, vec(d, 0.95, 0, 3))] == ["a"]
     assert match(con, vec(d, 0.85, 0, 3)) == []  # 0.85 < 0.9 and ~0 to b
     assert con.execute("SELECT ruvector_semantic_route(?::FLOAT[]) = []", [vec(d, 0.85, 0, 3)]).fetchone()[0]
+
+
+def test_a_route_far_ahead_of_every_other_matches_below_its_threshold(con, store):
+    """The default operating point (issue 23): an unfitted route matches at or above its threshold, or, when it leads
+    every other route by the lead (one spread of the embedder), at or above its lower lead threshold."""
+    d = dim(con)
+    for name, axis in (("a", 0), ("b", 2)):
+        con.execute("SELECT ruvector_create_route(?, 'desc', ?, embedding := ?::FLOAT[])",
+                    [name, f"{name}-agent", vec(d, 1.0, axis, 1)]).fetchall()
+    snap = td.Engine(store).routes.snapshot()
+    high, low, lead = float(snap.threshold[0]), float(snap.lead_threshold[0]), snap.lead
+    assert low < high and 0 < lead < high - low + 1
+
+    def query(to_a: float, to_b: float) -> list[float]:
+        q = np.zeros(d)
+        q[0], q[2] = to_a, to_b
+        q[5] = math.sqrt(1 - to_a ** 2 - to_b ** 2)
+        return q.tolist()
+
+    between = (low + high) / 2
+    assert [r[0] for r in match(con, query(between, between - lead - 0.01))] == ["a"]  # far ahead: matches
+    assert match(con, query(between, between - lead + 0.01)) == []  # not far enough ahead, below the threshold
+    assert match(con, query(low - 0.01, 0.0)) == []  # far ahead but below the lead threshold
+    assert [r[0] for r in match(con, query(high + 0.01, high))] == ["a", "b"]  # above the threshold: no lead needed
+    con.execute("SELECT ruvector_create_route('a', 'desc', 'a-agent', embedding := ?::FLOAT[], "
+                "min_similarity := ?)", [vec(d, 1.0, 0, 1), high]).fetchall()
+    assert match(con, query(between, 0.0)) == []  # a fitted min_similarity is the whole rule
 
 
 def test_priority_breaks_near_ties_only(con):

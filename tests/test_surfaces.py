@@ -34,7 +34,7 @@ REQUESTS = ["Write a Python function to sort a list", "Debug my failing unit tes
 #: A value of each routing option that changes some decision over REQUESTS with the seed agents.
 GIVEN = {"optimize_for": "latency", "required_capabilities": ["debugging"], "max_cost": 0.0009,
          "max_latency_ms": 300.0, "min_quality": 0.85, "excluded_agents": ["code-specialist"],
-         "budget_remaining": 0.0009, "willingness_to_pay": 0.05, "explore": 1.0, "explore_seed": 3}
+         "budget_remaining": 0.0009, "willingness_to_pay": 0.5, "explore": 1.0, "explore_seed": 3}
 #: What an option needs beside it to change anything (a seed draws only where a request explores).
 WITH = {"explore_seed": {"explore": 1.0}}
 

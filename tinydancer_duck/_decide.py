@@ -22,7 +22,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck.embed import ROUTE_MARGIN, embedding_matrix, few_python_texts, is_vector_input, nonzero_rows
+from tinydancer_duck.embed import (
+    ROUTE_MARGIN,
+    blank_texts,
+    embedding_matrix,
+    few_python_texts,
+    is_vector_input,
+    nonzero_rows,
+)
 from tinydancer_duck.errors import InvalidArgument, ModelError
 from tinydancer_duck.learn import capability_match, classification_arrow, top_classes
 from tinydancer_duck.registry import tokens_from_bytes
@@ -68,14 +75,16 @@ def requests_from(snapshot: RoutingSnapshot, requests: Any) -> Requests:
         lengths = pc.binary_length(requests)
         lengths = lengths.fill_null(0) if lengths.null_count else lengths  # fill_null costs ~20 µs even on none
         byte_lengths = lengths.to_numpy(zero_copy_only=False)
-    counted = getattr(snapshot.embedder, "embed_counted", None)
-    if counted is None:
-        x = snapshot.embedder.embed(requests)
-        return Requests(x, nonzero_rows(x), tokens_from_bytes(byte_lengths, settings))
-    x, counts = counted(requests)
-    return Requests(x, nonzero_rows(x), tokens_from_bytes(byte_lengths, settings, counts,
-                                                          snapshot.embedder.max_tokens,
-                                                          getattr(snapshot.embedder, "read_bytes", None)))
+    blank = blank_texts(requests)
+    read = getattr(snapshot.embedder, "embed_read", None)
+    if read is not None:
+        x, counts, known, total = read(requests)
+        return Requests(x, ~blank, tokens_from_bytes(byte_lengths, settings, counts, snapshot.embedder.max_tokens,
+                                                     getattr(snapshot.embedder, "read_bytes", None)), known, total)
+    x = snapshot.embedder.embed(requests)
+    # an embedder that does not say what it read: a text it made nothing of (all zeros) is no evidence
+    readable = nonzero_rows(x).astype(np.int64)
+    return Requests(x, ~blank, tokens_from_bytes(byte_lengths, settings), readable, np.ones(len(x), np.int64))
 
 
 # -- signals ----------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -102,11 +103,26 @@ def next_commands(store: Path, log: Path) -> list[tuple[str, str]]:
     """(what it does, the command) for the three things to try next on the demo's store, quoted for a shell."""
     s, q = shlex.quote(str(store)), shlex.quote(str(log))
     return [("route one request with the demo's agents",
-             f"tinydancer route \"my card was charged twice, please refund it\" --store {s}"),
+             f"tinydancer route \"my credit card was charged twice, please refund it\" --store {s}"),
             ("replay the whole log under the cost objective: spend, quality, agent mix",
              f"tinydancer simulate {q} --store {s} --optimize-for cost"),
             ("one HTML page of the log: cost-quality curve, budgets, agent mix",
              f"tinydancer report {q} --store {s} -o {shlex.quote(str(store / 'report.html'))}")]
+
+
+def _register_agents(con: Any, store: Path, echo: Callable[[str], None]) -> None:
+    """Step 1: the seed plan's three agents by its SQL, then the five more agents.json holds, shown as a table."""
+    from ._table import fixed, money, show
+
+    con.execute(SEED_AGENTS_SQL).fetchall()
+    for config in json.loads(shipped("agents.json"))[3:]:
+        con.execute("SELECT ruvector_register_agent_full(?)", [json.dumps(config)]).fetchall()
+    agents = con.sql("SELECT name, agent_type, capabilities, cost_per_1k_tokens, cost_per_call, avg_latency_ms, "
+                     "quality_score FROM ruvector_list_agents() ORDER BY name").fetchall()
+    echo(f"1. registered {len(agents)} agents in the store {store} (the seed plan's three by its SQL, then five more):")
+    show(("agent", "type", "capabilities", "$/1k tokens", "$/call", "latency (ms)", "quality (0-1)"),
+         [(name, kind, ", ".join(caps), money(per_1k), money(per_call), f"{latency:g}", fixed(quality, 2))
+          for name, kind, caps, per_1k, per_call, latency, quality in agents], echo=echo, indent="   ")
 
 
 def run_demo(store: str | Path = DEFAULT_STORE, *, rows: int = 3000, echo: Callable[[str], None] = print) -> dict:
@@ -120,15 +136,7 @@ def run_demo(store: str | Path = DEFAULT_STORE, *, rows: int = 3000, echo: Calla
     store = check_output("--store", str(store), ())
     store.mkdir(exist_ok=True)
     con = connect(store)
-    con.execute(SEED_AGENTS_SQL).fetchall()
-    for config in json.loads(shipped("agents.json"))[3:]:
-        con.execute("SELECT ruvector_register_agent_full(?)", [json.dumps(config)]).fetchall()
-    agents = con.sql("SELECT name, agent_type, capabilities, cost_per_1k_tokens, cost_per_call, avg_latency_ms, "
-                     "quality_score FROM ruvector_list_agents() ORDER BY name").fetchall()
-    echo(f"1. registered {len(agents)} agents in the store {store} (the seed plan's three by its SQL, then five more):")
-    show(("agent", "type", "capabilities", "$/1k tokens", "$/call", "latency (ms)", "quality (0-1)"),
-         [(name, kind, ", ".join(caps), money(per_1k), money(per_call), f"{latency:g}", fixed(quality, 2))
-          for name, kind, caps, per_1k, per_call, latency, quality in agents], echo=echo, indent="   ")
+    _register_agents(con, store, echo)
 
     log = store / "requests.parquet"
     n = write_request_log(log, rows)
@@ -157,7 +165,8 @@ def run_demo(store: str | Path = DEFAULT_STORE, *, rows: int = 3000, echo: Calla
     echo("\n   requests: how many of the log's requests the objective sent to the agent; est. cost: the sum of the "
          "agent's registered price over them (no request was sent to any model); median confidence: the middle of "
          "the router's confidence in each choice, 0-1 (how clearly the chosen agent beat the runner-up).")
-    echo("\n5. a few decisions (cost -> the cheapest capable agent, balanced -> cost, speed and quality weighed):")
+    echo("\n5. a few decisions (cost -> the cheapest agent that can serve the request, balanced -> cost, speed and "
+         "quality weighed by the probability of serving it):")
     show(("request", "by cost", "balanced"),
          con.sql("SELECT request, by_cost.agent_name, by_balanced.agent_name FROM routed ORDER BY request_id "
                  "LIMIT 5").fetchall(), echo=echo, indent="   ")

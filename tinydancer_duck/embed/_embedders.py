@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from tinydancer_duck.errors import InvalidArgument, ModelError
 
+from ._reading import known_tokens, unread_words
 from ._vectors import embedding_matrix, l2_normalize, segment_sum
 from ._wordpiece import CACHE_LIMIT, CHARS_PER_TOKEN, Tokenizer, as_string_array, few_python_texts, flat_words, truncate
 
@@ -116,17 +117,38 @@ class StaticEmbedder:
     def embed_counted(self, texts: Texts) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings as :meth:`embed`, int (n,) WordPiece tokens per text, at most ``max_tokens``): the count
         comes free with the embedding and is a better tokens_in than the bytes (benchmarks/eval_token_counts.py)."""
+        return self._embed(texts, read=False)[:2]
+
+    def embed_read(self, texts: Texts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`embed_counted`, plus how much of each text the table can read (:mod:`._reading`): float (n,)
+        tokens known, and int (n,) tokens in all (those counted plus the words dropped as [UNK])."""
+        return self._embed(texts, read=True)
+
+    def _embed(self, texts: Texts, *, read: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(embeddings, token counts, known tokens, all tokens); the last two are zeros unless ``read``."""
         if few_python_texts(texts):
             ids, parents, counts = self.tokenizer.tokenize(texts, self.max_tokens)
-            return l2_normalize(segment_sum(self.table, ids, parents, counts)), counts
+            known, unread = self._reading(texts, ids, parents, len(counts), read)
+            return l2_normalize(segment_sum(self.table, ids, parents, counts)), counts, known, counts + unread
         arr = as_string_array(texts)
         out = np.empty((len(arr), self.dim), dtype=np.float32)
-        tokens = np.empty(len(arr), np.int64)
+        tokens, unread = np.zeros(len(arr), np.int64), np.zeros(len(arr), np.int64)
+        known = np.zeros(len(arr))
         for start in range(0, len(arr), CHUNK):
-            ids, parents, counts = self.tokenizer.tokenize(arr.slice(start, CHUNK), self.max_tokens)
+            chunk = arr.slice(start, CHUNK)
+            ids, parents, counts = self.tokenizer.tokenize(chunk, self.max_tokens)
             out[start : start + len(counts)] = segment_sum(self.table, ids, parents, counts)
             tokens[start : start + len(counts)] = counts
-        return l2_normalize(out), tokens
+            known[start : start + len(counts)], unread[start : start + len(counts)] = self._reading(
+                chunk, ids, parents, len(counts), read)
+        return l2_normalize(out), tokens, known, tokens + unread
+
+    def _reading(self, texts: Texts, ids: np.ndarray, parents: np.ndarray, n: int, read: bool
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        if not read:
+            return np.zeros(n), np.zeros(n, np.int64)
+        return (known_tokens(self.tokenizer, ids, parents, n),
+                unread_words(self.tokenizer, texts, self.max_tokens * CHARS_PER_TOKEN))
 
 
 _fingerprint: list[str] = []

@@ -29,7 +29,16 @@ from ._params import (
     params_of,
     per_row_values,
 )
-from ._registry import AGENT_FIELDS, AGENT_TYPES, COLUMNS, CONFIG_ONLY_FIELDS, LOG, MAX_CONTEXT_WINDOW, MAX_STORED
+from ._registry import (
+    AGENT_FIELDS,
+    AGENT_TYPES,
+    COLUMNS,
+    CONFIG_ONLY_FIELDS,
+    LOG,
+    MAX_CONTEXT_WINDOW,
+    MAX_STORED,
+    SCOPES,
+)
 from ._registry import SIGNATURES as _REGISTRY
 from ._replay import BUDGETS, INCLUDE_UNOBSERVED, LIVE_ONLY, POINTS, QUALITY_THRESHOLD, Policy
 from ._replay import SIGNATURES as _REPLAY
@@ -56,10 +65,10 @@ SIGNATURES: dict[str, Signature] = {s.name: s for s in sorted((*_REGISTRY, *_ROU
 
 __all__ = [
     "AGENT_FIELDS", "AGENT_TYPES", "ANYTHING", "BATCH_OBJECTIVE", "BATCH_OBJECTIVES", "BUDGET", "BUDGETS", "COLUMNS",
-    "CONFIG_ONLY_FIELDS", "CONTENT", "EXPLAIN", "EXPLORING", "HOLDOUT", "INCLUDE_UNOBSERVED", "LATENCY_CEILING", "LIVE_ONLY", "LOG", "MONTHLY_BUDGET", "QUALITY_FLOOR", "MAX_CONTEXT_WINDOW", "MAX_EPOCHS",
-    "MAX_HIDDEN_DIM", "MAX_STORED", "NUM_AGENTS", "NUM_FALLBACKS", "OBJECTIVE_NAMES", "PERIODS", "POINTS",
-    "QUALITY_THRESHOLD", "REQUEST",
-    "REQUIRED", "SIGNATURES", "STRATEGY", "TOP_K", "Check", "Choices", "Declared", "FastGRNNConfig", "Flag", "Interval",
-    "OutcomeModelConfig", "Param", "Policy", "RouteOptions", "Signature", "Strings", "Text", "declare", "is_column",
-    "one_value", "params_of", "per_row_values",
+    "CONFIG_ONLY_FIELDS", "CONTENT", "EXPLAIN", "EXPLORING", "HOLDOUT", "INCLUDE_UNOBSERVED", "LATENCY_CEILING",
+    "LIVE_ONLY", "LOG", "MAX_CONTEXT_WINDOW", "MAX_EPOCHS", "MAX_HIDDEN_DIM", "MAX_STORED", "MONTHLY_BUDGET",
+    "NUM_AGENTS", "NUM_FALLBACKS", "OBJECTIVE_NAMES", "PERIODS", "POINTS", "QUALITY_FLOOR", "QUALITY_THRESHOLD",
+    "REQUEST", "REQUIRED", "SCOPES", "SIGNATURES", "STRATEGY", "TOP_K", "Check", "Choices", "Declared",
+    "FastGRNNConfig", "Flag", "Interval", "OutcomeModelConfig", "Param", "Policy", "RouteOptions", "Signature",
+    "Strings", "Text", "declare", "is_column", "one_value", "params_of", "per_row_values",
 ]

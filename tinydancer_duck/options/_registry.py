@@ -9,6 +9,8 @@ MAX_STORED = 1e12
 #: Largest context window accepted (tokens): larger than any model's, small enough for every reader's int64 math.
 MAX_CONTEXT_WINDOW = 1 << 40
 AGENT_TYPES = ("llm", "tool", "api", "human", "ensemble")
+#: What an agent may serve: anything at its quality (general), or only what its evidence claims (specialist).
+SCOPES = ("general", "specialist")
 
 _AREA = "10_registry"
 NAME = Param("name", "VARCHAR", check=Text(), doc="the agent's name (unique; registering it again replaces it)",
@@ -37,6 +39,9 @@ AGENT_FIELDS = (
           "tokens in + out the agent can read (none: no limit)", per_row=True),
     Param("max_output_tokens", "BIGINT", None, Interval(1, MAX_CONTEXT_WINDOW, integer=True),
           "the largest output in tokens", per_row=True),
+    Param("scope", "VARCHAR", None, Choices(SCOPES), "general (answers anything at its quality: a prior when "
+          "nothing matches) or specialist (serves only what its evidence claims); default: general for an llm, "
+          "specialist otherwise", per_row=True),
 )
 #: Fields a JSON config (ruvector_register_agent_full) may set beyond those: learned statistics and the switch.
 CONFIG_ONLY_FIELDS = (

@@ -6,7 +6,7 @@ May import: store, embed, ground.
 from ._costs import estimated_cost, tokens_from_bytes
 from ._import import IMPORT_TYPE, agents_from_log
 from ._registry import FOUND_TYPE, Registry, config_columns
-from ._snapshot import AgentSnapshot, build_snapshot, capability_text
+from ._snapshot import AgentSnapshot, Similarities, build_snapshot, capability_text
 from ._stats import AffineFold, fold_batch
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "AffineFold",
     "AgentSnapshot",
     "Registry",
+    "Similarities",
     "agents_from_log",
     "build_snapshot",
     "capability_text",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,13 +31,21 @@ from tinydancer_duck._validate import (
     check_unit_interval,
     load_json,
 )
-from tinydancer_duck.embed import MATCH_LEVEL, Embedder, background, null_scores
+from tinydancer_duck.embed import Embedder, background, evidence_calibration
 from tinydancer_duck.errors import InvalidArgument, NotFound
 from tinydancer_duck.options import AGENT_FIELDS, CONFIG_ONLY_FIELDS
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Step, Store
 
-from ._snapshot import AGENT_TYPES, AgentSnapshot, build_snapshot, capability_text
+from ._snapshot import (
+    AGENT_TYPES,
+    SCOPES,
+    AgentSnapshot,
+    build_snapshot,
+    capability_text,
+    default_scope,
+    with_background,
+)
 from ._stats import STATS, AffineFold, fold_observations
 
 PRICE_FIELDS = ("cost_per_1k_tokens", "cost_per_call", "cost_per_second")
@@ -66,10 +73,12 @@ class Registry:
         return self.store.snapshot("agents", "snapshot", self._build_snapshot)
 
     def _build_snapshot(self, table: pa.Table) -> AgentSnapshot:
-        """The snapshot, with the match threshold calibrated on the background requests (embed._calibration)."""
-        snap = build_snapshot(table, self.settings, self.store.dim, self._embed_known)
-        null = null_scores(background(self.embedder).vectors, snap.similarity)
-        return replace(snap, match_threshold=max(null.threshold(MATCH_LEVEL), 0.0))
+        """The snapshot, with the embedder's evidence calibration and each agent's similarities centered on the
+        background requests (embed._calibration)."""
+        found = background(self.embedder)
+        snap = build_snapshot(table, self.settings, self.store.dim, self._embed_known,
+                              calibration=evidence_calibration(self.embedder.identity))
+        return with_background(snap, found.vectors, found.spread)
 
     def _embed_known(self, texts: list[str]) -> np.ndarray:
         """The embedder's vectors of these texts (capability names, descriptions, examples), reused while they are
@@ -101,7 +110,8 @@ class Registry:
         limit = check_int("limit", limit, minimum=1)
         snap = self.snapshot()
         query = self.embedder.embed([capability_text([capability])])
-        similarity = snap.similarity(query)[0]
+        found = snap.similarities(query)
+        similarity = np.fmax(found.phrase, found.example)[0]
         exact = np.zeros(snap.size, bool)
         row = pc.index(snap.capability_vocab, capability).as_py()
         if row >= 0:
@@ -153,7 +163,7 @@ class Registry:
         check_unit_interval("success_rate", numbers["success_rate"])
         metadata = [_check_metadata(m) for m in as_column("metadata", columns.get("metadata"), n)]
         active = check_bools("active", [True if a is None else a for a in as_column("active", columns.get("active"), n)])
-        described = _described(columns, n, metadata)
+        described = _described(columns, n, metadata, types)
         keep = np.fromiter({name: i for i, name in enumerate(names)}.values(), dtype=np.int64)  # later rows win
         fresh: dict[str, Any] = {f: numbers[f][keep] for f in numbers}
         fresh.update(name=[names[i] for i in keep], agent_type=[types[i] for i in keep],
@@ -319,8 +329,11 @@ def config_columns(configs: Sequence[str | None]) -> dict[str, list[Any]]:
     return {f: [c.get(f) for c in parsed] for f in FIELDS}
 
 
-def _described(columns: Mapping[str, Any], n: int, metadata: list[str]) -> dict[str, pa.Array]:
-    """The description, example requests, context window and max output tokens of n agents, validated.
+def _described(columns: Mapping[str, Any], n: int, metadata: list[str], types: list[str]) -> dict[str, pa.Array]:
+    """The description, example requests, context window, max output tokens and scope of n agents, validated.
+
+    A scope not given follows the agent type (:func:`~tinydancer_duck.registry._snapshot.default_scope`) and is
+    stored, so ``ruvector_list_agents`` shows what the router assumes.
 
     A context window not given is taken from the metadata's ``context_window`` (the seed plan's examples put it
     there), so ``metadata := '{"context_window": 128000}'`` limits the agent as the field would.
@@ -342,9 +355,12 @@ def _described(columns: Mapping[str, Any], n: int, metadata: list[str]) -> dict[
             if window is not None:
                 tokens["context_window"][i] = check_int("metadata.context_window", window, minimum=1,
                                                         maximum=MAX_CONTEXT_WINDOW)
+    scopes = [default_scope(kind) if scope is None else check_choice("scope", scope, SCOPES)
+              for scope, kind in zip(as_column("scope", columns.get("scope"), n), types)]
     return {"description": pa.array(descriptions, pa.string()),
             "examples": pa.array(examples, pa.list_(pa.string())),
-            **{field: pa.array(values, pa.int64()) for field, values in tokens.items()}}
+            **{field: pa.array(values, pa.int64()) for field, values in tokens.items()},
+            "scope": pa.array(scopes, pa.string())}
 
 
 def _check_capabilities(capabilities: Any, *, argument: str = "capabilities") -> list[str]:

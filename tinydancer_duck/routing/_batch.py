@@ -1,7 +1,8 @@
 """Batch routing: decisions that depend on the whole batch (DESIGN §5 "batch objectives").
 
-- ``total_cost``: the cheapest candidate for every request (ties go to the higher expected quality), so the batch's
-  total estimated cost is the minimum the constraints allow.
+- ``total_cost``: for every request the cheapest candidate that can serve it (``cost``'s rule: the cheapest whose
+  probability of serving clears the calibrated level, else the least cost per request served), so the batch costs
+  the least the constraints and the evidence allow.
 - ``budget := B``: maximize the total expected quality subject to total estimated cost <= B. Lagrangian relaxation:
   each request takes argmax_a q_ia - λ·C_ia over its candidates; total cost falls as λ grows, so λ is found by
   bisection as the smallest value whose choices fit B. The budget the relaxation leaves unspent then buys the
@@ -12,7 +13,8 @@
 - any per-request objective (cost, latency, quality, balanced, quality_per_dollar, learned) or a
   willingness_to_pay without a budget: as ruvector_route.
 
-Expected quality q_ia is the agent's quality_score, or a per-request prediction when a Signals.quality is given.
+Expected quality q_ia is p_ia (the probability that the agent can serve the request) times its quality: the
+agent's quality_score, or a per-request prediction when a Signals.quality is given.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tinydancer_duck.registry import AgentSnapshot
 from tinydancer_duck.settings import Settings
 
 from ._explain import format_once
+from ._objectives import OBJECTIVES, Terms
 from ._options import OptionColumns
 from ._router import NO_SIGNALS, Requests, Scored, Signals, route, score_batch
 
@@ -94,13 +97,14 @@ def batch_route(requests: Requests, snapshot: AgentSnapshot, settings: Settings,
     options = options or OptionColumns.of(RouteOptions(optimize_for=per_request_objective(optimize_for)), n)
     options.refuse_exploring("a batch decided together")
     scored = score_batch(requests, options, snapshot, settings, signals)
-    quality = np.asarray(scored.quality, dtype=np.float64)
+    quality = np.asarray(scored.expected, dtype=np.float64)
     if budget is not None:
         return _within_budget(scored, quality, budget, requests.valid, snapshot)
     if optimize_for == "total_cost" and options.willingness_to_pay is None:
-        order = np.where(scored.candidate, scored.cost - 1e-12 * quality, np.inf)
-        agent = _argbest(-order, scored.candidate)
-        why = "cheapest candidate (total_cost)"
+        terms = Terms(scored.cost, snapshot.latency_ms, scored.quality, scored.p_serve, scored.candidate, settings,
+                      snapshot.calibration.clear_level)
+        agent = _argbest(OBJECTIVES["cost"](terms) + 1e-12 * quality, scored.candidate)
+        why = "cheapest candidate that can serve it (total_cost)"
     else:
         agent = route(requests, options, snapshot, settings, signals).agent
         why = f"best by {optimize_for}" if options.willingness_to_pay is None else "best expected quality - cost / " \

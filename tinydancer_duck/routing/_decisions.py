@@ -2,8 +2,9 @@
 
 - ``fallbacks``: the next candidates in score order (name, score, estimated cost), at most ``num_fallbacks``; every
   one satisfies every constraint, so a caller whose first choice fails or times out has somewhere to go.
-- ``scores``: the per-candidate breakdown (similarity and the calibrated threshold, what matched, the match, cost
-  and latency against the best candidate, expected quality, the final score), best first; NULL unless ``explain``
+- ``scores``: the per-candidate breakdown in the reasoning's words (similarity, what it matched on, the probability
+  of serving p_serve, cost and latency against the best candidate, quality, expected quality p_serve * quality, the
+  final score), best first; NULL unless ``explain````
   (over a million-row log it would cost more than the decision: the one-request table form always explains).
 """
 
@@ -24,9 +25,9 @@ if TYPE_CHECKING:
 
 FALLBACK_TYPE = pa.struct([("agent_name", pa.string()), ("score", pa.float64()), ("estimated_cost", pa.float64())])
 SCORE_TYPE = pa.struct([
-    ("agent_name", pa.string()), ("similarity", pa.float64()), ("threshold", pa.float64()),
-    ("matched_on", pa.string()), ("match", pa.float64()), ("cost_vs_cheapest", pa.float64()),
-    ("latency_vs_fastest", pa.float64()), ("quality", pa.float64()), ("score", pa.float64()),
+    ("agent_name", pa.string()), ("similarity", pa.float64()), ("matched_on", pa.string()),
+    ("p_serve", pa.float64()), ("cost_vs_cheapest", pa.float64()), ("latency_vs_fastest", pa.float64()),
+    ("quality", pa.float64()), ("expected_quality", pa.float64()), ("score", pa.float64()),
 ])
 #: The STRUCT ruvector_route returns (the SQL return type is derived from it).
 ROUTE_TYPE = pa.struct([("agent_name", pa.string()), ("confidence", pa.float64()), ("propensity", pa.float64()),
@@ -44,7 +45,7 @@ class Decisions:
 
     propensity : the probability the policy picks the agent it picked (1.0 unless it explores).
     scored : the (n, A) matrices the decision was made from (for fallbacks and the breakdown, including which
-    capability matched); threshold : the match threshold.
+    capability, description or example the evidence came from).
     """
 
     agent: np.ndarray
@@ -55,7 +56,6 @@ class Decisions:
     candidates: np.ndarray
     reasoning: pa.Array
     scored: Scored
-    threshold: float
 
     def take(self, rows: np.ndarray | slice) -> Decisions:
         """The decisions of a subset of the requests."""
@@ -161,14 +161,16 @@ class Decisions:
         rows = agents.tolist()
         cost, latency = scored.cost[i, agents].tolist(), snapshot.latency_ms[agents].tolist()
         cheapest, fastest = min(cost), min(latency)
-        names, labels = snapshot.name_list(), snapshot.match_labels
-        similarity, match = scored.similarity[i, agents].tolist(), scored.match[i, agents].tolist()
+        names, labels = snapshot.name_list(), snapshot.labels
+        similarity, p_serve = scored.similarity[i, agents].tolist(), scored.p_serve[i, agents].tolist()
         quality, score = scored.quality[i, agents].tolist(), scored.score[i, agents].tolist()
+        expected = scored.expected[i, agents].tolist()
         matched = scored.matched[i, agents].tolist()
-        return [{"agent_name": names[a], "similarity": similarity[j], "threshold": float(self.threshold),
+        return [{"agent_name": names[a], "similarity": _finite(similarity[j]),
                  "matched_on": labels[matched[j]] if matched[j] >= 0 and len(labels) else None,
-                 "match": match[j], "cost_vs_cheapest": _ratio(cost[j], cheapest),
-                 "latency_vs_fastest": _ratio(latency[j], fastest), "quality": quality[j], "score": score[j]}
+                 "p_serve": p_serve[j], "cost_vs_cheapest": _ratio(cost[j], cheapest),
+                 "latency_vs_fastest": _ratio(latency[j], fastest), "quality": quality[j],
+                 "expected_quality": expected[j], "score": score[j]}
                 for j, a in enumerate(rows)]
 
     def _fallbacks(self, snapshot: AgentSnapshot, k: int) -> pa.Array:
@@ -197,22 +199,28 @@ class Decisions:
         cheapest = np.repeat(np.min(np.where(candidate, scored.cost[keep], np.inf), axis=1, initial=np.inf), counts)
         latency = snapshot.latency_ms[flat_agents]
         fastest = np.repeat(np.min(np.where(candidate, snapshot.latency_ms, np.inf), axis=1, initial=np.inf), counts)
-        similarity = scored.similarity[keep][flat_rows, flat_agents]
-        labels = pa.array(snapshot.match_labels, pa.string())
+        similarity = np.asarray(scored.similarity[keep][flat_rows, flat_agents], np.float64)
+        labels = pa.array(snapshot.labels, pa.string())
         best_rows = scored.matched[keep][flat_rows, flat_agents].astype(np.int64)
+        p_serve = np.asarray(scored.p_serve[keep][flat_rows, flat_agents], np.float64)
+        quality = np.asarray(scored.quality[keep][flat_rows, flat_agents], np.float64)
         values = pa.StructArray.from_arrays([
             snapshot.names.take(pa.array(flat_agents, pa.int64())) if len(flat_agents) else pa.array([], pa.string()),
-            pa.array(similarity, pa.float64()),
-            pa.array(np.full(len(flat_agents), self.threshold), pa.float64()),
+            pa.array(similarity, pa.float64(), mask=~np.isfinite(similarity)),
             labels.take(pa.array(best_rows, pa.int64(), mask=best_rows < 0)) if len(labels)
             else pa.nulls(len(flat_agents), pa.string()),
-            pa.array(scored.match[keep][flat_rows, flat_agents], pa.float64()),
+            pa.array(p_serve, pa.float64()),
             pa.array(ratio_to_best(cost, cheapest)), pa.array(ratio_to_best(latency, fastest)),
-            pa.array(np.asarray(scored.quality[keep][flat_rows, flat_agents], np.float64)),
+            pa.array(quality), pa.array(p_serve * quality),
             pa.array(score[flat_rows, flat_agents], pa.float64()),
         ], fields=list(SCORE_TYPE))
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
         return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _finite(value: float) -> float | None:
+    """A similarity, or None where the agent has nothing to match on (-inf)."""
+    return value if np.isfinite(value) else None
 
 
 def _ratio(value: float, best: float) -> float:

@@ -7,6 +7,7 @@ the strings are built per distinct situation and spread with an Arrow ``take``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +29,7 @@ NO_ROUTE, ROUTE_DECIDED, ROUTE_TARGET_UNKNOWN, ROUTE_TARGET_REMOVED = 0, 1, 2, 3
 DETAIL = "\x1f"
 
 
-def explain(valid: np.ndarray, objective: np.ndarray, winner: np.ndarray, no_signal: np.ndarray,
+def explain(valid: np.ndarray, objective: np.ndarray, winner: np.ndarray, no_evidence: np.ndarray,
             reasons: np.ndarray, n_candidates: np.ndarray, snapshot: AgentSnapshot, *,
             semantic: np.ndarray | None = None, route: np.ndarray | None = None,
             route_names: Sequence[str] = (), detail: pa.Array | None = None) -> pa.Array:
@@ -42,42 +43,137 @@ def explain(valid: np.ndarray, objective: np.ndarray, winner: np.ndarray, no_sig
     if n == 0:
         return pa.array([], pa.string())
     zeros = np.zeros(n, np.int32)
-    columns = [valid, objective, winner + 1, no_signal, n_candidates,
+    columns = [valid, objective, winner + 1, no_evidence, n_candidates,
                zeros if semantic is None else semantic, zeros if route is None else route + 1]
     names = snapshot.name_list()
-    threshold = snapshot.match_threshold
     if n == 1:  # one request: its key as Python ints, without stacking a (1, k) matrix
-        text = _reason([int(c[0]) for c in columns] + reasons[0].tolist(), names, route_names, threshold)
+        text = _reason([int(c[0]) for c in columns] + reasons[0].tolist(), names, route_names)
         return pa.array([text.replace(DETAIL, "" if detail is None else detail[0].as_py())], pa.string())
-    texts = format_once(np.column_stack([*columns, reasons]),
-                        lambda row: _reason(row.tolist(), names, route_names, threshold))
+    texts = format_once(np.column_stack([*columns, reasons]), lambda row: _reason(row.tolist(), names, route_names))
     if detail is None:
         return pc.replace_substring(texts, DETAIL, "")
     parts = pc.split_pattern(texts, DETAIL)
     return pc.binary_join_element_wise(pc.list_element(parts, 0), detail, pc.list_element(parts, 1), "")
 
 
-def winner_detail(winner: np.ndarray, no_signal: np.ndarray, similarity: np.ndarray, labels: pa.Array | None,
-                  cost_ratio: np.ndarray, latency_ratio: np.ndarray, quality: np.ndarray) -> pa.Array:
-    """Per request, the winner's numbers: ": match 0.61 on 'credit cards', cost 1.3x the cheapest, latency 2x the
-    fastest, quality 0.92" (no match part when no capability matched; empty without a winner). Built with Arrow
-    kernels, so a million-row batch with a million different numbers costs no Python loop.
+#: What a winner's probability of serving rests on (:func:`winner_detail`): no candidate had any evidence (the
+#: objective alone decided); a general agent's share of what no specialist claims; a specialist's match on one of
+#: its phrases or examples; a signal (a capability classifier's probability).
+NO_EVIDENCE, GENERAL, MATCHED, SIGNALLED = 0, 1, 2, 3
+#: How much of a request the embedder read (:class:`Reading`): all of it, part (its evidence weighs less), too little
+#: (no evidence: priors only).
+READ, PART_READ, UNREAD = 0, 1, 2
 
-    similarity, cost_ratio, latency_ratio, quality : float (n,) of the winner; labels : what it matched on (or None).
+
+@dataclass(frozen=True)
+class Reading:
+    """Per request: int8 (n,) READ / PART_READ / UNREAD, float (n,) the tokens known (a token of a word read as
+    pieces counts half) and int (n,) all tokens."""
+
+    state: np.ndarray
+    known: np.ndarray
+    total: np.ndarray
+
+    @staticmethod
+    def of(weight: np.ndarray | None, known: np.ndarray | None, total: np.ndarray | None) -> Reading | None:
+        """From :func:`~tinydancer_duck.routing._evidence.reading_weight` (None: embeddings, read in full)."""
+        if weight is None or known is None or total is None or (weight >= 1).all():
+            return None
+        state = np.where(weight <= 0, UNREAD, np.where(weight < 1, PART_READ, READ)).astype(np.int8)
+        return Reading(state, np.asarray(known, np.float64), np.asarray(total, np.int64))
+
+
+def winner_detail(winner: np.ndarray, case: np.ndarray, p_serve: np.ndarray, similarity: np.ndarray,
+                  labels: pa.Array | list[str], reading: Reading | None, cost_ratio: np.ndarray,
+                  latency_ratio: np.ndarray, quality: np.ndarray) -> pa.Array:
+    """Per request, the winner's evidence and numbers, in the words ``scores`` uses: ": P(serve) 0.91 from 'credit
+    cards', similarity 0.58, cost 1.3x the cheapest, latency 2x the fastest, quality 0.92"; a general agent's
+    "P(serve) 0.97 as a general agent"; "no evidence" where no candidate had any; a request read in part says
+    "(6 of 9 tokens known)", one read too little to be evidence "no evidence: 0 of 3 tokens known". Empty without
+    a winner. Past :data:`FEW_ROWS` built with Arrow kernels, so a million different numbers cost no Python loop.
+    Takes many parameters because each is one of the winner's numbers the sentence states.
+
+    case : int8 (n,) :data:`NO_EVIDENCE`... ; p_serve, similarity, cost_ratio, latency_ratio, quality : float (n,)
+    of the winner; labels : what its similarity came from (a capability, "description: ...", "example: ...").
     """
+    n = len(winner)
+    state = np.zeros(n, np.int8) if reading is None else reading.state
+    if n <= FEW_ROWS:
+        two = few_numbers(np.r_[p_serve, similarity, quality], 2)
+        one = few_numbers(np.r_[cost_ratio, latency_ratio], 1)
+        counts = ([""] * n, [""] * n) if reading is None else (few_numbers(reading.known, 1),
+                                                               list(map(str, reading.total.tolist())))
+        return pa.array([_one_detail(int(case[i]), int(state[i]), two[i], two[n + i], labels[i], counts[0][i],
+                                     counts[1][i], one[i], one[n + i], two[2 * n + i]) if winner[i] >= 0 else ""
+                         for i in range(n)], pa.string())
+    return _arrow_details(winner, case, state, p_serve, similarity, labels, reading, cost_ratio, latency_ratio,
+                          quality)
+
+
+def _one_detail(case: int, state: int, p: str, similarity: str, label: str, known: str, total: str, cost: str,
+                latency: str, quality: str) -> str:
+    """One winner's detail (:func:`winner_detail`), from its numbers already written as text."""
+    claim = {NO_EVIDENCE: "no evidence", GENERAL: f"P(serve) {p} as a general agent",
+             MATCHED: f"P(serve) {p} from '{label}', similarity {similarity}", SIGNALLED: f"P(serve) {p}"}[case]
+    if state == UNREAD:
+        claim = f"no evidence: {known} of {total} tokens known" + (f", {claim}" if case == GENERAL else "")
+    elif state == PART_READ:
+        claim += f" ({known} of {total} tokens known)"
+    return f": {claim}, cost {cost}x the cheapest, latency {latency}x the fastest, quality {quality}"
+
+
+def _arrow_details(winner: np.ndarray, case: np.ndarray, state: np.ndarray, p_serve: np.ndarray,
+                   similarity: np.ndarray, labels: pa.Array, reading: Reading | None, cost_ratio: np.ndarray,
+                   latency_ratio: np.ndarray, quality: np.ndarray) -> pa.Array:
+    """:func:`_one_detail` for every row with Arrow kernels (the same text): the most common kind of claim is built
+    for every row, the others only for their own rows and patched in (a batch usually holds one or two kinds, and
+    few requests read in part)."""
     def number(values: np.ndarray, decimals: int) -> pa.Array:
         return pc.cast(pc.round(pa.array(np.asarray(values, np.float64)), decimals), pa.string())
 
-    if len(winner) <= FEW_ROWS:
-        return _few_details(winner, no_signal, labels, few_numbers(np.r_[similarity, quality], 2),
-                            few_numbers(np.r_[cost_ratio, latency_ratio], 1))
-    matched = pc.binary_join_element_wise(": match ", number(similarity, 2), "" if labels is None else
-                                          pc.binary_join_element_wise(" on '", labels, "'", ""), ", ", "")
-    unmatched = pa.array(np.full(len(winner), ": "), pa.string())
-    text = pc.binary_join_element_wise(
-        pc.if_else(pa.array(no_signal), unmatched, matched), "cost ", number(cost_ratio, 1), "x the cheapest, latency ",
-        number(latency_ratio, 1), "x the fastest, quality ", number(quality, 2), "")
-    return pc.if_else(pa.array(winner >= 0), text, pa.array(np.full(len(winner), ""), pa.string()))
+    def join(*parts: pa.Array | str) -> pa.Array:
+        return pc.binary_join_element_wise(*parts, "")
+
+    def claim_of(code: int, rows: np.ndarray | None) -> pa.Array:
+        pick = (lambda values: values if rows is None else values[rows])
+        p = number(pick(p_serve), 2)
+        if code == NO_EVIDENCE:
+            return pa.array(np.full(len(p), "no evidence"), pa.string())
+        if code == GENERAL:
+            return join("P(serve) ", p, " as a general agent")
+        if code == MATCHED:
+            named = labels if rows is None else labels.take(pa.array(rows, pa.int64()))
+            return join("P(serve) ", p, " from '", named, "', similarity ", number(pick(similarity), 2))
+        return join("P(serve) ", p)
+
+    codes, counts = np.unique(case, return_counts=True)
+    common = int(codes[np.argmax(counts)])
+    claim = claim_of(common, None)
+    for code in codes.tolist():
+        if code != common:
+            claim = _patched(claim, case == code, lambda rows, code=code: claim_of(code, rows))
+    if reading is not None:
+        def counted(rows: np.ndarray) -> pa.Array:
+            return join(number(reading.known[rows], 1), " of ", pc.cast(pa.array(reading.total[rows]), pa.string()),
+                        " tokens known")
+
+        def unread(rows: np.ndarray) -> pa.Array:
+            general = pa.array(case[rows] == GENERAL)
+            return join("no evidence: ", counted(rows), pc.if_else(general, join(", ", claim_of(GENERAL, rows)), ""))
+
+        claim = _patched(claim, state == PART_READ,
+                         lambda rows: join(claim.take(pa.array(rows, pa.int64())), " (", counted(rows), ")"))
+        claim = _patched(claim, state == UNREAD, unread)
+    out = join(": ", claim, ", cost ", number(cost_ratio, 1), "x the cheapest, latency ", number(latency_ratio, 1),
+               "x the fastest, quality ", number(quality, 2))
+    return out if (winner >= 0).all() else pc.if_else(pa.array(winner >= 0), out, "")
+
+
+def _patched(values: pa.Array, mask: np.ndarray, make: Callable[[np.ndarray], pa.Array]) -> pa.Array:
+    """``values`` with the rows of ``mask`` replaced by ``make(those rows)`` (built for those rows only)."""
+    if not mask.any():
+        return values
+    return pc.replace_with_mask(values, pa.array(mask), make(np.flatnonzero(mask)))
 
 
 #: Up to this many requests, details are joined in Python: a dozen Arrow kernel calls on one-row arrays cost more
@@ -98,27 +194,6 @@ def few_numbers(values: np.ndarray, decimals: int) -> list[str]:
                                                                               for v in values.tolist()))]
 
 
-def _few_details(winner: np.ndarray, no_signal: np.ndarray, labels: pa.Array | None, two: list[str],
-                 one: list[str]) -> pa.Array:
-    """:func:`winner_detail` for a few requests; ``two``: similarity then quality as text, ``one``: cost then
-    latency ratios. A NULL label makes the detail NULL, as Arrow's join does."""
-    n, named = len(winner), None if labels is None else labels.to_pylist()
-    out: list[str | None] = []
-    for i in range(n):
-        if winner[i] < 0:
-            out.append("")
-            continue
-        if no_signal[i]:
-            head = ": "
-        elif named is not None and named[i] is None:
-            out.append(None)
-            continue
-        else:
-            head = f": match {two[i]}" + ("" if named is None else f" on '{named[i]}'") + ", "
-        out.append(f"{head}cost {one[i]}x the cheapest, latency {one[n + i]}x the fastest, quality {two[n + i]}")
-    return pa.array(out, pa.string())
-
-
 def format_once(key: np.ndarray, describe: Callable[[np.ndarray], str]) -> pa.Array:
     """``describe(key[i])`` for every row i, calling ``describe`` once per distinct row of the int32 (n, k) key."""
     n = len(key)
@@ -135,8 +210,8 @@ def format_once(key: np.ndarray, describe: Callable[[np.ndarray], str]) -> pa.Ar
     return pa.array(texts, pa.string()).take(pa.array(inverse.reshape(-1), pa.int64()))
 
 
-def _reason(key: list[int], names: list[str], route_names: Sequence[str], threshold: float) -> str:
-    valid, objective, winner, no_signal, n_candidates, semantic, route = key[:7]
+def _reason(key: list[int], names: list[str], route_names: Sequence[str]) -> str:
+    valid, objective, winner, no_evidence, n_candidates, semantic, route = key[:7]
     codes = key[7:]
     if not valid:
         return "no agent: the request is NULL or empty" + DETAIL
@@ -155,8 +230,8 @@ def _reason(key: list[int], names: list[str], route_names: Sequence[str], thresh
     label = OBJECTIVE_LABELS[objective]
     text = (f"{prefix}{names[winner - 1]} best by {_OBJECTIVE_WORDS.get(label, label)} among {n_candidates} "
             f"candidate{'s' if n_candidates != 1 else ''}" + DETAIL)
-    if no_signal and label not in _OBJECTIVE_WORDS:  # a willingness to pay never weighs the match
-        text += f" (no capability cleared the match threshold {threshold:.2f}; the objective alone decided)"
+    if no_evidence:
+        text += " (no candidate has evidence of serving this request; the objective alone decided)"
     if removed:
         text += f"; removed: {listed}"
     return text

@@ -4,23 +4,27 @@
    max_latency_ms, quality at least the minimum asked, estimated cost <= max_cost, not over its own budget,
    estimated cost <= budget_remaining (:data:`tinydancer_duck.routing._candidates.CONSTRAINTS`, in that order);
 2. estimated cost: :mod:`tinydancer_duck.registry._costs`;
-3. match m in [0, 1]: max(0, cosine(request, capability embedding)); a row where every candidate has m = 0 carries
-   no match signal, so its objective alone decides (m = 1) and the reasoning says so;
-4. score by objective, normalized within each request's candidate set (:data:`OBJECTIVES`); a request with a
-   willingness to pay w instead scores expected quality - cost / w (:func:`value_scores`), unweighted by the match,
-   so a live request picks the agent the cost-quality curve picks at w;
+3. p = P(agent can serve the request) in [0, 1], calibrated (:mod:`._evidence`); a row where no candidate has any
+   evidence (p = 0 for all: only specialists, none of them matching) is decided by its objective alone (p = 1) and
+   the reasoning says so;
+4. score by objective over expected quality E[q] = p * q, normalized within each request's candidates
+   (:mod:`._objectives`): ``cost`` and ``latency`` take the cheapest (fastest) candidate whose p clears the
+   calibrated level, else the least cost (latency) per request served, C / p; ``quality`` the best E[q];
+   ``balanced`` p * (w_c Cmin/C + w_l Lmin/L) + w_q E[q], so price and speed count only as far as an agent can serve
+   the request; ``quality_per_dollar`` E[q] / C; a request with a willingness to pay w scores E[q] - C / w
+   (:func:`value_scores`). No multiplicative gate: a weak match elsewhere never removes a general agent, and a
+   specialist wins only on evidence;
 5. decision: a matched semantic route whose target agent is a candidate decides; otherwise the best candidate
    (ties go to the alphabetically first). Confidence = softmax of the candidate scores
    at ``Settings.confidence_temperature``, estimated cost and latency, and a reasoning string. No candidate gives
    agent -1 and a reasoning naming the constraint that emptied the set; a NULL request gives -1, never an error.
 
-Other services feed a batch through :class:`Signals` (classifier match, predicted quality, open circuits, agents over
-budget, semantic routes); the router itself reads no store.
+Other services feed a batch through :class:`Signals` (a classifier's probability of serving, predicted quality, open
+circuits, agents over budget, semantic routes); the router itself reads no store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,84 +37,52 @@ from tinydancer_duck.settings import Settings
 
 from ._candidates import CONSTRAINTS, removal_codes
 from ._decisions import Decisions, ratio_to_best
+from ._evidence import evidence, reading_weight
 from ._explore import exploration_notes, explored
 from ._explain import (
     FEW_ROWS,
+    GENERAL,
+    MATCHED,
+    NO_EVIDENCE,
     ROUTE_DECIDED,
     ROUTE_TARGET_REMOVED,
     ROUTE_TARGET_UNKNOWN,
+    SIGNALLED,
+    Reading,
     explain,
     winner_detail,
 )
+from ._objectives import OBJECTIVES, Terms
 from ._options import BY_VALUE, OBJECTIVE_NAMES, OptionColumns
-
-_TINY = 1e-12
-
-Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Settings], np.ndarray]
-
-
-def _ratio_to_min(values: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    """min over the row's candidates / value, in (0, 1]; (n, A)."""
-    best = np.min(values, axis=1, keepdims=True, initial=np.inf, where=candidate)
-    best = np.where(np.isfinite(best), best, 0.0)
-    return (best + _TINY) / (values + _TINY)
-
-
-def _cost(cost, latency, quality, candidate, settings):
-    return _ratio_to_min(cost, candidate)
-
-
-def _latency(cost, latency, quality, candidate, settings):
-    return _ratio_to_min(np.broadcast_to(latency, cost.shape), candidate)
-
-
-def _quality(cost, latency, quality, candidate, settings):
-    return np.broadcast_to(quality, cost.shape)
-
-
-def _balanced(cost, latency, quality, candidate, settings):
-    w_cost, w_latency, w_quality = settings.balanced_weights
-    return (w_cost * _cost(cost, latency, quality, candidate, settings)
-            + w_latency * _latency(cost, latency, quality, candidate, settings) + w_quality * quality)
-
-
-def _quality_per_dollar(cost, latency, quality, candidate, settings):
-    value = quality / (cost + 1e-9)
-    best = np.where(candidate, value, 0.0).max(axis=1, keepdims=True, initial=0.0)
-    return value / np.where(best > 0, best, 1.0)
-
-
-#: objective name -> term in [0, 1] of shape (n, A), before multiplying by the match m.
-OBJECTIVES: dict[str, Scorer] = {
-    "cost": _cost,
-    "latency": _latency,
-    "quality": _quality,
-    "balanced": _balanced,
-    "quality_per_dollar": _quality_per_dollar,
-}
-
 
 
 @dataclass(frozen=True)
 class Requests:
-    """A batch of n requests: float32 (n, D) L2-normalized embeddings, bool (n,) validity, float64 (n,) tokens_in."""
+    """A batch of n requests: float32 (n, D) L2-normalized embeddings, bool (n,) validity (a request that is there:
+    not NULL, not blank), float64 (n,) tokens_in; for texts the embedder reads, int (n,) tokens it knows as whole
+    words and tokens in all (None for embeddings: all evidence counts)."""
 
     embeddings: np.ndarray
     valid: np.ndarray
     tokens_in: np.ndarray
+    known: np.ndarray | None = None
+    total: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.valid)
 
     def take(self, rows: np.ndarray) -> Requests:
-        return Requests(self.embeddings[rows], self.valid[rows], self.tokens_in[rows])
+        pick = (lambda values: None if values is None else values[rows])
+        return Requests(self.embeddings[rows], self.valid[rows], self.tokens_in[rows], pick(self.known),
+                        pick(self.total))
 
 
 @dataclass(frozen=True)
 class Signals:
     """What other services know about a batch; every field is optional.
 
-    match : float32 (n, A) in [0, 1] replacing the cosine match (e.g. a classifier's probability mass).
+    match : float32 (n, A) in [0, 1], each specialist's probability of serving, replacing the similarities (a
+        capability classifier's probability mass, or a replay's recorded ``Scored.match``).
     quality : float64 (n, A) expected quality per (request, agent) replacing quality_score in the objectives.
     circuit_open, over_budget : bool (A,) agents the health breaker or their own budget take out.
     route, route_target : int (n,) the semantic route matched per request and the agent it names (-1: none);
@@ -148,73 +120,86 @@ NO_SIGNALS = Signals()
 
 @dataclass(frozen=True)
 class Scored:
-    """The (n, A) matrices a decision is made from; score is -inf off the candidate set. similarity is what the
-    match was calibrated from: the best cosine over each agent's capabilities (or a classifier's probability mass);
-    threshold the similarity a match had to clear."""
+    """The (n, A) matrices a decision is made from; score is -inf off the candidate set.
+
+    similarity : float32 the similarity behind each probability (its phrases' or its examples', or a classifier's
+    probability mass); matched : int32 the row of ``AgentSnapshot.labels`` it came from (-1: a signal gave it);
+    p_serve : float32 the probability of serving the objectives weighed (1 on a row with no evidence at all);
+    no_evidence : bool (n,) those rows; quality : q per agent (A,) or per request (n, A).
+    """
 
     similarity: np.ndarray
-    threshold: float
     cost: np.ndarray
     reasons: np.ndarray
     candidate: np.ndarray
-    match: np.ndarray
-    no_signal: np.ndarray
-    expected_quality: np.ndarray  # (A,) or (n, A), as the objectives saw it
+    p_serve: np.ndarray
+    no_evidence: np.ndarray
+    agent_quality: np.ndarray  # (A,) or (n, A): quality q, as the objectives saw it (before p_serve)
     score: np.ndarray
-    matched: np.ndarray  # int32 (n, A): the match row behind each similarity (-1: a signal gave the match)
+    matched: np.ndarray
 
     @property
     def quality(self) -> np.ndarray:
-        """float64 (n, A) expected quality (a read-only broadcast view when it is per agent)."""
-        return np.broadcast_to(self.expected_quality, self.score.shape)
+        """float64 (n, A) quality q (a read-only broadcast view when it is per agent)."""
+        return np.broadcast_to(self.agent_quality, self.score.shape)
 
-    _PER_ROW = ("similarity", "cost", "reasons", "candidate", "match", "no_signal", "score", "matched")
+    @property
+    def expected(self) -> np.ndarray:
+        """float64 (n, A) expected quality E[q] = p_serve * q."""
+        return self.p_serve * self.quality
+
+    @property
+    def match(self) -> np.ndarray:
+        """The probability of serving as a :attr:`Signals.match` that decides the same again (a replay feeds it
+        back): p_serve, with rows of no evidence at 0 (the router then lets the objective decide them again)."""
+        return np.where(self.no_evidence[:, None], np.float32(0.0), self.p_serve)
+
+    _PER_ROW = ("similarity", "cost", "reasons", "candidate", "p_serve", "no_evidence", "score", "matched")
 
     def take(self, rows: np.ndarray) -> Scored:
-        """The matrices of a subset of the requests (a per-agent expected quality is shared)."""
-        quality = self.expected_quality if self.expected_quality.ndim == 1 else self.expected_quality[rows]
-        return replace(self, expected_quality=quality, **{f: getattr(self, f)[rows] for f in self._PER_ROW})
+        """The matrices of a subset of the requests (a per-agent quality is shared)."""
+        quality = self.agent_quality if self.agent_quality.ndim == 1 else self.agent_quality[rows]
+        return replace(self, agent_quality=quality, **{f: getattr(self, f)[rows] for f in self._PER_ROW})
 
     @staticmethod
     def concat(parts: list[Scored]) -> Scored:
-        """The matrices of consecutive row ranges, in order (a per-agent expected quality becomes per row when the
-        parts differ)."""
+        """The matrices of consecutive row ranges, in order (a per-agent quality becomes per row when the parts
+        differ)."""
         first = parts[0]
-        same = all(p.expected_quality.ndim == 1 and np.array_equal(p.expected_quality, first.expected_quality)
+        same = all(p.agent_quality.ndim == 1 and np.array_equal(p.agent_quality, first.agent_quality)
                    for p in parts)
-        quality = first.expected_quality if same else np.concatenate([p.quality for p in parts])
-        return replace(first, expected_quality=quality,
+        quality = first.agent_quality if same else np.concatenate([p.quality for p in parts])
+        return replace(first, agent_quality=quality,
                        **{f: np.concatenate([getattr(p, f) for p in parts]) for f in Scored._PER_ROW})
 
 
 def score_batch(requests: Requests, options: OptionColumns, snapshot: AgentSnapshot, settings: Settings,
                 signals: Signals = NO_SIGNALS) -> Scored:
-    """Candidates, costs, matches and objective scores for every (request, agent) pair."""
+    """Candidates, costs, probabilities of serving and objective scores for every (request, agent) pair."""
     n, n_agents = len(requests), snapshot.size
     cost = estimated_cost(requests.tokens_in, snapshot) if signals.cost is None else signals.cost
     reasons = removal_codes(options, snapshot, cost, signals, requests.tokens_in)
     candidate = (reasons == 0) & requests.valid[:, None]
+    reading = reading_weight(requests.known, requests.total, snapshot)
     if signals.match is not None:
-        similarity, threshold = np.asarray(signals.match, dtype=np.float32), 0.0
-        match, matched = np.array(similarity), np.full(similarity.shape, -1, np.int32)
+        found = evidence(None, snapshot, signal=signals.match, reading=reading)
     else:
-        similarity, matched = snapshot.similarity_and_rows(requests.embeddings)
-        threshold = snapshot.match_threshold
-        match = calibrated_match(similarity, threshold)
-    no_signal = ~(np.where(candidate, match, 0.0) > 0).any(axis=1)
-    match[no_signal] = 1.0
+        found = evidence(snapshot.similarities(requests.embeddings), snapshot, reading=reading)
+    no_evidence = ~(np.where(candidate, found.p_serve, 0.0) > 0).any(axis=1)
+    p_serve = np.where(no_evidence[:, None], np.float32(1.0), found.p_serve) if no_evidence.any() else found.p_serve
     quality = snapshot.quality if signals.quality is None else signals.quality
+    clear_level = snapshot.calibration.clear_level
 
     def scores(code: int, rows: slice | np.ndarray) -> np.ndarray:
         rows_quality = quality if quality.ndim == 1 else quality[rows]
         if code == BY_VALUE:
-            return np.where(candidate[rows], value_scores(rows_quality, cost[rows],
+            return np.where(candidate[rows], value_scores(p_serve[rows] * rows_quality, cost[rows],
                                                           options.willingness_to_pay[rows]), -np.inf)
         if code >= len(OBJECTIVES):
             raise ValueError("optimize_for='learned' reached the router without its willingness to pay")
-        term = OBJECTIVES[OBJECTIVE_NAMES[code]](cost[rows], snapshot.latency_ms, rows_quality, candidate[rows],
-                                                 settings)
-        return np.where(candidate[rows], match[rows] * term, -np.inf)
+        terms = Terms(cost[rows], snapshot.latency_ms, rows_quality, p_serve[rows], candidate[rows], settings,
+                      clear_level)
+        return np.where(candidate[rows], OBJECTIVES[OBJECTIVE_NAMES[code]](terms), -np.inf)
 
     groups = objective_groups(options.objective)
     if len(groups) == 1:  # one objective for the whole batch: its scores are the matrix
@@ -223,14 +208,7 @@ def score_batch(requests: Requests, options: OptionColumns, snapshot: AgentSnaps
         score = np.full((n, n_agents), -np.inf)
         for code, rows in groups:
             score[rows] = scores(code, rows)
-    return Scored(similarity, threshold, cost, reasons, candidate, match, no_signal, quality, score, matched)
-
-
-def calibrated_match(similarity: np.ndarray, threshold: float) -> np.ndarray:
-    """float32 (n, A) match in [0, 1]: 0 at or below the calibrated threshold (a similarity unrelated text reaches
-    is no evidence), rising linearly to 1 at similarity 1, so a match just above the threshold weighs little."""
-    scale = np.float32(1.0 / max(1.0 - threshold, 1e-6))
-    return np.clip((similarity - np.float32(threshold)) * scale, 0.0, 1.0).astype(np.float32, copy=False)
+    return Scored(found.similarity, cost, reasons, candidate, p_serve, no_evidence, quality, score, found.row)
 
 
 def objective_groups(objective: np.ndarray) -> list[tuple[int, slice | np.ndarray]]:
@@ -271,11 +249,11 @@ def route(requests: Requests, options: OptionColumns, snapshot: AgentSnapshot, s
             weights = np.exp(shifted)
     confidence = np.where(has_candidate, 1.0 / weights.sum(axis=1).clip(min=1.0), np.nan)
     pick = (lambda values: np.where(has_candidate, values, np.nan))
-    no_signal = scored.no_signal & has_candidate
+    no_evidence = scored.no_evidence & has_candidate
     reasoning = _with_window_notes(
-        explain(requests.valid, options.objective, winner, no_signal, scored.reasons, n_candidates, snapshot,
+        explain(requests.valid, options.objective, winner, no_evidence, scored.reasons, n_candidates, snapshot,
                 semantic=semantic, route=signals.route, route_names=signals.route_names,
-                detail=_detail(requests, snapshot, scored, signals, winner, semantic, no_signal)),
+                detail=_detail(requests, snapshot, scored, signals, winner, semantic, no_evidence)),
         requests, snapshot, scored.reasons, winner)
     if explores is not None and explores.any():
         reasoning = exploration_notes(reasoning, explores, chosen, propensity, options.explore, n_candidates,
@@ -289,7 +267,6 @@ def route(requests: Requests, options: OptionColumns, snapshot: AgentSnapshot, s
         candidates=n_candidates.astype(np.int32),
         reasoning=reasoning,
         scored=scored,
-        threshold=scored.threshold,
     )
 
 
@@ -318,7 +295,7 @@ def _with_window_notes(reasoning: pa.Array, requests: Requests, snapshot: AgentS
 
 
 def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals: Signals, winner: np.ndarray,
-            semantic: np.ndarray, no_signal: np.ndarray) -> pa.Array:
+            semantic: np.ndarray, no_evidence: np.ndarray) -> pa.Array:
     """The winner's numbers for each reasoning (:func:`winner_detail`), or the route's when a route decided."""
     n = len(winner)
     if not snapshot.size or not n:
@@ -328,15 +305,18 @@ def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals
     by_objective = np.where(decided, -1, winner)
     cheapest = np.min(np.where(scored.candidate, scored.cost, np.inf), axis=1, initial=np.inf)
     fastest = np.min(np.where(scored.candidate, snapshot.latency_ms, np.inf), axis=1, initial=np.inf)
-    labels = None
-    if signals.match is None:
-        matched = np.where(by_objective >= 0, scored.matched[rows, np.maximum(by_objective, 0)], -1)
-        at = np.maximum(matched, 0)
-        labels = pa.array([snapshot.match_labels[m] for m in at.tolist()], pa.string()) if n <= FEW_ROWS else \
-            pa.array(snapshot.match_labels, pa.string()).take(pa.array(at, pa.int64()))
-    detail = winner_detail(by_objective, no_signal, scored.similarity[rows, safe], labels,
-                           ratio_to_best(scored.cost[rows, safe], cheapest), ratio_to_best(snapshot.latency_ms[safe], fastest),
-                           scored.quality[rows, safe])
+    matched = scored.matched[rows, safe]
+    case = np.select([no_evidence, snapshot.general[safe], matched >= 0], [NO_EVIDENCE, GENERAL, MATCHED],
+                     SIGNALLED).astype(np.int8)
+    names = snapshot.labels or ("",)  # a label for each winner's best row (read only where it matched)
+    at = np.clip(matched, 0, len(names) - 1)
+    labels = [names[m] for m in at.tolist()] if n <= FEW_ROWS else \
+        pa.array(names, pa.string()).take(pa.array(at, pa.int64()))
+    reading = Reading.of(reading_weight(requests.known, requests.total, snapshot), requests.known, requests.total)
+    detail = winner_detail(by_objective, case, scored.p_serve[rows, safe], scored.similarity[rows, safe], labels,
+                           reading,
+                           ratio_to_best(scored.cost[rows, safe], cheapest),
+                           ratio_to_best(snapshot.latency_ms[safe], fastest), scored.quality[rows, safe])
     if not decided.any():
         return detail
     route_part = pc.binary_join_element_wise(
@@ -345,7 +325,6 @@ def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals
         ", threshold ", pc.cast(pc.round(pa.array(np.nan_to_num(signals.route_threshold), pa.float64()), 2),
                                 pa.string()), ")", "")
     return pc.if_else(pa.array(decided), route_part, detail)
-
 
 
 def semantic_status(signals: Signals, candidate: np.ndarray, n: int) -> np.ndarray:

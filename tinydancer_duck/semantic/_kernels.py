@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck.embed import ROUTE_LEVEL, Background
+from tinydancer_duck.embed import ROUTE_LEAD, ROUTE_LEAD_LEVEL, ROUTE_LEVEL, Background
 
 from ._conditions import RouteConditions, build_conditions
 
@@ -115,6 +115,9 @@ class RouteSnapshot:
     vectors : float32 (M, D) unit rows sorted by route; starts : int64 (R,) first row per route, None if M == R.
     priority : float64 (R,); threshold : float32 (R,): min_similarity where fitted (``fitted``), else the calibrated
     default (-inf before calibration). examples : int64 (R,) example utterances per route.
+    lead_threshold : float32 (R,) the lower similarity at which a route that leads every other route by ``lead``
+        (similarity) still matches (+inf for a fitted route, whose min_similarity is the whole rule, and before
+        calibration).
     nulls, null_of : what unrelated text scores against a route of k vectors (embed._calibration.TextNull), one sorted
         float32 array per distinct k, and the index into ``nulls`` of each route's; for the confidence.
     target_codes : int (R,) equal for routes with the same target (to tell a runner-up to another target).
@@ -128,6 +131,8 @@ class RouteSnapshot:
     starts: np.ndarray | None
     priority: np.ndarray
     threshold: np.ndarray
+    lead_threshold: np.ndarray
+    lead: float
     examples: np.ndarray
     conditions: RouteConditions
     fitted: np.ndarray
@@ -172,6 +177,8 @@ def build_route_snapshot(routes: pa.Table, examples: pa.Table, dim: int) -> Rout
         priority=np.asarray(routes["priority"].fill_null(0).to_numpy(zero_copy_only=False), np.float64) if r
         else np.zeros(0),
         threshold=np.where(np.isnan(min_sim), -np.inf, min_sim).astype(np.float32),
+        lead_threshold=np.full(r, np.inf, np.float32),
+        lead=float("inf"),
         examples=counts.astype(np.int64),
         conditions=build_conditions(routes["conditions"].to_pylist() if r else []),
         fitted=~np.isnan(min_sim),
@@ -184,16 +191,20 @@ def build_route_snapshot(routes: pa.Table, examples: pa.Table, dim: int) -> Rout
 
 def calibrated(snap: RouteSnapshot, background: Background) -> RouteSnapshot:
     """The snapshot against the background requests: a route without a fitted min_similarity gets the default
-    threshold of a route of its size (the text null's :data:`ROUTE_LEVEL` quantile for its number of vectors), and
-    every route its null for the confidence."""
+    thresholds of a route of its size (the text null's :data:`ROUTE_LEVEL` quantile for its number of vectors, and
+    its :data:`ROUTE_LEAD_LEVEL` quantile when it leads every other route by :data:`ROUTE_LEAD` spreads), and every
+    route its null for the confidence."""
     if not snap.size:
         return snap
     counts = snap.examples + 1
     sizes, null_of = np.unique(counts, return_inverse=True)
     nulls = tuple(background.text_null(int(k)) for k in sizes)
     default = np.array([nulls[i].threshold(ROUTE_LEVEL) for i in null_of], np.float32)
+    leading = np.array([nulls[i].threshold(ROUTE_LEAD_LEVEL) for i in null_of], np.float32)
     return replace(snap, threshold=np.where(snap.fitted, snap.threshold, default).astype(np.float32),
-                   nulls=tuple(n.scores for n in nulls), null_of=null_of.astype(np.int64))
+                   lead_threshold=np.where(snap.fitted, np.inf, leading).astype(np.float32),
+                   lead=ROUTE_LEAD * background.spread, nulls=tuple(n.scores for n in nulls),
+                   null_of=null_of.astype(np.int64))
 
 
 def _matrix(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:

@@ -100,7 +100,7 @@ def _chunk(snap: RouteSnapshot, x: np.ndarray, valid: np.ndarray, ts_us: np.ndar
         block = scores[:, columns]
         block[~cond.allowed(ts_us, tiers, columns)] = -np.inf
         scores[:, columns] = block
-    eligible = np.where(scores >= snap.threshold, scores, -np.inf)
+    eligible = np.where((scores >= snap.threshold) | leads(scores, snap), scores, -np.inf)
     choice = decide(eligible, snap.priority, PRIORITY_MARGIN)
     limited = cond.limited
     if len(limited):
@@ -124,6 +124,24 @@ def _chunk(snap: RouteSnapshot, x: np.ndarray, valid: np.ndarray, ts_us: np.ndar
             for m, c in zip(used.tolist(), counts.tolist()):
                 carried[(int(r), m)] = carried.get((int(r), m), 0) + c
     return scores, eligible, choice
+
+
+def leads(scores: np.ndarray, snap: RouteSnapshot) -> np.ndarray:
+    """bool (c, R): the row's most similar route, where it leads the next by at least ``snap.lead`` and reaches its
+    lead threshold: a request far closer to one route than to any other is that route's even at a low similarity
+    ('How do I reset my password?' is 0.19 from customer support, 3.5x its 0.05 from technical docs)."""
+    out = np.zeros(scores.shape, bool)
+    if scores.shape[1] < 2 or not np.isfinite(snap.lead):
+        return out
+    rows = np.arange(len(scores))
+    best = scores.argmax(axis=1)
+    top = scores[rows, best]
+    rest = scores.copy()
+    rest[rows, best] = -np.inf
+    with np.errstate(invalid="ignore"):  # a row with every route removed: -inf - -inf
+        ahead = (top - rest.max(axis=1) >= snap.lead) & (top >= snap.lead_threshold[best])
+    out[rows[ahead], best[ahead]] = True
+    return out
 
 
 def matches_arrow(snap: RouteSnapshot, idx: np.ndarray, sim: np.ndarray, conf: np.ndarray,

@@ -13,7 +13,9 @@ Matching a batch of n queries against R routes (M vectors, M >= R), in row chunk
    (0.05: a 0.05 similarity lead is e times the odds), i.e. P(route | query, some route applies). It is in
    [0, 1] and sums to 1 over all routes left after step 2, so to <= 1 over any listed subset. (The seed's
    similarity * (priority + 1) / 10 is not a probability.)
-4. routes scoring below their ``min_similarity`` are dropped, so an out-of-scope query can match no route;
+4. routes scoring below their ``min_similarity`` are dropped, so an out-of-scope query can match no route; a route
+   without one uses the calibrated default (:func:`~tinydancer_duck.semantic._kernels.calibrated`): its threshold,
+   or a lower one when it leads every other route by the calibrated lead (:func:`~._match.leads`);
 5. the **best** route is the most similar one left, except that among routes within :data:`PRIORITY_MARGIN`
    (0.01) of the top similarity the highest priority wins (then the most similar, then the first by name).
    ``ruvector_semantic_route`` lists the best route first, then the others by similarity, up to top_k.

@@ -8,12 +8,12 @@
 -- and the largest output in tokens.
 CREATE OR REPLACE MACRO ruvector_register_agent(name, agent_type, capabilities, cost_per_1k_tokens := NULL,
         cost_per_call := NULL, cost_per_second := NULL, avg_latency_ms := NULL, quality_score := NULL,
-        metadata := NULL, description := NULL, examples := NULL, context_window := NULL,
-        max_output_tokens := NULL) AS
+        metadata := NULL, description := NULL, examples := NULL, context_window := NULL, max_output_tokens := NULL,
+        scope := NULL) AS
     _td_register_agent(name::VARCHAR, agent_type::VARCHAR, capabilities::VARCHAR[], cost_per_1k_tokens::DOUBLE,
         cost_per_call::DOUBLE, cost_per_second::DOUBLE, avg_latency_ms::DOUBLE, quality_score::DOUBLE,
         _td_json_text(metadata), description::VARCHAR, examples::VARCHAR[], context_window::BIGINT,
-        max_output_tokens::BIGINT);
+        max_output_tokens::BIGINT, scope::VARCHAR);
 
 -- Register one agent from a JSON config holding any agent field, the learned ones included.
 CREATE OR REPLACE MACRO ruvector_register_agent_full(config) AS

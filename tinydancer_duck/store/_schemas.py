@@ -39,6 +39,7 @@ def agents_schema(dim: int, identity: str) -> pa.Schema:
             pa.field("examples", pa.list_(pa.string())),
             pa.field("context_window", pa.int64()),
             pa.field("max_output_tokens", pa.int64()),
+            pa.field("scope", pa.string()),  # 'general' | 'specialist' (NULL in an older store: from agent_type)
         ],
         metadata={IDENTITY_KEY: identity.encode()},
     )
