@@ -14,10 +14,13 @@ CREATE OR REPLACE MACRO ruvector_record_usage(agent, cost, success, latency_ms, 
 
 -- Bulk ingest of a Parquet log (file, directory or glob), streamed in batches of batch_rows; validated in full
 -- before anything is written. columns maps usage fields to the log's names: {'agent': 'model', 'cost': 'usd'}
--- (a STRUCT, MAP or JSON text). One row: rows, total_cost, agents_updated, unknown_agents, seconds.
-CREATE OR REPLACE MACRO ruvector_ingest_usage(path, columns := NULL, batch_rows := 100000) AS TABLE
-    SELECT unnest(report) FROM (SELECT _td_ingest_usage(path::VARCHAR, _td_json_text(columns), batch_rows::BIGINT)
-        AS report);
+-- (a STRUCT, MAP or JSON text). ts: when events without a timestamp happened, 'now' or an as_of timestamp;
+-- required for a log with no ts column. One row: rows, total_cost, agents_updated, unknown_agents, duplicates
+-- (repeated request_ids in the log, first kept), already_stored, seconds.
+CREATE OR REPLACE MACRO ruvector_ingest_usage(path, columns := NULL, batch_rows := 100000, ts := NULL) AS TABLE
+    SELECT unnest(report) FROM (SELECT _td_ingest_usage(path::VARCHAR, _td_json_text(columns), batch_rows::BIGINT,
+        CASE WHEN ts IS NULL THEN NULL WHEN typeof(ts) = 'VARCHAR' THEN ts::VARCHAR ELSE _td_epoch_us(ts)::VARCHAR
+        END) AS report);
 
 -- Per agent, route, category, day or hour over the events since now - time_range ('7 days', '24 hours',
 -- '30 minutes', '1 week', 'all'): the group key column (named like group_by), total_requests, total_cost,

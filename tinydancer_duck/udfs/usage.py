@@ -26,11 +26,13 @@ def udfs(engine: Engine) -> list[UDF]:
         fields["ts"] = epoch_us_to_ts(ts)
         return pa.array(engine.usage.record_columns(fields), pa.bool_())
 
-    def ingest_usage(path: pa.ChunkedArray, columns: pa.ChunkedArray, batch_rows: pa.ChunkedArray) -> pa.Array:
+    def ingest_usage(path: pa.ChunkedArray, columns: pa.ChunkedArray, batch_rows: pa.ChunkedArray,
+                     ts: pa.ChunkedArray) -> pa.Array:
         reports = []
-        for p, mapping, rows in zip(one_chunk(path).to_pylist(), one_chunk(columns).to_pylist(),
-                                    one_chunk(batch_rows).to_pylist()):
-            report = engine.usage.ingest(p, columns=mapping, batch_rows=DEFAULT_BATCH_ROWS if rows is None else rows)
+        for p, mapping, rows, stamp in zip(one_chunk(path).to_pylist(), one_chunk(columns).to_pylist(),
+                                           one_chunk(batch_rows).to_pylist(), one_chunk(ts).to_pylist()):
+            report = engine.usage.ingest(p, columns=mapping, batch_rows=DEFAULT_BATCH_ROWS if rows is None else rows,
+                                         ts=stamp)
             reports.append(asdict(report))
         return pa.array(reports, INGEST_TYPE)
 
@@ -50,7 +52,7 @@ def udfs(engine: Engine) -> list[UDF]:
 
     return [
         UDF("_td_record_usage", record_usage, RECORD_TYPES, "BOOLEAN", side_effects=True),
-        UDF("_td_ingest_usage", ingest_usage, ["VARCHAR", "VARCHAR", "BIGINT"], arrow_sql_type(INGEST_TYPE),
+        UDF("_td_ingest_usage", ingest_usage, ["VARCHAR", "VARCHAR", "BIGINT", "VARCHAR"], arrow_sql_type(INGEST_TYPE),
             side_effects=True),
         UDF("_td_routing_analytics", routing_analytics, ["VARCHAR", "VARCHAR"], arrow_sql_type(ANALYTICS_TYPE) + "[]",
             side_effects=True),
