@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinydancer_duck._validate import check_int
+from tinydancer_duck.errors import StoreError
 from tinydancer_duck.registry import Registry
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import MAX_CHUNKS, USAGE_SCHEMA, Step, Store, settle
@@ -147,7 +148,8 @@ class Usage:
         """
         started = time.perf_counter()
         check_int("batch_rows", batch_rows, minimum=1, maximum=MAX_BATCH_ROWS)
-        dataset, selection = open_log(source, column_mapping(columns))
+        mapping = column_mapping(columns)
+        dataset, selection = open_log(source, mapping)
         stamp = missing_ts(ts, "ts" in selection, source)
         with self.store.locked("agents"):
             plan = plan_ingest(dataset, selection, batch_rows, source=source, stamp=stamp,
@@ -155,10 +157,15 @@ class Usage:
                                known=self.registry.snapshot().names, alpha=self.settings.latency_ewma_alpha)
             if progress is not None:
                 progress(0, plan.rows)
-            stream = pa.RecordBatchReader.from_batches(
-                USAGE_SCHEMA, plan.appended(dataset, selection, batch_rows, source, progress))
+            stream = pa.RecordBatchReader.from_batches(USAGE_SCHEMA, plan.appended(
+                lambda: open_log(source, mapping)[0], selection, batch_rows, source, progress))
             step = Step("usage", "append", stream, count=plan.rows, identity=plan.sample.table())
-            updated = self.registry.apply_folds(plan.folds, usage=step if plan.rows else None)
+            try:
+                updated = self.registry.apply_folds(plan.folds, usage=step if plan.rows else None)
+            except StoreError:
+                if plan.failure is not None:  # the log, not the store: say so as the log's error
+                    raise plan.failure from None
+                raise
         self._settle(plan.spend)
         return IngestReport(rows=plan.rows, total_cost=plan.cost, agents_updated=updated,
                             unknown_agents=sorted(plan.unknown), duplicates=plan.duplicates,

@@ -93,6 +93,7 @@ class Plan:
     stamp: datetime | None
     stored: pa.Array
     first: np.ndarray | None
+    failure: InvalidArgument | None = None
     folds: dict[str, AffineFold] = field(default_factory=dict)
     rows: int = 0
     cost: float = 0.0
@@ -117,20 +118,26 @@ class Plan:
         kept = rows if keep.all() else rows.filter(pa.array(keep))
         return in_time_order(kept), int(stored.sum()), int(repeat.sum())
 
-    def appended(self, dataset: Any, selection: Mapping[str, str], batch_rows: int, source: object,
+    def appended(self, dataset: Callable[[], Any], selection: Mapping[str, str], batch_rows: int, source: object,
                  progress: Progress | None) -> Iterator[pa.RecordBatch]:
-        """Pass 2: the rows to append, batch by batch, as pass 1 read them (see the module docstring)."""
+        """Pass 2: the rows to append, batch by batch, as pass 1 read them (see the module docstring); the log is
+        opened again (``dataset()``), so a file rewritten longer is read as it is now. A failure is kept in
+        :attr:`failure` too (LanceDB reports one inside a stream as its own error)."""
         offset, done = 0, 0
-        for i, batch in enumerate(_log_batches(dataset, selection, batch_rows, source, limit=self.seen)):
-            rows = self.fresh(batch, offset)[0]
-            n = len(next(iter(batch.values())))
-            if i >= len(self.read) or self.read[i] != (n, rows.num_rows, _cost(rows)):
-                raise InvalidArgument("path", str(source), "changed while it was ingested (a batch differs from "
-                                      "the one validated); nothing was written: ingest it again")
-            offset, done = offset + n, done + rows.num_rows
-            yield from rows.drop_columns(["_row"]).to_batches()
-            if progress is not None:
-                progress(done, self.rows)
+        try:
+            for i, batch in enumerate(_log_batches(dataset(), selection, batch_rows, source, limit=self.seen)):
+                rows = self.fresh(batch, offset)[0]
+                n = len(next(iter(batch.values())))
+                if i >= len(self.read) or self.read[i] != (n, rows.num_rows, _cost(rows)):
+                    raise InvalidArgument("path", str(source), "changed while it was ingested (a batch differs "
+                                          "from the one validated); nothing was written: ingest it again")
+                offset, done = offset + n, done + rows.num_rows
+                yield from rows.drop_columns(["_row"]).to_batches()
+                if progress is not None:
+                    progress(done, self.rows)
+        except InvalidArgument as exc:
+            self.failure = exc
+            raise
 
 
 def plan_ingest(dataset: Any, selection: Mapping[str, str], batch_rows: int, *, source: object,
