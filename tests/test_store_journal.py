@@ -168,16 +168,19 @@ def test_an_intent_that_can_never_be_finished_is_set_aside(tmp_path):
 
 def hold_agents_lock(store: str, ready: str, seconds: float, stop: bool) -> None:
     """Take the agents lock (as a long write does), leave an intent in the journal, then hold it or stop."""
+    import json
+
     import tinydancer_duck as td
 
     engine = td.Engine(store, embedder="hashing")
     with engine.store.locked("agents"):
-        (Path(store) / ".journal" / "live-intent").mkdir(parents=True, exist_ok=True)
+        intent = Path(store) / ".journal" / "live-intent"
+        intent.mkdir(parents=True, exist_ok=True)
+        (intent / "intent.json").write_text(json.dumps({"pid": os.getpid(), "steps": []}))
         Path(ready).touch()
         if stop:
             os.kill(os.getpid(), signal.SIGSTOP)
         time.sleep(seconds)
-        (Path(store) / ".journal" / "live-intent").rmdir()
 
 
 def _holding(tmp_path: Path, store: Path, *, seconds: float = 30.0, stop: bool = False):
@@ -200,7 +203,7 @@ def test_opening_a_store_never_waits_for_a_live_writer(tmp_path):
         engine = td.Engine(store, embedder="hashing")  # an intent is pending and the journal lock is held
         engine.route_one("hello")
         assert time.perf_counter() - started < 10.0
-        assert any("in progress" in p for p in check_store(store).problems)
+        assert any(f"in progress: process {child.pid} is writing it" in p for p in check_store(store).problems)
     finally:
         child.kill()
         child.join()

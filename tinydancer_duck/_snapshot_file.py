@@ -182,13 +182,13 @@ class _Tree:
 
         if isinstance(value, np.ndarray | np.generic):  # before float: np.float64 is a float too
             scalar = {"scalar": True} if isinstance(value, np.generic) else {}
-            return {"$npy": self._add("npy", _npy(np.asarray(value))), **scalar}
+            return {"$npy": self.add("npy", _npy(np.asarray(value))), **scalar}
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
         if isinstance(value, pa.Array | pa.ChunkedArray | pa.Table):
             kind = "table" if isinstance(value, pa.Table) else "chunked" if isinstance(value, pa.ChunkedArray) \
                 else "array"
-            return {"$arrow": self._add("arrow", _arrow(value)), "as": kind}
+            return {"$arrow": self.add("arrow", _arrow(value)), "as": kind}
         if isinstance(value, tuple | list):
             items = [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
             return {"$tuple": items} if isinstance(value, tuple) else items
@@ -203,7 +203,7 @@ class _Tree:
         raise InvalidArgument("snapshot", where, f"holds a {type(value).__name__}, which a snapshot file cannot "
                               "hold")
 
-    def _add(self, suffix: str, data: bytes) -> int:
+    def add(self, suffix: str, data: bytes) -> int:
         self.arrays.append((suffix, data))
         return len(self.arrays) - 1
 
@@ -307,7 +307,7 @@ def _embedder_fields(embedder: Any, tree: _Tree) -> dict[str, Any]:
         if embedder.packaged:  # the embedder's own by-value form: (identity, fingerprint, max_tokens)
             return {"kind": "static", "fingerprint": embedder.__reduce__()[1][1], **base}
         table = embedder.__reduce__()[1][0]  # in the dtype it was stored in, so a reader sums the same floats
-        return {"kind": "static", "table": tree._add("npy", _npy(table)), **base}
+        return {"kind": "static", "table": tree.add("npy", _npy(table)), **base}
     if getattr(embedder, "kind", None) == "onnx" and embedder.__reduce__()[1][:2] == (None, None):
         return {"kind": "onnx", **base}
     raise InvalidArgument("embedder", embedder.identity, "a snapshot file holds the packaged embedders only "

@@ -9,10 +9,10 @@ checksums of files that have none (a table without any is read in full first). T
 left half done (one that cannot be finished is set aside, and filed under ``.quarantine`` once accounted for),
 and recount from usage (:mod:`._doctor_usage`): fold in the usage events whose stats were never applied, bring
 ``total_requests`` of agents written before usage lost rows down to the events usage still holds (the running
-averages keep what lost events taught: they happened, only their rows are gone), and drop budget-ledger entries for usage versions the table never reached.
-Budget spend is always read from usage, so it is the spend that survived. A store on object storage is not copied
-(LanceDB keeps its earlier versions there); its half-done writes and derived state are repaired the same way.
-Then the store is checked again.
+averages keep what lost events taught: they happened, only their rows are gone), and drop budget-ledger entries
+for usage versions the table never reached. Budget spend is always read from usage, so it is the spend that
+survived. A store on object storage is not copied (LanceDB keeps its earlier versions there); its half-done writes
+and derived state are repaired the same way. Then the store is checked again.
 """
 
 from __future__ import annotations

@@ -57,13 +57,12 @@ _OPS = ("append", "upsert")
 @dataclass(frozen=True)
 class Step:
     """One commit of a multi-table write: ``op`` 'append' (rows: a table, or a reader streamed into one commit,
-    with ``count`` its number of rows and ``identity`` a few of its rows, see the module docstring) or 'upsert'
-    (rows: a table, upserted by ``key``)."""
+    with ``identity`` a few of its rows, see the module docstring) or 'upsert' (rows: a table, upserted by
+    ``key``)."""
 
     table: str
     op: str
     rows: pa.Table | pa.RecordBatchReader
-    count: int = 0
     key: str = "name"
     identity: pa.Table | None = None
 
@@ -140,10 +139,7 @@ def recover(store: Store) -> tuple[int, list[str]]:
 
 def quarantine(root: Path, intent: Path, reason: str) -> str:
     """Move ``intent`` aside with ``reason``; returns a sentence saying so."""
-    target = root / QUARANTINE / intent.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(intent, target)
+    target = _move(intent, root / QUARANTINE)
     (target / "reason.txt").write_text(reason + "\n", encoding="utf-8")
     return (f"a half-done write could not be finished and was set aside in {target}: {reason}; agent stats may "
             "count events the usage table lacks (`tinydancer doctor --repair` recomputes them)")
@@ -152,14 +148,16 @@ def quarantine(root: Path, intent: Path, reason: str) -> str:
 def file_away(root: Path) -> list[Path]:
     """Move the quarantined intents to ``<side>/.quarantine/journal/`` once a repair accounted for them (kept for
     inspection, no longer reported); returns where they went."""
-    moved = []
-    for intent in quarantined(root):
-        target = root / ".quarantine" / "journal" / intent.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(intent, target)
-        moved.append(target)
-    return moved
+    return [_move(intent, root / ".quarantine" / "journal") for intent in quarantined(root)]
+
+
+def _move(intent: Path, folder: Path) -> Path:
+    """Move the intent folder into ``folder`` (replacing one of the same name); where it is now."""
+    target = folder / intent.name
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(intent, target)
+    return target
 
 
 def describe(root: Path) -> list[str]:

@@ -14,8 +14,8 @@ import pyarrow as pa
 from tinydancer_duck.errors import StoreError
 
 from ._integrity import listing
-from ._retry import first_line, foreign_failure
 from ._retry import retry as _retry
+from ._retry import translated
 from ._schemas import appended_fields
 
 if TYPE_CHECKING:
@@ -35,29 +35,21 @@ def open_table(store: Store, name: str) -> Any:
             folder = store.integrity.table_folder(name)
             if folder.exists() and not _aborted_creation(folder, store.integrity.high_water(name)):
                 raise StoreError(
-                    f"table {name!r} exists in {store.path} but cannot be opened ({exc.__cause__ or exc}). Nothing "
-                    f"was changed. Run `tinydancer doctor --store {store.path}`; `--repair` goes back to its "
-                    "newest readable version") from exc
+                    f"table {name!r} exists in {store.path} but cannot be opened ({exc}). Nothing "
+                    f"was changed. Run `tinydancer doctor --store {store.path}` (`--repair` goes back to its "
+                    "newest readable version when one is left)") from exc
             if folder.exists():  # a creation killed before its first manifest: nothing in it to lose
                 shutil.rmtree(folder)
-        try:
+        with translated(f"cannot create table {name!r} in {store.path}"):
             handle = store._db.create_table(name, schema=store.schema(name), exist_ok=True)
-        except BaseException as exc:
-            if not foreign_failure(exc):
-                raise
-            raise StoreError(f"cannot create table {name!r} in {store.path}: {first_line(exc)}") from exc
         store.integrity.record(name, int(handle.version))
         return handle
 
 
 def _opened(store: Store, name: str) -> Any:
     """LanceDB's open, any failure (a Rust panic too) a StoreError whose cause is LanceDB's."""
-    try:
+    with translated("LanceDB"):
         return store._db.open_table(name)
-    except BaseException as exc:
-        if not foreign_failure(exc):
-            raise
-        raise StoreError(first_line(exc)) from exc
 
 
 def migrated(store: Store, name: str, handle: Any, expected: pa.Schema) -> pa.Schema:

@@ -3,9 +3,10 @@ any other failure becomes a StoreError naming what was being written."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from tinydancer_duck.errors import StoreError
@@ -38,6 +39,20 @@ def first_line(exc: BaseException) -> str:
     if type(exc).__name__ in ("PanicException", "RustPanic") or "panicked" in line:
         return f"LanceDB failed inside (a Rust panic: {line[:120]}); a damaged file is the usual cause"
     return line
+
+
+@contextlib.contextmanager
+def translated(what: str, hint: str = "") -> Iterator[None]:
+    """Around a LanceDB call: a failure inside it (a Rust panic too) becomes ``StoreError(f"{what}: {reason}{hint}")``;
+    our own StoreErrors pass through."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except BaseException as exc:
+        if not foreign_failure(exc):
+            raise
+        raise StoreError(f"{what}: {first_line(exc)}{hint}") from exc
 
 
 def retry(what: str, write: Callable[[], T]) -> T:

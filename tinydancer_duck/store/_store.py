@@ -45,7 +45,7 @@ from ._location import default_store_path, side_folder, store_location  # noqa: 
 from ._locks import LOCK_TIMEOUT_S, LockTimeout, held, write_locked  # noqa: F401 - write_locked is re-exported
 from ._names import known_table
 from ._open import migrated, open_table
-from ._retry import first_line, foreign_failure
+from ._retry import foreign_failure, translated
 from ._retry import retry as _retry
 from ._schemas import (
     BUDGETS_SCHEMA,
@@ -165,14 +165,8 @@ class Store:
         now = time.monotonic()
         if cached is not None and cached[2] == writes and now - cached[1] < self.consistency_interval_s:
             return cached[0]
-        try:
+        with translated(f"cannot read version of {name!r}"):
             version = int(self.table(name).version)
-        except StoreError:
-            raise
-        except BaseException as exc:
-            if not foreign_failure(exc):
-                raise
-            raise StoreError(f"cannot read version of {name!r}: {first_line(exc)}") from exc
         if cached is not None and version < cached[0]:
             self.integrity.check_version(name, lambda: version)
             raise StoreError(f"table {name!r} in {self.path} went back from version {cached[0]} to {version}: "
@@ -255,13 +249,8 @@ class Store:
         if version < (self.integrity.high_water(name) or 0):  # stale, or a lost manifest: ask for the latest
             self.integrity.check_version(name, lambda: int(handle.version))
         self.integrity.verify(name, int(handle.version))
-        try:
+        with translated(f"cannot read {name!r} in {self.path}", f"; run `tinydancer doctor --store {self.path}`"):
             arrow = handle.to_arrow()
-        except BaseException as exc:
-            if not foreign_failure(exc):
-                raise
-            raise StoreError(f"cannot read {name!r} in {self.path}: {first_line(exc)}; run "
-                             f"`tinydancer doctor --store {self.path}`") from exc
         return arrow.cast(self._schemas[name]) if arrow.schema != self._schemas[name] else arrow
 
     def latest_version(self, name: str) -> int:
@@ -281,14 +270,8 @@ class Store:
             return None
 
     def count(self, name: str, where: str | None = None) -> int:
-        try:
+        with translated(f"cannot count {name!r}"):
             return int(self.table(name).count_rows(where))
-        except StoreError:
-            raise
-        except BaseException as exc:
-            if not foreign_failure(exc):
-                raise
-            raise StoreError(f"cannot count {name!r}: {first_line(exc)}") from exc
 
     # -- writes -------------------------------------------------------------------------------------------------
     def upsert(self, name: str, rows: pa.Table, key: str | list[str] = "name") -> int:
@@ -382,11 +365,5 @@ class Store:
 
     def info(self, name: str) -> dict[str, int]:
         """rows, fragments, small_fragments, version and versions (kept on disk) of one table."""
-        try:
+        with translated(f"cannot inspect {name!r}"):
             return table_info(self.table(name))
-        except StoreError:
-            raise
-        except BaseException as exc:
-            if not foreign_failure(exc):
-                raise
-            raise StoreError(f"cannot inspect {name!r}: {first_line(exc)}") from exc

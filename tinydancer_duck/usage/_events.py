@@ -159,7 +159,7 @@ class Usage:
                 progress(0, plan.rows)
             stream = pa.RecordBatchReader.from_batches(USAGE_SCHEMA, plan.appended(
                 lambda: open_log(source, mapping)[0], selection, batch_rows, source, progress))
-            step = Step("usage", "append", stream, count=plan.rows, identity=plan.sample.table())
+            step = Step("usage", "append", stream, identity=plan.sample.table())
             try:
                 updated = self.registry.apply_folds(plan.folds, usage=step if plan.rows else None)
             except StoreError:
