@@ -192,7 +192,7 @@ class Integrity:
             stamp = _stamp(folder / rel)
             if stamp is None or known.verified.get(rel) == stamp:
                 continue  # cleaned up meanwhile, or this very file was verified already
-            problem = self._problem(table, folder, rel, known.sums[rel])
+            problem = self.file_problem(table, folder, rel, known.sums[rel])
             if problem:
                 problems.append((rel, problem))
             else:
@@ -201,7 +201,7 @@ class Integrity:
         return problems
 
     @staticmethod
-    def _problem(table: str, folder: Path, rel: str, recorded: tuple[int, int]) -> str | None:
+    def file_problem(table: str, folder: Path, rel: str, recorded: tuple[int, int]) -> str | None:
         """What is wrong with one file against its record, in words; None when it matches (or is gone)."""
         try:
             found = checksum(folder / rel)
@@ -222,7 +222,7 @@ class Integrity:
         folder = self.table_folder(table)
         rel = manifest_of(folder, committed)
         recorded = self._refresh(table).sums.get(rel) if rel else None
-        problem = self._problem(table, folder, rel, recorded) if recorded else None
+        problem = self.file_problem(table, folder, rel, recorded) if recorded else None
         return f"the manifest of its newest version ({committed}) is damaged: {problem}" if problem else None
 
     def check_newest_manifest(self, table: str) -> None:

@@ -126,7 +126,7 @@ def _opens(root: Path, name: str, integrity: Integrity) -> int | None:
         return None
     rel = manifests[max(manifests)]
     recorded = integrity.known(name).get(rel)
-    if recorded is not None and integrity._problem(name, folder, rel, recorded):
+    if recorded is not None and integrity.file_problem(name, folder, rel, recorded):
         return None
     try:
         table = connect(root).open_table(name)
