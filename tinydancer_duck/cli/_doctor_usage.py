@@ -22,6 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._doctor_warnings import usable
+
 
 @dataclass(frozen=True)
 class Counted:
@@ -60,7 +62,7 @@ def usage_lost_at(root: Path | str, side: Path) -> datetime | None:
 
 def counted(facts: dict[str, dict[str, Any]], lost_at: datetime | None = None) -> dict[str, Counted]:
     """Agent -> :class:`Counted` for every agent whose total_requests lies outside what usage holds."""
-    agents, usage = facts.get("agents", {}).get("data"), facts.get("usage", {}).get("data")
+    agents, usage = usable(facts, "agents"), usable(facts, "usage")
     if agents is None or usage is None or not agents.num_rows:
         return {}
     out = {}

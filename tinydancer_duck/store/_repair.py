@@ -130,7 +130,7 @@ def _opens(root: Path, name: str, integrity: Integrity) -> int | None:
         return None
     try:
         table = connect(root).open_table(name)
-        table.schema, table.count_rows()  # LanceDB opens lazily: these parse the manifest
+        table.schema, table.count_rows(), table.list_versions()  # these parse the newest manifest, and every one
         return int(table.version)
     except BaseException as exc:
         if not foreign_failure(exc):
