@@ -38,6 +38,7 @@ from tinydancer_duck.errors import StoreError
 #: manifests keeps every version younger than the cleanup margin, too many to list on every commit.
 TRACKED = ("data", "_deletions")
 _CHUNK = 1 << 20
+_TAIL = 4096
 _U64 = (1 << 64) - 1
 
 
@@ -221,9 +222,25 @@ class Integrity:
             return None
         folder = self.table_folder(table)
         rel = manifest_of(folder, committed)
-        recorded = self._refresh(table).sums.get(rel) if rel else None
+        recorded = self._recorded(table, rel) if rel else None
         problem = self.file_problem(table, folder, rel, recorded) if recorded else None
         return f"the manifest of its newest version ({committed}) is damaged: {problem}" if problem else None
+
+    def _recorded(self, table: str, rel: str) -> tuple[int, int] | None:
+        """The record of one file: found in the last lines of the table's log when the log was not parsed yet
+        (a newest manifest's line is among the last written; opening a table need not parse the whole log)."""
+        with self._lock:
+            known = self._known.get(table)
+        if known is None or not known.sums:
+            try:
+                with open(self.folder / f"{table}.log", "rb") as log:
+                    log.seek(max(os.fstat(log.fileno()).st_size - _TAIL, 0))
+                    found = _parse(log.read().decode("utf-8", "replace")).get(rel)
+            except FileNotFoundError:
+                return None
+            if found is not None:
+                return found
+        return self._refresh(table).sums.get(rel)
 
     def check_newest_manifest(self, table: str) -> None:
         """Before LanceDB parses it: StoreError when the newest committed manifest is damaged (LanceDB can panic
