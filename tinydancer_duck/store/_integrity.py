@@ -39,6 +39,8 @@ from tinydancer_duck.errors import StoreError
 TRACKED = ("data", "_deletions")
 _CHUNK = 1 << 20
 _TAIL = 4096
+#: Newest manifests this process checked when opening a table: path -> (size, mtime_ns) as checked.
+_manifests_checked: dict[str, tuple[int, int]] = {}
 _U64 = (1 << 64) - 1
 
 
@@ -84,7 +86,7 @@ class _Known:
     verified: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def _stamp(path: Path | str) -> tuple[int, int] | None:
     """(size, mtime_ns) of a file, None when it is gone: what identifies the version of it that was verified."""
     try:
         st = os.stat(path)
@@ -164,7 +166,8 @@ class Integrity:
     # -- checks -----------------------------------------------------------------------------------------------
     def high_water(self, table: str) -> int | None:
         try:
-            return int((self.folder / f"{table}.version").read_text().strip() or 0)
+            with open(f"{self.folder}/{table}.version", "rb") as mark:  # read on every open: no Path machinery
+                return int(mark.read().strip() or 0)
         except (FileNotFoundError, ValueError):
             return None
 
@@ -221,10 +224,18 @@ class Integrity:
         if committed is None:
             return None
         folder = self.table_folder(table)
-        rel = manifest_of(folder, committed)
-        recorded = self._recorded(table, rel) if rel else None
+        rel = f"_versions/{_U64 - committed:020d}.manifest"  # LanceDB's v2 name, else look for the others
+        stamp = _stamp(f"{folder}/{rel}")
+        if stamp is None and (rel := manifest_of(folder, committed)) is not None:
+            stamp = _stamp(f"{folder}/{rel}")
+        if stamp is None or _manifests_checked.get(f"{folder}/{rel}") == stamp:
+            return None  # gone, or this very file was checked by this process already
+        recorded = self._recorded(table, rel)
         problem = self.file_problem(table, folder, rel, recorded) if recorded else None
-        return f"the manifest of its newest version ({committed}) is damaged: {problem}" if problem else None
+        if problem:
+            return f"the manifest of its newest version ({committed}) is damaged: {problem}"
+        _manifests_checked[f"{folder}/{rel}"] = stamp
+        return None
 
     def _recorded(self, table: str, rel: str) -> tuple[int, int] | None:
         """The record of one file: found in the last lines of the table's log when the log was not parsed yet
