@@ -152,7 +152,8 @@ def plan_ingest(dataset: Any, selection: Mapping[str, str], batch_rows: int, *, 
             first = pl.from_arrow(ids).is_first_distinct().to_numpy() | ids.is_null().to_numpy(zero_copy_only=False)
             stored = _stored(stored_ids(), ids)
     plan = Plan(stamp, stored, first)
-    for batch in _log_batches(dataset, selection, batch_rows, source):
+    limit = len(first) if first is not None else None  # a log that grows now: the rows whose ids were read
+    for batch in _log_batches(dataset, selection, batch_rows, source, limit=limit):
         n = len(next(iter(batch.values())))
         rows, already, repeated = plan.fresh(batch, plan.seen)
         plan.seen += n
