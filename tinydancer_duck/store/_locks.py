@@ -82,7 +82,7 @@ def lock_file(path: Path, timeout: float = LOCK_TIMEOUT_S) -> Any:
 
 
 def holder(path: Path) -> str:
-    """Who holds the lock file ``path``, in words: its pid and whether that process runs, is stopped or is gone."""
+    """Who holds the lock file ``path``, in words: its pid, and whether that process runs or is stopped."""
     try:
         pid = int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
