@@ -5,12 +5,18 @@
 2. short-lived writers: N processes (default 1,000) each open the store and record one usage event; then the
    tables' fragments, and a fresh connection's first budgeted route + routing stats before and after compacting;
 3. P processes (default 8) routing one request at a time under a global and an agent budget, recording each
-   request's usage at its estimated cost: what they spent against the budgets.
+   request's usage at its estimated cost: what they spent against the budgets;
+4. the attacks of issue 25 (``benchmarks/reliability_attacks.py``: crafted and damaged snapshot files, journals
+   naming paths, half-done writes after others wrote, damaged usage and manifests, files changed after their check,
+   stores without checksums, history without timestamps, duplicate ids, bad inputs, paused lock holders), each in
+   a fresh process, on this checkout and, with ``--before CHECKOUT``, on another one: a table attack / before /
+   after.
 
 Uses only the public API and the Engine, so the same script measures another checkout (run it with that
 checkout's interpreter) for a before/after comparison. Writes JSON to benchmarks/results/.
 
     python benchmarks/bench_reliability.py [--writers 1000] [--processes 8] [--rounds 10]
+    python benchmarks/bench_reliability.py --only attacks --before ../checkout-of-the-base-commit
 """
 
 from __future__ import annotations
@@ -20,11 +26,14 @@ import json
 import multiprocessing
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+HERE = Path(__file__).resolve().parent
 QUERY = "SELECT * FROM ruvector_route(request := 'Write a Python function', optimize_for := 'cost')"
 FIRST = ("SELECT * FROM ruvector_route(request := 'write a python function', optimize_for := 'cost')",
          "SELECT * FROM ruvector_routing_stats()")
@@ -170,12 +179,36 @@ def overspend(processes: int, budget: float = 2.0, agent_budget: float = 0.5) ->
             "agent_overspend_pct": 100 * (big - agent_budget) / agent_budget, "one_request": 0.05}
 
 
+# -- 4. the attacks of issue 25 --------------------------------------------------------------------------------
+def attacks(before: str | None, only: list[str] | None = None) -> list[dict]:
+    """attack -> what happened on this checkout (after) and on ``before`` (a checkout folder), each in its own
+    process with that checkout first on PYTHONPATH."""
+    sys.path.insert(0, str(HERE))
+    from reliability_attacks import ATTACKS
+
+    checkouts = {"after": str(HERE.parent), **({"before": before} if before else {})}
+    rows = []
+    for name in only or ATTACKS:
+        row = {"attack": name}
+        for label, checkout in checkouts.items():
+            env = {**os.environ, "PYTHONPATH": checkout, "PYTHONWARNINGS": "ignore"}
+            done = subprocess.run([sys.executable, str(HERE / "reliability_attacks.py"), name], env=env, cwd="/tmp",
+                                  capture_output=True, text=True, timeout=900, check=False)
+            lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+            row[label] = json.loads(lines[-1])["outcome"] if lines else f"exit {done.returncode}: {done.stderr[-200:]}"
+        rows.append(row)
+        print(f"| {name} | {row.get('before', '')} | {row['after']} |", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writers", type=int, default=1000, help="short-lived writer processes (default 1000)")
     parser.add_argument("--processes", type=int, default=8, help="processes routing under one budget (default 8)")
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds of 30 one-request calls")
-    parser.add_argument("--only", choices=("one-request", "short-lived", "overspend"), default=None)
+    parser.add_argument("--only", choices=("one-request", "short-lived", "overspend", "attacks"), default=None)
+    parser.add_argument("--before", default=None, help="a checkout of the earlier code, for the attacks' 'before'")
+    parser.add_argument("--attack", action="append", default=None, help="run only this attack (repeatable)")
     args = parser.parse_args()
     import tinydancer_duck as td
 
@@ -194,6 +227,9 @@ def main() -> None:
         print(f"{r['processes']} processes, {r['requests']} requests: spent ${r['spend']:.2f} of ${r['global_budget']}"
               f" ({r['overspend_pct']:+.1f}%), ${r['agent_spend']:.2f} of the agent's ${r['agent_budget']} "
               f"({r['agent_overspend_pct']:+.1f}%; one request is $0.05)")
+    if args.only == "attacks" or (args.only is None and args.before):
+        print("| attack | before | after |\n|---|---|---|")
+        results["attacks"] = attacks(args.before, args.attack)
     results["load_after"] = os.getloadavg()[0]
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"reliability-{time.strftime('%Y%m%d-%H%M%S')}.json"

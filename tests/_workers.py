@@ -46,7 +46,7 @@ def ingest_once(store: str, log: str, batch_rows: int, ready: str) -> None:
     engine = td.Engine(store, embedder="hashing")
     Path(ready).touch()
     started = time.perf_counter()
-    engine.usage.ingest(log, batch_rows=batch_rows)
+    engine.usage.ingest(log, batch_rows=batch_rows, ts="now")
     Path(ready).with_suffix(".done").write_text(str(time.perf_counter() - started))
 
 

@@ -226,7 +226,7 @@ def test_invalid_utf8_in_a_parquet_log_is_rejected_cleanly(world):
     with pytest.raises(duckdb.Error, match="(?i)utf-?8|encoding|invalid"):
         con.execute(f"SELECT ruvector_route(agent) FROM '{files['bad_utf8']}'").fetchall()
     with pytest.raises(td.TinydancerError, match="agent"):
-        engine.usage.ingest(files["bad_utf8"])
+        engine.usage.ingest(files["bad_utf8"], ts="now")
     assert table_state(engine) == before
     CALLS["explicit"] += 2
 

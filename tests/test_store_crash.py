@@ -67,7 +67,7 @@ def test_ingest_killed_at_random_points_then_rerun_stores_each_row_once(tmp_path
     log = _log(tmp_path / "log.parquet")
     clean = td.Engine(tmp_path / "clean", embedder="hashing")  # the recomputation: one ingest, never killed
     clean.register_agent("bot", "llm", ["chat"], cost_per_call=0.01)
-    clean.usage.ingest(log, batch_rows=BATCH)
+    clean.usage.ingest(log, batch_rows=BATCH, ts="now")
     expected = _stats(clean)
     template = tmp_path / "template"
     td.Engine(template, embedder="hashing").register_agent("bot", "llm", ["chat"], cost_per_call=0.01)
@@ -89,7 +89,7 @@ def test_ingest_killed_at_random_points_then_rerun_stores_each_row_once(tmp_path
         outcomes["all" if ids else "none"] += 1
         assert engine.get_agent("bot")["total_requests"] == (BOT_ROWS if ids else 0)  # stats agree with rows
         assert doctor.check_store(store).healthy, doctor.check_store(store).text()
-        report = engine.usage.ingest(log, batch_rows=BATCH)  # the re-run
+        report = engine.usage.ingest(log, batch_rows=BATCH, ts="now")  # the re-run
         usage = engine.store.read("usage")
         assert sorted(usage["request_id"].to_pylist()) == [f"req-{i:05d}" for i in range(ROWS)]
         assert report.rows == (0 if ids else ROWS)

@@ -220,7 +220,7 @@ def test_ingest_usage(world, rows):
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError, TypeError):
         return  # not expressible as a Parquet log
     pq.write_table(table, path)
-    _attempt("ingest_usage", lambda: engine.usage.ingest(path))
+    _attempt("ingest_usage", lambda: engine.usage.ingest(path, ts="now"))
     _everything_works(con)
 
 

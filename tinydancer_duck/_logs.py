@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import glob
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,16 @@ def log_dataset(argument: str, source: str | Path) -> ds.Dataset:
                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
 
 
+def read_batches(argument: str, source: object, batches: Iterable[Any]) -> Iterator[Any]:
+    """``batches`` (read lazily) with a read failure (a CSV row that is not UTF-8 beyond the rows Arrow inferred
+    types from, a damaged file) as InvalidArgument naming ``argument`` and the source, not Arrow's error."""
+    try:
+        yield from batches
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise InvalidArgument(argument, str(source), f"cannot be read ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
 def _json_table(path: str) -> pa.Table:
     """A JSON log: one object per line (JSON Lines), or one array of objects."""
     with open(path, "rb") as handle:
@@ -181,7 +191,7 @@ def log_agents(spec: LogSpec) -> list[str]:
     if "agent" not in spec.fields:
         return []
     seen: set[str] = set()
-    for batch in spec.dataset.to_batches(columns=[spec.fields["agent"]]):
+    for batch in read_batches("log", spec.path, spec.dataset.to_batches(columns=[spec.fields["agent"]])):
         check_utf8("log", batch)  # polars would panic on invalid UTF-8; Arrow's unique is enough here
         seen.update(pc.unique(batch.column(0).cast(pa.string())).drop_null().to_pylist())
     return sorted(seen)
@@ -266,7 +276,7 @@ def iter_batches(spec: LogSpec, agents: Sequence[str], *, rows: int = DEFAULT_BA
     """Stream the log in batches of about ``rows`` rows; per-agent matrices are ordered like ``agents``."""
     wanted = list(dict.fromkeys([*spec.fields.values(), *spec.outcome.values(), *spec.outcome_cost.values()]))
     start = 0
-    for batch in spec.dataset.to_batches(columns=wanted, batch_size=rows):
+    for batch in read_batches("log", spec.path, spec.dataset.to_batches(columns=wanted, batch_size=rows)):
         n = batch.num_rows
         if not n:
             continue
@@ -360,7 +370,8 @@ def read_outcomes(spec: LogSpec) -> tuple[pa.Array, np.ndarray, np.ndarray, list
               pl.col(spec.fields["quality"]).cast(pl.Float64).alias("quality")]
     select.append(pl.col(spec.fields["cost"]).cast(pl.Float64).alias("cost") if "cost" in spec.fields
                   else pl.lit(None, pl.Float64).alias("cost"))
-    for batch in spec.dataset.to_batches(columns=list(dict.fromkeys(spec.fields.values()))):
+    columns = list(dict.fromkeys(spec.fields.values()))
+    for batch in read_batches("log", spec.path, spec.dataset.to_batches(columns=columns)):
         check_utf8("log", batch)  # polars panics on invalid UTF-8 instead of raising
     frame = pl.scan_pyarrow_dataset(spec.dataset).select(select).collect()
     for name in ("quality", "cost"):

@@ -56,7 +56,8 @@ class Engine:
         self.embedder = make_embedder(embedder) if isinstance(embedder, str) else embedder
         self.settings = settings or DEFAULT_SETTINGS
         self.store = Store(store, embedder_identity=self.embedder.identity, dim=self.embedder.dim,
-                           storage_options=dict(storage_options) if storage_options else None)
+                           storage_options=dict(storage_options) if storage_options else None,
+                           lock_timeout_s=self.settings.lock_timeout_s)
         self.registry = Registry(self.store, self.embedder, self.settings)
         self.routes = SemanticRoutes(self.store, self.embedder, self.settings)
         self.classifier = Classifiers(self.store, self.embedder, self.settings)
@@ -66,8 +67,7 @@ class Engine:
         self.budgets = Budgets(self.store, self.usage, self.registry, self.settings)
         self.outcomes = OutcomeRouters(self.store, self.embedder, prepare=self._training_requests)
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
-        if self.store.pending():  # a writer was killed between the two commits of one write: finish it first
-            self.store.recover()
+        self.store.recover(wait=False)  # finish what a killed writer left half done, unless a writer is at work
         self._snapshot: RoutingSnapshot | None = None
 
     @property

@@ -24,6 +24,8 @@ class Settings:
     breaker_recovery_successes: consecutive successful probes that close a half-open circuit.
     reservation_ttl_s: a route decided under a budget reserves its estimated cost until its usage is recorded,
         or for at most this many seconds (tinydancer_duck/store/_ledger.py).
+    lock_timeout_s: a writer waits at most this many seconds for a table's write lock, then fails naming the
+        process that holds it (a paused or hung holder would otherwise block every writer forever).
     """
 
     bytes_per_token: float = 4.12
@@ -39,6 +41,7 @@ class Settings:
     breaker_cooldown_s: float = 30.0
     breaker_recovery_successes: int = 2
     reservation_ttl_s: float = 300.0
+    lock_timeout_s: float = 120.0
 
 
 DEFAULT_SETTINGS = Settings()

@@ -3,13 +3,12 @@
 Live SQL calls, the Python API, replays and what-ifs all decide with the pure functions of
 :mod:`tinydancer_duck._decide` over a :class:`RoutingSnapshot`, so they cannot disagree. :meth:`Engine.snapshot`
 builds one from the store (and caches it by the versions of the tables it was built from); a replay receives one,
-never an Engine. It holds numpy arrays, Arrow arrays and the embedder, so it can be pickled.
+never an Engine. It holds numpy arrays, Arrow arrays and the embedder, so it pickles by value in memory (Ray,
+Spark); a file is data only (:meth:`RoutingSnapshot.save`).
 """
 
 from __future__ import annotations
 
-import json
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,10 +27,6 @@ if TYPE_CHECKING:
     from tinydancer_duck.registry import AgentSnapshot
     from tinydancer_duck.semantic import RouteSnapshot
 
-#: A snapshot file starts with these bytes, then one line of JSON header, then the pickled snapshot.
-SNAPSHOT_MAGIC = b"TINYDANCER-SNAPSHOT\n"
-#: Bumped when the file layout changes; a file of another format (or package version) is refused.
-SNAPSHOT_FORMAT = 1
 #: The store tables a snapshot is built from; their versions key a cached snapshot.
 SNAPSHOT_TABLES = ("agents", "routes", "route_examples", "models", "usage", "budgets")
 
@@ -96,42 +91,34 @@ class RoutingSnapshot:
         """Whether this snapshot still describes the store at ``now_us`` with tables at ``versions``."""
         return versions == self.versions and (self.valid_until_us is None or now_us < self.valid_until_us)
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, key: bytes | str | None = None) -> Path:
         """Write this snapshot to one self-contained file (conventionally ``.tds``); returns the path.
 
-        The file holds a header (format, package version, embedder identity, as_of) and the pickled snapshot: the
-        packaged embedder table is named by its fingerprint rather than copied, so the file is small and a reader
-        with another table refuses it. Load only files you made yourself: unpickling runs code.
+        The file is data only (JSON, numpy ``.npy`` and Arrow IPC in one zip, :mod:`tinydancer_duck._snapshot_file`)
+        with a checksum over every byte, so a damaged file is refused. The packaged embedder table is named by its
+        fingerprint rather than copied: the file is small, and a reader with another table refuses it.
+
+        key : sign the file with HMAC-SHA256 under this secret (bytes or text); a reader must then give the same
+            key. Sign files that cross a trust boundary: a plain checksum catches accidents, not forgeries.
         """
-        header = {"format": SNAPSHOT_FORMAT, "version": _package_version(), "embedder": self.embedder_identity,
-                  "as_of_us": self.as_of_us, "agents": self.agents.size, "routes": self.routes.size}
-        payload = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-        target = Path(path)
-        try:
-            with open(target, "wb") as out:
-                out.write(SNAPSHOT_MAGIC + json.dumps(header).encode() + b"\n" + payload)
-        except OSError as exc:
-            raise InvalidArgument("path", str(path), f"cannot be written ({exc.strerror or exc})") from None
-        return target
+        from tinydancer_duck import _snapshot_file
+
+        header = {"version": _package_version(), "embedder": self.embedder_identity, "as_of_us": self.as_of_us,
+                  "agents": self.agents.size, "routes": self.routes.size}
+        return _snapshot_file.write(self, path, header, _snapshot_file.check_key(key))
 
     @classmethod
-    def load(cls, path: str | Path) -> RoutingSnapshot:
-        """Read a file written by :meth:`save`; InvalidArgument when it is not one, or was written by another
-        version of the package; ModelError when this installation has another embedder table."""
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise InvalidArgument("path", str(path), f"cannot be read ({exc.strerror or exc})") from None
-        if not data.startswith(SNAPSHOT_MAGIC):
-            raise InvalidArgument("path", str(path), "is not a tinydancer snapshot file (make one with "
-                                                     "`tinydancer snapshot` or RoutingSnapshot.save)")
-        end = data.index(b"\n", len(SNAPSHOT_MAGIC))
-        header = json.loads(data[len(SNAPSHOT_MAGIC):end])
-        if header.get("format") != SNAPSHOT_FORMAT or header.get("version") != _package_version():
-            raise InvalidArgument("path", str(path), f"was written by tinydancer_duck {header.get('version')} "
-                                  f"(snapshot format {header.get('format')}); this is {_package_version()} (format "
-                                  f"{SNAPSHOT_FORMAT}): make the snapshot again with this version")
-        snapshot = pickle.loads(data[end + 1:])
+    def load(cls, path: str | Path, *, key: bytes | str | None = None) -> RoutingSnapshot:
+        """Read a file written by :meth:`save`. Reading never runs code from the file.
+
+        Raises InvalidArgument naming the file when it is not a snapshot, is damaged (any changed byte), is signed
+        and ``key`` does not verify it (or is not signed and a key was given), was written by another version of
+        the package, or is an old pickled snapshot (with how to re-create it); ModelError when this installation
+        has another embedder table.
+        """
+        from tinydancer_duck import _snapshot_file
+
+        header, snapshot = _snapshot_file.read(path, _snapshot_file.check_key(key), _package_version(), cls)
         if not isinstance(snapshot, cls) or snapshot.embedder_identity != header.get("embedder"):
             raise InvalidArgument("path", str(path), "holds no routing snapshot of the embedder its header names")
         return snapshot

@@ -27,6 +27,8 @@ def add_commands(commands: Any) -> None:
                           help="object-store settings for an s3:// store, e.g. '{\"aws_endpoint\": \"...\"}'")
     snapshot.add_argument("--as-of", default=None, help="ISO date-time to build the snapshot at (default: now)")
     snapshot.add_argument("-o", "--output", required=True, help="snapshot file to write, e.g. snap.tds")
+    snapshot.add_argument("--key-file", default=None, metavar="FILE",
+                          help="sign the file with the secret in FILE (HMAC-SHA256); readers need the same key")
     snapshot.set_defaults(run=run_snapshot)
 
     route = commands.add_parser(
@@ -40,6 +42,8 @@ def add_commands(commands: Any) -> None:
     source = route.add_mutually_exclusive_group(required=True)
     source.add_argument("--store", default=None, help="build the snapshot from this store (directory or s3:// URI)")
     source.add_argument("--snapshot", default=None, help="a snapshot file made by `tinydancer snapshot`")
+    route.add_argument("--key-file", default=None, metavar="FILE",
+                       help="the secret a --snapshot file was signed with (`tinydancer snapshot --key-file`)")
     route.add_argument("--storage-options", default=None, metavar="JSON", help="object-store settings for --store")
     route.add_argument("--engine", choices=("local", "ray", "spark"), default="local", help="default local")
     route.add_argument("--workers", type=int, default=1, help="worker processes for ray/spark (default 1)")
@@ -65,6 +69,20 @@ def _storage_options(text: str | None) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in value.items()}
 
 
+def _key(path: str | None) -> bytes | None:
+    """The signing key held in a file (without its trailing newline), so it never appears on a command line."""
+    if path is None:
+        return None
+    from pathlib import Path
+
+    from tinydancer_duck.errors import InvalidArgument
+
+    try:
+        return Path(path).read_bytes().rstrip(b"\r\n")
+    except OSError as exc:
+        raise InvalidArgument("key_file", path, f"cannot be read ({exc.strerror or exc})") from None
+
+
 def _build_snapshot(store: str | None, storage_options: str | None, as_of: str | None = None) -> Any:
     from tinydancer_duck.engine import Engine
 
@@ -88,7 +106,7 @@ def _as_of(text: str | None) -> Any:
 def run_snapshot(args: argparse.Namespace) -> int:
     check_output("--output", args.output)
     snapshot = _build_snapshot(args.store, args.storage_options, args.as_of)
-    path = snapshot.save(args.output)
+    path = snapshot.save(args.output, key=_key(args.key_file))
     print(f"snapshot of {snapshot.agents.size} agents, {snapshot.routes.size} routes "
           f"({snapshot.embedder_identity}) written to {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
@@ -99,7 +117,7 @@ def run_route_parquet(args: argparse.Namespace) -> int:
     from tinydancer_duck.snapshot import RoutingSnapshot
 
     check_output("output", args.output, ())
-    snapshot = RoutingSnapshot.load(args.snapshot) if args.snapshot else \
+    snapshot = RoutingSnapshot.load(args.snapshot, key=_key(args.key_file)) if args.snapshot else \
         _build_snapshot(args.store, args.storage_options)
     options = flag_values(args, (*RouteOptions.params(), NUM_FALLBACKS, EXPLAIN))
     bar = ProgressBar(f"routing on {args.engine}")

@@ -4,9 +4,12 @@ Checks, table by table: that it opens and reads in full; that its files still ma
 written with (truncated or bit-flipped files) and its newest version is the highest ever committed (lost
 manifests); the columns and types against the schemas this version writes; one embedder identity (and dimension)
 for every vector table; versions and fragments (many small fragments: reads are slow until compacted); duplicate or
-empty names in ``agents`` and ``routes``; route examples whose route is gone; models whose weights fail to load.
-Across tables: writes a killed process left half done, agents whose stats count fewer requests than the usage
-table holds for them, and the routing snapshot itself (built as routing builds it). Warnings
+empty names in ``agents`` and ``routes``; route examples whose route is gone; models whose weights fail to load; a
+table without any checksum record (a store copied without its ``.integrity`` folder: unverified). Across tables:
+writes a killed process left half done (or that could not be finished and were set aside), agents' stats and the
+budget ledger against the usage table in both directions (:mod:`._doctor_usage`), and the routing snapshot itself
+(built as routing builds it). A store on object storage (``s3://...`` with ``storage_options``) is checked through
+LanceDB (an emptied bucket is reported). Warnings
 (:mod:`._doctor_warnings`) say where routing may not do what was meant. :func:`check_store` returns a
 :class:`DoctorReport`; the command prints it and exits 0 when it found no problem (warnings or not), 1 otherwise.
 ``--repair`` (:mod:`tinydancer_duck.cli._repair`) fixes what can be fixed safely, after a backup.
@@ -30,11 +33,16 @@ from tinydancer_duck.store import (
     COMPACT_FRAGMENTS,
     IDENTITY_KEY,
     TABLES,
+    default_store_path,
     expected_schema,
     inspect_store,
     pending_writes,
+    set_aside_writes,
+    side_files,
+    store_location,
 )
 
+from ._doctor_usage import Counted, counted, ledger_problems, stats_problems, usage_lost_at
 from ._doctor_warnings import store_warnings
 
 VECTOR_TABLES = ("agents", "routes", "route_examples")
@@ -45,20 +53,23 @@ KEYED_TABLES = {"agents": "name", "routes": "name"}
 class DoctorReport:
     """What the doctor saw (``lines``: one per table) and the problems it found (plain sentences).
 
-    facts : the store's facts (:func:`inspect_store`), for ``--repair``; lagging : agent -> usage events not
-    counted in its stats; identity, dim : the embedder that made the store's vectors (None when unknown);
-    orphaned_routes : routes that are gone but still have examples.
+    facts : the store's facts (:func:`inspect_store`), for ``--repair``; counted : agents whose stats disagree
+    with usage (:mod:`._doctor_usage`); identity, dim : the embedder that made the store's vectors (None when
+    unknown); orphaned_routes : routes that are gone but still have examples; remote : whether the store is on
+    object storage (opened with ``storage_options``).
     """
 
-    path: Path
+    path: Path | str
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    lagging: dict[str, int] = field(default_factory=dict)
+    counted: dict[str, Counted] = field(default_factory=dict)
     identity: str | None = None
     dim: int | None = None
     orphaned_routes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    remote: bool = False
+    storage_options: dict[str, str] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -77,37 +88,61 @@ class DoctorReport:
         return "\n".join(out)
 
 
-def check_store(path: str | Path) -> DoctorReport:
-    """Inspect the store at ``path`` (read only) and list its problems."""
-    report = DoctorReport(Path(path).expanduser())
-    if not report.path.is_dir():
+def check_store(path: str | Path, storage_options: dict[str, str] | None = None) -> DoctorReport:
+    """Inspect the store at ``path`` (a folder, or an object-store URI with ``storage_options``; read only) and
+    list its problems."""
+    location, remote = store_location(path, default_store_path())
+    report = DoctorReport(location, remote=remote, storage_options=storage_options)
+    if not remote and not location.is_dir():
         report.problems.append(f"there is no store at {report.path} (not a directory)")
         return report
     try:
-        report.facts = facts = inspect_store(report.path)
+        report.facts = facts = inspect_store(location, storage_options)
     except TinydancerError as exc:
         report.problems.append(str(exc))
         return report
     if not facts:
         report.lines.append("empty store: no tables yet (they are created on first use)")
+        _check_emptied(report)
     report.identity, report.dim = identity, dim = _identity(facts, report)
     for name, fact in facts.items():
         if "error" in fact:
-            report.problems.append(f"table {name!r} cannot be opened ({fact['error']}): its version folder is "
-                                   "lost or damaged; restore it from a backup, or move the folder aside to start "
-                                   "that table empty (repair cannot rebuild it)")
+            report.problems.append(f"table {name!r} cannot be opened ({fact['error']}); --repair moves its newest "
+                                   "manifest(s) aside until it opens (the writes they made are lost), or says to "
+                                   "restore it from a backup when none opens")
             continue
         _check_table(name, fact, identity, dim, report)
-    for line in pending_writes(report.path):
-        report.problems.append(f"a write was left half done by a killed process ({line}); the next write "
-                               "finishes it, and so does --repair")
+    _check_writes(report)
     _check_keys(facts, report)
     _check_examples(facts, report)
     _check_models(facts, identity, report)
-    _check_stats(facts, report)
+    side = side_files(location)
+    report.counted = counted(facts, usage_lost_at(location, side))
+    problems, lines = stats_problems(report.counted)
+    report.problems += problems + ledger_problems(side, facts)
+    report.lines += lines
     _check_snapshot(report, identity)
     report.warnings = store_warnings(facts)
     return report
+
+
+def _check_writes(report: DoctorReport) -> None:
+    """Half-done writes: pending (finished by the next write, or --repair), or set aside as unfinishable."""
+    for line in pending_writes(report.path):
+        report.problems.append(f"a write is in progress or was left half done by a killed process ({line}); the "
+                               "next write finishes it, and so does --repair")
+    for line in set_aside_writes(report.path):
+        report.problems.append(f"a half-done write could not be finished and was set aside ({line}); --repair "
+                               "recounts agent stats from the usage that survived and files it under .quarantine")
+
+
+def _check_emptied(report: DoctorReport) -> None:
+    """A store with no tables whose side files on this machine say it had some: its bucket or folder emptied."""
+    side = side_files(report.path)
+    if pending_writes(report.path) or (side / ".ledger.json").exists() or any((side / ".locks").glob("*.lock")):
+        report.problems.append(f"the store at {report.path} holds no tables, but this machine recorded writes to it "
+                               f"(in {side}): its bucket, prefix or folder was emptied or moved; routing starts "
+                               "from an empty store")
 
 
 def _check_table(name: str, fact: dict[str, Any], identity: str | None, dim: int | None,
@@ -126,7 +161,11 @@ def _check_table(name: str, fact: dict[str, Any], identity: str | None, dim: int
                                f"{newest} as the newest")
     if "read_error" in fact:
         report.problems.append(f"table {name!r} cannot be read in full: {fact['read_error']}")
-    if fact["unverified"]:
+    if fact["unverified"] and not fact["recorded"]:
+        report.problems.append(f"table {name!r} is unverified: none of its {len(fact['unverified'])} file(s) has a "
+                               "checksum (a store copied without its .integrity folder?), so damage in them would "
+                               "be read silently; --repair reads it in full and records them")
+    elif fact["unverified"]:
         report.lines.append(f"{name}: {len(fact['unverified'])} file(s) have no checksum (written before checksums "
                             "were kept, or by a process killed right after its commit); --repair records them")
     if name not in TABLES:
@@ -136,27 +175,6 @@ def _check_table(name: str, fact: dict[str, Any], identity: str | None, dim: int
     if info["small_fragments"] >= 2 * COMPACT_FRAGMENTS:
         report.problems.append(f"table {name!r} has {info['small_fragments']} small fragments, so reads are "
                                "slow; compact it with engine.store.compact()")
-
-
-def _check_stats(facts: dict[str, dict[str, Any]], report: DoctorReport) -> None:
-    """Agents whose total_requests is below the usage events stored for them since they were registered (the
-    stats of those events were never folded in: a write cut short before this version journaled it)."""
-    agents, usage = facts.get("agents", {}).get("data"), facts.get("usage", {}).get("data")
-    if agents is None or usage is None or not agents.num_rows or not usage.num_rows:
-        return
-    counted = {}
-    for name, created, total in zip(agents["name"].to_pylist(), agents["created_at"].to_pylist(),
-                                    agents["total_requests"].to_pylist()):
-        mine = pc.and_(pc.equal(usage["agent"], name), pc.greater_equal(usage["ts"], pa.scalar(created,
-                                                                                               usage["ts"].type)))
-        events = int(pc.sum(pc.cast(pc.fill_null(mine, False), pa.int64())).as_py() or 0)
-        counted[name] = events
-        if (total or 0) < events:
-            report.lagging[name] = events - (total or 0)
-    for name, missing in sorted(report.lagging.items()):
-        report.problems.append(f"agent {name!r} counts {counted[name] - missing} requests, but the usage table "
-                               f"holds {counted[name]} for it since it was registered: the stats of {missing} "
-                               "event(s) were never applied; --repair folds them in")
 
 
 def _check_snapshot(report: DoctorReport, identity: str | None) -> None:
@@ -175,7 +193,7 @@ def _check_snapshot(report: DoctorReport, identity: str | None) -> None:
             report.lines.append(f"routing snapshot not built: this installation's {kind} embedder is "
                                 f"{embedder.identity!r}, the store's {identity!r}")
             return
-        engine = Engine(report.path, embedder=embedder)
+        engine = Engine(report.path, embedder=embedder, storage_options=report.storage_options)
         snapshot = engine.snapshot()
         engine.routes.table()
         engine.budgets.status()

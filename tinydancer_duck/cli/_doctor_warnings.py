@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck.store import newest_row
+from tinydancer_duck.store import expected_schema, newest_row
 
 #: Traffic below this many recorded requests says too little about which agents are never chosen.
 MIN_TRAFFIC = 100
@@ -25,23 +25,30 @@ OUTCOME_KIND = "outcome_router"
 
 def store_warnings(facts: dict[str, dict[str, Any]]) -> list[str]:
     """Plain sentences, one per thing to look at, from the store's facts (``inspect_store``)."""
-    agents = _table(facts, "agents")
+    agents = usable(facts, "agents")
     names = set(agents["name"].to_pylist()) if agents is not None else set()
     warnings: list[str] = []
-    routes = _table(facts, "routes")
+    routes = usable(facts, "routes")
     if routes is not None and routes.num_rows:
         warnings += _route_warnings(routes, names)
-    usage = _table(facts, "usage")
+    usage = usable(facts, "usage")
     if usage is not None and usage.num_rows:
         warnings += _usage_warnings(usage, agents, names)
-    models = _table(facts, "models")
+    models = usable(facts, "models")
     if models is not None and models.num_rows:
         warnings += _model_warnings(models, names)
     return warnings
 
 
-def _table(facts: dict[str, dict[str, Any]], name: str) -> pa.Table | None:
-    return facts.get(name, {}).get("data")
+def usable(facts: dict[str, dict[str, Any]], name: str) -> pa.Table | None:
+    """The rows of table ``name`` when it read in full with every column this version writes (a table whose schema
+    is damaged is reported as a problem, not read by the checks that need its columns), else None."""
+    data = facts.get(name, {}).get("data")
+    if data is None or not set(expected_schema(name, 1, "").names) <= set(data.column_names):
+        return None
+    return data
+
+
 
 
 def _route_warnings(routes: pa.Table, agents: set[str]) -> list[str]:

@@ -143,15 +143,17 @@ def _train(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from tinydancer_duck.store import default_store_path
 
+    from ._distributed import _storage_options
     from ._doctor import check_store
     from ._repair import repair_store
 
     path = args.store if args.store is not None else default_store_path()
+    options = _storage_options(args.storage_options)
     if args.repair:
-        done, report = repair_store(path)
+        done, report = repair_store(path, options)
         print("\n".join(f"repair: {line}" for line in done))
     else:
-        report = check_store(path)
+        report = check_store(path, options)
     print(report.text())
     return 0 if report.healthy else 1
 
@@ -300,10 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
                                              "against usage, and the routing snapshot. Exit code 0 when healthy, 1 "
                                              "when problems were found.")
     store_option(doctor, READ)
+    doctor.add_argument("--storage-options", default=None, metavar="JSON",
+                        help="object-store settings for an s3:// store, e.g. '{\"aws_endpoint\": \"...\"}'")
     doctor.add_argument("--repair", action="store_true",
                         help="after copying the store beside it, fix what is safe: finish half-done writes, go back "
-                             "to the newest undamaged version of a damaged table, accept lost versions, fold "
-                             "missing usage into agent stats")
+                             "to the newest undamaged version of a damaged table (or manifest), accept lost "
+                             "versions, record missing checksums, recount agent stats from the usage that survived")
     doctor.set_defaults(run=_doctor)
 
     reembed = commands.add_parser("reembed", help="move a store to another embedder (e.g. a new default table)",

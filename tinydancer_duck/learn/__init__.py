@@ -15,6 +15,7 @@ from ._classifier import (
     top_classes,
 )
 from ._classify import Classifiers, TrainReport, row_model, train_classifier
+from ._fastgrnn import FastGRNNParams
 from ._outcomes import METRICS_TYPE, OutcomeModel, OutcomeRouters
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "METRICS_TYPE",
     "TOP_K",
     "Classifiers",
+    "FastGRNNParams",
     "OutcomeModel",
     "OutcomeRouters",
     "RouteClassifier",

@@ -252,7 +252,8 @@ class Param:
 
     sql : the SQL type the macro casts the argument to (VARCHAR, DOUBLE, BIGINT, BOOLEAN, VARCHAR[], DOUBLE[],
         FLOAT[]) or how the macro passes it on: REQUEST (text or an embedding), JSON (text, a STRUCT or a MAP),
-        TIMESTAMP (µs since the epoch, UTC), TABLE (a table, view or file name).
+        TIMESTAMP (µs since the epoch, UTC), MOMENT (a timestamp, or a word such as 'now'), TABLE (a table, view or
+        file name).
     default : the value when the caller gives none (or NULL); :data:`REQUIRED` when there is none.
     per_row : may differ per request (a column); otherwise one value per call.
     flag, metavar : the CLI flag when it is not ``--name-with-dashes``, and its placeholder.

@@ -82,11 +82,13 @@ USAGE = (
                   "an unregistered agent. Bad values fail the batch before anything of it is written."),
     Signature("ruvector_ingest_usage",
               (Param("path", "VARCHAR", doc="a Parquet log: a file, a folder or a glob"), COLUMNS,
-               Param("batch_rows", "BIGINT", 100_000, Interval(1, 10_000_000, integer=True), "rows per read batch")),
+               Param("batch_rows", "BIGINT", 100_000, Interval(1, 10_000_000, integer=True), "rows per read batch"),
+               Param("ts", "MOMENT", None, doc="when the events of a log without a ts column happened: 'now', or "
+                     "an as_of timestamp for a historical log (required for such a log: history is not now)")),
               "50_usage", twin="Usage.ingest",
               doc="Bulk ingest of a Parquet log, streamed and all or nothing (validated in full before anything is "
-                  "written; request_ids stored already are skipped). One row: rows, total_cost, agents_updated, "
-                  "unknown_agents, seconds."),
+                  "written; a request_id stored already, or repeated in the log, is stored once). One row: rows, "
+                  "total_cost, agents_updated, unknown_agents, duplicates, already_stored, seconds."),
     Signature("ruvector_routing_analytics",
               (Param("time_range", "VARCHAR", "7 days", doc="'7 days', '24 hours', '30 minutes', '1 week' or 'all'"),
                Param("group_by", "VARCHAR", "agent", Choices(("agent", "route", "category", "day", "hour")),

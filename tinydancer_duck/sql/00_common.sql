@@ -20,3 +20,9 @@ CREATE OR REPLACE MACRO _td_request_text(request) AS
     CASE WHEN typeof(request) LIKE '%]' THEN NULL ELSE try_cast(request AS VARCHAR) END;
 CREATE OR REPLACE MACRO _td_request_vector(request) AS
     CASE WHEN typeof(request) LIKE '%]' THEN try_cast(request AS FLOAT[]) END;
+
+-- A moment given as a timestamp or as a word ('now'): the word as text, a timestamp as its µs since the epoch (UTC)
+-- in text, so one VARCHAR argument carries either.
+CREATE OR REPLACE MACRO _td_moment(moment) AS
+    CASE WHEN moment IS NULL THEN NULL WHEN typeof(moment) = 'VARCHAR' THEN moment::VARCHAR
+    ELSE _td_epoch_us(moment)::VARCHAR END;

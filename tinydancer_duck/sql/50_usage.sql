@@ -13,11 +13,12 @@ CREATE OR REPLACE MACRO ruvector_record_usage(agent, cost, success, latency_ms, 
         request_id::VARCHAR, route::VARCHAR, category::VARCHAR, tokens_in::BIGINT, tokens_out::BIGINT,
         quality::DOUBLE);
 
--- Bulk ingest of a Parquet log, streamed and all or nothing (validated in full before anything is written;
--- request_ids stored already are skipped). One row: rows, total_cost, agents_updated, unknown_agents, seconds.
-CREATE OR REPLACE MACRO ruvector_ingest_usage(path, columns := NULL, batch_rows := 100000) AS TABLE
-    SELECT unnest(result) FROM (SELECT _td_ingest_usage(path::VARCHAR, _td_json_text(columns),
-        batch_rows::BIGINT) AS result);
+-- Bulk ingest of a Parquet log, streamed and all or nothing (validated in full before anything is written; a
+-- request_id stored already, or repeated in the log, is stored once). One row: rows, total_cost, agents_updated,
+-- unknown_agents, duplicates, already_stored, seconds.
+CREATE OR REPLACE MACRO ruvector_ingest_usage(path, columns := NULL, batch_rows := 100000, ts := NULL) AS TABLE
+    SELECT unnest(result) FROM (SELECT _td_ingest_usage(path::VARCHAR, _td_json_text(columns), batch_rows::BIGINT,
+        _td_moment(ts)) AS result);
 
 -- Per group over the events since now - time_range: the group key (named like group_by), total_requests,
 -- total_cost, avg_cost, avg_latency_ms, p50_latency_ms, p95_latency_ms, success_rate, avg_quality.

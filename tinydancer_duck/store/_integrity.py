@@ -14,8 +14,12 @@ On disk, beside the tables (``<store>/.integrity/``):
   that compaction cleaned up are dropped when the table is compacted.
 - ``<table>.version``: the highest version a commit made. A table whose newest version is lower lost a manifest.
 
-Reads check the data and deletion files and the manifest they read (each file once per process); ``tinydancer
-doctor`` checks every file, and counts those without a line (older manifests, or a store written before this).
+Reads check the data and deletion files and the manifest they read whenever this process has not yet verified that
+exact file (by path, size and modification time: a file changed in place after its check is checked again), and a
+table's newest committed manifest is checked before LanceDB parses it (a damaged manifest can make LanceDB panic).
+``tinydancer doctor`` checks every file, counts those without a line (older manifests, or a store written before
+this), and calls a table with files but no records at all (a store copied without its ``.integrity`` folder)
+unverified.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from tinydancer_duck.errors import StoreError
 #: manifests keeps every version younger than the cleanup margin, too many to list on every commit.
 TRACKED = ("data", "_deletions")
 _CHUNK = 1 << 20
+_TAIL = 4096
+#: Newest manifests this process checked when opening a table: path -> (size, mtime_ns) as checked.
+_manifests_checked: dict[str, tuple[int, int]] = {}
 _U64 = (1 << 64) - 1
 
 
@@ -71,12 +78,21 @@ def manifest_of(folder: Path, version: int) -> str | None:
 @dataclass
 class _Known:
     """The parsed part of one table's log: relpath -> (size, crc), the log's bytes read so far, and the files this
-    process has verified already."""
+    process has verified already: relpath -> (size, mtime_ns) of the file as it was verified."""
 
     sums: dict[str, tuple[int, int]] = field(default_factory=dict)
     offset: int = 0
     inode: int = -1
-    verified: set[str] = field(default_factory=set)
+    verified: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def _stamp(path: Path | str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, None when it is gone: what identifies the version of it that was verified."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 class Integrity:
@@ -118,7 +134,7 @@ class Integrity:
                 log.write("".join(lines))
         with self._lock:
             known = self._known.setdefault(table, _Known())
-            known.verified.update(sums)  # written by this process: nothing to verify
+            known.verified.update({rel: stamp for rel in sums if (stamp := _stamp(folder / rel))})  # written here
         if version is not None and version > (self.high_water(table) or 0):
             self.set_high_water(table, version)
 
@@ -135,7 +151,7 @@ class Integrity:
         os.replace(tmp, path)
         with self._lock:
             old = self._known.pop(table, _Known())
-            self._known[table] = _Known(verified=old.verified & set(sums))
+            self._known[table] = _Known(verified={rel: v for rel, v in old.verified.items() if rel in sums})
 
     def set_high_water(self, table: str, version: int) -> None:
         """Note ``version`` as the table's newest (under its write lock). Written in place, padded to a fixed width,
@@ -150,7 +166,8 @@ class Integrity:
     # -- checks -----------------------------------------------------------------------------------------------
     def high_water(self, table: str) -> int | None:
         try:
-            return int((self.folder / f"{table}.version").read_text().strip() or 0)
+            with open(f"{self.folder}/{table}.version", "rb") as mark:  # read on every open: no Path machinery
+                return int(mark.read().strip() or 0)
         except (FileNotFoundError, ValueError):
             return None
 
@@ -168,31 +185,87 @@ class Integrity:
 
     def damaged(self, table: str, version: int | None = None) -> list[tuple[str, str]]:
         """(relpath, plain description) of the files of ``table`` whose size or checksum differ from their record
-        (each file checked once per process): data and deletion files, and the manifest of ``version`` (every
-        manifest when None)."""
+        (a file is checked again when its size or modification time changed since this process checked it): data
+        and deletion files, and the manifest of ``version`` (every manifest when None)."""
         known = self._refresh(table)
         folder = self.table_folder(table)
         files = listing(folder, manifests=version is None)
         manifest = manifest_of(folder, version) if version is not None else None
         problems = []
         for rel in sorted((files | ({manifest} if manifest else set())) & set(known.sums)):
-            if rel in known.verified:
-                continue
-            size, crc = known.sums[rel]
-            try:
-                found = checksum(folder / rel)
-            except FileNotFoundError:
-                continue  # cleaned up meanwhile
-            if found[0] != size:
-                problems.append((rel, (f"{table}.lance/{rel} is {found[0]} bytes, but {size} were written "
-                                      "(truncated or overwritten)")))
-            elif found[1] != crc:
-                problems.append((rel, (f"{table}.lance/{rel} does not match the checksum it was written with (its "
-                                      "bytes changed on disk)")))
+            stamp = _stamp(folder / rel)
+            if stamp is None or known.verified.get(rel) == stamp:
+                continue  # cleaned up meanwhile, or this very file was verified already
+            problem = self.file_problem(table, folder, rel, known.sums[rel])
+            if problem:
+                problems.append((rel, problem))
             else:
                 with self._lock:
-                    known.verified.add(rel)
+                    known.verified[rel] = stamp
         return problems
+
+    @staticmethod
+    def file_problem(table: str, folder: Path, rel: str, recorded: tuple[int, int]) -> str | None:
+        """What is wrong with one file against its record, in words; None when it matches (or is gone)."""
+        try:
+            found = checksum(folder / rel)
+        except FileNotFoundError:
+            return None
+        if found[0] != recorded[0]:
+            return f"{table}.lance/{rel} is {found[0]} bytes, but {recorded[0]} were written (truncated or overwritten)"
+        if found[1] != recorded[1]:
+            return f"{table}.lance/{rel} does not match the checksum it was written with (its bytes changed on disk)"
+        return None
+
+    def newest_manifest_problem(self, table: str) -> str | None:
+        """What is wrong with the manifest of the table's highest committed version against its checksum, in
+        words; None when it matches, or nothing was recorded."""
+        committed = self.high_water(table)
+        if committed is None:
+            return None
+        folder = self.table_folder(table)
+        rel = f"_versions/{_U64 - committed:020d}.manifest"  # LanceDB's v2 name, else look for the others
+        stamp = _stamp(f"{folder}/{rel}")
+        if stamp is None and (rel := manifest_of(folder, committed)) is not None:
+            stamp = _stamp(f"{folder}/{rel}")
+        if stamp is None or _manifests_checked.get(f"{folder}/{rel}") == stamp:
+            return None  # gone, or this very file was checked by this process already
+        recorded = self._recorded(table, rel)
+        problem = self.file_problem(table, folder, rel, recorded) if recorded else None
+        if problem:
+            return f"the manifest of its newest version ({committed}) is damaged: {problem}"
+        _manifests_checked[f"{folder}/{rel}"] = stamp
+        return None
+
+    def _recorded(self, table: str, rel: str) -> tuple[int, int] | None:
+        """The record of one file: found in the last lines of the table's log when the log was not parsed yet
+        (a newest manifest's line is among the last written; opening a table need not parse the whole log)."""
+        with self._lock:
+            known = self._known.get(table)
+        if known is None or not known.sums:
+            try:
+                with open(self.folder / f"{table}.log", "rb") as log:
+                    log.seek(max(os.fstat(log.fileno()).st_size - _TAIL, 0))
+                    found = _parse(log.read().decode("utf-8", "replace")).get(rel)
+            except FileNotFoundError:
+                return None
+            if found is not None:
+                return found
+        return self._refresh(table).sums.get(rel)
+
+    def check_newest_manifest(self, table: str) -> None:
+        """Before LanceDB parses it: StoreError when the newest committed manifest is damaged (LanceDB can panic
+        on a damaged manifest instead of failing)."""
+        problem = self.newest_manifest_problem(table)
+        if problem:
+            raise StoreError(f"table {table!r} in {self.root} cannot be opened: {problem}. Nothing was read; run "
+                             f"`tinydancer doctor --store {self.root}` (`--repair` goes back to the version before, "
+                             "losing that last write)")
+
+    def has_records(self, table: str) -> bool:
+        """Whether any checksum or version was ever recorded for ``table`` (a store copied without its
+        ``.integrity`` folder has none)."""
+        return (self.folder / f"{table}.log").exists() or (self.folder / f"{table}.version").exists()
 
     def verify(self, table: str, version: int) -> None:
         """StoreError naming the damaged files of ``table`` read at ``version``, if any (see :meth:`damaged`)."""
@@ -272,3 +345,9 @@ class Unchecked(Integrity):
 
     def unverifiable(self, table: str) -> list[str]:
         return []
+
+    def newest_manifest_problem(self, table: str) -> str | None:
+        return None
+
+    def has_records(self, table: str) -> bool:
+        return True

@@ -13,7 +13,17 @@ import os
 import re
 from pathlib import Path
 
+from tinydancer_duck.errors import InvalidArgument
+
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+#: A scheme of two or more letters (so not a Windows drive) followed by one slash: ``s3:/bucket``, a typo.
+_ONE_SLASH = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+:/(?!/)")
+
+
+def default_store_path() -> Path:
+    """``$TINYDANCER_HOME`` if set, else ``~/.tinydancer``."""
+    home = os.environ.get("TINYDANCER_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".tinydancer"
 
 
 def is_uri(location: object) -> bool:
@@ -29,7 +39,12 @@ def store_location(location: str | Path, default: Path) -> tuple[str | Path, boo
     if is_uri(location):
         return str(location).rstrip("/"), True
     text = str(location)
-    return Path(text.removeprefix("file://")).expanduser(), False
+    if isinstance(location, str) and _ONE_SLASH.match(text) and not text.startswith("file:"):
+        scheme = text.split(":", 1)[0]
+        raise InvalidArgument("store", text, f"looks like an object-store URI with one slash after '{scheme}:'; "
+                              f"write {scheme}://{text.split(':/', 1)[1]} (or ./{text} for a local folder of that "
+                              "name)")
+    return Path(text.removeprefix("file://").removeprefix("file:")).expanduser(), False
 
 
 def side_folder(location: str | Path, remote: bool) -> Path:

@@ -23,8 +23,6 @@ them, so short-lived processes that each write once are compacted as well as one
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -39,12 +37,15 @@ from tinydancer_duck.errors import InvalidArgument, StoreError
 from . import _journal as journal
 from ._cache import SnapshotCache
 from ._inspect import table_info
-from ._integrity import Integrity, Unchecked, listing
+from ._integrity import Integrity, Unchecked
 from ._journal import JOURNAL_LOCK
 from ._ledger import Ledger
 from ._literal import in_filter
-from ._location import side_folder, store_location
-from ._locks import held, write_locked  # noqa: F401 - write_locked is re-exported for the services
+from ._location import default_store_path, side_folder, store_location  # noqa: F401 - re-exported
+from ._locks import LOCK_TIMEOUT_S, LockTimeout, held, write_locked  # noqa: F401 - write_locked is re-exported
+from ._names import known_table
+from ._open import migrated, open_table
+from ._retry import foreign_failure, translated
 from ._retry import retry as _retry
 from ._schemas import (
     BUDGETS_SCHEMA,
@@ -52,7 +53,6 @@ from ._schemas import (
     TABLES,
     USAGE_SCHEMA,
     agents_schema,
-    appended_fields,
     check_schema,
     route_examples_schema,
     routes_schema,
@@ -75,10 +75,6 @@ COMPACT_FRAGMENTS = 16
 CLEANUP_EVERY_CHECKS = 8
 #: Versions younger than this survive cleanup: readers pinned to them keep working.
 CLEANUP_OLDER_THAN = timedelta(minutes=2)
-def default_store_path() -> Path:
-    """``$TINYDANCER_HOME`` if set, else ``~/.tinydancer``."""
-    home = os.environ.get("TINYDANCER_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".tinydancer"
 
 
 class Store:
@@ -90,10 +86,14 @@ class Store:
 
     def __init__(self, path: str | Path | None, *, embedder_identity: str, dim: int,
                  consistency_interval_s: float = CONSISTENCY_INTERVAL_S,
-                 storage_options: dict[str, str] | None = None) -> None:
+                 storage_options: dict[str, str] | None = None, lock_timeout_s: float = LOCK_TIMEOUT_S) -> None:
         # an object-store URI stays a string (README "Beyond one machine": what is safe there without file locks)
         self.path, self.remote = store_location(path, default_store_path())
-        self._key = str(self.path) if self.remote else str(self.path.resolve())
+        try:
+            self._key = str(self.path) if self.remote else str(self.path.resolve())
+        except OSError as exc:  # e.g. /proc/1/root: a folder this user may not resolve
+            raise StoreError(f"cannot open store at {self.path}: {exc.strerror or exc}") from None
+        self.lock_timeout_s = float(lock_timeout_s)
         self.storage_options = dict(storage_options or {})
         self.identity = embedder_identity
         self.dim = dim
@@ -116,6 +116,8 @@ class Store:
         self.integrity = Unchecked(self.side) if self.remote else Integrity(self.path)
         self.ledger = Ledger(self.side)
         self._recovering = False
+        #: What the last recovery could not finish (intents quarantined or left pending), one sentence each.
+        self.recovery_notes: list[str] = []
         try:
             self.side.mkdir(parents=True, exist_ok=True)
             # interval 0: every read checks the latest version, so other connections' writes are seen at once.
@@ -123,6 +125,8 @@ class Store:
 
             self._db = lancedb.connect(str(self.path), read_consistency_interval=timedelta(0),
                                        storage_options=self.storage_options or None)
+        except OSError as exc:
+            raise StoreError(f"cannot open store at {self.path}: {exc.strerror or exc}") from None
         except Exception as exc:
             raise StoreError(f"cannot open store at {self.path}: {exc}") from exc
 
@@ -134,50 +138,19 @@ class Store:
             handle = self._tables.get(name)
             if handle is not None:
                 return handle
-            handle = self._open(name)
-            check_schema(self.path, name, self._migrated(name, handle, self._schemas[name]), self._schemas[name])
+            handle = open_table(self, known_table(name))
+            check_schema(self.path, name, migrated(self, name, handle, self._schemas[name]), self._schemas[name])
             self.integrity.check_version(name, lambda: int(handle.version))
             self._tables[name] = handle
             return handle
 
-    def _open(self, name: str) -> Any:
-        """Open ``name``; create it only when its folder does not exist (or holds nothing but an aborted creation):
-        a table that exists but cannot be opened is an error, never silently replaced by an empty one."""
-        with contextlib.suppress(Exception):  # LanceDB signals "no such table" with several exception types
-            return self._db.open_table(name)
-        with held(self.side, self._key, name):  # one creator at a time; a concurrent creator may have won
-            try:
-                return self._db.open_table(name)
-            except Exception as exc:  # decided below by what is on disk
-                folder = self.integrity.table_folder(name)
-                if folder.exists() and not _aborted_creation(folder, self.integrity.high_water(name)):
-                    raise StoreError(
-                        f"table {name!r} exists in {self.path} but cannot be opened "
-                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). Nothing was changed. "
-                        f"Run `tinydancer doctor --store {self.path}`; restore {folder.name} from a backup, or move "
-                        "it aside to start that table empty") from exc
-                if folder.exists():  # a creation killed before its first manifest: nothing in it to lose
-                    shutil.rmtree(folder)
-            try:
-                handle = self._db.create_table(name, schema=self._schemas[name], exist_ok=True)
-            except Exception as exc:
-                raise StoreError(f"cannot create table {name!r} in {self.path}: {exc}") from exc
-            self.integrity.record(name, int(handle.version))
-            return handle
+    def schema(self, name: str) -> pa.Schema:
+        """The schema this version writes ``name`` with."""
+        return self._schemas[known_table(name)]
 
-    def _migrated(self, name: str, handle: Any, expected: pa.Schema) -> pa.Schema:
-        """The table's schema after adding the nullable columns a newer version appended to it (all NULL in the
-        rows already stored), so a store written by an older version keeps working."""
-        missing = appended_fields(handle.schema, expected)
-        if not missing:
-            return handle.schema
-        with held(self.side, self._key, name):
-            try:
-                _retry(f"cannot add columns {missing.names} to {name!r}", lambda: handle.add_columns(missing))
-            finally:
-                self._wrote(name)
-            self.integrity.record(name, int(handle.version))
-        return handle.schema
+    def held(self, name: str, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """Lock ``name`` of this store (:func:`._locks.held`), waiting at most the store's lock timeout."""
+        return held(self.side, self._key, name, timeout=self.lock_timeout_s if timeout is None else timeout)
 
     def version(self, name: str) -> int:
         """The table's latest version, asking LanceDB at most once per ``consistency_interval_s``.
@@ -192,12 +165,8 @@ class Store:
         now = time.monotonic()
         if cached is not None and cached[2] == writes and now - cached[1] < self.consistency_interval_s:
             return cached[0]
-        try:
+        with translated(f"cannot read version of {name!r}"):
             version = int(self.table(name).version)
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"cannot read version of {name!r}: {exc}") from exc
         if cached is not None and version < cached[0]:
             self.integrity.check_version(name, lambda: version)
             raise StoreError(f"table {name!r} in {self.path} went back from version {cached[0]} to {version}: "
@@ -222,7 +191,7 @@ class Store:
         """
         with contextlib.ExitStack() as stack:
             for name in names:
-                stack.enter_context(held(self.side, self._key, name))
+                stack.enter_context(self.held(name))
             self._versions.clear()
             if JOURNAL_LOCK in names and not self._recovering and journal.pending(self.side):
                 self.recover()
@@ -237,14 +206,25 @@ class Store:
         """Writes that killed processes left half done (finished by :meth:`recover`), one line each."""
         return journal.describe(self.side)
 
-    def recover(self) -> int:
-        """Finish the writes that killed processes left half done (:mod:`._journal`); how many there were."""
-        with held(self.side, self._key, JOURNAL_LOCK):
-            self._recovering = True
-            try:
-                return journal.recover(self)
-            finally:
-                self._recovering = False
+    def recover(self, *, wait: bool = True) -> int:
+        """Finish the writes that killed processes left half done (:mod:`._journal`); how many there were. Never
+        raises for an intent: one that cannot be finished is quarantined or left pending, and said so in
+        :attr:`recovery_notes`. ``wait=False`` (opening an Engine): do nothing when another writer holds the
+        journal lock (it finishes what it started; the next writer finishes what a killed one left)."""
+        if not journal.pending(self.side):
+            return 0
+        try:
+            with self.held(JOURNAL_LOCK, timeout=None if wait else 0):
+                self._recovering = True
+                try:
+                    done, self.recovery_notes = journal.recover(self)
+                    return done
+                finally:
+                    self._recovering = False
+        except LockTimeout:
+            if wait:
+                raise
+            return 0
 
     # -- reads --------------------------------------------------------------------------------------------------
     def read(self, name: str) -> pa.Table:
@@ -269,20 +249,29 @@ class Store:
         if version < (self.integrity.high_water(name) or 0):  # stale, or a lost manifest: ask for the latest
             self.integrity.check_version(name, lambda: int(handle.version))
         self.integrity.verify(name, int(handle.version))
-        try:
+        with translated(f"cannot read {name!r} in {self.path}", f"; run `tinydancer doctor --store {self.path}`"):
             arrow = handle.to_arrow()
-        except Exception as exc:
-            raise StoreError(f"cannot read {name!r} in {self.path}: {str(exc).splitlines()[0]}; run "
-                             f"`tinydancer doctor --store {self.path}`") from exc
         return arrow.cast(self._schemas[name]) if arrow.schema != self._schemas[name] else arrow
 
-    def count(self, name: str, where: str | None = None) -> int:
+    def latest_version(self, name: str) -> int:
+        """The table's version asked afresh (no interval): what recovery decides by."""
+        self._versions.pop(name, None)
+        return self.version(name)
+
+    def read_at(self, name: str, version: int) -> pa.Table | None:
+        """The table as it was at ``version``; None when that version is no longer kept or does not read."""
         try:
+            handle = self._db.open_table(known_table(name))
+            handle.checkout(int(version))
+            return handle.to_arrow()
+        except BaseException as exc:
+            if not foreign_failure(exc):
+                raise
+            return None
+
+    def count(self, name: str, where: str | None = None) -> int:
+        with translated(f"cannot count {name!r}"):
             return int(self.table(name).count_rows(where))
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"cannot count {name!r}: {exc}") from exc
 
     # -- writes -------------------------------------------------------------------------------------------------
     def upsert(self, name: str, rows: pa.Table, key: str | list[str] = "name") -> int:
@@ -322,7 +311,7 @@ class Store:
         """One commit to ``name`` under its write lock: retried on conflicts, its new files checksummed, the
         version it made returned; then maybe a compaction (see the module docstring)."""
         table = self.table(name)
-        with held(self.side, self._key, name):
+        with self.held(name):
             try:
                 result = _retry(what, lambda: write(table))
             finally:
@@ -360,7 +349,7 @@ class Store:
             raise InvalidArgument("table", name, f"must be one of {', '.join(TABLES)}")
         report = {}
         for table_name in (name,) if name is not None else TABLES:
-            with held(self.side, self._key, table_name):
+            with self.held(table_name):
                 before = self.info(table_name)
                 self._compact(table_name, cleanup_older_than)
                 after = self.info(table_name)
@@ -369,22 +358,12 @@ class Store:
         return report
 
     def _compact(self, name: str, cleanup_older_than: timedelta) -> None:
-        with held(self.side, self._key, name):
+        with self.held(name):
             self._commit(name, f"cannot compact {name!r}",
                          lambda table: table.optimize(cleanup_older_than=cleanup_older_than), maintain=False)
             self.integrity.forget_missing(name)
 
     def info(self, name: str) -> dict[str, int]:
         """rows, fragments, small_fragments, version and versions (kept on disk) of one table."""
-        try:
+        with translated(f"cannot inspect {name!r}"):
             return table_info(self.table(name))
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"cannot inspect {name!r}: {exc}") from exc
-
-
-def _aborted_creation(folder: Path, high_water: int | None) -> bool:
-    """Whether a table folder that cannot be opened is only a creation killed before its first commit: no data or
-    deletion files, and no later version ever committed."""
-    return (high_water or 0) <= 1 and not any(rel.startswith(("data/", "_deletions/")) for rel in listing(folder))

@@ -73,7 +73,7 @@ def args_of(param: Param, *, one_row: bool = False) -> list[Arg]:
 
 #: How the macro passes a pseudo-type on: the UDF's SQL type and the expression.
 _PASSED = {"JSON": ("VARCHAR", "_td_json_text({})"), "TIMESTAMP": ("BIGINT", "_td_epoch_us({})"),
-           "TABLE": ("VARCHAR", "{}::VARCHAR")}
+           "TABLE": ("VARCHAR", "{}::VARCHAR"), "MOMENT": ("VARCHAR", "_td_moment({})")}
 
 
 @dataclass(frozen=True)

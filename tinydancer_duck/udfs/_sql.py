@@ -98,7 +98,7 @@ def area_file(title: str, bindings: Iterable[Binding]) -> str:
 # -- the reference ----------------------------------------------------------------------------------------------
 _PYTHON_TYPES = {"VARCHAR": "str", "DOUBLE": "float", "BIGINT": "int", "BOOLEAN": "bool", "VARCHAR[]": "list[str]",
                  "DOUBLE[]": "list[float]", "FLOAT[]": "list[float]", "REQUEST": "str or embedding",
-                 "JSON": "str or dict", "TIMESTAMP": "datetime", "TABLE": "str"}
+                 "JSON": "str or dict", "TIMESTAMP": "datetime", "MOMENT": "datetime or 'now'", "TABLE": "str"}
 
 
 def param_row(param: Param) -> str:

@@ -57,8 +57,8 @@ def adapters(engine: Engine) -> dict[str, Adapter]:
     def record_usage(ts: pa.Array, **fields: pa.Array) -> pa.Array:
         return pa.array(engine.usage.record_columns({**fields, "ts": epoch_us_to_ts(ts)}), pa.bool_())
 
-    def ingest_usage(path: str, columns: str | None, batch_rows: int) -> dict[str, Any]:
-        return asdict(engine.usage.ingest(path, columns=columns, batch_rows=batch_rows))
+    def ingest_usage(path: str, columns: str | None, batch_rows: int, ts: str | None) -> dict[str, Any]:
+        return asdict(engine.usage.ingest(path, columns=columns, batch_rows=batch_rows, ts=ts))
 
     def routing_analytics(time_range: str, group_by: str) -> pa.Array:
         return as_list(engine.analytics.analytics_struct(time_range, group_by), ANALYTICS_TYPE)

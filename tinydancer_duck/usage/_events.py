@@ -1,10 +1,9 @@
 """Usage events: record one batch, or ingest a Parquet log, into the ``usage`` table; each event updates its agent.
 
 A usage event is (ts, request_id, agent, route, category, tokens_in, tokens_out, cost, latency_ms, success,
-quality). agent, cost, success and latency_ms are required; ts defaults to now (UTC); the rest may be NULL.
-Validation runs on the whole batch before anything is written: cost, latency_ms and tokens >= 0, finite and at most
-1e12, quality within [0, 1], ts within years 1-9999, text valid UTF-8 without NUL; a NULL
-agent/cost/success/latency_ms is an error naming the argument.
+quality). agent, cost, success and latency_ms are required; a recorded event's ts defaults to now (UTC), an
+ingested log's must be given or chosen (:mod:`._ingest`); the rest may be NULL. Validation (:mod:`._columns`) runs
+on the whole batch before anything is written.
 
 **Unknown agents.** An event for an agent that is not registered is stored (a log may name retired agents, and
 analytics should still count their spend) but updates no running stats; :meth:`Usage.record` returns False for
@@ -21,16 +20,15 @@ p99 is a streaming estimate whose value depends on the batch size.
 **All or nothing.** The events and their agents' stats are two commits (usage, then agents), tied by an intent
 journal (:mod:`tinydancer_duck.store._journal`) under the agents lock: a process killed between them leaves an intent
 the next writer (or the next Engine) finishes, so usage and stats never disagree. An ingest is one streamed usage
-commit plus the agents commit, and skips events whose request_id is stored already, so re-running an interrupted
-(or finished) ingest stores each request once. Recording settles the budget reservations routing made for the events
-(:mod:`tinydancer_duck.store._ledger`).
+commit plus the agents commit, and skips events whose request_id is stored already (or repeats one earlier in the
+same log), so re-running an interrupted (or finished) ingest stores each request once. Recording settles the
+budget reservations routing made for the events (:mod:`tinydancer_duck.store._ledger`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,45 +39,38 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinydancer_duck._validate import (
-    MAX_TS_US,
-    MIN_TS_US,
-    as_float_column,
-    check_int,
-    check_nonnegative,
-    check_stored,
-    check_text_column,
-    check_unit_interval,
-)
-from tinydancer_duck.errors import InvalidArgument
-from tinydancer_duck.registry import AffineFold, Registry, fold_batch
+from tinydancer_duck._validate import check_int
+from tinydancer_duck.errors import StoreError
+from tinydancer_duck.registry import Registry
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import MAX_CHUNKS, USAGE_SCHEMA, Step, Store, settle
 
-from ._log import FIELDS, batches, column_mapping, open_log
+from ._columns import in_time_order, usage_batch
+from ._ingest import Progress, missing_ts, plan_ingest, spend_by_agent
+from ._log import column_mapping, open_log
 
-_TS = pa.timestamp("us", tz="UTC")
 DEFAULT_BATCH_ROWS = 100_000
 MAX_BATCH_ROWS = 10_000_000
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What :meth:`Usage.ingest` wrote: rows and their cost sum, agents whose stats changed, unregistered agents."""
+    """What :meth:`Usage.ingest` wrote: rows and their cost sum, agents whose stats changed, unregistered agents,
+    events skipped as repeats of a request_id earlier in the log (the first is kept) or stored already."""
 
     rows: int
     total_cost: float
     agents_updated: list[str] = field(default_factory=list)
     unknown_agents: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    already_stored: int = 0
     seconds: float = 0.0
 
 
 #: The STRUCT ruvector_ingest_usage returns: the fields of :class:`IngestReport`.
 INGEST_TYPE = pa.struct([("rows", pa.int64()), ("total_cost", pa.float64()),
                          ("agents_updated", pa.list_(pa.string())), ("unknown_agents", pa.list_(pa.string())),
-                         ("seconds", pa.float64())])
+                         ("duplicates", pa.int64()), ("already_stored", pa.int64()), ("seconds", pa.float64())])
 
 
 class Usage:
@@ -122,7 +113,7 @@ class Usage:
         batch = usage_batch(columns, now=datetime.now(timezone.utc))
         if batch.num_rows == 0:
             return np.zeros(0, bool)
-        batch = _in_time_order(batch)
+        batch = in_time_order(batch)
         with self.store.locked("agents"):  # which agents exist, and their stats, cannot change meanwhile
             known = self._known(batch["agent"])
             if known.any():
@@ -132,15 +123,18 @@ class Usage:
             else:
                 self.store.transact([Step("usage", "append", batch)])
         if self.store.ledger.exists():  # routing reserved under a budget: settle
-            self._settle(_spend_by_agent(batch["agent"], batch["cost"]))
+            self._settle(spend_by_agent(batch["agent"], batch["cost"]))
         order = pc.sort_indices(batch["_row"]).to_numpy()  # back to the caller's row order
         return known[order]
 
-    def ingest(self, source: str | Path, *, columns: Mapping[str, str] | str | None = None,
+    def ingest(self, source: str | Path, *, ts: Any = None, columns: Mapping[str, str] | str | None = None,
                batch_rows: int = DEFAULT_BATCH_ROWS, progress: Progress | None = None) -> IngestReport:
-        """Append a Parquet log (a file, a directory or a glob of files) to ``usage`` and fold it into agent stats,
-        all or nothing, skipping events whose request_id is stored already.
+        """Append a log (a Parquet, CSV or JSON file, a directory or a glob) to ``usage`` and fold it into agent
+        stats, all or nothing, skipping events whose request_id is stored already or appeared earlier in the log.
 
+        ts : when the events without a timestamp happened (no ts column, or a NULL): 'now', or an as_of moment
+            (datetime or ISO text) for a historical log. Required when the log has no ts column (see
+            :mod:`._ingest`: history stamped now would open breakers and fill this period's budgets).
         columns : our field -> the log's column name, for logs that name columns differently (JSON text or a
             mapping), e.g. ``{"agent": "model", "cost": "usd"}``. Unmapped fields use their own name; an optional
             field missing from the log is NULL.
@@ -149,57 +143,34 @@ class Usage:
 
         The file is read twice under the agents lock (other writers of usage and agents wait): a validation pass
         that also folds the events into per-agent stats, so a bad row anywhere fails the call before anything is
-        written; then one streamed append (a single commit), and the stats in one agents write, both committed
-        all-or-nothing. Re-running an ingest (after a kill, or twice) stores no request_id twice; events without a
-        request_id cannot be recognized and are stored again.
+        written; then one streamed append (a single commit) of the same rows, and the stats in one agents write,
+        both committed all-or-nothing. Re-running an ingest (after a kill, or twice) stores no request_id twice;
+        events without a request_id cannot be recognized and are stored again.
         """
         started = time.perf_counter()
         check_int("batch_rows", batch_rows, minimum=1, maximum=MAX_BATCH_ROWS)
-        dataset, selection = open_log(source, column_mapping(columns))
-        total = dataset.count_rows()
-        now = datetime.now(timezone.utc)
+        mapping = column_mapping(columns)
+        dataset, selection = open_log(source, mapping)
+        stamp = missing_ts(ts, "ts" in selection, source)
         with self.store.locked("agents"):
-            plan = self._plan_ingest(dataset, selection, batch_rows, now)
+            plan = plan_ingest(dataset, selection, batch_rows, source=source, stamp=stamp,
+                               stored_ids=lambda: self.store.read("usage")["request_id"],
+                               known=self.registry.snapshot().names, alpha=self.settings.latency_ewma_alpha)
             if progress is not None:
-                progress(0, total)
-            done = [0]
-
-            def appended() -> Iterator[pa.RecordBatch]:
-                for batch in batches(dataset, selection, batch_rows):
-                    rows = _in_time_order(plan.fresh(usage_batch(batch, now=now))).drop_columns(["_row"])
-                    done[0] += rows.num_rows
-                    yield from rows.to_batches()
-                    if progress is not None:
-                        progress(done[0], total)
-
-            stream = pa.RecordBatchReader.from_batches(USAGE_SCHEMA, appended())
-            updated = self.registry.apply_folds(
-                plan.folds, usage=Step("usage", "append", stream, count=plan.rows) if plan.rows else None)
+                progress(0, plan.rows)
+            stream = pa.RecordBatchReader.from_batches(USAGE_SCHEMA, plan.appended(
+                lambda: open_log(source, mapping)[0], selection, batch_rows, source, progress))
+            step = Step("usage", "append", stream, identity=plan.sample.table())
+            try:
+                updated = self.registry.apply_folds(plan.folds, usage=step if plan.rows else None)
+            except StoreError:
+                if plan.failure is not None:  # the log, not the store: say so as the log's error
+                    raise plan.failure from None
+                raise
         self._settle(plan.spend)
         return IngestReport(rows=plan.rows, total_cost=plan.cost, agents_updated=updated,
-                            unknown_agents=sorted(plan.unknown), seconds=time.perf_counter() - started)
-
-    def _plan_ingest(self, dataset: Any, selection: Mapping[str, str], batch_rows: int, now: datetime) -> _Plan:
-        """Pass 1 of an ingest: validate every batch, find the request_ids stored already, fold the new events."""
-        plan = _Plan(pa.array([], pa.string()))
-        if "request_id" in selection:
-            ids = dataset.to_table(columns=[selection["request_id"]]).column(0)
-            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):  # the pass below names it
-                plan.duplicates = _stored_duplicates(self.store.read("usage")["request_id"], ids.cast(pa.string()))
-        names = self.registry.snapshot().names
-        for batch in batches(dataset, selection, batch_rows):
-            rows = _in_time_order(plan.fresh(usage_batch(batch, now=now)))
-            known = pc.is_in(rows["agent"], value_set=names).to_numpy(zero_copy_only=False)
-            if not known.all():
-                plan.unknown.update(pc.unique(rows["agent"].filter(pa.array(~known))).to_pylist())
-            if known.any():
-                fold_batch(plan.folds, rows.filter(pa.array(known)), self.settings.latency_ewma_alpha)
-            plan.rows += rows.num_rows
-            plan.cost += float(pc.sum(rows["cost"]).as_py() or 0.0)
-            for agent, (cost, count) in _spend_by_agent(rows["agent"], rows["cost"]).items():
-                old = plan.spend.get(agent, (0.0, 0))
-                plan.spend[agent] = (old[0] + cost, old[1] + count)
-        return plan
+                            unknown_agents=sorted(plan.unknown), duplicates=plan.duplicates,
+                            already_stored=plan.already_stored, seconds=time.perf_counter() - started)
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _settle(self, spend: Mapping[str, tuple[float, int]]) -> None:
@@ -212,186 +183,6 @@ class Usage:
 
     def _known(self, agents: pa.ChunkedArray | pa.Array) -> np.ndarray:
         return pc.is_in(agents, value_set=self.registry.snapshot().names).to_numpy(zero_copy_only=False)
-
-
-@dataclass
-class _Plan:
-    """What an ingest will write: the stored request_ids it skips, per-agent folds, rows, cost, unknown agents."""
-
-    duplicates: pa.Array
-    folds: dict[str, AffineFold] = field(default_factory=dict)
-    rows: int = 0
-    cost: float = 0.0
-    unknown: set[str] = field(default_factory=set)
-    spend: dict[str, tuple[float, int]] = field(default_factory=dict)
-
-    def fresh(self, rows: pa.Table) -> pa.Table:
-        """``rows`` without the events whose request_id is stored already."""
-        if not len(self.duplicates):
-            return rows
-        return rows.filter(pc.invert(pc.fill_null(pc.is_in(rows["request_id"], value_set=self.duplicates), False)))
-
-
-def _spend_by_agent(agents: pa.ChunkedArray, costs: pa.ChunkedArray) -> dict[str, tuple[float, int]]:
-    """agent -> (sum of cost, events)."""
-    if len(agents) <= 16:  # a live record: a group-by's fixed cost (~1 ms) would dominate
-        spend: dict[str, tuple[float, int]] = {}
-        for agent, cost in zip(agents.to_pylist(), costs.to_pylist()):
-            total, count = spend.get(agent, (0.0, 0))
-            spend[agent] = (total + cost, count + 1)
-        return spend
-    grouped = pa.table({"agent": agents, "cost": costs}).group_by("agent").aggregate([("cost", "sum"),
-                                                                                      ("cost", "count")])
-    return {a: (float(c), int(k)) for a, c, k in zip(grouped["agent"].to_pylist(), grouped["cost_sum"].to_pylist(),
-                                                       grouped["cost_count"].to_pylist())}
-
-
-def _stored_duplicates(stored: pa.ChunkedArray, incoming: pa.ChunkedArray) -> pa.Array:
-    """The request_ids of ``incoming`` (the log's) that ``stored`` holds already (NULL never matches)."""
-    if not len(incoming) or not len(stored):
-        return pa.array([], pa.string())
-    wanted = pc.unique(incoming.drop_null())
-    stored = stored.combine_chunks() if isinstance(stored, pa.ChunkedArray) else stored
-    return pc.unique(stored.filter(pc.fill_null(pc.is_in(stored, value_set=wanted), False)))
-
-
-# -- validation -------------------------------------------------------------------------------------------------
-def usage_batch(columns: Mapping[str, Any] | pa.Table | pa.RecordBatch, *, now: datetime) -> pa.Table:
-    """Validate usage fields given as columns and return them as a USAGE_SCHEMA table plus a ``_row`` column
-    (the input row number). Raises InvalidArgument naming the field and the first bad value."""
-    if isinstance(columns, (pa.Table, pa.RecordBatch)):
-        columns = {name: columns.column(name) for name in columns.column_names}
-    n = _length(columns)
-    if n == 0:
-        return USAGE_SCHEMA.empty_table().append_column("_row", pa.array([], pa.int64()))
-    out: dict[str, pa.Array] = {}
-    out["ts"] = _timestamps(columns.get("ts"), n, now)
-    for name in ("request_id", "route", "category"):
-        out[name] = _strings(name, columns.get(name), n)
-    out["agent"] = _strings("agent", columns.get("agent"), n)
-    if out["agent"].null_count:
-        raise InvalidArgument("agent", None, f"is required (row {_first(out['agent'].is_null())} is NULL)")
-    blank = pc.equal(pc.utf8_trim_whitespace(out["agent"]), "")
-    if pc.any(blank).as_py():
-        raise InvalidArgument("agent", out["agent"].filter(blank)[0].as_py(), "must be a non-empty string")
-    for name in ("tokens_in", "tokens_out"):
-        values = as_float_column(name, _plain(columns.get(name)), n)
-        check_nonnegative(name, values)
-        check_stored(name, values)
-        out[name] = pa.array(np.rint(values), pa.float64(), mask=np.isnan(values)).cast(pa.int64())
-    for name in ("cost", "latency_ms"):
-        values = as_float_column(name, _plain(columns.get(name)), n)
-        check_nonnegative(name, values, required=True)
-        check_stored(name, values)
-        out[name] = pa.array(values, pa.float64())
-    out["success"] = _booleans(columns.get("success"), n)
-    quality = as_float_column("quality", _plain(columns.get("quality")), n)
-    check_unit_interval("quality", quality)
-    out["quality"] = pa.array(quality, pa.float64(), mask=np.isnan(quality))
-    table = pa.table({name: out[name] for name in FIELDS}).cast(USAGE_SCHEMA)
-    return table.append_column("_row", pa.array(np.arange(n, dtype=np.int64)))
-
-
-def _in_time_order(batch: pa.Table) -> pa.Table:
-    """Rows sorted by ts (stable), the order events are folded into running stats."""
-    order = pc.sort_indices(batch, sort_keys=[("ts", "ascending"), ("_row", "ascending")])
-    return batch.take(order)
-
-
-def _length(columns: Mapping[str, Any]) -> int:
-    lengths = {len(v) for v in columns.values() if _is_column(v)}
-    if len(lengths) > 1:
-        raise InvalidArgument("columns", sorted(lengths), "all usage columns must have the same length")
-    return lengths.pop() if lengths else 1
-
-
-def _is_column(value: Any) -> bool:
-    return isinstance(value, (pa.Array, pa.ChunkedArray, np.ndarray, list, tuple))
-
-
-def _plain(values: Any) -> Any:
-    """Arrow columns as Arrow arrays; a NULL-typed column is 'not given'."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if isinstance(values, pa.Array) and pa.types.is_null(values.type):
-        return None
-    return values
-
-
-def _broadcast(values: Any, n: int) -> pa.Array:
-    values = _plain(values)
-    if values is None:
-        return pa.nulls(n)
-    if isinstance(values, pa.Array):
-        return values
-    if isinstance(values, np.ndarray):
-        return pa.array(values)
-    return pa.array(list(values) if _is_column(values) else [values] * n)
-
-
-def _strings(name: str, values: Any, n: int) -> pa.Array:
-    try:
-        column = _broadcast(values, n)
-        column = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
-    except UnicodeEncodeError:
-        raise InvalidArgument(name, values, "is not valid UTF-8 text (it holds a lone surrogate)") from None
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, OverflowError):
-        raise InvalidArgument(name, values if not _is_column(values) else type(values).__name__,
-                              "must be text") from None
-    try:
-        column.validate(full=True)  # a Parquet file may declare invalid UTF-8 bytes as strings
-    except pa.ArrowInvalid:
-        raise InvalidArgument(name, "<invalid UTF-8>", "must be valid UTF-8 text") from None
-    check_text_column(name, column)
-    return column
-
-
-def _booleans(values: Any, n: int) -> pa.Array:
-    try:
-        column = _broadcast(values, n)
-        if not (pa.types.is_boolean(column.type) or pa.types.is_integer(column.type) or pa.types.is_null(column.type)):
-            raise TypeError
-        column = column.cast(pa.bool_())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
-        shown = values if not _is_column(values) else str(_broadcast(values, n).type)
-        raise InvalidArgument("success", shown, "must be true or false") from None
-    if column.null_count:
-        raise InvalidArgument("success", None, f"is required (row {_first(column.is_null())} is NULL)")
-    return column
-
-
-def _timestamps(values: Any, n: int, now: datetime) -> pa.Array:
-    """UTC µs timestamps; NULL (or no column) means ``now``. Naive timestamps and ISO texts without an offset are
-    read as UTC."""
-    try:
-        column = _broadcast(values, n)
-        if pa.types.is_null(column.type):
-            column = pa.nulls(n, _TS)
-        elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            try:
-                column = column.cast(_TS)
-            except pa.ArrowInvalid:  # no offset in the text
-                column = pc.assume_timezone(column.cast(pa.timestamp("us")), "UTC")
-        elif pa.types.is_date(column.type):
-            column = pc.assume_timezone(column.cast(pa.timestamp("us")), "UTC")
-        elif pa.types.is_timestamp(column.type):
-            if column.type.tz is None:
-                column = pc.assume_timezone(column, "UTC")
-        else:
-            raise TypeError
-        column = column.cast(_TS)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError, OverflowError):
-        shown = values if not _is_column(values) else type(values).__name__
-        raise InvalidArgument("ts", shown, "must be a timestamp within years 1-9999 (NULL means now)") from None
-    micros = column.cast(pa.int64()).to_numpy(zero_copy_only=False)
-    bad = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False) & ((micros < MIN_TS_US) | (micros > MAX_TS_US)))
-    if len(bad):
-        raise InvalidArgument("ts", f"{int(micros[bad[0]])} µs since 1970", "must fall within years 1-9999")
-    return column.fill_null(pa.scalar(now, _TS))
-
-
-def _first(mask: pa.Array) -> int:
-    return int(np.flatnonzero(mask.to_numpy(zero_copy_only=False))[0])
 
 
 def _extended_frame(frame: pl.DataFrame, rows: pa.Table) -> pl.DataFrame:
