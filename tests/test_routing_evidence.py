@@ -46,6 +46,23 @@ def test_a_specialist_wins_on_evidence_and_a_general_agent_keeps_the_rest(mixed)
         assert mixed.route_one("write a haiku about autumn leaves", optimize_for=objective)["agent_name"] == "llm"
 
 
+def test_a_specialist_that_cannot_take_the_request_claims_nothing(mixed, tmp_path):
+    """Excluded (or out of budget, its circuit open, removed by a constraint), a specialist leaves its requests to
+    the general agents: the decisions and their probabilities are those of a fleet without it."""
+    requests = ["will it rain in boston tomorrow", "I want to complain about my bill", "write a haiku"]
+    without = td.Engine(tmp_path / "without")
+    without.register_agents([row for row in mixed.list_agents().to_pylist() if row["name"] != "weather-tool"])
+    for objective in ("cost", "balanced", "quality"):
+        excluded = mixed.route(requests, optimize_for=objective, excluded_agents=["weather-tool"], explain=True)
+        alone = without.route(requests, optimize_for=objective, explain=True)
+        assert excluded["agent_name"].to_pylist() == alone["agent_name"].to_pylist()
+        for got, want in zip(excluded["scores"].to_pylist(), alone["scores"].to_pylist()):
+            assert {s["agent_name"]: s["p_serve"] for s in got} == pytest.approx(
+                {s["agent_name"]: s["p_serve"] for s in want}, abs=1e-6)
+    weather = scores(mixed, "will it rain in boston tomorrow", "cost")
+    assert weather["llm"]["p_serve"] < 0.5  # with the tool available, the request is the tool's
+
+
 def test_balanced_weighs_price_and_speed_by_the_probability_of_serving(mixed):
     """balanced = p (0.3 Cmin/C + 0.3 Lmin/L) + 0.4 p q: a cheap, fast tool with no evidence scores ~0, not 0.6."""
     for name, s in scores(mixed, "write a haiku about autumn leaves", "balanced").items():

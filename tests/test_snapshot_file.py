@@ -25,6 +25,7 @@ from tinydancer_duck.cli._main import main
 from tinydancer_duck.datasets.generate_log import agent_specs, generate_log
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.learn._classify import fit
+from tinydancer_duck.options import FastGRNNConfig
 from tinydancer_duck.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +45,8 @@ def rich(tmp_path_factory):
     engine.outcomes.train_log(str(folder / "train.parquet"))
     engine.routes.create_route("weather", "questions about the weather forecast", "generalist")
     x = engine.embed(["solve this equation", "write a function", "integrate x squared", "fix my code"] * 10)
-    model, _ = fit(x, ["math", "code", "math", "code"] * 10, identity=engine.embedder.identity, hidden_dim=8,
-                   epochs=2)
+    model, _ = fit(x, ["math", "code", "math", "code"] * 10, FastGRNNConfig(hidden_dim=8, epochs=2),
+                   identity=engine.embedder.identity)
     engine.classifier.save(model, "caps")
     for i in range(3):
         engine.usage.record("coder", 0.001, False, 10.0, request_id=f"fail-{i}")

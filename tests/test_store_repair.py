@@ -23,6 +23,7 @@ import tinydancer_duck as td
 from tinydancer_duck import cli
 from tinydancer_duck.cli._doctor import check_store
 from tinydancer_duck.learn._classify import fit
+from tinydancer_duck.options import FastGRNNConfig
 from tinydancer_duck.store import TABLES
 
 WRITES, PER_WRITE = 7, 100
@@ -121,7 +122,7 @@ def template(tmp_path_factory):
     engine.budgets.set(5.0, agent="gpt-4")
     x = np.random.default_rng(0).normal(size=(40, engine.dim)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    model, _ = fit(x, ["a", "b"] * 20, identity=engine.embedder.identity, hidden_dim=8, epochs=1)
+    model, _ = fit(x, ["a", "b"] * 20, FastGRNNConfig(hidden_dim=8, epochs=1), identity=engine.embedder.identity)
     engine.classifier.save(model, "m")
     engine.classifier.save(model, "m")
     return path

@@ -285,13 +285,14 @@ def _member(name: str) -> zipfile.ZipInfo:
 def _part_types() -> dict[str, type]:
     """The types a snapshot's parts have (all frozen dataclasses of this package): with the snapshot's own, the
     closed list a file may name."""
+    from tinydancer_duck.embed import EvidenceCalibration
     from tinydancer_duck.learn import FastGRNNParams, OutcomeModel, RouteClassifier
     from tinydancer_duck.registry import AgentSnapshot
     from tinydancer_duck.semantic import RouteConditions, RouteSnapshot
     from tinydancer_duck.settings import Settings
 
     return {cls.__name__: cls for cls in (AgentSnapshot, RouteSnapshot, RouteConditions, RouteClassifier,
-                                          FastGRNNParams, OutcomeModel, Settings)}
+                                          FastGRNNParams, OutcomeModel, Settings, EvidenceCalibration)}
 
 
 # -- the embedder -----------------------------------------------------------------------------------------------

@@ -43,7 +43,10 @@ def holds_store(store: str | Path | None) -> bool:
     if "://" in str(path):
         return True
     folder = Path(path).expanduser()
-    return folder.is_dir() and any((folder / f"{table}.lance").is_dir() for table in TABLES)
+    try:
+        return folder.is_dir() and any((folder / f"{table}.lance").is_dir() for table in TABLES)
+    except OSError as exc:  # a folder this user may not look into
+        raise StoreError(f"cannot open store at {path}: {exc.strerror or exc}") from None
 
 
 def missing_store(store: str | Path | None, hint: str = "") -> StoreError:

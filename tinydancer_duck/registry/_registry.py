@@ -143,7 +143,8 @@ class Registry:
     def _prepare(self, columns: Mapping[str, Any]) -> dict[str, Any] | None:
         """The validated columns of :meth:`register`, one row per distinct name (the last row wins), with the
         capability embeddings; None for no rows."""
-        unknown = sorted(set(columns) - set(FIELDS))
+        stored_only = set(self.store.table("agents").schema.names) - set(FIELDS)  # what a listing adds, ignored
+        unknown = sorted(set(columns) - set(FIELDS) - stored_only)
         if unknown:
             raise InvalidArgument(unknown[0], columns[unknown[0]], f"is not an agent field; the fields are "
                                   f"{', '.join(FIELDS)}")

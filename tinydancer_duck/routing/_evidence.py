@@ -55,15 +55,22 @@ def reading_weight(known: np.ndarray | None, total: np.ndarray | None, snapshot:
 
 
 def evidence(found: Similarities | None, snapshot: AgentSnapshot, *, signal: np.ndarray | None = None,
-             reading: np.ndarray | None = None) -> Evidence:
+             reading: np.ndarray | None = None, available: np.ndarray | None = None) -> Evidence:
     """The probability that each agent serves each request (module docstring), from the snapshot's similarities
-    ``found`` or a ``signal`` (float (n, A) in [0, 1]: the probability for each specialist, as given)."""
+    ``found`` or a ``signal`` (float (n, A) in [0, 1]: the probability for each specialist, as given).
+
+    available : bool (n, A) the candidates; a specialist that is not one (excluded, its circuit open, over its
+        budget, removed by a constraint) claims nothing, so the general agents serve what it would have (the same
+        decisions as if it were not registered).
+    """
     if signal is not None:
         similarity = np.asarray(signal, np.float32)
         specialist = np.clip(similarity, 0.0, 1.0)
+        if available is not None:
+            specialist = np.where(available, specialist, np.float32(0.0))
         row = np.full(similarity.shape, -1, np.int32)
     else:
-        utility, similarity, row = _utilities(found, snapshot)
+        utility, similarity, row = _utilities(found, snapshot, available)
         specialist = _softmax_with_none(utility, snapshot.calibration.none_logit)
     if reading is not None:
         specialist = specialist * reading[:, None]
@@ -75,22 +82,25 @@ def evidence(found: Similarities | None, snapshot: AgentSnapshot, *, signal: np.
     return Evidence(specialist.astype(np.float32, copy=False), similarity, row)
 
 
-def _utilities(found: Similarities, snapshot: AgentSnapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(float32 (n, A) utility of each specialist, -inf for a general agent, an inactive one or one with nothing to
-    match on; the similarity that weighed more; its label row). General agents are not alternatives here: they
+def _utilities(found: Similarities, snapshot: AgentSnapshot, available: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(float32 (n, A) utility of each specialist, -inf for a general agent, an inactive or unavailable one (not a
+    candidate: it neither claims a request nor counts in another's lead) or one with nothing to match on; the
+    similarity that weighed more; its label row). General agents are not alternatives here: they
     serve what no specialist is needed for, the "no specialist" option the calibration was fitted with; their
     descriptions still count as what a specialist's must lead (a request about 'analysis' is the strong LLM's kind
     before it is a code tool's)."""
     calibration = snapshot.calibration
     scale = np.float32(1.0 / snapshot.spread)
-    specialist = snapshot.active & ~snapshot.general
-    phrase = np.where(snapshot.active, (found.phrase - snapshot.phrase_center) * scale, -np.inf).astype(np.float32)
+    usable = snapshot.active if available is None else snapshot.active & available  # (A,) or (n, A)
+    specialist = usable & ~snapshot.general
+    phrase = np.where(usable, (found.phrase - snapshot.phrase_center) * scale, -np.inf).astype(np.float32)
     phrase_term = np.float32(calibration.phrase_weight) * phrase + np.float32(calibration.margin_weight) * margin(phrase)
     has_phrase = np.isfinite(phrase)
     if not snapshot.example_counts.any():  # no agent has examples: the phrases are all the evidence
         utility = np.where(has_phrase & specialist, phrase_term, -np.inf).astype(np.float32)
         return utility, found.phrase, np.where(np.isfinite(found.phrase), found.phrase_row, -1)
-    example = np.where(snapshot.active, (found.example - snapshot.example_center) * scale, -np.inf).astype(np.float32)
+    example = np.where(usable, (found.example - snapshot.example_center) * scale, -np.inf).astype(np.float32)
     example_term = (np.float32(calibration.example_weight) * example + np.float32(calibration.example_bias)
                     + np.float32(calibration.example_margin_weight) * margin(example))
     has_example = np.isfinite(example)

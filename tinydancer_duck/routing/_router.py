@@ -182,9 +182,9 @@ def score_batch(requests: Requests, options: OptionColumns, snapshot: AgentSnaps
     candidate = (reasons == 0) & requests.valid[:, None]
     reading = reading_weight(requests.known, requests.total, snapshot)
     if signals.match is not None:
-        found = evidence(None, snapshot, signal=signals.match, reading=reading)
+        found = evidence(None, snapshot, signal=signals.match, reading=reading, available=candidate)
     else:
-        found = evidence(snapshot.similarities(requests.embeddings), snapshot, reading=reading)
+        found = evidence(snapshot.similarities(requests.embeddings), snapshot, reading=reading, available=candidate)
     no_evidence = ~(np.where(candidate, found.p_serve, 0.0) > 0).any(axis=1)
     p_serve = np.where(no_evidence[:, None], np.float32(1.0), found.p_serve) if no_evidence.any() else found.p_serve
     quality = snapshot.quality if signals.quality is None else signals.quality
