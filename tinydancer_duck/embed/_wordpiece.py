@@ -242,17 +242,30 @@ class Tokenizer:
 
         if isinstance(texts, list):
             texts = pa.array(texts, pa.string())
-        flat, parents = split_flat(texts, max_tokens * CHARS_PER_TOKEN)
+        ids, parents = self.piece_ids(*split_flat(texts, max_tokens * CHARS_PER_TOKEN))
+        return truncate(ids, parents, n, max_tokens)
+
+    def piece_ids(self, words: pa.Array, parents: np.ndarray, keep: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """The WordPiece ids of split words, in order.
+
+        words : Arrow string array (m,) of lowercased words; parents : intp (m,), each word's text
+        keep : optional bool (m,), the words to use (the others give no ids)
+        returns : (ids int32 (t,), parents intp (t,)), each id's text
+        """
         # the chunk's distinct words against the word table: index_in would hash the 30K-word table every call
-        encoded = flat.dictionary_encode()
+        encoded = words.dictionary_encode()
         index = self.vocab_words
         found = np.array([index.get(w, -1) for w in encoded.dictionary.to_pylist()], np.int64)
-        ids = found[encoded.indices.to_numpy()] if len(flat) else np.zeros(0, np.int64)
+        codes = encoded.indices.to_numpy() if len(words) else np.zeros(0, np.int32)
+        if keep is not None:
+            codes, parents = codes[keep], parents[keep]
+        ids = found[codes]
         unknown = ids < 0
         ids = np.where(unknown, 0, ids).astype(np.int32)
         if unknown.any():
-            ids, parents = self._expand(encoded, found, ids, parents, unknown)
-        return truncate(ids, parents, n, max_tokens)
+            ids, parents = self._expand(encoded.dictionary, found, codes, ids, parents, unknown)
+        return ids, parents
 
     def _tokenize_small(self, values: list[str | None], max_tokens: int
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -289,19 +302,18 @@ class Tokenizer:
         return self._words
 
     def _expand(
-        self, encoded: pa.DictionaryArray, found: np.ndarray, ids: np.ndarray, parents: np.ndarray,
+        self, dictionary: pa.Array, found: np.ndarray, codes: np.ndarray, ids: np.ndarray, parents: np.ndarray,
         unknown: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Replace each unknown word's placeholder id by its WordPiece ids (0, 1 or more per word). Each distinct
         unknown word is split once per call (a long text repeats its words: 'lorem ipsum' 8,000 times is 5 words),
         then its pieces are spread to every occurrence."""
         missing = np.flatnonzero(found < 0)  # distinct unknown words, as dictionary positions
-        pieces = [self.unseen_word(w) for w in encoded.dictionary.take(pa.array(missing)).to_pylist()]
+        pieces = [self.unseen_word(w) for w in dictionary.take(pa.array(missing)).to_pylist()]
         distinct_lens = np.ones(len(found), dtype=np.intp)
         distinct_lens[missing] = [len(p) for p in pieces]
         distinct_start = np.zeros(len(found), dtype=np.intp)
         distinct_start[missing] = np.cumsum(distinct_lens[missing]) - distinct_lens[missing]
-        codes = encoded.indices.to_numpy()
         where = np.flatnonzero(unknown)
         lens = distinct_lens[codes]
         starts = np.cumsum(lens) - lens
