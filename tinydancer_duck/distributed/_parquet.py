@@ -89,9 +89,9 @@ def _local(files: list[str], output: str, snapshot: Any, *, workers: int, batch_
     """Route the batches on LOCAL_THREADS threads of this process and write them in order from this thread.
 
     Why threads: numpy releases the GIL in the kernels that dominate a batch (gathering token rows, products), so a
-    second thread routes while the first is in them, and the Parquet writer (C++) works beside both: as DuckDB's own
-    threads do for SQL, which a single loop ran at ~0.5x. Each batch is decided on its own, so the rows and the
-    order are those of a single loop; at most 2 batches per thread are in flight, so memory stays flat.
+    second thread routes while the first is in them, and the Parquet writer (C++) works beside both, as DuckDB's own
+    threads do for SQL (BLAS stays at one thread on these threads too: ``_blas``). Each batch is decided on its own,
+    so the rows and their order are a single loop's; at most 2 batches per thread are in flight, so memory stays flat.
     """
     if workers != 1:
         raise InvalidArgument("workers", workers, "the local engine is this one process: use --engine ray or spark "

@@ -1,22 +1,22 @@
 """What the static embedder reads of a text: its first ``head`` and last ``tail`` word pieces.
 
 Why: real LLM prompts are long (RouterBench's average 1.6 KB, few-shot), and the instruction and the question sit at
-their two ends; tokenizing and summing every piece made a long prompt ~10x dearer to route than a short query, for no
-measured gain in routing quality (README "Embedders": the truncation policy and the measurements that chose it).
+their two ends; tokenizing and summing up to 512 pieces of each made a long prompt 11-17x dearer to route than a short
+query, for no measured gain in routing quality (README "Embedders": the policy and the measurements that chose it).
 
-How: a text no longer than the two windows (``(head + tail) * bytes_per_piece`` bytes) is tokenized whole, and its
+How: a text no longer than the two windows (``(head + tail) * BYTES_PER_PIECE`` bytes) is tokenized whole, and its
 first ``head`` and last ``tail`` pieces are kept (all of them when it has no more). A longer text is read in two
-windows only: its first ``head * bytes_per_piece`` and last ``tail * bytes_per_piece`` bytes, each cut back to a
-character boundary. A window's inner edge may cut a word in two, so the token at that edge is dropped unless a byte
-on either side of the edge is an ASCII space or punctuation mark; every other token of a window is split exactly as in the
-whole text (the split is a rule on each character and its neighbours,
-and WordPiece works word by word), so the pieces kept are the whole text's first ``head`` and last ``tail`` pieces
-whenever the windows hold that many. A text whose windows hold fewer (long words, runs of spaces) is read once more
-with windows of CHARS_PER_TOKEN bytes a piece, the tokenizer's bound on reading; past that its pieces are those its
-windows hold, so a 1 MB string costs no more than a short paragraph.
+windows only: its first ``head * BYTES_PER_PIECE`` and last ``tail * BYTES_PER_PIECE`` bytes, each cut to a character
+boundary. A window's inner edge may cut a word in two, so the token at that edge is dropped unless a byte on either
+side of the edge is an ASCII space or punctuation mark. Every other token of a window is split exactly as in the
+whole text (the split is a rule on each character and its neighbours, and WordPiece works word by word), so the
+pieces kept are the whole text's first ``head`` and last ``tail`` whenever the windows hold that many. A text whose
+windows hold fewer (long words, runs of spaces) is read once more with windows of CHARS_PER_TOKEN bytes a piece, the
+tokenizer's bound on reading; past that its pieces are those its windows hold, so a 1 MB string costs no more than a
+short paragraph.
 
-Counting: a text read whole has all its pieces counted; a text read in windows only those in its windows, which is
-a lower bound (``tokens_from_bytes`` then counts it by its bytes).
+Counting: a text read whole has all its pieces counted; a text read in windows only those of its windows, a lower
+bound (``tokens_from_bytes`` counts such a text by its bytes).
 """
 
 from __future__ import annotations
