@@ -13,7 +13,7 @@ seen before that replay. Also per fold: the held-out cost-quality curve's AIQ ag
 models), the held-out per-model AUC of the outcome router, and a check that ``ruvector_route(request,
 willingness_to_pay := w)`` in SQL chooses the same model as the replay for every held-out request.
 
-    python benchmarks/eval_routerbench.py [--folds 5] [--target 0.95]
+    python benchmarks/eval_routerbench.py [--folds 5] [--target 0.95] [--seed 0]
 """
 
 from __future__ import annotations
@@ -87,17 +87,18 @@ def run_fold(train: pl.DataFrame, test: pl.DataFrame, work: Path, target: float,
             "mix": {m["agent"]: m["share"] for m in summary["agent_mix"]}}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--target", type=float, default=0.95, help="share of the best model's accuracy")
-    args = parser.parse_args()
+    parser.add_argument("--seed", type=int, default=0, help="seeds the assignment of prompts to folds")
+    args = parser.parse_args(argv)
     data = load()
     if data is None:
         print(f"skipped: RouterBench files not found under {DATA}")
         return 0
     models = [c[: -len("|total_cost")] for c in data.columns if c.endswith("|total_cost")]
-    fold = fold_of_prompt(data, args.folds)
+    fold = fold_of_prompt(data, args.folds, args.seed)
     results = []
     with tempfile.TemporaryDirectory(prefix="routerbench-") as tmp:
         for k in range(args.folds):

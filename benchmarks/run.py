@@ -1,10 +1,12 @@
 """The whole benchmark suite against DESIGN §8, in one run: the GEMM bound, then every operation.
 
-    python benchmarks/run.py [--rows 100000] [--log-rows 1000000] [--repeats 5] [--peer]
+    python benchmarks/run.py [--rows 100000] [--log-rows 1000000] [--long-rows 100000] [--repeats 5] [--peer]
 
 Measures numpy's float32 GEMM rate for each shape an operation uses (the physical bound on this machine, in the same
 run), then every DESIGN §8 operation at 768-dim on 100K-row batches (medians of ``--repeats``), the 1M-row Parquet
-routing query (child processes: time and peak RSS) and one request through SQL. Kernels run with BLAS at one thread,
+routing query (child processes: time and peak RSS), one request through SQL, long prompts (RouterBench) through SQL
+against short queries and the embedder alone on them, and route-parquet's local engine against SQL writing the same
+file (benchmarks/bench_long.py). Kernels run with BLAS at one thread,
 as every UDF call does (tinydancer_duck/_blas.py): on 2 shared cores a second BLAS thread measured slower, not faster. Prints one table (operation,
 µs/row, rows/s, target, × the seed's figure, % of the GEMM bound for the same FLOPs, pass/fail) and writes it as
 JSON to benchmarks/results/run-<timestamp>.json. ``--peer`` adds a side-by-side with semantic-router
@@ -29,7 +31,7 @@ from threadpoolctl import threadpool_limits
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks import bench_fastgrnn, bench_peer, bench_route, bench_semantic
+from benchmarks import bench_fastgrnn, bench_long, bench_peer, bench_route, bench_semantic
 
 RESULTS = REPO / "benchmarks" / "results"
 D, H, RANK, ROUTES, AGENTS = 768, 64, 16, 1000, 10
@@ -98,7 +100,7 @@ def kernels(rows: int, repeats: int) -> tuple[dict[str, float], list[dict]]:
     return {f"(n x {D}) @ ({D} x {w})": v / 1e9 for w, v in rate.items()}, out
 
 
-def sql(log_rows: int, repeats: int) -> list[dict]:
+def sql(log_rows: int, long_rows: int, repeats: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as scratch:
         store, log = Path(scratch) / "store", Path(scratch) / "log.parquet"
         engine = bench_route.agents_store(store)
@@ -110,6 +112,9 @@ def sql(log_rows: int, repeats: int) -> list[dict]:
         out.append(row(embed["operation"], embed["us_per_row"], embed["target"], embed["passed"]))
         one = bench_route.bench_one_request(engine)
         out.append(row(one["operation"], one["us_per_row"], one["target"], one["passed"]))
+    for r in bench_long.bench(long_rows, long_rows, repeats):
+        out.append(row(r["operation"], r["us_per_row"], r["target"], r["passed"],
+                       **{k: r[k] for k in ("ratio", "mb_per_s") if k in r}))
     return out
 
 
@@ -130,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="rows per kernel batch (default 100K)")
     parser.add_argument("--log-rows", type=int, default=1_000_000, help="rows in the Parquet log (default 1M)")
+    parser.add_argument("--long-rows", type=int, default=100_000,
+                        help="rows in the long-prompt, short-query and route-parquet logs (default 100K)")
     parser.add_argument("--repeats", type=int, default=5, help="repeats per figure, >= 5; the median is kept")
     parser.add_argument("--peer", action="store_true", help="also compare with semantic-router (separate venv)")
     parser.add_argument("--skip-sql", action="store_true", help="kernels only (no Parquet log, no SQL)")
@@ -141,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     with threadpool_limits(limits=1, user_api="blas"):
         rates, rows = kernels(args.rows, args.repeats)
     if not args.skip_sql:
-        rows += sql(args.log_rows, args.repeats)
+        rows += sql(args.log_rows, args.long_rows, args.repeats)
     load_after = os.getloadavg()
     print(f"\nnumpy {np.__version__}, {os.cpu_count()} cores, {platform.machine()}; load average "
           f"{load_before[0]:.2f} before, {load_after[0]:.2f} after; {time.perf_counter() - started:.0f} s")

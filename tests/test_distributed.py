@@ -156,6 +156,19 @@ def test_route_parquet_local_and_the_cli(setup, tmp_path, capsys):
                by_cost["reasoning"].to_pylist())
 
 
+def test_route_parquet_local_reports_progress_in_order_and_raises_a_batchs_error(setup, tmp_path):
+    """Batches are routed on threads: progress still counts up in row order, and an error in a batch is raised."""
+    _, snapshot, log, _ = setup
+    seen: list[tuple[int, int]] = []
+    route_parquet(log, tmp_path / "out", snapshot, keep=["request_id"], batch_rows=700,
+                  progress=lambda done, total: seen.append((done, total)))
+    done = [d for d, _ in seen]
+    assert len(seen) >= 8 and done == sorted(done) and seen[-1] == (5000, 5000)
+    assert read_routed(tmp_path / "out")["request_id"].to_pylist() == list(range(5000))
+    with pytest.raises(InvalidArgument, match="request"):
+        route_parquet(log, tmp_path / "bad", snapshot, request="no_such_column", batch_rows=700)
+
+
 def test_route_parquet_errors_are_one_clean_line(setup, tmp_path, capsys):
     engine, _, log, _ = setup
     store = str(engine.store.path)

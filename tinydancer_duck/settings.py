@@ -9,8 +9,9 @@ from dataclasses import dataclass
 class Settings:
     """Defaults and tuning knobs, fixed for the life of an Engine.
 
-    bytes_per_token:   tokens_in = ceil(utf-8 bytes / bytes_per_token) for texts longer than the embedder's
-        tokenizer reads (shorter ones use its count); 4.12 bytes per GPT-4 (cl100k) token on the shared datasets.
+    bytes_per_token:   tokens_in = ceil(utf-8 bytes / bytes_per_token) for texts the embedder does not read whole
+        (the static embedder's ``read_bytes``: longer ones are read at their two ends; shorter ones use its count);
+        4.12 bytes per GPT-4 (cl100k) token on the shared datasets.
     input_tokens_for_embeddings: tokens_in assumed when a request arrives as an embedding (its text is unknown).
     default_output_tokens: tokens_out for an agent registered without avg_output_tokens.
     default_latency_ms, default_quality: used when an agent is registered without them.

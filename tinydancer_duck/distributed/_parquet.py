@@ -5,8 +5,11 @@
 from __future__ import annotations
 
 import glob
+import os
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,8 @@ from tinydancer_duck.errors import InvalidArgument
 from ._batch import checked_arguments, route_batch
 
 Progress = Callable[[int, int], None]
+#: Threads the local engine routes batches on (DuckDB's default for SQL: one per core).
+LOCAL_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -87,22 +92,47 @@ def route_parquet(source: str | Path, output: str | Path, snapshot: Any, *, engi
 
 def _local(files: list[str], output: str, snapshot: Any, *, workers: int, batch_rows: int,
            progress: Progress | None, arguments: dict[str, Any]) -> int:
+    """Route the batches on LOCAL_THREADS threads of this process and write them in order from this thread.
+
+    Why threads: numpy releases the GIL in the kernels that dominate a batch (gathering token rows, products), so a
+    second thread routes while the first is in them, and the Parquet writer (C++) works beside both, as DuckDB's own
+    threads do for SQL (BLAS stays at one thread on these threads too: ``_blas``). Each batch is decided on its own,
+    so the rows and their order are a single loop's; at most 2 batches per thread are in flight, so memory stays flat.
+    """
     if workers != 1:
         raise InvalidArgument("workers", workers, "the local engine is this one process: use --engine ray or spark "
                               "for more workers")
     total, done, writer = count_rows(files), 0, None
+    batches = ds.dataset(files, format="parquet").to_batches(batch_size=batch_rows)
     try:
-        for batch in ds.dataset(files, format="parquet").to_batches(batch_size=batch_rows):
-            routed = route_batch(snapshot, batch, **arguments)
-            writer = writer or pq.ParquetWriter(str(Path(output) / "part-00000.parquet"), routed.schema)
-            writer.write_batch(routed)
-            done += routed.num_rows
-            if progress is not None:
-                progress(done, total)
+        with ThreadPoolExecutor(LOCAL_THREADS, thread_name_prefix="route-parquet") as pool:
+            for routed in _in_order(pool, lambda batch: route_batch(snapshot, batch, **arguments), batches,
+                                    2 * LOCAL_THREADS):
+                writer = writer or pq.ParquetWriter(str(Path(output) / "part-00000.parquet"), routed.schema)
+                writer.write_batch(routed)
+                done += routed.num_rows
+                if progress is not None:
+                    progress(done, total)
     finally:
         if writer is not None:
             writer.close()
     return done
+
+
+def _in_order(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Iterator[Any], ahead: int) -> Iterator[Any]:
+    """fn over items on the pool, results in the items' order, at most ``ahead`` submitted and not yet taken (an
+    error in fn is raised here, at its item)."""
+    pending: deque[Future] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def _ray(files: list[str], output: str, snapshot: Any, *, workers: int, batch_rows: int,

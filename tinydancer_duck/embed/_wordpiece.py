@@ -10,8 +10,9 @@ combining marks form words; every other non-space character (punctuation, symbol
 of its own. Accents are stripped (NFD, drop combining marks) only for words not found as they are, which costs
 nothing for plain ASCII text.
 
-Truncation: a text is cut to its first ``max_tokens`` WordPiece tokens (and, before splitting, to its first
-``max_tokens * CHARS_PER_TOKEN`` characters, so a 1 MB string never becomes a million-element list).
+Truncation: :meth:`Tokenizer.tokenize` cuts a text to its first ``max_tokens`` WordPiece tokens (and, before
+splitting, to its first ``max_tokens * CHARS_PER_TOKEN`` characters, so a 1 MB string never becomes a million-element
+list). The static embedder reads a text's first and last pieces instead (``_ends``), with the same bound.
 """
 
 from __future__ import annotations
@@ -242,17 +243,55 @@ class Tokenizer:
 
         if isinstance(texts, list):
             texts = pa.array(texts, pa.string())
-        flat, parents = split_flat(texts, max_tokens * CHARS_PER_TOKEN)
-        # the chunk's distinct words against the word table: index_in would hash the 30K-word table every call
-        encoded = flat.dictionary_encode()
-        index = self.vocab_words
-        found = np.array([index.get(w, -1) for w in encoded.dictionary.to_pylist()], np.int64)
-        ids = found[encoded.indices.to_numpy()] if len(flat) else np.zeros(0, np.int64)
-        unknown = ids < 0
-        ids = np.where(unknown, 0, ids).astype(np.int32)
-        if unknown.any():
-            ids, parents = self._expand(encoded, found, ids, parents, unknown)
+        ids, parents = self.piece_ids(*split_flat(texts, max_tokens * CHARS_PER_TOKEN))
         return truncate(ids, parents, n, max_tokens)
+
+    def piece_ids(self, words: pa.Array, parents: np.ndarray, keep: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """The WordPiece ids of split words, in order.
+
+        words : Arrow string array (m,) of lowercased words; parents : intp (m,), each word's text
+        keep : optional bool (m,), the words to use (the others give no ids)
+        returns : (ids int32 (t,), parents intp (t,)), each id's text
+        """
+        # the chunk's distinct words against the word table: index_in would hash the 30K-word table every call
+        encoded = words.dictionary_encode()
+        codes = encoded.indices.to_numpy() if len(words) else np.zeros(0, np.int32)
+        if keep is not None:
+            codes, parents = codes[keep], parents[keep]
+        first, lens, start, pieces = self._distinct_pieces(encoded.dictionary)
+        ids = first[codes]
+        per_word = lens[codes]
+        odd = np.flatnonzero(per_word != 1)  # words of 0 ([UNK]) or several pieces: few, so handled apart
+        if not len(odd):
+            return ids, parents
+        ids, parents = np.repeat(ids, per_word), np.repeat(parents, per_word)
+        odd_lens = per_word[odd]
+        shift = np.cumsum(odd_lens - 1) - (odd_lens - 1)  # pieces the earlier odd words added (or removed)
+        several = odd_lens > 1
+        k = odd_lens[several]
+        within = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
+        source = np.repeat(start[codes[odd[several]]], k) + within
+        ids[np.repeat((odd + shift)[several], k) + within] = pieces[source]
+        return ids, parents
+
+    def _distinct_pieces(self, dictionary: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each distinct word's pieces: (first int32 (d,) its first piece or 0, lens intp (d,) its number of pieces,
+        start intp (d,) where its pieces begin in ``pieces``, pieces int32 (p,)): a word of the word table is one
+        piece; any other is split by WordPiece once (and cached across calls)."""
+        index = self.vocab_words
+        found = np.array([index.get(w, -1) for w in dictionary.to_pylist()], np.int64)
+        first = np.maximum(found, 0).astype(np.int32)
+        lens = np.ones(len(found), np.intp)
+        start = np.zeros(len(found), np.intp)
+        missing = np.flatnonzero(found < 0)
+        if not len(missing):
+            return first, lens, start, _EMPTY_IDS
+        split = [self.unseen_word(w) for w in dictionary.take(pa.array(missing)).to_pylist()]
+        lens[missing] = [len(p) for p in split]
+        first[missing] = [p[0] if len(p) else 0 for p in split]
+        start[missing] = np.cumsum(lens[missing]) - lens[missing]
+        return first, lens, start, np.concatenate(split)
 
     def _tokenize_small(self, values: list[str | None], max_tokens: int
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -287,31 +326,3 @@ class Tokenizer:
         if self._words is None:
             self._words = dict(zip(self.vocab.words.to_pylist(), self.vocab.word_ids.tolist()))
         return self._words
-
-    def _expand(
-        self, encoded: pa.DictionaryArray, found: np.ndarray, ids: np.ndarray, parents: np.ndarray,
-        unknown: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Replace each unknown word's placeholder id by its WordPiece ids (0, 1 or more per word). Each distinct
-        unknown word is split once per call (a long text repeats its words: 'lorem ipsum' 8,000 times is 5 words),
-        then its pieces are spread to every occurrence."""
-        missing = np.flatnonzero(found < 0)  # distinct unknown words, as dictionary positions
-        pieces = [self.unseen_word(w) for w in encoded.dictionary.take(pa.array(missing)).to_pylist()]
-        distinct_lens = np.ones(len(found), dtype=np.intp)
-        distinct_lens[missing] = [len(p) for p in pieces]
-        distinct_start = np.zeros(len(found), dtype=np.intp)
-        distinct_start[missing] = np.cumsum(distinct_lens[missing]) - distinct_lens[missing]
-        codes = encoded.indices.to_numpy()
-        where = np.flatnonzero(unknown)
-        lens = distinct_lens[codes]
-        starts = np.cumsum(lens) - lens
-        out = np.empty(int(lens.sum()), dtype=np.int32)
-        known = ~unknown
-        out[starts[known]] = ids[known]
-        piece_lens = lens[where]
-        if piece_lens.sum():
-            concat = np.concatenate(pieces)
-            within = np.arange(int(piece_lens.sum())) - np.repeat(np.cumsum(piece_lens) - piece_lens, piece_lens)
-            source = np.repeat(distinct_start[codes[where]], piece_lens) + within
-            out[np.repeat(starts[where], piece_lens) + within] = concat[source]
-        return out, np.repeat(parents, lens)
