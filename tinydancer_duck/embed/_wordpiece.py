@@ -134,7 +134,11 @@ def few_python_texts(texts: Any) -> bool:
         t is None or isinstance(t, str) for t in texts)
 
 
-def as_string_array(texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> pa.Array:
+#: Texts as every embedder takes them: an Arrow string column or a sequence of str / None.
+Texts = pa.Array | pa.ChunkedArray | Sequence[str | None]
+
+
+def as_string_array(texts: Texts) -> pa.Array:
     """Normalize the accepted text inputs to one Arrow string (or large_string) array."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
