@@ -327,3 +327,22 @@ def test_the_routing_room_holds_no_mutable_module_state():
                             and target.value.id in module_names:
                         wrong.append(f"{path.name}:{node.lineno} {target.value.id}[...] =")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_shipped_data_file_is_in_the_wheel():
+    """Each file under the package that is not Python matches its folder's package-data glob: the wheel once
+    lacked the evidence calibration (an editable install hides a missing file; CI's wheel run found it)."""
+    import fnmatch
+    import tomllib
+
+    setuptools = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    globs = setuptools["package-data"]
+    assert setuptools["packages"]["find"]["include"] == ["tinydancer_duck*"]
+    missing = []
+    for path in PACKAGE.rglob("*"):
+        if path.is_dir() or path.suffix in {".py", ".pyc"} or "__pycache__" in path.parts:
+            continue
+        package = ".".join(path.parent.relative_to(PACKAGE.parent).parts)
+        if not any(fnmatch.fnmatch(path.name, glob) for glob in globs.get(package, [])):
+            missing.append(str(path.relative_to(PACKAGE.parent)))
+    assert missing == [], f"not in pyproject's package-data, so not in the wheel: {missing}"
