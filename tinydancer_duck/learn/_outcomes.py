@@ -295,7 +295,7 @@ class OutcomeRouters:
 
         fraction = check_holdout(holdout)
         spec = open_log(log, columns=columns)
-        requests, outcomes, costs, agents = read_outcomes(spec)
+        requests, outcomes, costs, agents, _propensity = read_outcomes(spec)
         if fraction is not None:
             keep = ~held_out(requests, fraction)
             requests, outcomes, costs = requests.filter(pa.array(keep)), outcomes[keep], costs[keep]

@@ -29,17 +29,32 @@ import pyarrow as pa
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
 from tinydancer_duck._numeric import value_scores, willingness_grid
+from tinydancer_duck._offpolicy import one_hot
 from tinydancer_duck._validate import check_int
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.snapshot import RoutingSnapshot
 
-from ._frames import COST_SOURCES, QUALITY_SOURCES, SOURCE_COUNTS, Frame, Replay, as_snapshot
+from ._evaluation import Evaluation
+from ._evidence import Evidence
+from ._frames import (
+    COST_DETAIL_COUNTS,
+    COST_SOURCES,
+    QUALITY_SOURCES,
+    SOURCE_COUNTS,
+    Frame,
+    Replay,
+    as_snapshot,
+    source_counts,
+)
+from ._intervals import FigureSums
 from ._simulate import Progress
 
 CURVE_TYPE = pa.struct([("series", pa.string()), ("label", pa.string()), ("willingness_to_pay", pa.float64()),
                         ("cost", pa.float64()), ("quality", pa.float64()), ("total_cost", pa.float64()),
                         ("requests", pa.int64()), ("on_hull", pa.bool_()), ("aiq", pa.float64()),
-                        *((name, pa.int64()) for name in SOURCE_COUNTS)])
+                        *((name, pa.int64()) for name in (*SOURCE_COUNTS, *COST_DETAIL_COUNTS)),
+                        ("cost_low", pa.float64()), ("cost_high", pa.float64()), ("quality_low", pa.float64()),
+                        ("quality_high", pa.float64())])
 
 
 def nondecreasing_hull(cost: Sequence[float], quality: Sequence[float]) -> np.ndarray:
@@ -108,47 +123,58 @@ def _choose(value: np.ndarray, candidate: np.ndarray) -> np.ndarray:
 
 
 class _Point:
-    """Running sums of one point of a curve: cost, quality, requests and the decisions per source."""
+    """Running sums of one point of a curve: its decisions' figures and their count per source."""
 
-    def __init__(self) -> None:
-        self.cost = self.quality = 0.0
-        self.requests = 0
-        self.sources = np.zeros(len(QUALITY_SOURCES) + len(COST_SOURCES), np.int64)
+    def __init__(self, evaluation: Evaluation, evidence: Evidence, agents: int) -> None:
+        self.evaluation, self.evidence, self.agents = evaluation, evidence, agents
+        self.figures = FigureSums(evidence.cells, evidence.cells, keep_terms=evaluation.interval == "bootstrap")
+        self.quality_sources = np.zeros(len(QUALITY_SOURCES), np.int64)
+        self.cost_sources = np.zeros(len(COST_SOURCES), np.int64)
 
     def add(self, frame: Frame, pick: np.ndarray) -> None:
         """Add the decisions ``pick`` (int (n,), -1: none) of one frame."""
         rows = np.flatnonzero(pick >= 0)
         agents = pick[rows]
-        self.cost += float(frame.cost[rows, agents].sum())
-        self.quality += float(frame.quality[rows, agents].sum())
-        self.requests += len(rows)
-        self.sources += np.concatenate([
-            np.bincount(frame.quality_source[rows, agents], minlength=len(QUALITY_SOURCES)),
-            np.bincount(frame.cost_source[rows, agents], minlength=len(COST_SOURCES))])
+        self.figures.add(frame, one_hot(pick, self.agents))
+        self.quality_sources += np.bincount(frame.quality_source[rows, agents], minlength=len(QUALITY_SOURCES))
+        self.cost_sources += np.bincount(frame.cost_source[rows, agents], minlength=len(COST_SOURCES))
+
+    def means(self, n: int) -> tuple[float, float]:
+        """(mean cost, mean quality) per request of the n replayed (a request without a decision counts 0)."""
+        served = self.figures.n / n
+        return (self.figures.cost_mean() or 0.0) * served, (self.figures.estimate(self.evaluation.estimator)
+                                                             or 0.0) * served
 
     def row(self, series: str, label: str, w: float | None, n: int, on_hull: bool, aiq_: float | None) -> dict:
-        return {"series": series, "label": label, "willingness_to_pay": w, "cost": self.cost / n,
-                "quality": self.quality / n, "total_cost": self.cost, "requests": self.requests, "on_hull": on_hull,
-                "aiq": aiq_, **dict(zip(SOURCE_COUNTS, self.sources.tolist()))}
+        served = self.figures.n / n
+        cost, quality = self.means(n)
+        _, q_low, q_high = self.evaluation.quality(self.figures, self.evidence)
+        _, c_low, c_high = self.evaluation.cost(self.figures, self.evidence)
+        scaled = [None if v is None else v * served for v in (c_low, c_high, q_low, q_high)]
+        return {"series": series, "label": label, "willingness_to_pay": w, "cost": cost, "quality": quality,
+                "total_cost": cost * n, "requests": self.figures.n, "on_hull": on_hull, "aiq": aiq_,
+                **source_counts(self.quality_sources, self.cost_sources),
+                **dict(zip(("cost_low", "cost_high", "quality_low", "quality_high"), scaled))}
 
 
 class _Sums:
     """Running sums of one curve over a log's frames: the router at each willingness to pay of the grid, each
     single agent, and the oracle (the best agent per row, cheapest among equals)."""
 
-    def __init__(self, points: int, n_agents: int) -> None:
+    def __init__(self, points: int, n_agents: int, evaluation: Evaluation, evidence: Evidence) -> None:
         self.points = points
         self.grid: np.ndarray | None = None
         self.router: list[_Point] = []
-        self.single = [_Point() for _ in range(n_agents)]
-        self.oracle = _Point()
+        self.point = lambda: _Point(evaluation, evidence, n_agents)
+        self.single = [self.point() for _ in range(n_agents)]
+        self.oracle = self.point()
         self.n_valid = 0
 
     def add(self, frame: Frame) -> None:
         valid, cand = frame.requests.valid, frame.candidate
         if self.grid is None:  # w is a price per unit of quality: scale it to the log's typical cost
             self.grid = willingness_grid(frame.estimated[cand], self.points)
-            self.router = [_Point() for _ in self.grid]
+            self.router = [self.point() for _ in self.grid]
         for point, w in zip(self.router, self.grid):
             point.add(frame, _choose(value_scores(frame.expected, frame.estimated, w), cand))
         everyone = np.where(valid, 0, -1)
@@ -162,10 +188,8 @@ class _Sums:
     def table(self, names: list[str]) -> tuple[pa.Table, dict[str, float]]:
         """The :data:`CURVE_TYPE` rows and the AIQs (see :func:`curve`)."""
         n, grid = self.n_valid, self.grid
-        r_cost = np.array([p.cost for p in self.router]) / n
-        r_quality = np.array([p.quality for p in self.router]) / n
-        s_cost = np.array([p.cost for p in self.single]) / n
-        s_quality = np.array([p.quality for p in self.single]) / n
+        r_cost, r_quality = np.array([p.means(n) for p in self.router]).T
+        s_cost, s_quality = np.array([p.means(n) for p in self.single]).T
         everything = np.concatenate([r_cost, s_cost])
         c_min, c_max = float(everything.min()), float(everything.max())
         result = {"aiq_router": aiq(r_cost, r_quality, c_min, c_max),
@@ -190,18 +214,23 @@ def _label(w: float) -> str:
 
 def curve(source: RoutingSnapshot | Any, log: Any, *, points: int = 40, columns: Any = None,
           observed_only: bool = False, holdout: Any = None, rows: int = DEFAULT_BATCH_ROWS,
-          progress: Progress | None = None, **constraints: Any) -> tuple[pa.Table, dict[str, Any]]:
+          progress: Progress | None = None, estimator: Any = None, confidence: Any = 0.95, interval: Any = None,
+          **constraints: Any) -> tuple[pa.Table, dict[str, Any]]:
     """The router's willingness-to-pay curve, the zero router (single agents) and the oracle over ``log``, streamed
     in batches.
 
     Returns (table of :data:`CURVE_TYPE` rows, {"aiq_router", "aiq_zero_router", "c_min", "c_max", "warnings"}).
     observed_only, holdout : see :class:`~tinydancer_duck.replay._frames.Replay`.
     constraints : ruvector_route's constraints (they shape the router's candidates, not the single agents).
+    estimator, confidence, interval : as :func:`~tinydancer_duck.replay._simulate.simulate`; each point's cost and
+        quality carry an interval (``cost_low``, ``cost_high``, ``quality_low``, ``quality_high``).
     """
     check_int("points", points, minimum=3, maximum=1000)
+    Evaluation.check(estimator=estimator, confidence=confidence, interval=interval)
     replay = Replay(as_snapshot(source), log, columns=columns, optimize_for="quality", observed_only=observed_only,
                     holdout=holdout, **constraints)
-    sums, done = _Sums(points, replay.agents.size), 0
+    evaluation = Evaluation.build(replay.evidence, estimator=estimator, confidence=confidence, interval=interval)
+    sums, done = _Sums(points, replay.agents.size, evaluation, replay.evidence), 0
     for frame in replay.frames(rows):
         sums.add(frame)
         done += len(frame.log)

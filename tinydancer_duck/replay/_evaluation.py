@@ -1,0 +1,115 @@
+"""How a replay turns its running sums into figures: the estimator, the interval and what the reader is told.
+
+``estimator`` (:data:`~tinydancer_duck._offpolicy.ESTIMATORS`; None: :data:`DEFAULT_WITH_PROPENSITIES` when the log
+has a propensity column, else ``dm``), ``confidence`` (0.95: 95% intervals) and ``interval``
+(:data:`~tinydancer_duck.replay._intervals.INTERVALS`; None: :data:`DEFAULT_INTERVAL` of the estimator) are
+validated once, before the log is read. A figure's fields: ``<figure>`` its estimate, ``<figure>_low`` and
+``<figure>_high`` its interval; the summary also names the estimator (``quality_estimator``), whether propensities
+were logged (``propensities``), the effective sample size of the importance weights and the decisions that went to an
+agent the log never tried for such requests (``untried_decisions``: their quality is the outcome model's guess).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tinydancer_duck._offpolicy import ESTIMATORS
+from tinydancer_duck._validate import check_number
+from tinydancer_duck.errors import InvalidArgument
+
+from ._evidence import Evidence
+from ._intervals import INTERVALS, FigureSums
+
+#: The estimator of a log with propensities, chosen on benchmarks/eval_replay.py.
+DEFAULT_WITH_PROPENSITIES = "dr"
+#: The interval of each estimator, chosen on benchmarks/eval_replay.py (coverage, then width).
+DEFAULT_INTERVAL = {"dm": "model", "dr": "influence", "ips": "influence", "snips": "influence"}
+_NEEDS_WEIGHTS = ("ips", "snips", "dr")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A validated estimator, confidence and interval method for one replay (module docstring)."""
+
+    estimator: str
+    confidence: float
+    interval: str
+    propensities: str
+    random_state: int = 0
+
+    @staticmethod
+    def check(*, estimator: Any = None, confidence: Any = 0.95, interval: Any = None) -> float:
+        """Validate the arguments that need no log; returns the confidence."""
+        level = check_number("confidence", confidence, above=0.0)
+        if not level < 1:
+            raise InvalidArgument("confidence", confidence, "must lie strictly between 0 and 1 (0.95: 95% intervals)")
+        if estimator is not None and estimator not in ESTIMATORS:
+            raise InvalidArgument("estimator", estimator, f"must be one of {', '.join(ESTIMATORS)}")
+        if interval is not None and interval not in INTERVALS:
+            raise InvalidArgument("interval", interval, f"must be one of {', '.join(INTERVALS)}")
+        return level
+
+    @classmethod
+    def build(cls, evidence: Evidence, *, estimator: Any = None, confidence: Any = 0.95,
+              interval: Any = None) -> Evaluation:
+        level = cls.check(estimator=estimator, confidence=confidence, interval=interval)
+        propensities = "logged" if evidence.propensities else "none"
+        if estimator is None:
+            estimator = DEFAULT_WITH_PROPENSITIES if evidence.propensities else "dm"
+        if estimator in _NEEDS_WEIGHTS and not evidence.propensities:
+            raise InvalidArgument("estimator", estimator, "needs the logging policy's propensities: the log has no "
+                                  "propensity column (map one with columns := '{\"propensity\": ...}', or use 'dm')")
+        return cls(estimator, level, DEFAULT_INTERVAL[estimator] if interval is None else interval, propensities)
+
+    @property
+    def label(self) -> str:
+        """What the quality figure rests on, e.g. 'dr (propensities logged)'."""
+        if self.estimator == "dm":
+            return "dm (observed outcomes, else the outcome model)"
+        return f"{self.estimator} (propensities {self.propensities})"
+
+    def quality(self, figures: FigureSums, evidence: Evidence) -> tuple[float | None, float | None, float | None]:
+        """(estimate, low, high) of the mean quality of a figure's decisions, clipped to [0, 1]."""
+        value = figures.estimate(self.estimator)
+        low, high = figures.quality_interval(self.estimator, self.interval, self.confidence,
+                                             evidence.quality_shared, self.random_state)
+        if value is None or low is None or high is None:
+            return value, None, None
+        return value, max(low, 0.0), min(high, 1.0)
+
+    def cost(self, figures: FigureSums, evidence: Evidence) -> tuple[float | None, float | None, float | None]:
+        """(mean cost per decision, low, high), the low end at least 0."""
+        low, high = figures.cost_interval(self.confidence, evidence.cost_shared)
+        return figures.cost_mean(), None if low is None else max(low, 0.0), high
+
+
+def summary_figures(evaluation: Evaluation, figures: FigureSums, evidence: Evidence,
+                    actual_cost: float | None) -> dict[str, Any]:
+    """A simulation summary's estimates and intervals: mean_quality, mean_cost, total_cost, savings, savings_pct
+    (each with _low and _high), and what they rest on."""
+    quality, q_low, q_high = evaluation.quality(figures, evidence)
+    mean, c_low, c_high = evaluation.cost(figures, evidence)
+    n = figures.n
+    total = [None if v is None else v * n for v in (mean, c_low, c_high)]
+    out = {"mean_quality": quality, "mean_quality_low": q_low, "mean_quality_high": q_high,
+           "mean_cost": mean, "mean_cost_low": c_low, "mean_cost_high": c_high, "total_cost": total[0] or 0.0,
+           "total_cost_low": total[1], "total_cost_high": total[2], "quality_estimator": evaluation.label,
+           "propensities": evaluation.propensities, "interval_method": evaluation.interval,
+           "confidence": evaluation.confidence, "effective_sample_size": figures.effective_sample_size(),
+           "untried_decisions": round(figures.positivity)}
+    savings = [None if actual_cost is None or t is None else actual_cost - t for t in (total[0], total[2], total[1])]
+    out.update(savings=savings[0], savings_low=savings[1], savings_high=savings[2])
+    out.update({f"savings_pct{suffix}": None if not actual_cost or s is None else 100.0 * s / actual_cost
+                for suffix, s in zip(("", "_low", "_high"), savings)})
+    return out
+
+
+def untried_warning(untried: int, routed: int) -> list[str]:
+    """The warning a summary carries when decisions went to agents the log never tried for such requests."""
+    if not untried:
+        return []
+    text = (f"{untried} of {routed} decisions go to an agent the log never tried for such requests (its category): "
+            "their quality is the outcome model's estimate (the agent's mean elsewhere, the outcome router or its "
+            "quality_score), not a measurement")
+    return [text]

@@ -1,0 +1,123 @@
+"""What a replay knows about each (request, agent) pair of a log: the quality and cost a decision is evaluated with,
+where each came from, and the variances its intervals add up.
+
+Fitted once per replay, before the log streams (:func:`Evidence.fit`): the log's cell sums (one pass,
+:mod:`tinydancer_duck.replay._cells`), the cross-fitted outcome model q̂ (:mod:`tinydancer_duck.replay._outcome_model`)
+and the counterfactual cost model (:mod:`tinydancer_duck.replay._costs`). Then per batch:
+
+- quality q̃ (first available, :data:`QUALITY_SOURCES`): ``observed`` (the log's outcome for that request and
+  agent), ``category_mean`` (q̂: the agent's shrunk, cross-fitted mean in the request's category, or over the log
+  when it has no category), ``predicted`` (the active outcome router, for an agent the log never holds an outcome
+  of), ``quality_score`` (the agent's registered prior);
+- q̂ at the logged agent stays the model's (the doubly robust correction compares the logged outcome with it);
+- cost: :data:`~tinydancer_duck.replay._costs.COST_SOURCES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tinydancer_duck._logs import LogBatch, LogSpec
+
+if TYPE_CHECKING:
+    from tinydancer_duck.registry import AgentSnapshot
+
+from ._cells import CellSums, request_folds, request_tokens, scan_cells
+from ._costs import COST_SOURCES, CostModel, fit_costs
+from ._outcome_model import OutcomeCells, fit_outcome_cells
+
+QUALITY_SOURCES = ("observed", "category_mean", "predicted", "quality_score")
+OBSERVED, CATEGORY_MEAN, PREDICTED, QUALITY_SCORE = range(4)
+
+
+@dataclass(frozen=True)
+class Quality:
+    """One batch's quality evidence, float64 (n, A) unless noted: q̃ (``quality``) and its source (int8),
+    ``q_hat`` (q̃ with the model's value at the logged agent), ``noise`` (outcome variance), ``code`` int (n,) the
+    row of each request's cell (its category; C: none), ``tried`` bool: the log holds an outcome of that agent in
+    that category."""
+
+    quality: np.ndarray
+    source: np.ndarray
+    q_hat: np.ndarray
+    noise: np.ndarray
+    code: np.ndarray
+    tried: np.ndarray
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A log's fitted outcome and cost models over the snapshot's A agents (module docstring).
+
+    quality_shared, cost_shared : float64 ((C + 1) A,) the variance of each cell's mean quality and fitted cost,
+    indexed by code * A + agent. propensities : the log has a propensity column.
+    """
+
+    sums: CellSums
+    outcome: OutcomeCells
+    cost: CostModel
+    quality_shared: np.ndarray
+    cost_shared: np.ndarray
+    bytes_per_token: float
+    propensities: bool
+
+    @classmethod
+    def fit(cls, spec: LogSpec, agents: AgentSnapshot, bytes_per_token: float) -> Evidence:
+        names = agents.name_list()
+        sums = scan_cells(spec, names, bytes_per_token=bytes_per_token)
+        outcome = fit_outcome_cells(*(sums.quality[k] for k in ("weight", "weighted", "weighted_square",
+                                                                "weight_square")))
+        cost = fit_costs(sums.cost, (agents.cost_per_1k_tokens > 0) & ~(agents.cost_per_second > 0),
+                         _imported(agents))
+        return cls(sums, outcome, cost, outcome.variance.mean(axis=0).ravel(), cost.variance.ravel(),
+                   bytes_per_token, "propensity" in spec.fields)
+
+    @property
+    def cells(self) -> int:
+        """(C + 1) A: the number of cells whose means the figures share."""
+        return self.outcome.mean[0].size
+
+    def quality(self, log: LogBatch, observed: np.ndarray, actual: np.ndarray, predicted: np.ndarray,
+                expected: np.ndarray, prior: np.ndarray) -> Quality:
+        """Quality evidence for one batch: ``observed`` (n, A) NaN where unobserved, ``actual`` int (n,) the logged
+        agent (-1: none), ``predicted`` bool (A,) the agents the outcome router knows, ``expected`` (n, A) its
+        predictions, ``prior`` (A,) the agents' quality_score."""
+        n = len(observed)
+        code = self.sums.codes(log.columns.get("category"), n)
+        mean, _, noise = self.outcome.cells(request_folds(log.request), code)
+        row = np.where(code >= 0, code, self.outcome.tried.shape[0] - 1)
+        known = self.outcome.tried[-1]
+        fallback = np.where(predicted, expected, prior)
+        model = np.where(known, mean, fallback)
+        noise = np.where(known, noise, fallback * (1 - fallback))
+        source = np.where(known, CATEGORY_MEAN, np.where(predicted, PREDICTED, QUALITY_SCORE)) * np.ones((n, 1))
+        seen = ~np.isnan(observed)
+        quality = np.where(seen, observed, model)
+        q_hat = quality.copy()
+        rows = np.flatnonzero(actual >= 0)
+        q_hat[rows, actual[rows]] = model[rows, actual[rows]]
+        return Quality(quality, np.where(seen, OBSERVED, source).astype(np.int8), q_hat, noise, row,
+                       self.outcome.tried[row])
+
+    def costs(self, log: LogBatch, code: np.ndarray, estimate: np.ndarray, logged: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cost, source int8 into COST_SOURCES, noise) float64 (n, A) for one batch; ``code`` as
+        :attr:`Quality.code`, ``estimate`` the router's, ``logged`` NaN where the log has no cost."""
+        tokens = request_tokens(log.request, self.bytes_per_token)
+        row = np.where(code < len(self.sums.categories), code, -1)
+        cost, source, noise, _ = self.cost.costs(row, tokens, estimate, logged)
+        return cost, source, noise
+
+
+def _imported(agents: AgentSnapshot) -> np.ndarray:
+    """bool (A,): the agent was registered from a log (``agents import`` writes ``imported_from`` in metadata)."""
+    if "metadata" not in agents.table.column_names or not agents.size:
+        return np.zeros(agents.size, bool)
+    meta: Any = agents.table["metadata"].to_pylist()
+    return np.array([bool(m) and '"imported_from"' in m for m in meta])
+
+
+__all__ = ["COST_SOURCES", "QUALITY_SOURCES", "Evidence", "Quality"]
