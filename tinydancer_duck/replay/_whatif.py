@@ -96,8 +96,6 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
     quality = np.concatenate([f.quality for f in frames])
     cost = np.concatenate([f.cost for f in frames])
     estimated = np.concatenate([f.estimated for f in frames])
-    quality_source = np.concatenate([f.quality_source for f in frames])
-    cost_source = np.concatenate([f.cost_source for f in frames])
     n = len(expected)
     names = pl.Series("agent", replay.names, pl.String)
     out = []
@@ -105,8 +103,6 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
         decided = budget_decisions(replay, frames, budget, "quality")
         served = np.flatnonzero(decided.agent >= 0)
         picked = decided.agent[served]
-        sources = source_counts(np.bincount(quality_source[served, picked], minlength=len(QUALITY_SOURCES)),
-                                np.bincount(cost_source[served, picked], minlength=len(COST_SOURCES)))
         figures = _figures(replay, evaluation, frames, decided.agent)
         frame = pl.DataFrame({"agent": names.gather(picked), "cost": cost[served, picked],
                               "quality": quality[served, picked], "expected": expected[served, picked],
@@ -125,22 +121,29 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
                     "budget_overrun": max(0.0, spend - budget), "willingness_to_pay": decided.willingness_to_pay,
                     "expected_quality": mean_expected,
                     "requests": n, "served": len(served), "served_share": len(served) / n if n else None,
-                    "meets_quality_threshold": meets, "agent_mix": mix.to_dicts(), **sources, **figures,
+                    "meets_quality_threshold": meets, "agent_mix": mix.to_dicts(), **figures,
                     "warnings": replay.warnings})
     return pa.Table.from_pylist(out, schema=pa.schema(list(WHATIF_TYPE)))
 
 
-
 def _figures(replay: Replay, evaluation: Evaluation, frames: list[Frame], agent: np.ndarray) -> dict[str, Any]:
-    """One budget's quality estimate, its interval and the interval of its spend, over the frames' decisions."""
+    """One budget's quality estimate, its interval, the interval of its spend and the decisions per source, over
+    the frames' decisions."""
     figures = FigureSums(replay.evidence.cells, replay.evidence.cells, keep_terms=evaluation.interval == "bootstrap")
+    quality_sources = np.zeros(len(QUALITY_SOURCES), np.int64)
+    cost_sources = np.zeros(len(COST_SOURCES), np.int64)
     start = 0
     for frame in frames:
         stop = start + len(frame.actual)
-        figures.add(frame, one_hot(agent[start:stop], replay.agents.size))
+        pick = agent[start:stop]
+        figures.add(frame, one_hot(pick, replay.agents.size))
+        rows = np.flatnonzero(pick >= 0)
+        quality_sources += np.bincount(frame.quality_source[rows, pick[rows]], minlength=len(QUALITY_SOURCES))
+        cost_sources += np.bincount(frame.cost_source[rows, pick[rows]], minlength=len(COST_SOURCES))
         start = stop
     quality, low, high = evaluation.quality(figures, replay.evidence)
     _, cost_low, cost_high = evaluation.cost(figures, replay.evidence)
     spend = [None if c is None else c * figures.n for c in (cost_low, cost_high)]
     return {"quality": quality, "spend_low": spend[0], "spend_high": spend[1], "quality_low": low,
-            "quality_high": high, "quality_estimator": evaluation.label}
+            "quality_high": high, "quality_estimator": evaluation.label,
+            **source_counts(quality_sources, cost_sources)}
