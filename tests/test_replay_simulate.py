@@ -117,10 +117,10 @@ def test_quality_falls_back_to_category_means_then_quality_score(engine, tmp_pat
     assert sources[:150] == ["category_mean"] * 150 and sources[150:] == ["observed"] * 150
     means = {c: np.mean([q for c2, q in zip(col(narrow, "category")[150:], col(narrow, "quality")[150:]) if c2 == c])
              for c in ("math", "code", "writing")}
-    # premium's mean in the request's category, from the other folds' requests, shrunk a little toward premium's
-    # overall mean: close to the category's raw mean, and never the registered quality_score
+    # premium's mean in the request's category from the other folds' requests (about 40 each), shrunk a little
+    # toward its registered quality_score: near the category's raw mean, one value per category and fold
     assert rows["quality"].to_pylist()[:150] == pytest.approx([means[c] for c in col(narrow, "category")[:150]],
-                                                              abs=0.05)
+                                                              abs=0.08)
     assert len(set(rows["quality"].to_pylist()[:150])) > 3  # per category and fold, not one prior
 
 

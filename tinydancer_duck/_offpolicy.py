@@ -21,7 +21,11 @@ its influence-function standard error):
 - self-normalized  SNIPS = Σ_i w_i r_i / Σ_i w_i; terms SNIPS + w_i (r_i - SNIPS) / w̄ (w̄ = 1/n Σ w_i), its
   linearization (the delta method)
 - doubly robust    DR    = DM + 1/n Σ_i w_i (r_i - q̂(x_i, a_i)): unbiased when either the propensities or q̂ are
-  right; the default when propensities exist.
+  right;
+- blend            DM + λ (DR - DM), λ = B̂² / (B̂² + v) with v the variance of DR - DM and B̂² = max((DR - DM)² - v, 0)
+  the estimated squared bias of DM: the weight of DR's correction that minimizes the estimated mean squared error
+  (MAGIC, Thomas & Brunskill 2016, over these two estimators): DM where DR's correction is noise, DR where it
+  finds DM's bias (:func:`blend_weight`).
 
 Plus the effective sample size (Σ w)² / Σ w² of the weights: how many requests the correction rests on.
 """
@@ -32,9 +36,9 @@ import numpy as np
 
 from tinydancer_duck.errors import InvalidArgument
 
-ESTIMATORS = ("dm", "ips", "snips", "dr")
+ESTIMATORS = ("dm", "ips", "snips", "dr", "blend")
 
-__all__ = ["ESTIMATORS", "direct_method", "doubly_robust", "effective_sample_size", "estimator_terms",
+__all__ = ["ESTIMATORS", "blend_weight", "direct_method", "doubly_robust", "effective_sample_size", "estimator_terms",
            "importance_weights", "ips", "one_hot", "snips"]
 
 
@@ -100,7 +104,19 @@ def estimator_terms(estimator: str, pi: np.ndarray, q_hat: np.ndarray, logged: n
         return doubly_robust(pi, q_hat, logged, reward, propensity)
     if estimator in ("ips", "snips"):
         return (ips if estimator == "ips" else snips)(pi, logged, reward, propensity)
+    if estimator == "blend":
+        dm, dr = direct_method(pi, q_hat), doubly_robust(pi, q_hat, logged, reward, propensity)
+        correction = dr - dm
+        variance = float(correction.var(ddof=1)) / len(dm) if len(dm) > 1 else 0.0
+        return dm + blend_weight(float(dm.mean()), float(dr.mean()), variance) * correction
     raise InvalidArgument("estimator", estimator, f"must be one of {', '.join(ESTIMATORS)}")
+
+
+def blend_weight(dm: float, dr: float, variance: float) -> float:
+    """λ in [0, 1], the share of DR's correction the blend keeps: B̂² / (B̂² + v), B̂² = max((dr - dm)² - v, 0), v the
+    variance of the correction dr - dm (0 when the correction is within its own noise)."""
+    bias2 = max((dr - dm) ** 2 - variance, 0.0)
+    return bias2 / (bias2 + variance) if bias2 > 0 else 0.0
 
 
 def effective_sample_size(weights: np.ndarray) -> float:

@@ -12,6 +12,7 @@ ceil(bytes / bytes_per_token), the router's count for a text its tokenizer does 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 
 from tinydancer_duck._logs import LogBatch, LogSpec, iter_batches, text_hash
 
+WEIGHTED = os.environ.get("TD_UNWEIGHTED") is None  # experiment switch (to be removed)
 #: Folds of the cross-fitted outcome model (by request text).
 FOLDS = 5
 #: The quality sums per cell: Σw, Σw·r, Σw·r², Σw², and the number of outcomes.
@@ -86,7 +88,8 @@ def _observations(batch: LogBatch, actual: np.ndarray) -> tuple[np.ndarray, ...]
         own = np.flatnonzero((actual >= 0) & ~np.isnan(quality))
         own = own[np.isnan(batch.outcome[own, actual[own]])]  # a wide column already holds it
         propensity = batch.columns.get("propensity")
-        weight = np.ones(len(own)) if propensity is None else 1.0 / np.nan_to_num(propensity[own], nan=1.0)
+        weight = np.ones(len(own)) if propensity is None or not WEIGHTED else 1.0 / np.nan_to_num(propensity[own],
+                                                                                                      nan=1.0)
         cost = batch.columns.get("cost", np.full(len(batch), np.nan))[own]
         parts.append((own, actual[own], quality[own], weight, cost))
     return tuple(np.concatenate(column) for column in zip(*parts))

@@ -24,8 +24,8 @@ from ._intervals import INTERVALS, FigureSums
 #: The estimator of a log with propensities, chosen on benchmarks/eval_replay.py.
 DEFAULT_WITH_PROPENSITIES = "dr"
 #: The interval of each estimator, chosen on benchmarks/eval_replay.py (coverage, then width).
-DEFAULT_INTERVAL = {"dm": "model", "dr": "influence", "ips": "influence", "snips": "influence"}
-_NEEDS_WEIGHTS = ("ips", "snips", "dr")
+DEFAULT_INTERVAL = {"dm": "model", "dr": "influence", "ips": "influence", "snips": "influence", "blend": "model"}
+_NEEDS_WEIGHTS = ("ips", "snips", "dr", "blend")
 
 
 @dataclass(frozen=True)

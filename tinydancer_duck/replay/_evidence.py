@@ -15,12 +15,13 @@ and the counterfactual cost model (:mod:`tinydancer_duck.replay._costs`). Then p
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinydancer_duck._logs import LogBatch, LogSpec
+from tinydancer_duck._logs import LogBatch, LogSpec, resolved_path
 
 if TYPE_CHECKING:
     from tinydancer_duck.registry import AgentSnapshot
@@ -69,7 +70,7 @@ class Evidence:
         names = agents.name_list()
         sums = scan_cells(spec, names, bytes_per_token=bytes_per_token)
         outcome = fit_outcome_cells(*(sums.quality[k] for k in ("weight", "weighted", "weighted_square",
-                                                                "weight_square")))
+                                                                "weight_square")), prior=_prior(agents, spec))
         cost = fit_costs(sums.cost, (agents.cost_per_1k_tokens > 0) & ~(agents.cost_per_second > 0),
                          _imported(agents))
         return cls(sums, outcome, cost, outcome.variance.mean(axis=0).ravel(), cost.variance.ravel(),
@@ -112,12 +113,33 @@ class Evidence:
         return cost, source, noise
 
 
-def _imported(agents: AgentSnapshot) -> np.ndarray:
-    """bool (A,): the agent was registered from a log (``agents import`` writes ``imported_from`` in metadata)."""
+def _sources(agents: AgentSnapshot) -> list[str | None]:
+    """The log each agent was registered from (``agents import`` writes ``imported_from`` in its metadata), or None."""
     if "metadata" not in agents.table.column_names or not agents.size:
-        return np.zeros(agents.size, bool)
-    meta: Any = agents.table["metadata"].to_pylist()
-    return np.array([bool(m) and '"imported_from"' in m for m in meta])
+        return [None] * agents.size
+    out: list[str | None] = []
+    for meta in agents.table["metadata"].to_pylist():
+        try:
+            source = json.loads(meta).get("imported_from") if meta else None
+        except (ValueError, AttributeError):
+            source = None
+        out.append(source if isinstance(source, str) else None)
+    return out
+
+
+def _imported(agents: AgentSnapshot) -> np.ndarray:
+    """bool (A,): the agent was registered from a log."""
+    return np.array([source is not None for source in _sources(agents)], bool)
+
+
+def _prior(agents: AgentSnapshot, spec: LogSpec) -> np.ndarray:
+    """float (A,) each agent's quality_score where it says something this log does not (registered, or imported
+    from another log); NaN where it was learned from this very log or is not given."""
+    if "quality_score" not in agents.table.column_names or not agents.size:
+        return np.full(agents.size, np.nan)
+    given = np.array([np.nan if q is None else q for q in agents.table["quality_score"].to_pylist()], np.float64)
+    this = resolved_path(spec.path)
+    return np.where([source == this for source in _sources(agents)], np.nan, given)
 
 
 __all__ = ["COST_SOURCES", "QUALITY_SOURCES", "Evidence", "Quality"]

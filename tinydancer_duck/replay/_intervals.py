@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tinydancer_duck._numeric import normalize_random_state
-from tinydancer_duck._offpolicy import direct_method, doubly_robust, importance_weights, ips
+from tinydancer_duck._offpolicy import blend_weight, direct_method, doubly_robust, importance_weights, ips
 
 if TYPE_CHECKING:
     from ._frames import Frame
@@ -61,8 +61,8 @@ class FigureSums:
     kept: list[np.ndarray] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.sums = {key: 0.0 for key in ("dm", "dm2", "dr", "dr2", "ips", "ips2", "w", "w2", "w_ips", "cost",
-                                          "cost2")}
+        self.sums = {key: 0.0 for key in ("dm", "dm2", "dr", "dr2", "dm_dr", "ips", "ips2", "w", "w2", "w_ips",
+                                          "cost", "cost2")}
         self.quality_shared = np.zeros(self.quality_cells)
         self.cost_shared = np.zeros(self.cost_cells)
 
@@ -83,6 +83,7 @@ class FigureSums:
             self.sums[key] += float(terms[key].sum())
             self.sums[key + "2"] = self.sums.get(key + "2", 0.0) + float(np.dot(terms[key], terms[key]))
         self.sums["w_ips"] += float(np.dot(terms["w"], terms["ips"]))
+        self.sums["dm_dr"] += float(np.dot(terms["dm"], terms["dr"]))
         imputed = pi * (frame.quality_source > 0)
         self.quality_noise += float((imputed * pi * frame.q_noise).sum())
         cells = frame.code[:, None] * a + np.arange(a)[None, :]
@@ -102,7 +103,16 @@ class FigureSums:
             return None
         if estimator == "snips":
             return self.sums["ips"] / self.sums["w"]
+        if estimator == "blend":
+            dm, dr = self.sums["dm"] / self.n, self.sums["dr"] / self.n
+            return dm + blend_weight(dm, dr, self._correction_variance()) * (dr - dm)
         return self.sums[estimator] / self.n
+
+    def _correction_variance(self) -> float:
+        """The variance of DR - DM's mean (of DR's correction beyond the observed outcomes)."""
+        n, s = self.n, self.sums
+        total, square = s["dr"] - s["dm"], s["dr2"] - 2 * s["dm_dr"] + s["dm2"]
+        return max(square - total**2 / n, 0.0) / max(n - 1, 1) / n
 
     def effective_sample_size(self) -> float:
         """(Σ w)² / Σ w² of the importance weights (0 when no request carries one)."""
@@ -126,10 +136,16 @@ class FigureSums:
         value = self.estimate(estimator)
         if value is None:
             return None, None
-        if method == "bootstrap" and self.keep_terms:
+        model = (self.quality_noise + float(np.dot(self.quality_shared**2, shared))) / self.n**2
+        if method == "bootstrap" and self.keep_terms and estimator != "blend":
             return self._bootstrap(estimator, confidence, random_state)
-        if method == "model":
-            variance = (self.quality_noise + float(np.dot(self.quality_shared**2, shared))) / self.n**2
+        if estimator == "blend":  # the model's variance, the bias DM keeps and the noise of the correction taken
+            dm, dr, v = self.sums["dm"] / self.n, self.sums["dr"] / self.n, self._correction_variance()
+            weight = blend_weight(dm, dr, v)
+            bias2 = max((dr - dm) ** 2 - v, 0.0)
+            variance = model + (1 - weight) ** 2 * bias2 + weight**2 * v
+        elif method == "model":
+            variance = model
         else:
             variance = self._influence_variance(estimator)
         return _normal(value, variance, confidence)

@@ -5,10 +5,12 @@ fold f the sums of the other folds give, per (category c, agent a), a weighted m
 outcomes (Kish: (Σw)² / Σw²). Sparse cells borrow from their neighbours in two normal-normal steps, each prior's
 spread τ² estimated by the method of moments (and at least :data:`TAU2_FLOOR`):
 
-1. agents: m̃_a = m̄ + B_a (m_a - m̄), B_a = τ_A² / (τ_A² + σ_a² / n_a), with m̄ the mean of the agents' means and
-   σ_a² the agent's within-category outcome variance;
-2. cells: prior_ca = m̃_a + δ_c (δ_c the category's precision-weighted mean deviation from the agents' means),
-   q̂_ca = prior_ca + B_ca (m_ca - prior_ca), B_ca = τ_C² / (τ_C² + σ_a² / n_ca).
+0. an additive model m_ca ≈ α_a + δ_c over the tried cells (:func:`_additive`): the agent's level over the log's
+   mix of categories and each category's difficulty, neither read off only what a logging policy favoured;
+1. agents: α̃_a = c_a + B_a (α_a - c_a), B_a = τ_A² / (τ_A² + σ_a² / n_a), σ_a² the agent's within-category outcome
+   variance (shrunk toward the pooled one), c_a the mean of the agents' levels, or the agent's registered
+   quality_score when it was not learned from this log (``prior``);
+2. cells: prior_ca = α̃_a + δ_c, q̂_ca = prior_ca + B_ca (m_ca - prior_ca), B_ca = τ_C² / (τ_C² + σ_a² / n_ca).
 
 The posterior variance of a cell's mean, V_ca = B_ca σ_a² / n_ca + (1 - B_ca)² Var(prior_ca), and the outcome
 variance within a cell (σ_ca², shrunk toward σ_a²) are what the intervals of figures resting on q̂ add up
@@ -61,34 +63,64 @@ def _moment_tau2(raw: np.ndarray, prior: np.ndarray, sampling: np.ndarray, weigh
 
 
 def fit_outcome_cells(weight: np.ndarray, weighted: np.ndarray, weighted_square: np.ndarray,
-                      weight_square: np.ndarray) -> OutcomeCells:
-    """Cross-fitted q̂ (module docstring) from per-fold cell sums float64 (K, C, A): Σw, Σw·r, Σw·r², Σw²."""
-    train = [total[None] - fold for total, fold in ((s.sum(axis=0), s) for s in
-                                                   (weight, weighted, weighted_square, weight_square))]
-    w, s, s2, w2 = train
+                      weight_square: np.ndarray, prior: np.ndarray | None = None) -> OutcomeCells:
+    """Cross-fitted q̂ (module docstring) from per-fold cell sums float64 (K, C, A): Σw, Σw·r, Σw·r², Σw².
+
+    prior : float (A,) an agent's mean known from elsewhere (its quality_score when not learned from this log; NaN:
+    none): such an agent's mean is shrunk toward it instead of toward the other agents'.
+    """
+    w, s, s2, w2 = (total[None] - fold for total, fold in ((x.sum(axis=0), x) for x in
+                                                          (weight, weighted, weighted_square, weight_square)))
     n = _ratio(w * w, w2)  # effective outcomes per cell
     raw = _ratio(s, w)
     within = np.maximum(_ratio(s2, w) - raw**2, 0.0)
-    w_a = w.sum(axis=1, keepdims=True)
-    noise_a = np.maximum(_ratio((w * within).sum(axis=1, keepdims=True), w_a), TAU2_FLOOR)
-    n_a = _ratio(w_a**2, w2.sum(axis=1, keepdims=True))
-    mean_a = _ratio(s.sum(axis=1, keepdims=True), w_a)
-    tried_a = n_a > 0
-    grand = _ratio((mean_a * tried_a).sum(axis=2, keepdims=True), tried_a.sum(axis=2, keepdims=True))
-    sampling_a = _ratio(noise_a, n_a)
-    tau_a = _moment_tau2(mean_a, grand, sampling_a, tried_a.astype(float), (1, 2))
-    shrink_a = np.where(tried_a, tau_a / (tau_a + sampling_a + (~tried_a)), 0.0)
-    agent = grand + shrink_a * (mean_a - grand)
-    agent_var = np.where(tried_a, _ratio(shrink_a * noise_a, n_a), tau_a)
-    delta = _ratio((n * (raw - agent) * (n > 0)).sum(axis=2, keepdims=True), n.sum(axis=2, keepdims=True))
-    prior = agent + delta
+    level, delta = _additive(raw, n, w.sum(axis=2, keepdims=True))
+    agent, agent_var, noise_a = _agent_means(level, w, w2, within, prior)
+    cell_prior = agent + delta
     sampling = _ratio(noise_a, n)
-    tau_c = _moment_tau2(raw, prior, sampling, n, (1, 2))
+    tau_c = _moment_tau2(raw, cell_prior, sampling, n, (1, 2))
     shrink = np.where(n > 0, tau_c / (tau_c + np.where(n > 0, sampling, 1.0)), 0.0)
-    mean = np.clip(prior + shrink * (raw - prior), 0.0, 1.0)
+    mean = np.clip(cell_prior + shrink * (raw - cell_prior), 0.0, 1.0)
     variance = np.where(n > 0, shrink * sampling, tau_c) + (1 - shrink) ** 2 * agent_var
     noise = (n * within + _NOISE_PRIOR * noise_a) / (n + _NOISE_PRIOR)
     tried = weight.sum(axis=0) > 0
     return OutcomeCells(np.concatenate([mean, agent], axis=1), np.concatenate([variance, agent_var], axis=1),
                         np.concatenate([noise, np.broadcast_to(noise_a, agent.shape)], axis=1),
                         np.concatenate([tried, tried.any(axis=0, keepdims=True)]))
+
+
+def _additive(raw: np.ndarray, n: np.ndarray, size: np.ndarray, sweeps: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """(α float64 (K, 1, A), δ float64 (K, C, 1)): raw_ca ≈ α_a + δ_c fitted to the tried cells by alternating
+    weighted means, weights n_ca / (n_ca + 5) (an agent with a few outcomes in a category counts about as much as
+    one with many), so a category's difficulty is not read off only the agents a logging policy favours there, nor
+    an agent's level off only its favoured categories. δ averages 0 over the log's categories weighted by their
+    ``size`` (K, C, 1), so α_a is the agent's mean over the log's mix of categories."""
+    vote = n / (n + _NOISE_PRIOR)
+    level = np.zeros((raw.shape[0], 1, raw.shape[2]))
+    delta = np.zeros((*raw.shape[:2], 1))
+    for _ in range(sweeps):
+        level = _ratio((vote * (raw - delta)).sum(axis=1, keepdims=True), vote.sum(axis=1, keepdims=True))
+        delta = _ratio((vote * (raw - level)).sum(axis=2, keepdims=True), vote.sum(axis=2, keepdims=True))
+    centre = _ratio((size * delta).sum(axis=1, keepdims=True), size.sum(axis=1, keepdims=True))
+    return level + centre, delta - centre
+
+
+def _agent_means(level: np.ndarray, w: np.ndarray, w2: np.ndarray, within: np.ndarray, prior: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(shrunk mean, its variance, within-category outcome variance) per fold and agent, float64 (K, 1, A): step 1
+    of the module docstring applied to the agents' levels. An agent's within variance is shrunk toward the pooled
+    one (so 20 right answers out of 20 do not claim a variance of 0)."""
+    w_a = w.sum(axis=1, keepdims=True)
+    pooled = _ratio((w * within).sum(axis=(1, 2), keepdims=True), w.sum(axis=(1, 2), keepdims=True))
+    n_a = _ratio(w_a**2, w2.sum(axis=1, keepdims=True))
+    noise_a = np.maximum((n_a * _ratio((w * within).sum(axis=1, keepdims=True), w_a) + _NOISE_PRIOR * pooled)
+                         / (n_a + _NOISE_PRIOR), TAU2_FLOOR)
+    tried = n_a > 0
+    grand = _ratio((level * tried).sum(axis=2, keepdims=True), tried.sum(axis=2, keepdims=True))
+    known = np.zeros(level.shape, bool) if prior is None else np.broadcast_to(~np.isnan(prior), level.shape)
+    center = grand if prior is None else np.where(known, np.nan_to_num(prior), grand)
+    sampling = _ratio(noise_a, n_a)
+    tau = np.where(known, _moment_tau2(level, center, sampling, (tried & known).astype(float), (1, 2)),
+                   _moment_tau2(level, center, sampling, (tried & ~known).astype(float), (1, 2)))
+    shrink = np.where(tried, tau / (tau + np.where(tried, sampling, 1.0)), 0.0)
+    return center + shrink * (level - center), np.where(tried, shrink * sampling, tau), noise_a
