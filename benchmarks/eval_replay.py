@@ -8,7 +8,9 @@ A production log keeps one model per prompt: a logging policy picks it (seeded) 
 outcome, its cost and the policy's propensity, nothing else. Logging policies:
 
 - ``uniform``: each model with probability 1/11;
-- ``length``: context-dependent, long prompts to cheap models (p ∝ exp(-z_len · z_price), z standardized);
+- ``length``: context-dependent, long prompts to cheap models (p ∝ exp(-γ z_len z_price), z standardized, γ = 0.5:
+  the cheapest model gets 2% of the shortest prompts); ``length-strong``: γ = 1 (0.07%: a stress test where some
+  (task, model) pairs are practically never logged);
 - ``category``: context-dependent, each task prefers another model (60%), the rest uniform;
 - ``cheap``: low exploration, 90% to the cheapest model, 1% to each other;
 - ``deterministic``: one fixed model per task (propensity 1; every other model is never tried).
@@ -44,7 +46,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "routerbenc
 FILES = ("arc_challenge", "mbpp", "winograde")
 GPT4 = "gpt-4-1106-preview"
 HOLDOUT = 0.2
-LOGS = ("uniform", "length", "category", "cheap", "deterministic")
+LOGS = ("uniform", "length", "length-strong", "category", "cheap", "deterministic")
 TARGETS = ("cost", "quality", "balanced", "learned", "gpt-4", "w-low", "w-high")
 
 
@@ -64,10 +66,10 @@ def logging_policy(kind: str, data: pl.DataFrame, models: list[str]) -> np.ndarr
     cheapest = int(np.argmin(price))
     if kind == "uniform":
         return np.full((n, a), 1.0 / a)
-    if kind == "length":
+    if kind.startswith("length"):
         length = np.log(data["prompt"].str.len_bytes().to_numpy().astype(float))
         z, s = (length - length.mean()) / length.std(), (price - price.mean()) / price.std()
-        logits = -np.outer(z, s)
+        logits = -(1.0 if kind == "length-strong" else 0.5) * np.outer(z, s)
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         return p / p.sum(axis=1, keepdims=True)
     task = data["eval_name"].to_numpy()

@@ -14,6 +14,7 @@ from ._errors import Parser, is_wrapped_udf_error, one_line
 from ._replay import (
     LOG_HELP,
     calibrate_command,
+    estimate_options,
     import_agents_command,
     list_agents_command,
     policy_options,
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="route every request by expected quality - cost / this (as route does)")
     simulate.add_argument("--output", default=None, help="write per-request decisions to this Parquet file")
     policy_options(simulate)
+    estimate_options(simulate)
     simulate.set_defaults(run=simulate_command)
 
     whatif = commands.add_parser("whatif", help="what each budget would have bought over a log (a frontier)",
@@ -231,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument("--chart", default=None,
                         help="chart path, .svg or .png (default: the output path with .png, with the [charts] extra)")
     policy_options(whatif)
+    estimate_options(whatif)
     whatif.set_defaults(run=whatif_command)
     add_report_commands(commands)
 

@@ -24,6 +24,14 @@ def policy_options(parser: argparse.ArgumentParser) -> None:
                         help="replay only the requests train-outcomes --holdout FRACTION kept out of training")
 
 
+def estimate_options(parser: argparse.ArgumentParser) -> None:
+    """How a replay estimates its figures and their intervals (simulate, whatif)."""
+    parser.add_argument("--estimator", default=None, choices=("dm", "dr", "ips", "snips", "blend"),
+                        help="how quality is estimated where the log did not observe a decision (default: dm; dr, "
+                             "ips, snips and blend need the log's propensity column)")
+    parser.add_argument("--confidence", type=float, default=0.95, help="the intervals' confidence (default 0.95)")
+
+
 def constraints(args: argparse.Namespace) -> dict:
     return {"max_cost": args.max_cost, "max_latency_ms": args.max_latency_ms, "min_quality": args.min_quality,
             "excluded_agents": args.exclude or None}
@@ -66,7 +74,8 @@ def simulate_command(args: argparse.Namespace) -> int:
         _, summary = simulate(Engine(args.store), args.log, optimize_for=args.optimize_for, budget=args.budget,
                               willingness_to_pay=args.willingness_to_pay, observed_only=args.observed_only,
                               holdout=args.holdout, columns=args.columns, keep_rows=False,
-                              sink=sink if args.output else None, progress=bar, **constraints(args))
+                              sink=sink if args.output else None, progress=bar, estimator=args.estimator,
+                              confidence=args.confidence, **constraints(args))
     finally:
         bar.close()
         if writer is not None:
@@ -87,7 +96,7 @@ def print_summary(summary: dict, log: str, policy: str) -> None:
         return text + ASSUMED if assumed and text != "–" else text
 
     s = summary
-    estimated_cost = s["estimated_cost_rows"] > 0
+    estimated_cost = s["registered_price_cost_rows"] + s["per_token_price_cost_rows"] > 0  # a price, not the log
     prior_quality = s["quality_score_rows"] > 0
 
     def span(figure: str, text: Callable[[float | None], str]) -> str:
@@ -164,18 +173,20 @@ def whatif_command(args: argparse.Namespace) -> int:
     table = budget_whatif(snapshot, args.log, budgets, quality_threshold=args.quality_threshold,
                           latency_threshold_ms=args.latency_threshold_ms, columns=args.columns,
                           observed_only=args.observed_only, holdout=args.holdout, progress=bar,
+                          estimator=args.estimator, confidence=args.confidence,
                           **{k: v for k, v in constraints(args).items() if k != "max_latency_ms"})
     bar.close()
     actual, _ = actual_and_calibrated(snapshot, args.log, columns=args.columns, observed_only=args.observed_only,
                                       holdout=args.holdout)
-    print_frontier(table.to_pylist(), actual, args.quality_threshold)
+    print_frontier(table.to_pylist(), actual, args.quality_threshold, args.confidence)
     _write_frontier(table, args.output)
     print(f"frontier written to {args.output}" + write_whatif_chart(args, table, chart_path, snapshot, actual))
     warn(table["warnings"][0].as_py() if table.num_rows else [])
     return 0
 
 
-def print_frontier(rows: list[dict], actual: dict | None, quality_threshold: float | None) -> None:
+def print_frontier(rows: list[dict], actual: dict | None, quality_threshold: float | None,
+                   confidence: float = 0.95) -> None:
     """The what-if frontier as one table, the log's actual policy first as the baseline, each budget's full agent
     mix, and a line per figure saying what it means."""
     from ._table import fixed, money, number, show
@@ -194,7 +205,8 @@ def print_frontier(rows: list[dict], actual: dict | None, quality_threshold: flo
         money(r["estimated_spend"]), fixed(r["quality"], 4), span(r["quality_low"], r["quality_high"], q4),
         fixed(r["expected_quality"], 4), f"{r['served']:,} of {r['requests']:,}",
         number(r["willingness_to_pay"]), r["meets_quality_threshold"]) for r in rows]
-    show(("policy", "budget ($)", "spend ($)", "95% interval", "est. spend ($)", "quality", "95% interval",
+    interval = f"{confidence:.0%} interval"
+    show(("policy", "budget ($)", "spend ($)", interval, "est. spend ($)", "quality", interval,
           "exp. quality", "served", "w.t.p. ($/quality)", "meets threshold"), table)
     print("\nagent mix (requests per agent):")
     for r in rows:
@@ -205,8 +217,8 @@ def print_frontier(rows: list[dict], actual: dict | None, quality_threshold: flo
           "spend: the router's own estimate.\nquality: mean measured quality in [0, 1], the log's verdict on the "
           f"choices, estimated by {rows[0]['quality_estimator'] if rows else 'dm'} (observed, else the agent's "
           "cross-fitted category mean, else predicted, else quality_score); exp. quality: the router's "
-          "prediction when choosing.\n95% interval: where spend and quality lie for these requests with 95% "
-          "confidence.\nw.t.p.: willingness to pay, the price per unit of quality the budget implies (route with "
+          f"prediction when choosing.\n{interval}: where spend and quality lie for these requests with "
+          f"{confidence:.0%} confidence.\nw.t.p.: willingness to pay, the price per unit of quality the budget implies (route with "
           "willingness_to_pay := it for the same choices).\nmeets threshold: every request served at a mean "
           f"expected quality at or above --quality-threshold{threshold}.\nactual (the log): the log's own choices "
           + ("(its agent, cost and quality columns)." if actual else

@@ -7,8 +7,10 @@ and the counterfactual cost model (:mod:`tinydancer_duck.replay._costs`). Then p
 
 - quality q̃ (first available, :data:`QUALITY_SOURCES`): ``observed`` (the log's outcome for that request and
   agent), ``category_mean`` (q̂: the agent's shrunk, cross-fitted mean in the request's category, or over the log
-  when it has no category), ``predicted`` (the active outcome router, for an agent the log never holds an outcome
-  of), ``quality_score`` (the agent's registered prior);
+  when it has no category; when an outcome router is active and did not learn from these requests, plus its
+  prediction's deviation from its mean over the batch's requests of that category, :func:`within_cell`),
+  ``predicted`` (the active outcome router, for an agent the log never holds an outcome of), ``quality_score``
+  (the agent's registered prior);
 - q̂ at the logged agent stays the model's (the doubly robust correction compares the logged outcome with it);
 - cost: :data:`~tinydancer_duck.replay._costs.COST_SOURCES`.
 """
@@ -82,16 +84,19 @@ class Evidence:
         return self.outcome.mean[0].size
 
     def quality(self, log: LogBatch, observed: np.ndarray, actual: np.ndarray, predicted: np.ndarray,
-                expected: np.ndarray, prior: np.ndarray) -> Quality:
+                expected: np.ndarray, prior: np.ndarray, *, ranked: np.ndarray | None = None) -> Quality:
         """Quality evidence for one batch: ``observed`` (n, A) NaN where unobserved, ``actual`` int (n,) the logged
         agent (-1: none), ``predicted`` bool (A,) the agents the outcome router knows, ``expected`` (n, A) its
-        predictions, ``prior`` (A,) the agents' quality_score."""
+        predictions, ``prior`` (A,) the agents' quality_score; ``ranked`` bool (A,): the agents whose q̂ within a
+        cell follows the outcome router (:func:`within_cell`)."""
         n = len(observed)
         code = self.sums.codes(log.columns.get("category"), n)
         mean, _, noise = self.outcome.cells(request_folds(log.request), code)
         row = np.where(code >= 0, code, self.outcome.tried.shape[0] - 1)
         known = self.outcome.tried[-1]
         fallback = np.where(predicted, expected, prior)
+        if ranked is not None and ranked.any():
+            mean = np.clip(mean + within_cell(expected, row, self.outcome.tried.shape[0]) * ranked, 0.0, 1.0)
         model = np.where(known, mean, fallback)
         noise = np.where(known, noise, fallback * (1 - fallback))
         source = np.where(known, CATEGORY_MEAN, np.where(predicted, PREDICTED, QUALITY_SCORE)) * np.ones((n, 1))
@@ -111,6 +116,17 @@ class Evidence:
         row = np.where(code < len(self.sums.categories), code, -1)
         cost, source, noise, _ = self.cost.costs(row, tokens, estimate, logged)
         return cost, source, noise
+
+
+def within_cell(expected: np.ndarray, row: np.ndarray, cells: int) -> np.ndarray:
+    """float64 (n, A) e_i(a) - ē_ca: each request's expected quality (the outcome router's) minus its mean over the
+    batch's requests of the same category, so a cell's mean stays the log's while the router ranks the requests
+    within it (a policy that picks the requests where an agent is strongest is credited for it)."""
+    count = np.bincount(row, minlength=cells).astype(np.float64)
+    sums = np.stack([np.bincount(row, weights=expected[:, a], minlength=cells) for a in range(expected.shape[1])],
+                    axis=1)
+    mean = sums / np.maximum(count, 1.0)[:, None]
+    return expected - mean[row]
 
 
 def _sources(agents: AgentSnapshot) -> list[str | None]:

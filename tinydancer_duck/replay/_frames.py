@@ -142,7 +142,9 @@ class Replay:
                             if model is not None else None)
         self.evidence = Evidence.fit(self.spec, self.agents, self.routing.settings.bytes_per_token)
         self.n_rows = self.spec.n_rows
-        self.warnings = self._agent_warnings(log, columns) + self._sample_warnings()
+        sample = self._sample_warnings()
+        self.warnings = self._agent_warnings(log, columns) + sample
+        self.ranked = self.predicted & (not sample)  # the router's predictions rank requests within a cell
 
     def _agent_warnings(self, log: Any, columns: Any) -> list[str]:
         """The log's agents that are not registered (their outcomes are ignored) and registered agents the log
@@ -212,7 +214,8 @@ class Replay:
                observed: np.ndarray, cost: np.ndarray, actual: np.ndarray) -> Frame:
         n, a = len(batch), self.agents.size
         expected = np.array(np.broadcast_to(scored.quality, (n, a)), np.float64)
-        quality = self.evidence.quality(log, observed, actual, self.predicted, expected, self.agents.quality)
+        quality = self.evidence.quality(log, observed, actual, self.predicted, expected, self.agents.quality,
+                                        ranked=self.ranked)
         cost, cost_source, cost_noise = self.evidence.costs(log, quality.code, scored.cost, cost)
         nothing = np.full(n, np.nan)
         reward = np.where(actual >= 0, observed[np.arange(n), np.maximum(actual, 0)], np.nan)
