@@ -140,23 +140,30 @@ def test_outcome_cells_are_cross_fitted_and_shrink_sparse_cells():
     assert again.mean[1, 0, 0] > cells.mean[1, 0, 0]
 
 
-def test_cost_model_fits_a_line_per_agent_and_says_which_source():
+def test_cost_model_follows_the_requests_tokens_and_says_which_source():
     """cost = 0.001 + 0.00002 t in category 0 and 0.003 + 0.00002 t in category 1 for agent 0; agent 1 is priced
     per token (its registered price is used); agent 2 has no rows (its registered price)."""
     rng = np.random.default_rng(1)
     sums = {k: np.zeros((2, 3)) for k in ("rows", "tokens", "tokens_square", "cost", "tokens_cost", "cost_square")}
+    tokens = {}
     for c, base in ((0, 0.001), (1, 0.003)):
         t = rng.integers(10, 500, 200).astype(float)
+        tokens[c] = t
         cost = base + 2e-5 * t
         for key, values in (("rows", np.ones_like(t)), ("tokens", t), ("tokens_square", t * t), ("cost", cost),
                             ("tokens_cost", t * cost), ("cost_square", cost * cost)):
             sums[key][c, 0] = sums[key][c, 1] = values.sum()
     model = fit_costs(sums, per_token=np.array([False, True, False]), imported=np.zeros(3, bool))
     assert model.source.tolist() == [FITTED, PER_TOKEN, REGISTERED]
-    estimate = np.full((2, 3), 0.5)
-    logged = np.array([[np.nan, np.nan, np.nan], [0.123, np.nan, np.nan]])
-    cost, source, noise, _ = model.costs(np.array([0, 1]), np.array([100.0, 300.0]), estimate, logged)
-    assert cost[0, 0] == pytest.approx(0.001 + 2e-5 * 100, rel=1e-6)
-    assert cost[1, 0] == 0.123 and source[1, 0] == 0  # logged wins
-    assert cost[0, 1] == 0.5 and cost[0, 2] == 0.5  # the router's estimate from the registered price
-    assert noise[0, 0] == pytest.approx(0.0, abs=1e-12)  # an exact line leaves no residual
+    estimate = np.full((4, 3), 0.5)
+    logged = np.full((4, 3), np.nan)
+    logged[3, 0] = 0.123
+    mean_t = [tokens[0].mean(), tokens[1].mean()]
+    t = np.array([mean_t[0], 100.0, 450.0, 300.0])
+    cost, source, noise, _ = model.costs(np.array([0, 0, 1, 1]), t, estimate, logged)
+    assert cost[0, 0] == pytest.approx(0.001 + 2e-5 * mean_t[0], rel=1e-9)  # the cell's mean at its mean tokens
+    truth = np.array([0.001, 0.001, 0.003]) + 2e-5 * t[:3]
+    assert cost[:3, 0] == pytest.approx(truth, rel=0.1)  # and a longer request costs more, about as much more
+    assert cost[2, 0] > cost[1, 0]
+    assert cost[3, 0] == 0.123 and source[3, 0] == 0 and noise[3, 0] == 0  # logged wins
+    assert (cost[:, 1:] == 0.5).all()  # the router's estimate from the registered price

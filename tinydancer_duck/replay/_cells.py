@@ -35,11 +35,13 @@ COST_SUMS = ("rows", "tokens", "tokens_square", "cost", "tokens_cost", "cost_squ
 class CellSums:
     """A log's sums per cell. categories : the log's categories in order of appearance (code = position; a log
     without a category column has the one category ""); quality : name -> float64 (K, C, A) per fold (names of
-    :data:`QUALITY_SUMS`); cost : name -> float64 (C, A) (:data:`COST_SUMS`)."""
+    :data:`QUALITY_SUMS`); cost : name -> float64 (C, A) (:data:`COST_SUMS`); folds : int8 (rows,) each of the
+    log's rows' fold (by its position in the log)."""
 
     categories: list[str]
     quality: dict[str, np.ndarray]
     cost: dict[str, np.ndarray]
+    folds: np.ndarray
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -102,7 +104,9 @@ def scan_cells(spec: LogSpec, names: Sequence[str], *, bytes_per_token: float, f
     index = pa.array(list(names), pa.string())
     quality = np.zeros((len(QUALITY_SUMS), folds, 0, a))
     cost = np.zeros((len(COST_SUMS), 1, 0, a))
+    row_folds = []
     for batch in iter_batches(spec, names):
+        row_folds.append(request_folds(batch.request, folds).astype(np.int8))
         actual = np.full(len(batch), -1)
         if "agent" in batch.columns:
             actual = pc.index_in(batch.columns["agent"], value_set=index).fill_null(-1).to_numpy(
@@ -113,7 +117,7 @@ def scan_cells(spec: LogSpec, names: Sequence[str], *, bytes_per_token: float, f
         keep = code[rows] >= 0
         rows, cols, r, w, c = rows[keep], cols[keep], r[keep], w[keep], c[keep]
         categories = max(len(vocabulary.names), 1)
-        fold = request_folds(batch.request, folds)[rows]
+        fold = row_folds[-1][rows]
         quality = _grown(quality, categories) + _sums((fold, code[rows], cols), (w, w * r, w * r * r, w * w,
                                                                                  np.ones(len(r))),
                                                       (folds, categories, a))
@@ -123,7 +127,8 @@ def scan_cells(spec: LogSpec, names: Sequence[str], *, bytes_per_token: float, f
                                                 (np.ones(len(cc)), t, t * t, cc, t * cc, cc * cc), (1, categories, a))
     categories = vocabulary.names or [""]
     quality, cost = _grown(quality, len(categories)), _grown(cost, len(categories))
-    return CellSums(categories, dict(zip(QUALITY_SUMS, quality)), dict(zip(COST_SUMS, cost[:, 0])))
+    return CellSums(categories, dict(zip(QUALITY_SUMS, quality)), dict(zip(COST_SUMS, cost[:, 0])),
+                    np.concatenate(row_folds) if row_folds else np.zeros(0, np.int8))
 
 
 def _grown(sums: np.ndarray, categories: int) -> np.ndarray:

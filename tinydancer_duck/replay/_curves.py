@@ -22,6 +22,7 @@ and the zero router), so their AIQs are comparable.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -167,7 +168,8 @@ class _Sums:
         self.router: list[_Point] = []
         self.point = lambda: _Point(evaluation, evidence, n_agents)
         self.single = [self.point() for _ in range(n_agents)]
-        self.oracle = self.point()
+        # the oracle picks by the outcomes themselves, so no estimator beyond them applies: the direct method
+        self.oracle = _Point(replace(evaluation, estimator="dm", interval="model"), evidence, n_agents)
         self.n_valid = 0
 
     def add(self, frame: Frame) -> None:

@@ -70,13 +70,14 @@ class Evaluation:
         return f"{self.estimator} (propensities {self.propensities})"
 
     def quality(self, figures: FigureSums, evidence: Evidence) -> tuple[float | None, float | None, float | None]:
-        """(estimate, low, high) of the mean quality of a figure's decisions, clipped to [0, 1]."""
+        """(estimate, low, high) of the mean quality of a figure's decisions, clipped to [0, 1] (a weighted
+        estimator's noise can leave it)."""
         value = figures.estimate(self.estimator)
         low, high = figures.quality_interval(self.estimator, self.interval, self.confidence,
                                              evidence.quality_shared, self.random_state)
         if value is None or low is None or high is None:
             return value, None, None
-        return value, max(low, 0.0), min(high, 1.0)
+        return min(max(value, 0.0), 1.0), max(low, 0.0), min(high, 1.0)
 
     def cost(self, figures: FigureSums, evidence: Evidence) -> tuple[float | None, float | None, float | None]:
         """(mean cost per decision, low, high), the low end at least 0."""

@@ -7,8 +7,8 @@ and the counterfactual cost model (:mod:`tinydancer_duck.replay._costs`). Then p
 
 - quality q̃ (first available, :data:`QUALITY_SOURCES`): ``observed`` (the log's outcome for that request and
   agent), ``category_mean`` (q̂: the agent's shrunk, cross-fitted mean in the request's category, or over the log
-  when it has no category; when an outcome router is active and did not learn from these requests, plus its
-  prediction's deviation from its mean over the batch's requests of that category, :func:`within_cell`),
+  when it has no category; when the active outcome router learned from other requests than this log's, the
+  router's prediction corrected by the log's shrunk cell means, :meth:`Evidence._ranked`),
   ``predicted`` (the active outcome router, for an agent the log never holds an outcome of), ``quality_score``
   (the agent's registered prior);
 - q̂ at the logged agent stays the model's (the doubly robust correction compares the logged outcome with it);
@@ -28,9 +28,9 @@ from tinydancer_duck._logs import LogBatch, LogSpec, resolved_path
 if TYPE_CHECKING:
     from tinydancer_duck.registry import AgentSnapshot
 
-from ._cells import CellSums, request_folds, request_tokens, scan_cells
+from ._cells import CellSums, request_tokens, scan_cells
 from ._costs import COST_SOURCES, CostModel, fit_costs
-from ._outcome_model import OutcomeCells, fit_outcome_cells
+from ._outcome_model import OutcomeCells, fit_outcome_cells, shrink_toward
 
 QUALITY_SOURCES = ("observed", "category_mean", "predicted", "quality_score")
 OBSERVED, CATEGORY_MEAN, PREDICTED, QUALITY_SCORE = range(4)
@@ -66,6 +66,7 @@ class Evidence:
     cost_shared: np.ndarray
     bytes_per_token: float
     propensities: bool
+    ranked: np.ndarray
 
     @classmethod
     def fit(cls, spec: LogSpec, agents: AgentSnapshot, bytes_per_token: float) -> Evidence:
@@ -76,7 +77,7 @@ class Evidence:
         cost = fit_costs(sums.cost, (agents.cost_per_1k_tokens > 0) & ~(agents.cost_per_second > 0),
                          _imported(agents))
         return cls(sums, outcome, cost, outcome.variance.mean(axis=0).ravel(), cost.variance.ravel(),
-                   bytes_per_token, "propensity" in spec.fields)
+                   bytes_per_token, "propensity" in spec.fields, np.zeros(agents.size, bool))
 
     @property
     def cells(self) -> int:
@@ -91,12 +92,14 @@ class Evidence:
         cell follows the outcome router (:func:`within_cell`)."""
         n = len(observed)
         code = self.sums.codes(log.columns.get("category"), n)
-        mean, _, noise = self.outcome.cells(request_folds(log.request), code)
+        fold = self.sums.folds[log.index].astype(np.int64)
+        mean, _, noise = self.outcome.cells(fold, code)
         row = np.where(code >= 0, code, self.outcome.tried.shape[0] - 1)
         known = self.outcome.tried[-1]
         fallback = np.where(predicted, expected, prior)
         if ranked is not None and ranked.any():
-            mean = np.clip(mean + within_cell(expected, row, self.outcome.tried.shape[0]) * ranked, 0.0, 1.0)
+            self.ranked[:] = ranked
+            mean = np.where(ranked, self._ranked(expected, fold, row), mean)
         model = np.where(known, mean, fallback)
         noise = np.where(known, noise, fallback * (1 - fallback))
         source = np.where(known, CATEGORY_MEAN, np.where(predicted, PREDICTED, QUALITY_SCORE)) * np.ones((n, 1))
@@ -107,6 +110,25 @@ class Evidence:
         q_hat[rows, actual[rows]] = model[rows, actual[rows]]
         return Quality(quality, np.where(seen, OBSERVED, source).astype(np.int8), q_hat, noise, row,
                        self.outcome.tried[row])
+
+    def _ranked(self, expected: np.ndarray, fold: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """float64 (n, A) q̂ from the outcome router's predictions e (when it did not learn from these requests):
+        e_i(a) + [shrunk cell mean - ē_ca], the log's cell mean (over the other folds) shrunk toward the router's
+        mean prediction ē_ca over the batch's requests of that category (:func:`shrink_toward`), so the router
+        sets each request's rank within its cell and, as far as the log bears it out, the cell's level."""
+        cells = self.outcome.tried.shape[0]
+        deviation = within_cell(expected, row, cells)
+        centre = expected - deviation  # ē_ca of each row's cell
+        present = np.zeros(cells, bool)
+        present[row] = True
+        prior = np.full(self.outcome.raw.shape, np.nan)
+        first = np.zeros(cells, np.int64)
+        first[row[::-1]] = np.arange(len(row))[::-1]
+        prior[:, present] = centre[first[present]][None]
+        level, variance = shrink_toward(self.outcome.raw, self.outcome.sampling, prior)
+        shared = self.quality_shared.reshape(cells, -1)  # the intervals' cell variances follow the router's prior
+        shared[present] = np.where(self.ranked, variance.mean(axis=0)[present], shared[present])
+        return np.clip(level[fold, row] + deviation, 0.0, 1.0)
 
     def costs(self, log: LogBatch, code: np.ndarray, estimate: np.ndarray, logged: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -142,9 +142,8 @@ class Replay:
                             if model is not None else None)
         self.evidence = Evidence.fit(self.spec, self.agents, self.routing.settings.bytes_per_token)
         self.n_rows = self.spec.n_rows
-        sample = self._sample_warnings()
-        self.warnings = self._agent_warnings(log, columns) + sample
-        self.ranked = self.predicted & (not sample)  # the router's predictions rank requests within a cell
+        self.warnings = self._agent_warnings(log, columns) + self._sample_warnings()
+        self.ranked = self.predicted & self._learned_elsewhere()
 
     def _agent_warnings(self, log: Any, columns: Any) -> list[str]:
         """The log's agents that are not registered (their outcomes are ignored) and registered agents the log
@@ -161,6 +160,15 @@ class Replay:
             out.append(f"{len(unseen)} registered agent(s) never appear in the log, so their quality is not "
                        f"observed: {_listed(unseen)}")
         return out
+
+    def _learned_elsewhere(self) -> bool:
+        """The active outcome router learned from other requests than this log's (another log, or data given to
+        it directly): its predictions are then a prior independent of the log's outcomes, which the outcome model
+        may shrink toward (:meth:`Evidence.quality`). Trained on this log, even on its other requests, it shares
+        their outcomes and a policy that follows it picks the agents whose few outcomes looked best."""
+        model = self.routing.outcome
+        trained = {} if model is None else model.metrics.get("log") or {}
+        return model is not None and trained.get("path") != resolved_path(self.spec.path)
 
     def _sample_warnings(self) -> list[str]:
         """In-sample: the active outcome router was trained on this very log and the replay does not keep to the

@@ -84,14 +84,16 @@ class FigureSums:
             self.sums[key + "2"] = self.sums.get(key + "2", 0.0) + float(np.dot(terms[key], terms[key]))
         self.sums["w_ips"] += float(np.dot(terms["w"], terms["ips"]))
         self.sums["dm_dr"] += float(np.dot(terms["dm"], terms["dr"]))
-        imputed = pi * (frame.quality_source > 0)
-        self.quality_noise += float((imputed * pi * frame.q_noise).sum())
-        cells = frame.code[:, None] * a + np.arange(a)[None, :]
-        self.quality_shared += np.bincount(cells.ravel(), weights=imputed.ravel(), minlength=self.quality_cells)
-        estimated = pi * (frame.cost_source > 0)
-        self.cost_noise += float((estimated * pi * frame.cost_noise).sum())
-        self.cost_shared += np.bincount(cells.ravel(), weights=estimated.ravel(), minlength=self.cost_cells)
-        self.positivity += float((pi * ~frame.tried).sum())
+        rows, cols = np.nonzero(pi)  # the (request, agent) pairs decided, with their share
+        share = pi[rows, cols]
+        cells = frame.code[rows] * a + cols
+        imputed = share * (frame.quality_source[rows, cols] > 0)
+        self.quality_noise += float(np.dot(imputed * share, frame.q_noise[rows, cols]))
+        self.quality_shared += np.bincount(cells, weights=imputed, minlength=self.quality_cells)
+        estimated = share * (frame.cost_source[rows, cols] > 0)
+        self.cost_noise += float(np.dot(estimated * share, frame.cost_noise[rows, cols]))
+        self.cost_shared += np.bincount(cells, weights=estimated, minlength=self.cost_cells)
+        self.positivity += float(share[~frame.tried[rows, cols]].sum())
         self.n += n
         if self.keep_terms:
             self.kept.append(np.stack([terms[k] for k in (*_TERMS, "cost")]))

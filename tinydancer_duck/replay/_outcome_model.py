@@ -35,12 +35,16 @@ _NOISE_PRIOR = 5.0  # effective outcomes of the agent's pooled variance a cell's
 @dataclass(frozen=True)
 class OutcomeCells:
     """q̂ per fold and cell. mean, variance (of the cell mean), noise (outcome variance within the cell) : float64
-    (K, C + 1, A); tried : bool (C + 1, A), the log holds an outcome of agent a in category c (row C: anywhere)."""
+    (K, C + 1, A); tried : bool (C + 1, A), the log holds an outcome of agent a in category c (row C: anywhere);
+    raw, sampling : float64 (K, C + 1, A) each cell's unshrunk mean over the other folds and its sampling variance
+    (inf where the cell holds no outcome), for another prior (:func:`shrink_toward`)."""
 
     mean: np.ndarray
     variance: np.ndarray
     noise: np.ndarray
     tried: np.ndarray
+    raw: np.ndarray
+    sampling: np.ndarray
 
     def cells(self, fold: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(q̂, variance of the cell mean, noise) float64 (n, A) for rows of ``fold`` and category ``code`` (-1: the
@@ -84,9 +88,30 @@ def fit_outcome_cells(weight: np.ndarray, weighted: np.ndarray, weighted_square:
     variance = np.where(n > 0, shrink * sampling, tau_c) + (1 - shrink) ** 2 * agent_var
     noise = (n * within + _NOISE_PRIOR * noise_a) / (n + _NOISE_PRIOR)
     tried = weight.sum(axis=0) > 0
+    level_raw = _ratio(s.sum(axis=1, keepdims=True), w.sum(axis=1, keepdims=True))
+    n_level = _ratio(w.sum(axis=1, keepdims=True) ** 2, w2.sum(axis=1, keepdims=True))
     return OutcomeCells(np.concatenate([mean, agent], axis=1), np.concatenate([variance, agent_var], axis=1),
                         np.concatenate([noise, np.broadcast_to(noise_a, agent.shape)], axis=1),
-                        np.concatenate([tried, tried.any(axis=0, keepdims=True)]))
+                        np.concatenate([tried, tried.any(axis=0, keepdims=True)]),
+                        np.concatenate([raw, level_raw], axis=1),
+                        np.concatenate([np.where(n > 0, sampling, np.inf),
+                                        np.where(n_level > 0, _ratio(noise_a, n_level), np.inf)], axis=1))
+
+
+def shrink_toward(raw: np.ndarray, sampling: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, variance) float64 of cell means ``raw`` with sampling variances ``sampling`` (inf: no outcome) shrunk
+    toward another ``prior`` (same shape, NaN: none, the raw mean is kept), the prior's spread τ² estimated by the
+    method of moments over the cells that have both: mean = prior + B (raw - prior), B = τ² / (τ² + sampling),
+    variance = B · sampling + (1 - B)² τ²."""
+    both = np.isfinite(sampling) & ~np.isnan(prior)
+    gap = np.where(both, (raw - np.nan_to_num(prior)) ** 2 - np.where(both, sampling, 0.0), 0.0)
+    precision = np.where(both, 1.0 / np.maximum(np.where(both, sampling, 1.0), 1e-12), 0.0)
+    tau = max(float((precision * gap).sum() / precision.sum()) if precision.sum() else TAU2_FLOOR, TAU2_FLOOR)
+    shrink = np.where(np.isfinite(sampling), tau / (tau + np.where(np.isfinite(sampling), sampling, 0.0)), 0.0)
+    mean = np.where(np.isnan(prior), raw, np.nan_to_num(prior) + shrink * (raw - np.nan_to_num(prior)))
+    variance = np.where(np.isfinite(sampling), shrink * np.where(np.isfinite(sampling), sampling, 0.0), 0.0) \
+        + (1 - shrink) ** 2 * tau
+    return np.clip(mean, 0.0, 1.0), variance
 
 
 def _additive(raw: np.ndarray, n: np.ndarray, size: np.ndarray, sweeps: int = 25) -> tuple[np.ndarray, np.ndarray]:
