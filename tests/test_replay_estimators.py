@@ -36,7 +36,8 @@ def world(seed: int, n: int = 2000):
     rows = np.arange(n)
     target = one_hot(np.where(context == 1, 1, 3), A)
     truth = float((target * outcomes).sum(axis=1).mean())
-    return context, p_success, outcomes[rows, logged], logged, logging[rows, logged], target, truth
+    return {"p_success": p_success, "reward": outcomes[rows, logged], "logged": logged,
+            "propensity": logging[rows, logged], "target": target, "truth": truth}
 
 
 def test_importance_weights_and_effective_sample_size():
@@ -70,12 +71,12 @@ def test_weighted_estimators_are_unbiased_under_confounded_logging(estimator):
     of the agents the target picks (the confounded answer) is far off."""
     errors, naive = [], []
     for seed in range(200):
-        context, _, reward, logged, p, target, truth = world(seed)
-        wrong_model = np.full((len(reward), A), 0.5)  # DR must not need a right outcome model
-        terms = estimator_terms(estimator, target, wrong_model, logged, reward, p)
-        errors.append(terms.mean() - truth)
-        picked = target[np.arange(len(reward)), logged] > 0
-        naive.append(reward[picked].mean() - truth)
+        w = world(seed)
+        wrong_model = np.full((len(w["reward"]), A), 0.5)  # DR must not need a right outcome model
+        terms = estimator_terms(estimator, w["target"], wrong_model, w["logged"], w["reward"], w["propensity"])
+        errors.append(terms.mean() - w["truth"])
+        picked = w["target"][np.arange(len(w["reward"])), w["logged"]] > 0
+        naive.append(w["reward"][picked].mean() - w["truth"])
     errors = np.array(errors)
     assert abs(errors.mean()) < 3 * errors.std() / np.sqrt(len(errors)) + 1e-3
     assert abs(np.mean(naive)) > 0.05
@@ -84,18 +85,18 @@ def test_weighted_estimators_are_unbiased_under_confounded_logging(estimator):
 def test_influence_intervals_cover_the_truth_about_95_percent_of_the_time():
     covered = []
     for seed in range(300):
-        context, _, reward, logged, p, target, truth = world(seed, n=800)
-        terms = doubly_robust(target, np.full((len(reward), A), 0.5), logged, reward, p)
+        w = world(seed, n=800)
+        terms = doubly_robust(w["target"], np.full((800, A), 0.5), w["logged"], w["reward"], w["propensity"])
         half = 1.96 * terms.std(ddof=1) / np.sqrt(len(terms))
-        covered.append(abs(terms.mean() - truth) <= half)
+        covered.append(abs(terms.mean() - w["truth"]) <= half)
     assert 0.92 <= np.mean(covered) <= 0.995
 
 
 def test_direct_method_with_the_right_model_is_exact_on_average():
     errors = []
     for seed in range(100):
-        context, p_success, reward, logged, p, target, truth = world(seed)
-        errors.append(direct_method(target, p_success).mean() - truth)
+        w = world(seed)
+        errors.append(direct_method(w["target"], w["p_success"]).mean() - w["truth"])
     assert abs(np.mean(errors)) < 0.003
 
 

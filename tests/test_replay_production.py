@@ -7,9 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tinydancer_duck.datasets.generate_log import AGENTS, generate_log
 
 from tinydancer_duck.cli._main import main
+from tinydancer_duck.datasets.generate_log import AGENTS, generate_log
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.learn._outcome_models import _agent_mean
 from tinydancer_duck.replay import budget_whatif, curve, simulate
@@ -47,7 +47,7 @@ def store_and_log(engine, tmp_path):
 
 def test_a_production_log_replays_with_an_estimator_and_intervals(store_and_log):
     engine, path, quality = store_and_log
-    rows, summary = simulate(engine, path, optimize_for="learned", holdout=HOLDOUT)
+    rows, summary = simulate(engine, path, optimize_for="learned", holdout=HOLDOUT, estimator="dr")
     assert summary["quality_estimator"] == "dr (propensities logged)" and summary["propensities"] == "logged"
     assert summary["warnings"] == [] and summary["untried_decisions"] == 0
     chosen = np.array([NAMES.index(a) for a in rows["agent_name"].to_pylist()])
@@ -57,20 +57,21 @@ def test_a_production_log_replays_with_an_estimator_and_intervals(store_and_log)
     for figure in ("mean_quality", "mean_cost", "total_cost", "savings", "savings_pct"):
         assert summary[f"{figure}_low"] <= summary[figure] <= summary[f"{figure}_high"], figure
     assert 0 < summary["effective_sample_size"] <= summary["routed"]
-    _, dm = simulate(engine, path, optimize_for="learned", holdout=HOLDOUT, estimator="dm")
-    assert dm["quality_estimator"].startswith("dm") and dm["mean_quality_low"] <= truth <= dm["mean_quality_high"]
+    _, dm = simulate(engine, path, optimize_for="learned", holdout=HOLDOUT)  # the default
+    assert dm["quality_estimator"] == "dm (propensities logged)"
+    assert dm["mean_quality_low"] <= truth <= dm["mean_quality_high"]
     assert dm["mean_quality_high"] - dm["mean_quality_low"] < summary["mean_quality_high"] - summary[
         "mean_quality_low"]  # DR's correction costs width
 
 
 def test_whatif_rows_and_curve_points_carry_intervals(store_and_log):
     engine, path, _ = store_and_log
-    frontier = budget_whatif(engine, path, [0.05, 5.0], holdout=HOLDOUT).to_pylist()
+    frontier = budget_whatif(engine, path, [0.05, 5.0], holdout=HOLDOUT, estimator="dr").to_pylist()
     for row in frontier:
         assert row["quality_low"] <= row["quality"] <= row["quality_high"]
         assert row["spend_low"] <= row["spend"] <= row["spend_high"]
         assert row["quality_estimator"] == "dr (propensities logged)"
-    table, _ = curve(engine, path, points=5, holdout=HOLDOUT)
+    table, _ = curve(engine, path, points=5, holdout=HOLDOUT, estimator="dr")
     for point in table.to_pylist():
         assert point["quality_low"] <= point["quality"] <= point["quality_high"], point["label"]
         assert point["cost_low"] <= point["cost"] <= point["cost_high"], point["label"]
@@ -144,7 +145,7 @@ def test_simulate_prints_each_interval_and_the_estimator(store_and_log, capsys):
     engine, path, _ = store_and_log
     store = str(engine.store.path)
     assert main(["simulate", path, "--store", store, "--holdout", str(HOLDOUT), "--optimize-for", "cost",
-                 "--confidence", "0.9"]) == 0
+                 "--confidence", "0.9", "--estimator", "dr"]) == 0
     out = capsys.readouterr().out
     assert "90% interval" in out and "dr (propensities logged)" in out
     measured = next(line for line in out.splitlines() if line.startswith("measured quality"))

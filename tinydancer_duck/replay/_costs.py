@@ -13,13 +13,14 @@ Per (request i, agent a), the first that applies (:data:`COST_SOURCES`):
   with t_i the request's tokens (ceil(bytes / bytes_per_token)), t̄_ca the mean tokens of the cell (category c,
   agent a), ρ_ca >= 0 the cell's elasticity of cost to tokens (shrunk toward the agent's, itself toward the log's
   pooled one, by :data:`PRIOR_TOKENS` units of relative token variance) and c̃_ca the cell's mean cost by empirical Bayes on
-  the log scale: log c̃ = log μ + B (log c̄_ca - log μ), B = τ² / (τ² + v_a / N_ca), where c̄_ca is the cell's mean,
-  v_a the agent's within-cell squared coefficient of variation, μ_ca = exp(l_a + g_c) an agent's price level
+  the log scale: log c̃ = log μ + B (log c̄_ca - log μ), B = τ² / (τ² + v_ca / N_ca), where c̄_ca is the cell's
+  mean, v_ca its squared coefficient of variation (shrunk toward its category's over every agent with
+  :data:`PRIOR_ROWS` rows' weight: a task with long, variable answers is variable for every agent), μ_ca = exp(l_a + g_c) an agent's price level
   times a category's size fitted on every cell (so a category the log rarely sent to a is priced like the other
   agents' costs there say) and τ² the spread of the cells' log means around it;
 - ``registered_price``: the router's estimate from the registered prices otherwise.
 
-The fitted model also gives each estimate's noise (c̃² v_a) and its cell's fit variance (c̃² (B v_a / N + (1 - B)²
+The fitted model also gives each estimate's noise (c̃² v_ca) and its cell's fit variance (c̃² (B v_ca / N + (1 - B)²
 τ²)), which the cost intervals add up; a priced estimate carries none (the price is taken as right). Pure numpy.
 """
 
@@ -33,6 +34,8 @@ COST_SOURCES = ("logged", "per_token_price", "fitted_from_log", "registered_pric
 LOGGED, PER_TOKEN, FITTED, REGISTERED = range(4)
 #: Priced rows an agent needs in the log before its cost is fitted from them.
 MIN_ROWS = 3
+#: The weight, in rows, of a category's squared coefficient of variation in each of its cells'.
+PRIOR_ROWS = 5.0
 #: The pooled elasticity's weight, in units of an agent's relative token variance (Σ (t - t̄)² / t̄²).
 PRIOR_TOKENS = 10.0
 _FLOOR = 1e-4  # the smallest squared coefficient of variation or log spread
@@ -82,20 +85,22 @@ def fit_costs(sums: dict[str, np.ndarray], per_token: np.ndarray, imported: np.n
     rows = n.sum(axis=0)
     priced = seen & (mean_c > 0)
     within = np.where(priced, (cc * inv - mean_c**2) / np.where(priced, mean_c, 1.0) ** 2, 0.0)
-    cv2 = np.maximum(np.divide((n * within).sum(axis=0), rows, out=np.zeros(len(rows)), where=rows > 0), _FLOOR)
+    by_category = np.divide((n * within).sum(axis=1), n.sum(axis=1), out=np.zeros(len(n)), where=n.sum(axis=1) > 0)
+    cv2 = np.maximum((n * within + PRIOR_ROWS * by_category[:, None]) / (n + PRIOR_ROWS), _FLOOR)
     prior, spread2 = _multiplicative_prior(mean_c, n)
     positive = seen & (mean_c > 0) & (prior > 0)
     gap = np.log(np.where(positive, mean_c, 1.0)) - np.log(np.where(prior > 0, prior, 1.0))
     shrink = np.where(positive, spread2 / (spread2 + cv2 * inv), 0.0)
     mean = np.where(prior > 0, prior * np.exp(shrink * gap), mean_c)
     variance = mean**2 * np.where(positive, shrink * cv2 * inv, spread2) + mean**2 * (1 - shrink) ** 2 * spread2
+    cv2_agent = np.divide((n * cv2).sum(axis=0), rows, out=np.full(len(rows), _FLOOR), where=rows > 0)
     agent = np.divide(c.sum(axis=0), rows, out=np.zeros(len(rows)), where=rows > 0)
     agent_tokens = np.divide(t.sum(axis=0), rows, out=np.zeros(len(rows)), where=rows > 0)
     fitted = (rows >= MIN_ROWS) & (imported | ~per_token)
     source = np.where(fitted, FITTED, np.where(per_token, PER_TOKEN, REGISTERED))
     stack = (lambda cells, unseen: np.vstack([cells, unseen]))  # row C: a category the log never priced
     return CostModel(stack(mean, agent), stack(tokens, agent_tokens), stack(elasticity, agent_elasticity),
-                     stack(mean**2 * cv2, agent**2 * cv2), stack(variance, agent**2 * spread2), source)
+                     stack(mean**2 * cv2, agent**2 * cv2_agent), stack(variance, agent**2 * spread2), source)
 
 
 def _elasticity(n: np.ndarray, t: np.ndarray, tt: np.ndarray, c: np.ndarray, tc: np.ndarray, mean_c: np.ndarray,
