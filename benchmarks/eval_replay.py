@@ -120,7 +120,7 @@ def replay_cell(engine, log: str, options: dict, truth: tuple[np.ndarray, np.nda
     constraints = {k: v for k, v in options.items() if k not in ("optimize_for", "willingness_to_pay")}
     replay = Replay(engine.snapshot(), log, optimize_for=objective, holdout=holdout,
                     willingness_to_pay=options.get("willingness_to_pay"), **constraints)
-    figures = FigureSums(replay.evidence.cells, replay.evidence.cells, keep_terms=True)
+    figures = FigureSums(replay.evidence.cells, keep_terms=True)
     rows, picks, old_q, old_c = [], [], [], []
     for frame, agent, _ in simulate_frames(replay, optimize_for=objective, budget=None):
         figures.add(frame, one_hot(agent, replay.agents.size))

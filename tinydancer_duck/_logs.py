@@ -330,26 +330,6 @@ def _floats(column: pa.ChunkedArray, name: str, kind: str, start: int = 0) -> np
     return values
 
 
-def category_means(spec: LogSpec) -> pl.DataFrame | None:
-    """Mean observed quality per (category, agent) from the logged choices and the wide outcomes, or None when
-    the log has no category (polars, streamed from the Parquet dataset)."""
-    if "category" not in spec.fields:
-        return None
-    parts = []
-    frame = pl.scan_pyarrow_dataset(spec.dataset)
-    category = pl.col(spec.fields["category"]).cast(pl.String).alias("category")
-    if "agent" in spec.fields and "quality" in spec.fields:
-        parts.append(frame.select(category, pl.col(spec.fields["agent"]).cast(pl.String).alias("agent"),
-                                  pl.col(spec.fields["quality"]).cast(pl.Float64).alias("quality")))
-    for agent, column in spec.outcome.items():
-        parts.append(frame.select(category, pl.lit(agent, pl.String).alias("agent"),
-                                  pl.col(column).cast(pl.Float64).alias("quality")))
-    if not parts:
-        return None
-    return (pl.concat(parts).drop_nulls().group_by("category", "agent")
-            .agg(pl.col("quality").mean().alias("mean"), pl.len().alias("n")).collect())
-
-
 def read_outcomes(spec: LogSpec) -> tuple[pa.Array, np.ndarray, np.ndarray, list[str], np.ndarray | None]:
     """The whole log as (requests, outcome float64 (n, A) with NaN where unobserved, cost float64 (n, A), agents,
     propensity float64 (n, A) of each observed pair or None when the log has no propensity column) for training.

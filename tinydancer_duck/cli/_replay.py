@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from functools import partial
 
 LOG_HELP = ("the log: a .parquet, .csv or .json/.jsonl file, or a folder or glob of them; RouterBench's sample_id, "
             "eval_name, prompt and model columns are taken as request_id, category, request and agent")
@@ -45,6 +46,11 @@ def announce_columns(log: str, columns: str | None) -> None:
     aliased = open_log(log, columns=columns).aliased
     if aliased:
         print("columns: " + ", ".join(f"{column} → {name}" for column, name in aliased.items()), file=sys.stderr)
+
+
+def interval_text(low: float | None, high: float | None, text: Callable[[float | None], str]) -> str:
+    """'0.8661 – 0.8862' with ``text`` formatting each end; "–" without an interval."""
+    return "–" if low is None or high is None else f"{text(low)} – {text(high)}"
 
 
 def warn(warnings: list[str]) -> None:
@@ -100,14 +106,9 @@ def print_summary(summary: dict, log: str, policy: str) -> None:
     prior_quality = s["quality_score_rows"] > 0
 
     def span(figure: str, text: Callable[[float | None], str]) -> str:
-        low, high = s.get(f"{figure}_low"), s.get(f"{figure}_high")
-        return "–" if low is None or high is None else f"{text(low)} – {text(high)}"
+        return interval_text(s.get(f"{figure}_low"), s.get(f"{figure}_high"), text)
 
-    def q4(v: float | None) -> str:
-        return fixed(v, 4)
-
-    def p1(v: float | None) -> str:
-        return fixed(v, 1)
+    q4, p1 = partial(fixed, digits=4), partial(fixed, digits=1)
 
     print(f"replayed {s['rows']:,} requests of {log} under optimize_for {policy!r}: {s['routed']:,} routed")
     rows = [
@@ -191,12 +192,7 @@ def print_frontier(rows: list[dict], actual: dict | None, quality_threshold: flo
     mix, and a line per figure saying what it means."""
     from ._table import fixed, money, number, show
 
-    def span(low: float | None, high: float | None, text: Callable[[float | None], str]) -> str:
-        return "–" if low is None or high is None else f"{text(low)} – {text(high)}"
-
-    def q4(v: float | None) -> str:
-        return fixed(v, 4)
-
+    span, q4 = interval_text, partial(fixed, digits=4)
     baseline = ("actual (the log)", "–", money(actual["total_cost"]), "–", "–", fixed(actual["quality"], 4), "–",
                 "–", f"{actual['requests']:,}", "–", "–") if actual else ("actual (the log)", *["–"] * 10)
     table = [baseline] + [(

@@ -145,9 +145,12 @@ def _checked_propensity(propensity: Any, shape: tuple[int, ...]) -> np.ndarray |
     return p
 
 
-def _inverse_propensity(propensity: np.ndarray) -> np.ndarray:
+def _inverse_propensity(propensity: np.ndarray | None) -> np.ndarray | None:
     """float64 (n, A) sample weights 1/p of the observed pairs with a known propensity (1 otherwise), scaled so each
-    agent's weights average 1 over its outcomes (the kNN prior's strength keeps its meaning)."""
+    agent's weights average 1 over its outcomes (the kNN prior's strength keeps its meaning); None without
+    propensities."""
+    if propensity is None:
+        return None
     w = np.where(np.isfinite(propensity), 1.0 / np.where(np.isfinite(propensity), propensity, 1.0), 1.0)
     known = np.isfinite(propensity)
     mean = np.divide((w * known).sum(axis=0), known.sum(axis=0), out=np.ones(w.shape[1]), where=known.any(axis=0))
@@ -245,8 +248,7 @@ class OutcomeRouters:
               model: str = "outcomes", kind: str = DEFAULT_KIND, hidden_dim: int | None = None,
               epochs: int | None = None, learning_rate: float | None = None, weight_decay: float | None = None,
               validation_fraction: float | None = None, calibration: str | None = DEFAULT_HYPERPARAMETERS["calibration"],
-              folds: int = 5,
-              random_state: int | np.random.Generator | None = 0, progress: Progress | None = None,
+              folds: int = 5, random_state: int | np.random.Generator | None = 0, progress: Progress | None = None,
               source: dict[str, Any] | None = None, propensity: np.ndarray | None = None) -> pa.Table:
         """Fit on requests (texts or (n, D) embeddings) and outcomes float (n, A) in [0, 1] (NaN: unobserved), save
         as the next version of ``model`` (it becomes active) and return its metrics (:data:`METRICS_TYPE`, one row
@@ -273,8 +275,7 @@ class OutcomeRouters:
             ("weight_decay", weight_decay), ("validation_fraction", validation_fraction)) if value is not None}
         check_kind(kind, calibration, hyperparameters)  # before any embedding work
         hyperparameters["calibration"] = calibration
-        y = _checked_outcomes(outcomes, agents, folds)
-        p = _checked_propensity(propensity, y.shape)
+        y, p = _checked_outcomes(outcomes, agents, folds), _checked_propensity(propensity, np.shape(outcomes))
         x, estimated = self._prepared(requests, agents)
         if x.shape != (len(y), self.embedder.dim):
             raise InvalidArgument("requests", x.shape, f"expected ({len(y)}, {self.embedder.dim})")
@@ -288,9 +289,8 @@ class OutcomeRouters:
         hashes = None if isinstance(requests, np.ndarray) else text_hash(as_texts("requests", requests))
         stages = _Stages(progress, folds + 1, kind, hyperparameters)
         fold = fold_ids(hashes, len(y), folds, rng)
-        weight = None if p is None else _inverse_propensity(p)
-        predicted = cross_fit(lambda xs, ys, r, ws: _predictor(stages.fitted(xs, ys, r, ws)), x, y, fold, rng,
-                              weight=weight)
+        weight = _inverse_propensity(p)
+        predicted = cross_fit(lambda *fit: _predictor(stages.fitted(*fit)), x, y, fold, rng, weight=weight)
         metrics = evaluate(predicted, y, None if costs is None else logged, agents)
         calibration = calibrate(predicted, y, logged, estimated, list(agents), folds, cost_estimate, propensity=p)
         weights = stages.fitted(x, y, rng, weight)

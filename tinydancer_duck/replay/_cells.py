@@ -12,7 +12,6 @@ ceil(bytes / bytes_per_token), the router's count for a text its tokenizer does 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,11 +21,10 @@ import pyarrow.compute as pc
 
 from tinydancer_duck._logs import LogBatch, LogSpec, iter_batches, text_hash
 
-WEIGHTED = os.environ.get("TD_UNWEIGHTED") is None  # experiment switch (to be removed)
 #: Folds of the cross-fitted outcome model (by request text).
 FOLDS = 5
-#: The quality sums per cell: Σw, Σw·r, Σw·r², Σw², and the number of outcomes.
-QUALITY_SUMS = ("weight", "weighted", "weighted_square", "weight_square", "count")
+#: The quality sums per cell: Σw, Σw·r, Σw·r², Σw².
+QUALITY_SUMS = ("weight", "weighted", "weighted_square", "weight_square")
 #: The cost sums per cell (unweighted): rows with a cost, Σt, Σt², Σc, Σt·c, Σc².
 COST_SUMS = ("rows", "tokens", "tokens_square", "cost", "tokens_cost", "cost_square")
 
@@ -90,8 +88,7 @@ def _observations(batch: LogBatch, actual: np.ndarray) -> tuple[np.ndarray, ...]
         own = np.flatnonzero((actual >= 0) & ~np.isnan(quality))
         own = own[np.isnan(batch.outcome[own, actual[own]])]  # a wide column already holds it
         propensity = batch.columns.get("propensity")
-        weight = np.ones(len(own)) if propensity is None or not WEIGHTED else 1.0 / np.nan_to_num(propensity[own],
-                                                                                                      nan=1.0)
+        weight = np.ones(len(own)) if propensity is None else 1.0 / np.nan_to_num(propensity[own], nan=1.0)
         cost = batch.columns.get("cost", np.full(len(batch), np.nan))[own]
         parts.append((own, actual[own], quality[own], weight, cost))
     return tuple(np.concatenate(column) for column in zip(*parts))
@@ -118,8 +115,7 @@ def scan_cells(spec: LogSpec, names: Sequence[str], *, bytes_per_token: float, f
         rows, cols, r, w, c = rows[keep], cols[keep], r[keep], w[keep], c[keep]
         categories = max(len(vocabulary.names), 1)
         fold = row_folds[-1][rows]
-        quality = _grown(quality, categories) + _sums((fold, code[rows], cols), (w, w * r, w * r * r, w * w,
-                                                                                 np.ones(len(r))),
+        quality = _grown(quality, categories) + _sums((fold, code[rows], cols), (w, w * r, w * r * r, w * w),
                                                       (folds, categories, a))
         priced = ~np.isnan(c)
         t, cc = request_tokens(batch.request, bytes_per_token)[rows][priced], c[priced]

@@ -47,7 +47,6 @@ from ._frames import (
     as_snapshot,
     source_counts,
 )
-from ._intervals import FigureSums
 from ._simulate import Progress
 
 CURVE_TYPE = pa.struct([("series", pa.string()), ("label", pa.string()), ("willingness_to_pay", pa.float64()),
@@ -128,7 +127,7 @@ class _Point:
 
     def __init__(self, evaluation: Evaluation, evidence: Evidence, agents: int) -> None:
         self.evaluation, self.evidence, self.agents = evaluation, evidence, agents
-        self.figures = FigureSums(evidence.cells, evidence.cells, keep_terms=evaluation.interval == "bootstrap")
+        self.figures = evaluation.figures(evidence)
         self.quality_sources = np.zeros(len(QUALITY_SOURCES), np.int64)
         self.cost_sources = np.zeros(len(COST_SOURCES), np.int64)
 

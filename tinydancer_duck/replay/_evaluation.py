@@ -68,6 +68,10 @@ class Evaluation:
         """The estimator and whether the log gave propensities, e.g. 'dm (propensities logged)'."""
         return f"{self.estimator} (propensities {self.propensities})"
 
+    def figures(self, evidence: Evidence) -> FigureSums:
+        """Empty running sums for one figure of a replay with this evaluation."""
+        return FigureSums(evidence.cells, keep_terms=self.interval == "bootstrap")
+
     def quality(self, figures: FigureSums, evidence: Evidence) -> tuple[float | None, float | None, float | None]:
         """(estimate, low, high) of the mean quality of a figure's decisions, clipped to [0, 1] (a weighted
         estimator's noise can leave it)."""

@@ -28,7 +28,7 @@ from tinydancer_duck._logs import LogBatch, LogSpec, resolved_path
 if TYPE_CHECKING:
     from tinydancer_duck.registry import AgentSnapshot
 
-from ._cells import CellSums, request_tokens, scan_cells
+from ._cells import QUALITY_SUMS, CellSums, request_tokens, scan_cells
 from ._costs import COST_SOURCES, CostModel, fit_costs
 from ._outcome_model import OutcomeCells, fit_outcome_cells, shrink_toward
 
@@ -72,8 +72,7 @@ class Evidence:
     def fit(cls, spec: LogSpec, agents: AgentSnapshot, bytes_per_token: float) -> Evidence:
         names = agents.name_list()
         sums = scan_cells(spec, names, bytes_per_token=bytes_per_token)
-        outcome = fit_outcome_cells(*(sums.quality[k] for k in ("weight", "weighted", "weighted_square",
-                                                                "weight_square")), prior=_prior(agents, spec))
+        outcome = fit_outcome_cells(*(sums.quality[k] for k in QUALITY_SUMS), prior=_prior(agents, spec))
         cost = fit_costs(sums.cost, (agents.cost_per_1k_tokens > 0) & ~(agents.cost_per_second > 0),
                          _imported(agents))
         return cls(sums, outcome, cost, outcome.variance.mean(axis=0).ravel(), cost.variance.ravel(),

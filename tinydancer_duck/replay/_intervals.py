@@ -46,12 +46,11 @@ _REPLICATES = 200
 class FigureSums:
     """Running sums of one figure (module docstring) over the decisions added so far.
 
-    quality_cells, cost_cells : the number of cells whose mean's uncertainty is shared (``m_c`` above).
+    cells : the number of cells whose mean's uncertainty is shared (``m_c`` above), for quality and for cost.
     keep_terms : keep the per-row terms (for a bootstrap interval).
     """
 
-    quality_cells: int
-    cost_cells: int
+    cells: int
     keep_terms: bool = False
     n: int = 0
     sums: dict[str, float] = field(default_factory=dict)
@@ -63,8 +62,8 @@ class FigureSums:
     def __post_init__(self) -> None:
         self.sums = {key: 0.0 for key in ("dm", "dm2", "dr", "dr2", "dm_dr", "ips", "ips2", "w", "w2", "w_ips",
                                           "cost", "cost2")}
-        self.quality_shared = np.zeros(self.quality_cells)
-        self.cost_shared = np.zeros(self.cost_cells)
+        self.quality_shared = np.zeros(self.cells)
+        self.cost_shared = np.zeros(self.cells)
 
     def add(self, frame: Frame, pi: np.ndarray) -> None:
         """Add the decisions π float (n, A) of one frame (rows of zeros: not decided, left out)."""
@@ -89,10 +88,10 @@ class FigureSums:
         cells = frame.code[rows] * a + cols
         imputed = share * (frame.quality_source[rows, cols] > 0)
         self.quality_noise += float(np.dot(imputed * share, frame.q_noise[rows, cols]))
-        self.quality_shared += np.bincount(cells, weights=imputed, minlength=self.quality_cells)
+        self.quality_shared += np.bincount(cells, weights=imputed, minlength=self.cells)
         estimated = share * (frame.cost_source[rows, cols] > 0)
         self.cost_noise += float(np.dot(estimated * share, frame.cost_noise[rows, cols]))
-        self.cost_shared += np.bincount(cells, weights=estimated, minlength=self.cost_cells)
+        self.cost_shared += np.bincount(cells, weights=estimated, minlength=self.cells)
         self.positivity += float(share[~frame.tried[rows, cols]].sum())
         self.n += n
         if self.keep_terms:
@@ -134,7 +133,7 @@ class FigureSums:
 
     def quality_interval(self, estimator: str, method: str, confidence: float, shared: np.ndarray,
                          random_state: Any = 0) -> tuple[float | None, float | None]:
-        """(low, high) of the quality estimate; ``shared`` : float (quality_cells,) V_c of each cell's mean."""
+        """(low, high) of the quality estimate; ``shared`` : float (cells,) V_c of each cell's mean."""
         value = self.estimate(estimator)
         if value is None:
             return None, None
@@ -153,7 +152,7 @@ class FigureSums:
         return _normal(value, variance, confidence)
 
     def cost_interval(self, confidence: float, shared: np.ndarray) -> tuple[float | None, float | None]:
-        """(low, high) of the mean cost per decision; ``shared`` : float (cost_cells,) each cost cell's fit variance."""
+        """(low, high) of the mean cost per decision; ``shared`` : float (cells,) each cost cell's fit variance."""
         value = self.cost_mean()
         if value is None:
             return None, None

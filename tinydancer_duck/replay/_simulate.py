@@ -53,7 +53,6 @@ from ._frames import (
     as_snapshot,
     source_counts,
 )
-from ._intervals import FigureSums
 
 Progress = Callable[[int, int], None]
 
@@ -225,8 +224,7 @@ class Summary:
         self.replay = replay
         self.budget = budget
         self.evaluation = evaluation or Evaluation.build(replay.evidence)
-        cells = replay.evidence.cells
-        self.figures = FigureSums(cells, cells, keep_terms=self.evaluation.interval == "bootstrap")
+        self.figures = self.evaluation.figures(replay.evidence)
         a = replay.agents.size
         self.rows = self.routed = self.realized_rows = 0
         self.cost = self.expected = self.latency = self.realized = 0.0

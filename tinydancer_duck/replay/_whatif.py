@@ -40,7 +40,6 @@ from ._frames import (
     as_snapshot,
     source_counts,
 )
-from ._intervals import FigureSums
 from ._simulate import MIX_TYPE, Progress, budget_decisions
 
 WHATIF_TYPE = pa.struct([("budget", pa.float64()), ("estimated_spend", pa.float64()), ("spend", pa.float64()),
@@ -129,7 +128,7 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
 def _figures(replay: Replay, evaluation: Evaluation, frames: list[Frame], agent: np.ndarray) -> dict[str, Any]:
     """One budget's quality estimate, its interval, the interval of its spend and the decisions per source, over
     the frames' decisions."""
-    figures = FigureSums(replay.evidence.cells, replay.evidence.cells, keep_terms=evaluation.interval == "bootstrap")
+    figures = evaluation.figures(replay.evidence)
     quality_sources = np.zeros(len(QUALITY_SOURCES), np.int64)
     cost_sources = np.zeros(len(COST_SOURCES), np.int64)
     start = 0
