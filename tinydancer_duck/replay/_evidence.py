@@ -56,7 +56,8 @@ class Evidence:
     """A log's fitted outcome and cost models over the snapshot's A agents (module docstring).
 
     quality_shared, cost_shared : float64 ((C + 1) A,) the variance of each cell's mean quality and fitted cost,
-    indexed by code * A + agent. propensities : the log has a propensity column.
+    indexed by code * A + agent (for the agents the outcome router ranks, that of the cell shrunk toward the router,
+    updated with each batch). propensities : the log has a propensity column.
     """
 
     sums: CellSums
@@ -66,7 +67,6 @@ class Evidence:
     cost_shared: np.ndarray
     bytes_per_token: float
     propensities: bool
-    ranked: np.ndarray
 
     @classmethod
     def fit(cls, spec: LogSpec, agents: AgentSnapshot, bytes_per_token: float) -> Evidence:
@@ -76,7 +76,7 @@ class Evidence:
         cost = fit_costs(sums.cost, (agents.cost_per_1k_tokens > 0) & ~(agents.cost_per_second > 0),
                          _imported(agents))
         return cls(sums, outcome, cost, outcome.variance.mean(axis=0).ravel(), cost.variance.ravel(),
-                   bytes_per_token, "propensity" in spec.fields, np.zeros(agents.size, bool))
+                   bytes_per_token, "propensity" in spec.fields)
 
     @property
     def cells(self) -> int:
@@ -87,8 +87,8 @@ class Evidence:
                 expected: np.ndarray, prior: np.ndarray, *, ranked: np.ndarray | None = None) -> Quality:
         """Quality evidence for one batch: ``observed`` (n, A) NaN where unobserved, ``actual`` int (n,) the logged
         agent (-1: none), ``predicted`` bool (A,) the agents the outcome router knows, ``expected`` (n, A) its
-        predictions, ``prior`` (A,) the agents' quality_score; ``ranked`` bool (A,): the agents whose q̂ within a
-        cell follows the outcome router (:func:`within_cell`)."""
+        predictions, ``prior`` (A,) the agents' quality_score; ``ranked`` bool (A,): the agents whose q̂ follows the
+        outcome router (:meth:`_ranked`)."""
         n = len(observed)
         code = self.sums.codes(log.columns.get("category"), n)
         fold = self.sums.folds[log.index].astype(np.int64)
@@ -97,8 +97,7 @@ class Evidence:
         known = self.outcome.tried[-1]
         fallback = np.where(predicted, expected, prior)
         if ranked is not None and ranked.any():
-            self.ranked[:] = ranked
-            mean = np.where(ranked, self._ranked(expected, fold, row), mean)
+            mean = np.where(ranked, self._ranked(expected, fold, row, ranked), mean)
         model = np.where(known, mean, fallback)
         noise = np.where(known, noise, fallback * (1 - fallback))
         source = np.where(known, CATEGORY_MEAN, np.where(predicted, PREDICTED, QUALITY_SCORE)) * np.ones((n, 1))
@@ -110,7 +109,7 @@ class Evidence:
         return Quality(quality, np.where(seen, OBSERVED, source).astype(np.int8), q_hat, noise, row,
                        self.outcome.tried[row])
 
-    def _ranked(self, expected: np.ndarray, fold: np.ndarray, row: np.ndarray) -> np.ndarray:
+    def _ranked(self, expected: np.ndarray, fold: np.ndarray, row: np.ndarray, ranked: np.ndarray) -> np.ndarray:
         """float64 (n, A) q̂ from the outcome router's predictions e (when it did not learn from these requests):
         e_i(a) + [shrunk cell mean - ē_ca], the log's cell mean (over the other folds) shrunk toward the router's
         mean prediction ē_ca over the batch's requests of that category (:func:`shrink_toward`), so the router
@@ -126,7 +125,7 @@ class Evidence:
         prior[:, present] = centre[first[present]][None]
         level, variance = shrink_toward(self.outcome.raw, self.outcome.sampling, prior)
         shared = self.quality_shared.reshape(cells, -1)  # the intervals' cell variances follow the router's prior
-        shared[present] = np.where(self.ranked, variance.mean(axis=0)[present], shared[present])
+        shared[present] = np.where(ranked, variance.mean(axis=0)[present], shared[present])
         return np.clip(level[fold, row] + deviation, 0.0, 1.0)
 
     def costs(self, log: LogBatch, code: np.ndarray, estimate: np.ndarray, logged: np.ndarray

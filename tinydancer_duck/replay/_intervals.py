@@ -14,8 +14,10 @@ Intervals, for the requests replayed (the figure the log would show had it held 
   Var = (Σ_i Σ_a π(a|x_i)² σ²_ia + Σ_c m_c² V_c) / n², m_c = Σ_i π(c) the decisions resting on cell c;
 - ``influence``: Var = s² / n with s² the sample variance of the estimator's per-row terms (for SNIPS, its
   linearization);
-- ``bootstrap``: percentiles of the estimate over ``replicates`` Poisson(1)-weighted resamples of the requests
-  (seeded by ``random_state``), of the same per-row terms.
+- ``bootstrap``: percentiles of the estimate over 200 Poisson(1)-weighted resamples of the requests (seeded by
+  ``random_state``), of the same per-row terms (kept per row, so a figure holds n·5 floats);
+- ``blend``: always the model's variance plus the squared bias DM keeps and the variance of the correction taken,
+  (1 - λ)² B̂² + λ² Var(DR - DM).
 
 Cost (the mean per decision, logged else estimated, :mod:`tinydancer_duck.replay._costs`) always takes the
 ``model`` interval of its estimated decisions. Intervals are value ± z·sqrt(Var), z the normal quantile of
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from ._frames import Frame
 
 INTERVALS = ("model", "influence", "bootstrap")
-#: The moments kept per figure: DM, DR and IPS terms, and the weights (SNIPS is Σ wr / Σ w).
+#: The per-row terms a bootstrap resamples: DM, DR and IPS terms and the weights (SNIPS is Σ wr / Σ w).
 _TERMS = ("dm", "dr", "ips", "w")
 _REPLICATES = 200
 
@@ -80,7 +82,7 @@ class FigureSums:
                  "cost": direct_method(pi, frame.cost)}
         for key in ("dm", "dr", "ips", "w", "cost"):
             self.sums[key] += float(terms[key].sum())
-            self.sums[key + "2"] = self.sums.get(key + "2", 0.0) + float(np.dot(terms[key], terms[key]))
+            self.sums[key + "2"] += float(np.dot(terms[key], terms[key]))
         self.sums["w_ips"] += float(np.dot(terms["w"], terms["ips"]))
         self.sums["dm_dr"] += float(np.dot(terms["dm"], terms["dr"]))
         rows, cols = np.nonzero(pi)  # the (request, agent) pairs decided, with their share
@@ -128,8 +130,7 @@ class FigureSums:
             value, mean_w = s["ips"] / s["w"], s["w"] / n
             spread = (s["ips2"] - 2 * value * s["w_ips"] + value**2 * s["w2"]) / n / mean_w**2
             return spread / max(n - 1, 1)
-        key = estimator if estimator != "dm" else "dm"
-        return max(s[key + "2"] - s[key] ** 2 / n, 0.0) / max(n - 1, 1) / n
+        return max(s[estimator + "2"] - s[estimator] ** 2 / n, 0.0) / max(n - 1, 1) / n
 
     def quality_interval(self, estimator: str, method: str, confidence: float, shared: np.ndarray,
                          random_state: Any = 0) -> tuple[float | None, float | None]:
