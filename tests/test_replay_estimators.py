@@ -155,7 +155,14 @@ def test_cost_model_follows_the_requests_tokens_and_says_which_source():
                             ("tokens_cost", t * cost), ("cost_square", cost * cost)):
             sums[key][c, 0] = sums[key][c, 1] = values.sum()
     model = fit_costs(sums, per_token=np.array([False, True, False]), imported=np.zeros(3, bool))
-    assert model.source.tolist() == [FITTED, PER_TOKEN, REGISTERED]
+    assert model.source.tolist() == [[FITTED, PER_TOKEN, REGISTERED]] * 3  # each category, and an unknown one
+    # a price registered from elsewhere needs 10 priced rows, and keeps the categories the log never priced
+    sparse = {k: v.copy() for k, v in sums.items()}
+    for key in sparse:
+        sparse[key][1] = 0.0
+    external = fit_costs(sparse, per_token=np.zeros(3, bool), imported=np.zeros(3, bool),
+                         external=np.array([True, False, False]))
+    assert external.source[:, 0].tolist() == [FITTED, REGISTERED, REGISTERED]
     estimate = np.full((4, 3), 0.5)
     logged = np.full((4, 3), np.nan)
     logged[3, 0] = 0.123

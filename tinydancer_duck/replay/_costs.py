@@ -32,8 +32,9 @@ import numpy as np
 
 COST_SOURCES = ("logged", "per_token_price", "fitted_from_log", "registered_price")
 LOGGED, PER_TOKEN, FITTED, REGISTERED = range(4)
-#: Priced rows an agent needs in the log before its cost is fitted from them.
-MIN_ROWS = 3
+#: Priced rows an agent needs in the log before its cost is fitted from them; with a price registered from elsewhere
+#: (imported from another log, or given), more, and a category the log never priced for it keeps that price.
+MIN_ROWS, MIN_ROWS_EXTERNAL = 3, 10
 #: The weight, in rows, of a category's squared coefficient of variation in each of its cells'.
 PRIOR_ROWS = 5.0
 #: The pooled elasticity's weight, in units of an agent's relative token variance (Σ (t - t̄)² / t̄²).
@@ -44,8 +45,8 @@ _FLOOR = 1e-4  # the smallest squared coefficient of variation or log spread
 @dataclass(frozen=True)
 class CostModel:
     """mean, tokens, elasticity, noise, variance : float64 (C + 1, A) c̃_ca, t̄_ca, ρ_ca, c̃² v_a and the fit's
-    variance (row C: a category the log never priced); source : int (A,) the source of an agent's
-    unlogged costs (index into :data:`COST_SOURCES`)."""
+    variance (row C: a category the log never priced); source : int (C + 1, A) the source of an unlogged cost of
+    agent a in category c (index into :data:`COST_SOURCES`)."""
 
     mean: np.ndarray
     tokens: np.ndarray
@@ -61,9 +62,9 @@ class CostModel:
         row = np.where(code >= 0, code, self.mean.shape[0] - 1)
         relative = (tokens[:, None] - self.tokens[row]) / np.maximum(self.tokens[row], 1.0)
         fitted = np.maximum(self.mean[row] * (1.0 + self.elasticity[row] * relative), 0.0)
-        use_fit = self.source == FITTED
+        source = self.source[row].astype(np.int8)
+        use_fit = source == FITTED
         cost = np.where(use_fit, fitted, estimate)
-        source = np.broadcast_to(self.source.astype(np.int8), cost.shape).copy()
         noise = np.where(use_fit, self.noise[row], 0.0)
         variance = np.where(use_fit, self.variance[row], 0.0)
         known = ~np.isnan(logged)
@@ -71,10 +72,13 @@ class CostModel:
         return (np.where(known, logged, cost), source, np.where(known, 0.0, noise), np.where(known, 0.0, variance))
 
 
-def fit_costs(sums: dict[str, np.ndarray], per_token: np.ndarray, imported: np.ndarray) -> CostModel:
+def fit_costs(sums: dict[str, np.ndarray], per_token: np.ndarray, imported: np.ndarray,
+              external: np.ndarray | None = None) -> CostModel:
     """The cost model (module docstring) from cell sums (C, A) ``rows``, ``tokens``, ``tokens_square``, ``cost``,
     ``tokens_cost``, ``cost_square`` (:data:`~tinydancer_duck.replay._cells.COST_SUMS`); per_token : bool (A,) the
-    agent has a price per token (and none per second); imported : bool (A,) registered from a log."""
+    agent has a price per token (and none per second); imported : bool (A,) registered from a log; external : bool
+    (A,) its registered price was not learned from this log (then it needs :data:`MIN_ROWS_EXTERNAL` rows to be
+    fitted, and a category the log never priced for it keeps that price)."""
     n, t, tt, c, tc, cc = (sums[k] for k in ("rows", "tokens", "tokens_square", "cost", "tokens_cost", "cost_square"))
     seen = n > 0
     inv = np.divide(1.0, n, out=np.zeros(n.shape), where=seen)
@@ -96,9 +100,12 @@ def fit_costs(sums: dict[str, np.ndarray], per_token: np.ndarray, imported: np.n
     cv2_agent = np.divide((n * cv2).sum(axis=0), rows, out=np.full(len(rows), _FLOOR), where=rows > 0)
     agent = np.divide(c.sum(axis=0), rows, out=np.zeros(len(rows)), where=rows > 0)
     agent_tokens = np.divide(t.sum(axis=0), rows, out=np.zeros(len(rows)), where=rows > 0)
-    fitted = (rows >= MIN_ROWS) & (imported | ~per_token)
-    source = np.where(fitted, FITTED, np.where(per_token, PER_TOKEN, REGISTERED))
+    external = np.zeros(len(rows), bool) if external is None else external
+    fitted = (rows >= np.where(external, MIN_ROWS_EXTERNAL, MIN_ROWS)) & (imported | ~per_token)
+    otherwise = np.where(per_token, PER_TOKEN, REGISTERED)
     stack = (lambda cells, unseen: np.vstack([cells, unseen]))  # row C: a category the log never priced
+    source = stack(np.where(fitted & (seen | ~external), FITTED, otherwise), np.where(fitted & ~external, FITTED,
+                                                                                         otherwise))
     return CostModel(stack(mean, agent), stack(tokens, agent_tokens), stack(elasticity, agent_elasticity),
                      stack(mean**2 * cv2, agent**2 * cv2_agent), stack(variance, agent**2 * spread2), source)
 

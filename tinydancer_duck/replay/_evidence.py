@@ -73,8 +73,12 @@ class Evidence:
         names = agents.name_list()
         sums = scan_cells(spec, names, bytes_per_token=bytes_per_token)
         outcome = fit_outcome_cells(*(sums.quality[k] for k in QUALITY_SUMS), prior=_prior(agents, spec))
+        sources = _sources(agents)
+        this = resolved_path(spec.path)
+        priced = (agents.cost_per_1k_tokens > 0) | (agents.cost_per_call > 0) | (agents.cost_per_second > 0)
         cost = fit_costs(sums.cost, (agents.cost_per_1k_tokens > 0) & ~(agents.cost_per_second > 0),
-                         _imported(agents))
+                         np.array([s is not None for s in sources], bool),
+                         priced & np.array([s != this for s in sources], bool))
         return cls(sums, outcome, cost, outcome.variance.mean(axis=0).ravel(), cost.variance.ravel(),
                    bytes_per_token, "propensity" in spec.fields)
 
@@ -161,11 +165,6 @@ def _sources(agents: AgentSnapshot) -> list[str | None]:
             source = None
         out.append(source if isinstance(source, str) else None)
     return out
-
-
-def _imported(agents: AgentSnapshot) -> np.ndarray:
-    """bool (A,): the agent was registered from a log."""
-    return np.array([source is not None for source in _sources(agents)], bool)
 
 
 def _prior(agents: AgentSnapshot, spec: LogSpec) -> np.ndarray:
