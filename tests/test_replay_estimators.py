@@ -156,7 +156,7 @@ def test_cost_model_follows_the_requests_tokens_and_says_which_source():
             sums[key][c, 0] = sums[key][c, 1] = values.sum()
     model = fit_costs(sums, per_token=np.array([False, True, False]), imported=np.zeros(3, bool))
     assert model.source.tolist() == [[FITTED, PER_TOKEN, REGISTERED]] * 3  # each category, and an unknown one
-    # a price registered from elsewhere needs 10 priced rows, and keeps the categories the log never priced
+    # a price registered from elsewhere keeps the categories the log never priced
     sparse = {k: v.copy() for k, v in sums.items()}
     for key in sparse:
         sparse[key][1] = 0.0

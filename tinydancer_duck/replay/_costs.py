@@ -18,7 +18,8 @@ Per (request i, agent a), the first that applies (:data:`COST_SOURCES`):
   :data:`PRIOR_ROWS` rows' weight: a task with long, variable answers is variable for every agent), μ_ca = exp(l_a + g_c) an agent's price level
   times a category's size fitted on every cell (so a category the log rarely sent to a is priced like the other
   agents' costs there say) and τ² the spread of the cells' log means around it;
-- ``registered_price``: the router's estimate from the registered prices otherwise.
+- ``registered_price``: the router's estimate from the registered prices otherwise, and for a category the log never
+  priced for an agent whose price was registered from elsewhere (another log, or by hand).
 
 The fitted model also gives each estimate's noise (c̃² v_ca) and its cell's fit variance (c̃² (B v_ca / N + (1 - B)²
 τ²)), which the cost intervals add up; a priced estimate carries none (the price is taken as right). Pure numpy.
@@ -32,9 +33,8 @@ import numpy as np
 
 COST_SOURCES = ("logged", "per_token_price", "fitted_from_log", "registered_price")
 LOGGED, PER_TOKEN, FITTED, REGISTERED = range(4)
-#: Priced rows an agent needs in the log before its cost is fitted from them; with a price registered from elsewhere
-#: (imported from another log, or given), more, and a category the log never priced for it keeps that price.
-MIN_ROWS, MIN_ROWS_EXTERNAL = 3, 10
+#: Priced rows an agent needs in the log before its cost is fitted from them.
+MIN_ROWS = 3
 #: The weight, in rows, of a category's squared coefficient of variation in each of its cells'.
 PRIOR_ROWS = 5.0
 #: The pooled elasticity's weight, in units of an agent's relative token variance (Σ (t - t̄)² / t̄²).
@@ -77,8 +77,8 @@ def fit_costs(sums: dict[str, np.ndarray], per_token: np.ndarray, imported: np.n
     """The cost model (module docstring) from cell sums (C, A) ``rows``, ``tokens``, ``tokens_square``, ``cost``,
     ``tokens_cost``, ``cost_square`` (:data:`~tinydancer_duck.replay._cells.COST_SUMS`); per_token : bool (A,) the
     agent has a price per token (and none per second); imported : bool (A,) registered from a log; external : bool
-    (A,) its registered price was not learned from this log (then it needs :data:`MIN_ROWS_EXTERNAL` rows to be
-    fitted, and a category the log never priced for it keeps that price)."""
+    (A,) its registered price was not learned from this log (then a category the log never priced for it keeps that
+    price rather than the multiplicative prior's guess)."""
     n, t, tt, c, tc, cc = (sums[k] for k in ("rows", "tokens", "tokens_square", "cost", "tokens_cost", "cost_square"))
     seen = n > 0
     inv = np.divide(1.0, n, out=np.zeros(n.shape), where=seen)
@@ -101,7 +101,7 @@ def fit_costs(sums: dict[str, np.ndarray], per_token: np.ndarray, imported: np.n
     agent = np.divide(c.sum(axis=0), rows, out=np.zeros(len(rows)), where=rows > 0)
     agent_tokens = np.divide(t.sum(axis=0), rows, out=np.zeros(len(rows)), where=rows > 0)
     external = np.zeros(len(rows), bool) if external is None else external
-    fitted = (rows >= np.where(external, MIN_ROWS_EXTERNAL, MIN_ROWS)) & (imported | ~per_token)
+    fitted = (rows >= MIN_ROWS) & (imported | ~per_token)
     otherwise = np.where(per_token, PER_TOKEN, REGISTERED)
     stack = (lambda cells, unseen: np.vstack([cells, unseen]))  # row C: a category the log never priced
     source = stack(np.where(fitted & (seen | ~external), FITTED, otherwise), np.where(fitted & ~external, FITTED,
