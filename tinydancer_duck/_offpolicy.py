@@ -27,19 +27,18 @@ its influence-function standard error):
   (MAGIC, Thomas & Brunskill 2016, over these two estimators): DM where DR's correction is noise, DR where it
   finds DM's bias (:func:`blend_weight`).
 
-Plus the effective sample size (Σ w)² / Σ w² of the weights: how many requests the correction rests on.
+The replay's figures stream these terms' sums (:mod:`tinydancer_duck.replay._intervals`), with the effective
+sample size (Σ w)² / Σ w² of the weights: how many requests the correction rests on.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tinydancer_duck.errors import InvalidArgument
-
 ESTIMATORS = ("dm", "ips", "snips", "dr", "blend")
 
-__all__ = ["ESTIMATORS", "blend_weight", "direct_method", "doubly_robust", "effective_sample_size", "estimator_terms",
-           "importance_weights", "ips", "one_hot", "snips"]
+__all__ = ["ESTIMATORS", "blend_weight", "direct_method", "doubly_robust", "importance_weights", "ips", "one_hot",
+           "snips"]
 
 
 def one_hot(choice: np.ndarray, n_agents: int) -> np.ndarray:
@@ -95,32 +94,8 @@ def doubly_robust(pi: np.ndarray, q_hat: np.ndarray, logged: np.ndarray, reward:
     return direct_method(pi, q_hat) + np.where(w > 0, w * residual, 0.0)
 
 
-def estimator_terms(estimator: str, pi: np.ndarray, q_hat: np.ndarray, logged: np.ndarray, reward: np.ndarray,
-                    propensity: np.ndarray) -> np.ndarray:
-    """The per-row terms of ``estimator`` (one of :data:`ESTIMATORS`) for one batch of requests."""
-    if estimator == "dm":
-        return direct_method(pi, q_hat)
-    if estimator == "dr":
-        return doubly_robust(pi, q_hat, logged, reward, propensity)
-    if estimator in ("ips", "snips"):
-        return (ips if estimator == "ips" else snips)(pi, logged, reward, propensity)
-    if estimator == "blend":
-        dm, dr = direct_method(pi, q_hat), doubly_robust(pi, q_hat, logged, reward, propensity)
-        correction = dr - dm
-        variance = float(correction.var(ddof=1)) / len(dm) if len(dm) > 1 else 0.0
-        return dm + blend_weight(float(dm.mean()), float(dr.mean()), variance) * correction
-    raise InvalidArgument("estimator", estimator, f"must be one of {', '.join(ESTIMATORS)}")
-
-
 def blend_weight(dm: float, dr: float, variance: float) -> float:
     """λ in [0, 1], the share of DR's correction the blend keeps: B̂² / (B̂² + v), B̂² = max((dr - dm)² - v, 0), v the
     variance of the correction dr - dm (0 when the correction is within its own noise)."""
     bias2 = max((dr - dm) ** 2 - variance, 0.0)
     return bias2 / (bias2 + variance) if bias2 > 0 else 0.0
-
-
-def effective_sample_size(weights: np.ndarray) -> float:
-    """(Σ w)² / Σ w²: the number of equally weighted requests the weighted figures are worth (0 without weight)."""
-    w = np.asarray(weights, np.float64)
-    square = float(np.dot(w, w))
-    return float(w.sum()) ** 2 / square if square > 0 else 0.0
