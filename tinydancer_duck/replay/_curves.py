@@ -39,8 +39,6 @@ from ._evaluation import Evaluation
 from ._evidence import Evidence
 from ._frames import (
     COST_DETAIL_COUNTS,
-    COST_SOURCES,
-    QUALITY_SOURCES,
     SOURCE_COUNTS,
     Frame,
     Replay,
@@ -128,16 +126,10 @@ class _Point:
     def __init__(self, evaluation: Evaluation, evidence: Evidence, agents: int) -> None:
         self.evaluation, self.evidence, self.agents = evaluation, evidence, agents
         self.figures = evaluation.figures(evidence)
-        self.quality_sources = np.zeros(len(QUALITY_SOURCES), np.int64)
-        self.cost_sources = np.zeros(len(COST_SOURCES), np.int64)
 
     def add(self, frame: Frame, pick: np.ndarray) -> None:
         """Add the decisions ``pick`` (int (n,), -1: none) of one frame."""
-        rows = np.flatnonzero(pick >= 0)
-        agents = pick[rows]
         self.figures.add(frame, one_hot(pick, self.agents))
-        self.quality_sources += np.bincount(frame.quality_source[rows, agents], minlength=len(QUALITY_SOURCES))
-        self.cost_sources += np.bincount(frame.cost_source[rows, agents], minlength=len(COST_SOURCES))
 
     def means(self, n: int) -> tuple[float, float]:
         """(mean cost, mean quality) per request of the n replayed (a request without a decision counts 0)."""
@@ -153,7 +145,7 @@ class _Point:
         scaled = [None if v is None else v * served for v in (c_low, c_high, q_low, q_high)]
         return {"series": series, "label": label, "willingness_to_pay": w, "cost": cost, "quality": quality,
                 "total_cost": cost * n, "requests": self.figures.n, "on_hull": on_hull, "aiq": aiq_,
-                **source_counts(self.quality_sources, self.cost_sources),
+                **source_counts(self.figures.quality_sources, self.figures.cost_sources),
                 **dict(zip(("cost_low", "cost_high", "quality_low", "quality_high"), scaled))}
 
 

@@ -30,9 +30,8 @@ if TYPE_CHECKING:
 
 from ._cells import QUALITY_SUMS, CellSums, request_tokens, scan_cells
 from ._costs import COST_SOURCES, CostModel, fit_costs
-from ._outcome_model import OutcomeCells, fit_outcome_cells, shrink_toward
+from ._outcome_model import QUALITY_SOURCES, OutcomeCells, fit_outcome_cells, shrink_toward
 
-QUALITY_SOURCES = ("observed", "category_mean", "predicted", "quality_score")
 OBSERVED, CATEGORY_MEAN, PREDICTED, QUALITY_SCORE = range(4)
 
 

@@ -235,8 +235,8 @@ class Replay:
 
 def source_counts(quality: np.ndarray, cost: np.ndarray) -> dict[str, int]:
     """The decisions per source (:data:`SOURCE_COUNTS` and :data:`COST_DETAIL_COUNTS`) from their counts per
-    QUALITY_SOURCES and COST_SOURCES (int arrays)."""
-    quality, cost = [int(c) for c in quality], [int(c) for c in cost]
+    QUALITY_SOURCES and COST_SOURCES (a stochastic policy's are expected counts, rounded)."""
+    quality, cost = [round(float(c)) for c in quality], [round(float(c)) for c in cost]
     return {**dict(zip(SOURCE_COUNTS, [*quality, cost[0], sum(cost[1:])])), **dict(zip(COST_DETAIL_COUNTS, cost[1:]))}
 
 

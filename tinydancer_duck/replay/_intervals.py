@@ -35,6 +35,9 @@ import numpy as np
 from tinydancer_duck._numeric import normalize_random_state
 from tinydancer_duck._offpolicy import blend_weight, direct_method, doubly_robust, importance_weights, ips
 
+from ._costs import COST_SOURCES
+from ._outcome_model import QUALITY_SOURCES
+
 if TYPE_CHECKING:
     from ._frames import Frame
 
@@ -66,6 +69,8 @@ class FigureSums:
                                           "cost", "cost2")}
         self.quality_shared = np.zeros(self.cells)
         self.cost_shared = np.zeros(self.cells)
+        self.quality_sources = np.zeros(len(QUALITY_SOURCES))  # decisions per source of their quality and cost
+        self.cost_sources = np.zeros(len(COST_SOURCES))
 
     def add(self, frame: Frame, pi: np.ndarray) -> None:
         """Add the decisions π float (n, A) of one frame (rows of zeros: not decided, left out)."""
@@ -95,6 +100,9 @@ class FigureSums:
         self.cost_noise += float(np.dot(estimated * share, frame.cost_noise[rows, cols]))
         self.cost_shared += np.bincount(cells, weights=estimated, minlength=self.cells)
         self.positivity += float(share[~frame.tried[rows, cols]].sum())
+        self.quality_sources += np.bincount(frame.quality_source[rows, cols], weights=share,
+                                            minlength=len(QUALITY_SOURCES))
+        self.cost_sources += np.bincount(frame.cost_source[rows, cols], weights=share, minlength=len(COST_SOURCES))
         self.n += n
         if self.keep_terms:
             self.kept.append(np.stack([terms[k] for k in (*_TERMS, "cost")]))

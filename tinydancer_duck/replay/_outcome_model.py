@@ -27,6 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Where a decision's quality comes from: the log observed it, the outcome model's cell (category_mean), the outcome
+#: router's prediction, the agent's registered quality_score.
+QUALITY_SOURCES = ("observed", "category_mean", "predicted", "quality_score")
 #: The smallest spread a prior may have (sd 0.01 on the [0, 1] scale): no cell is ever shrunk all the way.
 TAU2_FLOOR = 1e-4
 _NOISE_PRIOR = 5.0  # effective outcomes of the agent's pooled variance a cell's own variance is shrunk toward

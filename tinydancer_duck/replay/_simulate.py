@@ -228,8 +228,6 @@ class Summary:
         a = replay.agents.size
         self.rows = self.routed = self.realized_rows = 0
         self.cost = self.expected = self.latency = self.realized = 0.0
-        self.quality_sources = np.zeros(len(QUALITY_SOURCES), np.int64)
-        self.cost_sources = np.zeros(len(COST_SOURCES), np.int64)
         self.expected_predicted = 0
         self.mix_requests, self.mix_cost, self.mix_quality = np.zeros(a, np.int64), np.zeros(a), np.zeros(a)
         self.actual_cost = self.actual_quality = 0.0
@@ -250,8 +248,6 @@ class Summary:
         self.realized += float(quality[source == 0].sum())
         self.realized_rows += int((source == 0).sum())
         self.latency += float(self.replay.agents.latency_ms[picked].sum())
-        self.quality_sources += np.bincount(source, minlength=len(QUALITY_SOURCES))
-        self.cost_sources += np.bincount(frame.cost_source[rows, picked], minlength=len(COST_SOURCES))
         self.figures.add(frame, one_hot(agent, len(self.mix_requests)))
         self.mix_requests += np.bincount(picked, minlength=len(self.mix_requests))
         self.mix_cost += np.bincount(picked, weights=cost, minlength=len(self.mix_cost))
@@ -290,10 +286,11 @@ class Summary:
             else f"{self.replay.model_label} for {self.expected_predicted / routed:.0%}, else quality_score")
         none = self.routed == 0
         return {
-            "rows": self.rows, "routed": self.routed, "cost_source": _shares(self.cost_sources, COST_SOURCES),
+            "rows": self.rows, "routed": self.routed,
+            "cost_source": _shares(self.figures.cost_sources, COST_SOURCES),
             "mean_expected_quality": None if none else self.expected / routed,
             "expected_quality_source": expected_source,
-            "quality_source": _shares(self.quality_sources, QUALITY_SOURCES),
+            "quality_source": _shares(self.figures.quality_sources, QUALITY_SOURCES),
             "realized_quality": self.realized / self.realized_rows if self.realized_rows else None,
             "realized_rows": self.realized_rows,
             "mean_latency_ms": None if none else self.latency / routed,
@@ -301,7 +298,7 @@ class Summary:
             "actual_mean_quality": self.actual_quality / self.actual_quality_rows if self.actual_quality_rows else None,
             "actual_over_window": self.actual_over_window,
             "agent_mix": mix,
-            **source_counts(self.quality_sources, self.cost_sources),
+            **source_counts(self.figures.quality_sources, self.figures.cost_sources),
             **summary_figures(self.evaluation, self.figures, self.replay.evidence, actual_cost),
             "budget": self.budget,
             "budget_overrun": None if self.budget is None else max(0.0, self.cost - self.budget),

@@ -32,8 +32,6 @@ from tinydancer_duck.snapshot import RoutingSnapshot
 from ._evaluation import Evaluation
 from ._frames import (
     COST_DETAIL_COUNTS,
-    COST_SOURCES,
-    QUALITY_SOURCES,
     SOURCE_COUNTS,
     Frame,
     Replay,
@@ -129,20 +127,14 @@ def _figures(replay: Replay, evaluation: Evaluation, frames: list[Frame], agent:
     """One budget's quality estimate, its interval, the interval of its spend and the decisions per source, over
     the frames' decisions."""
     figures = evaluation.figures(replay.evidence)
-    quality_sources = np.zeros(len(QUALITY_SOURCES), np.int64)
-    cost_sources = np.zeros(len(COST_SOURCES), np.int64)
     start = 0
     for frame in frames:
         stop = start + len(frame.actual)
-        pick = agent[start:stop]
-        figures.add(frame, one_hot(pick, replay.agents.size))
-        rows = np.flatnonzero(pick >= 0)
-        quality_sources += np.bincount(frame.quality_source[rows, pick[rows]], minlength=len(QUALITY_SOURCES))
-        cost_sources += np.bincount(frame.cost_source[rows, pick[rows]], minlength=len(COST_SOURCES))
+        figures.add(frame, one_hot(agent[start:stop], replay.agents.size))
         start = stop
     quality, low, high = evaluation.quality(figures, replay.evidence)
     _, cost_low, cost_high = evaluation.cost(figures, replay.evidence)
     spend = [None if c is None else c * figures.n for c in (cost_low, cost_high)]
     return {"quality": quality, "spend_low": spend[0], "spend_high": spend[1], "quality_low": low,
             "quality_high": high, "quality_estimator": evaluation.label,
-            **source_counts(quality_sources, cost_sources)}
+            **source_counts(figures.quality_sources, figures.cost_sources)}
