@@ -66,7 +66,10 @@ def test_simulate_prints_one_table_with_sources_explanations_and_marks(log, stor
     assert float(figures["actual quality (0-1)"][0]) == pytest.approx(actual_quality, abs=1e-4)
     assert figures["savings ($)"][0] == "0.792" and figures["savings (%)"][0] == "99.0"
     assert figures["mean latency (ms)"][0].endswith("*")  # the registered prior, not measured
-    assert figures["measured quality (0-1)"][1:3] == ["observed", "100%"]
+    measured = figures["measured quality (0-1)"]
+    assert measured[2] == "–" and float(measured[1]) <= float(measured[0]) <= float(measured[3])  # its interval
+    assert " ".join(measured[4:]) == "dm (propensities none); observed 100%"
+    assert figures["total cost ($)"][1:4] == ["0.008", "–", "0.008"]  # logged: no uncertainty
     assert LONG_NAME in out  # the agent mix keeps full names
     for meaning in ("expected quality:", "measured quality:", "realized quality:", "mean latency:", "* assumed:"):
         assert any(line.startswith(meaning) for line in out.splitlines()), meaning
@@ -81,8 +84,9 @@ def test_whatif_has_the_actual_policy_as_its_baseline_row(log, store, capsys, tm
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["policy", "budget", "($)"]
     baseline = lines[2].split()
-    assert baseline[:6] == ["actual", "(the", "log)", "–", "0.8", "–"]
-    assert float(baseline[6]) == pytest.approx(actual_quality, abs=1e-4)
+    assert baseline[:7] == ["actual", "(the", "log)", "–", "0.8", "–", "–"]
+    assert float(baseline[7]) == pytest.approx(actual_quality, abs=1e-4)
+    assert lines[0].split().count("interval") == 2  # beside spend and beside quality
     assert lines[3].split()[:2] == ["budget", "0.01"] and lines[4].split()[:2] == ["budget", "0.5"]
     mix = next(line for line in lines if line.startswith("  budget 0.5:"))
     assert "big" in mix or LONG_NAME in mix

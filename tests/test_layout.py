@@ -2,7 +2,7 @@
 
 Rooms are the subpackages of tinydancer_duck (store, embed, registry, routing, semantic, learn, usage, budget,
 replay, report, distributed, cli); "ground" modules at the top (errors, settings, _validate, _numeric, _blas,
-_logs) may be imported by every room. README "Layout" draws the same map.
+_logs, _offpolicy) may be imported by every room. README "Layout" draws the same map.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ PUBLIC = {
     "route_batch", "classify_batch", "semantic_route_batch", "ray_route", "spark_route",
     "RouteOptions", "Policy", "FastGRNNConfig", "OutcomeModelConfig",
 }
-GROUND = {"errors", "settings", "_validate", "_numeric", "_blas", "_logs", "options"}
+GROUND = {"errors", "settings", "_validate", "_numeric", "_blas", "_logs", "options", "_offpolicy"}
 #: unit -> the units it may import (a unit is a room, or a top-level module outside the ground).
 MAY_IMPORT = {
     "store": set(),
@@ -59,7 +59,8 @@ MAY_IMPORT = {
 KERNELS = ("routing/", "semantic/_kernels.py", "semantic/_match.py", "semantic/_conditions.py", "semantic/_fit.py",
            "learn/_fastgrnn.py", "learn/_fastgrnn_grad.py", "learn/_train.py", "learn/_classifier.py", "embed/",
            "registry/_snapshot.py", "registry/_stats.py", "snapshot.py", "_snapshot_file.py", "_decide.py",
-           "distributed/", "_numeric.py", "_validate.py", "errors.py", "settings.py", "options/")
+           "distributed/", "_numeric.py", "_offpolicy.py", "replay/_outcome_model.py", "replay/_costs.py",
+           "replay/_intervals.py", "_validate.py", "errors.py", "settings.py", "options/")
 HEAVY = ("duckdb", "lancedb", "polars")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60

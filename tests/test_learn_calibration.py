@@ -134,7 +134,12 @@ def test_calibrate_uses_rows_with_every_outcome_only():
     cost = np.array([[1.0, 0.1], [1.0, 0.1], [1.0, 0.1]])
     result = calibrate(predicted, outcomes, cost, cost, ["a", "b"], 2, "test")
     assert result.rows == 2
-    assert calibrate(predicted[2:], outcomes[2:], cost[2:], cost[2:], ["a", "b"], 2, "test") is None
+    # no row with every outcome (a production log): estimated over the rows with one, here the direct method
+    bandit = calibrate(predicted[2:], outcomes[2:], cost[2:], cost[2:], ["a", "b"], 2, "test")
+    assert bandit.rows == 1 and bandit.strongest == "b" and bandit.strongest_quality == 1.0  # b's observed 1
+    assert bandit.quality[0] == 1.0  # the cheapest pick, b, is the one observed
+    nothing = np.full((1, 2), np.nan)
+    assert calibrate(predicted[2:], nothing, cost[2:], cost[2:], ["a", "b"], 2, "test") is None
 
 
 def test_bad_knob_input(trained):

@@ -23,7 +23,8 @@ def sql_blocks() -> list[str]:
 
 
 def write_fixtures(folder: Path) -> None:
-    """The files the README's examples read: requests, usage log, outcomes log and training Parquet files."""
+    """The files the README's examples read: requests, usage log, outcomes log, production log and training Parquet
+    files."""
     data = json.loads((REPO / "tinydancer_duck" / "datasets" / "clinc150_train_val.json").read_text())
     texts = [text for text, _ in data["val"][:300]]
     pq.write_table(pa.table({"request_id": list(range(len(texts))), "request": texts}), folder / "requests.parquet")
@@ -45,6 +46,13 @@ def write_fixtures(folder: Path) -> None:
         outcomes[agent] = (rng.random(200) < accuracy).astype(float)
         outcomes[f"{agent}|total_cost"] = np.full(200, price)
     pq.write_table(pa.table(outcomes), folder / "outcomes.parquet")
+    agents, chance = ["gpt-4", "claude-3-haiku", "code-specialist"], [0.5, 0.3, 0.2]
+    pick = rng.choice(3, size=200, p=chance)  # a production log: one agent per request, with its propensity
+    pq.write_table(pa.table({"request": texts[:200], "category": outcomes["category"],
+                             "agent": [agents[k] for k in pick],
+                             "quality": [outcomes[agents[k]][i] for i, k in enumerate(pick)],
+                             "cost": [outcomes[f"{agents[k]}|total_cost"][i] for i, k in enumerate(pick)],
+                             "propensity": [chance[k] for k in pick]}), folder / "production.parquet")
     picked = [row for row in data["train"] if row[1] in ("balance", "weather", "timer")]
     pq.write_table(pa.table({"text": [t for t, _ in picked], "label": [lab for _, lab in picked]}),
                    folder / "train.parquet")

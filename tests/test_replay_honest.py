@@ -90,9 +90,15 @@ def test_a_replay_warns_when_the_log_and_the_store_disagree_on_agents(engine, wi
     engine.register_agents(agent_specs()[:2] + [{"name": "newcomer", "agent_type": "llm",
                                                  "capabilities": ["general"]}])
     _, summary = simulate(engine, wide)
-    missing, unseen = summary["warnings"]
+    missing, unseen, *untried = summary["warnings"]
     assert "generalist" in missing and "not registered" in missing
     assert "newcomer" in unseen and "never appear" in unseen
+    # the decisions that went to the newcomer rest on its prior, and the summary says how many
+    assert untried == ([] if not summary["untried_decisions"] else
+                       [f"{summary['untried_decisions']} of {summary['routed']} decisions go to an agent the log "
+                        "never tried for such requests (its category): their quality is the outcome model's estimate "
+                        "(the agent's mean elsewhere, the outcome router or its quality_score), not a measurement"])
+    assert summary["untried_decisions"] == summary["quality_score_rows"]
 
 
 def test_import_registers_the_logs_agents_with_its_own_figures(engine, con, wide):

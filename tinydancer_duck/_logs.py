@@ -6,7 +6,9 @@ of them (one format). Fields (all optional but the request) and their default co
 - ``request``: the request text (default: the first of ``request``, ``prompt``, ``text``, ``content``);
 - ``request_id`` (else RouterBench's ``sample_id``), ``category`` (else ``eval_name``);
 - the logged choice: ``agent`` (the agent that served it; else ``model``), ``cost`` (what it cost), ``quality`` (its
-  outcome in [0, 1]; ``success`` is used when there is no ``quality``), ``latency_ms``;
+  outcome in [0, 1]; ``success`` is used when there is no ``quality``), ``latency_ms``, ``propensity`` (the
+  probability in (0, 1] that the logging policy picked that agent; 1 for a deterministic decision) and ``policy``
+  (a name for the policy that decided);
 - wide per-agent outcomes (RouterBench's shape): for agent A, column ``agent_quality`` with ``{agent}`` replaced by A
   (default ``{agent}``) holds A's outcome, and ``agent_cost`` (default ``{agent}|total_cost``) its dollar cost.
 
@@ -35,8 +37,9 @@ from tinydancer_duck._validate import check_number, check_utf8, field_mapping
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.options import HOLDOUT
 
-FIELDS = ("request", "request_id", "category", "agent", "cost", "quality", "latency_ms", "agent_quality",
-          "agent_cost")
+FIELDS = ("request", "request_id", "category", "agent", "cost", "quality", "latency_ms", "propensity", "policy",
+          "agent_quality", "agent_cost")
+ROW_FIELDS = FIELDS[:-2]  # one column each; the last two are per-agent column patterns
 REQUEST_DEFAULTS = ("request", "prompt", "text", "content")
 #: field -> other names a common log uses for it (RouterBench's), taken when the field's own column is absent.
 ALIASES = {"request_id": ("sample_id",), "category": ("eval_name",), "agent": ("model",)}
@@ -145,7 +148,7 @@ def open_log(log: str | Path, *, agents: Sequence[str] | None = None,
     available = dataset.schema.names
     have = set(available)
     fields: dict[str, str] = {}
-    for name in FIELDS[:7]:
+    for name in ROW_FIELDS:
         if name in mapping:
             if mapping[name] not in have:
                 raise InvalidArgument("columns", mapping[name], f"no column {mapping[name]!r} for {name!r} in {text} "
@@ -286,10 +289,10 @@ def iter_batches(spec: LogSpec, agents: Sequence[str], *, rows: int = DEFAULT_BA
         if not (pa.types.is_string(request.type) or pa.types.is_large_string(request.type)):
             request = request.cast(pa.string())
         columns: dict[str, Any] = {}
-        for name in ("request_id", "category", "agent"):
+        for name in ("request_id", "category", "agent", "policy"):
             if name in spec.fields:
                 columns[name] = _one(table[spec.fields[name]]).cast(pa.string())
-        for name in ("cost", "quality", "latency_ms"):
+        for name in ("cost", "quality", "latency_ms", "propensity"):
             if name in spec.fields:
                 columns[name] = _floats(table[spec.fields[name]], spec.fields[name], name, start)
         outcome = np.full((n, len(agents)), np.nan)
@@ -307,8 +310,9 @@ def _one(column: pa.ChunkedArray) -> pa.Array:
     return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
 
-#: What a logged figure may be: cost and latency finite and >= 0, quality finite within [0, 1].
-_RANGES = {"cost": (0.0, np.inf), "latency_ms": (0.0, np.inf), "quality": (0.0, 1.0)}
+#: What a logged figure may be: cost and latency finite and >= 0, quality finite within [0, 1], a propensity within
+#: (0, 1] (a probability the logging policy chose the agent with; 0 would mean it never could have).
+_RANGES = {"cost": (0.0, np.inf), "latency_ms": (0.0, np.inf), "quality": (0.0, 1.0), "propensity": (0.0, 1.0)}
 
 
 def _floats(column: pa.ChunkedArray, name: str, kind: str, start: int = 0) -> np.ndarray:
@@ -322,59 +326,43 @@ def _floats(column: pa.ChunkedArray, name: str, kind: str, start: int = 0) -> np
     values = np.asarray(pc.cast(array, pa.float64(), safe=False).to_numpy(zero_copy_only=False), dtype=np.float64)
     given = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     low, high = _RANGES[kind]
-    bad = np.flatnonzero(given & ~((values >= low) & (values <= high) & np.isfinite(values)))
+    above = values > low if kind == "propensity" else values >= low
+    bad = np.flatnonzero(given & ~(above & (values <= high) & np.isfinite(values)))
     if len(bad):
-        why = "must be finite and >= 0" if np.isinf(high) else f"must be finite and within [{low:g}, {high:g}]"
+        why = ("must be finite and >= 0" if np.isinf(high) else "must lie within (0, 1]" if kind == "propensity"
+               else f"must be finite and within [{low:g}, {high:g}]")
         raise InvalidArgument("log", name, f"column {name!r} row {start + int(bad[0])} holds "
                               f"{float(values[bad[0]])!r}; a {kind} {why}")
     return values
 
 
-def category_means(spec: LogSpec) -> pl.DataFrame | None:
-    """Mean observed quality per (category, agent) from the logged choices and the wide outcomes, or None when
-    the log has no category (polars, streamed from the Parquet dataset)."""
-    if "category" not in spec.fields:
-        return None
-    parts = []
-    frame = pl.scan_pyarrow_dataset(spec.dataset)
-    category = pl.col(spec.fields["category"]).cast(pl.String).alias("category")
-    if "agent" in spec.fields and "quality" in spec.fields:
-        parts.append(frame.select(category, pl.col(spec.fields["agent"]).cast(pl.String).alias("agent"),
-                                  pl.col(spec.fields["quality"]).cast(pl.Float64).alias("quality")))
-    for agent, column in spec.outcome.items():
-        parts.append(frame.select(category, pl.lit(agent, pl.String).alias("agent"),
-                                  pl.col(column).cast(pl.Float64).alias("quality")))
-    if not parts:
-        return None
-    return (pl.concat(parts).drop_nulls().group_by("category", "agent")
-            .agg(pl.col("quality").mean().alias("mean"), pl.len().alias("n")).collect())
-
-
-def read_outcomes(spec: LogSpec) -> tuple[pa.Array, np.ndarray, np.ndarray, list[str]]:
-    """The whole log as (requests, outcome float64 (n, A) with NaN where unobserved, cost float64 (n, A), agents)
-    for training. Wide logs are read as they are; long logs (agent + quality per row) are pivoted by request_id
-    (else by request text)."""
+def read_outcomes(spec: LogSpec) -> tuple[pa.Array, np.ndarray, np.ndarray, list[str], np.ndarray | None]:
+    """The whole log as (requests, outcome float64 (n, A) with NaN where unobserved, cost float64 (n, A), agents,
+    propensity float64 (n, A) of each observed pair or None when the log has no propensity column) for training.
+    Wide logs are read as they are; long logs (agent + quality per row, e.g. a production log of one agent per
+    request) are pivoted by request_id (else by request text)."""
     if spec.wide:
         agents = list(spec.outcome)
         parts = list(iter_batches(spec, agents))
         if not parts:
             raise InvalidArgument("log", spec.path, "has no rows")
         request = pa.concat_arrays([p.request for p in parts])
-        return request, np.vstack([p.outcome for p in parts]), np.vstack([p.outcome_cost for p in parts]), agents
+        return (request, np.vstack([p.outcome for p in parts]), np.vstack([p.outcome_cost for p in parts]), agents,
+                None)
     if "agent" not in spec.fields or "quality" not in spec.fields:
         raise InvalidArgument("log", spec.path, "has no per-agent outcomes: neither wide columns '<agent>' with "
                               "'<agent>|total_cost' nor long columns agent and quality (or success)")
     key = spec.fields.get("request_id", spec.fields["request"])
+    values = ("quality", "cost", "propensity")
     select = [pl.col(key).cast(pl.String).alias("__key"), pl.col(spec.fields["request"]).cast(pl.String).alias("request"),
-              pl.col(spec.fields["agent"]).cast(pl.String).alias("agent"),
-              pl.col(spec.fields["quality"]).cast(pl.Float64).alias("quality")]
-    select.append(pl.col(spec.fields["cost"]).cast(pl.Float64).alias("cost") if "cost" in spec.fields
-                  else pl.lit(None, pl.Float64).alias("cost"))
+              pl.col(spec.fields["agent"]).cast(pl.String).alias("agent")]
+    select += [pl.col(spec.fields[name]).cast(pl.Float64).alias(name) if name in spec.fields
+               else pl.lit(None, pl.Float64).alias(name) for name in values]
     columns = list(dict.fromkeys(spec.fields.values()))
     for batch in read_batches("log", spec.path, spec.dataset.to_batches(columns=columns)):
         check_utf8("log", batch)  # polars panics on invalid UTF-8 instead of raising
     frame = pl.scan_pyarrow_dataset(spec.dataset).select(select).collect()
-    for name in ("quality", "cost"):
+    for name in values:
         if name in spec.fields:
             _floats(pa.chunked_array(frame[name].to_arrow()), spec.fields[name], name)
     frame = frame.drop_nulls(["agent"])
@@ -382,14 +370,13 @@ def read_outcomes(spec: LogSpec) -> tuple[pa.Array, np.ndarray, np.ndarray, list
         raise InvalidArgument("log", spec.path, "has no rows")
     agents = sorted(frame["agent"].unique().to_list())
     grouped = frame.group_by("__key", "agent", maintain_order=True).agg(pl.col("request").first(),
-                                                                        pl.col("quality").mean(),
-                                                                        pl.col("cost").mean())
+                                                                        *(pl.col(name).mean() for name in values))
     keys = grouped.select("__key", "request").unique("__key", maintain_order=True)
     row = dict(zip(keys["__key"].to_list(), range(keys.height)))
     rows = np.array([row[k] for k in grouped["__key"].to_list()], np.int64)
     cols = np.array([agents.index(a) for a in grouped["agent"].to_list()], np.int64)
-    outcome = np.full((keys.height, len(agents)), np.nan)
-    cost = np.full((keys.height, len(agents)), np.nan)
-    outcome[rows, cols] = grouped["quality"].to_numpy()
-    cost[rows, cols] = grouped["cost"].to_numpy()
-    return keys["request"].to_arrow(), outcome, cost, agents
+    matrices = [np.full((keys.height, len(agents)), np.nan) for _ in values]
+    for matrix, name in zip(matrices, values):
+        matrix[rows, cols] = grouped[name].to_numpy()
+    propensity = matrices[2] if "propensity" in spec.fields else None
+    return keys["request"].to_arrow(), matrices[0], matrices[1], agents, propensity

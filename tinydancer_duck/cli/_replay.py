@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from functools import partial
 
-from tinydancer_duck.options import SIGNATURES
+from tinydancer_duck.options import SIGNATURES, Estimate
 
 from ._flags import add_flags, flag_values
 
@@ -36,6 +38,11 @@ def announce_columns(log: str, columns: str | None) -> None:
     aliased = spec.aliased
     if aliased:
         print("columns: " + ", ".join(f"{column} → {name}" for column, name in aliased.items()), file=sys.stderr)
+
+
+def interval_text(low: float | None, high: float | None, text: Callable[[float | None], str]) -> str:
+    """'0.8661 – 0.8862' with ``text`` formatting each end; "–" without an interval."""
+    return "–" if low is None or high is None else f"{text(low)} – {text(high)}"
 
 
 def warn(warnings: list[str]) -> None:
@@ -88,40 +95,55 @@ def print_summary(summary: dict, log: str, policy: str) -> None:
         return text + ASSUMED if assumed and text != "–" else text
 
     s = summary
-    estimated_cost = s["estimated_cost_rows"] > 0
+    estimated_cost = s["registered_price_cost_rows"] + s["per_token_price_cost_rows"] > 0  # a price, not the log
     prior_quality = s["quality_score_rows"] > 0
+
+    def span(figure: str, text: Callable[[float | None], str]) -> str:
+        return interval_text(s.get(f"{figure}_low"), s.get(f"{figure}_high"), text)
+
+    q4, p1 = partial(fixed, digits=4), partial(fixed, digits=1)
+
     print(f"replayed {s['rows']:,} requests of {log} under optimize_for {policy!r}: {s['routed']:,} routed")
     rows = [
-        ("total cost ($)", mark(money(s["total_cost"]), estimated_cost), s["cost_source"]),
-        ("mean cost ($/request)", mark(money(s["mean_cost"]), estimated_cost), s["cost_source"]),
+        ("total cost ($)", mark(money(s["total_cost"]), estimated_cost), span("total_cost", money), s["cost_source"]),
+        ("mean cost ($/request)", mark(money(s["mean_cost"]), estimated_cost), span("mean_cost", money),
+         s["cost_source"]),
         ("expected quality (0-1)", mark(fixed(s["mean_expected_quality"], 4), s["expected_quality_source"] ==
-                                        "quality_score"), s["expected_quality_source"]),
-        ("measured quality (0-1)", mark(fixed(s["mean_quality"], 4), prior_quality), s["quality_source"]),
-        ("realized quality (0-1)", fixed(s["realized_quality"], 4),
+                                        "quality_score"), "–", s["expected_quality_source"]),
+        ("measured quality (0-1)", mark(fixed(s["mean_quality"], 4), prior_quality), span("mean_quality", q4),
+         f"{s['quality_estimator']}; {s['quality_source']}"),
+        ("realized quality (0-1)", fixed(s["realized_quality"], 4), "–",
          f"observed outcomes only: {s['realized_rows']:,} of {s['routed']:,} requests"),
-        ("mean latency (ms)", mark(number(s["mean_latency_ms"]), True), "the chosen agents' registered avg_latency_ms"),
-        ("actual cost ($)", money(s["actual_total_cost"]), "the log's own choices (its cost column)"
+        ("mean latency (ms)", mark(number(s["mean_latency_ms"]), True), "–",
+         "the chosen agents' registered avg_latency_ms"),
+        ("actual cost ($)", money(s["actual_total_cost"]), "–", "the log's own choices (its cost column)"
          if s["actual_total_cost"] is not None else "the log records no choice of its own"),
-        ("actual quality (0-1)", fixed(s["actual_mean_quality"], 4), "the log's own choices (its quality column)"
+        ("actual quality (0-1)", fixed(s["actual_mean_quality"], 4), "–", "the log's own choices (its quality column)"
          if s["actual_mean_quality"] is not None else "the log records no outcome of its own choices"),
-        ("savings ($)", money(s["savings"]), "actual cost - total cost"),
-        ("savings (%)", fixed(s["savings_pct"], 1), "of the actual cost"),
+        ("savings ($)", money(s["savings"]), span("savings", money), "actual cost - total cost"),
+        ("savings (%)", fixed(s["savings_pct"], 1), span("savings_pct", p1), "of the actual cost"),
     ]
     if s["budget"] is not None:
-        rows += [("budget ($)", money(s["budget"]), "for the whole log"),
-                 ("budget overrun ($)", money(s["budget_overrun"]), "spend beyond the budget")]
-    rows.append(("time (s)", number(s["seconds"], 3), f"{s['rows_per_second'] or 0:,.0f} requests/s"))
-    show(("figure", "value", "source"), rows)
+        rows += [("budget ($)", money(s["budget"]), "–", "for the whole log"),
+                 ("budget overrun ($)", money(s["budget_overrun"]), "–", "spend beyond the budget")]
+    rows.append(("time (s)", number(s["seconds"], 3), "–", f"{s['rows_per_second'] or 0:,.0f} requests/s"))
+    show(("figure", "value", f"{s['confidence']:.0%} interval", "source"), rows)
     print("\nagent mix:")
     show(("agent", "requests", "share", "cost ($)", "measured quality (0-1)"),
          [(m["agent"], f"{m['requests']:,}", share(m["share"]), money(m["cost"]), fixed(m["quality"], 4))
           for m in s["agent_mix"]], indent="  ")
     print("\nexpected quality: what the router predicted for its choices when it chose them (source above).\n"
-          "measured quality: the log's verdict on each choice: the outcome it observed for that request and agent, "
-          "else the category's mean, else a prediction, else the agent's quality_score (shares above).\n"
+          "measured quality: the log's verdict on the choices, by the estimator named (dm: the outcome the log "
+          "observed for that request and agent, else the agent's cross-fitted mean in its category, else a "
+          "prediction, else its quality_score, shares above; dr adds the logged outcomes' residuals weighted by "
+          "1/propensity).\n"
           "realized quality: the mean over only the choices whose outcome the log observed (no estimates).\n"
           "mean latency: the chosen agents' registered average latency (from agents import or registration); not "
           "measured per request.\n"
+          f"interval: where the figure lies for these requests with {s['confidence']:.0%} confidence "
+          f"({s['interval_method']}); estimator {s['quality_estimator']}, effective sample size "
+          f"{s['effective_sample_size']:,.0f}, {s['untried_decisions']:,} decisions to an agent the log never tried "
+          "for such requests (those rest on the outcome model).\n"
           f"{ASSUMED} assumed: rests (partly) on a prior registered with the agent, not on this log.")
 
 
@@ -144,7 +166,8 @@ def whatif_command(args: argparse.Namespace) -> int:
     bar.close()
     actual, _ = actual_and_calibrated(snapshot, args.log, columns=args.columns, observed_only=args.observed_only,
                                       holdout=args.holdout)
-    print_frontier(table.to_pylist(), actual, args.quality_threshold)
+    confidence = Estimate.of(confidence=args.confidence).confidence  # the flag's None is the declared default
+    print_frontier(table.to_pylist(), actual, args.quality_threshold, confidence)
     if args.output:
         _write_frontier(table, args.output)
         print(f"frontier written to {args.output}")
@@ -154,20 +177,24 @@ def whatif_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_frontier(rows: list[dict], actual: dict | None, quality_threshold: float | None) -> None:
+def print_frontier(rows: list[dict], actual: dict | None, quality_threshold: float | None,
+                   confidence: float = 0.95) -> None:
     """The what-if frontier as one table, the log's actual policy first as the baseline, each budget's full agent
     mix, and a line per figure saying what it means."""
     from ._table import fixed, money, number, show
 
-    baseline = ("actual (the log)", "–", money(actual["total_cost"]), "–", fixed(actual["quality"], 4), "–",
-                f"{actual['requests']:,}", "–", "–") if actual else (
-        "actual (the log)", "–", "–", "–", "–", "–", "–", "–", "–")
+    span, q4 = interval_text, partial(fixed, digits=4)
+    baseline = ("actual (the log)", "–", money(actual["total_cost"]), "–", "–", fixed(actual["quality"], 4), "–",
+                "–", f"{actual['requests']:,}", "–", "–") if actual else ("actual (the log)", *["–"] * 10)
     table = [baseline] + [(
-        f"budget {money(r['budget'])}", money(r["budget"]), money(r["spend"]), money(r["estimated_spend"]),
-        fixed(r["quality"], 4), fixed(r["expected_quality"], 4), f"{r['served']:,} of {r['requests']:,}",
+        f"budget {money(r['budget'])}", money(r["budget"]), money(r["spend"]), span(r["spend_low"], r["spend_high"],
+                                                                                    money),
+        money(r["estimated_spend"]), fixed(r["quality"], 4), span(r["quality_low"], r["quality_high"], q4),
+        fixed(r["expected_quality"], 4), f"{r['served']:,} of {r['requests']:,}",
         number(r["willingness_to_pay"]), r["meets_quality_threshold"]) for r in rows]
-    show(("policy", "budget ($)", "spend ($)", "est. spend ($)", "quality", "exp. quality", "served",
-          "w.t.p. ($/quality)", "meets threshold"), table)
+    interval = f"{confidence:.0%} interval"
+    show(("policy", "budget ($)", "spend ($)", interval, "est. spend ($)", "quality", interval,
+          "exp. quality", "served", "w.t.p. ($/quality)", "meets threshold"), table)
     print("\nagent mix (requests per agent):")
     for r in rows:
         mix = ", ".join(f"{m['agent']} {m['requests']:,}" for m in r["agent_mix"]) or "none served"
@@ -175,9 +202,11 @@ def print_frontier(rows: list[dict], actual: dict | None, quality_threshold: flo
     threshold = "" if quality_threshold is None else f" (threshold {quality_threshold:g})"
     print("\nspend: the chosen agents' cost as the log records it (the router's estimate where it has none); est. "
           "spend: the router's own estimate.\nquality: mean measured quality in [0, 1] over the requests served, "
-          "the log's verdict on the choices (observed, else category mean, else predicted, else quality_score); "
-          "exp. quality: the router's prediction when choosing.\nw.t.p.: willingness to pay, the price per unit of "
-          "quality the budget implies (route with "
+          f"the log's verdict on the choices, estimated by {rows[0]['quality_estimator'] if rows else 'dm'} "
+          "(observed, else the agent's cross-fitted category mean, else predicted, else quality_score); exp. "
+          f"quality: the router's prediction when choosing.\n{interval}: where spend and quality lie for these "
+          f"requests with {confidence:.0%} confidence.\nw.t.p.: willingness to pay, the price per unit of quality "
+          "the budget implies (route with "
           "willingness_to_pay := it for the same choices).\nmeets threshold: every request served at a mean "
           f"expected quality at or above --quality-threshold{threshold}.\nactual (the log): the log's own choices "
           + ("(its agent, cost and quality columns)." if actual else

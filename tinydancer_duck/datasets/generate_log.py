@@ -10,6 +10,7 @@ category correctly, so the right answers of a simulation are known by constructi
 Wide format (like RouterBench): one row per request with ``request_id``, ``category``, ``request``, the logged choice
 (``agent``, ``cost``, ``quality``, ``latency_ms``) and, per agent, its outcome in column ``<agent>`` (0/1) and its
 dollar cost in ``<agent>|total_cost``. Long format (:func:`to_long`): one row per (request, agent) observed.
+Production format (:func:`to_production`, ``--production``): one agent per request, its outcome, cost and propensity.
 
     python tinydancer_duck/datasets/generate_log.py out.parquet --rows 100000 --seed 0
 """
@@ -128,14 +129,38 @@ def to_long(wide: pa.Table, agents: Sequence[str] = tuple(AGENTS), *, observe: f
     return pa.concat_tables(parts)
 
 
-def write_log(path: str, rows: int, *, seed: int = 0, batch_rows: int = 200_000, **options: Any) -> str:
-    """Write a wide log of ``rows`` requests to a Parquet file in batches (bounded memory)."""
+def to_production(wide: pa.Table, agents: Sequence[str] = tuple(AGENTS), *, seed: int = 0) -> pa.Table:
+    """A production log: per request one agent drawn by a context-dependent logging policy (math requests go to the
+    agents with probabilities 0.2, 0.2, 0.6, others 0.4, 0.3, 0.3 for three agents; uniform otherwise), only that
+    agent's outcome and cost, and the ``propensity`` it was drawn with."""
+    rng = np.random.default_rng(seed)
+    names = list(agents)
+    uniform = np.full(len(names), 1.0 / len(names))
+    math_p, other_p = ((np.array([0.2, 0.2, 0.6]), np.array([0.4, 0.3, 0.3])) if len(names) == 3
+                       else (uniform, uniform))
+    math = np.asarray(wide["category"].to_pylist(), dtype=object) == "math"
+    p = np.where(math[:, None], math_p, other_p)
+    chosen = np.minimum((rng.random(len(p))[:, None] > np.cumsum(p, axis=1)).sum(axis=1), len(names) - 1)
+    rows = np.arange(len(p))
+    quality = np.column_stack([wide[a].to_numpy() for a in names])[rows, chosen]
+    cost = np.column_stack([wide[f"{a}|total_cost"].to_numpy() for a in names])[rows, chosen]
+    return pa.table({"request_id": wide["request_id"], "category": wide["category"], "request": wide["request"],
+                     "agent": pa.array(np.asarray(names, dtype=object)[chosen].tolist(), pa.string()),
+                     "quality": quality, "cost": cost, "propensity": p[rows, chosen]})
+
+
+def write_log(path: str, rows: int, *, seed: int = 0, batch_rows: int = 200_000, production: bool = False,
+              **options: Any) -> str:
+    """Write a wide log of ``rows`` requests (a production log with ``production``, :func:`to_production`) to a
+    Parquet file in batches (bounded memory)."""
     writer = None
     try:
         for start in range(0, rows, batch_rows):
             part = generate_log(min(batch_rows, rows - start), seed=seed + start, **options)
             ids = pa.array([f"r{i}" for i in range(start, start + part.num_rows)], pa.string())
             part = part.set_column(0, "request_id", ids)
+            if production:
+                part = to_production(part, seed=seed + start)
             if writer is None:
                 writer = pq.ParquetWriter(path, part.schema)
             writer.write_table(part)
@@ -150,8 +175,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("path")
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--production", action="store_true",
+                        help="one agent's outcome per request, with the logging policy's propensity")
     args = parser.parse_args(argv)
-    write_log(args.path, args.rows, seed=args.seed)
+    write_log(args.path, args.rows, seed=args.seed, production=args.production)
     print(f"wrote {args.rows} rows to {args.path}")
 
 

@@ -2,10 +2,13 @@
 
 Cross-fitting: the log's requests are split into k folds (seeded; equal texts share a fold); each fold's expected
 quality comes from a model fitted on the other folds, so every prediction is out-of-fold. The cost-quality curve of
-those predictions is measured on the rows where every agent's outcome is observed: for each willingness to pay w of a
-grid, every row takes argmax q̂ - ĉ / w (:func:`tinydancer_duck._numeric.value_scores`, the router's own scoring;
-ĉ the router's cost estimate), and the point is the mean realized quality and the mean cost (logged where the log
-has it, else ĉ) of those choices. A target reads the knob off that curve:
+those predictions: for each willingness to pay w of a grid, every row takes argmax q̂ - ĉ / w
+(:func:`tinydancer_duck._numeric.value_scores`, the router's own scoring; ĉ the router's cost estimate), and the
+point is the mean quality and the mean cost (logged where the log has it, else ĉ) of those choices. The quality is
+the realized one on the rows where every agent's outcome is observed (a RouterBench-shaped log); on a production log
+(one agent's outcome per request) it is estimated over every row by the replay's estimators
+(:mod:`tinydancer_duck._offpolicy`, with the out-of-fold q̂ as outcome model): doubly robust when the log gives the
+propensities, else the direct method with the observed outcomes. A target reads the knob off that curve:
 
 - ``quality_share`` s: the cheapest w whose quality reaches s x the best single agent's (the agent of best mean
   quality on the same rows);
@@ -28,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from tinydancer_duck._numeric import value_scores, willingness_grid
+from tinydancer_duck._offpolicy import direct_method, doubly_robust, one_hot
 from tinydancer_duck.errors import InvalidArgument
 
 TARGETS = ("quality_share", "cost_per_1k", "strongest_share")
@@ -44,8 +48,9 @@ KNOB_TYPE = pa.struct([("target", pa.string()), ("value", pa.float64()), ("willi
 CALIBRATION_TYPE = pa.struct([("willingness_to_pay", pa.float64()), ("cost_per_1k", pa.float64()),
                               ("quality", pa.float64()), ("quality_share", pa.float64()),
                               ("strongest_share", pa.float64()), ("is_default", pa.bool_())])
-#: fit(x, y, rng) -> predict(x) -> float64 (n, A) expected quality: the model being cross-fitted.
-Fitter = Callable[[np.ndarray, np.ndarray, np.random.Generator], Callable[[np.ndarray], np.ndarray]]
+#: fit(x, y, rng, weight) -> predict(x) -> float64 (n, A) expected quality: the model being cross-fitted (weight: the
+#: rows' sample weights, or None).
+Fitter = Callable[[np.ndarray, np.ndarray, np.random.Generator, "np.ndarray | None"], Callable[[np.ndarray], np.ndarray]]
 
 
 def fold_ids(text_hashes: np.ndarray | None, n: int, folds: int, rng: np.random.Generator) -> np.ndarray:
@@ -63,13 +68,14 @@ def fold_ids(text_hashes: np.ndarray | None, n: int, folds: int, rng: np.random.
 
 
 def cross_fit(fit: Fitter, x: np.ndarray, y: np.ndarray, folds: np.ndarray, rng: np.random.Generator,
-              progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """float64 (n, A) out-of-fold predictions: fold f's rows predicted by a model fitted on the others."""
+              progress: Callable[[int, int], None] | None = None, weight: np.ndarray | None = None) -> np.ndarray:
+    """float64 (n, A) out-of-fold predictions: fold f's rows predicted by a model fitted on the others (with their
+    ``weight`` rows, when given)."""
     k = int(folds.max()) + 1
     predicted = np.full(y.shape, np.nan)
     for f in range(k):
         held = folds == f
-        predict = fit(x[~held], y[~held], rng)
+        predict = fit(x[~held], y[~held], rng, None if weight is None else weight[~held])
         predicted[held] = predict(x[held])
         if progress is not None:
             progress(f + 1, k)
@@ -153,20 +159,52 @@ def _best(quality: np.ndarray, cost: np.ndarray, meets: np.ndarray) -> int:
 
 
 def calibrate(predicted: np.ndarray, outcomes: np.ndarray, logged_cost: np.ndarray, estimated: np.ndarray,
-              agents: list[str], folds: int, cost_estimate: str) -> Calibration | None:
-    """The out-of-fold curve (module docstring) over the rows where every agent's outcome is observed; None when no
-    row is."""
+              agents: list[str], folds: int, cost_estimate: str, *,
+              propensity: np.ndarray | None = None) -> Calibration | None:
+    """The out-of-fold curve (module docstring) over the rows where every agent's outcome is observed, else (a
+    production log) estimated over every row with an observed outcome; ``propensity`` float (n, A) of the observed
+    pairs (NaN: unknown). None when no row has an observed outcome."""
     full = ~np.isnan(outcomes).any(axis=1) & ~np.isnan(predicted).any(axis=1)
-    if not full.any():
-        return None
-    q, p, est = outcomes[full], predicted[full], estimated[full]
-    cost = np.where(np.isnan(logged_cost[full]), est, logged_cost[full])
-    strongest = int(np.argmax(q.mean(axis=0) - 1e-12 * cost.mean(axis=0)))
+    if full.any():
+        value = _realized(outcomes[full])
+        keep = full
+    else:
+        keep = (~np.isnan(outcomes)).any(axis=1) & ~np.isnan(predicted).any(axis=1)
+        if not keep.any():
+            return None
+        value = _estimated(predicted[keep], outcomes[keep], None if propensity is None else propensity[keep])
+    p, est = predicted[keep], estimated[keep]
+    cost = np.where(np.isnan(logged_cost[keep]), est, logged_cost[keep])
+    singles = np.array([value(np.full(len(p), a)) for a in range(p.shape[1])])
+    strongest = int(np.argmax(singles - 1e-12 * cost.mean(axis=0)))
     grid = willingness_grid(est, GRID_POINTS)
-    rows = np.arange(len(q))
+    rows = np.arange(len(p))
     points = np.empty((3, len(grid)))
     for k, w in enumerate(grid):
         pick = np.argmax(value_scores(p, est, w), axis=1)
-        points[:, k] = cost[rows, pick].mean(), q[rows, pick].mean(), np.mean(pick == strongest)
-    return Calibration(grid, points[0], points[1], points[2], agents[strongest], float(q[:, strongest].mean()),
-                       float(cost[:, strongest].mean()), int(full.sum()), folds, cost_estimate)
+        points[:, k] = cost[rows, pick].mean(), value(pick), np.mean(pick == strongest)
+    return Calibration(grid, points[0], points[1], points[2], agents[strongest], float(singles[strongest]),
+                       float(cost[:, strongest].mean()), int(keep.sum()), folds, cost_estimate)
+
+
+def _realized(q: np.ndarray) -> Callable[[np.ndarray], float]:
+    """The mean realized quality of the choices int (n,), every outcome known."""
+    rows = np.arange(len(q))
+    return lambda pick: float(q[rows, pick].mean())
+
+
+def _estimated(predicted: np.ndarray, outcomes: np.ndarray,
+               propensity: np.ndarray | None) -> Callable[[np.ndarray], float]:
+    """The estimated mean quality of the choices int (n,) on a production log: DR over the logged agent when its
+    propensity is known, else DM with the observed outcomes."""
+    seen = ~np.isnan(outcomes)
+    q_tilde = np.where(seen, outcomes, predicted)
+    rows = np.arange(len(outcomes))
+    logged = np.argmax(seen, axis=1)
+    p = None if propensity is None else propensity[rows, logged]
+    if p is None or not np.isfinite(p).all():
+        return lambda pick: float(direct_method(one_hot(pick, predicted.shape[1]), q_tilde).mean())
+    q_hat = q_tilde.copy()
+    q_hat[rows, logged] = predicted[rows, logged]
+    reward = outcomes[rows, logged]
+    return lambda pick: float(doubly_robust(one_hot(pick, predicted.shape[1]), q_hat, logged, reward, p).mean())

@@ -40,6 +40,7 @@ from tinydancer_duck.errors import InvalidArgument, ModelError
 from ._fastgrnn import MAX_EPOCHS, MAX_HIDDEN_DIM
 from ._outcome_head import fit_head as _fit_head_weights
 from ._outcome_head import head_logits as _head_logits
+from ._platt import fit_platt as _fit_platt
 
 Weights = dict[str, np.ndarray]
 # chosen by benchmarks/eval_outcome_models.py (RouterBench, 5-fold CV by prompt, seeds 0 and 1): the best OOF AIQ
@@ -51,12 +52,27 @@ _CHUNK = 1024  # query rows per similarity block: 1024 x 10,000 float32 is 40 MB
 _PROB = 1e-4  # probabilities are kept in [1e-4, 1 - 1e-4] before taking logits
 
 
-def _agent_mean(y: np.ndarray) -> np.ndarray:
-    """Each agent's mean observed outcome, clipped to [0.02, 0.98]; 0.5 for an agent never observed."""
-    observed = (~np.isnan(y)).sum(axis=0)
-    total = np.nansum(y, axis=0)
-    mean = np.divide(total, observed, out=np.full(y.shape[1], 0.5), where=observed > 0)
-    return np.clip(mean, 0.02, 0.98)
+def _agent_mean(y: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+    """Each agent's (weighted) mean observed outcome shrunk toward the agents' average by empirical Bayes, clipped to
+    [0.02, 0.98]; 0.5 when no agent is observed. m̃_a = m̄ + B_a (m_a - m̄), B_a = τ² / (τ² + σ² / n_a), n_a the
+    agent's effective outcomes, σ² the pooled outcome variance and τ² the agents' spread beyond their sampling
+    noise (method of moments): an agent right on 18 of 18 requests of a production log is not taken for perfect
+    (a router that believed it would send it everything), while agents observed on every request keep their means."""
+    seen = ~np.isnan(y)
+    w = seen.astype(float) if weight is None else np.where(seen, weight, 0.0)
+    total, square = w.sum(axis=0), (w * w).sum(axis=0)
+    value = np.where(seen, y, 0.0)
+    mean = np.divide((value * w).sum(axis=0), total, out=np.full(y.shape[1], 0.5), where=total > 0)
+    observed = total > 0
+    if not observed.any():
+        return np.full(y.shape[1], 0.5)
+    n = np.divide(total**2, square, out=np.zeros(len(total)), where=square > 0)
+    noise = float(((value - mean) ** 2 * w).sum() / total.sum())
+    sampling = np.divide(noise, n, out=np.full(len(n), np.inf), where=n > 0)
+    center = float(mean[observed].mean())
+    tau = max(float(np.mean((mean[observed] - center) ** 2 - sampling[observed])), 1e-4)
+    shrunk = np.where(observed, center + tau / (tau + sampling) * (mean - center), 0.5)
+    return np.clip(shrunk, 0.02, 0.98)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -147,10 +163,12 @@ def _kernel_sums(query: np.ndarray, base: np.ndarray, table: np.ndarray, ks: Seq
     return sums
 
 
-def _outcome_table(y: np.ndarray) -> np.ndarray:
-    """(n, 2A) float32 [observed, observed·y]: neighbour sums of it are Σ w over observers and Σ w·y."""
-    observed = ~np.isnan(y)
-    return np.hstack([observed, np.where(observed, y, 0.0)]).astype(np.float32)
+def _outcome_table(y: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+    """(n, 2A) float32 [v, v·y], v = observed (times the row's sample weight): neighbour sums of it are Σ w v over
+    observers and Σ w v y."""
+    observed = (~np.isnan(y)).astype(np.float32)
+    v = observed if weight is None else observed * weight
+    return np.hstack([v, v * np.where(observed > 0, y, 0.0)]).astype(np.float32)
 
 
 def _knn_probability(sums: np.ndarray, prior: np.ndarray, m: float) -> np.ndarray:
@@ -159,20 +177,21 @@ def _knn_probability(sums: np.ndarray, prior: np.ndarray, m: float) -> np.ndarra
 
 
 def _choose_knn(x: np.ndarray, y: np.ndarray, prior: np.ndarray, fixed: Mapping[str, Any],
-                rng: np.random.Generator) -> dict[str, float]:
-    """k, m and τ (those not in ``fixed``) minimizing the leave-one-out log loss over (a seeded sample of at most
-    ``_SELECT_ROWS`` of) the training rows, each row's neighbours taken among all the others."""
+                rng: np.random.Generator, weight: np.ndarray | None = None) -> dict[str, float]:
+    """k, m and τ (those not in ``fixed``) minimizing the leave-one-out log loss (weighted by ``weight``) over (a
+    seeded sample of at most ``_SELECT_ROWS`` of) the training rows, each row's neighbours taken among all the
+    others."""
     grid = {name: (fixed[name],) if fixed.get(name) is not None else KNN_GRID[name] for name in KNN_GRID}
     ks = sorted({min(int(k), len(x) - 1) for k in grid["k"]})
     rows = np.sort(rng.choice(len(x), _SELECT_ROWS, replace=False)) if len(x) > _SELECT_ROWS else np.arange(len(x))
-    sums = _kernel_sums(x[rows], x, _outcome_table(y), ks, grid["temperature"], exclude=rows)
-    mask = ~np.isnan(y[rows])
-    target = np.where(mask, y[rows], 0.0)
+    sums = _kernel_sums(x[rows], x, _outcome_table(y, weight), ks, grid["temperature"], exclude=rows)
+    mask = (~np.isnan(y[rows])) * (1.0 if weight is None else weight[rows])
+    target = np.where(mask > 0, y[rows], 0.0)
     best, best_loss = {}, np.inf
     for (k, t), s in sums.items():
         for m in grid["prior_strength"]:
             p = np.clip(_knn_probability(s, prior, m), _PROB, 1 - _PROB)
-            loss = -np.sum(target * np.log(p) + (1 - target) * np.log1p(-p), where=mask) / max(mask.sum(), 1)
+            loss = -np.sum(mask * (target * np.log(p) + (1 - target) * np.log1p(-p))) / max(mask.sum(), 1e-12)
             if loss < best_loss:
                 best, best_loss = {"k": k, "prior_strength": m, "temperature": t}, loss
     return best
@@ -180,23 +199,26 @@ def _choose_knn(x: np.ndarray, y: np.ndarray, prior: np.ndarray, fixed: Mapping[
 
 def _fit_knn(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *, k: int | None = None,
              prior_strength: float | None = None, temperature: float | None = None,
-             max_rows: int = 10_000) -> Weights:
+             max_rows: int = 10_000, sample_weight: np.ndarray | None = None) -> Weights:
     if len(x) > max_rows:  # bound the stored table and the predict GEMM
         keep = np.sort(rng.choice(len(x), max_rows, replace=False))
         x, y = x[keep], y[keep]
-    prior = _agent_mean(y)
+        sample_weight = None if sample_weight is None else sample_weight[keep]
+    prior = _agent_mean(y, sample_weight)
     x16 = x.astype(np.float16)
     chosen = _choose_knn(x16.astype(np.float32), y, prior,
-                         {"k": k, "prior_strength": prior_strength, "temperature": temperature}, rng)
+                         {"k": k, "prior_strength": prior_strength, "temperature": temperature}, rng, sample_weight)
+    weighted = {} if sample_weight is None else {"sample_weight": sample_weight.astype(np.float32)}
     return {"x": x16, "y": y.astype(np.float32), "prior": prior, "k": np.array(chosen["k"]),
             "prior_strength": np.array(float(chosen["prior_strength"])),
-            "temperature": np.array(float(chosen["temperature"]))}
+            "temperature": np.array(float(chosen["temperature"])), **weighted}
 
 
 def _predict_knn(w: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))  # cosine needs unit rows
     k, t = min(int(w["k"]), len(w["x"])), float(w["temperature"])
-    sums = _kernel_sums(x, w["x"].astype(np.float32), _outcome_table(w["y"]), (k,), (t,))[(k, t)]
+    sums = _kernel_sums(x, w["x"].astype(np.float32), _outcome_table(w["y"], w.get("sample_weight")), (k,),
+                        (t,))[(k, t)]
     return _logit(_knn_probability(sums, w["prior"], float(w["prior_strength"])))
 
 
@@ -224,50 +246,15 @@ def _predict_ensemble(w: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
 
 
 # -- calibration ------------------------------------------------------------------------------------------------
-def _platt_loss(a: np.ndarray, b: np.ndarray, logits: np.ndarray, y: np.ndarray, mask: np.ndarray,
-                ridge: float) -> np.ndarray:
-    z = a * logits + b
-    term = np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))
-    return np.where(mask, term, 0.0).sum(axis=0) + ridge * ((a - 1) ** 2 + b**2) / 2
-
-
-def _fit_platt(logits: np.ndarray, y: np.ndarray, *, steps: int = 50, ridge: float = 1e-2) -> Weights:
-    """Per agent (α, β) of sigmoid(α l + β) minimizing the masked log loss + ridge·((α - 1)² + β²)/2 (so a separable
-    or tiny agent stays near the identity): Newton's method for all agents at once, each step halved per agent
-    until the loss does not rise (plain Newton overshoots from overconfident logits)."""
-    mask = ~np.isnan(y)
-    l, t = np.where(mask, logits, 0.0), np.where(mask, y, 0.0)
-    a, b = np.ones(y.shape[1]), np.zeros(y.shape[1])
-    loss = _platt_loss(a, b, l, t, mask, ridge)
-    for _ in range(steps):
-        p = sigmoid(a * l + b)
-        r, h = np.where(mask, p - t, 0.0), np.where(mask, p * (1 - p), 0.0)
-        g_a, g_b = (r * l).sum(axis=0) + ridge * (a - 1), r.sum(axis=0) + ridge * b
-        h_aa, h_ab, h_bb = (h * l * l).sum(axis=0) + ridge, (h * l).sum(axis=0), h.sum(axis=0) + ridge
-        det = h_aa * h_bb - h_ab * h_ab
-        d_a, d_b = (h_bb * g_a - h_ab * g_b) / det, (h_aa * g_b - h_ab * g_a) / det
-        step = np.ones_like(a)
-        for _ in range(30):
-            new = _platt_loss(a - step * d_a, b - step * d_b, l, t, mask, ridge)
-            worse = new > loss
-            if not worse.any():
-                break
-            step = np.where(worse, step / 2, step)
-        step = np.where(new > loss, 0.0, step)  # still rising after 30 halvings: this agent stays put
-        a, b, loss = a - step * d_a, b - step * d_b, np.where(step > 0, new, loss)
-        if np.max(np.abs(step * d_a) + np.abs(step * d_b)) < 1e-9:
-            break
-    return {"platt_a": a, "platt_b": b}
-
-
 def _out_of_fold_logits(kind: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, folds: int,
-                        hyperparameters: Mapping[str, Any]) -> np.ndarray:
+                        hyperparameters: Mapping[str, Any], sample_weight: np.ndarray | None = None) -> np.ndarray:
     """Logits of every row from a model fitted on the other folds (seeded folds over rows)."""
     fold = rng.permutation(len(x)) % folds
     out = np.empty(y.shape)
     for f in range(folds):
         held = fold == f
-        weights = _FIT[kind](x[~held], y[~held], rng, **hyperparameters)
+        weighted = {} if sample_weight is None else {"sample_weight": sample_weight[~held]}
+        weights = _FIT[kind](x[~held], y[~held], rng, **hyperparameters, **weighted)
         out[held] = _LOGITS[kind](weights, x[held])
     return out
 
@@ -293,7 +280,8 @@ _CONSTRAINTS: dict[str, tuple[bool, float | None, float | None, float | None]] =
 
 
 def _check_hyperparameters(kind: str, hyperparameters: Mapping[str, Any]) -> None:
-    allowed = [p for p in inspect.signature(_FIT[kind]).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    allowed = [p for p in inspect.signature(_FIT[kind]).parameters.values()
+               if p.kind is p.KEYWORD_ONLY and p.name != "sample_weight"]  # data, not a hyperparameter
     names = {p.name for p in allowed}
     for name, value in hyperparameters.items():
         if name not in names:
@@ -323,6 +311,20 @@ def _check_data(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return (x / np.maximum(norm, 1e-12)).astype(np.float32), y
 
 
+def _check_weight(weight: Any, y: np.ndarray) -> np.ndarray | None:
+    """None, or float64 weights of y's shape, finite and > 0 wherever an outcome is observed (1 elsewhere)."""
+    if weight is None:
+        return None
+    w = np.asarray(weight, np.float64)
+    if w.shape != y.shape:
+        raise InvalidArgument("sample_weight", w.shape, f"expected {y.shape}, like y")
+    seen = ~np.isnan(y)
+    bad = seen & ~(np.isfinite(w) & (w > 0))
+    if bad.any():
+        raise InvalidArgument("sample_weight", float(w[bad][0]), "must be finite and > 0 for every observed outcome")
+    return np.where(seen, w, 1.0)
+
+
 def check_kind(kind: Any, calibration: Any, hyperparameters: Mapping[str, Any]) -> None:
     """A known kind, calibration and that kind's hyperparameters, each error naming the argument and value."""
     if not isinstance(kind, str) or kind not in _FIT:
@@ -334,23 +336,27 @@ def check_kind(kind: Any, calibration: Any, hyperparameters: Mapping[str, Any]) 
 
 def fit_outcome_model(kind: str, x: np.ndarray, y: np.ndarray, *, random_state: int | np.random.Generator = 0,
                       calibration: str | None = None, calibration_folds: int = 5,
-                      **hyperparameters: Any) -> Weights:
+                      sample_weight: np.ndarray | None = None, **hyperparameters: Any) -> Weights:
     """Fit one outcome model (module docstring) on x float32 (n, D) and y float (n, A) in [0, 1], NaN unobserved.
 
     kind : one of :data:`KINDS`; hyperparameters : that kind's keyword arguments (e.g. ``hidden_dim`` for head,
     ``k`` for knn, ``dim`` for mf, ``members`` for ensemble); calibration : None or "platt".
+    sample_weight : float (n, A) > 0, each observed outcome's weight (1 / its propensity in a production log): kNN's
+    neighbour sums and agent means and the Platt fit are weighted by it (the other kinds fit unweighted).
     Returns the weights: a flat dict of numpy arrays for :func:`predict_outcome_model` and ``np.savez``.
     """
     check_kind(kind, calibration, hyperparameters)
     check_int("calibration_folds", calibration_folds, minimum=2)
     x, y = _check_data(x, y)
+    weight = _check_weight(sample_weight, y)
     rng = normalize_random_state(random_state)
-    weights = _FIT[kind](x, y, rng, **hyperparameters)
+    own = {} if weight is None or kind != "knn" else {"sample_weight": weight}
+    weights = _FIT[kind](x, y, rng, **hyperparameters, **own)
     calibrated: Weights = {}
     if calibration is not None:  # the folds reuse what the full fit chose (kNN's k, m, τ): one search, not 1 + folds
         fixed = {**hyperparameters, **(_CHOSEN[kind](weights) if kind in _CHOSEN else {})}
-        oof = _out_of_fold_logits(kind, x, y, rng, min(calibration_folds, len(x)), fixed)
-        calibrated = {"calibration": np.array(calibration), **_fit_platt(oof, y)}
+        oof = _out_of_fold_logits(kind, x, y, rng, min(calibration_folds, len(x)), fixed, own.get("sample_weight"))
+        calibrated = {"calibration": np.array(calibration), **_fit_platt(oof, y, weight=weight)}
     return {"kind": np.array(kind), "input_dim": np.array(x.shape[1]), "n_agents": np.array(y.shape[1]),
             **weights, **calibrated}
 

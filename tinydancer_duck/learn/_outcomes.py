@@ -3,7 +3,8 @@
 Over the engine's unit-norm embeddings, one of the kinds of :mod:`tinydancer_duck.learn._outcome_models` (default
 kNN with per-agent Platt calibration: on RouterBench it routed to 95% of GPT-4's accuracy at the lowest held-out cost
 of the kinds compared, ``benchmarks/eval_outcome_models.py``); unobserved (request, agent) pairs of a long log are
-masked out. Training cross-fits ``folds`` models first, so its metrics and the willingness to pay it is calibrated to
+masked out. A production log (one agent per request) with propensities weighs each outcome by 1/propensity (kNN
+and the Platt step), so an agent's mean is its mean over every request, not over those its logging policy chose. Training cross-fits ``folds`` models first, so its metrics and the willingness to pay it is calibrated to
 (:mod:`tinydancer_duck.learn._calibrate`) are out-of-fold; the model saved is then fitted on every row.
 
 Saved in the store's ``models`` table with kind ``outcome_router`` and the agent names as labels, versioned by
@@ -129,6 +130,32 @@ def _checked_outcomes(outcomes: Any, agents: Sequence[str], folds: int) -> np.nd
     return y
 
 
+def _checked_propensity(propensity: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """None, or float64 ``shape`` with every known value within (0, 1] (NaN: unknown)."""
+    if propensity is None:
+        return None
+    p = np.asarray(propensity, np.float64)
+    if p.shape != shape:
+        raise InvalidArgument("propensity", p.shape, f"expected {shape}, like the outcomes")
+    known = p[~np.isnan(p)]
+    bad = known[~((known > 0) & (known <= 1))]
+    if len(bad):
+        raise InvalidArgument("propensity", float(bad[0]), "must lie within (0, 1] (NaN: unknown)")
+    return p
+
+
+def _inverse_propensity(propensity: np.ndarray | None) -> np.ndarray | None:
+    """float64 (n, A) sample weights 1/p of the observed pairs with a known propensity (1 otherwise), scaled so each
+    agent's weights average 1 over its outcomes (the kNN prior's strength keeps its meaning); None without
+    propensities."""
+    if propensity is None:
+        return None
+    w = np.where(np.isfinite(propensity), 1.0 / np.where(np.isfinite(propensity), propensity, 1.0), 1.0)
+    known = np.isfinite(propensity)
+    mean = np.divide((w * known).sum(axis=0), known.sum(axis=0), out=np.ones(w.shape[1]), where=known.any(axis=0))
+    return np.where(known, w / mean, 1.0)
+
+
 def _mean_logged_cost(logged: np.ndarray) -> np.ndarray:
     """float64 (n, A): each agent's mean logged cost on every row (0 for an agent the log never prices): the
     estimate an agent registered from this log (``tinydancer agents import``) gets."""
@@ -144,8 +171,9 @@ class _Stages:
         self.progress, self.stages, self.done = progress, stages, 0
         self.kind, self.hyperparameters = kind, hyperparameters
 
-    def fitted(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        weights = fit_outcome_model(self.kind, x, y, random_state=rng, **self.hyperparameters)
+    def fitted(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
+               weight: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        weights = fit_outcome_model(self.kind, x, y, random_state=rng, sample_weight=weight, **self.hyperparameters)
         self.done += 1
         if self.progress is not None:
             self.progress(self.done, self.stages, {"fold": float(min(self.done, self.stages - 1))})
@@ -217,7 +245,8 @@ class OutcomeRouters:
     # -- training -----------------------------------------------------------------------------------------------
     def train(self, requests: Any, outcomes: np.ndarray, agents: Sequence[str],
               config: OutcomeModelConfig | None = None, *, costs: np.ndarray | None = None, model: str = "outcomes",
-              progress: Progress | None = None, source: dict[str, Any] | None = None, **values: Any) -> pa.Table:
+              progress: Progress | None = None, source: dict[str, Any] | None = None,
+              propensity: np.ndarray | None = None, **values: Any) -> pa.Table:
         """Fit on requests (texts or (n, D) embeddings) and outcomes float (n, A) in [0, 1] (NaN: unobserved), save
         as the next version of ``model`` (it becomes active) and return its metrics (:data:`METRICS_TYPE`, one row
         per agent, one pooled, and routing rows), all measured out-of-fold.
@@ -229,6 +258,11 @@ class OutcomeRouters:
         config, values : :class:`~tinydancer_duck.options.OutcomeModelConfig` (kind, the kind's hyperparameters,
             calibration, random_state, folds), or its fields by name applied over it.
         source : the log trained on ({"path", "rows", "holdout"}), so a replay can tell it is in-sample.
+        propensity : float (n, A) the logging policy's probability of each observed (request, agent) pair (NaN:
+            unknown), from a production log: its calibration then estimates the curve doubly robustly.
+
+        It takes nine parameters because a log's outcomes, costs and propensities are three aligned (n, A) arrays
+        and the model's settings already travel as one ``config``.
         """
         Text().scalar("model", model)
         agents = check_names("agents", agents)
@@ -237,7 +271,7 @@ class OutcomeRouters:
         hyperparameters = config.hyperparameters()
         check_kind(kind, calibration, hyperparameters)  # before any embedding work
         hyperparameters["calibration"] = calibration
-        y = _checked_outcomes(outcomes, agents, folds)
+        y, p = _checked_outcomes(outcomes, agents, folds), _checked_propensity(propensity, np.shape(outcomes))
         x, estimated = self._prepared(requests, agents)
         if x.shape != (len(y), self.embedder.dim):
             raise InvalidArgument("requests", x.shape, f"expected ({len(y)}, {self.embedder.dim})")
@@ -251,10 +285,11 @@ class OutcomeRouters:
         hashes = None if isinstance(requests, np.ndarray) else text_hash(as_texts("requests", requests))
         stages = _Stages(progress, folds + 1, kind, hyperparameters)
         fold = fold_ids(hashes, len(y), folds, rng)
-        predicted = cross_fit(lambda xs, ys, r: _predictor(stages.fitted(xs, ys, r)), x, y, fold, rng)
+        weight = _inverse_propensity(p)
+        predicted = cross_fit(lambda *fit: _predictor(stages.fitted(*fit)), x, y, fold, rng, weight=weight)
         metrics = evaluate(predicted, y, None if costs is None else logged, agents)
-        calibration = calibrate(predicted, y, logged, estimated, list(agents), folds, cost_estimate)
-        weights = stages.fitted(x, y, rng)
+        calibration = calibrate(predicted, y, logged, estimated, list(agents), folds, cost_estimate, propensity=p)
+        weights = stages.fitted(x, y, rng, weight)
         summary = {"embedder": self.embedder.identity, "dim": self.embedder.dim, "kind": kind,
                    "hyperparameters": {k: v for k, v in hyperparameters.items() if v is not None}, "n_train": len(y),
                    "folds": folds, "log": source, "out_of_fold": [m for m in metrics if m["kind"] != "agent"],
@@ -286,11 +321,12 @@ class OutcomeRouters:
 
         fraction = check_holdout(holdout)
         spec = open_log(log, columns=columns)
-        requests, outcomes, costs, agents = read_outcomes(spec)
+        requests, outcomes, costs, agents, propensity = read_outcomes(spec)
         if fraction is not None:
             keep = ~held_out(requests, fraction)
             requests, outcomes, costs = requests.filter(pa.array(keep)), outcomes[keep], costs[keep]
+            propensity = None if propensity is None else propensity[keep]
         if np.isnan(costs).all():
             costs = None
         source = {"path": resolved_path(spec.path), "rows": spec.n_rows, "holdout": fraction}
-        return self.train(requests, outcomes, agents, costs=costs, source=source, **options)
+        return self.train(requests, outcomes, agents, costs=costs, source=source, propensity=propensity, **options)

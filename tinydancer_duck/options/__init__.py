@@ -40,7 +40,7 @@ from ._registry import (
     SCOPES,
 )
 from ._registry import SIGNATURES as _REGISTRY
-from ._replay import BUDGETS, INCLUDE_UNOBSERVED, LIVE_ONLY, POINTS, QUALITY_THRESHOLD, Policy
+from ._replay import BUDGETS, ESTIMATORS, INCLUDE_UNOBSERVED, INTERVALS, LIVE_ONLY, POINTS, QUALITY_THRESHOLD, Estimate, Policy
 from ._replay import SIGNATURES as _REPLAY
 from ._route import (
     BATCH_OBJECTIVE,
@@ -65,10 +65,10 @@ SIGNATURES: dict[str, Signature] = {s.name: s for s in sorted((*_REGISTRY, *_ROU
 
 __all__ = [
     "AGENT_FIELDS", "AGENT_TYPES", "ANYTHING", "BATCH_OBJECTIVE", "BATCH_OBJECTIVES", "BUDGET", "BUDGETS", "COLUMNS",
-    "CONFIG_ONLY_FIELDS", "CONTENT", "EXPLAIN", "EXPLORING", "HOLDOUT", "INCLUDE_UNOBSERVED", "LATENCY_CEILING",
+    "CONFIG_ONLY_FIELDS", "CONTENT", "ESTIMATORS", "EXPLAIN", "EXPLORING", "HOLDOUT", "INCLUDE_UNOBSERVED", "INTERVALS", "LATENCY_CEILING",
     "LIVE_ONLY", "LOG", "MAX_CONTEXT_WINDOW", "MAX_EPOCHS", "MAX_HIDDEN_DIM", "MAX_STORED", "MONTHLY_BUDGET",
     "NUM_AGENTS", "NUM_FALLBACKS", "OBJECTIVE_NAMES", "PERIODS", "POINTS", "QUALITY_FLOOR", "QUALITY_THRESHOLD",
-    "REQUEST", "REQUIRED", "SCOPES", "SIGNATURES", "STRATEGY", "TOP_K", "Check", "Choices", "Declared",
+    "REQUEST", "REQUIRED", "SCOPES", "SIGNATURES", "STRATEGY", "TOP_K", "Check", "Choices", "Declared", "Estimate",
     "FastGRNNConfig", "Flag", "Interval", "OutcomeModelConfig", "Param", "Policy", "RouteOptions", "Signature",
     "Strings", "Text", "declare", "is_column", "one_value", "params_of", "per_row_values",
 ]

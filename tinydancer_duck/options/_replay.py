@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from tinydancer_duck.errors import InvalidArgument
 
 from ._learn import HOLDOUT
-from ._params import REQUIRED, Declared, Flag, Interval, Param, Signature, declare, params_of
+from ._params import REQUIRED, Choices, Declared, Flag, Interval, Param, Signature, declare, params_of
 from ._registry import COLUMNS, LOG
 from ._route import BATCH_OBJECTIVE, BUDGET, EXPLORING, OBJECTIVE_NAMES, RouteOptions
 
@@ -20,11 +20,32 @@ LIVE_ONLY = ("budget_remaining",)
 CHOOSING = ("optimize_for", "willingness_to_pay", *EXPLORING)
 
 
+#: The off-policy estimators (kernels in tinydancer_duck/_offpolicy.py) and interval methods
+#: (tinydancer_duck/replay/_intervals.py), README "Replaying a production log".
+ESTIMATORS = ("dm", "ips", "snips", "dr", "blend")
+INTERVALS = ("model", "influence", "bootstrap")
+
+
+@dataclass(frozen=True)
+class Estimate(Declared):
+    """How a replay's counterfactual figures and their intervals are estimated (the same decisions either way)."""
+
+    what: ClassVar[str] = "a replay's estimate"
+
+    estimator: Any = declare("VARCHAR", None, Choices(ESTIMATORS), "how counterfactual quality is estimated: dm "
+                             "(direct method, the default), ips, snips, dr (doubly robust), blend; all but dm need "
+                             "the log's propensity column")
+    confidence: Any = declare("DOUBLE", 0.95, Interval(0, 1, closed="neither"), "the intervals' confidence level "
+                              "(0.95: each figure's 95% interval)", metavar="LEVEL")
+    interval: Any = declare("VARCHAR", None, Choices(INTERVALS), "how the intervals are computed: model, influence "
+                            "or bootstrap (seeded, over requests); default: the estimator's own")
+
+
 @dataclass(frozen=True)
 class Policy(Declared):
     """A policy to replay a log under: the routing options (objective and constraints, as ``ruvector_route`` takes
     them), or total_cost, or a budget for the whole log; ``observed_only`` and ``holdout`` say which decisions and
-    requests count.
+    requests count, ``estimate`` how its figures are estimated.
 
     >>> Policy.of(optimize_for="cost", max_cost=0.01, holdout=0.2)
     """
@@ -32,6 +53,7 @@ class Policy(Declared):
     what: ClassVar[str] = "a replay"
 
     options: RouteOptions = field(default_factory=RouteOptions)
+    estimate: Estimate = field(default_factory=Estimate)
     optimize_for: Any = declare("VARCHAR", None, BATCH_OBJECTIVE.check, BATCH_OBJECTIVE.doc)
     budget: Any = declare(BUDGET.sql, None, BUDGET.check, "total dollars for the whole log (Lagrangian), held in "
                           "logged cost where the log has it", metavar="DOLLARS")
@@ -44,6 +66,8 @@ class Policy(Declared):
         super().__post_init__()
         if not isinstance(self.options, RouteOptions):
             raise InvalidArgument("options", type(self.options).__name__, "must be a RouteOptions")
+        if not isinstance(self.estimate, Estimate):
+            raise InvalidArgument("estimate", type(self.estimate).__name__, "must be an Estimate")
         for name in LIVE_ONLY:
             if getattr(self.options, name) is not None:
                 raise InvalidArgument(name, getattr(self.options, name), "is live state, not part of a replay "
@@ -59,22 +83,25 @@ class Policy(Declared):
     @classmethod
     def flat_params(cls, *, choosing: bool = True) -> tuple[Param, ...]:
         """The policy's parameters as the SQL functions and the CLI take them, flat: the objective, the routing
-        constraints, the budget and the rest (``choosing``: with the objective, willingness to pay and budget)."""
+        constraints, the budget, the rest and the estimate (``choosing``: with the objective, willingness to pay and
+        budget)."""
         route = [p for p in params_of(RouteOptions) if p.name not in LIVE_ONLY + ("optimize_for",)
                  and (choosing or p.name not in CHOOSING)]
         own = {p.name: p for p in params_of(cls)}
         head = [own["optimize_for"].evolve(default="balanced")] if choosing else []
         tail = [own["budget"]] if choosing else []
-        return (*head, *(p.evolve(per_row=False) for p in route), *tail, own["observed_only"], own["holdout"])
+        return (*head, *(p.evolve(per_row=False) for p in route), *tail, own["observed_only"], own["holdout"],
+                *params_of(Estimate))
 
     @classmethod
     def of(cls, given: Policy | None = None, /, **values: Any) -> Policy:
         """``given`` (or the default policy) with ``values`` applied, each a routing option or a policy field."""
         route_names = {p.name for p in params_of(RouteOptions)}
         own_names = {p.name for p in params_of(cls)}
-        unknown = [name for name in values if name not in route_names | own_names]
+        estimate_names = {p.name for p in params_of(Estimate)}
+        unknown = [name for name in values if name not in route_names | own_names | estimate_names]
         if unknown:
-            options = ", ".join(sorted((route_names | own_names) - set(LIVE_ONLY)))
+            options = ", ".join(sorted((route_names | own_names | estimate_names) - set(LIVE_ONLY)))
             raise InvalidArgument(unknown[0], values[unknown[0]], f"is not an option of {cls.what}; the options "
                                   f"are {options}")
         base = given if given is not None else cls()
@@ -82,6 +109,9 @@ class Policy(Declared):
             raise InvalidArgument("policy", type(base).__name__, "must be a Policy")
         routing = {k: v for k, v in values.items() if k in route_names and k != "optimize_for"}
         own = {k: v for k, v in values.items() if k in own_names}
+        estimating = {k: v for k, v in values.items() if k in estimate_names}
+        if estimating:
+            own["estimate"] = Estimate.of(base.estimate, **estimating)
         options = RouteOptions.of(base.options, **routing) if routing else base.options
         return replace(base, options=options, **own) if (routing or own) else base
 
@@ -95,7 +125,8 @@ INCLUDE_UNOBSERVED = Param("include_unobserved", "BOOLEAN", False, Flag(),
                            "compare agents without evidence in the log too (never observed, no outcome router "
                            "covering them), on their registered prior quality")
 _REPLAY_DOC = (" Every figure says where it came from (observed_rows, category_mean_rows, predicted_rows, "
-               "quality_score_rows; logged_cost_rows, estimated_cost_rows: each group adds up to the decisions).")
+               "quality_score_rows; logged_cost_rows, estimated_cost_rows: each group adds up to the decisions) and "
+               "carries an interval (<figure>_low, <figure>_high) from the named estimator.")
 _POLICY = Policy.flat_params()
 _CONSTRAINTS = Policy.flat_params(choosing=False)
 

@@ -23,6 +23,7 @@ and the zero router), so their AIQs are comparable.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,17 +31,22 @@ import pyarrow as pa
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
 from tinydancer_duck._numeric import value_scores, willingness_grid
+from tinydancer_duck._offpolicy import one_hot
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.options import POINTS, Policy
 from tinydancer_duck.snapshot import RoutingSnapshot
 
-from ._frames import COST_SOURCES, QUALITY_SOURCES, SOURCE_COUNTS, Frame, Replay, as_snapshot, constraints_only
+from ._evaluation import Evaluation
+from ._evidence import Evidence
+from ._frames import COST_DETAIL_COUNTS, SOURCE_COUNTS, Frame, Replay, as_snapshot, constraints_only, source_counts
 from ._simulate import Progress
 
 CURVE_TYPE = pa.struct([("series", pa.string()), ("label", pa.string()), ("willingness_to_pay", pa.float64()),
                         ("cost", pa.float64()), ("quality", pa.float64()), ("total_cost", pa.float64()),
                         ("requests", pa.int64()), ("on_hull", pa.bool_()), ("aiq", pa.float64()),
-                        *((name, pa.int64()) for name in SOURCE_COUNTS)])
+                        *((name, pa.int64()) for name in (*SOURCE_COUNTS, *COST_DETAIL_COUNTS)),
+                        ("cost_low", pa.float64()), ("cost_high", pa.float64()), ("quality_low", pa.float64()),
+                        ("quality_high", pa.float64())])
 
 
 def nondecreasing_hull(cost: Sequence[float], quality: Sequence[float]) -> np.ndarray:
@@ -109,48 +115,54 @@ def _choose(value: np.ndarray, candidate: np.ndarray) -> np.ndarray:
 
 
 class _Point:
-    """Running sums of one point of a curve: cost, quality, requests and the decisions per source."""
+    """Running sums of one point of a curve: its decisions' figures and their count per source."""
 
-    def __init__(self) -> None:
-        self.cost = self.quality = 0.0
-        self.requests = 0
-        self.sources = np.zeros(len(QUALITY_SOURCES) + len(COST_SOURCES), np.int64)
+    def __init__(self, evaluation: Evaluation, evidence: Evidence, agents: int) -> None:
+        self.evaluation, self.evidence, self.agents = evaluation, evidence, agents
+        self.figures = evaluation.figures(evidence)
 
     def add(self, frame: Frame, pick: np.ndarray) -> None:
         """Add the decisions ``pick`` (int (n,), -1: none) of one frame."""
-        rows = np.flatnonzero(pick >= 0)
-        agents = pick[rows]
-        self.cost += float(frame.cost[rows, agents].sum())
-        self.quality += float(frame.quality[rows, agents].sum())
-        self.requests += len(rows)
-        self.sources += np.concatenate([
-            np.bincount(frame.quality_source[rows, agents], minlength=len(QUALITY_SOURCES)),
-            np.bincount(frame.cost_source[rows, agents], minlength=len(COST_SOURCES))])
+        self.figures.add(frame, one_hot(pick, self.agents))
+
+    def means(self, n: int) -> tuple[float, float]:
+        """(mean cost, mean quality) per request of the n replayed (a request without a decision counts 0)."""
+        served = self.figures.n / n
+        return (self.figures.cost_mean() or 0.0) * served, (self.figures.estimate(self.evaluation.estimator)
+                                                             or 0.0) * served
 
     def row(self, series: str, label: str, w: float | None, n: int, on_hull: bool, aiq_: float | None) -> dict:
-        return {"series": series, "label": label, "willingness_to_pay": w, "cost": self.cost / n,
-                "quality": self.quality / n, "total_cost": self.cost, "requests": self.requests, "on_hull": on_hull,
-                "aiq": aiq_, **dict(zip(SOURCE_COUNTS, self.sources.tolist()))}
+        served = self.figures.n / n
+        cost, quality = self.means(n)
+        _, q_low, q_high = self.evaluation.quality(self.figures, self.evidence)
+        _, c_low, c_high = self.evaluation.cost(self.figures, self.evidence)
+        scaled = [None if v is None else v * served for v in (c_low, c_high, q_low, q_high)]
+        return {"series": series, "label": label, "willingness_to_pay": w, "cost": cost, "quality": quality,
+                "total_cost": cost * n, "requests": self.figures.n, "on_hull": on_hull, "aiq": aiq_,
+                **source_counts(self.figures.quality_sources, self.figures.cost_sources),
+                **dict(zip(("cost_low", "cost_high", "quality_low", "quality_high"), scaled))}
 
 
 class _Sums:
     """Running sums of one curve over a log's frames: the router at each willingness to pay of the grid, each
     single agent, and the oracle (the best agent per row, cheapest among equals)."""
 
-    def __init__(self, points: int, included: np.ndarray) -> None:
+    def __init__(self, points: int, included: np.ndarray, evaluation: Evaluation, evidence: Evidence) -> None:
         self.points = points
         self.grid: np.ndarray | None = None
         self.router: list[_Point] = []
         self.included = included
-        self.single = [_Point() for _ in range(len(included))]
-        self.oracle = _Point()
+        self.point = lambda: _Point(evaluation, evidence, len(included))
+        self.single = [self.point() for _ in range(len(included))]
+        # the oracle picks by the outcomes themselves, so no estimator beyond them applies: the direct method
+        self.oracle = _Point(replace(evaluation, estimator="dm", interval="model"), evidence, len(included))
         self.n_valid = 0
 
     def add(self, frame: Frame) -> None:
         valid, cand = frame.requests.valid, frame.candidate
         if self.grid is None:  # w is a price per unit of quality: scale it to the log's typical cost
             self.grid = willingness_grid(frame.estimated[cand], self.points)
-            self.router = [_Point() for _ in self.grid]
+            self.router = [self.point() for _ in self.grid]
         for point, w in zip(self.router, self.grid):
             point.add(frame, _choose(value_scores(frame.expected, frame.estimated, w), cand))
         everyone = np.where(valid, 0, -1)
@@ -166,10 +178,8 @@ class _Sums:
         n, grid = self.n_valid, self.grid
         kept = np.flatnonzero(self.included)
         names, single = [names[j] for j in kept], [self.single[j] for j in kept]
-        r_cost = np.array([p.cost for p in self.router]) / n
-        r_quality = np.array([p.quality for p in self.router]) / n
-        s_cost = np.array([p.cost for p in single]) / n
-        s_quality = np.array([p.quality for p in single]) / n
+        r_cost, r_quality = np.array([p.means(n) for p in self.router]).T
+        s_cost, s_quality = np.array([p.means(n) for p in single]).T
         everything = np.concatenate([r_cost, s_cost])
         c_min, c_max = float(everything.min()), float(everything.max())
         result = {"aiq_router": aiq(r_cost, r_quality, c_min, c_max),
@@ -201,8 +211,9 @@ def curve(source: RoutingSnapshot | Any, log: Any, policy: Policy | None = None,
     Returns (table of :data:`CURVE_TYPE` rows, {"aiq_router", "aiq_zero_router", "c_min", "c_max", "warnings"}).
     policy, values : the replay's constraints (they shape the router's candidates, not the single agents; an
         excluded agent is left out of the single agents and the oracle too),
-        ``observed_only`` and ``holdout`` (:class:`~tinydancer_duck.options.Policy`); the curve sweeps the choice
-        itself, so an objective, a willingness to pay or a budget is an error.
+        ``observed_only``, ``holdout`` and the estimate (:class:`~tinydancer_duck.options.Policy`; each point's cost
+        and quality carry an interval: ``cost_low``, ``cost_high``, ``quality_low``, ``quality_high``); the curve
+        sweeps the choice itself, so an objective, a willingness to pay or a budget is an error.
     """
     points = POINTS.value(points)
     replay = Replay(as_snapshot(source), log, constraints_only(policy, values, "the cost-quality curve"),
@@ -212,7 +223,8 @@ def curve(source: RoutingSnapshot | Any, log: Any, policy: Policy | None = None,
     included = np.array([name not in excluded for name in replay.names], bool)
     if not included.any():
         raise InvalidArgument("excluded_agents", sorted(excluded), "leaves no agent to compare")
-    sums = _Sums(points, included)
+    evaluation = Evaluation.build(replay.evidence, replay.policy.estimate)
+    sums = _Sums(points, included, evaluation, replay.evidence)
     for frame in replay.frames(rows, progress):
         sums.add(frame)
     if sums.grid is None or sums.n_valid == 0:

@@ -1,11 +1,13 @@
 """A log prepared for replay: batches of requests decided by the engine's router and evaluated against the log.
 
 Each :class:`Frame` holds, over the snapshot's A agents, what the router expects (quality, estimated cost) and what
-the evaluation uses. Quality of an (request, agent) pair, first available of (:data:`QUALITY_SOURCES`):
-``observed`` (the log's outcome for that agent on that row: a wide per-agent column, or the logged choice's quality
-when it is that agent), ``category_mean`` (mean observed quality of the agent on the row's category across the log),
-``predicted`` (the active outcome router), ``quality_score`` (the agent's registered prior). Cost: ``logged`` (the
-log's per-agent cost, or the logged cost of the logged choice), else ``estimated``.
+the evaluation uses (:mod:`tinydancer_duck.replay._evidence`). Quality of an (request, agent) pair, first available
+of (:data:`QUALITY_SOURCES`): ``observed`` (the log's outcome for that agent on that row: a wide per-agent column, or
+the logged choice's quality when it is that agent), ``category_mean`` (the agent's cross-fitted, shrunk mean on the
+row's category across the log), ``predicted`` (the active outcome router), ``quality_score`` (the agent's
+registered prior). Cost (:data:`COST_SOURCES`): ``logged`` (the log's per-agent cost, or the logged cost of the
+logged choice), else ``per_token_price``, ``fitted_from_log`` or ``registered_price``; the counts group the last
+three as ``estimated``.
 
 A :class:`Replay` also says what a reader of its figures should know (:attr:`Replay.warnings`): agents of the log that
 are not registered and registered agents the log never observed, and a replay that is in-sample for the active
@@ -19,7 +21,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinydancer_duck._decide import requests_from, signals_for
@@ -27,7 +28,6 @@ from tinydancer_duck._logs import (
     DEFAULT_BATCH_ROWS,
     LogBatch,
     LogSpec,
-    category_means,
     held_out,
     iter_batches,
     log_agents,
@@ -39,10 +39,13 @@ from tinydancer_duck.options import Policy
 from tinydancer_duck.routing import OptionColumns, Requests, Signals, score_batch
 from tinydancer_duck.snapshot import RoutingSnapshot
 
-QUALITY_SOURCES = ("observed", "category_mean", "predicted", "quality_score")
-COST_SOURCES = ("logged", "estimated")
+from ._costs import COST_SOURCES
+from ._evidence import QUALITY_SOURCES, Evidence
+
 #: A figure's count of decisions per source of their quality and cost (each group adds up to the decisions made).
-SOURCE_COUNTS = tuple(f"{source}_rows" for source in (*QUALITY_SOURCES, *(f"{c}_cost" for c in COST_SOURCES)))
+SOURCE_COUNTS = (*(f"{source}_rows" for source in QUALITY_SOURCES), "logged_cost_rows", "estimated_cost_rows")
+#: The estimated costs' count per source (adding up to ``estimated_cost_rows``).
+COST_DETAIL_COUNTS = tuple(f"{source}_cost_rows" for source in COST_SOURCES[1:])
 _NAMED = 5  # agents named in a warning before "+N more"
 
 
@@ -50,9 +53,11 @@ _NAMED = 5  # agents named in a warning before "+N more"
 class Frame:
     """One log batch prepared for decisions and evaluation; (n, A) matrices over the snapshot's agents.
 
-    expected : the router's expected quality; quality/quality_source : the evaluation quality and its source code
-    (index into QUALITY_SOURCES); cost/cost_source : evaluation cost; estimated : the router's cost estimate;
-    actual : int (n,) the logged agent (-1: none or unknown).
+    expected : the router's expected quality; quality/quality_source : the evaluation quality q̃ and its source code
+    (index into QUALITY_SOURCES); cost/cost_source : evaluation cost and its source (index into COST_SOURCES);
+    estimated : the router's cost estimate; actual : int (n,) the logged agent (-1: none or unknown); reward,
+    propensity : float (n,) its logged outcome and propensity (NaN: none); q_hat, q_noise, cost_noise, code, tried:
+    see :class:`~tinydancer_duck.replay._evidence.Quality`.
     """
 
     log: LogBatch
@@ -68,6 +73,19 @@ class Frame:
     cost: np.ndarray
     cost_source: np.ndarray
     actual: np.ndarray
+    reward: np.ndarray
+    propensity: np.ndarray
+    q_hat: np.ndarray
+    q_noise: np.ndarray
+    cost_noise: np.ndarray
+    code: np.ndarray
+    tried: np.ndarray
+
+    def rows(self, keep: np.ndarray) -> Frame:
+        """The evaluation arrays of the rows where ``keep`` (bool (n,)) is true (what a figure needs)."""
+        names = ("quality", "quality_source", "cost", "cost_source", "actual", "reward", "propensity", "q_hat",
+                 "q_noise", "cost_noise", "code", "tried")
+        return replace(self, **{name: getattr(self, name)[keep] for name in names})
 
     def light(self) -> Frame:
         """The frame without embeddings and per-row signals (what a whole-log budget needs to keep)."""
@@ -104,9 +122,10 @@ class Replay:
         self.predicted = self.routing.outcome_columns >= 0
         self.model_label = (f"outcome router {model.metrics.get('name')!r} version {model.metrics.get('version')}"
                             if model is not None else None)
-        self.category_vocab, self.category_matrix = _category_matrix(self.spec, self.names)
+        self.evidence = Evidence.fit(self.spec, self.agents, self.routing.settings.bytes_per_token)
         self.n_rows = self.spec.n_rows
         self.warnings = self._agent_warnings(log, columns) + self._sample_warnings()
+        self.ranked = self.predicted & self._learned_elsewhere()
 
     def _agent_warnings(self, log: Any, columns: Any) -> list[str]:
         """The log's agents that are not registered (their outcomes are ignored) and registered agents the log
@@ -123,6 +142,15 @@ class Replay:
             out.append(f"{len(unseen)} registered agent(s) never appear in the log, so their quality is not "
                        f"observed: {_listed(unseen)}")
         return out
+
+    def _learned_elsewhere(self) -> bool:
+        """The active outcome router learned from other requests than this log's (another log, or data given to
+        it directly): its predictions are then a prior independent of the log's outcomes, which the outcome model
+        may shrink toward (:meth:`Evidence.quality`). Trained on this log, even on its other requests, it shares
+        their outcomes and a policy that follows it picks the agents whose few outcomes looked best."""
+        model = self.routing.outcome
+        trained = {} if model is None else model.metrics.get("log") or {}
+        return model is not None and trained.get("path") != resolved_path(self.spec.path)
 
     def _sample_warnings(self) -> list[str]:
         """In-sample: the active outcome router was trained on this very log and the replay does not keep to the
@@ -179,37 +207,22 @@ class Replay:
                observed: np.ndarray, cost: np.ndarray, actual: np.ndarray) -> Frame:
         n, a = len(batch), self.agents.size
         expected = np.array(np.broadcast_to(scored.quality, (n, a)), np.float64)
-        source = np.where(np.isnan(observed), 3, 0).astype(np.int8)
-        quality = np.where(np.isnan(observed), np.broadcast_to(self.agents.quality, (n, a)), observed)
-        predicted = np.broadcast_to(self.predicted, (n, a)) & (source == 3)
-        quality = np.where(predicted, expected, quality)
-        source[predicted] = 2
-        if self.category_vocab is not None and "category" in log.columns:
-            code = pc.index_in(log.columns["category"], value_set=self.category_vocab).fill_null(-1).to_numpy(
-                zero_copy_only=False)
-            mean = np.where((code >= 0)[:, None], self.category_matrix[np.maximum(code, 0)], np.nan)
-            use = (source > 0) & ~np.isnan(mean)
-            quality[use] = mean[use]
-            source[use] = 1
-        cost_source = np.isnan(cost).astype(np.int8)
-        cost = np.where(np.isnan(cost), scored.cost, cost)
-        return Frame(log, batch, options, signals, expected, scored.cost, scored.candidate, scored.match, quality,
-                     source, cost, cost_source, actual)
+        quality = self.evidence.quality(log, observed, actual, self.predicted, expected, self.agents.quality,
+                                        ranked=self.ranked)
+        cost, cost_source, cost_noise = self.evidence.costs(log, quality.code, scored.cost, cost)
+        nothing = np.full(n, np.nan)
+        reward = np.where(actual >= 0, observed[np.arange(n), np.maximum(actual, 0)], np.nan)
+        propensity = np.where(actual >= 0, log.columns.get("propensity", nothing), np.nan)
+        return Frame(log, batch, options, signals, expected, scored.cost, scored.candidate, scored.match,
+                     quality.quality, quality.source, cost, cost_source, actual, reward, propensity, quality.q_hat,
+                     quality.noise, cost_noise, quality.code, quality.tried)
 
 
-def _category_matrix(spec: LogSpec, names: list[str]) -> tuple[pa.Array | None, np.ndarray]:
-    """The log's categories and float64 (C, A) the mean observed quality of each agent on each (NaN: never)."""
-    means = category_means(spec)
-    if means is None or not means.height:
-        return None, np.zeros((0, len(names)))
-    vocab = means["category"].unique(maintain_order=True)
-    matrix = np.full((len(vocab), len(names)), np.nan)
-    row = {c: i for i, c in enumerate(vocab.to_list())}
-    column = {a: j for j, a in enumerate(names)}
-    for category, agent, mean in means.select("category", "agent", "mean").iter_rows():  # one per pair, not per row
-        if agent in column:
-            matrix[row[category], column[agent]] = mean
-    return vocab.to_arrow(), matrix
+def source_counts(quality: np.ndarray, cost: np.ndarray) -> dict[str, int]:
+    """The decisions per source (:data:`SOURCE_COUNTS` and :data:`COST_DETAIL_COUNTS`) from their counts per
+    QUALITY_SOURCES and COST_SOURCES (a stochastic policy's are expected counts, rounded)."""
+    quality, cost = [round(float(c)) for c in quality], [round(float(c)) for c in cost]
+    return {**dict(zip(SOURCE_COUNTS, [*quality, cost[0], sum(cost[1:])])), **dict(zip(COST_DETAIL_COUNTS, cost[1:]))}
 
 
 def _listed(names: list[str]) -> str:

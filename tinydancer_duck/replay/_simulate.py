@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
 from tinydancer_duck.options import Policy
+from tinydancer_duck._offpolicy import one_hot
 from tinydancer_duck.routing import (
     BatchDecisions,
     OptionColumns,
@@ -41,7 +42,17 @@ from tinydancer_duck.routing import (
 )
 from tinydancer_duck.snapshot import RoutingSnapshot
 
-from ._frames import COST_SOURCES, QUALITY_SOURCES, SOURCE_COUNTS, Frame, Replay, as_snapshot
+from ._evaluation import Evaluation, summary_figures, untried_warning
+from ._frames import (
+    COST_DETAIL_COUNTS,
+    COST_SOURCES,
+    QUALITY_SOURCES,
+    SOURCE_COUNTS,
+    Frame,
+    Replay,
+    as_snapshot,
+    source_counts,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -50,6 +61,8 @@ ROW_TYPE = pa.struct([("row", pa.int64()), ("request_id", pa.string()), ("catego
                       ("quality_source", pa.string()), ("cost", pa.float64()), ("cost_source", pa.string()),
                       ("estimated_cost", pa.float64()), ("latency_ms", pa.float64()), ("actual_agent", pa.string()),
                       ("actual_cost", pa.float64()), ("actual_quality", pa.float64()), ("reasoning", pa.string())])
+#: The summary's figures that carry an interval (``<figure>_low``, ``<figure>_high``).
+INTERVAL_FIGURES = ("mean_quality", "mean_cost", "total_cost", "savings", "savings_pct")
 MIX_TYPE = pa.struct([("agent", pa.string()), ("requests", pa.int64()), ("share", pa.float64()),
                       ("cost", pa.float64()), ("quality", pa.float64())])
 SUMMARY_TYPE = pa.struct([("rows", pa.int64()), ("routed", pa.int64()), ("total_cost", pa.float64()),
@@ -61,7 +74,12 @@ SUMMARY_TYPE = pa.struct([("rows", pa.int64()), ("routed", pa.int64()), ("total_
                           ("actual_mean_quality", pa.float64()), ("actual_over_window", pa.int64()),
                           ("savings", pa.float64()),
                           ("savings_pct", pa.float64()), ("agent_mix", pa.list_(MIX_TYPE)),
-                          *((name, pa.int64()) for name in SOURCE_COUNTS),
+                          *((name, pa.int64()) for name in (*SOURCE_COUNTS, *COST_DETAIL_COUNTS)),
+                          *((f"{figure}_{end}", pa.float64()) for figure in INTERVAL_FIGURES
+                            for end in ("low", "high")),
+                          ("quality_estimator", pa.string()), ("propensities", pa.string()),
+                          ("interval_method", pa.string()), ("confidence", pa.float64()),
+                          ("effective_sample_size", pa.float64()), ("untried_decisions", pa.int64()),
                           ("budget", pa.float64()), ("budget_overrun", pa.float64()),
                           ("warnings", pa.list_(pa.string())),
                           ("seconds", pa.float64()), ("rows_per_second", pa.float64())])
@@ -157,11 +175,15 @@ def simulate(source: RoutingSnapshot | Any, log: Any, policy: Policy | None = No
         (``simulate(snapshot, log, optimize_for="cost", max_cost=0.01, budget=5)``; values apply over policy)
     columns : the log's column mapping (JSON text or a dict); rows : rows per batch
     sink : called with each batch of per-row decisions (e.g. a ParquetWriter's write_batch) as it is made
+
+    The policy's ``estimate`` (``estimator``, ``confidence``, ``interval`` by name) says how the summary's figures
+    and their intervals are estimated (:mod:`tinydancer_duck.replay._evaluation`).
     """
     chosen = Policy.of(policy, **values)
     started = time.perf_counter()
     replay = Replay(as_snapshot(source), log, chosen, columns=columns)
-    summary = Summary(replay, chosen.budget)
+    evaluation = Evaluation.build(replay.evidence, chosen.estimate)
+    summary = Summary(replay, chosen.budget, evaluation)
     kept = []
     for frame, agent, reasoning in simulate_frames(replay, optimize_for=chosen.optimize_for, budget=chosen.budget,
                                                    rows=rows, progress=progress):
@@ -179,14 +201,14 @@ def simulate(source: RoutingSnapshot | Any, log: Any, policy: Policy | None = No
 class Summary:
     """Running totals of a simulation, finished into one :data:`SUMMARY_TYPE` dict."""
 
-    def __init__(self, replay: Replay, budget: float | None = None) -> None:
+    def __init__(self, replay: Replay, budget: float | None = None, evaluation: Evaluation | None = None) -> None:
         self.replay = replay
         self.budget = budget
+        self.evaluation = evaluation or Evaluation.build(replay.evidence)
+        self.figures = self.evaluation.figures(replay.evidence)
         a = replay.agents.size
         self.rows = self.routed = self.realized_rows = 0
-        self.cost = self.expected = self.quality = self.latency = self.realized = 0.0
-        self.quality_sources = np.zeros(len(QUALITY_SOURCES), np.int64)
-        self.cost_sources = np.zeros(len(COST_SOURCES), np.int64)
+        self.cost = self.expected = self.latency = self.realized = 0.0
         self.expected_predicted = 0
         self.mix_requests, self.mix_cost, self.mix_quality = np.zeros(a, np.int64), np.zeros(a), np.zeros(a)
         self.actual_cost = self.actual_quality = 0.0
@@ -204,12 +226,10 @@ class Summary:
         self.cost += float(cost.sum())
         self.expected += float(frame.expected[rows, picked].sum())
         self.expected_predicted += int(self.replay.predicted[picked].sum())
-        self.quality += float(quality.sum())
         self.realized += float(quality[source == 0].sum())
         self.realized_rows += int((source == 0).sum())
         self.latency += float(self.replay.agents.latency_ms[picked].sum())
-        self.quality_sources += np.bincount(source, minlength=len(QUALITY_SOURCES))
-        self.cost_sources += np.bincount(frame.cost_source[rows, picked], minlength=len(COST_SOURCES))
+        self.figures.add(frame, one_hot(agent, len(self.mix_requests)))
         self.mix_requests += np.bincount(picked, minlength=len(self.mix_requests))
         self.mix_cost += np.bincount(picked, weights=cost, minlength=len(self.mix_cost))
         self.mix_quality += np.bincount(picked, weights=quality, minlength=len(self.mix_quality))
@@ -242,31 +262,28 @@ class Summary:
                 "quality": float(self.mix_quality[i] / self.mix_requests[i])}
                for i in used[np.argsort(-self.mix_requests[used], kind="stable")]]
         actual_cost = self.actual_cost if self.actual_cost_rows else None
-        savings = None if actual_cost is None else actual_cost - self.cost
         expected_source = "quality_score" if not self.expected_predicted else (
             self.replay.model_label if self.expected_predicted == self.routed
             else f"{self.replay.model_label} for {self.expected_predicted / routed:.0%}, else quality_score")
         none = self.routed == 0
         return {
-            "rows": self.rows, "routed": self.routed, "total_cost": self.cost,
-            "mean_cost": None if none else self.cost / routed, "cost_source": _shares(self.cost_sources, COST_SOURCES),
+            "rows": self.rows, "routed": self.routed,
+            "cost_source": _shares(self.figures.cost_sources, COST_SOURCES),
             "mean_expected_quality": None if none else self.expected / routed,
             "expected_quality_source": expected_source,
-            "mean_quality": None if none else self.quality / routed,
-            "quality_source": _shares(self.quality_sources, QUALITY_SOURCES),
+            "quality_source": _shares(self.figures.quality_sources, QUALITY_SOURCES),
             "realized_quality": self.realized / self.realized_rows if self.realized_rows else None,
             "realized_rows": self.realized_rows,
             "mean_latency_ms": None if none else self.latency / routed,
             "actual_total_cost": actual_cost,
             "actual_mean_quality": self.actual_quality / self.actual_quality_rows if self.actual_quality_rows else None,
             "actual_over_window": self.actual_over_window,
-            "savings": savings,
-            "savings_pct": None if not actual_cost else 100.0 * savings / actual_cost,
             "agent_mix": mix,
-            **dict(zip(SOURCE_COUNTS, [*self.quality_sources.tolist(), *self.cost_sources.tolist()])),
+            **source_counts(self.figures.quality_sources, self.figures.cost_sources),
+            **summary_figures(self.evaluation, self.figures, self.replay.evidence, actual_cost),
             "budget": self.budget,
             "budget_overrun": None if self.budget is None else max(0.0, self.cost - self.budget),
-            "warnings": self.replay.warnings,
+            "warnings": self.replay.warnings + untried_warning(round(self.figures.positivity), self.routed),
             "seconds": seconds, "rows_per_second": self.rows / seconds if seconds > 0 else None,
         }
 

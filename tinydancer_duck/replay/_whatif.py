@@ -24,11 +24,13 @@ import polars as pl
 import pyarrow as pa
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
+from tinydancer_duck._offpolicy import one_hot
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.options import BUDGET, QUALITY_THRESHOLD, Policy
 from tinydancer_duck.snapshot import RoutingSnapshot
 
-from ._frames import COST_SOURCES, QUALITY_SOURCES, SOURCE_COUNTS, Replay, as_snapshot, constraints_only
+from ._evaluation import Evaluation
+from ._frames import COST_DETAIL_COUNTS, SOURCE_COUNTS, Frame, Replay, as_snapshot, constraints_only, source_counts
 from ._simulate import MIX_TYPE, Progress, budget_decisions
 
 WHATIF_TYPE = pa.struct([("budget", pa.float64()), ("estimated_spend", pa.float64()), ("spend", pa.float64()),
@@ -36,7 +38,10 @@ WHATIF_TYPE = pa.struct([("budget", pa.float64()), ("estimated_spend", pa.float6
                          ("expected_quality", pa.float64()), ("quality", pa.float64()),
                          ("requests", pa.int64()), ("served", pa.int64()), ("served_share", pa.float64()),
                          ("meets_quality_threshold", pa.bool_()), ("agent_mix", pa.list_(MIX_TYPE)),
-                         *((name, pa.int64()) for name in SOURCE_COUNTS), ("warnings", pa.list_(pa.string()))])
+                         *((name, pa.int64()) for name in (*SOURCE_COUNTS, *COST_DETAIL_COUNTS)),
+                         ("spend_low", pa.float64()), ("spend_high", pa.float64()), ("quality_low", pa.float64()),
+                         ("quality_high", pa.float64()), ("quality_estimator", pa.string()),
+                         ("warnings", pa.list_(pa.string()))])
 
 
 def check_budgets(budgets: Any) -> list[float]:
@@ -57,8 +62,9 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
     """One row per budget (:data:`WHATIF_TYPE`), in the order given.
 
     policy, values : the replay's constraints (max_latency_ms drops agents slower than it on average),
-        ``observed_only`` and ``holdout`` (:class:`~tinydancer_duck.options.Policy`); each budget decides the
-        choice, so an objective, a willingness to pay or a budget is an error.
+        ``observed_only``, ``holdout`` and the estimate (:class:`~tinydancer_duck.options.Policy`: each row's spend
+        and quality carry an interval); each budget decides the choice, so an objective, a willingness to pay or a
+        budget is an error.
     quality_threshold : marks the budgets whose allocation serves every request at a mean expected quality at or
         above it.
     """
@@ -69,12 +75,11 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
     frames = [frame.light() for frame in replay.frames(rows, progress)]
     if not frames:
         raise InvalidArgument("log", replay.spec.path, "has no rows")
+    evaluation = Evaluation.build(replay.evidence, replay.policy.estimate)
     expected = np.concatenate([f.expected for f in frames])
     quality = np.concatenate([f.quality for f in frames])
     cost = np.concatenate([f.cost for f in frames])
     estimated = np.concatenate([f.estimated for f in frames])
-    quality_source = np.concatenate([f.quality_source for f in frames])
-    cost_source = np.concatenate([f.cost_source for f in frames])
     n = len(expected)
     names = pl.Series("agent", replay.names, pl.String)
     out = []
@@ -82,13 +87,11 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
         decided = budget_decisions(replay, frames, budget, "quality")
         served = np.flatnonzero(decided.agent >= 0)
         picked = decided.agent[served]
-        sources = [*np.bincount(quality_source[served, picked], minlength=len(QUALITY_SOURCES)).tolist(),
-                   *np.bincount(cost_source[served, picked], minlength=len(COST_SOURCES)).tolist()]
+        figures = _figures(replay, evaluation, frames, decided.agent)
         frame = pl.DataFrame({"agent": names.gather(picked), "cost": cost[served, picked],
                               "quality": quality[served, picked], "expected": expected[served, picked],
                               "estimated": estimated[served, picked]})
-        totals = frame.select(pl.col("estimated").sum(), pl.col("cost").sum(), pl.col("expected").mean(),
-                              pl.col("quality").mean()).row(0)
+        totals = frame.select(pl.col("estimated").sum(), pl.col("cost").sum(), pl.col("expected").mean()).row(0)
         mix = (frame.group_by("agent").agg(pl.len().cast(pl.Int64).alias("requests"), pl.col("cost").sum(),
                                            pl.col("quality").mean())
                .with_columns((pl.col("requests") / max(len(served), 1)).alias("share"))
@@ -100,9 +103,25 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
         spend = float(totals[1] or 0.0)
         out.append({"budget": budget, "estimated_spend": float(totals[0] or 0.0), "spend": spend,
                     "budget_overrun": max(0.0, spend - budget), "willingness_to_pay": decided.willingness_to_pay,
-                    "expected_quality": mean_expected, "quality": totals[3] if len(served) else None,
+                    "expected_quality": mean_expected,
                     "requests": n, "served": len(served), "served_share": len(served) / n if n else None,
-                    "meets_quality_threshold": meets, "agent_mix": mix.to_dicts(),
-                    **dict(zip(SOURCE_COUNTS, sources)), "warnings": replay.warnings})
+                    "meets_quality_threshold": meets, "agent_mix": mix.to_dicts(), **figures,
+                    "warnings": replay.warnings})
     return pa.Table.from_pylist(out, schema=pa.schema(list(WHATIF_TYPE)))
 
+
+def _figures(replay: Replay, evaluation: Evaluation, frames: list[Frame], agent: np.ndarray) -> dict[str, Any]:
+    """One budget's quality estimate, its interval, the interval of its spend and the decisions per source, over
+    the frames' decisions."""
+    figures = evaluation.figures(replay.evidence)
+    start = 0
+    for frame in frames:
+        stop = start + len(frame.actual)
+        figures.add(frame, one_hot(agent[start:stop], replay.agents.size))
+        start = stop
+    quality, low, high = evaluation.quality(figures, replay.evidence)
+    _, cost_low, cost_high = evaluation.cost(figures, replay.evidence)
+    spend = [None if c is None else c * figures.n for c in (cost_low, cost_high)]
+    return {"quality": quality, "spend_low": spend[0], "spend_high": spend[1], "quality_low": low,
+            "quality_high": high, "quality_estimator": evaluation.label,
+            **source_counts(figures.quality_sources, figures.cost_sources)}

@@ -11,49 +11,55 @@
 -- agent_name, expected_quality, quality, quality_source, cost, cost_source, estimated_cost, latency_ms,
 -- actual_agent, actual_cost, actual_quality, reasoning). Every figure says where it came from (observed_rows,
 -- category_mean_rows, predicted_rows, quality_score_rows; logged_cost_rows, estimated_cost_rows: each group adds
--- up to the decisions).
+-- up to the decisions) and carries an interval (<figure>_low, <figure>_high) from the named estimator.
 CREATE OR REPLACE MACRO ruvector_simulate(log, optimize_for := 'balanced', required_capabilities := NULL,
         max_cost := NULL, max_latency_ms := NULL, min_quality := NULL, excluded_agents := NULL,
         willingness_to_pay := NULL, explore := NULL, explore_seed := 0, budget := NULL, observed_only := false,
-        holdout := NULL, columns := NULL) AS TABLE
+        holdout := NULL, estimator := NULL, confidence := 0.95, interval := NULL, columns := NULL) AS TABLE
     SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_simulate(log::VARCHAR, optimize_for::VARCHAR,
         required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE, min_quality::DOUBLE,
         excluded_agents::VARCHAR[], willingness_to_pay::DOUBLE, explore::DOUBLE, explore_seed::BIGINT,
-        budget::DOUBLE, observed_only::BOOLEAN, holdout::DOUBLE, _td_json_text(columns)) AS rows);
+        budget::DOUBLE, observed_only::BOOLEAN, holdout::DOUBLE, estimator::VARCHAR, confidence::DOUBLE,
+        interval::VARCHAR, _td_json_text(columns)) AS rows);
 
 -- The same replay, streamed, as one summary row: cost, expected and measured quality with their sources,
 -- latency, agent mix, savings against the log's actual choices, budget and overrun, warnings. Every figure says
 -- where it came from (observed_rows, category_mean_rows, predicted_rows, quality_score_rows; logged_cost_rows,
--- estimated_cost_rows: each group adds up to the decisions).
+-- estimated_cost_rows: each group adds up to the decisions) and carries an interval (<figure>_low,
+-- <figure>_high) from the named estimator.
 CREATE OR REPLACE MACRO ruvector_simulate_summary(log, optimize_for := 'balanced', required_capabilities := NULL,
         max_cost := NULL, max_latency_ms := NULL, min_quality := NULL, excluded_agents := NULL,
         willingness_to_pay := NULL, explore := NULL, explore_seed := 0, budget := NULL, observed_only := false,
-        holdout := NULL, columns := NULL) AS TABLE
+        holdout := NULL, estimator := NULL, confidence := 0.95, interval := NULL, columns := NULL) AS TABLE
     SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_simulate_summary(log::VARCHAR, optimize_for::VARCHAR,
         required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE, min_quality::DOUBLE,
         excluded_agents::VARCHAR[], willingness_to_pay::DOUBLE, explore::DOUBLE, explore_seed::BIGINT,
-        budget::DOUBLE, observed_only::BOOLEAN, holdout::DOUBLE, _td_json_text(columns)) AS rows);
+        budget::DOUBLE, observed_only::BOOLEAN, holdout::DOUBLE, estimator::VARCHAR, confidence::DOUBLE,
+        interval::VARCHAR, _td_json_text(columns)) AS rows);
 
 -- The cost-quality curve: the router swept over willingness_to_pay (ruvector_route(willingness_to_pay := w)
 -- makes the same choices), the single agents (zero router) and the oracle; on_hull marks the non-decreasing
 -- convex hull, aiq is RouterBench's AIQ of the series.
 CREATE OR REPLACE MACRO ruvector_cost_quality_curve(log, points := 40, columns := NULL,
         required_capabilities := NULL, max_cost := NULL, max_latency_ms := NULL, min_quality := NULL,
-        excluded_agents := NULL, observed_only := false, holdout := NULL) AS TABLE
+        excluded_agents := NULL, observed_only := false, holdout := NULL, estimator := NULL, confidence := 0.95,
+        interval := NULL) AS TABLE
     SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_cost_quality_curve(log::VARCHAR, points::BIGINT,
         _td_json_text(columns), required_capabilities::VARCHAR[], max_cost::DOUBLE, max_latency_ms::DOUBLE,
-        min_quality::DOUBLE, excluded_agents::VARCHAR[], observed_only::BOOLEAN, holdout::DOUBLE) AS rows);
+        min_quality::DOUBLE, excluded_agents::VARCHAR[], observed_only::BOOLEAN, holdout::DOUBLE, estimator::VARCHAR,
+        confidence::DOUBLE, interval::VARCHAR) AS rows);
 
 -- One row per total budget: estimated_spend, spend (logged where the log has it: the budget is held there),
 -- budget_overrun, the willingness_to_pay that budget implies, expected_quality, quality, requests, served,
 -- served_share, meets_quality_threshold, agent_mix, source counts and warnings.
 CREATE OR REPLACE MACRO ruvector_budget_whatif(log, budgets, quality_threshold := NULL, columns := NULL,
         required_capabilities := NULL, max_cost := NULL, max_latency_ms := NULL, min_quality := NULL,
-        excluded_agents := NULL, observed_only := false, holdout := NULL) AS TABLE
+        excluded_agents := NULL, observed_only := false, holdout := NULL, estimator := NULL, confidence := 0.95,
+        interval := NULL) AS TABLE
     SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_budget_whatif(log::VARCHAR, budgets::DOUBLE[],
         quality_threshold::DOUBLE, _td_json_text(columns), required_capabilities::VARCHAR[], max_cost::DOUBLE,
         max_latency_ms::DOUBLE, min_quality::DOUBLE, excluded_agents::VARCHAR[], observed_only::BOOLEAN,
-        holdout::DOUBLE) AS rows);
+        holdout::DOUBLE, estimator::VARCHAR, confidence::DOUBLE, interval::VARCHAR) AS rows);
 
 -- Train the outcome router from a log with per-agent outcomes (wide or long), save it as the next version of
 -- model (it becomes active) and return its out-of-fold metrics: kind 'agent' (per agent), 'overall', 'routing'
