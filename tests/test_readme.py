@@ -40,7 +40,8 @@ def write_fixtures(folder: Path) -> None:
     (folder / "old.csv").write_text("agent,cost,success,latency_ms\ngpt-4,0.02,true,2100\nclaude-3-haiku,0.0004,true,"
                                     "300\n")  # a log without timestamps
     rng = np.random.default_rng(0)
-    outcomes = {"request": texts[:200], "category": [data["val"][i][1] for i in range(200)]}
+    outcomes = {"request_id": [f"q{i}" for i in range(200)], "request": texts[:200],
+                "category": [data["val"][i][1] for i in range(200)]}
     for agent, accuracy, price in (("gpt-4", 0.9, 0.01), ("claude-3-haiku", 0.7, 0.0003), ("code-specialist", 0.5,
                                                                                            0.001)):
         outcomes[agent] = (rng.random(200) < accuracy).astype(float)

@@ -31,14 +31,17 @@ HOLDOUT = 0.2
 
 
 class Page(HTMLParser):
-    """Every tag's attributes, and each data table's rows as text cells."""
+    """Every tag's attributes, each data table's rows as text cells (a figure without its interval) and the
+    intervals shown beside figures (``<span class="iv">``) per table."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
         self.tables: dict[str, list[list[str]]] = {}
+        self.intervals: dict[str, list[str]] = {}
         self._table: str | None = None
         self._cell: list[str] | None = None
+        self._interval: list[str] | None = None
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
@@ -51,16 +54,23 @@ class Page(HTMLParser):
             self.tables[self._table].append([])
         elif tag == "td" and self._table:
             self._cell = []
+        elif tag == "span" and attributes.get("class") == "iv" and self._cell is not None:
+            self._interval = []
 
     def handle_endtag(self, tag):
-        if tag == "table":
+        if tag == "span" and self._interval is not None:
+            self.intervals.setdefault(self._table, []).append("".join(self._interval))
+            self._interval = None
+        elif tag == "table":
             self._table = None
         elif tag == "td" and self._cell is not None:
             self.tables[self._table][-1].append("".join(self._cell))
             self._cell = None
 
     def handle_data(self, data):
-        if self._cell is not None:
+        if self._interval is not None:
+            self._interval.append(data)
+        elif self._cell is not None:
             self._cell.append(data)
 
     def rows(self, name: str) -> list[list[str]]:
@@ -297,11 +307,13 @@ def test_charts_draw_one_mark_per_figure(generated):
     counts = marks(svg)
     assert counts["router_points_marks"] == 9 and counts["agent_points_marks"] == 3
     assert counts["oracle_point_marks"] == counts["actual_point_marks"] == 1 and "calibrated_point_marks" not in counts
+    assert counts["quality_bars_marks"] == 9 + 3 + 1  # each replayed point's 95% interval (not the actual's)
     frontier = budget_whatif(engine, log, [0.1, 0.5, 2.0], holdout=HOLDOUT)
     agents = [r for r in table.to_pylist() if r["series"] == "zero_router"]
     counts = marks(render(whatif_chart(frontier, agents=agents, quality_threshold=0.8)))
     assert counts["frontier_points_marks"] == 3 and counts["agent_points_marks"] == 3
     assert counts["threshold_rule_marks"] == 1 and "actual_rule_marks" not in counts
+    assert counts["quality_bars_marks"] == 3
     assert render(whatif_chart(frontier), "png")[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(InvalidArgument, match="spec"):  # nothing is fetched: a data URL is refused
         render({"data": {"url": "https://example.com/log.csv"}, "mark": "point"})

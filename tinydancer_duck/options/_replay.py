@@ -133,8 +133,9 @@ _CONSTRAINTS = Policy.flat_params(choosing=False)
 SIGNATURES = (
     Signature("ruvector_simulate", (LOG, *_POLICY, COLUMNS), "60_replay", twin="simulate",
               doc="Replay a log under a policy with the engine's router: one row per request (row, request_id, "
-                  "category, agent_name, expected_quality, quality, quality_source, cost, cost_source, "
-                  "estimated_cost, latency_ms, actual_agent, actual_cost, actual_quality, reasoning)." + _REPLAY_DOC),
+                  "category, agent_name, propensity (1 unless the policy explores), expected_quality, quality, "
+                  "quality_source, cost, cost_source, estimated_cost, latency_ms, actual_agent, actual_cost, "
+                  "actual_quality, reasoning)." + _REPLAY_DOC),
     Signature("ruvector_simulate_summary", (LOG, *_POLICY, COLUMNS), "60_replay", twin="simulate",
               doc="The same replay, streamed, as one summary row: cost, expected and measured quality with their "
                   "sources, latency, agent mix, savings against the log's actual choices, budget and overrun, "

@@ -62,6 +62,8 @@ SEMANTIC = (
                   "precision, recall, F1, accuracy and out-of-scope recall."),
 )
 
+TIME_RANGE = Param("time_range", "VARCHAR", "7 days", doc="'7 days', '24 hours', '30 minutes', '1 week' or 'all'")
+
 USAGE = (
     Signature("ruvector_record_usage",
               (Param("agent", "VARCHAR", check=Text(), doc="the agent that served the request", per_row=True),
@@ -75,7 +77,11 @@ USAGE = (
                Param("category", "VARCHAR", None, doc="the request's category", per_row=True),
                Param("tokens_in", "BIGINT", None, _AMOUNT, "input tokens", per_row=True),
                Param("tokens_out", "BIGINT", None, _AMOUNT, "output tokens", per_row=True),
-               Param("quality", "DOUBLE", None, Interval(0, 1), "the outcome's quality in [0, 1]", per_row=True)),
+               Param("quality", "DOUBLE", None, Interval(0, 1), "the outcome's quality in [0, 1]", per_row=True),
+               Param("propensity", "DOUBLE", None, Interval(0, 1, closed="right"), "the probability the routing "
+                     "policy had of choosing this agent (ruvector_route's propensity; 1: a deterministic choice)",
+                     per_row=True),
+               Param("policy", "VARCHAR", None, doc="a name for the policy that chose the agent", per_row=True)),
               "50_usage", twin="Usage.record",
               doc="Record events, one per row (vectorized: one append and one agents write per batch): true when "
                   "the agent is registered (its running stats were updated), false when the event was stored for "
@@ -89,8 +95,13 @@ USAGE = (
               doc="Bulk ingest of a Parquet log, streamed and all or nothing (validated in full before anything is "
                   "written; a request_id stored already, or repeated in the log, is stored once). One row: rows, "
                   "total_cost, agents_updated, unknown_agents, duplicates, already_stored, seconds."),
+    Signature("ruvector_usage_events", (TIME_RANGE.evolve(default="all"),), "50_usage",
+              twin="Analytics.usage_events",
+              doc="The recorded events since now - time_range, in time order: ts, request_id, agent, route, "
+                  "category, tokens_in, tokens_out, cost, latency_ms, success, quality, propensity, policy. Joined "
+                  "with the requests' text, a log a replay reads."),
     Signature("ruvector_routing_analytics",
-              (Param("time_range", "VARCHAR", "7 days", doc="'7 days', '24 hours', '30 minutes', '1 week' or 'all'"),
+              (TIME_RANGE,
                Param("group_by", "VARCHAR", "agent", Choices(("agent", "route", "category", "day", "hour")),
                      "agent, route, category, day or hour")),
               "50_usage", twin="Analytics.analytics_struct",

@@ -57,7 +57,8 @@ from ._frames import (
 Progress = Callable[[int, int], None]
 
 ROW_TYPE = pa.struct([("row", pa.int64()), ("request_id", pa.string()), ("category", pa.string()),
-                      ("agent_name", pa.string()), ("expected_quality", pa.float64()), ("quality", pa.float64()),
+                      ("agent_name", pa.string()), ("propensity", pa.float64()), ("expected_quality", pa.float64()),
+                      ("quality", pa.float64()),
                       ("quality_source", pa.string()), ("cost", pa.float64()), ("cost_source", pa.string()),
                       ("estimated_cost", pa.float64()), ("latency_ms", pa.float64()), ("actual_agent", pa.string()),
                       ("actual_cost", pa.float64()), ("actual_quality", pa.float64()), ("reasoning", pa.string())])
@@ -86,17 +87,19 @@ SUMMARY_TYPE = pa.struct([("rows", pa.int64()), ("routed", pa.int64()), ("total_
 
 
 def simulate_frames(replay: Replay, *, optimize_for: str, budget: float | None, rows: int = DEFAULT_BATCH_ROWS,
-                    progress: Progress | None = None) -> Iterator[tuple[Frame, np.ndarray, pa.Array]]:
-    """(frame, chosen agent int (n,) with -1 for none, reasoning) per log batch, decided by the engine's router."""
+                    progress: Progress | None = None) -> Iterator[tuple[Frame, np.ndarray, pa.Array, np.ndarray]]:
+    """(frame, chosen agent int (n,) with -1 for none, reasoning, propensity float64 (n,)) per log batch, decided
+    by the engine's router; the propensity is 1 for a deterministic choice (a budget, total_cost, no exploring)."""
     agents, settings = replay.agents, replay.routing.settings
     if budget is None:
         for frame in replay.frames(rows, progress):
             if optimize_for == "total_cost":
                 decided = batch_route(frame.requests, agents, settings, optimize_for="total_cost", budget=None,
                                       options=frame.options, signals=frame.signals)
+                yield frame, decided.agent, decided.reasoning, _certain(decided.agent)
             else:
                 decided = route(frame.requests, frame.options, agents, settings, frame.signals)
-            yield frame, decided.agent, decided.reasoning
+                yield frame, decided.agent, decided.reasoning, decided.propensity
         return
     frames = [frame.light() for frame in replay.frames(rows, progress)]
     decided = budget_decisions(replay, frames, budget, optimize_for)
@@ -104,8 +107,13 @@ def simulate_frames(replay: Replay, *, optimize_for: str, budget: float | None, 
     start = 0
     for frame in frames:
         stop = start + len(frame.log)
-        yield frame, agent[start:stop], reasoning.slice(start, stop - start)
+        yield frame, agent[start:stop], reasoning.slice(start, stop - start), _certain(agent[start:stop])
         start = stop
+
+
+def _certain(agent: np.ndarray) -> np.ndarray:
+    """The propensity of a deterministic choice: 1 where an agent was chosen, NaN where none was."""
+    return np.where(agent >= 0, 1.0, np.nan)
 
 
 def budget_decisions(replay: Replay, frames: list[Frame], budget: float, optimize_for: str = "quality"
@@ -134,7 +142,8 @@ def _pick(matrix: np.ndarray, agent: np.ndarray) -> np.ndarray:
     return np.where(chosen, matrix[np.arange(len(agent)), np.maximum(agent, 0)], np.nan)
 
 
-def decision_rows(replay: Replay, frame: Frame, agent: np.ndarray, reasoning: pa.Array) -> pa.RecordBatch:
+def decision_rows(replay: Replay, frame: Frame, agent: np.ndarray, reasoning: pa.Array,
+                  propensity: np.ndarray) -> pa.RecordBatch:
     """The per-row simulation output (:data:`ROW_TYPE`) of one frame."""
     log, names = frame.log, replay.agents.names
     chosen = agent >= 0
@@ -151,6 +160,7 @@ def decision_rows(replay: Replay, frame: Frame, agent: np.ndarray, reasoning: pa
         pa.array(log.index, pa.int64()),
         log.columns.get("request_id", nulls), log.columns.get("category", nulls),
         pc.if_else(pa.array(chosen), names.take(safe), nulls),
+        pa.array(propensity, pa.float64(), mask=~chosen),
         pa.array(_pick(frame.expected, agent), mask=~chosen),
         pa.array(_pick(frame.quality, agent), mask=~chosen),
         text(q_source, np.nan_to_num(q_source).astype(int), QUALITY_SOURCES),
@@ -185,11 +195,11 @@ def simulate(source: RoutingSnapshot | Any, log: Any, policy: Policy | None = No
     evaluation = Evaluation.build(replay.evidence, chosen.estimate)
     summary = Summary(replay, chosen.budget, evaluation)
     kept = []
-    for frame, agent, reasoning in simulate_frames(replay, optimize_for=chosen.optimize_for, budget=chosen.budget,
-                                                   rows=rows, progress=progress):
+    for frame, agent, reasoning, propensity in simulate_frames(replay, optimize_for=chosen.optimize_for,
+                                                               budget=chosen.budget, rows=rows, progress=progress):
         summary.add(frame, agent)
         if keep_rows or sink is not None:
-            batch = decision_rows(replay, frame, agent, reasoning)
+            batch = decision_rows(replay, frame, agent, reasoning, propensity)
             if sink is not None:
                 sink(batch)
             if keep_rows:

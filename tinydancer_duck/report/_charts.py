@@ -129,6 +129,25 @@ def _rule(name: str, series: str, across: str) -> dict:
             "mark": {"type": "rule", "strokeDash": [6, 3], "strokeWidth": 1.5}, "encoding": {across: None}}
 
 
+def _bars(name: str, y: str) -> dict:
+    """A vertical bar from ``<y>_low`` to ``<y>_high`` at each datum that has them: a figure's 95% interval."""
+    low, high = f"{y}_low", f"{y}_high"
+    return {"name": name, "transform": [{"filter": f"isValid(datum.{low}) && isValid(datum.{high})"}],
+            "mark": {"type": "rule", "strokeWidth": 1.5, "opacity": 0.45},
+            "encoding": {"y": {"field": low, "type": "quantitative"}, "y2": {"field": high},
+                         "shape": None}}
+
+
+def _bounded(row: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The interval of ``row[key]`` under the chart's names (``quality_low``, ``quality_high``), when it has one."""
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    return {} if low is None or high is None else {"quality_low": low, "quality_high": high}
+
+
+def _with_interval(text: str, bounds: Mapping[str, Any]) -> str:
+    return f"{text} ({fmt(bounds['quality_low'])}–{fmt(bounds['quality_high'])})" if bounds else text
+
+
 def _line(name: str, series: str, x: str, y: str, dash: Sequence[int] = ()) -> dict:
     mark: dict[str, Any] = {"type": "line", "strokeWidth": 2, "interpolate": "linear"}
     if dash:
@@ -144,16 +163,19 @@ def curve_chart(table: pa.Table, aiq: Mapping[str, Any] | None = None, *, actual
     policy and the router at its ``calibrated`` price (dicts with mean ``cost`` and ``quality`` per request).
 
     Mark layers (class ``<name>_marks`` in the SVG): hull_line, router_line, router_points (one per willingness to
-    pay), agent_points and agent_labels (one per agent), oracle_point, and actual_point / calibrated_point."""
+    pay), agent_points and agent_labels (one per agent), oracle_point, and actual_point / calibrated_point;
+    quality_bars, one per point whose quality has a 95% interval (``quality_low``, ``quality_high``)."""
     rows: list[dict] = []
     for r in table.to_pylist():
         series = {"router": "router", "zero_router": "single agent", "oracle": "oracle"}[r["series"]]
         label = short_name(r["label"]) if series == "single agent" else r["label"]
-        rows.append({"series": series, "label": label, "cost": r["cost"], "quality": r["quality"],
+        bounds = _bounded(r, "quality")
+        rows.append({"series": series, "label": label, "cost": r["cost"], "quality": r["quality"], **bounds,
                      "order": r["willingness_to_pay"] if series == "router" else r["cost"],
-                     "description": f"{r['label']}: ${fmt(r['cost'])} per request, quality {fmt(r['quality'])}"})
+                     "description": _with_interval(f"{r['label']}: ${fmt(r['cost'])} per request, quality "
+                                                   f"{fmt(r['quality'])}", bounds)})
         if r["series"] == "zero_router" and r["on_hull"]:
-            rows.append({**rows[-1], "series": "zero router hull"})
+            rows.append({**rows[-1], "series": "zero router hull", "quality_low": None, "quality_high": None})
     for series, point in (("actual policy", actual), ("router at calibrated price", calibrated)):
         if point is not None:
             rows.append({"series": series, "label": series, "cost": point["cost"], "quality": point["quality"],
@@ -166,7 +188,8 @@ def curve_chart(table: pa.Table, aiq: Mapping[str, Any] | None = None, *, actual
     if aiq:
         title += f": AIQ router {fmt(aiq.get('aiq_router'), 3)} vs zero router {fmt(aiq.get('aiq_zero_router'), 3)}"
     x_title = "mean cost per request ($" + (", log scale)" if scale["type"] == "log" else ")")
-    layers = [_line("hull_line", "zero router hull", "cost", "quality", (5, 4)),
+    layers = [_bars("quality_bars", "quality"),
+              _line("hull_line", "zero router hull", "cost", "quality", (5, 4)),
               _line("router_line", "router", "cost", "quality"),
               _points("router_points", "router", "cost", "quality", 30),
               _points("agent_points", "single agent", "cost", "quality"),
@@ -188,16 +211,18 @@ def whatif_chart(table: pa.Table, *, agents: Sequence[Mapping[str, Any]] = (), a
     policy (total_cost, quality) as points, its spend as a vertical rule.
 
     Mark layers: frontier_line, frontier_points (one per budget), expected_line, agent_points, agent_labels,
-    threshold_rule, actual_rule, actual_point."""
+    threshold_rule, actual_rule, actual_point; quality_bars, one per measured point with a 95% interval."""
     rows: list[dict] = []
     for k, r in enumerate(table.to_pylist()):
         for series, field in (("frontier (measured)", "quality"), ("frontier (expected)", "expected_quality")):
             if r[field] is not None:
+                bounds = _bounded(r, "quality") if field == "quality" else {}
                 rows.append({"series": series, "label": f"${fmt(r['budget'])}", "spend": r["spend"],
-                             "quality": r[field], "order": k,
-                             "description": f"budget ${fmt(r['budget'])}: spent ${fmt(r['spend'])}, "
-                                            f"{series.split()[1].strip('()')} quality {fmt(r[field])}, "
-                                            f"{r['served']} of {r['requests']} served"})
+                             "quality": r[field], "order": k, **bounds,
+                             "description": _with_interval(f"budget ${fmt(r['budget'])}: spent ${fmt(r['spend'])}, "
+                                                           f"{series.split()[1].strip('()')} quality "
+                                                           f"{fmt(r[field])}", bounds)
+                                            + f", {r['served']} of {r['requests']} served"})
     for agent in agents:
         rows.append({"series": "single agent", "label": short_name(agent["label"]), "spend": agent["total_cost"],
                      "quality": agent["quality"], "order": 0,
@@ -208,7 +233,8 @@ def whatif_chart(table: pa.Table, *, agents: Sequence[Mapping[str, Any]] = (), a
                      "quality": actual["quality"], "order": 0,
                      "description": f"actual policy: ${fmt(actual['total_cost'])}, quality {fmt(actual['quality'])}"})
     scale = _scale([r["spend"] for r in rows])
-    layers = [_line("frontier_line", "frontier (measured)", "spend", "quality"),
+    layers = [_bars("quality_bars", "quality"),
+              _line("frontier_line", "frontier (measured)", "spend", "quality"),
               _points("frontier_points", "frontier (measured)", "spend", "quality", 50),
               _line("expected_line", "frontier (expected)", "spend", "quality", (4, 3)),
               _points("agent_points", "single agent", "spend", "quality"),

@@ -9,7 +9,8 @@
 - mix: where the best policy sends the requests.
 
 A figure that a replay gives with a 95% interval (``<figure>_low`` and ``<figure>_high``) is shown with it, "0.853
-(0.821–0.880)"; without one, alone.
+(0.821–0.880)"; without one, or with one that prints as the figure itself (a log that observed every decision),
+alone.
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ def percent(value: float | None) -> str:
 
 
 def interval(row: dict[str, Any], key: str, show: Callable[[Any], str]) -> str:
-    """ " (low–high)" when ``row`` has both bounds of ``key``, else ""."""
+    """ " (low–high)" when ``row`` has both bounds of ``key`` and they print apart, else ""."""
     low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
-    return "" if low is None or high is None else f" ({show(low)}–{show(high)})"
+    if low is None or high is None or show(low) == show(high):
+        return ""
+    return f" ({show(low)}–{show(high)})"
 
 
 def _phrase(policy: str) -> str:
@@ -88,16 +91,17 @@ def _savings(data: ReportData, best: dict[str, Any]) -> str:
         reference = data.policies[-1]  # always the best single agent
         against = f"{reference['policy'].split(' (')[0]}, the best single agent (the log has no policy of its own)"
     cost, was = best["total_cost"], reference["total_cost"]
-    change = "–"
+    change, spread = "–", ""
     if was:
         saved = 100.0 * (was - cost) / was
         spread = interval(best, "savings_pct", percent) if data.actual is not None else ""
         change = f"{percent(abs(saved))}{spread} {'less' if saved >= 0 else 'more'}"
-    estimator = f" (95% intervals: {best['estimator']})" if best.get("estimator") else ""
-    spent = f"{money(cost)}{interval(best, 'total_cost', money)}"
-    return (f"The best policy, {_phrase(best['policy'])}, would have cost {spent} for the {best['requests']:,} "
-            f"requests replayed against {money(was)} for {against}: {change}, at mean quality "
-            f"{quality(best['quality'])}{interval(best, 'quality', quality)} against "
+    cost_spread, quality_spread = interval(best, "total_cost", money), interval(best, "quality", quality)
+    shown = bool(spread or cost_spread or quality_spread)  # an interval printed: say how it was estimated
+    estimator = f" (95% intervals: {best['estimator']})" if best.get("estimator") and shown else ""
+    return (f"The best policy, {_phrase(best['policy'])}, would have cost {money(cost)}{cost_spread} for the "
+            f"{best['requests']:,} requests replayed against {money(was)} for {against}: {change}, at mean quality "
+            f"{quality(best['quality'])}{quality_spread} against "
             f"{quality(reference['quality'])}{estimator}.")
 
 

@@ -8,10 +8,11 @@
 -- registered (its running stats were updated), false when the event was stored for an unregistered agent. Bad
 -- values fail the batch before anything of it is written.
 CREATE OR REPLACE MACRO ruvector_record_usage(agent, cost, success, latency_ms, ts := NULL, request_id := NULL,
-        route := NULL, category := NULL, tokens_in := NULL, tokens_out := NULL, quality := NULL) AS
+        route := NULL, category := NULL, tokens_in := NULL, tokens_out := NULL, quality := NULL, propensity := NULL,
+        policy := NULL) AS
     _td_record_usage(agent::VARCHAR, cost::DOUBLE, success::BOOLEAN, latency_ms::DOUBLE, _td_epoch_us(ts),
         request_id::VARCHAR, route::VARCHAR, category::VARCHAR, tokens_in::BIGINT, tokens_out::BIGINT,
-        quality::DOUBLE);
+        quality::DOUBLE, propensity::DOUBLE, policy::VARCHAR);
 
 -- Bulk ingest of a Parquet log, streamed and all or nothing (validated in full before anything is written; a
 -- request_id stored already, or repeated in the log, is stored once). One row: rows, total_cost, agents_updated,
@@ -19,6 +20,12 @@ CREATE OR REPLACE MACRO ruvector_record_usage(agent, cost, success, latency_ms, 
 CREATE OR REPLACE MACRO ruvector_ingest_usage(path, columns := NULL, batch_rows := 100000, ts := NULL) AS TABLE
     SELECT unnest(result) FROM (SELECT _td_ingest_usage(path::VARCHAR, _td_json_text(columns), batch_rows::BIGINT,
         _td_moment(ts)) AS result);
+
+-- The recorded events since now - time_range, in time order: ts, request_id, agent, route, category, tokens_in,
+-- tokens_out, cost, latency_ms, success, quality, propensity, policy. Joined with the requests' text, a log a
+-- replay reads.
+CREATE OR REPLACE MACRO ruvector_usage_events(time_range := 'all') AS TABLE
+    SELECT unnest(rows, max_depth := 2) FROM (SELECT _td_usage_events(time_range::VARCHAR) AS rows);
 
 -- Per group over the events since now - time_range: the group key (named like group_by), total_requests,
 -- total_cost, avg_cost, avg_latency_ms, p50_latency_ms, p95_latency_ms, success_rate, avg_quality.

@@ -8,10 +8,11 @@
 -- training; observed_only := true chooses only among agents whose outcome the log holds.
 
 -- Replay a log under a policy with the engine's router: one row per request (row, request_id, category,
--- agent_name, expected_quality, quality, quality_source, cost, cost_source, estimated_cost, latency_ms,
--- actual_agent, actual_cost, actual_quality, reasoning). Every figure says where it came from (observed_rows,
--- category_mean_rows, predicted_rows, quality_score_rows; logged_cost_rows, estimated_cost_rows: each group adds
--- up to the decisions) and carries an interval (<figure>_low, <figure>_high) from the named estimator.
+-- agent_name, propensity (1 unless the policy explores), expected_quality, quality, quality_source, cost,
+-- cost_source, estimated_cost, latency_ms, actual_agent, actual_cost, actual_quality, reasoning). Every figure
+-- says where it came from (observed_rows, category_mean_rows, predicted_rows, quality_score_rows;
+-- logged_cost_rows, estimated_cost_rows: each group adds up to the decisions) and carries an interval
+-- (<figure>_low, <figure>_high) from the named estimator.
 CREATE OR REPLACE MACRO ruvector_simulate(log, optimize_for := 'balanced', required_capabilities := NULL,
         max_cost := NULL, max_latency_ms := NULL, min_quality := NULL, excluded_agents := NULL,
         willingness_to_pay := NULL, explore := NULL, explore_seed := 0, budget := NULL, observed_only := false,

@@ -99,6 +99,10 @@ USAGE_SCHEMA = pa.schema(
         pa.field("latency_ms", pa.float64()),
         pa.field("success", pa.bool_()),
         pa.field("quality", pa.float64()),
+        # added after the first release (nullable and last: older stores gain them on open): the probability the
+        # routing policy had of choosing this agent, and the policy's name, so a replay can weigh what was tried
+        pa.field("propensity", pa.float64()),
+        pa.field("policy", pa.string()),
     ]
 )
 

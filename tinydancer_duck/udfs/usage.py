@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from tinydancer_duck.budget import OPTIMIZE_TYPE, STATUS_TYPE
 from tinydancer_duck.options import SIGNATURES
+from tinydancer_duck.store import USAGE_SCHEMA
 from tinydancer_duck.usage import ANALYTICS_TYPE, HEALTH_TYPE, INGEST_TYPE, STATS_TYPE
 
 from ._arrow import as_list, epoch_us_to_ts, now_of
@@ -30,6 +31,8 @@ BINDINGS = (
     Binding(SIGNATURES["ruvector_record_usage"], scalar=Call("_td_record_usage", "BOOLEAN", side_effects=True)),
     Binding(SIGNATURES["ruvector_ingest_usage"],
             table=Call("_td_ingest_usage", INGEST_TYPE, TABLE_OF_ONE_ROW, side_effects=True)),
+    Binding(SIGNATURES["ruvector_usage_events"],
+            table=Call("_td_usage_events", pa.list_(pa.struct(list(USAGE_SCHEMA))), TABLE_OF_ROWS, side_effects=True)),
     Binding(SIGNATURES["ruvector_routing_analytics"],
             table=Call("_td_routing_analytics", pa.list_(ANALYTICS_TYPE), _GROUPED, side_effects=True)),
     Binding(SIGNATURES["ruvector_routing_stats"], scalar=Call("_td_routing_stats", STATS_TYPE, side_effects=True),
@@ -60,6 +63,9 @@ def adapters(engine: Engine) -> dict[str, Adapter]:
     def ingest_usage(path: str, columns: str | None, batch_rows: int, ts: str | None) -> dict[str, Any]:
         return asdict(engine.usage.ingest(path, columns=columns, batch_rows=batch_rows, ts=ts))
 
+    def usage_events(time_range: str) -> pa.Table:
+        return engine.analytics.usage_events(time_range)
+
     def routing_analytics(time_range: str, group_by: str) -> pa.Array:
         return as_list(engine.analytics.analytics_struct(time_range, group_by), ANALYTICS_TYPE)
 
@@ -83,6 +89,6 @@ def adapters(engine: Engine) -> dict[str, Adapter]:
         return _arrow(budgets.optimize(monthly_budget, **thresholds))
 
     return {"_td_record_usage": record_usage, "_td_ingest_usage": ingest_usage,
-            "_td_routing_analytics": routing_analytics, "_td_routing_stats": routing_stats,
+            "_td_usage_events": usage_events, "_td_routing_analytics": routing_analytics, "_td_routing_stats": routing_stats,
             "_td_agent_health": agent_health, "_td_set_budget": set_budget, "_td_remove_budget": remove_budget,
             "_td_budget_status": budget_status, "_td_optimize_budget": optimize_budget}

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.registry import Registry
+from tinydancer_duck.store import USAGE_SCHEMA
 
 from ._events import Usage
 
@@ -117,6 +118,15 @@ class Analytics:
             now = now or datetime.now(timezone.utc)
             frame = frame.filter(pl.col("ts") >= (now - span))
         return aggregate(frame, group)
+
+    def usage_events(self, time_range: Any = "all", *, now: datetime | None = None) -> pa.Table:
+        """The recorded events since ``now - time_range`` in time order (USAGE_SCHEMA columns): what a replay of
+        the store's own traffic reads once joined with the requests' text (README "Replaying a production log")."""
+        span = parse_time_range(time_range)
+        frame = self.usage.frame()
+        if span is not None:
+            frame = frame.filter(pl.col("ts") >= ((now or datetime.now(timezone.utc)) - span))
+        return frame.select(USAGE_SCHEMA.names).sort("ts", maintain_order=True).to_arrow().cast(USAGE_SCHEMA)
 
     def analytics_struct(self, time_range: Any = "7 days", group_by: Any = "agent") -> pa.StructArray:
         """The rows of :meth:`routing_analytics` as ANALYTICS_TYPE structs (every key column, one filled)."""

@@ -1,7 +1,7 @@
 """Usage events given as columns, validated into a ``usage`` table (USAGE_SCHEMA) plus the input row numbers.
 
 Validation runs on the whole batch before anything is written: cost, latency_ms and tokens >= 0, finite and at most
-1e12, quality within [0, 1], ts within years 1-9999, text valid UTF-8 without NUL (a CSV column that is not UTF-8 is
+1e12, quality within [0, 1], propensity within (0, 1], ts within years 1-9999, text valid UTF-8 without NUL (a CSV column that is not UTF-8 is
 named with the first bad value, not Arrow's error); a NULL agent/cost/success/latency_ms is an error naming the
 argument. A missing ts is ``now``, given by the caller (an ingest asks for it explicitly).
 """
@@ -43,7 +43,7 @@ def usage_batch(columns: Mapping[str, Any] | pa.Table | pa.RecordBatch, *, now: 
         return USAGE_SCHEMA.empty_table().append_column("_row", pa.array([], pa.int64()))
     out: dict[str, pa.Array] = {}
     out["ts"] = timestamps(columns.get("ts"), n, now)
-    for name in ("request_id", "route", "category"):
+    for name in ("request_id", "route", "category", "policy"):
         out[name] = _strings(name, columns.get(name), n)
     out["agent"] = _strings("agent", columns.get("agent"), n)
     if out["agent"].null_count:
@@ -65,6 +65,12 @@ def usage_batch(columns: Mapping[str, Any] | pa.Table | pa.RecordBatch, *, now: 
     quality = as_float_column("quality", _plain(columns.get("quality")), n)
     check_unit_interval("quality", quality)
     out["quality"] = pa.array(quality, pa.float64(), mask=np.isnan(quality))
+    propensity = as_float_column("propensity", _plain(columns.get("propensity")), n)
+    impossible = (propensity <= 0) | (propensity > 1)
+    if impossible.any():
+        raise InvalidArgument("propensity", float(propensity[impossible][0]), "must lie within (0, 1]: the "
+                              "probability the routing policy had of choosing the agent (1 for a deterministic choice)")
+    out["propensity"] = pa.array(propensity, pa.float64(), mask=np.isnan(propensity))
     table = pa.table({name: out[name] for name in FIELDS}).cast(USAGE_SCHEMA)
     return table.append_column("_row", pa.array(np.arange(n, dtype=np.int64)))
 

@@ -93,7 +93,7 @@ class Usage:
     # -- writes -------------------------------------------------------------------------------------------------
     def record(self, agent: Any, cost: Any, success: Any, latency_ms: Any, *, ts: Any = None,
                request_id: Any = None, route: Any = None, category: Any = None, tokens_in: Any = None,
-               tokens_out: Any = None, quality: Any = None) -> np.ndarray:
+               tokens_out: Any = None, quality: Any = None, propensity: Any = None, policy: Any = None) -> np.ndarray:
         """Record events given as scalars (one event) or equal-length columns; one append, one agents write. Takes
         many parameters because they are ruvector_record_usage's declared fields, keyword for keyword.
 
@@ -101,7 +101,7 @@ class Usage:
         """
         columns = {"agent": agent, "cost": cost, "success": success, "latency_ms": latency_ms, "ts": ts,
                    "request_id": request_id, "route": route, "category": category, "tokens_in": tokens_in,
-                   "tokens_out": tokens_out, "quality": quality}
+                   "tokens_out": tokens_out, "quality": quality, "propensity": propensity, "policy": policy}
         return self.record_columns(columns)
 
     def record_columns(self, columns: Mapping[str, Any]) -> np.ndarray:
