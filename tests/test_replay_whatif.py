@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from tinydancer_duck.datasets.generate_log import agent_specs, generate_log
 
 from tinydancer_duck.cli._main import main
+from tinydancer_duck.datasets.generate_log import agent_specs, generate_log
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.replay._curves import aiq, cost_at_quality, curve, nondecreasing_hull
 from tinydancer_duck.replay._whatif import budget_whatif
@@ -92,3 +92,32 @@ def test_whatif_command_writes_the_frontier(logged, tmp_path, capsys):
     assert text[0].startswith("budget,estimated_spend,spend") and len(text) == 3
     assert "frontier written to" in capsys.readouterr().out
     assert main(["whatif", path, "--store", str(engine.store.path), "--budgets", "-1"]) == 2
+
+
+def test_the_whatif_chart_comes_from_the_same_pass_as_its_figures(logged, tmp_path, monkeypatch):
+    """whatif_frontier's single agents are the curve's zero router and its actual policy the simulation's, and the
+    whatif command with a chart reads the log once (it used to replay it three times)."""
+    from tinydancer_duck.replay import simulate, whatif_frontier
+    from tinydancer_duck.replay._frames import Replay
+    from tinydancer_duck.report import actual_and_calibrated
+
+    engine, _, path = logged
+    frontier = whatif_frontier(engine, path, [0.5, 5], excluded_agents=["premium"])
+    table, _ = curve(engine, path, points=3, excluded_agents=["premium"])
+    zero = {r["label"]: r for r in table.to_pylist() if r["series"] == "zero_router"}
+    assert [a["label"] for a in frontier.single_agents] == list(zero) and "premium" not in zero
+    for agent in frontier.single_agents:
+        assert agent["total_cost"] == pytest.approx(zero[agent["label"]]["total_cost"], rel=1e-9)
+        assert agent["quality"] == pytest.approx(zero[agent["label"]]["quality"], rel=1e-9)
+    actual, _ = actual_and_calibrated(engine, path)
+    assert frontier.actual == pytest.approx(actual) and frontier.actual["requests"] == 600
+    assert frontier.table.equals(budget_whatif(engine, path, [0.5, 5], excluded_agents=["premium"]))
+    _, summary = simulate(engine, path, keep_rows=False)
+    assert frontier.actual["total_cost"] == pytest.approx(summary["actual_total_cost"])
+
+    passes = []
+    frames = Replay.frames
+    monkeypatch.setattr(Replay, "frames", lambda self, *a, **k: (passes.append(1), frames(self, *a, **k))[1])
+    chart = tmp_path / "whatif.svg"
+    assert main(["whatif", path, "--store", str(engine.store.path), "--budgets", "0.5,5", "--chart", str(chart)]) == 0
+    assert len(passes) == 1 and chart.read_text().count("agent_points_marks") == 1

@@ -148,9 +148,9 @@ def print_summary(summary: dict, log: str, policy: str) -> None:
 
 
 def whatif_command(args: argparse.Namespace) -> int:
+    """The what-if, the log's actual policy and the chart's single agents, all from one pass over the log."""
     from tinydancer_duck.engine import Engine
-    from tinydancer_duck.replay import budget_whatif
-    from tinydancer_duck.report import actual_and_calibrated
+    from tinydancer_duck.replay import whatif_frontier
 
     from ._paths import CHART, TABLE, check_output
     from ._progress import ProgressBar
@@ -162,17 +162,16 @@ def whatif_command(args: argparse.Namespace) -> int:
     snapshot = Engine(args.store).snapshot()
     bar = ProgressBar("reading log")
     values = sql_values(args, "ruvector_budget_whatif")
-    table = budget_whatif(snapshot, args.log, values.pop("budgets"), progress=bar, **values)
+    frontier = whatif_frontier(snapshot, args.log, values.pop("budgets"), progress=bar, **values)
     bar.close()
-    actual, _ = actual_and_calibrated(snapshot, args.log, columns=args.columns, observed_only=args.observed_only,
-                                      holdout=args.holdout)
+    table = frontier.table
     confidence = Estimate.of(confidence=args.confidence).confidence  # the flag's None is the declared default
-    print_frontier(table.to_pylist(), actual, args.quality_threshold, confidence)
+    print_frontier(table.to_pylist(), frontier.actual, args.quality_threshold, confidence)
     if args.output:
         _write_frontier(table, args.output)
         print(f"frontier written to {args.output}")
     if args.chart:
-        print(f"chart written to {write_whatif_chart(args, table, snapshot, actual)}")
+        print(f"chart written to {write_whatif_chart(args, frontier)}")
     warn(table["warnings"][0].as_py() if table.num_rows else [])
     return 0
 

@@ -91,14 +91,13 @@ def _write_table(table: Any, path: str) -> None:
         csv.write_csv(table, path)
 
 
-def write_whatif_chart(args: argparse.Namespace, table: Any, snapshot: Any, actual: dict | None) -> Path:
-    """Draw the what-if frontier of ``table`` with each single agent and the log's actual policy to --chart."""
-    from tinydancer_duck.replay import curve
+def write_whatif_chart(args: argparse.Namespace, frontier: Any) -> Path:
+    """Draw a :class:`~tinydancer_duck.replay.Frontier` (the budgets, each single agent and the log's actual
+    policy) to --chart."""
     from tinydancer_duck.report import save_chart, whatif_chart
 
-    agents, _ = curve(snapshot, args.log, points=3, **_replay_options(args))
-    spec = whatif_chart(table, agents=[r for r in agents.to_pylist() if r["series"] == "zero_router"],
-                        actual=actual, quality_threshold=args.quality_threshold)
+    spec = whatif_chart(frontier.table, agents=frontier.single_agents, actual=frontier.actual,
+                        quality_threshold=args.quality_threshold)
     return save_chart(spec, args.chart, argument="--chart")
 
 

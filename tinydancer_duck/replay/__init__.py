@@ -6,15 +6,17 @@ May import: routing, the snapshot and decision modules, ground.
 
 from ._curves import CURVE_TYPE, aiq, curve
 from ._simulate import ROW_TYPE, SUMMARY_TYPE, simulate
-from ._whatif import WHATIF_TYPE, budget_whatif
+from ._whatif import WHATIF_TYPE, Frontier, budget_whatif, whatif_frontier
 
 __all__ = [
     "CURVE_TYPE",
     "ROW_TYPE",
     "SUMMARY_TYPE",
     "WHATIF_TYPE",
+    "Frontier",
     "aiq",
     "budget_whatif",
     "curve",
     "simulate",
+    "whatif_frontier",
 ]

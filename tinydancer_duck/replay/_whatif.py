@@ -12,11 +12,15 @@ the upgrades), requests served, the agent mix (polars group-by) and the decision
 
 ``quality_threshold`` marks the budgets whose allocation serves every request at a mean expected quality at or above
 it (and the cheapest such budget); the policy's ``max_latency_ms`` removes agents slower than it on average.
+
+:func:`whatif_frontier` returns, from the same pass over the log, what a what-if chart draws beside the budgets:
+each single agent (always that agent) and the log's own policy, so the chart costs no second replay.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,10 +60,33 @@ def check_budgets(budgets: Any) -> list[float]:
     return [BUDGET.check.scalar("budgets", value) for value in values]
 
 
+@dataclass(frozen=True)
+class Frontier:
+    """A what-if's rows and what its chart draws beside them, from one pass over the log.
+
+    table : one row per budget (:data:`WHATIF_TYPE`).
+    single_agents : per agent the policy may choose, always that agent: label, total_cost, quality (mean over the
+        requests, the direct method's figure, as the cost-quality curve's single agents).
+    actual : the log's own policy (total_cost, cost per request, quality, requests), None when it logs no cost.
+    """
+
+    table: pa.Table
+    single_agents: list[dict[str, Any]]
+    actual: dict[str, Any] | None
+
+
 def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[float], policy: Policy | None = None,
                   *, quality_threshold: float | None = None, columns: Any = None, rows: int = DEFAULT_BATCH_ROWS,
                   progress: Progress | None = None, **values: Any) -> pa.Table:
-    """One row per budget (:data:`WHATIF_TYPE`), in the order given.
+    """One row per budget (:data:`WHATIF_TYPE`), in the order given; the arguments as :func:`whatif_frontier`."""
+    return whatif_frontier(source, log, budgets, policy, quality_threshold=quality_threshold, columns=columns,
+                           rows=rows, progress=progress, **values).table
+
+
+def whatif_frontier(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[float], policy: Policy | None = None,
+                    *, quality_threshold: float | None = None, columns: Any = None, rows: int = DEFAULT_BATCH_ROWS,
+                    progress: Progress | None = None, **values: Any) -> Frontier:
+    """The what-if rows (:class:`Frontier`), with the single agents and the log's actual policy.
 
     policy, values : the replay's constraints (max_latency_ms drops agents slower than it on average),
         ``observed_only``, ``holdout`` and the estimate (:class:`~tinydancer_duck.options.Policy`: each row's spend
@@ -107,7 +134,38 @@ def budget_whatif(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[flo
                     "requests": n, "served": len(served), "served_share": len(served) / n if n else None,
                     "meets_quality_threshold": meets, "agent_mix": mix.to_dicts(), **figures,
                     "warnings": replay.warnings})
-    return pa.Table.from_pylist(out, schema=pa.schema(list(WHATIF_TYPE)))
+    table = pa.Table.from_pylist(out, schema=pa.schema(list(WHATIF_TYPE)))
+    return Frontier(table, _single_agents(replay, frames, cost, quality), _actual(frames))
+
+
+def _single_agents(replay: Replay, frames: list[Frame], cost: np.ndarray, quality: np.ndarray
+                   ) -> list[dict[str, Any]]:
+    """Always agent j, for each agent the policy does not exclude: its total cost and mean quality over the
+    requests the router could read (the curve's zero router, from the frames already in hand)."""
+    valid = np.concatenate([f.requests.valid for f in frames])
+    excluded = replay.policy.options.excluded_agents
+    excluded = set(excluded) if isinstance(excluded, tuple) else set()
+    if not valid.any():
+        return []
+    totals, means = cost[valid].sum(axis=0), quality[valid].mean(axis=0)
+    return [{"label": name, "total_cost": float(totals[j]), "quality": float(means[j])}
+            for j, name in enumerate(replay.names) if name not in excluded]
+
+
+def _actual(frames: list[Frame]) -> dict[str, Any] | None:
+    """The log's own choices: the total of its cost column and the mean of its quality column (as a simulation's
+    summary reports them), None when it has no cost of a choice made."""
+    requests = sum(len(f.log) for f in frames)
+    figures = {}
+    for name in ("cost", "quality"):
+        logged = [f.log.columns[name] for f in frames if name in f.log.columns]
+        values = np.concatenate(logged) if logged else np.zeros(0)
+        figures[name] = values[~np.isnan(values)]
+    if not len(figures["cost"]):
+        return None
+    total = float(figures["cost"].sum())
+    quality = float(figures["quality"].mean()) if len(figures["quality"]) else None
+    return {"total_cost": total, "cost": total / max(requests, 1), "quality": quality, "requests": requests}
 
 
 def _figures(replay: Replay, evaluation: Evaluation, frames: list[Frame], agent: np.ndarray) -> dict[str, Any]:
