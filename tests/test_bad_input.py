@@ -67,7 +67,8 @@ KIND = {
                      "latency_ms", "quality", "amount", "monthly_budget", "quality_threshold",
                      "latency_threshold_ms", "threshold", "priority", "min_similarity", "learning_rate",
                      "weight_decay", "out_of_scope_weight", "validation_fraction", "period_days",
-                     "willingness_to_pay", "quality_share", "cost_per_1k", "strongest_share", "holdout", "explore"),
+                     "willingness_to_pay", "quality_share", "cost_per_1k", "strongest_share", "holdout", "explore",
+                     "confidence", "propensity"),
                     "number"),
 }
 #: Functions that train or replay a whole log: swept with explicit cases below (a valid log with a huge epochs
@@ -171,7 +172,8 @@ def test_the_sweep_covers_the_whole_sql_surface(world):
                                               "agent_type", "strategy", "optimize_for", "group_by", "time_range",
                                               "period", "text_column", "label_column", "route_column", "model",
                                               "description", "target_agent", "capability", "route_name", "kind",
-                                              "calibration", "scope"), (name, param)
+                                              "calibration", "scope", "estimator", "interval", "policy"),
+                   (name, param))
 
 
 @pytest.mark.parametrize("index", range(48))

@@ -66,7 +66,7 @@ def test_record_one_event_stores_it_and_updates_the_agent(seed_con, engine):
     stored = engine.usage.frame().to_dicts()
     assert stored == [{"ts": T0, "request_id": "r1", "agent": "claude-3-haiku", "route": "support",
                        "category": "chat", "tokens_in": 120, "tokens_out": 80, "cost": 0.0004, "latency_ms": 1400.0,
-                       "success": False, "quality": 0.5}]
+                       "success": False, "quality": 0.5, "propensity": None, "policy": None}]
     after = engine.get_agent("claude-3-haiku")
     assert after["avg_latency_ms"] == pytest.approx(0.9 * before["avg_latency_ms"] + 0.1 * 1400)
     assert after["success_rate"] == pytest.approx(0.9)
@@ -113,7 +113,8 @@ def test_bulk_ingest_loses_nothing_and_updates_running_stats(engine, tmp_path):
     assert report.unknown_agents == ["retired-bot"] and report.agents_updated == sorted(AGENTS)
     assert calls[0] == (0, 20_000) and calls[-1] == (20_000, 20_000)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) >= 5
-    assert usage_rows(engine).drop("ts").equals(pl.from_arrow(log).sort("request_id").drop("ts"))
+    stored = usage_rows(engine).select(log.column_names)  # and NULL propensity and policy: the log has none
+    assert stored.drop("ts").equals(pl.from_arrow(log).sort("request_id").drop("ts"))
     for agent in AGENTS:
         got = engine.get_agent(agent)
         for field, value in expected_stats(log, agent, start[agent]).items():
