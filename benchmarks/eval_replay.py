@@ -111,18 +111,17 @@ def replay_cell(engine, log: str, options: dict, truth: tuple[np.ndarray, np.nda
                 holdout: float | None) -> dict:
     """Every estimator and interval of one (log, target) cell, from one pass over the held-out rows."""
     from tinydancer_duck._offpolicy import one_hot
+    from tinydancer_duck.options import INTERVALS, Policy
     from tinydancer_duck.replay._evaluation import Evaluation
     from tinydancer_duck.replay._frames import Replay
-    from tinydancer_duck.replay._intervals import INTERVALS, FigureSums
-    from tinydancer_duck.replay._simulate import check_objective, simulate_frames
+    from tinydancer_duck.replay._intervals import FigureSums
+    from tinydancer_duck.replay._simulate import simulate_frames
 
-    objective, _ = check_objective(options.get("optimize_for"), None, options.get("willingness_to_pay"))
-    constraints = {k: v for k, v in options.items() if k not in ("optimize_for", "willingness_to_pay")}
-    replay = Replay(engine.snapshot(), log, optimize_for=objective, holdout=holdout,
-                    willingness_to_pay=options.get("willingness_to_pay"), **constraints)
+    policy = Policy.of(holdout=holdout, **options)
+    replay = Replay(engine.snapshot(), log, policy)
     figures = FigureSums(replay.evidence.cells, keep_terms=True)
     rows, picks, old_q, old_c = [], [], [], []
-    for frame, agent, _ in simulate_frames(replay, optimize_for=objective, budget=None):
+    for frame, agent, _, _ in simulate_frames(replay, optimize_for=policy.optimize_for, budget=None):
         figures.add(frame, one_hot(agent, replay.agents.size))
         rows.append(frame.log.index)
         picks.append(agent)
