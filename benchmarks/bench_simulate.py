@@ -44,9 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tinydancer_duck.datasets.generate_log import agent_specs, write_log
-
     import tinydancer_duck as td
+    from tinydancer_duck.datasets.generate_log import agent_specs, write_log
 
     work = Path(tempfile.mkdtemp(prefix="bench-simulate-"))
     log = str(work / "log.parquet")

@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _browser import open_page  # noqa: E402 - the tests' helpers, as benchmarks/report_routerbench.py uses them
-from _journey import run_journey  # noqa: E402
+from _browser import open_page
+from _journey import run_journey
 
 
 def main() -> None:

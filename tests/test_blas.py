@@ -41,5 +41,5 @@ def test_one_blas_thread_inside_the_context_from_worker_threads_as_from_the_main
             worker.start()
         for worker in together:
             worker.join()
-        assert inside == dict.fromkeys(["main", "worker", "worker 0", "worker 1", "worker 2"], {1})
+        assert inside == {name: {1} for name in ["main", "worker", "worker 0", "worker 1", "worker 2"]}
         assert blas_threads() == {2}

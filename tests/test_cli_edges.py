@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-from tinydancer_duck.datasets.generate_log import generate_log
 
 from tinydancer_duck.cli import main
 from tinydancer_duck.cli._main import build_parser
+from tinydancer_duck.datasets.generate_log import generate_log
 from tinydancer_duck.options import SIGNATURES
 
 ROWS = 150

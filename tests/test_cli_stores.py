@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from tinydancer_duck.datasets.generate_log import generate_log
 
 import tinydancer_duck as td
 from tinydancer_duck.cli import main
+from tinydancer_duck.datasets.generate_log import generate_log
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import re
 
 import pyarrow.parquet as pq
 from _journey import blocks, expected_report, run_journey
+
 from tinydancer_duck.datasets.example_data import FILES
 
 

@@ -334,6 +334,7 @@ def test_every_shipped_data_file_is_in_the_wheel():
     """Each file under the package that is not Python matches its folder's package-data glob: the wheel once
     lacked the evidence calibration (an editable install hides a missing file; CI's wheel run found it)."""
     import fnmatch
+
     import tomllib
 
     setuptools = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from tinydancer_duck.datasets.generate_log import AGENTS, agent_specs, generate_log
 
+from tinydancer_duck.datasets.generate_log import AGENTS, agent_specs, generate_log
 from tinydancer_duck.errors import InvalidArgument, ModelError
 from tinydancer_duck.learn._calibrate import Calibration, calibrate, fold_ids
 from tinydancer_duck.replay import curve, simulate

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from tinydancer_duck.datasets.generate_log import agent_specs, generate_log, to_long
 
+from tinydancer_duck.datasets.generate_log import agent_specs, generate_log, to_long
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.learn._outcome_metrics import auc
 from tinydancer_duck.learn._outcomes import KIND

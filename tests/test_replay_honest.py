@@ -10,9 +10,9 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from tinydancer_duck.datasets.generate_log import AGENTS, agent_specs, generate_log, to_long
 
 from tinydancer_duck._logs import held_out
+from tinydancer_duck.datasets.generate_log import AGENTS, agent_specs, generate_log, to_long
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.replay import budget_whatif, curve, simulate
 from tinydancer_duck.replay._frames import SOURCE_COUNTS
@@ -95,9 +95,9 @@ def test_a_replay_warns_when_the_log_and_the_store_disagree_on_agents(engine, wi
     assert "newcomer" in unseen and "never appear" in unseen
     # the decisions that went to the newcomer rest on its prior, and the summary says how many
     assert untried == ([] if not summary["untried_decisions"] else
-                       [f"{summary['untried_decisions']} of {summary['routed']} decisions go to an agent the log "
+                       [(f"{summary['untried_decisions']} of {summary['routed']} decisions go to an agent the log "
                         "never tried for such requests (its category): their quality is the outcome model's estimate "
-                        "(the agent's mean elsewhere, the outcome router or its quality_score), not a measurement"])
+                        "(the agent's mean elsewhere, the outcome router or its quality_score), not a measurement")])
     assert summary["untried_decisions"] == summary["quality_score_rows"]
 
 

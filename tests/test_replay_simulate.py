@@ -7,8 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tinydancer_duck.datasets.generate_log import AGENTS, agent_specs, generate_log
 
+from tinydancer_duck.datasets.generate_log import AGENTS, agent_specs, generate_log
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.replay._simulate import simulate
 

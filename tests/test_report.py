@@ -14,15 +14,23 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from tinydancer_duck.datasets.generate_log import agent_specs, generate_log
 
 import tinydancer_duck as td
 from tinydancer_duck._logs import held_out
 from tinydancer_duck.cli._main import main
+from tinydancer_duck.datasets.generate_log import agent_specs, generate_log
 from tinydancer_duck.errors import InvalidArgument, TinydancerError
 from tinydancer_duck.replay import budget_whatif, curve, simulate
-from tinydancer_duck.report import (CHARTS, best_policy, curve_chart, gather, mix_chart, render, whatif_chart,
-                                   write_report)
+from tinydancer_duck.report import (
+    CHARTS,
+    best_policy,
+    curve_chart,
+    gather,
+    mix_chart,
+    render,
+    whatif_chart,
+    write_report,
+)
 from tinydancer_duck.report._charts import SHAPE_WORDS, agent_colors
 from tinydancer_duck.report._html import chart_specs
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from _browser import find_chromium, open_page
-from tinydancer_duck.datasets.generate_log import generate_log
 
 import tinydancer_duck as td
+from tinydancer_duck.datasets.generate_log import generate_log
 from tinydancer_duck.report import CHARTS, write_report
 
 if find_chromium() is None:

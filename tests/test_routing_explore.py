@@ -70,7 +70,7 @@ def test_routing_reports_propensity_and_explores_reproducibly(engine):
     snapshot = engine.snapshot()
     halves = [td.route_batch(snapshot, pa.table({"request": part}), optimize_for="cost", explore=0.2,
                              explore_seed=11) for part in (REQUESTS[:217], REQUESTS[217:])]
-    assert sum((h["agent_name"].to_pylist() for h in halves), []) == agents.tolist()
+    assert [a for h in halves for a in h["agent_name"].to_pylist()] == agents.tolist()
     reseeded = engine.route(REQUESTS, optimize_for="cost", explore=0.2, explore_seed=12)["agent_name"].to_pylist()
     assert reseeded != agents.tolist()
 

@@ -13,12 +13,12 @@ import pytest
 pytest.importorskip("moto.server", reason='moto is not installed: pip install "tinydancer_duck[s3]"')
 boto3 = pytest.importorskip("boto3", reason='boto3 is not installed: pip install "tinydancer_duck[s3]"')
 
-from test_distributed_s3 import s3  # noqa: E402, F401 - the moto server fixture
-from test_store_journal import _crash_between_commits, _usage_rows  # noqa: E402
+from test_distributed_s3 import s3 as _s3_server  # noqa: F401 - the moto server fixture `s3`, by its own name
+from test_store_journal import _crash_between_commits, _usage_rows
 
-import tinydancer_duck as td  # noqa: E402
-from tinydancer_duck import cli  # noqa: E402
-from tinydancer_duck.cli._doctor import check_store  # noqa: E402
+import tinydancer_duck as td
+from tinydancer_duck import cli
+from tinydancer_duck.cli._doctor import check_store
 
 
 @pytest.fixture

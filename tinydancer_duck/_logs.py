@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from tinydancer_duck._validate import check_number, check_utf8, field_mapping
+from tinydancer_duck._validate import check_utf8, field_mapping
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.options import HOLDOUT
 

@@ -24,13 +24,13 @@ from tinydancer_duck._decide import (
     requests_from,
     semantic_matches,
 )
-from tinydancer_duck._validate import as_texts, check_int, to_us, translate_text_errors
+from tinydancer_duck._validate import as_texts, to_us, translate_text_errors
 from tinydancer_duck.budget import Budgets
 from tinydancer_duck.embed import Embedder, make_embedder, one_embedding
 from tinydancer_duck.errors import InvalidArgument
 from tinydancer_duck.learn import TOP_K, Classifiers, OutcomeRouters
-from tinydancer_duck.registry import IMPORT_TYPE, Registry, agents_from_log, config_columns, estimated_cost
 from tinydancer_duck.options import EXPLAIN, NUM_AGENTS, NUM_FALLBACKS, STRATEGY, RouteOptions, per_row_values
+from tinydancer_duck.registry import IMPORT_TYPE, Registry, agents_from_log, config_columns, estimated_cost
 from tinydancer_duck.routing import Decisions, OptionColumns, Requests, check_batch_objective, per_request_objective
 from tinydancer_duck.semantic import US_PER_MIN, SemanticRoutes
 from tinydancer_duck.settings import DEFAULT_SETTINGS, Settings

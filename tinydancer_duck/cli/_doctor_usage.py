@@ -109,6 +109,6 @@ def ledger_problems(side: Path, facts: dict[str, dict[str, Any]]) -> list[str]:
     if not settled:
         return []
     spend = sum(float(entry[1]) for entry in settled)
-    return [f"the budget ledger holds ${spend:.4g} of recorded spend tagged with usage version(s) up to "
+    return [(f"the budget ledger holds ${spend:.4g} of recorded spend tagged with usage version(s) up to "
             f"{max(int(e[2]) for e in settled)}, but usage is at version {usage['version']}: usage went back after "
-            "it was recorded; --repair drops those entries (budgets then count the spend usage holds)"]
+            "it was recorded; --repair drops those entries (budgets then count the spend usage holds)")]

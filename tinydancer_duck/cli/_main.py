@@ -80,7 +80,6 @@ def _sql(args: argparse.Namespace) -> int:
 
 def _route(args: argparse.Namespace) -> int:
     from tinydancer_duck.engine import Engine
-
     from tinydancer_duck.options import RouteOptions
 
     table = Engine(args.store).route(args.requests, **flag_values(args, RouteOptions.params()))

@@ -46,8 +46,8 @@ def repair_store(path: str | Path, storage_options: dict[str, str] | None = None
         return ["nothing to repair"], report
     root = report.path
     if report.remote:
-        done = [f"{root} is on object storage: it is not copied (LanceDB keeps its earlier versions there); its "
-                "half-done writes and what is derived from usage are repaired"]
+        done = [(f"{root} is on object storage: it is not copied (LanceDB keeps its earlier versions there); its "
+                "half-done writes and what is derived from usage are repaired")]
     else:
         done = [f"backed up the store to {backup(root)}"]
         done += _repair_tables(root, report.facts)

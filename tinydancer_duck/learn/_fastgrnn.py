@@ -30,8 +30,8 @@ import numpy as np
 
 from tinydancer_duck._numeric import normalize_random_state, sigmoid
 from tinydancer_duck._validate import check_int
-from tinydancer_duck.options import MAX_EPOCHS, MAX_HIDDEN_DIM
 from tinydancer_duck.errors import InvalidArgument
+from tinydancer_duck.options import MAX_HIDDEN_DIM
 
 __all__ = ["MODES", "FastGRNNParams", "forward", "init_params", "step"]
 

@@ -36,8 +36,8 @@ import numpy as np
 from tinydancer_duck._numeric import Adam, bce_with_logits, normalize_random_state, sigmoid, validation_split
 from tinydancer_duck._validate import check_int, check_number
 from tinydancer_duck.errors import InvalidArgument, ModelError
+from tinydancer_duck.options import MAX_EPOCHS, MAX_HIDDEN_DIM
 
-from ._fastgrnn import MAX_EPOCHS, MAX_HIDDEN_DIM
 from ._outcome_head import fit_head as _fit_head_weights
 from ._outcome_head import head_logits as _head_logits
 from ._platt import fit_platt as _fit_platt

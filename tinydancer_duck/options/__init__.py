@@ -40,7 +40,17 @@ from ._registry import (
     SCOPES,
 )
 from ._registry import SIGNATURES as _REGISTRY
-from ._replay import BUDGETS, ESTIMATORS, INCLUDE_UNOBSERVED, INTERVALS, LIVE_ONLY, POINTS, QUALITY_THRESHOLD, Estimate, Policy
+from ._replay import (
+    BUDGETS,
+    ESTIMATORS,
+    INCLUDE_UNOBSERVED,
+    INTERVALS,
+    LIVE_ONLY,
+    POINTS,
+    QUALITY_THRESHOLD,
+    Estimate,
+    Policy,
+)
 from ._replay import SIGNATURES as _REPLAY
 from ._route import (
     BATCH_OBJECTIVE,

@@ -33,13 +33,11 @@ from tinydancer_duck._validate import (
 )
 from tinydancer_duck.embed import Embedder, background, evidence_calibration
 from tinydancer_duck.errors import InvalidArgument, NotFound
-from tinydancer_duck.options import AGENT_FIELDS, CONFIG_ONLY_FIELDS
+from tinydancer_duck.options import AGENT_FIELDS, AGENT_TYPES, CONFIG_ONLY_FIELDS, SCOPES
 from tinydancer_duck.settings import Settings
 from tinydancer_duck.store import Step, Store
 
 from ._snapshot import (
-    AGENT_TYPES,
-    SCOPES,
     AgentSnapshot,
     build_snapshot,
     capability_text,

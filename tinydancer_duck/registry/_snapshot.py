@@ -14,7 +14,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinydancer_duck.embed import EvidenceCalibration, evidence_calibration
-from tinydancer_duck.options import AGENT_TYPES, SCOPES
 from tinydancer_duck.settings import Settings
 
 from ._costs import fixed_cost

@@ -34,7 +34,6 @@ import numpy as np
 
 from tinydancer_duck._numeric import normalize_random_state
 from tinydancer_duck._offpolicy import blend_weight, direct_method, doubly_robust, importance_weights, ips
-from tinydancer_duck.options import INTERVALS
 
 from ._costs import COST_SOURCES
 from ._outcome_model import QUALITY_SOURCES

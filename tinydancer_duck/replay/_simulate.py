@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinydancer_duck._logs import DEFAULT_BATCH_ROWS
-from tinydancer_duck.options import Policy
 from tinydancer_duck._offpolicy import one_hot
+from tinydancer_duck.options import Policy
 from tinydancer_duck.routing import (
     BatchDecisions,
     OptionColumns,

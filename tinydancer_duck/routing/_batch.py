@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from tinydancer_duck._numeric import value_scores
 from tinydancer_duck.errors import InvalidArgument
-from tinydancer_duck.options import BATCH_OBJECTIVE, BATCH_OBJECTIVES, BUDGET, RouteOptions
+from tinydancer_duck.options import BATCH_OBJECTIVE, BUDGET, RouteOptions
 from tinydancer_duck.registry import AgentSnapshot
 from tinydancer_duck.settings import Settings
 

@@ -27,7 +27,6 @@ from ._explain import format_once
 from ._options import OptionColumns
 from ._router import NO_SIGNALS, Requests, Scored, Signals, score_batch
 
-
 STEP_TYPE = pa.struct([
     ("step", pa.int32()), ("agent_name", pa.string()), ("capabilities", pa.list_(pa.string())),
     ("weight", pa.float64()), ("estimated_cost", pa.float64()), ("estimated_latency_ms", pa.float64()),

@@ -38,7 +38,6 @@ from tinydancer_duck.settings import Settings
 from ._candidates import CONSTRAINTS, removal_codes
 from ._decisions import Decisions, ratio_to_best
 from ._evidence import evidence, reading_weight
-from ._explore import exploration_notes, explored
 from ._explain import (
     FEW_ROWS,
     GENERAL,
@@ -52,6 +51,7 @@ from ._explain import (
     explain,
     winner_detail,
 )
+from ._explore import exploration_notes, explored
 from ._objectives import OBJECTIVES, Terms
 from ._options import BY_VALUE, OBJECTIVE_NAMES, OptionColumns
 

@@ -41,7 +41,7 @@ from ._integrity import Integrity, Unchecked
 from ._journal import JOURNAL_LOCK
 from ._ledger import Ledger
 from ._literal import in_filter
-from ._location import default_store_path, side_folder, store_location  # noqa: F401 - re-exported
+from ._location import default_store_path, side_folder, store_location
 from ._locks import LOCK_TIMEOUT_S, LockTimeout, held, write_locked  # noqa: F401 - write_locked is re-exported
 from ._names import known_table
 from ._open import migrated, open_table

@@ -113,10 +113,10 @@ def reference(bindings: Iterable[Binding]) -> str:
     """docs/sql.md: every SQL function, its forms, parameters (type, default, constraint, per row or per call) and
     what it does."""
     out = ["# SQL reference", "",
-           "Generated from the declarations in `tinydancer_duck/options` by `python -m tinydancer_duck.udfs` "
+           ("Generated from the declarations in `tinydancer_duck/options` by `python -m tinydancer_duck.udfs` "
            "(tests/test_surfaces.py checks it is current). Every parameter is named; those with a default may be "
            "left out. A per-row parameter may be a column (one value per request); a per-call one must be the "
-           "same for every row of a call. The Python twin takes the same names and defaults.", ""]
+           "same for every row of a call. The Python twin takes the same names and defaults."), ""]
     for binding in bindings:
         signature = binding.signature
         forms = [f for f, call in (("scalar", binding.scalar), ("table", binding.table)) if call is not None]

@@ -34,8 +34,8 @@ _TRAIN_COLUMNS = (
     ("text_type", "VARCHAR", "any_value(typeof(x))"),
     ("label_type", "VARCHAR", "any_value(typeof(y))"),
     ("texts", "VARCHAR[]", "CASE WHEN any_value(typeof(x)) LIKE '%]' THEN NULL ELSE list(try_cast(x AS VARCHAR)) END"),
-    ("vectors", "FLOAT[][]", "CASE WHEN any_value(typeof(x)) LIKE '%]' THEN list(try_cast(x AS FLOAT[])) ELSE NULL "
-                             "END"),
+    ("vectors", "FLOAT[][]", ("CASE WHEN any_value(typeof(x)) LIKE '%]' THEN list(try_cast(x AS FLOAT[])) ELSE NULL "
+                             "END")),
     ("labels", "VARCHAR[]", "list(try_cast(y AS VARCHAR))"),
 )
 

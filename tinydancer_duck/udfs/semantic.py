@@ -31,8 +31,8 @@ FIT_TYPE = pa.struct([("route_name", pa.string()), ("min_similarity", pa.float64
                       ("out_of_scope_recall", pa.float64()), ("out_of_scope_precision", pa.float64()),
                       ("examples", pa.int64())])
 EXAMPLE_TYPE = "STRUCT(query VARCHAR, route VARCHAR)[]"
-_EXAMPLES = (("examples", EXAMPLE_TYPE, "list({'query': struct_extract(s, text_column)::VARCHAR, "
-              "'route': struct_extract(s, route_column)::VARCHAR})"),)
+_EXAMPLES = (("examples", EXAMPLE_TYPE, ("list({'query': struct_extract(s, text_column)::VARCHAR, "
+              "'route': struct_extract(s, route_column)::VARCHAR})")),)
 
 BINDINGS = (
     Binding(SIGNATURES["ruvector_create_route"], scalar=Call("_td_create_route", "BOOLEAN", side_effects=True)),
