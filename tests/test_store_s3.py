@@ -13,12 +13,15 @@ import pytest
 pytest.importorskip("moto.server", reason='moto is not installed: pip install "tinydancer_duck[s3]"')
 boto3 = pytest.importorskip("boto3", reason='boto3 is not installed: pip install "tinydancer_duck[s3]"')
 
-from test_distributed_s3 import s3 as _s3_server  # noqa: F401 - the moto server fixture `s3`, by its own name
+from test_distributed_s3 import s3
 from test_store_journal import _crash_between_commits, _usage_rows
 
 import tinydancer_duck as td
 from tinydancer_duck import cli
 from tinydancer_duck.cli._doctor import check_store
+
+#: The moto server fixture, shared with test_distributed_s3: pytest finds it by its module-level name.
+SHARED_FIXTURES = (s3,)
 
 
 @pytest.fixture
