@@ -23,8 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import tinydancer_duck as td
+from tinydancer_duck.options import RouteOptions
 from tinydancer_duck.registry._snapshot import build_snapshot
-from tinydancer_duck.routing._options import RouteOptions
+from tinydancer_duck.routing._options import OptionColumns
 from tinydancer_duck.routing._router import Requests, route
 from tinydancer_duck.settings import DEFAULT_SETTINGS
 from tinydancer_duck.store._store import agents_schema
@@ -82,7 +83,7 @@ def bench_kernel(rows: int, repeats: int) -> dict:
     x = rng.standard_normal((rows, 768)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     requests = Requests(x, np.ones(rows, bool), np.full(rows, 50.0))
-    options = RouteOptions.build(rows, optimize_for="balanced", max_latency_ms=2500.0)
+    options = OptionColumns.of(RouteOptions(optimize_for="balanced", max_latency_ms=2500.0), rows)
     seconds = median_seconds(lambda: route(requests, options, snapshot, DEFAULT_SETTINGS), repeats)
     us = seconds / rows * 1e6
     return {"operation": "full routing decision from an embedding, 10 agents, 768-dim", "us_per_row": us,

@@ -43,11 +43,23 @@ def is_column(value: Any) -> bool:
         pa is not None and isinstance(value, (pa.Array, pa.ChunkedArray)))
 
 
+def _all_null(value: Any) -> bool:
+    """An Arrow column of NULLs only: an option not given, as SQL passes it (checked at once, not row by row)."""
+    pa = sys.modules.get("pyarrow")
+    return pa is not None and isinstance(value, (pa.Array, pa.ChunkedArray)) and value.null_count == len(value) > 0
+
+
 def one_value(name: str, value: Any) -> Any:
     """A call-wide value given as a scalar, or as a column repeating one value (SQL hands a constant to a UDF as a
     column); differing values are an error naming ``name``. NULLs are ignored; all NULL gives None."""
     if not is_column(value):
         return value
+    pa = sys.modules.get("pyarrow")
+    if pa is not None and isinstance(value, (pa.Array, pa.ChunkedArray)) and not pa.types.is_nested(value.type):
+        # SQL's constants arrive as whole columns: one vectorized pass instead of a Python loop over the rows
+        import pyarrow.compute as pc
+
+        value = pc.unique(value.drop_null())
     values = value.tolist() if hasattr(value, "tolist") else value.to_pylist()
     distinct = []
     for item in values:
@@ -277,7 +289,7 @@ class Param:
     def value(self, value: Any) -> Any:
         """The validated value: None gives the default (None for a required parameter: the function says what is
         missing); a column is checked whole and returned in its canonical form, and only where ``per_row``."""
-        if value is None:
+        if value is None or _all_null(value):
             return None if self.default is REQUIRED else self.default
         if self.check.takes_column(value):
             if self.per_row:
