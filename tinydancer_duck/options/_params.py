@@ -21,8 +21,6 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import cache
 from typing import Any, ClassVar, TypeVar
 
-from typing_extensions import Self
-
 from tinydancer_duck.errors import InvalidArgument
 
 
@@ -339,7 +337,7 @@ class Declared:
         return params_of(cls)
 
     @classmethod
-    def of(cls, given: Self | None = None, /, **values: Any) -> Self:
+    def of(cls: type[D], given: D | None = None, /, **values: Any) -> D:  # noqa: PYI019 - typing.Self needs 3.11
         """``given`` (or the defaults) with ``values`` applied; a name that is not a field is an error listing the
         fields."""
         names = {p.name for p in params_of(cls)}
