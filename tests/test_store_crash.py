@@ -148,4 +148,4 @@ def test_record_usage_killed_at_random_moments_keeps_usage_and_stats_in_line(tmp
         out_of_line += engine.get_agent("bot")["total_requests"] != engine.store.read("usage").num_rows
     print(f"\nrecord_usage: {RECORD_KILLS} SIGKILLs at random moments, {out_of_line} left usage and stats out of line")
     assert out_of_line == 0
-    assert doctor.check_store(store).healthy, doctor.check_store(store).text()
+    assert doctor.check_store(store).healthy, (doctor.check_store(store).text(), engine.store.recovery_notes)
