@@ -10,14 +10,12 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
+from _stores import six_table_store
 
 import tinydancer_duck as td
 from tinydancer_duck import cli
 from tinydancer_duck.cli._doctor import check_store
-from tinydancer_duck.learn._classify import fit
-from tinydancer_duck.options import FastGRNNConfig
 from tinydancer_duck.store import TABLES
 
 RESULTS: dict[tuple[str, str], str] = {}
@@ -55,22 +53,7 @@ DAMAGE = {f.__name__: f for f in (lost_version_folder, lost_newest_manifest, tru
 def template(tmp_path_factory):
     """A store whose six tables each have rows and at least two versions; and each table's rows."""
     path = tmp_path_factory.mktemp("damage") / "template"
-    engine = td.Engine(path, embedder="hashing")
-    engine.register_agent("gpt-4", "llm", ["code"], cost_per_1k_tokens=0.03)
-    engine.register_agent("haiku", "llm", ["chat"], cost_per_1k_tokens=0.001)
-    engine.routes.create_route("billing", "questions about invoices", "gpt-4")
-    engine.routes.create_route("docs", "api documentation", "haiku")
-    engine.routes.add_examples(["billing"], ["why was I charged twice"])
-    engine.routes.add_examples(["docs"], ["where is the api reference"])
-    engine.usage.record("gpt-4", 0.01, True, 100.0)
-    engine.usage.record("haiku", 0.002, True, 50.0)
-    engine.budgets.set(10.0)
-    engine.budgets.set(5.0, agent="gpt-4")
-    x = np.random.default_rng(0).normal(size=(40, engine.dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    model, _ = fit(x, ["a", "b"] * 20, FastGRNNConfig(hidden_dim=8, epochs=1), identity=engine.embedder.identity)
-    engine.classifier.save(model, "m")
-    engine.classifier.save(model, "m")
+    engine = six_table_store(path)
     assert all(engine.store.info(t)["versions"] >= 3 for t in TABLES)
     assert check_store(path).healthy, check_store(path).text()
     return path, {t: _rows(engine, t) for t in TABLES}

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _stores import six_table_store
 
 import tinydancer_duck as td
 from tinydancer_duck import cli
 from tinydancer_duck.cli._doctor import check_store
-from tinydancer_duck.learn._classify import fit
-from tinydancer_duck.options import FastGRNNConfig
 from tinydancer_duck.store import TABLES
 
 WRITES, PER_WRITE = 7, 100
@@ -109,22 +108,7 @@ def test_the_budget_ledger_is_checked_against_usage(tmp_path):
 def template(tmp_path_factory):
     """A store whose six tables each have rows and at least three versions."""
     path = tmp_path_factory.mktemp("manifests") / "template"
-    engine = td.Engine(path, embedder="hashing")
-    engine.register_agent("gpt-4", "llm", ["code"], cost_per_1k_tokens=0.03)
-    engine.register_agent("haiku", "llm", ["chat"], cost_per_1k_tokens=0.001)
-    engine.routes.create_route("billing", "questions about invoices", "gpt-4")
-    engine.routes.create_route("docs", "api documentation", "haiku")
-    engine.routes.add_examples(["billing"], ["why was I charged twice"])
-    engine.routes.add_examples(["docs"], ["where is the api reference"])
-    engine.usage.record("gpt-4", 0.01, True, 100.0)
-    engine.usage.record("haiku", 0.002, True, 50.0)
-    engine.budgets.set(10.0)
-    engine.budgets.set(5.0, agent="gpt-4")
-    x = np.random.default_rng(0).normal(size=(40, engine.dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    model, _ = fit(x, ["a", "b"] * 20, FastGRNNConfig(hidden_dim=8, epochs=1), identity=engine.embedder.identity)
-    engine.classifier.save(model, "m")
-    engine.classifier.save(model, "m")
+    six_table_store(path)
     return path
 
 
