@@ -5,6 +5,7 @@ May import: routing, the snapshot and decision modules, ground.
 """
 
 from ._curves import CURVE_TYPE, aiq, curve
+from ._frames import actual_point
 from ._simulate import ROW_TYPE, SUMMARY_TYPE, simulate
 from ._whatif import WHATIF_TYPE, Frontier, budget_whatif, whatif_frontier
 
@@ -14,6 +15,7 @@ __all__ = [
     "SUMMARY_TYPE",
     "WHATIF_TYPE",
     "Frontier",
+    "actual_point",
     "aiq",
     "budget_whatif",
     "curve",

@@ -218,11 +218,10 @@ def curve(source: RoutingSnapshot | Any, log: Any, policy: Policy | None = None,
     points = POINTS.value(points)
     replay = Replay(as_snapshot(source), log, constraints_only(policy, values, "the cost-quality curve"),
                     columns=columns)
-    excluded = replay.policy.options.excluded_agents
-    excluded = set(excluded) if isinstance(excluded, tuple) else set()  # one list for the whole log
-    included = np.array([name not in excluded for name in replay.names], bool)
+    included = replay.included()
     if not included.any():
-        raise InvalidArgument("excluded_agents", sorted(excluded), "leaves no agent to compare")
+        raise InvalidArgument("excluded_agents", list(replay.policy.options.excluded_agents),
+                              "leaves no agent to compare")
     evaluation = Evaluation.build(replay.evidence, replay.policy.estimate)
     sums = _Sums(points, included, evaluation, replay.evidence)
     for frame in replay.frames(rows, progress):

@@ -127,6 +127,13 @@ class Replay:
         self.warnings = self._agent_warnings(log, columns) + self._sample_warnings()
         self.ranked = self.predicted & self._learned_elsewhere()
 
+    def included(self) -> np.ndarray:
+        """bool (A,): the agents the policy may choose at all, every one but its ``excluded_agents`` (a list given
+        once for the whole log; a per-row column excludes per request only)."""
+        excluded = self.policy.options.excluded_agents
+        excluded = set(excluded) if isinstance(excluded, tuple) else set()
+        return np.array([name not in excluded for name in self.names], bool)
+
     def _agent_warnings(self, log: Any, columns: Any) -> list[str]:
         """The log's agents that are not registered (their outcomes are ignored) and registered agents the log
         never observed (their quality comes from a category mean, the outcome router or their prior)."""
@@ -228,6 +235,42 @@ def source_counts(quality: np.ndarray, cost: np.ndarray) -> dict[str, int]:
 def _listed(names: list[str]) -> str:
     shown = ", ".join(names[:_NAMED])
     return shown + (f", +{len(names) - _NAMED} more" if len(names) > _NAMED else "")
+
+
+@dataclass
+class LoggedSums:
+    """Running totals of the log's own choices over its frames: the sum of its cost column and the mean of its
+    quality column, each over the rows that log one (what "actual" means in a summary, a what-if and a report)."""
+
+    cost: float = 0.0
+    cost_rows: int = 0
+    quality: float = 0.0
+    quality_rows: int = 0
+
+    def add(self, frame: Frame) -> None:
+        for name in ("cost", "quality"):
+            values = frame.log.columns.get(name)
+            if values is not None:
+                known = ~np.isnan(values)
+                setattr(self, name, getattr(self, name) + float(values[known].sum()))
+                setattr(self, f"{name}_rows", getattr(self, f"{name}_rows") + int(known.sum()))
+
+    @property
+    def total_cost(self) -> float | None:
+        return self.cost if self.cost_rows else None
+
+    @property
+    def mean_quality(self) -> float | None:
+        return self.quality / self.quality_rows if self.quality_rows else None
+
+
+def actual_point(total_cost: float | None, mean_quality: float | None, requests: int) -> dict[str, Any] | None:
+    """The log's actual policy as the charts and tables draw it (total_cost, cost per request, quality, requests);
+    None when the log has no cost of a choice made."""
+    if total_cost is None:
+        return None
+    return {"total_cost": total_cost, "cost": total_cost / max(requests, 1), "quality": mean_quality,
+            "requests": requests}
 
 
 def constraints_only(policy: Policy | None, values: dict[str, Any], what: str) -> Policy:

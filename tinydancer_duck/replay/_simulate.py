@@ -49,6 +49,7 @@ from ._frames import (
     QUALITY_SOURCES,
     SOURCE_COUNTS,
     Frame,
+    LoggedSums,
     Replay,
     as_snapshot,
     source_counts,
@@ -221,8 +222,7 @@ class Summary:
         self.cost = self.expected = self.latency = self.realized = 0.0
         self.expected_predicted = 0
         self.mix_requests, self.mix_cost, self.mix_quality = np.zeros(a, np.int64), np.zeros(a), np.zeros(a)
-        self.actual_cost = self.actual_quality = 0.0
-        self.actual_cost_rows = self.actual_quality_rows = 0
+        self.logged = LoggedSums()
         self.actual_over_window = 0
 
     def add(self, frame: Frame, agent: np.ndarray) -> None:
@@ -244,13 +244,7 @@ class Summary:
         self.mix_cost += np.bincount(picked, weights=cost, minlength=len(self.mix_cost))
         self.mix_quality += np.bincount(picked, weights=quality, minlength=len(self.mix_quality))
         self.actual_over_window += self._over_window(frame)
-        for name, total, count in (("cost", "actual_cost", "actual_cost_rows"),
-                                   ("quality", "actual_quality", "actual_quality_rows")):
-            values = frame.log.columns.get(name)
-            if values is not None:
-                known = ~np.isnan(values)
-                setattr(self, total, getattr(self, total) + float(values[known].sum()))
-                setattr(self, count, getattr(self, count) + int(known.sum()))
+        self.logged.add(frame)
 
     def _over_window(self, frame: Frame) -> int:
         """Logged requests whose logged agent could not have read them (tokens in + its output > its window): the
@@ -271,7 +265,7 @@ class Summary:
                 "share": float(self.mix_requests[i] / routed), "cost": float(self.mix_cost[i]),
                 "quality": float(self.mix_quality[i] / self.mix_requests[i])}
                for i in used[np.argsort(-self.mix_requests[used], kind="stable")]]
-        actual_cost = self.actual_cost if self.actual_cost_rows else None
+        actual_cost = self.logged.total_cost
         expected_source = "quality_score" if not self.expected_predicted else (
             self.replay.model_label if self.expected_predicted == self.routed
             else f"{self.replay.model_label} for {self.expected_predicted / routed:.0%}, else quality_score")
@@ -286,7 +280,7 @@ class Summary:
             "realized_rows": self.realized_rows,
             "mean_latency_ms": None if none else self.latency / routed,
             "actual_total_cost": actual_cost,
-            "actual_mean_quality": self.actual_quality / self.actual_quality_rows if self.actual_quality_rows else None,
+            "actual_mean_quality": self.logged.mean_quality,
             "actual_over_window": self.actual_over_window,
             "agent_mix": mix,
             **source_counts(self.figures.quality_sources, self.figures.cost_sources),

@@ -34,7 +34,17 @@ from tinydancer_duck.options import BUDGET, QUALITY_THRESHOLD, Policy
 from tinydancer_duck.snapshot import RoutingSnapshot
 
 from ._evaluation import Evaluation
-from ._frames import COST_DETAIL_COUNTS, SOURCE_COUNTS, Frame, Replay, as_snapshot, constraints_only, source_counts
+from ._frames import (
+    COST_DETAIL_COUNTS,
+    SOURCE_COUNTS,
+    Frame,
+    LoggedSums,
+    Replay,
+    actual_point,
+    as_snapshot,
+    constraints_only,
+    source_counts,
+)
 from ._simulate import MIX_TYPE, Progress, budget_decisions
 
 WHATIF_TYPE = pa.struct([("budget", pa.float64()), ("estimated_spend", pa.float64()), ("spend", pa.float64()),
@@ -140,32 +150,22 @@ def whatif_frontier(source: RoutingSnapshot | Any, log: Any, budgets: Sequence[f
 
 def _single_agents(replay: Replay, frames: list[Frame], cost: np.ndarray, quality: np.ndarray
                    ) -> list[dict[str, Any]]:
-    """Always agent j, for each agent the policy does not exclude: its total cost and mean quality over the
-    requests the router could read (the curve's zero router, from the frames already in hand)."""
+    """Always agent j, for each agent the policy may choose: its total cost and mean quality over the requests the
+    router could read (the curve's zero router, from the frames already in hand)."""
     valid = np.concatenate([f.requests.valid for f in frames])
-    excluded = replay.policy.options.excluded_agents
-    excluded = set(excluded) if isinstance(excluded, tuple) else set()
     if not valid.any():
         return []
     totals, means = cost[valid].sum(axis=0), quality[valid].mean(axis=0)
-    return [{"label": name, "total_cost": float(totals[j]), "quality": float(means[j])}
-            for j, name in enumerate(replay.names) if name not in excluded]
+    return [{"label": replay.names[j], "total_cost": float(totals[j]), "quality": float(means[j])}
+            for j in np.flatnonzero(replay.included())]
 
 
 def _actual(frames: list[Frame]) -> dict[str, Any] | None:
-    """The log's own choices: the total of its cost column and the mean of its quality column (as a simulation's
-    summary reports them), None when it has no cost of a choice made."""
-    requests = sum(len(f.log) for f in frames)
-    figures = {}
-    for name in ("cost", "quality"):
-        logged = [f.log.columns[name] for f in frames if name in f.log.columns]
-        values = np.concatenate(logged) if logged else np.zeros(0)
-        figures[name] = values[~np.isnan(values)]
-    if not len(figures["cost"]):
-        return None
-    total = float(figures["cost"].sum())
-    quality = float(figures["quality"].mean()) if len(figures["quality"]) else None
-    return {"total_cost": total, "cost": total / max(requests, 1), "quality": quality, "requests": requests}
+    """The log's own choices over the frames, as a simulation's summary reports them."""
+    logged = LoggedSums()
+    for frame in frames:
+        logged.add(frame)
+    return actual_point(logged.total_cost, logged.mean_quality, sum(len(f.log) for f in frames))
 
 
 def _figures(replay: Replay, evaluation: Evaluation, frames: list[Frame], agent: np.ndarray) -> dict[str, Any]:

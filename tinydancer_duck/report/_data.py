@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from tinydancer_duck._logs import log_agents, open_log
 from tinydancer_duck.options import INCLUDE_UNOBSERVED
-from tinydancer_duck.replay import budget_whatif, curve, simulate
+from tinydancer_duck.replay import actual_point, budget_whatif, curve, simulate
 from tinydancer_duck.snapshot import RoutingSnapshot
 
 from ._charts import fmt
@@ -202,10 +202,7 @@ def _policies(snapshot: RoutingSnapshot) -> list[tuple[str, str]]:
 
 def _actual(summary: dict[str, Any]) -> dict[str, Any] | None:
     """The log's actual policy from a simulation summary (None when the log has no cost of a choice made)."""
-    if summary["actual_total_cost"] is None:
-        return None
-    return {"total_cost": summary["actual_total_cost"], "cost": summary["actual_total_cost"] / max(summary["rows"], 1),
-            "quality": summary["actual_mean_quality"], "requests": summary["rows"]}
+    return actual_point(summary["actual_total_cost"], summary["actual_mean_quality"], summary["rows"])
 
 
 def _calibrated(snapshot: RoutingSnapshot, objective: str, summary: dict[str, Any]) -> dict[str, Any] | None:
