@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -137,8 +138,10 @@ class Decisions:
         chosen = agent >= 0
         number = (lambda values: float(values[i]) if chosen else None)
         names = snapshot.name_list()
-        fallbacks = [{"agent_name": names[a], "score": float(self.scored.score[i, a]),
-                      "estimated_cost": float(self.scored.cost[i, a])} for a in self.ranked(num_fallbacks)[i] if a >= 0]
+        score, cost = self.scored.score[i].tolist(), self.scored.cost[i].tolist()
+        best_first = self._candidates_of(i, score)
+        fallbacks = [{"agent_name": names[a], "score": score[a], "estimated_cost": cost[a]}
+                     for a in best_first if a != agent and math.isfinite(score[a])][:num_fallbacks]
         return {
             "agent_name": names[agent] if chosen else None,
             "confidence": number(self.confidence),
@@ -148,30 +151,34 @@ class Decisions:
             "candidates": int(self.candidates[i]),
             "reasoning": self.reasoning[i].as_py(),
             "fallbacks": fallbacks,
-            "scores": self._scores_of(i, snapshot) if explain else None,
+            "scores": self._scores_of(i, snapshot, best_first, score, cost) if explain else None,
         }
 
-    def _scores_of(self, i: int, snapshot: AgentSnapshot) -> list[dict[str, Any]]:
-        """Request i's row of :meth:`_scores` as Python values, without Arrow (the one-request table form)."""
-        scored = self.scored
-        agents = np.flatnonzero(scored.candidate[i])
-        agents = agents[np.argsort(-scored.score[i, agents], kind="stable")]
-        if not len(agents):
+    def _candidates_of(self, i: int, score: list[float]) -> list[int]:
+        """Request i's candidates, best score first (ties: the lower index first, as a stable argsort), in Python:
+        the one-request path's :meth:`ranked` and :meth:`_scores` order without numpy calls on one-row arrays."""
+        candidate = self.scored.candidate[i].tolist()
+        return sorted((a for a, ok in enumerate(candidate) if ok), key=lambda a: -score[a])
+
+    def _scores_of(self, i: int, snapshot: AgentSnapshot, agents: list[int], score: list[float],
+                   cost: list[float]) -> list[dict[str, Any]]:
+        """Request i's row of :meth:`_scores` as Python values, without Arrow (the one-request table form).
+
+        agents : its candidates, best first (:meth:`_candidates_of`); score, cost : its rows as Python lists."""
+        if not agents:
             return []
-        rows = agents.tolist()
-        cost, latency = scored.cost[i, agents].tolist(), snapshot.latency_ms[agents].tolist()
-        cheapest, fastest = min(cost), min(latency)
+        scored = self.scored
+        latency = snapshot.latency_ms.tolist()
+        cheapest, fastest = min(cost[a] for a in agents), min(latency[a] for a in agents)
         names, labels = snapshot.name_list(), snapshot.labels
-        similarity, p_serve = scored.similarity[i, agents].tolist(), scored.p_serve[i, agents].tolist()
-        quality, score = scored.quality[i, agents].tolist(), scored.score[i, agents].tolist()
-        expected = scored.expected[i, agents].tolist()
-        matched = scored.matched[i, agents].tolist()
-        return [{"agent_name": names[a], "similarity": _finite(similarity[j]),
-                 "matched_on": labels[matched[j]] if matched[j] >= 0 and len(labels) else None,
-                 "p_serve": p_serve[j], "cost_vs_cheapest": _ratio(cost[j], cheapest),
-                 "latency_vs_fastest": _ratio(latency[j], fastest), "quality": quality[j],
-                 "expected_quality": expected[j], "score": score[j]}
-                for j, a in enumerate(rows)]
+        similarity, p_serve = scored.similarity[i].tolist(), scored.p_serve[i].tolist()
+        quality, matched = scored.quality[i].tolist(), scored.matched[i].tolist()
+        return [{"agent_name": names[a], "similarity": _finite(similarity[a]),
+                 "matched_on": labels[matched[a]] if matched[a] >= 0 and len(labels) else None,
+                 "p_serve": p_serve[a], "cost_vs_cheapest": ratio_of(cost[a], cheapest),
+                 "latency_vs_fastest": ratio_of(latency[a], fastest), "quality": quality[a],
+                 "expected_quality": p_serve[a] * quality[a], "score": score[a]}
+                for a in agents]
 
     def _fallbacks(self, snapshot: AgentSnapshot, k: int) -> pa.Array:
         ranked = self.ranked(k)
@@ -220,10 +227,10 @@ class Decisions:
 
 def _finite(value: float) -> float | None:
     """A similarity, or None where the agent has nothing to match on (-inf)."""
-    return value if np.isfinite(value) else None
+    return value if math.isfinite(value) else None
 
 
-def _ratio(value: float, best: float) -> float:
+def ratio_of(value: float, best: float) -> float:
     """:func:`ratio_to_best` of one pair, in Python (the same IEEE division)."""
     if best > 0:
         return value / best

@@ -6,6 +6,7 @@ the strings are built per distinct situation and spread with an Arrow ``take``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -103,14 +104,14 @@ def winner_detail(winner: np.ndarray, case: np.ndarray, p_serve: np.ndarray, sim
         one = few_numbers(np.r_[cost_ratio, latency_ratio], 1)
         counts = ([""] * n, [""] * n) if reading is None else (few_numbers(reading.known, 1),
                                                                list(map(str, reading.total.tolist())))
-        return pa.array([_one_detail(int(case[i]), int(state[i]), two[i], two[n + i], labels[i], counts[0][i],
+        return pa.array([one_detail(int(case[i]), int(state[i]), two[i], two[n + i], labels[i], counts[0][i],
                                      counts[1][i], one[i], one[n + i], two[2 * n + i]) if winner[i] >= 0 else ""
                          for i in range(n)], pa.string())
     return _arrow_details(winner, case, state, p_serve, similarity, labels, reading, cost_ratio, latency_ratio,
                           quality)
 
 
-def _one_detail(case: int, state: int, p: str, similarity: str, label: str, known: str, total: str, cost: str,
+def one_detail(case: int, state: int, p: str, similarity: str, label: str, known: str, total: str, cost: str,
                 latency: str, quality: str) -> str:
     """One winner's detail (:func:`winner_detail`), from its numbers already written as text."""
     claim = {NO_EVIDENCE: "no evidence", GENERAL: f"P(serve) {p} as a general agent",
@@ -125,7 +126,7 @@ def _one_detail(case: int, state: int, p: str, similarity: str, label: str, know
 def _arrow_details(winner: np.ndarray, case: np.ndarray, state: np.ndarray, p_serve: np.ndarray,
                    similarity: np.ndarray, labels: pa.Array, reading: Reading | None, cost_ratio: np.ndarray,
                    latency_ratio: np.ndarray, quality: np.ndarray) -> pa.Array:
-    """:func:`_one_detail` for every row with Arrow kernels (the same text): the most common kind of claim is built
+    """:func:`one_detail` for every row with Arrow kernels (the same text): the most common kind of claim is built
     for every row, the others only for their own rows and patched in (a batch usually holds one or two kinds, and
     few requests read in part)."""
     def number(values: np.ndarray, decimals: int) -> pa.Array:
@@ -182,16 +183,19 @@ FEW_ROWS = 16
 
 
 def few_numbers(values: np.ndarray, decimals: int) -> list[str]:
-    """A few numbers as the Arrow path formats them (``cast(round(x, decimals), string)``), in Python where that is
-    provably the same text: finite, below 1e9 (Arrow writes larger ones with an exponent) and not near a rounding
-    tie (where Arrow's rounding of the decimal digits and Python's of the binary value may differ); else Arrow's."""
-    values = np.asarray(values, np.float64)
-    scaled = np.abs(values) * 10.0 ** decimals
-    if not (np.isfinite(values).all() and (np.abs(values) < 1e9).all()
-            and (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6).all()):
-        return pc.cast(pc.round(pa.array(values), decimals), pa.string()).to_pylist()
-    return [text.removesuffix(".0") for text in map(repr, (round(v, decimals)
-                                                                              for v in values.tolist()))]
+    """A few numbers as the Arrow path formats them (``cast(round(x, decimals), string)``): :func:`few_number`
+    of each."""
+    return [few_number(value, decimals) for value in np.asarray(values, np.float64).tolist()]
+
+
+def few_number(value: float, decimals: int) -> str:
+    """One number as the Arrow path formats it, in Python where that is provably the same text: finite, below 1e9
+    (Arrow writes larger ones with an exponent) and not near a rounding tie (where Arrow's rounding of the decimal
+    digits and Python's of the binary value may differ); else Arrow's."""
+    scaled = abs(value) * 10.0 ** decimals
+    if math.isfinite(value) and abs(value) < 1e9 and abs(scaled - math.floor(scaled) - 0.5) > 1e-6:
+        return repr(round(value, decimals)).removesuffix(".0")
+    return pc.cast(pc.round(pa.array([value], pa.float64()), decimals), pa.string())[0].as_py()
 
 
 def format_once(key: np.ndarray, describe: Callable[[np.ndarray], str]) -> pa.Array:

@@ -46,7 +46,7 @@ Scorer = Callable[[Terms], np.ndarray]
 
 def _ratio_to_min(values: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     """min over the row's candidates / value, in (0, 1]; (n, A)."""
-    best = np.min(values, axis=1, keepdims=True, initial=np.inf, where=candidate)
+    best = np.where(candidate, values, np.inf).min(axis=1, keepdims=True, initial=np.inf)
     best = np.where(np.isfinite(best), best, 0.0)
     return (best + _TINY) / (values + _TINY)
 
@@ -57,8 +57,7 @@ def _cheapest_clearing(values: np.ndarray, terms: Terms) -> np.ndarray:
     (or latency) per request served wins, so a weak match never buys a price many times the others' on the
     strength of being the most likely of weak matches."""
     clearing = terms.candidate & (terms.p_serve >= terms.clear_level)
-    with np.errstate(divide="ignore"):
-        per_served = np.where(terms.p_serve > 0, values / np.maximum(terms.p_serve, 1e-30), np.inf)
+    per_served = np.where(terms.p_serve > 0, values / np.maximum(terms.p_serve, 1e-30), np.inf)  # never / 0
     return np.where(clearing, _ratio_to_min(values, clearing), _ratio_to_min(per_served, terms.candidate) - 1.0)
 
 

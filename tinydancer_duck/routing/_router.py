@@ -25,6 +25,7 @@ circuits, agents over budget, semantic routes); the router itself reads no store
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -36,19 +37,24 @@ from tinydancer_duck.registry import AgentSnapshot, estimated_cost
 from tinydancer_duck.settings import Settings
 
 from ._candidates import CONSTRAINTS, removal_codes
-from ._decisions import Decisions, ratio_to_best
+from ._decisions import Decisions, ratio_of, ratio_to_best
 from ._evidence import evidence, reading_weight
 from ._explain import (
     FEW_ROWS,
     GENERAL,
     MATCHED,
     NO_EVIDENCE,
+    PART_READ,
+    READ,
     ROUTE_DECIDED,
     ROUTE_TARGET_REMOVED,
     ROUTE_TARGET_UNKNOWN,
     SIGNALLED,
+    UNREAD,
     Reading,
     explain,
+    few_number,
+    one_detail,
     winner_detail,
 )
 from ._explore import exploration_notes, explored
@@ -247,7 +253,7 @@ def route(requests: Requests, options: OptionColumns, snapshot: AgentSnapshot, s
     else:
         with np.errstate(over="ignore"):  # a route's target or an explored agent may score far below the best
             weights = np.exp(shifted)
-    confidence = np.where(has_candidate, 1.0 / weights.sum(axis=1).clip(min=1.0), np.nan)
+    confidence = np.where(has_candidate, 1.0 / np.maximum(weights.sum(axis=1), 1.0), np.nan)
     pick = (lambda values: np.where(has_candidate, values, np.nan))
     no_evidence = scored.no_evidence & has_candidate
     reasoning = _with_window_notes(
@@ -300,8 +306,11 @@ def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals
     n = len(winner)
     if not snapshot.size or not n:
         return pa.array([""] * n, pa.string())
-    rows, safe = np.arange(n), np.maximum(winner, 0)
     decided = semantic == ROUTE_DECIDED
+    if n <= FEW_ROWS and not decided.any():
+        return pa.array([_one_winner_detail(requests, snapshot, scored, i, int(w), bool(no_evidence[i]))
+                         for i, w in enumerate(winner.tolist())], pa.string())
+    rows, safe = np.arange(n), np.maximum(winner, 0)
     by_objective = np.where(decided, -1, winner)
     cheapest = np.min(np.where(scored.candidate, scored.cost, np.inf), axis=1, initial=np.inf)
     fastest = np.min(np.where(scored.candidate, snapshot.latency_ms, np.inf), axis=1, initial=np.inf)
@@ -325,6 +334,33 @@ def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals
         ", threshold ", pc.cast(pc.round(pa.array(np.nan_to_num(signals.route_threshold), pa.float64()), 2),
                                 pa.string()), ")", "")
     return pc.if_else(pa.array(decided), route_part, detail)
+
+
+def _one_winner_detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, i: int, winner: int,
+                       no_evidence: bool) -> str:
+    """:func:`_detail` of request i in Python scalars: for a one-request call, the dozen numpy calls on one-element
+    arrays cost more than the decision. The same numbers and the same text (``one_detail``, ``few_number``)."""
+    if winner < 0:
+        return ""
+    candidate, cost = scored.candidate[i].tolist(), scored.cost[i].tolist()
+    latency = snapshot.latency_ms.tolist()
+    cheapest = min((c for c, ok in zip(cost, candidate) if ok), default=math.inf)
+    fastest = min((t for t, ok in zip(latency, candidate) if ok), default=math.inf)
+    matched = int(scored.matched[i, winner])
+    case = NO_EVIDENCE if no_evidence else GENERAL if snapshot.general[winner] else MATCHED if matched >= 0 \
+        else SIGNALLED
+    label = snapshot.labels[matched] if case == MATCHED else ""
+    quality = scored.agent_quality[winner] if scored.agent_quality.ndim == 1 else scored.agent_quality[i, winner]
+    p_serve, similarity = float(scored.p_serve[i, winner]), float(scored.similarity[i, winner])
+    cost_ratio, latency_ratio = ratio_of(cost[winner], cheapest), ratio_of(latency[winner], fastest)
+    state, known, total = READ, "", ""
+    if requests.known is not None and requests.total is not None:
+        weight = float(reading_weight(requests.known[i:i + 1], requests.total[i:i + 1], snapshot)[0])
+        if weight < 1:
+            state = UNREAD if weight <= 0 else PART_READ
+            known, total = few_number(float(requests.known[i]), 1), str(int(requests.total[i]))
+    return one_detail(case, state, few_number(p_serve, 2), few_number(similarity, 2), label, known, total,
+                      few_number(cost_ratio, 1), few_number(latency_ratio, 1), few_number(float(quality), 2))
 
 
 def semantic_status(signals: Signals, candidate: np.ndarray, n: int) -> np.ndarray:
