@@ -303,6 +303,19 @@ def test_route_one_is_route_struct_for_one_request(fleet):
                     batch, explain=True, **options).to_pylist()[0]
 
 
+def test_route_one_follows_options_that_change_between_calls(fleet):
+    """A live caller's options are kept between calls only while they are the same: a list the caller changes in
+    place, or another value, decides anew."""
+    excluded = ["cheap"]
+    assert fleet.route_one(REQUEST, optimize_for="cost", excluded_agents=excluded)["agent_name"] == "value"
+    excluded.append("value")
+    assert fleet.route_one(REQUEST, optimize_for="cost", excluded_agents=excluded)["agent_name"] == "fast"
+    assert fleet.route_one(REQUEST, optimize_for="cost", excluded_agents=["cheap"])["agent_name"] == "value"
+    assert fleet.route_one(REQUEST, optimize_for="quality")["agent_name"] == "best"
+    columns = np.array(["cost"])  # a column of one value is not kept, and still decides
+    assert fleet.route_one(REQUEST, optimize_for=columns)["agent_name"] == "cheap"
+
+
 def test_ruvector_embed_is_a_unit_vector_of_the_embedder_dimension(con, engine):
     vector = con.execute("SELECT ruvector_embed('How do I reset my password?')").fetchone()[0]
     assert len(vector) == engine.dim and sum(v * v for v in vector) == pytest.approx(1.0, abs=1e-4)

@@ -41,6 +41,9 @@ from tinydancer_duck.usage import Analytics, Health, Usage
 if TYPE_CHECKING:
     import duckdb
 
+#: Option values a one-request call may be kept by (compared by ``==``; a numpy or Arrow column is not).
+_PLAIN_VALUES = (str, int, float, bool, type(None), list, tuple)
+
 
 class Engine:
     """Agents, embedder and router over one LanceDB store.
@@ -69,6 +72,7 @@ class Engine:
         self.store.table("agents")  # fail now, not at the first query, if the store was made by another embedder
         self.store.recover(wait=False)  # finish what a killed writer left half done, unless a writer is at work
         self._snapshot: RoutingSnapshot | None = None
+        self._one_row_options: tuple[tuple[Any, ...], OptionColumns] | None = None
 
     @property
     def dim(self) -> int:
@@ -213,8 +217,23 @@ class Engine:
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, [request] if request is None or isinstance(request, str)
                               else one_embedding(request, self.dim))
-        decided = self._decide_live(snapshot, batch, OptionColumns.of(options, 1), now_us)
+        decided = self._decide_live(snapshot, batch, self._options_of_one(options), now_us)
         return decided.row(0, snapshot.agents, num_fallbacks=fallbacks, explain=shown)
+
+    def _options_of_one(self, options: RouteOptions) -> OptionColumns:
+        """``OptionColumns.of(options, 1)``, kept while a live caller asks with the same plain values (most callers
+        do: building the columns is a tenth of a one-request decision). Lists are compared by a copy of their items
+        (a caller may change its list between calls); columns are never written in place."""
+        values = tuple(vars(options).values())
+        if not all(type(value) in _PLAIN_VALUES for value in values):
+            return OptionColumns.of(options, 1)
+        key = tuple(tuple(value) if type(value) is list else value for value in values)
+        last = self._one_row_options
+        if last is not None and last[0] == key:
+            return last[1]
+        columns = OptionColumns.of(options, 1)
+        self._one_row_options = (key, columns)
+        return columns
 
     def _decide_live(self, snapshot: RoutingSnapshot, batch: Requests, options: OptionColumns,
                      now_us: int) -> Decisions:

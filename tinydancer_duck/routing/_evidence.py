@@ -51,7 +51,7 @@ def reading_weight(known: np.ndarray | None, total: np.ndarray | None, snapshot:
     calibration = snapshot.calibration
     share = known / np.maximum(total, 1)
     span = max(calibration.full_read_level - calibration.read_level, 1e-9)
-    return np.clip((share - calibration.read_level) / span, 0.0, 1.0).astype(np.float32)
+    return np.minimum(np.maximum((share - calibration.read_level) / span, 0.0), 1.0).astype(np.float32)
 
 
 def evidence(found: Similarities | None, snapshot: AgentSnapshot, *, signal: np.ndarray | None = None,
@@ -77,7 +77,7 @@ def evidence(found: Similarities | None, snapshot: AgentSnapshot, *, signal: np.
     general = snapshot.general
     if general.any():
         specialist = np.where(general, np.float32(0.0), specialist)
-        left = np.clip(1.0 - specialist.sum(axis=1, keepdims=True), 0.0, 1.0).astype(np.float32)
+        left = np.minimum(np.maximum(1.0 - specialist.sum(axis=1, keepdims=True), 0.0), 1.0).astype(np.float32)
         specialist = np.where(general, left, specialist)
     return Evidence(specialist.astype(np.float32, copy=False), similarity, row)
 
@@ -131,7 +131,7 @@ def margin(similarity: np.ndarray) -> np.ndarray:
         rest[rows, first] = -np.inf
         second = rest.max(axis=1)
         other = np.where(np.arange(n_agents)[None, :] == first[:, None], second[:, None], top[:, None])
-    lead = np.clip(similarity - np.maximum(other, 0.0), -MARGIN_CAP, MARGIN_CAP)
+    lead = np.minimum(np.maximum(similarity - np.maximum(other, 0.0), -MARGIN_CAP), MARGIN_CAP)
     return np.where(np.isfinite(similarity), lead, 0.0).astype(np.float32)
 
 

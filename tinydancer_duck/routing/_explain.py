@@ -113,7 +113,8 @@ def winner_detail(winner: np.ndarray, case: np.ndarray, p_serve: np.ndarray, sim
 
 def one_detail(case: int, state: int, p: str, similarity: str, label: str, known: str, total: str, cost: str,
                 latency: str, quality: str) -> str:
-    """One winner's detail (:func:`winner_detail`), from its numbers already written as text."""
+    """One winner's detail (:func:`winner_detail`), from its numbers already written as text. Takes many
+    parameters because each is one of the numbers the sentence states."""
     claim = {NO_EVIDENCE: "no evidence", GENERAL: f"P(serve) {p} as a general agent",
              MATCHED: f"P(serve) {p} from '{label}', similarity {similarity}", SIGNALLED: f"P(serve) {p}"}[case]
     if state == UNREAD:
