@@ -314,6 +314,12 @@ def test_route_one_follows_options_that_change_between_calls(fleet):
     assert fleet.route_one(REQUEST, optimize_for="quality")["agent_name"] == "best"
     columns = np.array(["cost"])  # a column of one value is not kept, and still decides
     assert fleet.route_one(REQUEST, optimize_for=columns)["agent_name"] == "cheap"
+    assert fleet.route_one(REQUEST, optimize_for="quality", max_cost=1)["agent_name"] == "best"
+    for _ in range(2):  # a bad value is refused every time, whatever was kept before
+        with pytest.raises(td.InvalidArgument, match=r"max_cost.*-1"):
+            fleet.route_one(REQUEST, max_cost=-1)
+        with pytest.raises(td.InvalidArgument, match="RouteOptions"):
+            fleet.route_one(REQUEST, {"optimize_for": "cost"})
 
 
 def test_ruvector_embed_is_a_unit_vector_of_the_embedder_dimension(con, engine):

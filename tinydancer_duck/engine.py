@@ -41,8 +41,15 @@ from tinydancer_duck.usage import Analytics, Health, Usage
 if TYPE_CHECKING:
     import duckdb
 
-#: Option values a one-request call may be kept by (compared by ``==``; a numpy or Arrow column is not).
-_PLAIN_VALUES = (str, int, float, bool, type(None), list, tuple)
+
+def _plain_key(value: Any) -> Any:
+    """``value`` as a comparable key of (type, value) pairs, lists as tuples; None when it holds anything else (a
+    numpy or Arrow column), which is not kept."""
+    kind = type(value)
+    if kind in (list, tuple):
+        items = tuple(_plain_key(item) for item in value)
+        return None if None in items else (kind, items)
+    return (kind, value) if kind in (str, int, float, bool, type(None)) else None
 
 
 class Engine:
@@ -212,27 +219,27 @@ class Engine:
 
         request : text, None, or one embedding (a sequence or numpy array of ``dim`` floats)
         """
-        options = RouteOptions.of(options, **values)
+        columns = self._options_of_one(options, values)
         fallbacks, shown = NUM_FALLBACKS.value(num_fallbacks), EXPLAIN.value(True if explain is None else explain)
         snapshot, now_us = self._live()
         batch = requests_from(snapshot, [request] if request is None or isinstance(request, str)
                               else one_embedding(request, self.dim))
-        decided = self._decide_live(snapshot, batch, self._options_of_one(options), now_us)
+        decided = self._decide_live(snapshot, batch, columns, now_us)
         return decided.row(0, snapshot.agents, num_fallbacks=fallbacks, explain=shown)
 
-    def _options_of_one(self, options: RouteOptions) -> OptionColumns:
-        """``OptionColumns.of(options, 1)``, kept while a live caller asks with the same plain values (most callers
-        do: building the columns is a tenth of a one-request decision). Lists are compared by a copy of their items
-        (a caller may change its list between calls); columns are never written in place."""
-        values = tuple(vars(options).values())
-        if not all(type(value) in _PLAIN_VALUES for value in values):
-            return OptionColumns.of(options, 1)
-        key = tuple(tuple(value) if type(value) is list else value for value in values)
+    def _options_of_one(self, options: RouteOptions | None, values: dict[str, Any]) -> OptionColumns:
+        """``OptionColumns.of(RouteOptions.of(options, **values), 1)``, kept while a live caller asks with the same
+        plain values (most callers do: checking the options and building their columns is a sixth of a one-request
+        decision). The key holds each value's type and a copy of each list's items (a caller may change its list
+        between calls; True is not 1); the columns are never written in place."""
+        given = () if options is None else tuple(vars(options).items()) if isinstance(options, RouteOptions) else None
+        key = None if given is None else _plain_key((given, tuple(values.items())))  # None: not kept
         last = self._one_row_options
-        if last is not None and last[0] == key:
+        if key is not None and last is not None and last[0] == key:
             return last[1]
-        columns = OptionColumns.of(options, 1)
-        self._one_row_options = (key, columns)
+        columns = OptionColumns.of(RouteOptions.of(options, **values), 1)
+        if key is not None:
+            self._one_row_options = (key, columns)
         return columns
 
     def _decide_live(self, snapshot: RoutingSnapshot, batch: Requests, options: OptionColumns,

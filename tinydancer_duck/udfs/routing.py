@@ -44,7 +44,7 @@ def adapters(engine: Engine) -> dict[str, Adapter]:
         is routed as its text, as the scalar form's VARCHAR cast does."""
         if request is not None and not isinstance(request, (str, list)):
             request = str(request)
-        decision = engine.route_one(request, RouteOptions(**options), num_fallbacks=num_fallbacks, explain=explain)
+        decision = engine.route_one(request, num_fallbacks=num_fallbacks, explain=explain, **options)
         return tuple(decision[field] for field in ROUTE_FIELDS)  # DuckDB reads a tuple faster than a dict's keys
 
     def route_multi(request: pa.Array, num_agents: pa.Array, strategy: pa.Array, **options: pa.Array) -> pa.Array:
