@@ -4,9 +4,9 @@
 
 Measures numpy's float32 GEMM rate for each shape an operation uses (the physical bound on this machine, in the same
 run), then every DESIGN §8 operation at 768-dim on 100K-row batches (medians of ``--repeats``), the 1M-row Parquet
-routing query (child processes: time and peak RSS), one request through SQL, long prompts (RouterBench) through SQL
-against short queries and the embedder alone on them, and route-parquet's local engine against SQL writing the same
-file (benchmarks/bench_long.py). Kernels run with BLAS at one thread,
+routing query (child processes: time and peak RSS), one request through SQL and ``Engine.route_one``, long prompts
+(RouterBench) through SQL against short queries and the embedder alone on them, and route-parquet's local engine
+against SQL writing the same file (benchmarks/bench_long.py). Kernels run with BLAS at one thread,
 as every UDF call does (tinydancer_duck/_blas.py): on 2 shared cores a second BLAS thread measured slower, not faster. Prints one table (operation,
 µs/row, rows/s, target, × the seed's figure, % of the GEMM bound for the same FLOPs, pass/fail) and writes it as
 JSON to benchmarks/results/run-<timestamp>.json. ``--peer`` adds a side-by-side with semantic-router
@@ -110,8 +110,8 @@ def sql(log_rows: int, long_rows: int, repeats: int) -> list[dict]:
                for r in bench_route.bench_sql_log(store, log, log_rows, repeats)]
         embed = bench_route.bench_embedder(engine, repeats)
         out.append(row(embed["operation"], embed["us_per_row"], embed["target"], embed["passed"]))
-        one = bench_route.bench_one_request(engine)
-        out.append(row(one["operation"], one["us_per_row"], one["target"], one["passed"]))
+        for one in (bench_route.bench_one_request(engine), bench_route.bench_route_one(engine)):
+            out.append(row(one["operation"], one["us_per_row"], one["target"], one["passed"]))
     for r in bench_long.bench(long_rows, long_rows, repeats):
         out.append(row(r["operation"], r["us_per_row"], r["target"], r["passed"],
                        **{k: r[k] for k in ("ratio", "mb_per_s") if k in r}))
