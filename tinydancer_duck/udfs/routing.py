@@ -45,7 +45,7 @@ def adapters(engine: Engine) -> dict[str, Adapter]:
         if request is not None and not isinstance(request, (str, list)):
             request = str(request)
         decision = engine.route_one(request, num_fallbacks=num_fallbacks, explain=explain, **options)
-        return tuple(decision[field] for field in ROUTE_FIELDS)  # DuckDB reads a tuple faster than a dict's keys
+        return _as_tuples(decision)
 
     def route_multi(request: pa.Array, num_agents: pa.Array, strategy: pa.Array, **options: pa.Array) -> pa.Array:
         return engine.route_multi_struct(request, RouteOptions(**options), num_agents=num_agents,
@@ -65,3 +65,15 @@ def adapters(engine: Engine) -> dict[str, Adapter]:
 
     return {"_td_route": route, "_td_route_one": route_one, "_td_route_multi": route_multi,
             "_td_batch_route": batch_route}
+
+
+def _as_tuples(decision: dict[str, Any]) -> tuple:
+    """A route_one decision as DuckDB's native UDF reads a STRUCT fastest: tuples in field order, the fallbacks'
+    and scores' too (a dict's keys are matched by name, ~0.1 ms for an explained decision)."""
+    out = [decision[field] for field in ROUTE_FIELDS]
+    for field in ("fallbacks", "scores"):
+        at = ROUTE_FIELDS.index(field)
+        if out[at] is not None:
+            out[at] = [tuple(item.values()) for item in out[at]]
+    return tuple(out)
+
