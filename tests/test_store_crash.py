@@ -74,13 +74,15 @@ def test_ingest_killed_at_random_points_then_rerun_stores_each_row_once(tmp_path
 
     ctx = short_lived_context()
     rng = random.Random(0)
-    outcomes, span = Counter(), 60.0  # the first trial runs to the end and measures how long an ingest takes
+    # the first trial runs to the end and measures how long an ingest takes; the second is killed as it starts (so
+    # one kill surely lands before the commit, however slow the first trial was); the others at random moments
+    outcomes, span = Counter(), 60.0
     for trial in range(KILLS_DURING_INGEST):
         store = tmp_path / f"trial-{trial}"
         shutil.copytree(template, store)
         ready = tmp_path / "ready"
-        _kill_when_ready(ctx, ingest_once, (str(store), str(log), BATCH, str(ready)), ready,
-                         span if trial == 0 else rng.uniform(0.0, span), may_finish=True)
+        delay = span if trial == 0 else 0.0 if trial == 1 else rng.uniform(0.0, span)
+        _kill_when_ready(ctx, ingest_once, (str(store), str(log), BATCH, str(ready)), ready, delay, may_finish=True)
         if trial == 0:
             span = 1.2 * float(ready.with_suffix(".done").read_text())
         engine = td.Engine(store, embedder="hashing")  # next open: finishes a half-done write, no repair step
