@@ -172,7 +172,8 @@ class Decisions:
         cheapest, fastest = min(cost[a] for a in agents), min(latency[a] for a in agents)
         names, labels = snapshot.name_list(), snapshot.labels
         similarity, p_serve = scored.similarity[i].tolist(), scored.p_serve[i].tolist()
-        quality, matched = scored.quality[i].tolist(), scored.matched[i].tolist()
+        quality = (scored.agent_quality if scored.agent_quality.ndim == 1 else scored.agent_quality[i]).tolist()
+        matched = scored.matched[i].tolist()
         return [{"agent_name": names[a], "similarity": _finite(similarity[a]),
                  "matched_on": labels[matched[a]] if matched[a] >= 0 and len(labels) else None,
                  "p_serve": p_serve[a], "cost_vs_cheapest": ratio_of(cost[a], cheapest),
