@@ -155,10 +155,11 @@ class Decisions:
         }
 
     def _candidates_of(self, i: int, score: list[float]) -> list[int]:
-        """Request i's candidates, best score first (ties: the lower index first, as a stable argsort), in Python:
-        the one-request path's :meth:`ranked` and :meth:`_scores` order without numpy calls on one-row arrays."""
+        """Request i's candidates, best score first (ties: the lower index first; NaN last, as a stable argsort), in
+        Python: the one-request path's :meth:`ranked` and :meth:`_scores` order without numpy calls on one-row
+        arrays."""
         candidate = self.scored.candidate[i].tolist()
-        return sorted((a for a, ok in enumerate(candidate) if ok), key=lambda a: -score[a])
+        return sorted((a for a, ok in enumerate(candidate) if ok), key=lambda a: (math.isnan(score[a]), -score[a]))
 
     def _scores_of(self, i: int, snapshot: AgentSnapshot, agents: list[int], score: list[float],
                    cost: list[float]) -> list[dict[str, Any]]:

@@ -105,14 +105,14 @@ def winner_detail(winner: np.ndarray, case: np.ndarray, p_serve: np.ndarray, sim
         counts = ([""] * n, [""] * n) if reading is None else (few_numbers(reading.known, 1),
                                                                list(map(str, reading.total.tolist())))
         return pa.array([one_detail(int(case[i]), int(state[i]), two[i], two[n + i], labels[i], counts[0][i],
-                                     counts[1][i], one[i], one[n + i], two[2 * n + i]) if winner[i] >= 0 else ""
+                                    counts[1][i], one[i], one[n + i], two[2 * n + i]) if winner[i] >= 0 else ""
                          for i in range(n)], pa.string())
     return _arrow_details(winner, case, state, p_serve, similarity, labels, reading, cost_ratio, latency_ratio,
                           quality)
 
 
 def one_detail(case: int, state: int, p: str, similarity: str, label: str, known: str, total: str, cost: str,
-                latency: str, quality: str) -> str:
+               latency: str, quality: str) -> str:
     """One winner's detail (:func:`winner_detail`), from its numbers already written as text. Takes many
     parameters because each is one of the numbers the sentence states."""
     claim = {NO_EVIDENCE: "no evidence", GENERAL: f"P(serve) {p} as a general agent",
