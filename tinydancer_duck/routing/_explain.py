@@ -84,37 +84,10 @@ class Reading:
         return Reading(state, np.asarray(known, np.float64), np.asarray(total, np.int64))
 
 
-def winner_detail(winner: np.ndarray, case: np.ndarray, p_serve: np.ndarray, similarity: np.ndarray,
-                  labels: pa.Array | list[str], reading: Reading | None, cost_ratio: np.ndarray,
-                  latency_ratio: np.ndarray, quality: np.ndarray) -> pa.Array:
-    """Per request, the winner's evidence and numbers, in the words ``scores`` uses: ": P(serve) 0.91 from 'credit
-    cards', similarity 0.58, cost 1.3x the cheapest, latency 2x the fastest, quality 0.92"; a general agent's
-    "P(serve) 0.97 as a general agent"; "no evidence" where no candidate had any; a request read in part says
-    "(6 of 9 tokens known)", one read too little to be evidence "no evidence: 0 of 3 tokens known". Empty without
-    a winner. Past :data:`FEW_ROWS` built with Arrow kernels, so a million different numbers cost no Python loop.
-    Takes many parameters because each is one of the winner's numbers the sentence states.
-
-    case : int8 (n,) :data:`NO_EVIDENCE`... ; p_serve, similarity, cost_ratio, latency_ratio, quality : float (n,)
-    of the winner; labels : what its similarity came from (a capability, "description: ...", "example: ...").
-    """
-    n = len(winner)
-    state = np.zeros(n, np.int8) if reading is None else reading.state
-    if n <= FEW_ROWS:
-        two = few_numbers(np.r_[p_serve, similarity, quality], 2)
-        one = few_numbers(np.r_[cost_ratio, latency_ratio], 1)
-        counts = ([""] * n, [""] * n) if reading is None else (few_numbers(reading.known, 1),
-                                                               list(map(str, reading.total.tolist())))
-        return pa.array([one_detail(int(case[i]), int(state[i]), two[i], two[n + i], labels[i], counts[0][i],
-                                    counts[1][i], one[i], one[n + i], two[2 * n + i]) if winner[i] >= 0 else ""
-                         for i in range(n)], pa.string())
-    return _arrow_details(winner, case, state, p_serve, similarity, labels, reading, cost_ratio, latency_ratio,
-                          quality)
-
-
 def one_detail(case: int, state: int, p: str, similarity: str, label: str, known: str, total: str, cost: str,
                latency: str, quality: str) -> str:
-    """One winner's detail (:func:`winner_detail`), from its numbers already written as text. Takes many
-    parameters because each is one of the numbers the sentence states."""
+    """One winner's detail, the text :func:`winner_detail` builds for a batch, from its numbers already written as
+    text (:func:`few_number`). Takes many parameters because each is one of the numbers the sentence states."""
     claim = {NO_EVIDENCE: "no evidence", GENERAL: f"P(serve) {p} as a general agent",
              MATCHED: f"P(serve) {p} from '{label}', similarity {similarity}", SIGNALLED: f"P(serve) {p}"}[case]
     if state == UNREAD:
@@ -124,12 +97,23 @@ def one_detail(case: int, state: int, p: str, similarity: str, label: str, known
     return f": {claim}, cost {cost}x the cheapest, latency {latency}x the fastest, quality {quality}"
 
 
-def _arrow_details(winner: np.ndarray, case: np.ndarray, state: np.ndarray, p_serve: np.ndarray,
-                   similarity: np.ndarray, labels: pa.Array, reading: Reading | None, cost_ratio: np.ndarray,
-                   latency_ratio: np.ndarray, quality: np.ndarray) -> pa.Array:
-    """:func:`one_detail` for every row with Arrow kernels (the same text): the most common kind of claim is built
-    for every row, the others only for their own rows and patched in (a batch usually holds one or two kinds, and
-    few requests read in part)."""
+def winner_detail(winner: np.ndarray, case: np.ndarray, p_serve: np.ndarray, similarity: np.ndarray,
+                  labels: pa.Array, reading: Reading | None, cost_ratio: np.ndarray, latency_ratio: np.ndarray,
+                  quality: np.ndarray) -> pa.Array:
+    """Per request, the winner's evidence and numbers, in the words ``scores`` uses: ": P(serve) 0.91 from 'credit
+    cards', similarity 0.58, cost 1.3x the cheapest, latency 2x the fastest, quality 0.92"; a general agent's
+    "P(serve) 0.97 as a general agent"; "no evidence" where no candidate had any; a request read in part says
+    "(6 of 9 tokens known)", one read too little to be evidence "no evidence: 0 of 3 tokens known". Empty without
+    a winner. Built with Arrow kernels, so a million different numbers cost no Python loop: the most common kind of
+    claim for every row, the others only for their own rows, patched in (a batch usually holds one or two kinds, and
+    few requests read in part); :func:`one_detail` writes the same text for one request. Takes many parameters
+    because each is one of the winner's numbers the sentence states.
+
+    case : int8 (n,) :data:`NO_EVIDENCE`... ; p_serve, similarity, cost_ratio, latency_ratio, quality : float (n,)
+    of the winner; labels : what its similarity came from (a capability, "description: ...", "example: ...").
+    """
+    state = np.zeros(len(winner), np.int8) if reading is None else reading.state
+
     def number(values: np.ndarray, decimals: int) -> pa.Array:
         return pc.cast(pc.round(pa.array(np.asarray(values, np.float64)), decimals), pa.string())
 
@@ -178,15 +162,9 @@ def _patched(values: pa.Array, mask: np.ndarray, make: Callable[[np.ndarray], pa
     return pc.replace_with_mask(values, pa.array(mask), make(np.flatnonzero(mask)))
 
 
-#: Up to this many requests, details are joined in Python: a dozen Arrow kernel calls on one-row arrays cost more
-#: (~0.4 ms) than the decision. The numbers are still formatted by Arrow, so both paths give the same text.
+#: Up to this many requests, details are joined in Python (:func:`one_detail`, :func:`few_number`): a dozen Arrow
+#: kernel calls on one-row arrays cost more (~0.4 ms) than the decision. Both paths give the same text.
 FEW_ROWS = 16
-
-
-def few_numbers(values: np.ndarray, decimals: int) -> list[str]:
-    """A few numbers as the Arrow path formats them (``cast(round(x, decimals), string)``): :func:`few_number`
-    of each."""
-    return [few_number(value, decimals) for value in np.asarray(values, np.float64).tolist()]
 
 
 def few_number(value: float, decimals: int) -> str:

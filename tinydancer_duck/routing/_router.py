@@ -307,8 +307,9 @@ def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals
     if not snapshot.size or not n:
         return pa.array([""] * n, pa.string())
     decided = semantic == ROUTE_DECIDED
-    if n <= FEW_ROWS and not decided.any():
-        return pa.array([_one_winner_detail(requests, snapshot, scored, i, int(w), bool(no_evidence[i]))
+    if n <= FEW_ROWS:
+        return pa.array([_one_route_detail(signals, i) if decided[i] else
+                         _one_winner_detail(requests, snapshot, scored, i, int(w), bool(no_evidence[i]))
                          for i, w in enumerate(winner.tolist())], pa.string())
     rows, safe = np.arange(n), np.maximum(winner, 0)
     by_objective = np.where(decided, -1, winner)
@@ -319,8 +320,7 @@ def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals
                      SIGNALLED).astype(np.int8)
     names = snapshot.labels or ("",)  # a label for each winner's best row (read only where it matched)
     at = np.clip(matched, 0, len(names) - 1)
-    labels = [names[m] for m in at.tolist()] if n <= FEW_ROWS else \
-        pa.array(names, pa.string()).take(pa.array(at, pa.int64()))
+    labels = pa.array(names, pa.string()).take(pa.array(at, pa.int64()))
     reading = Reading.of(reading_weight(requests.known, requests.total, snapshot), requests.known, requests.total)
     detail = winner_detail(by_objective, case, scored.p_serve[rows, safe], scored.similarity[rows, safe], labels,
                            reading,
@@ -336,10 +336,18 @@ def _detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, signals
     return pc.if_else(pa.array(decided), route_part, detail)
 
 
+def _one_route_detail(signals: Signals, i: int) -> str:
+    """:func:`_detail` of request i when its semantic route decided: the route's similarity and threshold."""
+    similarity, threshold = (float(np.nan_to_num(values[i])) for values in (signals.route_similarity,
+                                                                              signals.route_threshold))
+    return f" (similarity {few_number(similarity, 2)}, threshold {few_number(threshold, 2)})"
+
+
 def _one_winner_detail(requests: Requests, snapshot: AgentSnapshot, scored: Scored, i: int, winner: int,
                        no_evidence: bool) -> str:
     """:func:`_detail` of request i in Python scalars: for a one-request call, the dozen numpy calls on one-element
-    arrays cost more than the decision. The same numbers and the same text (``one_detail``, ``few_number``)."""
+    arrays cost more than the decision. The same numbers and the same text as :func:`winner_detail`'s (``one_detail``,
+    ``few_number``)."""
     if winner < 0:
         return ""
     candidate, cost = scored.candidate[i].tolist(), scored.cost[i].tolist()
