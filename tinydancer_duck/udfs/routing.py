@@ -67,13 +67,15 @@ def adapters(engine: Engine) -> dict[str, Adapter]:
             "_td_batch_route": batch_route}
 
 
-def _as_tuples(decision: dict[str, Any]) -> tuple:
-    """A route_one decision as DuckDB's native UDF reads a STRUCT fastest: tuples in field order, the fallbacks'
-    and scores' too (a dict's keys are matched by name, ~0.1 ms for an explained decision)."""
-    out = [decision[field] for field in ROUTE_FIELDS]
-    for field in ("fallbacks", "scores"):
-        at = ROUTE_FIELDS.index(field)
-        if out[at] is not None:
-            out[at] = [tuple(item.values()) for item in out[at]]
-    return tuple(out)
+#: Position in the STRUCT -> field names of each list-of-STRUCT field (fallbacks, scores), read from ROUTE_TYPE.
+_NESTED = {at: field.type.value_type.names for at, field in enumerate(ROUTE_TYPE) if pa.types.is_list(field.type)}
 
+
+def _as_tuples(decision: dict[str, Any]) -> tuple:
+    """A route_one decision as DuckDB's native UDF reads a STRUCT fastest: tuples in ROUTE_TYPE's field order, the
+    fallbacks' and scores' too (a dict's keys are matched by name: ~0.07 ms more for an explained decision)."""
+    out = [decision[field] for field in ROUTE_FIELDS]
+    for at, names in _NESTED.items():
+        if out[at] is not None:
+            out[at] = [tuple(item[name] for name in names) for item in out[at]]
+    return tuple(out)
